@@ -1,0 +1,7 @@
+//! vrift's core, shared by every projection (seccomp supervisor, interposition shim, link farm).
+//!
+//! Nothing in this crate makes system calls on behalf of another process: it is the store,
+//! the manifest, ingest, layered views and the RFC-0047 mutation state machine.
+
+pub mod hash;
+pub mod manifest;
