@@ -1,12 +1,52 @@
-//! The `vrift` command.
+//! The `vrift` command: parses the command line and hands each subcommand to its module.
 
-use clap::Parser;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "vrift", version, about = "Run programs inside a content-addressed view of a tree")]
-struct Cli {}
+#[command(
+    name = "vrift",
+    version,
+    about = "Run programs inside a content-addressed view of a tree"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest the current project into the store and write vrift.manifest.
+    Init(commands::init::Args),
+    /// Show what the store holds and how much deduplication saves.
+    Status(commands::status::Args),
+    /// List (and with --delete, remove) blobs no known manifest references.
+    Gc(commands::gc::Args),
+    /// Inspect, compare and verify manifests.
+    #[command(subcommand)]
+    Manifest(commands::manifest::Command),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("VRIFT_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init(args) => commands::init::run(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Gc(args) => commands::gc::run(args),
+        Command::Manifest(cmd) => commands::manifest::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("vrift: {err:#}");
+            ExitCode::from(1)
+        }
+    }
 }

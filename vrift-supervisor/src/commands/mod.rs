@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod gc;
+pub mod init;
+pub mod manifest;
+pub mod status;
