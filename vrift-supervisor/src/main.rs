@@ -1,6 +1,13 @@
 //! The `vrift` command: parses the command line and hands each subcommand to its module.
 
 mod commands;
+mod farm;
+mod filter;
+mod launch;
+mod project;
+mod session;
+mod supervisor;
+mod sys;
 
 use std::process::ExitCode;
 
@@ -25,6 +32,8 @@ enum Command {
     Status(commands::status::Args),
     /// List (and with --delete, remove) blobs no known manifest references.
     Gc(commands::gc::Args),
+    /// Run a program inside the view of a manifest (of the current directory by default).
+    Run(commands::run::Args),
     /// Inspect, compare and verify manifests.
     #[command(subcommand)]
     Manifest(commands::manifest::Command),
@@ -41,6 +50,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args),
         Command::Gc(args) => commands::gc::run(args),
         Command::Manifest(cmd) => commands::manifest::run(cmd),
+        Command::Run(args) => commands::run::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,4 +3,5 @@
 pub mod gc;
 pub mod init;
 pub mod manifest;
+pub mod run;
 pub mod status;

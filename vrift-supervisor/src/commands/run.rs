@@ -1,0 +1,32 @@
+//! `vrift run -- CMD`: run a program inside the view of a manifest.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::session::{self, RunOptions};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Manifest to run over (default: the project's vrift.manifest, refreshed from disk, or
+    /// a transient ingest of the current directory when there is none).
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Put the view at this absolute path (which need not exist) and start CMD there.
+    #[arg(long)]
+    pub mount: Option<PathBuf>,
+    /// The program and its arguments.
+    #[arg(last = true, required = true)]
+    pub cmd: Vec<OsString>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let status = session::run(RunOptions {
+        manifest: args.manifest,
+        mount: args.mount,
+        cmd: args.cmd,
+    })?;
+    Ok(ExitCode::from(status))
+}

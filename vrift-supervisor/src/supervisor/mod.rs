@@ -1,0 +1,113 @@
+//! The seccomp supervisor: receives the tracees' notified system calls and serves view paths.
+//!
+//! Worker threads each block in `SECCOMP_IOCTL_NOTIF_RECV` on the shared listener; the kernel
+//! hands every notification to exactly one of them, so a slow answer never stalls the others
+//! and parallel builds are served in parallel. Paths outside the view are answered with
+//! `CONTINUE` as early as possible: that is the hot path.
+
+mod creds;
+mod handlers;
+pub mod model;
+mod paths;
+pub mod statbuf;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::sys::notify::{Listener, Notif};
+pub use model::Model;
+
+/// How each notified call was served (the supervisor's own counters, shown by `vrift trace`).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub hit: AtomicU64,
+    pub miss: AtomicU64,
+    pub passthrough: AtomicU64,
+    pub denied: AtomicU64,
+}
+
+/// The outcome of one notification, for the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    Hit,
+    Miss,
+    Passthrough,
+    Denied,
+}
+
+pub struct Supervisor {
+    listener: Listener,
+    model: Arc<Model>,
+    pub counters: Counters,
+}
+
+impl Supervisor {
+    pub fn new(listener: Listener, model: Arc<Model>) -> Arc<Supervisor> {
+        Arc::new(Supervisor {
+            listener,
+            model,
+            counters: Counters::default(),
+        })
+    }
+
+    /// Start `workers` threads serving notifications. They run until the process exits: a
+    /// thread blocked in RECV is not woken when the last tracee goes away, so nobody joins them.
+    pub fn spawn_workers(self: &Arc<Self>, workers: usize) {
+        for i in 0..workers {
+            let me = Arc::clone(self);
+            std::thread::Builder::new()
+                .name(format!("vrift-sup-{i}"))
+                .spawn(move || me.serve())
+                .expect("spawn supervisor thread");
+        }
+    }
+
+    fn serve(&self) {
+        loop {
+            let n = match self.listener.recv() {
+                Ok(n) => n,
+                // The tracee was interrupted or died between wake-up and receive.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINTR)) => {
+                    continue
+                }
+                Err(e) => {
+                    tracing::debug!("listener closed: {e}");
+                    return;
+                }
+            };
+            let served = self.handle(&n);
+            let c = match served {
+                Served::Hit => &self.counters.hit,
+                Served::Miss => &self.counters.miss,
+                Served::Passthrough => &self.counters.passthrough,
+                Served::Denied => &self.counters.denied,
+            };
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn handle(&self, n: &Notif) -> Served {
+        let (served, reply) = handlers::dispatch(&self.model, &self.listener, n);
+        let result = match reply {
+            Reply::Continue => self.listener.continue_syscall(n.id),
+            Reply::Value(v) => self.listener.reply_value(n.id, v),
+            Reply::Errno(e) => self.listener.reply_errno(n.id, e),
+            Reply::Done => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::debug!("answering notification {}: {e}", n.id);
+        }
+        served
+    }
+}
+
+/// What to answer a notification with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Let the kernel run the call as issued.
+    Continue,
+    Value(i64),
+    Errno(i32),
+    /// Already answered (e.g. by installing an fd).
+    Done,
+}

@@ -1,0 +1,120 @@
+//! Namespace and mount set-up for the child, between fork and exec.
+//!
+//! Everything here is prepared in the parent ([`NsPlan`]) and only *executed* in the child,
+//! which may therefore make system calls but must not allocate.
+
+use std::ffi::CString;
+use std::io;
+
+/// One bind mount to make in the child's private mount namespace.
+#[derive(Debug)]
+pub struct Bind {
+    pub src: CString,
+    pub dst: CString,
+    pub readonly: bool,
+}
+
+/// What the child does before it installs its seccomp filter.
+#[derive(Debug, Default)]
+pub struct NsPlan {
+    /// For a caller without root: `uid_map`/`gid_map` lines mapping the caller to itself in a
+    /// new user namespace (so it may mount). None for root, who needs no user namespace.
+    pub id_maps: Option<(CString, CString)>,
+    pub binds: Vec<Bind>,
+    /// Directory to enter after the mounts (the caller's cwd, re-entered through the mounts).
+    pub cwd: CString,
+}
+
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn write_file(path: &[u8], data: &[u8]) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated (callers pass literals ending in \0); `data` is a live
+    // buffer of the given length.
+    unsafe {
+        let fd = libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = libc::write(fd, data.as_ptr().cast(), data.len());
+        let err = io::Error::last_os_error();
+        libc::close(fd);
+        if n != data.len() as isize {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Mount flags a bind remount must keep: in a user namespace the kernel refuses to clear
+/// flags it locked (nosuid, nodev, noexec, atime flags).
+fn locked_flags(path: &CString) -> io::Result<libc::c_ulong> {
+    // SAFETY: statvfs writes into the zeroed struct we pass; `path` is NUL-terminated.
+    let mut sv: libc::statvfs = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::statvfs(path.as_ptr(), &mut sv) })?;
+    let mut flags = 0;
+    for (st, ms) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if sv.f_flag & st != 0 {
+            flags |= ms;
+        }
+    }
+    Ok(flags)
+}
+
+/// Run in the child: enter new namespaces and make the plan's mounts.
+pub fn enter(plan: &NsPlan) -> io::Result<()> {
+    let mut flags = libc::CLONE_NEWNS;
+    if plan.id_maps.is_some() {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    // SAFETY: unshare takes flags only; the child is single-threaded (just forked).
+    check(unsafe { libc::unshare(flags) })?;
+    if let Some((uid_map, gid_map)) = &plan.id_maps {
+        write_file(b"/proc/self/setgroups\0", b"deny")?;
+        write_file(b"/proc/self/uid_map\0", uid_map.as_bytes())?;
+        write_file(b"/proc/self/gid_map\0", gid_map.as_bytes())?;
+    }
+    // SAFETY: mount(2) with NUL-terminated strings or null pointers where the kernel allows.
+    unsafe {
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        for b in &plan.binds {
+            check(libc::mount(
+                b.src.as_ptr(),
+                b.dst.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ))?;
+            if b.readonly {
+                let keep = locked_flags(&b.dst)?;
+                check(libc::mount(
+                    std::ptr::null(),
+                    b.dst.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | keep,
+                    std::ptr::null(),
+                ))?;
+            }
+        }
+        check(libc::chdir(plan.cwd.as_ptr()))?;
+    }
+    Ok(())
+}
