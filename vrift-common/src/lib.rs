@@ -4,6 +4,7 @@
 //! the manifest, ingest, layered views and the RFC-0047 mutation state machine.
 
 pub mod filters;
+pub mod gc;
 pub mod hash;
 pub mod manifest;
 pub mod statcache;
