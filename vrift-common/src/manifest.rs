@@ -2,8 +2,22 @@
 //!
 //! Paths are relative to the tree's root, '/'-separated, stored as raw bytes (file names need
 //! not be UTF-8). The root directory itself is the entry with the empty path.
+//!
+//! Entries are kept sorted by raw path bytes, so lookup is a binary search and the entries
+//! under a directory are one contiguous range. The binary encoding is in `codec`.
+
+mod codec;
+mod diff;
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hash::Hash;
+
+pub use codec::{FORMAT_VERSION, MAGIC};
+pub use diff::{Change, Field};
 
 /// A path relative to a view's root, as raw bytes: no leading '/', no "." or ".." components,
 /// no trailing '/'. The root is the empty path.
@@ -15,6 +29,17 @@ pub enum EntryKind {
     File,
     Dir,
     Symlink,
+}
+
+impl EntryKind {
+    /// "file", "dir" or "symlink".
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink => "symlink",
+        }
+    }
 }
 
 /// One path of a tree.
@@ -47,7 +72,9 @@ pub enum ManifestError {
         path: std::path::PathBuf,
         reason: String,
     },
-    #[error("{path}: manifest format version {found} is not supported (this vrift reads {supported})")]
+    #[error(
+        "{path}: manifest format version {found} is not supported (this vrift reads {supported})"
+    )]
     Version {
         path: std::path::PathBuf,
         found: u32,
@@ -55,10 +82,23 @@ pub enum ManifestError {
     },
 }
 
+impl ManifestError {
+    /// True when the manifest file does not exist (or a directory on its path is missing).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            ManifestError::Io { source, .. } => {
+                source.kind() == io::ErrorKind::NotFound
+                    || source.raw_os_error() == Some(libc::ENOTDIR)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A whole tree: entries in canonical order, with fast lookup by path and by directory.
 ///
-/// CONTRACT (bodies are being written): construction sorts entries canonically; `encode` is
-/// deterministic; `hash` is the BLAKE3 of `encode()`.
+/// Construction sorts entries canonically; `encode` is deterministic; `hash` is the BLAKE3 of
+/// `encode()`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Manifest {
     entries: Vec<(RelPath, Entry)>,
@@ -66,49 +106,217 @@ pub struct Manifest {
 
 impl Manifest {
     /// Build from entries in any order. Later duplicates of a path replace earlier ones.
+    ///
+    /// Fields a kind does not carry are normalized (the hash of a dir or symlink becomes zero,
+    /// the target of a file or dir empty), so equal trees give equal manifests. Paths must be
+    /// valid `RelPath`s (see `is_valid_rel_path`); a manifest with an invalid path will not
+    /// load back.
     pub fn from_entries(entries: impl IntoIterator<Item = (RelPath, Entry)>) -> Manifest {
-        let _ = entries.into_iter();
-        todo!()
+        let mut entries: Vec<(RelPath, Entry)> = entries
+            .into_iter()
+            .map(|(p, e)| (p, normalize(e)))
+            .collect();
+        // Stable sort keeps insertion order among equal paths; keep the last of each run.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(RelPath, Entry)> = Vec::with_capacity(entries.len());
+        for item in entries {
+            match out.last_mut() {
+                Some(last) if last.0 == item.0 => *last = item,
+                _ => out.push(item),
+            }
+        }
+        Manifest { entries: out }
     }
+
     pub fn get(&self, path: &[u8]) -> Option<&Entry> {
-        let _ = path;
-        todo!()
+        self.entries
+            .binary_search_by(|(p, _)| p.as_slice().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i].1)
     }
+
     /// All entries in canonical order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> + '_ {
         self.entries.iter().map(|(p, e)| (p.as_slice(), e))
     }
+
     /// Direct children of `dir` as (file name, entry), sorted by name.
+    ///
+    /// The descendants of `dir` are one contiguous range; inside it, each child's own subtree
+    /// (`child/...`) is skipped with a binary search, so the cost is O(children * log n).
     pub fn children<'a>(&'a self, dir: &[u8]) -> Vec<(&'a [u8], &'a Entry)> {
-        let _ = dir;
-        todo!()
+        let mut prefix = dir.to_vec();
+        if !prefix.is_empty() {
+            prefix.push(b'/');
+        }
+        let mut i = self.lower_bound(&prefix);
+        let mut out = Vec::new();
+        while i < self.entries.len() {
+            let (path, entry) = &self.entries[i];
+            let Some(rest) = path.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            match rest.iter().position(|&b| b == b'/') {
+                // The root entry (empty path) is nobody's child.
+                None if rest.is_empty() => i += 1,
+                None => {
+                    out.push((rest, entry));
+                    i += 1;
+                }
+                Some(slash) => {
+                    // A grandchild: jump past everything under `prefix + rest[..slash] + '/'`,
+                    // i.e. to the first path >= `prefix + rest[..slash] + '0'` ('/' + 1).
+                    let mut end = path[..prefix.len() + slash].to_vec();
+                    end.push(b'/' + 1);
+                    i = self.lower_bound(&end).max(i + 1);
+                }
+            }
+        }
+        out
     }
+
+    fn lower_bound(&self, key: &[u8]) -> usize {
+        self.entries.partition_point(|(p, _)| p.as_slice() < key)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Sum of the sizes of all file entries.
+    pub fn total_file_bytes(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.kind == EntryKind::File)
+            .map(|(_, e)| e.size)
+            .sum()
+    }
+
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        todo!()
+        codec::encode(&self.entries)
     }
+
     /// Parse a canonical encoding; `path` is used in error messages only.
     pub fn decode(bytes: &[u8], path: &std::path::Path) -> Result<Manifest, ManifestError> {
-        let _ = (bytes, path);
-        todo!()
+        codec::decode(bytes, path).map(|entries| Manifest { entries })
     }
+
     /// The manifest's identity: BLAKE3 of its canonical encoding.
     pub fn hash(&self) -> Hash {
-        todo!()
+        Hash::of(&self.encode())
     }
+
     pub fn load(path: &std::path::Path) -> Result<Manifest, ManifestError> {
-        let _ = path;
-        todo!()
+        let bytes = fs::read(path).map_err(|source| ManifestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Manifest::decode(&bytes, path)
     }
-    /// Write to a temp file beside `path`, fsync, rename over `path`.
+
+    /// Write to a temp file beside `path`, fsync, rename over `path`, fsync the directory:
+    /// after a crash the file is either the old manifest or the new one.
     pub fn save_atomic(&self, path: &std::path::Path) -> Result<(), ManifestError> {
-        let _ = path;
-        todo!()
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let io_err = |source| ManifestError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let name = path.file_name().ok_or_else(|| {
+            io_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a file path",
+            ))
+        })?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(
+            ".tmp{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let temp = dir.join(temp_name);
+        let bytes = self.encode();
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&temp, path)?;
+            fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            io_err(e)
+        })
+    }
+
+    /// Changes that turn `self` into `other`, in path order.
+    pub fn diff(&self, other: &Manifest) -> Vec<Change> {
+        diff::diff(&self.entries, &other.entries)
     }
 }
+
+fn normalize(mut e: Entry) -> Entry {
+    if e.kind != EntryKind::File {
+        e.hash = Hash([0; 32]);
+    }
+    if e.kind != EntryKind::Symlink {
+        e.target.clear();
+    }
+    e
+}
+
+/// True for a well-formed `RelPath`: empty (the root), or '/'-separated components that are
+/// non-empty, not "." or "..", and contain no NUL byte.
+pub fn is_valid_rel_path(path: &[u8]) -> bool {
+    path.is_empty()
+        || path
+            .split(|&b| b == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b".." && !c.contains(&0))
+}
+
+/// A path for display: UTF-8 shown as is, other bytes and control characters escaped
+/// (`\xNN`, `\n`, `\t`, `\\`), so odd names never break a line of output. The root is ".".
+pub fn display_path(path: &[u8]) -> String {
+    if path.is_empty() {
+        return ".".to_string();
+    }
+    escape_bytes(path)
+}
+
+/// Raw bytes as printable text (see `display_path`), without the root special case.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

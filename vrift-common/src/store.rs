@@ -1,14 +1,30 @@
 //! TheSource: the global content-addressed store (CAS) of immutable blobs.
 //!
-//! CONTRACT (other modules code against these signatures; bodies are being written):
-//! layout under the store root (`$VRIFT_HOME`, default `$XDG_DATA_HOME/vrift` or
-//! `~/.local/share/vrift`): `blobs/<2 hex>/<62 hex>` files, read-only, never rewritten;
-//! `tmp/` for in-flight writes (same file system, renamed into place); `roots/` the registry of
-//! manifests that protect blobs from gc; `lock` the gc/ingest lock file.
+//! Layout under the store root (`$VRIFT_HOME`, default `$XDG_DATA_HOME/vrift` or
+//! `~/.local/share/vrift`, created 0700):
+//!
+//! - `blobs/<2 hex>/<62 hex>`: one file per distinct content, named by its BLAKE3 hash, mode
+//!   0o555 and never rewritten (the exec bit is there because the link-farm projection runs
+//!   blobs through hardlinks, and a hardlink shares the blob's mode);
+//! - `tmp/`: in-flight writes (same file system, so a finished blob is linked into place);
+//! - `roots/<blake3 of a manifest path>`: the registry of manifests that protect blobs from gc;
+//! - `lock`: flock'd shared by ingests and runs, exclusively by `gc --delete`.
 
+mod insert;
+mod roots;
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+// Called as `FileExt::...` because newer std has inherent `File` lock methods of the same
+// names; fs2 keeps the crate building on the workspace's minimum Rust version.
+use fs2::FileExt;
+
 use crate::hash::Hash;
+
+pub use roots::Root;
 
 /// Errors from the store. Every variant names the path it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +39,20 @@ pub enum StoreError {
     ChangedDuringIngest { path: PathBuf },
     #[error("no store location: set VRIFT_HOME or HOME")]
     NoHome,
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> StoreError {
+        StoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True for an I/O error whose cause is "no such file or directory".
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
 }
 
 /// The result of putting content into the store.
@@ -41,53 +71,292 @@ pub struct Store {
 }
 
 /// Held while an ingest or a run may add blobs or rely on them; gc --delete takes it exclusively.
+/// Dropping it releases the lock.
 pub struct StoreLock {
     _file: std::fs::File,
+    exclusive: bool,
 }
+
+impl StoreLock {
+    /// True for the lock `gc --delete` needs.
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
+    }
+}
+
+/// Blob files are read-only for everyone and executable (see the module comment).
+pub const BLOB_MODE: u32 = 0o555;
 
 impl Store {
     /// Open (creating if needed) the store at `root`.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        let _ = root;
-        todo!()
+        let root = absolute(root)?;
+        if !root.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&root)
+                .map_err(|e| StoreError::io(&root, e))?;
+        }
+        for sub in ["blobs", "tmp", "roots"] {
+            let dir = root.join(sub);
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(StoreError::io(dir, e)),
+            }
+        }
+        Ok(Store { root })
     }
+
     /// Open the store named by `$VRIFT_HOME`, else the XDG data directory.
     pub fn open_default() -> Result<Store, StoreError> {
-        todo!()
+        Store::open(&Store::default_root()?)
     }
+
+    /// Where the default store is: `$VRIFT_HOME`, else `$XDG_DATA_HOME/vrift` (when absolute),
+    /// else `$HOME/.local/share/vrift`.
+    pub fn default_root() -> Result<PathBuf, StoreError> {
+        default_root_from(|name| std::env::var_os(name))
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub(crate) fn roots_dir(&self) -> PathBuf {
+        self.root.join("roots")
+    }
+
     /// Where the blob named `hash` lives (whether or not it exists).
     pub fn blob_path(&self, hash: &Hash) -> PathBuf {
-        let _ = hash;
-        todo!()
+        let hex = hash.to_hex();
+        let mut p = self.blobs_dir();
+        p.push(&hex[..2]);
+        p.push(&hex[2..]);
+        p
     }
+
     pub fn contains(&self, hash: &Hash) -> bool {
-        let _ = hash;
-        todo!()
+        self.blob_path(hash).is_file()
     }
-    /// Copy the file at `path` into the store, hashing while copying (one read).
-    pub fn insert_file(&self, path: &Path) -> Result<Inserted, StoreError> {
-        let _ = path;
-        todo!()
+
+    /// The size of a stored blob (an `Io` error with `NotFound` when it is absent).
+    pub fn blob_size(&self, hash: &Hash) -> Result<u64, StoreError> {
+        let path = self.blob_path(hash);
+        fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(|e| StoreError::io(path, e))
     }
-    /// Put bytes into the store.
-    pub fn insert_bytes(&self, data: &[u8]) -> Result<Inserted, StoreError> {
-        let _ = data;
-        todo!()
+
+    /// Re-hash a stored blob: `Ok(true)` when its content still matches its name, `Ok(false)`
+    /// when it does not (a torn or tampered blob). A missing blob is an `Io` `NotFound` error.
+    pub fn verify_blob(&self, hash: &Hash) -> Result<bool, StoreError> {
+        let path = self.blob_path(hash);
+        let actual = hash_file(&path)?;
+        Ok(actual == *hash)
     }
+
+    /// Every blob in the store with its size, sorted by hash. Files under `blobs/` whose names
+    /// are not hashes are ignored (and never touched by gc).
+    pub fn list_blobs(&self) -> Result<Vec<(Hash, u64)>, StoreError> {
+        let blobs = self.blobs_dir();
+        let mut out = Vec::new();
+        for shard in read_dir(&blobs)? {
+            let shard = shard.map_err(|e| StoreError::io(&blobs, e))?;
+            let shard_name = shard.file_name();
+            let Some(prefix) = shard_name.to_str().filter(|s| s.len() == 2) else {
+                continue;
+            };
+            let shard_path = shard.path();
+            if !shard_path.is_dir() {
+                continue;
+            }
+            for blob in read_dir(&shard_path)? {
+                let blob = blob.map_err(|e| StoreError::io(&shard_path, e))?;
+                let name = blob.file_name();
+                let Some(rest) = name.to_str().filter(|s| s.len() == 62) else {
+                    continue;
+                };
+                let Ok(hash) = format!("{prefix}{rest}").parse::<Hash>() else {
+                    continue;
+                };
+                let meta = blob
+                    .metadata()
+                    .map_err(|e| StoreError::io(blob.path(), e))?;
+                if meta.is_file() {
+                    out.push((hash, meta.len()));
+                }
+            }
+        }
+        out.sort_unstable_by_key(|(h, _)| *h);
+        Ok(out)
+    }
+
+    /// Delete a blob. Only gc calls this, holding the exclusive lock.
+    pub(crate) fn remove_blob(&self, hash: &Hash) -> Result<(), StoreError> {
+        let path = self.blob_path(hash);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(path, e)),
+        }
+    }
+
+    /// Files left in `tmp/` by interrupted inserts.
+    pub fn tmp_leftovers(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let tmp = self.tmp_dir();
+        let mut out = Vec::new();
+        for e in read_dir(&tmp)? {
+            out.push(e.map_err(|e| StoreError::io(&tmp, e))?.path());
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn lock_file(&self) -> Result<File, StoreError> {
+        let path = self.root.join("lock");
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| StoreError::io(path, e))
+    }
+
     /// Shared lock: ingests and runs hold it while they add or rely on unregistered blobs.
     pub fn lock_shared(&self) -> Result<StoreLock, StoreError> {
-        todo!()
+        let file = self.lock_file()?;
+        FileExt::lock_shared(&file).map_err(|e| StoreError::io(self.root.join("lock"), e))?;
+        Ok(StoreLock {
+            _file: file,
+            exclusive: false,
+        })
     }
-    /// Exclusive lock for gc --delete.
+
+    /// Exclusive lock for gc --delete (blocks until every shared holder is gone).
     pub fn lock_exclusive(&self) -> Result<StoreLock, StoreError> {
-        todo!()
+        let file = self.lock_file()?;
+        FileExt::lock_exclusive(&file).map_err(|e| StoreError::io(self.root.join("lock"), e))?;
+        Ok(StoreLock {
+            _file: file,
+            exclusive: true,
+        })
     }
-    /// Record `manifest_path` (absolute) in the roots registry so gc keeps its blobs.
-    pub fn register_root(&self, manifest_path: &Path) -> Result<(), StoreError> {
-        let _ = manifest_path;
-        todo!()
+
+    /// The exclusive lock if it is free right now, `None` if someone holds the lock.
+    pub fn try_lock_exclusive(&self) -> Result<Option<StoreLock>, StoreError> {
+        let file = self.lock_file()?;
+        match FileExt::try_lock_exclusive(&file) {
+            Ok(()) => Ok(Some(StoreLock {
+                _file: file,
+                exclusive: true,
+            })),
+            Err(e) if is_would_block(&e) => Ok(None),
+            Err(e) => Err(StoreError::io(self.root.join("lock"), e)),
+        }
+    }
+
+    /// The shared lock if no exclusive holder has it right now, `None` otherwise.
+    pub fn try_lock_shared(&self) -> Result<Option<StoreLock>, StoreError> {
+        let file = self.lock_file()?;
+        match FileExt::try_lock_shared(&file) {
+            Ok(()) => Ok(Some(StoreLock {
+                _file: file,
+                exclusive: false,
+            })),
+            Err(e) if is_would_block(&e) => Ok(None),
+            Err(e) => Err(StoreError::io(self.root.join("lock"), e)),
+        }
     }
 }
+
+/// `Store::default_root` with the environment given as a function (for tests).
+fn default_root_from(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<PathBuf, StoreError> {
+    let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    if let Some(home) = var("VRIFT_HOME") {
+        return absolute(Path::new(&home));
+    }
+    if let Some(xdg) = var("XDG_DATA_HOME").map(PathBuf::from) {
+        // The XDG spec says relative values are invalid and must be ignored.
+        if xdg.is_absolute() {
+            return Ok(xdg.join("vrift"));
+        }
+    }
+    match var("HOME") {
+        Some(home) => Ok(PathBuf::from(home).join(".local/share/vrift")),
+        None => Err(StoreError::NoHome),
+    }
+}
+
+fn is_would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+        || e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
+}
+
+fn read_dir(dir: &Path) -> Result<fs::ReadDir, StoreError> {
+    fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))
+}
+
+/// `path` made absolute against the current directory (not canonicalized).
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf, StoreError> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let cwd = std::env::current_dir().map_err(|e| StoreError::io(path, e))?;
+    Ok(cwd.join(path))
+}
+
+/// BLAKE3 of a file's content, streamed.
+pub(crate) fn hash_file(path: &Path) -> Result<Hash, StoreError> {
+    let mut file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; insert::CHUNK];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// The (size, mtime, ctime, inode) a file had; compared before and after reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+}
+
+impl Stamp {
+    pub(crate) fn of(m: &fs::Metadata) -> Stamp {
+        Stamp {
+            size: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+            ino: m.ino(),
+        }
+    }
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! The canonical binary encoding of a manifest (format version 1), all integers little-endian:
+//!
+//! ```text
+//! magic    8 bytes  "VRIFTMF\0"
+//! version  u32      1
+//! count    u64      number of entries
+//! entries  count x  path_len u32, path bytes, kind u8 (0 file, 1 dir, 2 symlink), mode u32,
+//!                   size u64, mtime_ns i64, then for a file its 32-byte BLAKE3 hash, for a
+//!                   symlink target_len u32 and the target bytes
+//! checksum 32 bytes BLAKE3 of everything before it
+//! ```
+//!
+//! Entries are in strictly increasing raw-byte order of their paths, so one tree has exactly
+//! one encoding.
+
+use std::path::Path;
+
+use super::{is_valid_rel_path, Entry, EntryKind, ManifestError, RelPath};
+use crate::hash::Hash;
+
+pub const MAGIC: &[u8; 8] = b"VRIFTMF\0";
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 8;
+const CHECKSUM_LEN: usize = 32;
+/// The smallest encoded entry (the root dir, empty path), to bound allocations.
+const MIN_ENTRY_LEN: usize = 4 + 1 + 4 + 8 + 8;
+
+pub(super) fn encode(entries: &[(RelPath, Entry)]) -> Vec<u8> {
+    let body: usize = entries
+        .iter()
+        .map(|(p, e)| 4 + p.len() + 1 + 4 + 8 + 8 + 32 + 4 + e.target.len())
+        .sum();
+    let mut out = Vec::with_capacity(HEADER_LEN + body + CHECKSUM_LEN);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for (path, e) in entries {
+        out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        out.extend_from_slice(path);
+        out.push(kind_byte(e.kind));
+        out.extend_from_slice(&e.mode.to_le_bytes());
+        out.extend_from_slice(&e.size.to_le_bytes());
+        out.extend_from_slice(&e.mtime_ns.to_le_bytes());
+        match e.kind {
+            EntryKind::File => out.extend_from_slice(&e.hash.0),
+            EntryKind::Symlink => {
+                out.extend_from_slice(&(e.target.len() as u32).to_le_bytes());
+                out.extend_from_slice(&e.target);
+            }
+            EntryKind::Dir => {}
+        }
+    }
+    let checksum = blake3::hash(&out);
+    out.extend_from_slice(checksum.as_bytes());
+    out
+}
+
+fn kind_byte(kind: EntryKind) -> u8 {
+    match kind {
+        EntryKind::File => 0,
+        EntryKind::Dir => 1,
+        EntryKind::Symlink => 2,
+    }
+}
+
+pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>, ManifestError> {
+    let corrupt = |reason: String| ManifestError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if bytes.len() < MAGIC.len() {
+        return Err(corrupt(if MAGIC.starts_with(bytes) {
+            format!("truncated ({} bytes)", bytes.len())
+        } else {
+            "bad magic bytes".to_string()
+        }));
+    }
+    if &bytes[..MAGIC.len()] != MAGIC {
+        return Err(corrupt("bad magic bytes".to_string()));
+    }
+    if bytes.len() < MAGIC.len() + 4 {
+        return Err(corrupt(format!("truncated ({} bytes)", bytes.len())));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(ManifestError::Version {
+            path: path.to_path_buf(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
+        return Err(corrupt(format!("truncated ({} bytes)", bytes.len())));
+    }
+    let (body, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    if blake3::hash(body).as_bytes() != checksum {
+        return Err(corrupt(
+            "checksum mismatch (the file is truncated or damaged)".to_string(),
+        ));
+    }
+
+    let mut r = Reader {
+        bytes: body,
+        pos: HEADER_LEN,
+    };
+    let count = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let max_count = (body.len() - HEADER_LEN) / MIN_ENTRY_LEN + 1;
+    if count > max_count as u64 {
+        return Err(corrupt(format!(
+            "entry count {count} does not fit in the file"
+        )));
+    }
+    let mut entries: Vec<(RelPath, Entry)> = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let entry = read_entry(&mut r).ok_or_else(|| corrupt(format!("entry {i} is truncated")))?;
+        let (rel, e) = entry.map_err(|reason| corrupt(format!("entry {i}: {reason}")))?;
+        if !is_valid_rel_path(&rel) {
+            return Err(corrupt(format!(
+                "entry {i}: invalid path {:?}",
+                super::display_path(&rel)
+            )));
+        }
+        if let Some((prev, _)) = entries.last() {
+            if prev.as_slice() >= rel.as_slice() {
+                return Err(corrupt(format!(
+                    "entry {i}: path {:?} is out of order or duplicated",
+                    super::display_path(&rel)
+                )));
+            }
+        }
+        entries.push((rel, e));
+    }
+    if r.pos != body.len() {
+        return Err(corrupt(format!(
+            "{} unexpected bytes after the last entry",
+            body.len() - r.pos
+        )));
+    }
+    Ok(entries)
+}
+
+/// `None`: ran out of bytes; `Some(Err)`: a field with an impossible value.
+fn read_entry(r: &mut Reader<'_>) -> Option<Result<(RelPath, Entry), String>> {
+    let path_len = r.u32()? as usize;
+    let path = r.take(path_len)?.to_vec();
+    let kind = match r.take(1)?[0] {
+        0 => EntryKind::File,
+        1 => EntryKind::Dir,
+        2 => EntryKind::Symlink,
+        k => return Some(Err(format!("bad kind {k}"))),
+    };
+    let mode = r.u32()?;
+    let size = r.u64()?;
+    let mtime_ns = r.u64()? as i64;
+    let mut hash = Hash([0; 32]);
+    let mut target = Vec::new();
+    match kind {
+        EntryKind::File => hash.0.copy_from_slice(r.take(32)?),
+        EntryKind::Symlink => {
+            let len = r.u32()? as usize;
+            target = r.take(len)?.to_vec();
+        }
+        EntryKind::Dir => {}
+    }
+    Some(Ok((
+        path,
+        Entry {
+            kind,
+            hash,
+            size,
+            mode,
+            mtime_ns,
+            target,
+        },
+    )))
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}

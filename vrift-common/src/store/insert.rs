@@ -1,0 +1,212 @@
+//! Putting content into the store: write to `tmp/` while hashing, then link into place.
+//!
+//! Blobs are not fsync'd one by one (that would make a first ingest of a large tree many times
+//! slower than `cp -r`); manifests are. A blob torn by a crash is caught by
+//! `Store::verify_blob` / `vrift manifest verify`, and one whose size is wrong is replaced the
+//! next time the same content is inserted.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Inserted, Stamp, Store, StoreError, BLOB_MODE};
+use crate::hash::Hash;
+
+/// Read buffer size for streaming.
+pub(crate) const CHUNK: usize = 256 * 1024;
+/// Files up to this size are read into memory first, so content already in the store costs
+/// no write at all.
+const SMALL_FILE: u64 = 1 << 20;
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Store {
+    /// Copy the file at `path` into the store, hashing while copying (one read).
+    ///
+    /// Fails with `ChangedDuringIngest` when the file's size, mtime, ctime or inode differ
+    /// between before and after reading it. Symlinks are not followed (ingest stores their
+    /// targets in the manifest); anything but a regular file is an `InvalidInput` error.
+    pub fn insert_file(&self, path: &Path) -> Result<Inserted, StoreError> {
+        self.insert_file_observed(path, &mut || {})
+    }
+
+    /// `insert_file` with a hook run after the content was read and before the file is
+    /// checked for changes (tests use it to change the file at exactly that moment).
+    pub(crate) fn insert_file_observed(
+        &self,
+        path: &Path,
+        after_read: &mut dyn FnMut(),
+    ) -> Result<Inserted, StoreError> {
+        let io_err = |e| StoreError::io(path, e);
+        let mut file = OpenOptions::new()
+            .read(true)
+            // O_NONBLOCK: opening a FIFO must not hang; it is rejected just below.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        if !meta.is_file() {
+            return Err(io_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        let before = Stamp::of(&meta);
+
+        if before.size() <= SMALL_FILE {
+            let mut data = Vec::with_capacity(before.size() as usize + 1);
+            file.read_to_end(&mut data).map_err(io_err)?;
+            after_read();
+            check_unchanged(path, &file, before, data.len() as u64)?;
+            return self.insert_bytes(&data);
+        }
+
+        let mut temp = TempBlob::create(self)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut size = 0u64;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(e)),
+            };
+            hasher.update(&buf[..n]);
+            temp.write_all(&buf[..n])?;
+            size += n as u64;
+        }
+        after_read();
+        check_unchanged(path, &file, before, size)?;
+        self.commit(temp, hasher.finalize().into(), size)
+    }
+
+    /// Put bytes into the store.
+    pub fn insert_bytes(&self, data: &[u8]) -> Result<Inserted, StoreError> {
+        let hash = Hash::of(data);
+        let size = data.len() as u64;
+        if self.existing_size(&hash) == Some(size) {
+            return Ok(Inserted {
+                hash,
+                size,
+                newly_stored: false,
+            });
+        }
+        let mut temp = TempBlob::create(self)?;
+        temp.write_all(data)?;
+        self.commit(temp, hash, size)
+    }
+
+    fn existing_size(&self, hash: &Hash) -> Option<u64> {
+        fs::metadata(self.blob_path(hash)).ok().map(|m| m.len())
+    }
+
+    /// Make the finished temp file the blob `hash`, unless that blob already exists.
+    fn commit(&self, mut temp: TempBlob, hash: Hash, size: u64) -> Result<Inserted, StoreError> {
+        temp.finish()?;
+        let dest = self.blob_path(&hash);
+        let mut made_shard = false;
+        let newly_stored = loop {
+            // link(2) fails when the name exists, so a present blob is never replaced, and two
+            // concurrent inserts of the same content both succeed with exactly one writer.
+            match fs::hard_link(&temp.path, &dest) {
+                Ok(()) => break true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !made_shard => {
+                    let shard = dest.parent().expect("blob path has a shard");
+                    match fs::create_dir(shard) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(StoreError::io(shard, e)),
+                    }
+                    made_shard = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if self.existing_size(&hash) == Some(size) {
+                        break false;
+                    }
+                    // The blob's size is wrong: torn by a crash before its data reached the
+                    // disk. Replace it atomically with the content we just wrote.
+                    tracing::warn!(blob = %dest.display(), "replacing a damaged blob");
+                    fs::rename(&temp.path, &dest).map_err(|e| StoreError::io(&dest, e))?;
+                    break true;
+                }
+                Err(e) => return Err(StoreError::io(&dest, e)),
+            }
+        };
+        Ok(Inserted {
+            hash,
+            size,
+            newly_stored,
+        })
+    }
+}
+
+fn check_unchanged(path: &Path, file: &File, before: Stamp, read: u64) -> Result<(), StoreError> {
+    let after = file.metadata().map_err(|e| StoreError::io(path, e))?;
+    if Stamp::of(&after) != before || read != before.size() {
+        return Err(StoreError::ChangedDuringIngest {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// A file being written in `tmp/`; removed on drop (after a successful link, the blob keeps
+/// the content through its own name).
+struct TempBlob {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl TempBlob {
+    fn create(store: &Store) -> Result<TempBlob, StoreError> {
+        let dir = store.tmp_dir();
+        loop {
+            let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let path = dir.join(format!("{}-{n}-{nanos}.blob", std::process::id()));
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(TempBlob {
+                        path,
+                        file: Some(file),
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(StoreError::io(path, e)),
+            }
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        let file = self.file.as_mut().expect("temp blob still open");
+        file.write_all(data)
+            .map_err(|e| StoreError::io(&self.path, e))
+    }
+
+    /// Set the blob mode and close the file.
+    fn finish(&mut self) -> Result<(), StoreError> {
+        if let Some(file) = self.file.take() {
+            file.set_permissions(fs::Permissions::from_mode(BLOB_MODE))
+                .map_err(|e| StoreError::io(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempBlob {
+    fn drop(&mut self) {
+        self.file.take();
+        let _ = fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,337 @@
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Barrier;
+
+use super::*;
+
+fn new_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    (dir, store)
+}
+
+fn tmp_is_empty(store: &Store) -> bool {
+    store.tmp_leftovers().unwrap().is_empty()
+}
+
+/// Content bigger than the in-memory threshold, so the streaming path runs.
+fn big_content() -> Vec<u8> {
+    (0..(3 << 20) + 17).map(|i: u32| (i % 251) as u8).collect()
+}
+
+#[test]
+fn open_creates_private_layout() {
+    let (_d, store) = new_store();
+    let mode = fs::metadata(store.root()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    for sub in ["blobs", "tmp", "roots"] {
+        assert!(store.root().join(sub).is_dir(), "{sub} missing");
+    }
+    // Opening again is fine and keeps everything.
+    let again = Store::open(store.root()).unwrap();
+    assert_eq!(again.root(), store.root());
+}
+
+#[test]
+fn default_root_follows_vrift_home_then_xdg_then_home() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    };
+    let all = [
+        ("VRIFT_HOME", "/s/vh"),
+        ("XDG_DATA_HOME", "/x"),
+        ("HOME", "/h"),
+    ];
+    let all: &'static [_] = Box::leak(Box::new(all));
+    assert_eq!(default_root_from(env(all)).unwrap(), Path::new("/s/vh"));
+    assert_eq!(
+        default_root_from(env(&[("XDG_DATA_HOME", "/x"), ("HOME", "/h")])).unwrap(),
+        Path::new("/x/vrift")
+    );
+    // A relative XDG_DATA_HOME is invalid per the spec and ignored; empty values are unset.
+    assert_eq!(
+        default_root_from(env(&[
+            ("XDG_DATA_HOME", "rel"),
+            ("VRIFT_HOME", ""),
+            ("HOME", "/h")
+        ]))
+        .unwrap(),
+        Path::new("/h/.local/share/vrift")
+    );
+    assert!(matches!(
+        default_root_from(env(&[])),
+        Err(StoreError::NoHome)
+    ));
+    let rel = default_root_from(env(&[("VRIFT_HOME", "relstore")])).unwrap();
+    assert!(rel.is_absolute() && rel.ends_with("relstore"));
+}
+
+#[test]
+fn insert_bytes_writes_sharded_read_only_blob() {
+    let (_d, store) = new_store();
+    let ins = store.insert_bytes(b"hello world").unwrap();
+    assert_eq!(ins.hash, Hash::of(b"hello world"));
+    assert_eq!(ins.size, 11);
+    assert!(ins.newly_stored);
+    let hex = ins.hash.to_hex();
+    let path = store.blob_path(&ins.hash);
+    assert_eq!(
+        path,
+        store.root().join("blobs").join(&hex[..2]).join(&hex[2..])
+    );
+    assert_eq!(fs::read(&path).unwrap(), b"hello world");
+    let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, BLOB_MODE);
+    assert!(store.contains(&ins.hash));
+    assert_eq!(store.blob_size(&ins.hash).unwrap(), 11);
+    assert!(tmp_is_empty(&store));
+}
+
+#[test]
+fn reinserting_never_rewrites_the_blob() {
+    let (d, store) = new_store();
+    let first = store.insert_bytes(b"same").unwrap();
+    let path = store.blob_path(&first.hash);
+    let before = fs::metadata(&path).unwrap();
+    let again = store.insert_bytes(b"same").unwrap();
+    assert!(!again.newly_stored);
+    assert_eq!(again.hash, first.hash);
+    // Same content from a file, both the small and the streaming path.
+    let f = d.path().join("f");
+    fs::write(&f, b"same").unwrap();
+    assert!(!store.insert_file(&f).unwrap().newly_stored);
+    let after = fs::metadata(&path).unwrap();
+    assert_eq!(before.ino(), after.ino());
+    assert_eq!(before.mtime_nsec(), after.mtime_nsec());
+    assert_eq!(before.ctime_nsec(), after.ctime_nsec());
+
+    let big = d.path().join("big");
+    fs::write(&big, big_content()).unwrap();
+    let b1 = store.insert_file(&big).unwrap();
+    let ino = fs::metadata(store.blob_path(&b1.hash)).unwrap().ino();
+    let b2 = store.insert_file(&big).unwrap();
+    assert!(b1.newly_stored && !b2.newly_stored);
+    assert_eq!(fs::metadata(store.blob_path(&b1.hash)).unwrap().ino(), ino);
+    assert!(tmp_is_empty(&store));
+}
+
+#[test]
+fn insert_file_matches_insert_bytes_for_small_and_large_files() {
+    let (d, store) = new_store();
+    for content in [Vec::new(), b"x".to_vec(), big_content()] {
+        let f = d.path().join("f");
+        fs::write(&f, &content).unwrap();
+        let ins = store.insert_file(&f).unwrap();
+        assert_eq!(ins.hash, Hash::of(&content));
+        assert_eq!(ins.size, content.len() as u64);
+        assert_eq!(fs::read(store.blob_path(&ins.hash)).unwrap(), content);
+        let mode = fs::metadata(store.blob_path(&ins.hash))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, BLOB_MODE);
+        assert!(store.verify_blob(&ins.hash).unwrap());
+    }
+    assert!(tmp_is_empty(&store));
+}
+
+#[test]
+fn blobs_are_read_only_for_their_owner() {
+    let (_d, store) = new_store();
+    let ins = store.insert_bytes(b"immutable").unwrap();
+    let path = store.blob_path(&ins.hash);
+    let mode = fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o222, 0, "no write bit at all");
+    assert_eq!(mode & 0o111, 0o111, "exec bits for the link farm");
+    // root ignores permission bits, so only a normal user sees the refusal.
+    if fs::OpenOptions::new().write(true).open(&path).is_ok() {
+        eprintln!("running as root: write-permission refusal not observable");
+    }
+}
+
+#[test]
+fn concurrent_inserts_of_the_same_content_are_safe() {
+    let (d, store) = new_store();
+    let big = d.path().join("big");
+    fs::write(&big, big_content()).unwrap();
+    const N: usize = 8;
+    for source in ["bytes", "file"] {
+        let barrier = Barrier::new(N);
+        let results: Vec<Inserted> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..N)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        if source == "bytes" {
+                            store.insert_bytes(b"raced content").unwrap()
+                        } else {
+                            store.insert_file(&big).unwrap()
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let newly = results.iter().filter(|r| r.newly_stored).count();
+        assert_eq!(newly, 1, "{source}: exactly one insert writes the blob");
+        assert!(results.iter().all(|r| r.hash == results[0].hash));
+        assert!(store.verify_blob(&results[0].hash).unwrap());
+    }
+    assert_eq!(store.list_blobs().unwrap().len(), 2);
+    assert!(tmp_is_empty(&store));
+}
+
+#[test]
+fn a_file_that_changes_while_read_is_refused() {
+    let (d, store) = new_store();
+    for content in [b"short".to_vec(), big_content()] {
+        let f = d.path().join("changing");
+        fs::write(&f, &content).unwrap();
+        let mut append = || {
+            let mut h = fs::OpenOptions::new().append(true).open(&f).unwrap();
+            h.write_all(b"more").unwrap();
+        };
+        let err = store.insert_file_observed(&f, &mut append).unwrap_err();
+        match &err {
+            StoreError::ChangedDuringIngest { path } => assert_eq!(path, &f),
+            other => panic!("wanted ChangedDuringIngest, got {other:?}"),
+        }
+        assert!(err.to_string().contains("changing"));
+        // Nothing was stored, nothing left behind.
+        assert!(!store.contains(&Hash::of(&content)));
+        assert!(store.list_blobs().unwrap().is_empty());
+        assert!(tmp_is_empty(&store));
+    }
+}
+
+#[test]
+fn insert_file_refuses_what_is_not_a_regular_file() {
+    let (d, store) = new_store();
+    let target = d.path().join("t");
+    fs::write(&target, b"t").unwrap();
+    let link = d.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for p in [d.path().to_path_buf(), link, d.path().join("missing")] {
+        let err = store.insert_file(&p).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Io { path, .. } if *path == p),
+            "{err}"
+        );
+    }
+    assert!(store.list_blobs().unwrap().is_empty());
+}
+
+#[test]
+fn a_torn_blob_is_detected_and_repaired_by_reinserting() {
+    let (_d, store) = new_store();
+    let ins = store.insert_bytes(b"precious data").unwrap();
+    let path = store.blob_path(&ins.hash);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&path, b"").unwrap(); // what a crash before writeback leaves
+    assert!(!store.verify_blob(&ins.hash).unwrap());
+    let again = store.insert_bytes(b"precious data").unwrap();
+    assert!(again.newly_stored);
+    assert!(store.verify_blob(&ins.hash).unwrap());
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+        BLOB_MODE
+    );
+}
+
+#[test]
+fn verify_blob_reports_missing_and_corrupt() {
+    let (_d, store) = new_store();
+    let missing = Hash::of(b"never stored");
+    assert!(store.verify_blob(&missing).unwrap_err().is_not_found());
+    let ins = store.insert_bytes(b"abc").unwrap();
+    assert!(store.verify_blob(&ins.hash).unwrap());
+    let path = store.blob_path(&ins.hash);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&path, b"abd").unwrap();
+    assert!(!store.verify_blob(&ins.hash).unwrap());
+}
+
+#[test]
+fn list_blobs_lists_exactly_the_blobs() {
+    let (_d, store) = new_store();
+    let a = store.insert_bytes(b"a").unwrap();
+    let b = store.insert_bytes(b"bb").unwrap();
+    // Strays are ignored, never reported as blobs.
+    fs::write(store.root().join("blobs/README"), b"x").unwrap();
+    fs::create_dir_all(store.root().join("blobs/zz")).unwrap();
+    fs::write(store.root().join("blobs/zz/short"), b"x").unwrap();
+    let mut want = vec![(a.hash, 1), (b.hash, 2)];
+    want.sort();
+    assert_eq!(store.list_blobs().unwrap(), want);
+}
+
+#[test]
+fn exclusive_lock_waits_for_shared_holders() {
+    let (_d, store) = new_store();
+    let shared = store.lock_shared().unwrap();
+    assert!(!shared.is_exclusive());
+    // A second shared holder is fine, an exclusive one is not.
+    let shared2 = store
+        .try_lock_shared()
+        .unwrap()
+        .expect("shared locks coexist");
+    assert!(store.try_lock_exclusive().unwrap().is_none());
+    drop(shared);
+    assert!(store.try_lock_exclusive().unwrap().is_none());
+    drop(shared2);
+    let excl = store.try_lock_exclusive().unwrap().expect("free now");
+    assert!(excl.is_exclusive());
+    assert!(store.try_lock_shared().unwrap().is_none());
+    assert!(store.try_lock_exclusive().unwrap().is_none());
+    drop(excl);
+    assert!(store.try_lock_shared().unwrap().is_some());
+}
+
+#[test]
+fn roots_registry_round_trip() {
+    let (d, store) = new_store();
+    let m = d.path().join("proj/vrift.manifest");
+    fs::create_dir_all(m.parent().unwrap()).unwrap();
+    store.register_root(&m).unwrap();
+    store.register_root(&m).unwrap(); // idempotent
+    let roots = store.roots().unwrap();
+    assert_eq!(roots.len(), 1);
+    let canon = fs::canonicalize(d.path())
+        .unwrap()
+        .join("proj/vrift.manifest");
+    assert_eq!(roots[0].manifest, canon);
+    assert_eq!(
+        roots[0].file.file_name().unwrap().to_str().unwrap(),
+        Hash::of(canon.as_os_str().as_encoded_bytes()).to_hex()
+    );
+    // A path reached through a symlinked directory is the same root.
+    let alias = d.path().join("alias");
+    std::os::unix::fs::symlink(d.path().join("proj"), &alias).unwrap();
+    store.register_root(&alias.join("vrift.manifest")).unwrap();
+    assert_eq!(store.roots().unwrap().len(), 1);
+
+    // Odd bytes in a path survive.
+    use std::os::unix::ffi::OsStrExt;
+    let odd = d
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"we\xffird\nname.manifest"));
+    store.register_root(&odd).unwrap();
+    let roots = store.roots().unwrap();
+    assert_eq!(roots.len(), 2);
+    assert!(roots
+        .iter()
+        .any(|r| r.manifest.file_name() == odd.file_name()));
+
+    store.unregister_root(&m).unwrap();
+    assert_eq!(store.roots().unwrap().len(), 1);
+    store.remove_root(&store.roots().unwrap()[0]).unwrap();
+    assert!(store.roots().unwrap().is_empty());
+}
