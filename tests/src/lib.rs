@@ -41,6 +41,37 @@ impl Env {
         std::fs::create_dir_all(&p).unwrap();
         p
     }
+    /// Hand the whole scratch area (store included) to `nobody`, so [`Env::vrift_as_user`]
+    /// can run vrift as an ordinary user. A no-op when the tests do not run as root.
+    pub fn give_to_nobody(&self) {
+        if !is_root() {
+            return;
+        }
+        let ok = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(self.dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chown failed");
+    }
+
+    /// `vrift ARGS` as an ordinary user: `nobody` when the tests run as root (after
+    /// [`Env::give_to_nobody`]), else the current user.
+    pub fn vrift_as_user(&self, cwd: &Path, args: &[&str]) -> Command {
+        if !is_root() {
+            return self.vrift(cwd, args);
+        }
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(vrift_bin())
+            .args(args)
+            .current_dir(cwd)
+            .env("VRIFT_HOME", self.home())
+            .env("HOME", self.dir.path());
+        c
+    }
+
     /// `vrift ARGS` in `cwd` with this env's store.
     pub fn vrift(&self, cwd: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(vrift_bin());
@@ -116,4 +147,82 @@ pub fn require_tool(name: &str) -> PathBuf {
         }
     }
     panic!("{name} is not installed: run scripts/setup.sh");
+}
+
+/// A tree described in a test: (relative path, content or symlink target, mode).
+pub enum Node<'a> {
+    File(&'a str, &'a [u8], u32),
+    Dir(&'a str, u32),
+    Symlink(&'a str, &'a str),
+}
+
+/// Store `nodes` in the env's store and write their manifest to `manifest_path` (with the
+/// root dir 0755). Independent of `vrift init`, so run tests need no real source tree.
+pub fn make_manifest(env: &Env, manifest_path: &Path, nodes: &[Node]) {
+    use vrift_common::hash::Hash;
+    use vrift_common::manifest::{Entry, EntryKind, Manifest};
+    let store = vrift_common::store::Store::open(&env.home()).unwrap();
+    let mtime = 1_600_000_000_000_000_000i64;
+    let mut entries = vec![(
+        Vec::new(),
+        Entry {
+            kind: EntryKind::Dir,
+            hash: Hash([0; 32]),
+            size: 0,
+            mode: 0o755,
+            mtime_ns: mtime,
+            target: Vec::new(),
+        },
+    )];
+    for n in nodes {
+        let (p, e) = match *n {
+            Node::File(p, content, mode) => {
+                let ins = store.insert_bytes(content).unwrap();
+                (
+                    p,
+                    Entry {
+                        kind: EntryKind::File,
+                        hash: ins.hash,
+                        size: ins.size,
+                        mode,
+                        mtime_ns: mtime,
+                        target: Vec::new(),
+                    },
+                )
+            }
+            Node::Dir(p, mode) => (
+                p,
+                Entry {
+                    kind: EntryKind::Dir,
+                    hash: Hash([0; 32]),
+                    size: 0,
+                    mode,
+                    mtime_ns: mtime,
+                    target: Vec::new(),
+                },
+            ),
+            Node::Symlink(p, t) => (
+                p,
+                Entry {
+                    kind: EntryKind::Symlink,
+                    hash: Hash([0; 32]),
+                    size: t.len() as u64,
+                    mode: 0o777,
+                    mtime_ns: mtime,
+                    target: t.as_bytes().to_vec(),
+                },
+            ),
+        };
+        entries.push((p.as_bytes().to_vec(), e));
+    }
+    Manifest::from_entries(entries)
+        .save_atomic(manifest_path)
+        .unwrap();
+}
+
+/// Are the tests running as root?
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }

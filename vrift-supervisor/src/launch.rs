@@ -50,8 +50,8 @@ pub fn spawn(
     }
     let spawned = cmd.spawn();
     drop(cmd); // closes this process's copy of the child's socket
-    // On success the receiver has finished (the child waited for it); on failure the child's
-    // socket is closed, so the receiver sees EOF and ends.
+               // On success the receiver has finished (the child waited for it); on failure the child's
+               // socket is closed, so the receiver sees EOF and ends.
     let received = receiver.join();
     let child = spawned.context("setting up the view and starting the program")?;
     match received {

@@ -67,10 +67,13 @@ pub fn run(opts: RunOptions) -> Result<u8> {
     let spec = choose_view(&store, &opts, &cwd)?;
 
     let farm_dir = farm::ensure(&store, &spec.manifest, &spec.passthrough)?;
-    let farm_meta = std::fs::metadata(&farm_dir)
-        .with_context(|| format!("{}", farm_dir.display()))?;
+    let farm_meta =
+        std::fs::metadata(&farm_dir).with_context(|| format!("{}", farm_dir.display()))?;
     use std::os::unix::fs::MetadataExt;
-    let owner = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    let owner = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
     let root_bytes = spec.root.as_os_str().as_bytes().to_vec();
     let model = Arc::new(Model::new(
         root_bytes,
@@ -203,7 +206,10 @@ fn children_of(pid: u32) -> Vec<i32> {
     let mut out = Vec::new();
     for t in tasks.flatten() {
         let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        out.extend(text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()));
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|s| s.parse::<i32>().ok()),
+        );
     }
     out
 }

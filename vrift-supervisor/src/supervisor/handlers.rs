@@ -22,7 +22,14 @@ enum Target {
     /// Outside the view (or unreadable): the kernel decides.
     Outside,
     /// Inside the view.
-    View(Resolved),
+    View(InView),
+}
+
+/// A path inside the view, resolved: its relative path and, if it exists, its metadata.
+struct InView {
+    #[allow(dead_code)] // used by the write path
+    rel: Vec<u8>,
+    info: Option<StatInfo>,
 }
 
 struct Call<'a> {
@@ -80,7 +87,7 @@ impl Call<'_> {
         };
         match self.model.resolve(&rel, follow) {
             Ok(Resolved::Outside) => Ok(Target::Outside),
-            Ok(r) => Ok(Target::View(r)),
+            Ok(Resolved::View { rel, info }) => Ok(Target::View(InView { rel, info })),
             Err(errno) => Err(io::Error::from_raw_os_error(errno)),
         }
     }
@@ -138,7 +145,12 @@ pub fn dispatch(model: &Model, listener: &Listener, n: &Notif) -> (Served, Reply
         libc::SYS_open => open(&c, libc::AT_FDCWD, a(0), a(1)),
         libc::SYS_openat => open(&c, a(0) as i32, a(1), a(2)),
         libc::SYS_openat2 => match mem::read_bytes(c.tid(), a(2), 8) {
-            Ok(b) => open(&c, a(0) as i32, a(1), u64::from_ne_bytes(b.try_into().unwrap())),
+            Ok(b) => open(
+                &c,
+                a(0) as i32,
+                a(1),
+                u64::from_ne_bytes(b.try_into().unwrap()),
+            ),
             Err(_) => Ok((Served::Passthrough, Reply::Continue)),
         },
         libc::SYS_creat => open(

@@ -45,7 +45,10 @@ pub enum Resolved {
     /// Out of the view (".." above the root, or a symlink pointing outside).
     Outside,
     /// In the view: the resolved relative path and, if it exists, its metadata.
-    View { rel: Vec<u8>, info: Option<StatInfo> },
+    View {
+        rel: Vec<u8>,
+        info: Option<StatInfo>,
+    },
 }
 
 pub struct Model {
@@ -72,7 +75,11 @@ impl Model {
             let info = StatInfo {
                 kind: e.kind,
                 perm: e.mode & 0o7777,
-                size: if e.kind == EntryKind::Dir { 4096 } else { e.size },
+                size: if e.kind == EntryKind::Dir {
+                    4096
+                } else {
+                    e.size
+                },
                 mtime_ns: e.mtime_ns,
                 ino,
                 nlink: 1,
@@ -146,7 +153,9 @@ impl Model {
             }
             let last = todo.is_empty();
             match self.entries.get(&next) {
-                Some((i, target)) if i.kind == EntryKind::Symlink && (!last || follow_last || trailing_slash) => {
+                Some((i, target))
+                    if i.kind == EntryKind::Symlink && (!last || follow_last || trailing_slash) =>
+                {
                     links += 1;
                     if links > MAX_SYMLINKS {
                         return Err(libc::ELOOP);

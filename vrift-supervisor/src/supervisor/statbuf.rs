@@ -140,6 +140,9 @@ mod tests {
         assert_eq!(st.stx_mtime.tv_nsec, 123_456_789);
         assert_eq!(st.stx_dev_major, 8);
         assert_eq!(st.stx_dev_minor, 1);
-        assert_eq!(st.stx_mask & libc::STATX_BASIC_STATS, libc::STATX_BASIC_STATS);
+        assert_eq!(
+            st.stx_mask & libc::STATX_BASIC_STATS,
+            libc::STATX_BASIC_STATS
+        );
     }
 }

@@ -1,0 +1,65 @@
+//! `vrift run` serves the manifest's view to static binaries: content, metadata, listings and
+//! symlinks come from the manifest, not from the disk.
+
+use vrift_tests::*;
+
+fn busybox() -> String {
+    require_tool("busybox").display().to_string()
+}
+
+#[test]
+fn static_busybox_reads_the_view_not_the_disk() {
+    reads_the_view(false);
+}
+
+#[test]
+fn an_ordinary_user_gets_the_same_view() {
+    reads_the_view(true);
+}
+
+fn reads_the_view(as_user: bool) {
+    let env = Env::new();
+    let proj = env.mkdir("proj");
+    // What is on disk differs from the manifest in every way.
+    write(&proj.join("hello.txt"), "disk content\n");
+    write(&proj.join("only-on-disk"), "x");
+    let m = env.dir.path().join("view.manifest");
+    make_manifest(
+        &env,
+        &m,
+        &[
+            Node::File("hello.txt", b"view content\n", 0o640),
+            Node::Dir("sub", 0o750),
+            Node::File("sub/deep.txt", b"deep\n", 0o600),
+            Node::Symlink("link", "sub/deep.txt"),
+        ],
+    );
+    if as_user {
+        env.give_to_nobody();
+    }
+    let m = m.to_str().unwrap();
+    let bb = busybox();
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--manifest", m, "--", &bb];
+        a.extend_from_slice(args);
+        if as_user {
+            stdout_ok(&mut env.vrift_as_user(&proj, &a))
+        } else {
+            stdout_ok(&mut env.vrift(&proj, &a))
+        }
+    };
+    assert_eq!(run(&["cat", "hello.txt", "link"]), "view content\ndeep\n");
+    let out = run(&["ls", "-a"]);
+    let names: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(names, vec![".", "..", "hello.txt", "link", "sub"]);
+    assert_eq!(
+        run(&["stat", "-c", "%a %s %Y %F", "hello.txt", "sub", "link"]),
+        "640 13 1600000000 regular file\n750 4096 1600000000 directory\n777 12 1600000000 symbolic link\n"
+    );
+    assert_eq!(run(&["readlink", "link"]), "sub/deep.txt\n");
+    // The disk is unchanged.
+    assert_eq!(
+        std::fs::read_to_string(proj.join("hello.txt")).unwrap(),
+        "disk content\n"
+    );
+}
