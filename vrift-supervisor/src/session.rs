@@ -13,10 +13,11 @@ use anyhow::{bail, Context, Result};
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::store::Store;
 
+use crate::mountplan::cstring;
 use crate::supervisor::{Model, Supervisor};
 use crate::sys::notify::Listener;
 use crate::sys::{ns, signals};
-use crate::{farm, filter, launch, project};
+use crate::{farm, filter, launch, mountplan, project};
 
 pub struct RunOptions {
     pub manifest: Option<PathBuf>,
@@ -30,10 +31,6 @@ pub struct ViewSpec {
     pub manifest: Manifest,
     pub root: PathBuf,
     pub passthrough: Vec<(RelPath, farm::PlaceholderKind)>,
-}
-
-fn cstring(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).with_context(|| format!("{}: NUL in path", p.display()))
 }
 
 fn choose_view(store: &Store, opts: &RunOptions, cwd: &Path) -> Result<ViewSpec> {
@@ -83,12 +80,19 @@ pub fn run(opts: RunOptions) -> Result<u8> {
         farm_meta.dev(),
     ));
 
-    if !spec.root.is_dir() {
-        bail!(
-            "{}: the view's root must be an existing directory for now",
-            spec.root.display()
-        );
-    }
+    let missing_root = if spec.root.exists() {
+        if !spec.root.is_dir() {
+            bail!(
+                "{}: the view's root is not a directory",
+                spec.root.display()
+            );
+        }
+        None
+    } else {
+        let stage = store.root().join("stage");
+        std::fs::create_dir_all(&stage).with_context(|| format!("{}", stage.display()))?;
+        Some(mountplan::missing_root(&spec.root, &stage)?)
+    };
     // Real paths that pass through, opened before the view hides them.
     let mut keep_open: Vec<OwnedFd> = Vec::new();
     let mut binds = vec![ns::Bind {
@@ -120,6 +124,7 @@ pub fn run(opts: RunOptions) -> Result<u8> {
     };
     let euid = owner.0;
     let plan = ns::NsPlan {
+        missing_root,
         id_maps: (euid != 0).then(|| {
             (
                 CString::new(format!("{euid} {euid} 1")).unwrap(),
