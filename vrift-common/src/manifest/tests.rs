@@ -1,1 +1,455 @@
+use std::path::Path;
+use std::time::Instant;
 
+use super::*;
+
+fn file(content: &[u8], mode: u32, mtime_ns: i64) -> Entry {
+    Entry {
+        kind: EntryKind::File,
+        hash: Hash::of(content),
+        size: content.len() as u64,
+        mode,
+        mtime_ns,
+        target: Vec::new(),
+    }
+}
+
+fn dir() -> Entry {
+    Entry {
+        kind: EntryKind::Dir,
+        hash: Hash([0; 32]),
+        size: 0,
+        mode: 0o755,
+        mtime_ns: 1_700_000_000_000_000_000,
+        target: Vec::new(),
+    }
+}
+
+fn symlink(target: &[u8]) -> Entry {
+    Entry {
+        kind: EntryKind::Symlink,
+        hash: Hash([0; 32]),
+        size: target.len() as u64,
+        mode: 0o777,
+        mtime_ns: -5, // before the epoch: mtimes are signed
+        target: target.to_vec(),
+    }
+}
+
+fn sample_entries() -> Vec<(RelPath, Entry)> {
+    vec![
+        (b"".to_vec(), dir()),
+        (b"src".to_vec(), dir()),
+        (b"src/main.rs".to_vec(), file(b"fn main() {}", 0o644, 1)),
+        (b"src/lib.rs".to_vec(), file(b"", 0o600, 2)),
+        (b"bin".to_vec(), dir()),
+        (b"bin/tool".to_vec(), file(b"#!/bin/sh\n", 0o4755, 3)),
+        (b"link".to_vec(), symlink(b"src/main.rs")),
+        (b"odd\xff\nname".to_vec(), file(b"x", 0o444, i64::MAX)),
+        (b"src.bak".to_vec(), file(b"old", 0o644, 4)),
+    ]
+}
+
+fn sample() -> Manifest {
+    Manifest::from_entries(sample_entries())
+}
+
+/// A deterministic shuffle (no randomness crate needed).
+fn shuffled<T>(mut v: Vec<T>, seed: u64) -> Vec<T> {
+    let mut x = seed | 1;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+fn p() -> &'static Path {
+    Path::new("/some/where/vrift.manifest")
+}
+
+/// Re-seal a hand-edited encoding with a correct checksum.
+fn reseal(mut body: Vec<u8>) -> Vec<u8> {
+    body.truncate(body.len() - 32);
+    let sum = blake3::hash(&body);
+    body.extend_from_slice(sum.as_bytes());
+    body
+}
+
+#[test]
+fn encode_decode_round_trip() {
+    let m = sample();
+    let bytes = m.encode();
+    assert_eq!(&bytes[..8], MAGIC);
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
+    let back = Manifest::decode(&bytes, p()).unwrap();
+    assert_eq!(back, m);
+    assert_eq!(back.hash(), m.hash());
+    assert_eq!(m.hash(), Hash::of(&bytes));
+    let empty = Manifest::default();
+    assert_eq!(Manifest::decode(&empty.encode(), p()).unwrap(), empty);
+}
+
+#[test]
+fn entries_are_sorted_by_raw_bytes() {
+    let m = sample();
+    let paths: Vec<&[u8]> = m.iter().map(|(p, _)| p).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted);
+    assert_eq!(paths[0], b"");
+    // '.' (0x2e) sorts before '/' (0x2f): "src.bak" comes before "src/..."
+    let pos = |x: &[u8]| paths.iter().position(|p| *p == x).unwrap();
+    assert!(pos(b"src") < pos(b"src.bak") && pos(b"src.bak") < pos(b"src/lib.rs"));
+}
+
+#[test]
+fn same_tree_same_bytes_whatever_the_insertion_order() {
+    let reference = sample().encode();
+    for seed in 1..50 {
+        let m = Manifest::from_entries(shuffled(sample_entries(), seed));
+        assert_eq!(m.encode(), reference, "seed {seed}");
+    }
+    // Any field change changes the hash.
+    let mut entries = sample_entries();
+    entries[2].1.mtime_ns += 1;
+    assert_ne!(Manifest::from_entries(entries).hash(), sample().hash());
+}
+
+#[test]
+fn later_duplicates_replace_earlier_ones_and_unused_fields_are_normalized() {
+    let mut entries = sample_entries();
+    entries.push((b"src/lib.rs".to_vec(), file(b"new", 0o644, 9)));
+    let m = Manifest::from_entries(entries);
+    assert_eq!(m.len(), sample().len());
+    assert_eq!(m.get(b"src/lib.rs").unwrap().hash, Hash::of(b"new"));
+
+    let mut odd_dir = dir();
+    odd_dir.hash = Hash::of(b"junk");
+    odd_dir.target = b"junk".to_vec();
+    let a = Manifest::from_entries([(b"".to_vec(), odd_dir)]);
+    let b = Manifest::from_entries([(b"".to_vec(), dir())]);
+    assert_eq!(a.encode(), b.encode());
+}
+
+#[test]
+fn save_atomic_and_load() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("vrift.manifest");
+    sample().save_atomic(&path).unwrap();
+    assert_eq!(Manifest::load(&path).unwrap(), sample());
+    // Replacing keeps no temp file behind.
+    let other = Manifest::from_entries([(b"".to_vec(), dir())]);
+    other.save_atomic(&path).unwrap();
+    assert_eq!(Manifest::load(&path).unwrap(), other);
+    let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+    assert_eq!(names.len(), 1);
+
+    let missing = d.path().join("nope.manifest");
+    let err = Manifest::load(&missing).unwrap_err();
+    assert!(err.is_not_found());
+    assert!(err.to_string().contains("nope.manifest"));
+    let err = sample()
+        .save_atomic(&d.path().join("no/such/dir/m"))
+        .unwrap_err();
+    assert!(err.to_string().contains("no/such/dir/m"), "{err}");
+}
+
+fn corrupt_reason(bytes: &[u8]) -> String {
+    match Manifest::decode(bytes, p()) {
+        Err(e @ ManifestError::Corrupt { .. }) => {
+            assert!(e.to_string().contains("/some/where/vrift.manifest"), "{e}");
+            e.to_string()
+        }
+        other => panic!("wanted Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_truncation_is_detected() {
+    let bytes = sample().encode();
+    for len in 0..bytes.len() {
+        corrupt_reason(&bytes[..len]);
+    }
+}
+
+#[test]
+fn every_flipped_byte_is_detected() {
+    let bytes = sample().encode();
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x40;
+        assert!(Manifest::decode(&b, p()).is_err(), "byte {i}");
+    }
+}
+
+#[test]
+fn garbage_and_other_files_are_not_manifests() {
+    assert!(corrupt_reason(b"").contains("truncated"));
+    assert!(corrupt_reason(b"hello, this is a text file\n").contains("magic"));
+    assert!(corrupt_reason(&[0u8; 4096]).contains("magic"));
+    assert!(corrupt_reason(b"VRIFTMF\0\x01").contains("truncated"));
+}
+
+#[test]
+fn a_future_version_is_a_version_error() {
+    let mut bytes = sample().encode();
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    // Even without a valid checksum: a newer format may seal differently.
+    match Manifest::decode(&bytes, p()) {
+        Err(
+            e @ ManifestError::Version {
+                found: 2,
+                supported: 1,
+                ..
+            },
+        ) => {
+            let msg = e.to_string();
+            assert!(msg.contains("/some/where/vrift.manifest") && msg.contains("version 2"));
+        }
+        other => panic!("wanted Version, got {other:?}"),
+    }
+}
+
+#[test]
+fn unsorted_duplicate_invalid_and_bad_kind_entries_are_corrupt() {
+    let e = file(b"x", 0o644, 0);
+    let unsorted = codec::encode(&[(b"b".to_vec(), e.clone()), (b"a".to_vec(), e.clone())]);
+    assert!(corrupt_reason(&unsorted).contains("out of order"));
+    let dup = codec::encode(&[(b"a".to_vec(), e.clone()), (b"a".to_vec(), e.clone())]);
+    assert!(corrupt_reason(&dup).contains("out of order or duplicated"));
+    for bad in [
+        &b"../etc/passwd"[..],
+        b"/abs",
+        b"a//b",
+        b"a/./b",
+        b"trail/",
+        b"nul\0",
+    ] {
+        let enc = codec::encode(&[(bad.to_vec(), e.clone())]);
+        assert!(corrupt_reason(&enc).contains("invalid path"), "{bad:?}");
+    }
+    // Kind byte of the only entry: header 20 + path_len 4 + path 1.
+    let mut enc = codec::encode(&[(b"a".to_vec(), e.clone())]);
+    enc[25] = 7;
+    assert!(corrupt_reason(&reseal(enc)).contains("bad kind 7"));
+    // An entry count larger than the file.
+    let mut enc = codec::encode(&[(b"a".to_vec(), e)]);
+    enc[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(corrupt_reason(&reseal(enc)).contains("entry count"));
+}
+
+#[test]
+fn lookup_by_path() {
+    let m = sample();
+    assert_eq!(m.get(b"").unwrap().kind, EntryKind::Dir);
+    assert_eq!(m.get(b"link").unwrap().target, b"src/main.rs");
+    assert_eq!(m.get(b"bin/tool").unwrap().mode, 0o4755);
+    assert_eq!(m.get(b"odd\xff\nname").unwrap().mtime_ns, i64::MAX);
+    assert!(m.get(b"src/").is_none());
+    assert!(m.get(b"missing").is_none());
+    assert!(m.get(b"sr").is_none());
+}
+
+#[test]
+fn children_lists_direct_children_only() {
+    let names = |m: &Manifest, d: &[u8]| -> Vec<Vec<u8>> {
+        m.children(d).into_iter().map(|(n, _)| n.to_vec()).collect()
+    };
+    let m = Manifest::from_entries(
+        [
+            &b""[..],
+            b"a",
+            b"a.b",
+            b"a/b",
+            b"a/b/c",
+            b"a/b.c",
+            b"a/b/d/e",
+            b"a/x/y/z", // no entry for a/x: not listed
+            b"a0",
+            b"b",
+        ]
+        .map(|p| (p.to_vec(), dir())),
+    );
+    let v = |xs: &[&[u8]]| xs.iter().map(|x| x.to_vec()).collect::<Vec<_>>();
+    assert_eq!(names(&m, b""), v(&[b"a", b"a.b", b"a0", b"b"]));
+    assert_eq!(names(&m, b"a"), v(&[b"b", b"b.c"]));
+    assert_eq!(names(&m, b"a/b"), vec![b"c".to_vec()]); // a/b/d has no entry
+    assert!(names(&m, b"a/b/c").is_empty());
+    assert!(names(&m, b"nope").is_empty());
+    assert_eq!(names(&m, b"a/x/y"), v(&[b"z"]));
+}
+
+#[test]
+fn children_agree_with_a_brute_force_scan() {
+    // A tree with many siblings whose names straddle '/' in byte order.
+    let mut entries = vec![(Vec::new(), dir())];
+    let parts: [&[u8]; 6] = [b"a", b"a.x", b"a-1", b"a0", b"b", b"a/"];
+    for x in parts {
+        for y in parts {
+            for z in parts {
+                let mut path = x.to_vec();
+                path.push(b'/');
+                path.extend_from_slice(y);
+                path.push(b'/');
+                path.extend_from_slice(z);
+                let path: Vec<u8> = path
+                    .split(|&c| c == b'/')
+                    .filter(|c| !c.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(&b'/');
+                for i in 1..=path.split(|&c| c == b'/').count() {
+                    let prefix: Vec<u8> = path
+                        .split(|&c| c == b'/')
+                        .take(i)
+                        .collect::<Vec<_>>()
+                        .join(&b'/');
+                    entries.push((prefix, dir()));
+                }
+            }
+        }
+    }
+    let m = Manifest::from_entries(entries);
+    for (d, _) in m.iter() {
+        let brute: Vec<&[u8]> = m
+            .iter()
+            .filter_map(|(p, _)| {
+                let rest = if d.is_empty() {
+                    Some(p)
+                } else {
+                    p.strip_prefix(d).and_then(|r| r.strip_prefix(b"/"))
+                }?;
+                (!rest.is_empty() && !rest.contains(&b'/')).then_some(rest)
+            })
+            .collect();
+        let fast: Vec<&[u8]> = m.children(d).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(fast, brute, "children of {:?}", display_path(d));
+    }
+}
+
+#[test]
+fn diff_reports_added_removed_and_changed_fields() {
+    let a = sample();
+    assert!(a.diff(&a).is_empty());
+    let mut entries = sample_entries();
+    entries.retain(|(p, _)| p != b"src.bak");
+    entries.push((b"new".to_vec(), file(b"n", 0o644, 0)));
+    for (p, e) in entries.iter_mut() {
+        if p == b"src/main.rs" {
+            *e = file(b"fn main() { changed }", 0o755, 1);
+        }
+        if p == b"link" {
+            *e = symlink(b"elsewhere");
+        }
+        if p == b"bin/tool" {
+            e.mtime_ns = 99;
+        }
+    }
+    let b = Manifest::from_entries(entries);
+    let changes = a.diff(&b);
+    let summary: Vec<(String, Vec<Field>)> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Added { path, .. } => (format!("+{}", display_path(path)), vec![]),
+            Change::Removed { path, .. } => (format!("-{}", display_path(path)), vec![]),
+            Change::Changed { path, fields, .. } => {
+                (format!("~{}", display_path(path)), fields.clone())
+            }
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("~bin/tool".to_string(), vec![Field::Mtime]),
+            ("~link".to_string(), vec![Field::Size, Field::Target]),
+            ("+new".to_string(), vec![]),
+            ("-src.bak".to_string(), vec![]),
+            (
+                "~src/main.rs".to_string(),
+                vec![Field::Content, Field::Size, Field::Mode]
+            ),
+        ]
+    );
+    // The reverse diff swaps added and removed.
+    let back = b.diff(&a);
+    assert!(back
+        .iter()
+        .any(|c| matches!(c, Change::Removed { path, .. } if path == b"new")));
+    // A kind change.
+    let c = Manifest::from_entries([(b"x".to_vec(), dir())]);
+    let d = Manifest::from_entries([(b"x".to_vec(), file(b"", 0o755, 1_700_000_000_000_000_000))]);
+    match &c.diff(&d)[..] {
+        [Change::Changed { fields, .. }] => assert_eq!(fields, &[Field::Kind, Field::Content]),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn total_file_bytes_counts_files_only() {
+    // 12 + 0 + 10 + 1 + 3; the symlink's 11 bytes are not file bytes.
+    assert_eq!(sample().total_file_bytes(), 26);
+}
+
+#[test]
+fn display_escapes_odd_bytes() {
+    assert_eq!(display_path(b""), ".");
+    assert_eq!(display_path("héllo/wörld".as_bytes()), "héllo/wörld");
+    assert_eq!(display_path(b"a\xffb\nc\\d\te"), "a\\xffb\\nc\\\\d\\te");
+    assert_eq!(display_path(b"bell\x07"), "bell\\u{7}");
+}
+
+/// Just over 100,000 entries in a realistic shape: ~50-byte paths, 1,000 packages.
+fn big_manifest() -> Manifest {
+    let mut entries = vec![(Vec::new(), dir()), (b"node_modules".to_vec(), dir())];
+    for d in 0..1000 {
+        entries.push((format!("node_modules/package-{d:04}").into_bytes(), dir()));
+        let dpath = format!("node_modules/package-{d:04}/lib").into_bytes();
+        entries.push((dpath.clone(), dir()));
+        for f in 0..98 {
+            let mut p = dpath.clone();
+            p.extend_from_slice(format!("/module-file-{f:03}.js").as_bytes());
+            let content = format!("{d}/{f}");
+            entries.push((
+                p,
+                file(content.as_bytes(), 0o644, 1_700_000_000_123_456_789),
+            ));
+        }
+    }
+    let m = Manifest::from_entries(entries);
+    assert_eq!(m.len(), 100_002);
+    m
+}
+
+#[test]
+fn loading_100k_entries_is_fast() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("big.manifest");
+    let m = big_manifest();
+    m.save_atomic(&path).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    // Warm the page cache, then time the best of a few loads.
+    let _ = Manifest::load(&path).unwrap();
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let loaded = Manifest::load(&path).unwrap();
+        best = best.min(t.elapsed());
+        assert_eq!(loaded.len(), m.len());
+    }
+    eprintln!("load of 100,002 entries ({size} bytes): {best:?}");
+    #[cfg(not(debug_assertions))]
+    assert!(
+        best < std::time::Duration::from_millis(100),
+        "load took {best:?}"
+    );
+    let loaded = Manifest::load(&path).unwrap();
+    let t = Instant::now();
+    let kids = loaded.children(b"node_modules/package-0500/lib");
+    let one = loaded.get(b"node_modules/package-0999/lib/module-file-097.js");
+    eprintln!("children (98) + get: {:?}", t.elapsed());
+    assert_eq!(kids.len(), 98);
+    assert!(one.is_some());
+    assert_eq!(loaded.children(b"node_modules").len(), 1000);
+}
