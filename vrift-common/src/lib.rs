@@ -6,3 +6,4 @@
 pub mod hash;
 pub mod manifest;
 pub mod store;
+pub mod vfs;
