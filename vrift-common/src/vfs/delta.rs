@@ -97,7 +97,13 @@ impl Delta {
         let Some(DeltaNode::Entry { mut entry, opaque }) = self.nodes.remove(path) else {
             unreachable!("checked above");
         };
-        self.unindex(path, &DeltaNode::Entry { entry: entry.clone(), opaque });
+        self.unindex(
+            path,
+            &DeltaNode::Entry {
+                entry: entry.clone(),
+                opaque,
+            },
+        );
         f(&mut entry);
         self.insert(path.to_vec(), DeltaNode::Entry { entry, opaque });
         true
@@ -140,7 +146,13 @@ impl Delta {
     }
 
     /// Mark the pending file `id` committed as `hash`; returns the paths updated.
-    pub(crate) fn commit(&mut self, id: DeltaId, hash: crate::hash::Hash, size: u64, mtime_ns: i64) -> Vec<RelPath> {
+    pub(crate) fn commit(
+        &mut self,
+        id: DeltaId,
+        hash: crate::hash::Hash,
+        size: u64,
+        mtime_ns: i64,
+    ) -> Vec<RelPath> {
         let paths: Vec<RelPath> = self
             .pending
             .remove(&id)

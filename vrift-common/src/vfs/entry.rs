@@ -62,6 +62,14 @@ impl ViewEntry {
 
     /// The view of a manifest entry found at `path`.
     pub fn from_manifest(path: &[u8], e: &Entry) -> ViewEntry {
+        let mut v = ViewEntry::from_layer(e);
+        v.ino = path_ino(path);
+        v
+    }
+
+    /// Like [`ViewEntry::from_manifest`] with the inode number left unassigned (0): set it with
+    /// [`ViewEntry::fill_ino`] once the entry is needed beyond a path walk.
+    pub(crate) fn from_layer(e: &Entry) -> ViewEntry {
         let node = match e.kind {
             EntryKind::File => Node::File(Content::Blob(e.hash)),
             EntryKind::Dir => Node::Dir,
@@ -77,7 +85,14 @@ impl ViewEntry {
             size,
             mode: e.mode & 0o7777,
             mtime_ns: e.mtime_ns,
-            ino: path_ino(path),
+            ino: 0,
+        }
+    }
+
+    /// Give an entry from a layer the inode number derived from the path it was found at.
+    pub(crate) fn fill_ino(&mut self, path: &[u8]) {
+        if self.ino == 0 {
+            self.ino = path_ino(path);
         }
     }
 

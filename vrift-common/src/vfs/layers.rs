@@ -87,7 +87,7 @@ fn list(paths: &[RelPath]) -> String {
 }
 
 /// A project's tree as programs see it: layers, a delta, a root path and an owner.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct View<L> {
     /// Absolute, canonical, no trailing '/' (except "/" itself).
     pub(crate) root: Vec<u8>,
@@ -124,7 +124,10 @@ impl<L: LayerSource> View<L> {
         if !root.starts_with(b"/") {
             return Err(ViewError::RootNotAbsolute { root: shown() });
         }
-        let comps: Vec<&[u8]> = root.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
+        let comps: Vec<&[u8]> = root
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
         if comps.iter().any(|c| *c == b"." || *c == b"..") {
             return Err(ViewError::RootNotCanonical { root: shown() });
         }
@@ -226,7 +229,7 @@ impl<L: LayerSource> View<L> {
         out.push((Vec::new(), root.to_manifest().expect("root is a dir")));
         let mut stack = vec![(Vec::new(), mask)];
         while let Some((dir, mask)) = stack.pop() {
-            for (name, e, m) in self.merged_children(&dir, mask) {
+            for (name, e, m) in self.merged_children_with(&dir, mask, false) {
                 let path = join(&dir, &name);
                 match &e.node {
                     Node::File(Content::Pending(_)) => pending.push(path),
@@ -282,7 +285,12 @@ impl<L: LayerSource> View<L> {
     }
 
     /// Look up `name` in the directory `parent` whose contributing layers are `mask`.
-    pub(crate) fn child(&self, parent: &[u8], mask: Mask, name: &[u8]) -> Option<(ViewEntry, Mask)> {
+    pub(crate) fn child(
+        &self,
+        parent: &[u8],
+        mask: Mask,
+        name: &[u8],
+    ) -> Option<(ViewEntry, Mask)> {
         let path = join(parent, name);
         let mut found: Option<ViewEntry> = None;
         let mut below: Mask = 0;
@@ -306,7 +314,7 @@ impl<L: LayerSource> View<L> {
             let is_dir = le.kind == crate::manifest::EntryKind::Dir;
             match &found {
                 None => {
-                    found = Some(ViewEntry::from_manifest(&path, le));
+                    found = Some(ViewEntry::from_layer(le));
                     if !is_dir {
                         break;
                     }
@@ -322,6 +330,13 @@ impl<L: LayerSource> View<L> {
 
     /// Walk from the root to `rel` (no symlinks followed).
     pub(crate) fn locate(&self, rel: &[u8]) -> Option<(ViewEntry, Mask)> {
+        let (mut e, mask) = self.locate_no_ino(rel)?;
+        e.fill_ino(rel);
+        Some((e, mask))
+    }
+
+    /// [`View::locate`] without assigning the inode number of an entry from a layer.
+    fn locate_no_ino(&self, rel: &[u8]) -> Option<(ViewEntry, Mask)> {
         let (mut e, mut mask) = self.root_node();
         if rel.is_empty() {
             return Some((e, mask));
@@ -340,24 +355,63 @@ impl<L: LayerSource> View<L> {
         Some((e, mask))
     }
 
-    /// The merged children of directory `dir` (with its `mask`), sorted by name.
-    pub(crate) fn merged_children(&self, dir: &[u8], mask: Mask) -> Vec<(Vec<u8>, ViewEntry, Mask)> {
-        let mut names: Vec<Vec<u8>> = self
-            .delta
-            .children(dir)
-            .into_iter()
-            .map(|(n, _)| n.to_vec())
-            .collect();
+    /// The merged children of directory `dir` (with its `mask`), sorted by name, with their
+    /// inode numbers.
+    pub(crate) fn merged_children(
+        &self,
+        dir: &[u8],
+        mask: Mask,
+    ) -> Vec<(Vec<u8>, ViewEntry, Mask)> {
+        self.merged_children_with(dir, mask, true)
+    }
+
+    /// [`View::merged_children`], assigning inode numbers only if `ino` is set.
+    fn merged_children_with(
+        &self,
+        dir: &[u8],
+        mask: Mask,
+        ino: bool,
+    ) -> Vec<(Vec<u8>, ViewEntry, Mask)> {
+        let delta_kids = self.delta.children(dir);
+        if delta_kids.is_empty() && mask.count_ones() == 1 {
+            // One layer and no changes here: its children are the merged children.
+            let i = mask.trailing_zeros() as usize;
+            return self.layers[i]
+                .children(dir)
+                .into_iter()
+                .map(|(n, le)| {
+                    let mut e = ViewEntry::from_layer(le);
+                    if ino {
+                        e.fill_ino(&join(dir, n));
+                    }
+                    let below = if e.is_dir() { mask } else { 0 };
+                    (n.to_vec(), e, below)
+                })
+                .collect();
+        }
+        let mut names: Vec<Vec<u8>> = delta_kids.into_iter().map(|(n, _)| n.to_vec()).collect();
         for i in 0..self.layers.len() {
             if mask & (1 << i) != 0 {
-                names.extend(self.layers[i].children(dir).into_iter().map(|(n, _)| n.to_vec()));
+                names.extend(
+                    self.layers[i]
+                        .children(dir)
+                        .into_iter()
+                        .map(|(n, _)| n.to_vec()),
+                );
             }
         }
         names.sort();
         names.dedup();
         names
             .into_iter()
-            .filter_map(|n| self.child(dir, mask, &n).map(|(e, m)| (n, e, m)))
+            .filter_map(|n| {
+                self.child(dir, mask, &n).map(|(mut e, m)| {
+                    if ino {
+                        e.fill_ino(&join(dir, &n));
+                    }
+                    (n, e, m)
+                })
+            })
             .collect()
     }
 
@@ -386,7 +440,7 @@ impl<L: LayerSource> View<L> {
     /// Number of links of a directory: 2 + its subdirectories.
     pub(crate) fn dir_nlink(&self, rel: &[u8], mask: Mask) -> u64 {
         2 + self
-            .merged_children(rel, mask)
+            .merged_children_with(rel, mask, false)
             .iter()
             .filter(|(_, e, _)| e.is_dir())
             .count() as u64
@@ -405,7 +459,9 @@ impl<L: LayerSource> View<L> {
             self.delta.modify(rel, f);
             return;
         }
-        let Some(mut e) = self.lookup(rel) else { return };
+        let Some(mut e) = self.lookup(rel) else {
+            return;
+        };
         f(&mut e);
         self.delta.insert(
             rel.to_vec(),

@@ -60,14 +60,26 @@ pub(crate) enum Follow {
 }
 
 enum Pos {
-    Out { path: Vec<u8>, canonical: bool },
-    In { rel: RelPath, entry: ViewEntry, mask: Mask },
+    Out {
+        path: Vec<u8>,
+        canonical: bool,
+    },
+    In {
+        rel: RelPath,
+        entry: ViewEntry,
+        mask: Mask,
+    },
 }
 
 impl<L: LayerSource> View<L> {
     /// Resolve `path` (absolute, or relative to the absolute `cwd`) without permission checks.
     pub fn resolve(&self, path: &[u8], cwd: &[u8], follow_last: bool) -> Result<Resolved, Errno> {
-        self.walk(None, path, cwd, if follow_last { Follow::Yes } else { Follow::No })
+        self.walk(
+            None,
+            path,
+            cwd,
+            if follow_last { Follow::Yes } else { Follow::No },
+        )
     }
 
     /// Like [`View::resolve`], checking search (x) permission on every view directory walked
@@ -79,7 +91,24 @@ impl<L: LayerSource> View<L> {
         cwd: &[u8],
         follow_last: bool,
     ) -> Result<Resolved, Errno> {
-        self.walk(Some(cred), path, cwd, if follow_last { Follow::Yes } else { Follow::No })
+        self.walk(
+            Some(cred),
+            path,
+            cwd,
+            if follow_last { Follow::Yes } else { Follow::No },
+        )
+    }
+
+    /// The hot path: an absolute path with no ".", ".." or "//" that does not start with the
+    /// root never enters the view.
+    fn plainly_outside(&self, path: &[u8]) -> Option<Vec<u8>> {
+        if path[0] != b'/' || self.root == b"/" {
+            return None;
+        }
+        let enters = path.starts_with(&self.root)
+            && (path.len() == self.root.len() || path[self.root.len()] == b'/');
+        let plain = !path.windows(2).any(|w| w == b"//" || w == b"/.");
+        (!enters && plain).then(|| path.to_vec())
     }
 
     fn is_root_or_ancestor(&self, abs: &[u8]) -> bool {
@@ -107,7 +136,10 @@ impl<L: LayerSource> View<L> {
             return Err(Errno::EINVAL);
         }
         let mut canon = Vec::new();
-        for c in cwd.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+        for c in cwd
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+        {
             canon.push(b'/');
             canon.extend_from_slice(c);
         }
@@ -157,6 +189,9 @@ impl<L: LayerSource> View<L> {
         if path.len() >= PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
+        if let Some(out) = self.plainly_outside(path) {
+            return Ok(Resolved::Outside(out));
+        }
         let mut pos = if path[0] == b'/' {
             self.enter(b"/".to_vec(), true)
         } else {
@@ -197,7 +232,10 @@ impl<L: LayerSource> View<L> {
                 _ => Last::Normal,
             };
             pos = match pos {
-                Pos::Out { mut path, canonical } => match name.as_slice() {
+                Pos::Out {
+                    mut path,
+                    canonical,
+                } => match name.as_slice() {
                     b"." => Pos::Out { path, canonical },
                     b".." if canonical => {
                         let cut = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
@@ -234,7 +272,9 @@ impl<L: LayerSource> View<L> {
                     match name.as_slice() {
                         b"." => Pos::In { rel, entry, mask },
                         // ".." of "/" is "/" itself.
-                        b".." if rel.is_empty() && self.root == b"/" => Pos::In { rel, entry, mask },
+                        b".." if rel.is_empty() && self.root == b"/" => {
+                            Pos::In { rel, entry, mask }
+                        }
                         b".." if rel.is_empty() => {
                             let mut up = self.root.clone();
                             let cut = up.iter().rposition(|&b| b == b'/').unwrap_or(0);
@@ -299,7 +339,8 @@ impl<L: LayerSource> View<L> {
         }
         match pos {
             Pos::Out { path, .. } => Ok(Resolved::Outside(path)),
-            Pos::In { rel, entry, .. } => {
+            Pos::In { rel, mut entry, .. } => {
+                entry.fill_ino(&rel);
                 if trailing && follow != Follow::Parent && !entry.is_dir() {
                     return Err(Errno::ENOTDIR);
                 }

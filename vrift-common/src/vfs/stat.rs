@@ -84,12 +84,24 @@ pub struct DirEntry {
 impl<L: LayerSource> View<L> {
     /// The stat of the entry at `rel` (no symlink followed, no permission check).
     pub fn stat_rel(&self, rel: &[u8]) -> Result<Stat, Errno> {
-        let (e, mask) = self.locate(rel).ok_or(Errno::ENOENT)?;
-        let kind = FileType::of(&e);
-        let nlink = if e.is_dir() { self.dir_nlink(rel, mask) } else { 1 };
+        let (e, _) = self.locate(rel).ok_or(Errno::ENOENT)?;
+        Ok(self.stat_of(rel, &e))
+    }
+
+    /// The stat of `e`, found at `rel`.
+    pub(crate) fn stat_of(&self, rel: &[u8], e: &ViewEntry) -> Stat {
+        let kind = FileType::of(e);
+        let nlink = match e.is_dir().then(|| self.locate(rel)).flatten() {
+            Some((_, mask)) => self.dir_nlink(rel, mask),
+            None => 1,
+        };
         // Symlinks always show 0777, as on Linux.
-        let perm = if e.is_symlink() { 0o777 } else { e.mode & 0o7777 };
-        Ok(Stat {
+        let perm = if e.is_symlink() {
+            0o777
+        } else {
+            e.mode & 0o7777
+        };
+        Stat {
             dev: self.dev,
             ino: e.ino,
             mode: kind.mode_bits() | perm,
@@ -107,7 +119,7 @@ impl<L: LayerSource> View<L> {
                 Some(Content::Pending(id)) => Some(id),
                 _ => None,
             },
-        })
+        }
     }
 
     /// The listing of directory `rel` for getdents: ".", "..", then the merged children by

@@ -35,10 +35,8 @@ impl<L: LayerSource> View<L> {
             Ok(h) => h,
             Err(p) => return Ok(Routed::Outside(p)),
         };
-        if h.entry.is_none() {
-            return Err(Errno::ENOENT);
-        }
-        self.stat_rel(&h.rel).map(Routed::View)
+        let e = h.entry.ok_or(Errno::ENOENT)?;
+        Ok(Routed::View(self.stat_of(&h.rel, &e)))
     }
 
     /// readlink(2): the manifest's target, byte for byte.
@@ -72,7 +70,13 @@ impl<L: LayerSource> View<L> {
 
     /// access / faccessat / faccessat2: `mode` is F_OK or a mix of R_OK, W_OK, X_OK. Pass
     /// the real ids in `c.cred` unless the call has AT_EACCESS.
-    pub fn access(&self, c: &Caller, path: &[u8], mode: u32, follow: bool) -> Result<Routed<()>, Errno> {
+    pub fn access(
+        &self,
+        c: &Caller,
+        path: &[u8],
+        mode: u32,
+        follow: bool,
+    ) -> Result<Routed<()>, Errno> {
         if mode & !7 != 0 {
             return Err(Errno::EINVAL);
         }
@@ -108,7 +112,13 @@ impl<L: LayerSource> View<L> {
 
     /// chmod / fchmodat: the owner (or a CAP_FOWNER caller) sets `mode & 07777`. Like the
     /// kernel, a caller without CAP_FSETID who is not in the file's group loses S_ISGID.
-    pub fn chmod(&mut self, c: &Caller, path: &[u8], mode: u32, follow: bool) -> Result<Routed<()>, Errno> {
+    pub fn chmod(
+        &mut self,
+        c: &Caller,
+        path: &[u8],
+        mode: u32,
+        follow: bool,
+    ) -> Result<Routed<()>, Errno> {
         let h = match self.hit(c, path, Self::follow(follow))? {
             Ok(h) => h,
             Err(p) => return Ok(Routed::Outside(p)),

@@ -39,7 +39,11 @@ impl OpenFlags {
             _ => (true, true),
         };
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        let (path, noatime, tmpfile) = (has(libc::O_PATH), has(libc::O_NOATIME), has(libc::O_TMPFILE));
+        let (path, noatime, tmpfile) = (
+            has(libc::O_PATH),
+            has(libc::O_NOATIME),
+            has(libc::O_TMPFILE),
+        );
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let (path, noatime, tmpfile) = (false, false, false);
         OpenFlags {
@@ -206,7 +210,11 @@ impl<L: LayerSource> View<L> {
             }
             h
         } else {
-            let follow = if flags.nofollow { Follow::No } else { Follow::Yes };
+            let follow = if flags.nofollow {
+                Follow::No
+            } else {
+                Follow::Yes
+            };
             match self.hit(c, path, follow)? {
                 Ok(h) => h,
                 Err(p) => return Ok(Routed::Outside(p)),
@@ -226,8 +234,17 @@ impl<L: LayerSource> View<L> {
         self.open_existing(c, rel, e, flags).map(Routed::View)
     }
 
-    fn open_path(&self, c: &Caller, path: &[u8], flags: OpenFlags) -> Result<Routed<Opened>, Errno> {
-        let follow = if flags.nofollow { Follow::No } else { Follow::Yes };
+    fn open_path(
+        &self,
+        c: &Caller,
+        path: &[u8],
+        flags: OpenFlags,
+    ) -> Result<Routed<Opened>, Errno> {
+        let follow = if flags.nofollow {
+            Follow::No
+        } else {
+            Follow::Yes
+        };
         let h = match self.hit(c, path, follow)? {
             Ok(h) => h,
             Err(p) => return Ok(Routed::Outside(p)),
@@ -236,7 +253,10 @@ impl<L: LayerSource> View<L> {
         if flags.directory && !e.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        Ok(Routed::View(Opened::Path { rel: h.rel, entry: e }))
+        Ok(Routed::View(Opened::Path {
+            rel: h.rel,
+            entry: e,
+        }))
     }
 
     fn create_file(&mut self, c: &Caller, rel: RelPath, mode: u32) -> Result<Opened, Errno> {
@@ -259,7 +279,13 @@ impl<L: LayerSource> View<L> {
         })
     }
 
-    fn open_existing(&mut self, c: &Caller, rel: RelPath, e: ViewEntry, flags: OpenFlags) -> Result<Opened, Errno> {
+    fn open_existing(
+        &mut self,
+        c: &Caller,
+        rel: RelPath,
+        e: ViewEntry,
+        flags: OpenFlags,
+    ) -> Result<Opened, Errno> {
         if flags.directory && !e.is_dir() {
             return Err(Errno::ENOTDIR);
         }
@@ -289,7 +315,13 @@ impl<L: LayerSource> View<L> {
             Node::Fifo => Ok(Opened::Fifo { rel }),
             Node::File(content) if !write_intent => Ok(Opened::Read { rel, content }),
             Node::File(content) => {
-                let (id, seed) = self.begin_write(c, &rel, content, flags.trunc, if flags.trunc { Some(0) } else { None });
+                let (id, seed) = self.begin_write(
+                    c,
+                    &rel,
+                    content,
+                    flags.trunc,
+                    if flags.trunc { Some(0) } else { None },
+                );
                 Ok(Opened::Write {
                     rel,
                     id,
@@ -303,7 +335,14 @@ impl<L: LayerSource> View<L> {
 
     /// Make the file at `rel` pending (reusing its private copy if it has one); with
     /// `new_len`, its size becomes that and its mtime now.
-    fn begin_write(&mut self, c: &Caller, rel: &[u8], content: Content, empty: bool, new_len: Option<u64>) -> (DeltaId, Seed) {
+    fn begin_write(
+        &mut self,
+        c: &Caller,
+        rel: &[u8],
+        content: Content,
+        empty: bool,
+        new_len: Option<u64>,
+    ) -> (DeltaId, Seed) {
         let (id, seed) = match content {
             Content::Blob(h) => (
                 self.delta.new_id(),
@@ -336,11 +375,19 @@ impl<L: LayerSource> View<L> {
         if !permits(c.cred, self.owner, &e, MAY_EXEC) {
             return Err(Errno::EACCES);
         }
-        Ok(Routed::View(Exec { rel: h.rel, content }))
+        Ok(Routed::View(Exec {
+            rel: h.rel,
+            content,
+        }))
     }
 
     /// truncate(2) of `path` to `len` bytes (follows symlinks; needs write permission).
-    pub fn truncate(&mut self, c: &Caller, path: &[u8], len: i64) -> Result<Routed<Truncate>, Errno> {
+    pub fn truncate(
+        &mut self,
+        c: &Caller,
+        path: &[u8],
+        len: i64,
+    ) -> Result<Routed<Truncate>, Errno> {
         if len < 0 {
             return Err(Errno::EINVAL);
         }

@@ -2,6 +2,7 @@
 
 use super::{Caller, Routed};
 use crate::manifest::RelPath;
+use crate::vfs::delta::DeltaNode;
 use crate::vfs::entry::ViewEntry;
 use crate::vfs::errno::Errno;
 use crate::vfs::layers::{join, parent_of, LayerSource, View};
@@ -84,7 +85,11 @@ impl<L: LayerSource> View<L> {
             return Err(Errno::EINVAL);
         }
         if is_below(&oh.rel, &nh.rel) {
-            return Err(if exchange { Errno::EINVAL } else { Errno::ENOTEMPTY });
+            return Err(if exchange {
+                Errno::EINVAL
+            } else {
+                Errno::ENOTEMPTY
+            });
         }
         if oh.rel == nh.rel {
             return Ok(Routed::View((oh.rel, nh.rel)));
@@ -114,7 +119,11 @@ impl<L: LayerSource> View<L> {
             }
         }
         let moving = self.subtree(&oh.rel);
-        let swapped = if exchange { self.subtree(&nh.rel) } else { Vec::new() };
+        let swapped = if exchange {
+            self.subtree(&nh.rel)
+        } else {
+            Vec::new()
+        };
         self.remove(&oh.rel);
         self.remove(&nh.rel);
         self.place(&nh.rel, moving);
@@ -128,8 +137,18 @@ impl<L: LayerSource> View<L> {
 
     /// Put a subtree (from [`View::subtree`], parents before children) at `at`.
     fn place(&mut self, at: &[u8], entries: Vec<(RelPath, ViewEntry)>) {
-        for (sub, e) in entries {
-            self.create(&join(at, &sub), e);
+        let mut entries = entries.into_iter();
+        let Some((_, top)) = entries.next() else {
+            return;
+        };
+        // The top clears whatever the delta had below `at`; the rest go straight in.
+        self.create(at, top);
+        for (sub, entry) in entries {
+            let node = DeltaNode::Entry {
+                entry,
+                opaque: true,
+            };
+            self.delta.insert(join(at, &sub), node);
         }
     }
 }

@@ -53,13 +53,19 @@ fn stat_of_a_directory_counts_subdirectories_in_nlink() {
 fn stat_of_a_missing_entry_is_enoent() {
     let v = view();
     assert_eq!(errno(v.stat(&at(&user()), b"none", true)), Errno::ENOENT);
-    assert_eq!(errno(v.stat(&at(&user()), b"dangling", true)), Errno::ENOENT);
+    assert_eq!(
+        errno(v.stat(&at(&user()), b"dangling", true)),
+        Errno::ENOENT
+    );
 }
 
 #[test]
 fn stat_under_a_directory_without_search_permission_is_eacces() {
     let v = foreign_view();
-    assert_eq!(errno(v.stat(&at(&user()), b"closed/f", true)), Errno::EACCES);
+    assert_eq!(
+        errno(v.stat(&at(&user()), b"closed/f", true)),
+        Errno::EACCES
+    );
     assert!(v.stat(&at(&root()), b"closed/f", true).is_ok());
 }
 
@@ -70,7 +76,11 @@ fn inode_numbers_are_stable_and_distinct() {
     let b = ok(v.stat(&at(&user()), b"src/lib.rs", true)).ino;
     assert_ne!(a, b);
     let v2 = view();
-    assert_eq!(ok(v2.stat(&at(&user()), b"src/main.rs", true)).ino, a, "same path, same ino in every run");
+    assert_eq!(
+        ok(v2.stat(&at(&user()), b"src/main.rs", true)).ino,
+        a,
+        "same path, same ino in every run"
+    );
     assert_eq!(a, path_ino(b"src/main.rs"));
 }
 
@@ -80,7 +90,12 @@ fn inode_of_a_new_file_differs_from_a_renamed_one_at_its_old_path() {
     let u = user();
     let old = v.lookup(b"src/main.rs").unwrap().ino;
     ok(v.rename(&at(&u), b"src/main.rs", b"moved.rs", RenameMode::Replace));
-    ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only().creat(), 0o644));
+    ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only().creat(),
+        0o644,
+    ));
     let new = v.lookup(b"src/main.rs").unwrap().ino;
     assert_ne!(new, old);
     assert_eq!(v.lookup(b"moved.rs").unwrap().ino, old);
@@ -90,7 +105,8 @@ fn inode_of_a_new_file_differs_from_a_renamed_one_at_its_old_path() {
 fn stat_of_a_pending_file_names_its_private_copy() {
     let mut v = view();
     let u = user();
-    let Opened::Write { id, .. } = ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)) else {
+    let Opened::Write { id, .. } = ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0))
+    else {
         panic!()
     };
     assert_eq!(ok(v.stat(&at(&u), b"src/main.rs", true)).pending, Some(id));
@@ -116,7 +132,10 @@ fn readlink_returns_the_manifest_target() {
 #[test]
 fn readlink_of_a_file_is_einval() {
     let v = view();
-    assert_eq!(errno(v.readlink(&at(&user()), b"src/main.rs")), Errno::EINVAL);
+    assert_eq!(
+        errno(v.readlink(&at(&user()), b"src/main.rs")),
+        Errno::EINVAL
+    );
     assert_eq!(errno(v.readlink(&at(&user()), b"none")), Errno::ENOENT);
 }
 
@@ -175,7 +194,10 @@ fn read_dir_without_read_permission_is_eacces() {
 #[test]
 fn read_dir_of_a_file_is_enotdir() {
     let v = view();
-    assert_eq!(errno(v.read_dir(&at(&user()), b"src/main.rs")), Errno::ENOTDIR);
+    assert_eq!(
+        errno(v.read_dir(&at(&user()), b"src/main.rs")),
+        Errno::ENOTDIR
+    );
 }
 
 // ---- access ----
@@ -184,7 +206,10 @@ fn read_dir_of_a_file_is_enotdir() {
 fn access_f_ok_checks_existence() {
     let v = view();
     assert!(v.access(&at(&user()), b"src/main.rs", 0, true).is_ok());
-    assert_eq!(errno(v.access(&at(&user()), b"none", 0, true)), Errno::ENOENT);
+    assert_eq!(
+        errno(v.access(&at(&user()), b"none", 0, true)),
+        Errno::ENOENT
+    );
 }
 
 #[test]
@@ -215,21 +240,34 @@ fn access_as_root_grants_read_write_and_x_only_with_some_x_bit() {
 fn access_for_a_group_member_uses_the_group_bits() {
     let v = foreign_view();
     let g = group_member();
-    assert!(v.access(&at(&g), b"grp_rw", libc::W_OK as u32, true).is_ok());
-    assert_eq!(errno(v.access(&at(&user()), b"grp_rw", libc::W_OK as u32, true)), Errno::EACCES);
+    assert!(v
+        .access(&at(&g), b"grp_rw", libc::W_OK as u32, true)
+        .is_ok());
+    assert_eq!(
+        errno(v.access(&at(&user()), b"grp_rw", libc::W_OK as u32, true)),
+        Errno::EACCES
+    );
 }
 
 #[test]
 fn access_with_bad_mode_bits_is_einval() {
     let v = view();
-    assert_eq!(errno(v.access(&at(&user()), b"src", 8, true)), Errno::EINVAL);
+    assert_eq!(
+        errno(v.access(&at(&user()), b"src", 8, true)),
+        Errno::EINVAL
+    );
 }
 
 #[test]
 fn access_nofollow_on_a_symlink_checks_the_link() {
     let v = view();
-    assert!(v.access(&at(&user()), b"dangling", libc::W_OK as u32, false).is_ok());
-    assert_eq!(errno(v.access(&at(&user()), b"dangling", libc::W_OK as u32, true)), Errno::ENOENT);
+    assert!(v
+        .access(&at(&user()), b"dangling", libc::W_OK as u32, false)
+        .is_ok());
+    assert_eq!(
+        errno(v.access(&at(&user()), b"dangling", libc::W_OK as u32, true)),
+        Errno::ENOENT
+    );
 }
 
 // ---- chdir / getcwd ----
@@ -255,15 +293,23 @@ fn chdir_into_a_file_is_enotdir_and_into_a_closed_dir_eacces() {
 fn chmod_by_the_owner_updates_the_mode() {
     let mut v = view();
     ok(v.chmod(&at(&user()), b"ro.so", 0o644, true));
-    assert_eq!(ok(v.stat(&at(&user()), b"ro.so", true)).mode, S_IFREG | 0o644);
+    assert_eq!(
+        ok(v.stat(&at(&user()), b"ro.so", true)).mode,
+        S_IFREG | 0o644
+    );
     // ...and the new mode governs writes.
-    assert!(v.open(&at(&user()), b"ro.so", OpenFlags::write_only(), 0).is_ok());
+    assert!(v
+        .open(&at(&user()), b"ro.so", OpenFlags::write_only(), 0)
+        .is_ok());
 }
 
 #[test]
 fn chmod_by_a_non_owner_is_eperm() {
     let mut v = foreign_view();
-    assert_eq!(errno(v.chmod(&at(&user()), b"other_only", 0o777, true)), Errno::EPERM);
+    assert_eq!(
+        errno(v.chmod(&at(&user()), b"other_only", 0o777, true)),
+        Errno::EPERM
+    );
 }
 
 #[test]
@@ -282,7 +328,15 @@ fn chmod_keeps_only_permission_and_special_bits() {
 
 #[test]
 fn chmod_by_an_owner_outside_the_group_drops_setgid() {
-    let mut v = View::new(ROOT, Owner { uid: 1000, gid: 3000 }, vec![base()]).unwrap();
+    let mut v = View::new(
+        ROOT,
+        Owner {
+            uid: 1000,
+            gid: 3000,
+        },
+        vec![base()],
+    )
+    .unwrap();
     ok(v.chmod(&at(&user()), b"bin/tool", 0o2755, true));
     assert_eq!(v.lookup(b"bin/tool").unwrap().mode, 0o755);
 }
@@ -292,7 +346,10 @@ fn chmod_follows_symlinks_and_nofollow_on_a_symlink_is_eopnotsupp() {
     let mut v = view();
     ok(v.chmod(&at(&user()), b"link_main", 0o600, true));
     assert_eq!(v.lookup(b"src/main.rs").unwrap().mode, 0o600);
-    assert_eq!(errno(v.chmod(&at(&user()), b"link_main", 0o600, false)), Errno::EOPNOTSUPP);
+    assert_eq!(
+        errno(v.chmod(&at(&user()), b"link_main", 0o600, false)),
+        Errno::EOPNOTSUPP
+    );
 }
 
 #[test]
@@ -306,13 +363,17 @@ fn chmod_of_a_directory_keeps_its_children_visible() {
 fn chmod_of_a_file_being_written_keeps_it_pending() {
     let mut v = view();
     let u = user();
-    let Opened::Write { id, .. } = ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)) else {
+    let Opened::Write { id, .. } = ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0))
+    else {
         panic!()
     };
     ok(v.chmod(&at(&u), b"src/main.rs", 0o755, true));
     v.commit(id, blob("new"), 3, NOW);
     let e = v.lookup(b"src/main.rs").unwrap();
-    assert_eq!((e.mode, e.content()), (0o755, Some(Content::Blob(blob("new")))));
+    assert_eq!(
+        (e.mode, e.content()),
+        (0o755, Some(Content::Blob(blob("new"))))
+    );
 }
 
 // ---- utimensat ----
@@ -320,14 +381,26 @@ fn chmod_of_a_file_being_written_keeps_it_pending() {
 #[test]
 fn utimens_by_the_owner_sets_the_mtime() {
     let mut v = view();
-    ok(v.utimens(&at(&user()), b"src/main.rs", TimeSpec::Omit, TimeSpec::Set(123), true));
+    ok(v.utimens(
+        &at(&user()),
+        b"src/main.rs",
+        TimeSpec::Omit,
+        TimeSpec::Set(123),
+        true,
+    ));
     assert_eq!(v.lookup(b"src/main.rs").unwrap().mtime_ns, 123);
 }
 
 #[test]
 fn utimens_now_uses_the_callers_time() {
     let mut v = view();
-    ok(v.utimens(&at(&user()), b"src/main.rs", TimeSpec::Now, TimeSpec::Now, true));
+    ok(v.utimens(
+        &at(&user()),
+        b"src/main.rs",
+        TimeSpec::Now,
+        TimeSpec::Now,
+        true,
+    ));
     assert_eq!(v.lookup(b"src/main.rs").unwrap().mtime_ns, NOW);
 }
 
@@ -335,7 +408,13 @@ fn utimens_now_uses_the_callers_time() {
 fn utimens_explicit_time_by_a_non_owner_is_eperm() {
     let mut v = foreign_view();
     assert_eq!(
-        errno(v.utimens(&at(&user()), b"other_only", TimeSpec::Set(1), TimeSpec::Set(1), true)),
+        errno(v.utimens(
+            &at(&user()),
+            b"other_only",
+            TimeSpec::Set(1),
+            TimeSpec::Set(1),
+            true
+        )),
         Errno::EPERM
     );
 }
@@ -343,14 +422,28 @@ fn utimens_explicit_time_by_a_non_owner_is_eperm() {
 #[test]
 fn utimens_now_by_a_non_owner_with_write_access_succeeds() {
     let mut v = foreign_view();
-    assert!(v.utimens(&at(&user()), b"other_only", TimeSpec::Now, TimeSpec::Now, true).is_ok());
+    assert!(v
+        .utimens(
+            &at(&user()),
+            b"other_only",
+            TimeSpec::Now,
+            TimeSpec::Now,
+            true
+        )
+        .is_ok());
 }
 
 #[test]
 fn utimens_now_by_a_non_owner_without_write_access_is_eacces() {
     let mut v = foreign_view();
     assert_eq!(
-        errno(v.utimens(&at(&user()), b"src/main.rs", TimeSpec::Now, TimeSpec::Now, true)),
+        errno(v.utimens(
+            &at(&user()),
+            b"src/main.rs",
+            TimeSpec::Now,
+            TimeSpec::Now,
+            true
+        )),
         Errno::EACCES
     );
 }
@@ -358,21 +451,39 @@ fn utimens_now_by_a_non_owner_without_write_access_is_eacces() {
 #[test]
 fn utimens_by_root_of_someone_elses_file_succeeds() {
     let mut v = foreign_view();
-    ok(v.utimens(&at(&root()), b"secret", TimeSpec::Omit, TimeSpec::Set(5), true));
+    ok(v.utimens(
+        &at(&root()),
+        b"secret",
+        TimeSpec::Omit,
+        TimeSpec::Set(5),
+        true,
+    ));
     assert_eq!(v.lookup(b"secret").unwrap().mtime_ns, 5);
 }
 
 #[test]
 fn utimens_omit_omit_changes_nothing() {
     let mut v = foreign_view();
-    ok(v.utimens(&at(&user()), b"src/main.rs", TimeSpec::Omit, TimeSpec::Omit, true));
+    ok(v.utimens(
+        &at(&user()),
+        b"src/main.rs",
+        TimeSpec::Omit,
+        TimeSpec::Omit,
+        true,
+    ));
     assert!(v.delta().is_empty());
 }
 
 #[test]
 fn utimens_nofollow_sets_the_symlinks_own_time() {
     let mut v = view();
-    ok(v.utimens(&at(&user()), b"link_main", TimeSpec::Omit, TimeSpec::Set(9), false));
+    ok(v.utimens(
+        &at(&user()),
+        b"link_main",
+        TimeSpec::Omit,
+        TimeSpec::Set(9),
+        false,
+    ));
     assert_eq!(v.lookup(b"link_main").unwrap().mtime_ns, 9);
     assert_eq!(v.lookup(b"src/main.rs").unwrap().mtime_ns, OLD);
 }

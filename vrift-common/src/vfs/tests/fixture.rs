@@ -142,10 +142,7 @@ pub fn at(cred: &Cred) -> Caller<'_> {
 }
 
 pub fn at_cwd<'a>(cred: &'a Cred, cwd: &'a [u8]) -> Caller<'a> {
-    Caller {
-        cwd,
-        ..at(cred)
-    }
+    Caller { cwd, ..at(cred) }
 }
 
 /// The errno of a failed operation.

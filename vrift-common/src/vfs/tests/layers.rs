@@ -91,7 +91,11 @@ fn deleted_directory_is_one_whiteout_hiding_its_subtree() {
     ok(v.unlink(&at(&u), b"src/deep/x.rs"));
     ok(v.rmdir(&at(&u), b"src/deep"));
     assert_eq!(v.delta().get(b"src/deep"), Some(&DeltaNode::Whiteout));
-    assert_eq!(v.delta().get(b"src/deep/x.rs"), None, "folded into the dir whiteout");
+    assert_eq!(
+        v.delta().get(b"src/deep/x.rs"),
+        None,
+        "folded into the dir whiteout"
+    );
     assert_eq!(v.lookup(b"src/deep/x.rs"), None);
 }
 
@@ -152,7 +156,12 @@ fn changed_lower_dir_still_merges_lower_children() {
 fn new_file_in_lower_dir_is_listed_with_lower_children() {
     let mut v = view();
     let u = user();
-    ok(v.open(&at(&u), b"src/new.rs", OpenFlags::write_only().creat(), 0o644));
+    ok(v.open(
+        &at(&u),
+        b"src/new.rs",
+        OpenFlags::write_only().creat(),
+        0o644,
+    ));
     assert_eq!(names(&v, "src"), ["deep", "lib.rs", "main.rs", "new.rs"]);
 }
 
@@ -198,7 +207,8 @@ fn flatten_refuses_pending_files_and_names_them() {
 fn pending_lists_files_being_written() {
     let mut v = view();
     let u = user();
-    let Opened::Write { id, .. } = ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)) else {
+    let Opened::Write { id, .. } = ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0))
+    else {
         panic!("write expected")
     };
     assert_eq!(v.pending(), vec![(id, rel("src/main.rs"))]);
@@ -208,7 +218,8 @@ fn pending_lists_files_being_written() {
 fn flatten_after_commit_points_at_the_new_blob_with_the_mode_kept() {
     let mut v = view();
     let u = user();
-    let Opened::Write { id, seed, .. } = ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0))
+    let Opened::Write { id, seed, .. } =
+        ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0))
     else {
         panic!("write expected")
     };
@@ -217,7 +228,10 @@ fn flatten_after_commit_points_at_the_new_blob_with_the_mode_kept() {
     assert_eq!(paths, vec![rel("src/main.rs")]);
     let flat = v.flatten().unwrap();
     let e = &flat.iter().find(|(p, _)| p == b"src/main.rs").unwrap().1;
-    assert_eq!((e.hash, e.size, e.mode, e.mtime_ns), (blob("main v2"), 7, 0o644, NOW + 5));
+    assert_eq!(
+        (e.hash, e.size, e.mode, e.mtime_ns),
+        (blob("main v2"), 7, 0o644, NOW + 5)
+    );
 }
 
 #[test]
@@ -237,7 +251,11 @@ fn flatten_records_new_dirs_symlinks_and_deletions() {
     ok(v.symlink(&at(&u), b"../src", b"target/s"));
     ok(v.unlink(&at(&u), b"ro.so"));
     let flat = v.flatten().unwrap();
-    let get = |p: &str| flat.iter().find(|(q, _)| q == p.as_bytes()).map(|(_, e)| e.clone());
+    let get = |p: &str| {
+        flat.iter()
+            .find(|(q, _)| q == p.as_bytes())
+            .map(|(_, e)| e.clone())
+    };
     assert_eq!(get("target").unwrap().mode, 0o755, "umask 022 applied");
     assert_eq!(get("target/s").unwrap().target, b"../src");
     assert_eq!(get("ro.so"), None);
@@ -272,9 +290,15 @@ fn btreemap_children_skips_grandchildren_and_lists_names_in_order() {
         ("a/d", file("d", 0o644)),
         ("b", file("b", 0o644)),
     ]);
-    let top: Vec<&[u8]> = LayerSource::children(&l, b"").into_iter().map(|(n, _)| n).collect();
+    let top: Vec<&[u8]> = LayerSource::children(&l, b"")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(top, [&b"a"[..], b"a-z", b"b"]);
-    let a: Vec<&[u8]> = LayerSource::children(&l, b"a").into_iter().map(|(n, _)| n).collect();
+    let a: Vec<&[u8]> = LayerSource::children(&l, b"a")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(a, [&b"b"[..], b"d"]);
 }
 
@@ -284,6 +308,8 @@ fn delta_survives_into_a_new_view_of_the_same_layers() {
     let u = user();
     ok(v.unlink(&at(&u), b"ro.so"));
     let delta = v.into_delta();
-    let v2 = View::new(ROOT, OWNER, vec![base()]).unwrap().with_delta(delta);
+    let v2 = View::new(ROOT, OWNER, vec![base()])
+        .unwrap()
+        .with_delta(delta);
     assert_eq!(v2.lookup(b"ro.so"), None);
 }

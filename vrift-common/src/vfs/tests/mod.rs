@@ -7,3 +7,5 @@ mod names;
 mod open;
 mod rename;
 mod resolve;
+mod tables;
+mod timing;

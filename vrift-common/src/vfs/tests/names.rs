@@ -21,7 +21,10 @@ fn mkdir_of_an_existing_entry_is_eexist() {
     let mut v = view();
     let u = user();
     assert_eq!(errno(v.mkdir(&at(&u), b"src", 0o755)), Errno::EEXIST);
-    assert_eq!(errno(v.mkdir(&at(&u), b"src/main.rs", 0o755)), Errno::EEXIST);
+    assert_eq!(
+        errno(v.mkdir(&at(&u), b"src/main.rs", 0o755)),
+        Errno::EEXIST
+    );
     assert_eq!(errno(v.mkdir(&at(&u), b"dangling", 0o755)), Errno::EEXIST);
     assert_eq!(errno(v.mkdir(&at(&u), b"src/.", 0o755)), Errno::EEXIST);
     assert_eq!(errno(v.mkdir(&at(&u), ROOT, 0o755)), Errno::EEXIST);
@@ -42,7 +45,10 @@ fn mkdir_with_a_trailing_slash_works() {
 #[test]
 fn mkdir_in_a_read_only_directory_is_eacces_for_user_and_works_for_root() {
     let mut v = view();
-    assert_eq!(errno(v.mkdir(&at(&user()), b"rodir/d", 0o755)), Errno::EACCES);
+    assert_eq!(
+        errno(v.mkdir(&at(&user()), b"rodir/d", 0o755)),
+        Errno::EACCES
+    );
     assert!(v.mkdir(&at(&root()), b"rodir/d", 0o755).is_ok());
 }
 
@@ -50,7 +56,10 @@ fn mkdir_in_a_read_only_directory_is_eacces_for_user_and_works_for_root() {
 fn mkdir_needs_search_permission_on_the_parent() {
     let mut v = foreign_view();
     // noread is 0311: write+search for other... and closed 0700 gives other nothing.
-    assert_eq!(errno(v.mkdir(&at(&user()), b"closed/d", 0o755)), Errno::EACCES);
+    assert_eq!(
+        errno(v.mkdir(&at(&user()), b"closed/d", 0o755)),
+        Errno::EACCES
+    );
 }
 
 #[test]
@@ -113,7 +122,10 @@ fn rmdir_of_the_view_root_is_ebusy() {
     let mut v = View::new(ROOT, OWNER, vec![layer(&[("", dir(0o755))])]).unwrap();
     assert_eq!(errno(v.rmdir(&at(&user()), ROOT)), Errno::EBUSY);
     let mut at_slash = View::new(b"/", OWNER, vec![layer(&[("", dir(0o755))])]).unwrap();
-    assert_eq!(errno(at_slash.rmdir(&at_cwd(&user(), b"/"), b"/")), Errno::EBUSY);
+    assert_eq!(
+        errno(at_slash.rmdir(&at_cwd(&user(), b"/"), b"/")),
+        Errno::EBUSY
+    );
 }
 
 #[test]
@@ -137,7 +149,10 @@ fn rmdir_of_a_directory_emptied_in_the_delta_works() {
 #[test]
 fn unlink_removes_a_file() {
     let mut v = view();
-    assert_eq!(ok(v.unlink(&at(&user()), b"src/main.rs")), rel("src/main.rs"));
+    assert_eq!(
+        ok(v.unlink(&at(&user()), b"src/main.rs")),
+        rel("src/main.rs")
+    );
     assert_eq!(v.lookup(b"src/main.rs"), None);
     assert_eq!(v.lookup(b"src").unwrap().mtime_ns, NOW);
 }
@@ -167,7 +182,10 @@ fn unlink_of_a_directory_is_eisdir() {
 #[test]
 fn unlink_with_a_trailing_slash_is_enotdir_on_a_file() {
     let mut v = view();
-    assert_eq!(errno(v.unlink(&at(&user()), b"src/main.rs/")), Errno::ENOTDIR);
+    assert_eq!(
+        errno(v.unlink(&at(&user()), b"src/main.rs/")),
+        Errno::ENOTDIR
+    );
     assert_eq!(errno(v.unlink(&at(&user()), b"empty/")), Errno::EISDIR);
     assert_eq!(errno(v.unlink(&at(&user()), b"none/")), Errno::ENOENT);
 }
@@ -231,20 +249,32 @@ fn link_makes_a_new_entry_sharing_the_content() {
 #[test]
 fn link_onto_an_existing_name_is_eexist() {
     let mut v = view();
-    assert_eq!(errno(v.link(&at(&user()), b"src/main.rs", b"src/lib.rs", false)), Errno::EEXIST);
+    assert_eq!(
+        errno(v.link(&at(&user()), b"src/main.rs", b"src/lib.rs", false)),
+        Errno::EEXIST
+    );
 }
 
 #[test]
 fn link_of_a_directory_is_eperm() {
     let mut v = view();
-    assert_eq!(errno(v.link(&at(&user()), b"src", b"src2", false)), Errno::EPERM);
-    assert_eq!(errno(v.link(&at(&root()), b"src", b"src2", false)), Errno::EPERM);
+    assert_eq!(
+        errno(v.link(&at(&user()), b"src", b"src2", false)),
+        Errno::EPERM
+    );
+    assert_eq!(
+        errno(v.link(&at(&root()), b"src", b"src2", false)),
+        Errno::EPERM
+    );
 }
 
 #[test]
 fn link_of_a_missing_file_is_enoent() {
     let mut v = view();
-    assert_eq!(errno(v.link(&at(&user()), b"none", b"x", false)), Errno::ENOENT);
+    assert_eq!(
+        errno(v.link(&at(&user()), b"none", b"x", false)),
+        Errno::ENOENT
+    );
 }
 
 #[test]
@@ -259,14 +289,23 @@ fn link_without_follow_links_the_symlink_itself() {
 #[test]
 fn link_into_a_read_only_dir_is_eacces() {
     let mut v = view();
-    assert_eq!(errno(v.link(&at(&user()), b"src/main.rs", b"rodir/m", false)), Errno::EACCES);
+    assert_eq!(
+        errno(v.link(&at(&user()), b"src/main.rs", b"rodir/m", false)),
+        Errno::EACCES
+    );
 }
 
 #[test]
 fn link_across_the_view_boundary_is_exdev() {
     let mut v = view();
-    assert_eq!(errno(v.link(&at(&user()), b"src/main.rs", b"/tmp/m", false)), Errno::EXDEV);
-    assert_eq!(errno(v.link(&at(&user()), b"/etc/hosts", b"hosts", false)), Errno::EXDEV);
+    assert_eq!(
+        errno(v.link(&at(&user()), b"src/main.rs", b"/tmp/m", false)),
+        Errno::EXDEV
+    );
+    assert_eq!(
+        errno(v.link(&at(&user()), b"/etc/hosts", b"hosts", false)),
+        Errno::EXDEV
+    );
 }
 
 #[test]
@@ -282,7 +321,9 @@ fn link_with_both_paths_outside_goes_to_the_kernel() {
 fn link_of_a_0666_file_of_another_owner_succeeds() {
     // protected_hardlinks: a non-owner may link what they can read and write.
     let mut v = foreign_view();
-    assert!(v.link(&at(&user()), b"tmp/theirs", b"tmp/mine", false).is_ok());
+    assert!(v
+        .link(&at(&user()), b"tmp/theirs", b"tmp/mine", false)
+        .is_ok());
 }
 
 #[test]
@@ -290,20 +331,28 @@ fn link_of_a_0600_file_of_another_owner_is_eperm() {
     let mut v = foreign_view();
     let u = user();
     ok(v.chmod(&at(&root()), b"tmp/theirs", 0o600, true));
-    assert_eq!(errno(v.link(&at(&u), b"tmp/theirs", b"tmp/mine", false)), Errno::EPERM);
+    assert_eq!(
+        errno(v.link(&at(&u), b"tmp/theirs", b"tmp/mine", false)),
+        Errno::EPERM
+    );
 }
 
 #[test]
 fn link_of_a_pending_file_shares_the_pending_copy_until_commit() {
     let mut v = view();
     let u = user();
-    let Opened::Write { id, .. } = ok(v.open(&at(&u), b"a.tmp", OpenFlags::write_only().creat(), 0o644)) else {
+    let Opened::Write { id, .. } =
+        ok(v.open(&at(&u), b"a.tmp", OpenFlags::write_only().creat(), 0o644))
+    else {
         panic!()
     };
     ok(v.link(&at(&u), b"a.tmp", b"a", false));
     ok(v.unlink(&at(&u), b"a.tmp"));
     assert_eq!(v.commit(id, blob("A"), 1, NOW), vec![rel("a")]);
-    assert_eq!(v.lookup(b"a").unwrap().content(), Some(Content::Blob(blob("A"))));
+    assert_eq!(
+        v.lookup(b"a").unwrap().content(),
+        Some(Content::Blob(blob("A")))
+    );
 }
 
 // ---- symlink ----
@@ -322,7 +371,10 @@ fn symlink_makes_a_link_with_the_given_target() {
 fn symlink_onto_an_existing_name_is_eexist() {
     let mut v = view();
     assert_eq!(errno(v.symlink(&at(&user()), b"x", b"src")), Errno::EEXIST);
-    assert_eq!(errno(v.symlink(&at(&user()), b"x", b"dangling")), Errno::EEXIST);
+    assert_eq!(
+        errno(v.symlink(&at(&user()), b"x", b"dangling")),
+        Errno::EEXIST
+    );
 }
 
 #[test]
@@ -334,13 +386,19 @@ fn symlink_with_an_empty_target_is_enoent() {
 #[test]
 fn symlink_with_a_trailing_slash_on_a_new_name_is_enoent() {
     let mut v = view();
-    assert_eq!(errno(v.symlink(&at(&user()), b"x", b"newlink/")), Errno::ENOENT);
+    assert_eq!(
+        errno(v.symlink(&at(&user()), b"x", b"newlink/")),
+        Errno::ENOENT
+    );
 }
 
 #[test]
 fn symlink_in_a_read_only_dir_is_eacces() {
     let mut v = view();
-    assert_eq!(errno(v.symlink(&at(&user()), b"x", b"rodir/l")), Errno::EACCES);
+    assert_eq!(
+        errno(v.symlink(&at(&user()), b"x", b"rodir/l")),
+        Errno::EACCES
+    );
 }
 
 // ---- mknod ----
@@ -351,7 +409,15 @@ fn mknod_fifo_adds_a_fifo_entry() {
     ok(v.mknod(&at(&user()), b"pipe", S_IFIFO | 0o666));
     let st = v.stat_rel(b"pipe").unwrap();
     assert_eq!(st.mode, S_IFIFO | 0o644);
-    assert_eq!(v.list_dir(b"").unwrap().iter().find(|d| d.name == b"pipe").unwrap().kind, FileType::Fifo);
+    assert_eq!(
+        v.list_dir(b"")
+            .unwrap()
+            .iter()
+            .find(|d| d.name == b"pipe")
+            .unwrap()
+            .kind,
+        FileType::Fifo
+    );
 }
 
 #[test]
@@ -366,14 +432,23 @@ fn mknod_regular_makes_an_empty_file() {
 #[test]
 fn mknod_of_a_device_is_eperm_even_for_root() {
     let mut v = view();
-    assert_eq!(errno(v.mknod(&at(&user()), b"dev", 0o020000 | 0o644)), Errno::EPERM);
-    assert_eq!(errno(v.mknod(&at(&root()), b"dev", 0o060000 | 0o644)), Errno::EPERM);
+    assert_eq!(
+        errno(v.mknod(&at(&user()), b"dev", 0o020000 | 0o644)),
+        Errno::EPERM
+    );
+    assert_eq!(
+        errno(v.mknod(&at(&root()), b"dev", 0o060000 | 0o644)),
+        Errno::EPERM
+    );
 }
 
 #[test]
 fn mknod_of_an_existing_name_is_eexist() {
     let mut v = view();
-    assert_eq!(errno(v.mknod(&at(&user()), b"src", S_IFIFO | 0o644)), Errno::EEXIST);
+    assert_eq!(
+        errno(v.mknod(&at(&user()), b"src", S_IFIFO | 0o644)),
+        Errno::EEXIST
+    );
 }
 
 #[test]

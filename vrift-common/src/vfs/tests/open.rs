@@ -30,7 +30,10 @@ fn open_read_on_0644_as_user_returns_the_blob() {
 fn open_read_on_0600_of_another_owner_is_eacces() {
     let mut v = foreign_view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"secret", OpenFlags::read_only(), 0)), Errno::EACCES);
+    assert_eq!(
+        errno(v.open(&at(&u), b"secret", OpenFlags::read_only(), 0)),
+        Errno::EACCES
+    );
 }
 
 #[test]
@@ -48,10 +51,15 @@ fn open_read_uses_group_bits_for_a_group_member() {
     let mut v = foreign_view();
     let g = group_member();
     // grp_rw is 0464: group may read and write, owner and other may only read.
-    assert!(v.open(&at(&g), b"grp_rw", OpenFlags::read_write(), 0).is_ok());
+    assert!(v
+        .open(&at(&g), b"grp_rw", OpenFlags::read_write(), 0)
+        .is_ok());
     let mut v = foreign_view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"grp_rw", OpenFlags::read_write(), 0)), Errno::EACCES);
+    assert_eq!(
+        errno(v.open(&at(&u), b"grp_rw", OpenFlags::read_write(), 0)),
+        Errno::EACCES
+    );
 }
 
 #[test]
@@ -59,17 +67,22 @@ fn open_uses_other_bits_for_a_stranger() {
     let mut v = foreign_view();
     let u = user();
     // other_only is 0606: other may read and write.
-    assert!(v.open(&at(&u), b"other_only", OpenFlags::read_write(), 0).is_ok());
+    assert!(v
+        .open(&at(&u), b"other_only", OpenFlags::read_write(), 0)
+        .is_ok());
 }
 
 #[test]
 fn owner_class_denies_even_when_other_bits_allow() {
     let mut v = view();
     let u = user();
-    // other_only is 0606 and uid 1000 owns it: the owner bits (---... no, 6) apply.
-    // Make a file 0066 to see the owner class win.
+    // 0066: the owner class (---) applies to uid 1000 even though group and other may
+    // read and write.
     ok(v.chmod(&at(&u), b"other_only", 0o066, true));
-    assert_eq!(errno(v.open(&at(&u), b"other_only", OpenFlags::read_only(), 0)), Errno::EACCES);
+    assert_eq!(
+        errno(v.open(&at(&u), b"other_only", OpenFlags::read_only(), 0)),
+        Errno::EACCES
+    );
 }
 
 // ---- open for write: W bit, CoW ----
@@ -78,7 +91,12 @@ fn owner_class_denies_even_when_other_bits_allow() {
 fn open_write_on_0644_as_user_makes_a_cow_copy_and_the_entry_pending() {
     let mut v = view();
     let u = user();
-    let (id, seed) = write_id(ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)));
+    let (id, seed) = write_id(ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only(),
+        0,
+    )));
     assert_eq!(seed, Seed::CopyOf(blob("main")));
     let e = v.lookup(b"src/main.rs").unwrap();
     assert_eq!(e.content(), Some(Content::Pending(id)));
@@ -89,7 +107,10 @@ fn open_write_on_0644_as_user_makes_a_cow_copy_and_the_entry_pending() {
 fn open_write_on_0444_as_user_is_eacces() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"ro.so", OpenFlags::write_only(), 0)), Errno::EACCES);
+    assert_eq!(
+        errno(v.open(&at(&u), b"ro.so", OpenFlags::write_only(), 0)),
+        Errno::EACCES
+    );
     assert!(v.delta().is_empty(), "nothing changes");
 }
 
@@ -105,24 +126,39 @@ fn open_write_on_0444_as_root_succeeds() {
 fn open_rdwr_on_0444_as_user_is_eacces() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"ro.so", OpenFlags::read_write(), 0)), Errno::EACCES);
+    assert_eq!(
+        errno(v.open(&at(&u), b"ro.so", OpenFlags::read_write(), 0)),
+        Errno::EACCES
+    );
 }
 
 #[test]
 fn open_write_on_0644_of_another_owner_is_eacces() {
     let mut v = foreign_view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)), Errno::EACCES);
+    assert_eq!(
+        errno(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)),
+        Errno::EACCES
+    );
 }
 
 #[test]
 fn open_write_on_a_directory_is_eisdir() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"src", OpenFlags::write_only(), 0)), Errno::EISDIR);
-    assert_eq!(errno(v.open(&at(&u), b"src", OpenFlags::read_write(), 0)), Errno::EISDIR);
+    assert_eq!(
+        errno(v.open(&at(&u), b"src", OpenFlags::write_only(), 0)),
+        Errno::EISDIR
+    );
+    assert_eq!(
+        errno(v.open(&at(&u), b"src", OpenFlags::read_write(), 0)),
+        Errno::EISDIR
+    );
     let r = root();
-    assert_eq!(errno(v.open(&at(&r), b"src", OpenFlags::write_only(), 0)), Errno::EISDIR);
+    assert_eq!(
+        errno(v.open(&at(&r), b"src", OpenFlags::write_only(), 0)),
+        Errno::EISDIR
+    );
 }
 
 #[test]
@@ -139,8 +175,18 @@ fn open_read_of_a_directory_gives_the_directory() {
 fn second_open_for_write_reuses_the_private_copy() {
     let mut v = view();
     let u = user();
-    let (id, _) = write_id(ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)));
-    let (id2, seed2) = write_id(ok(v.open(&at(&u), b"src/main.rs", OpenFlags::read_write(), 0)));
+    let (id, _) = write_id(ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only(),
+        0,
+    )));
+    let (id2, seed2) = write_id(ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::read_write(),
+        0,
+    )));
     assert_eq!(id, id2);
     assert_eq!(seed2, Seed::Existing { truncate: false });
 }
@@ -149,7 +195,12 @@ fn second_open_for_write_reuses_the_private_copy() {
 fn open_read_of_a_pending_file_reads_the_private_copy() {
     let mut v = view();
     let u = user();
-    let (id, _) = write_id(ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)));
+    let (id, _) = write_id(ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only(),
+        0,
+    )));
     assert_eq!(
         ok(v.open(&at(&u), b"src/main.rs", OpenFlags::read_only(), 0)),
         Opened::Read {
@@ -165,7 +216,12 @@ fn open_read_of_a_pending_file_reads_the_private_copy() {
 fn o_trunc_starts_empty_and_sets_size_zero_and_mtime_now() {
     let mut v = view();
     let u = user();
-    let (_, seed) = write_id(ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only().trunc(), 0)));
+    let (_, seed) = write_id(ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only().trunc(),
+        0,
+    )));
     assert_eq!(seed, Seed::Empty);
     let st = v.stat_rel(b"src/main.rs").unwrap();
     assert_eq!((st.size, st.mtime_ns), (0, NOW));
@@ -175,15 +231,28 @@ fn o_trunc_starts_empty_and_sets_size_zero_and_mtime_now() {
 fn o_trunc_with_o_rdonly_needs_write_permission() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"ro.so", OpenFlags::read_only().trunc(), 0)), Errno::EACCES);
+    assert_eq!(
+        errno(v.open(&at(&u), b"ro.so", OpenFlags::read_only().trunc(), 0)),
+        Errno::EACCES
+    );
 }
 
 #[test]
 fn o_trunc_on_a_pending_file_truncates_the_existing_copy() {
     let mut v = view();
     let u = user();
-    write_id(ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)));
-    let (_, seed) = write_id(ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only().trunc(), 0)));
+    write_id(ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only(),
+        0,
+    )));
+    let (_, seed) = write_id(ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only().trunc(),
+        0,
+    )));
     assert_eq!(seed, Seed::Existing { truncate: true });
 }
 
@@ -191,7 +260,12 @@ fn o_trunc_on_a_pending_file_truncates_the_existing_copy() {
 fn o_append_copies_the_old_content() {
     let mut v = view();
     let u = user();
-    let (_, seed) = write_id(ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only().append(), 0)));
+    let (_, seed) = write_id(ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only().append(),
+        0,
+    )));
     assert_eq!(seed, Seed::CopyOf(blob("main")));
 }
 
@@ -199,7 +273,10 @@ fn o_append_copies_the_old_content() {
 fn o_append_on_0444_is_eacces() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"ro.so", OpenFlags::write_only().append(), 0)), Errno::EACCES);
+    assert_eq!(
+        errno(v.open(&at(&u), b"ro.so", OpenFlags::write_only().append(), 0)),
+        Errno::EACCES
+    );
 }
 
 // ---- O_CREAT, O_EXCL ----
@@ -208,14 +285,28 @@ fn o_append_on_0444_is_eacces() {
 fn o_creat_makes_a_new_entry_with_mode_after_umask() {
     let mut v = view();
     let u = user();
-    let o = ok(v.open(&at(&u), b"src/new.rs", OpenFlags::write_only().creat(), 0o666));
-    let Opened::Write { id, seed, created, .. } = o else { panic!() };
+    let o = ok(v.open(
+        &at(&u),
+        b"src/new.rs",
+        OpenFlags::write_only().creat(),
+        0o666,
+    ));
+    let Opened::Write {
+        id, seed, created, ..
+    } = o
+    else {
+        panic!()
+    };
     assert_eq!((seed, created), (Seed::Empty, true));
     let e = v.lookup(b"src/new.rs").unwrap();
     assert_eq!(e.mode, 0o644);
     assert_eq!(e.content(), Some(Content::Pending(id)));
     assert_eq!(e.mtime_ns, NOW);
-    assert_eq!(v.lookup(b"src").unwrap().mtime_ns, NOW, "parent mtime updated");
+    assert_eq!(
+        v.lookup(b"src").unwrap().mtime_ns,
+        NOW,
+        "parent mtime updated"
+    );
 }
 
 #[test]
@@ -231,71 +322,151 @@ fn o_creat_with_mode_0444_still_returns_a_writable_handle() {
 fn o_creat_in_a_missing_directory_is_enoent() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"nodir/new", OpenFlags::write_only().creat(), 0o644)), Errno::ENOENT);
+    assert_eq!(
+        errno(v.open(
+            &at(&u),
+            b"nodir/new",
+            OpenFlags::write_only().creat(),
+            0o644
+        )),
+        Errno::ENOENT
+    );
 }
 
 #[test]
 fn o_creat_in_a_read_only_directory_is_eacces() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"rodir/new", OpenFlags::write_only().creat(), 0o644)), Errno::EACCES);
+    assert_eq!(
+        errno(v.open(
+            &at(&u),
+            b"rodir/new",
+            OpenFlags::write_only().creat(),
+            0o644
+        )),
+        Errno::EACCES
+    );
 }
 
 #[test]
 fn o_creat_in_a_read_only_directory_as_root_succeeds() {
     let mut v = view();
     let r = root();
-    assert!(v.open(&at(&r), b"rodir/new", OpenFlags::write_only().creat(), 0o644).is_ok());
+    assert!(v
+        .open(
+            &at(&r),
+            b"rodir/new",
+            OpenFlags::write_only().creat(),
+            0o644
+        )
+        .is_ok());
 }
 
 #[test]
 fn o_creat_in_a_directory_of_another_owner_needs_other_write_bit() {
     let mut v = foreign_view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"src/new", OpenFlags::write_only().creat(), 0o644)), Errno::EACCES);
+    assert_eq!(
+        errno(v.open(&at(&u), b"src/new", OpenFlags::write_only().creat(), 0o644)),
+        Errno::EACCES
+    );
     // tmp is 1777: anyone may create.
-    assert!(v.open(&at(&u), b"tmp/new", OpenFlags::write_only().creat(), 0o644).is_ok());
+    assert!(v
+        .open(&at(&u), b"tmp/new", OpenFlags::write_only().creat(), 0o644)
+        .is_ok());
 }
 
 #[test]
 fn o_creat_o_excl_on_an_existing_file_is_eexist() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only().creat().excl(), 0o644)), Errno::EEXIST);
+    assert_eq!(
+        errno(v.open(
+            &at(&u),
+            b"src/main.rs",
+            OpenFlags::write_only().creat().excl(),
+            0o644
+        )),
+        Errno::EEXIST
+    );
 }
 
 #[test]
 fn o_creat_o_excl_on_a_dangling_symlink_is_eexist() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"dangling", OpenFlags::write_only().creat().excl(), 0o644)), Errno::EEXIST);
+    assert_eq!(
+        errno(v.open(
+            &at(&u),
+            b"dangling",
+            OpenFlags::write_only().creat().excl(),
+            0o644
+        )),
+        Errno::EEXIST
+    );
 }
 
 #[test]
 fn o_creat_on_an_existing_file_is_a_plain_open() {
     let mut v = view();
     let u = user();
-    let o = ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only().creat(), 0o600));
-    assert!(matches!(o, Opened::Write { created: false, seed: Seed::CopyOf(_), .. }));
-    assert_eq!(v.lookup(b"src/main.rs").unwrap().mode, 0o644, "mode argument ignored");
+    let o = ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only().creat(),
+        0o600,
+    ));
+    assert!(matches!(
+        o,
+        Opened::Write {
+            created: false,
+            seed: Seed::CopyOf(_),
+            ..
+        }
+    ));
+    assert_eq!(
+        v.lookup(b"src/main.rs").unwrap().mode,
+        0o644,
+        "mode argument ignored"
+    );
     let mut v = view();
-    assert_eq!(errno(v.open(&at(&u), b"ro.so", OpenFlags::write_only().creat(), 0o644)), Errno::EACCES);
+    assert_eq!(
+        errno(v.open(&at(&u), b"ro.so", OpenFlags::write_only().creat(), 0o644)),
+        Errno::EACCES
+    );
 }
 
 #[test]
 fn o_creat_on_a_directory_is_eisdir() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"src", OpenFlags::read_only().creat(), 0o644)), Errno::EISDIR);
-    assert_eq!(errno(v.open(&at(&u), b"src/.", OpenFlags::read_only().creat(), 0o644)), Errno::EISDIR);
+    assert_eq!(
+        errno(v.open(&at(&u), b"src", OpenFlags::read_only().creat(), 0o644)),
+        Errno::EISDIR
+    );
+    assert_eq!(
+        errno(v.open(&at(&u), b"src/.", OpenFlags::read_only().creat(), 0o644)),
+        Errno::EISDIR
+    );
 }
 
 #[test]
 fn o_creat_with_a_trailing_slash_is_eisdir() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"newdir/", OpenFlags::write_only().creat(), 0o644)), Errno::EISDIR);
-    assert_eq!(errno(v.open(&at(&u), b"src/main.rs/", OpenFlags::write_only().creat(), 0o644)), Errno::EISDIR);
+    assert_eq!(
+        errno(v.open(&at(&u), b"newdir/", OpenFlags::write_only().creat(), 0o644)),
+        Errno::EISDIR
+    );
+    assert_eq!(
+        errno(v.open(
+            &at(&u),
+            b"src/main.rs/",
+            OpenFlags::write_only().creat(),
+            0o644
+        )),
+        Errno::EISDIR
+    );
 }
 
 #[test]
@@ -311,14 +482,25 @@ fn o_creat_through_a_dangling_symlink_creates_its_target() {
 fn o_creat_with_o_directory_is_einval() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"x", OpenFlags::read_only().creat().directory(), 0o755)), Errno::EINVAL);
+    assert_eq!(
+        errno(v.open(
+            &at(&u),
+            b"x",
+            OpenFlags::read_only().creat().directory(),
+            0o755
+        )),
+        Errno::EINVAL
+    );
 }
 
 #[test]
 fn open_of_a_missing_file_without_o_creat_is_enoent() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"src/none", OpenFlags::read_only(), 0)), Errno::ENOENT);
+    assert_eq!(
+        errno(v.open(&at(&u), b"src/none", OpenFlags::read_only(), 0)),
+        Errno::ENOENT
+    );
 }
 
 // ---- O_DIRECTORY, O_NOFOLLOW, O_PATH, O_NOATIME ----
@@ -327,7 +509,15 @@ fn open_of_a_missing_file_without_o_creat_is_enoent() {
 fn o_directory_on_a_file_is_enotdir() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"src/main.rs", OpenFlags::read_only().directory(), 0)), Errno::ENOTDIR);
+    assert_eq!(
+        errno(v.open(
+            &at(&u),
+            b"src/main.rs",
+            OpenFlags::read_only().directory(),
+            0
+        )),
+        Errno::ENOTDIR
+    );
 }
 
 #[test]
@@ -344,21 +534,36 @@ fn o_directory_follows_a_symlink_to_a_directory() {
 fn o_nofollow_on_a_symlink_is_eloop() {
     let mut v = view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"link_main", OpenFlags::read_only().nofollow(), 0)), Errno::ELOOP);
+    assert_eq!(
+        errno(v.open(&at(&u), b"link_main", OpenFlags::read_only().nofollow(), 0)),
+        Errno::ELOOP
+    );
 }
 
 #[test]
 fn o_nofollow_only_concerns_the_last_component() {
     let mut v = view();
     let u = user();
-    assert!(v.open(&at(&u), b"link_src/main.rs", OpenFlags::read_only().nofollow(), 0).is_ok());
+    assert!(v
+        .open(
+            &at(&u),
+            b"link_src/main.rs",
+            OpenFlags::read_only().nofollow(),
+            0
+        )
+        .is_ok());
 }
 
 #[test]
 fn o_path_o_nofollow_on_a_symlink_gives_the_symlink() {
     let mut v = view();
     let u = user();
-    let o = ok(v.open(&at(&u), b"link_main", OpenFlags::read_only().o_path().nofollow(), 0));
+    let o = ok(v.open(
+        &at(&u),
+        b"link_main",
+        OpenFlags::read_only().o_path().nofollow(),
+        0,
+    ));
     assert!(matches!(o, Opened::Path { ref entry, .. } if entry.is_symlink()));
 }
 
@@ -376,16 +581,22 @@ fn o_path_needs_no_read_permission() {
 fn o_noatime_by_a_non_owner_is_eperm() {
     let mut v = foreign_view();
     let u = user();
-    assert_eq!(errno(v.open(&at(&u), b"other_only", OpenFlags::read_only().noatime(), 0)), Errno::EPERM);
+    assert_eq!(
+        errno(v.open(&at(&u), b"other_only", OpenFlags::read_only().noatime(), 0)),
+        Errno::EPERM
+    );
     let mut v = view();
-    assert!(v.open(&at(&u), b"src/main.rs", OpenFlags::read_only().noatime(), 0).is_ok());
+    assert!(v
+        .open(&at(&u), b"src/main.rs", OpenFlags::read_only().noatime(), 0)
+        .is_ok());
 }
 
 #[test]
 fn from_raw_decodes_linux_flags() {
     let f = OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC);
     assert!(f.write && !f.read && f.creat && f.excl && f.trunc && !f.append);
-    let f = OpenFlags::from_raw(libc::O_RDWR | libc::O_APPEND | libc::O_NOFOLLOW | libc::O_DIRECTORY);
+    let f =
+        OpenFlags::from_raw(libc::O_RDWR | libc::O_APPEND | libc::O_NOFOLLOW | libc::O_DIRECTORY);
     assert!(f.read && f.write && f.append && f.nofollow && f.directory);
     #[cfg(target_os = "linux")]
     {
@@ -411,11 +622,18 @@ fn open_outside_the_view_is_routed_to_the_kernel() {
     let mut v = view();
     let u = user();
     assert_eq!(
-        v.open(&at(&u), b"/etc/passwd", OpenFlags::read_only(), 0).unwrap(),
+        v.open(&at(&u), b"/etc/passwd", OpenFlags::read_only(), 0)
+            .unwrap(),
         Routed::Outside(b"/etc/passwd".to_vec())
     );
     assert_eq!(
-        v.open(&at(&u), b"out_etc/hosts", OpenFlags::write_only().creat(), 0o644).unwrap(),
+        v.open(
+            &at(&u),
+            b"out_etc/hosts",
+            OpenFlags::write_only().creat(),
+            0o644
+        )
+        .unwrap(),
         Routed::Outside(b"/etc/hosts".to_vec())
     );
     assert!(v.delta().is_empty());
@@ -450,26 +668,47 @@ fn commit_points_the_entry_at_the_new_blob_and_keeps_the_mode() {
 fn commit_follows_a_rename_of_the_file_while_it_was_written() {
     let mut v = view();
     let u = user();
-    let (id, _) = write_id(ok(v.open(&at(&u), b"src/tmp", OpenFlags::write_only().creat(), 0o644)));
+    let (id, _) = write_id(ok(v.open(
+        &at(&u),
+        b"src/tmp",
+        OpenFlags::write_only().creat(),
+        0o644,
+    )));
     ok(v.rename(&at(&u), b"src/tmp", b"src/final", RenameMode::Replace));
     assert_eq!(v.commit(id, blob("done"), 4, NOW), vec![rel("src/final")]);
-    assert_eq!(v.lookup(b"src/final").unwrap().content(), Some(Content::Blob(blob("done"))));
+    assert_eq!(
+        v.lookup(b"src/final").unwrap().content(),
+        Some(Content::Blob(blob("done")))
+    );
 }
 
 #[test]
 fn commit_follows_a_rename_of_the_parent_directory() {
     let mut v = view();
     let u = user();
-    let (id, _) = write_id(ok(v.open(&at(&u), b"src/deep/x.rs", OpenFlags::write_only(), 0)));
+    let (id, _) = write_id(ok(v.open(
+        &at(&u),
+        b"src/deep/x.rs",
+        OpenFlags::write_only(),
+        0,
+    )));
     ok(v.rename(&at(&u), b"src", b"moved", RenameMode::Replace));
-    assert_eq!(v.commit(id, blob("x2"), 2, NOW), vec![rel("moved/deep/x.rs")]);
+    assert_eq!(
+        v.commit(id, blob("x2"), 2, NOW),
+        vec![rel("moved/deep/x.rs")]
+    );
 }
 
 #[test]
 fn commit_of_a_file_unlinked_while_open_updates_nothing() {
     let mut v = view();
     let u = user();
-    let (id, _) = write_id(ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)));
+    let (id, _) = write_id(ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only(),
+        0,
+    )));
     ok(v.unlink(&at(&u), b"src/main.rs"));
     assert!(v.commit(id, blob("gone"), 4, NOW).is_empty());
     assert_eq!(v.lookup(b"src/main.rs"), None);
@@ -479,9 +718,19 @@ fn commit_of_a_file_unlinked_while_open_updates_nothing() {
 fn write_after_commit_makes_a_new_copy_of_the_committed_blob() {
     let mut v = view();
     let u = user();
-    let (id, _) = write_id(ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)));
+    let (id, _) = write_id(ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only(),
+        0,
+    )));
     v.commit(id, blob("v2"), 2, NOW);
-    let (id2, seed) = write_id(ok(v.open(&at(&u), b"src/main.rs", OpenFlags::write_only(), 0)));
+    let (id2, seed) = write_id(ok(v.open(
+        &at(&u),
+        b"src/main.rs",
+        OpenFlags::write_only(),
+        0,
+    )));
     assert_ne!(id, id2);
     assert_eq!(seed, Seed::CopyOf(blob("v2")));
 }
@@ -539,7 +788,10 @@ fn exec_of_a_file_being_written_runs_the_private_copy() {
     let mut v = view();
     let u = user();
     let (id, _) = write_id(ok(v.open(&at(&u), b"bin/tool", OpenFlags::write_only(), 0)));
-    assert_eq!(ok(v.exec(&at(&u), b"bin/tool")).content, Content::Pending(id));
+    assert_eq!(
+        ok(v.exec(&at(&u), b"bin/tool")).content,
+        Content::Pending(id)
+    );
 }
 
 // ---- truncate ----
@@ -579,7 +831,10 @@ fn truncate_of_a_directory_is_eisdir() {
 #[test]
 fn truncate_to_a_negative_length_is_einval() {
     let mut v = view();
-    assert_eq!(errno(v.truncate(&at(&user()), b"src/main.rs", -1)), Errno::EINVAL);
+    assert_eq!(
+        errno(v.truncate(&at(&user()), b"src/main.rs", -1)),
+        Errno::EINVAL
+    );
 }
 
 #[test]

@@ -202,12 +202,22 @@ fn symlink_loop_is_eloop() {
 
 #[test]
 fn forty_symlinks_resolve_and_forty_one_are_eloop() {
-    let mut entries = vec![("".to_string(), dir(0o755)), ("f".to_string(), file("f", 0o644))];
+    let mut entries = vec![
+        ("".to_string(), dir(0o755)),
+        ("f".to_string(), file("f", 0o644)),
+    ];
     for i in 1..=41 {
-        let target = if i == 1 { "f".to_string() } else { format!("l{}", i - 1) };
+        let target = if i == 1 {
+            "f".to_string()
+        } else {
+            format!("l{}", i - 1)
+        };
         entries.push((format!("l{i}"), symlink(&target)));
     }
-    let l: Layer = entries.into_iter().map(|(p, e)| (p.into_bytes(), e)).collect();
+    let l: Layer = entries
+        .into_iter()
+        .map(|(p, e)| (p.into_bytes(), e))
+        .collect();
     let v = View::new(ROOT, OWNER, vec![l]).unwrap();
     // l40 -> l39 -> ... -> l1 -> f: 40 links followed.
     assert!(matches!(
@@ -260,7 +270,10 @@ fn last_component_kinds_are_reported() {
     let at_slash = View::new(b"/", OWNER, vec![base()]).unwrap();
     assert!(matches!(
         at_slash.resolve(b"/", b"/", true).unwrap(),
-        Resolved::View { last: Last::Root, .. }
+        Resolved::View {
+            last: Last::Root,
+            ..
+        }
     ));
 }
 
