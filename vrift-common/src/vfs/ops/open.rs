@@ -184,8 +184,16 @@ impl<L: LayerSource> View<L> {
                 Ok(h) => h,
                 Err(p) => return Ok(Routed::Outside(p)),
             };
-            if h.last != Last::Normal || h.trailing {
+            if h.last == Last::Normal && h.trailing {
                 return Err(Errno::EISDIR);
+            }
+            if h.last != Last::Normal {
+                // ".", ".." or "/": an existing directory.
+                return Err(if flags.excl {
+                    Errno::EEXIST
+                } else {
+                    Errno::EISDIR
+                });
             }
             let follow = !flags.excl && !flags.nofollow;
             let h = match &h.entry {

@@ -313,3 +313,34 @@ fn delta_survives_into_a_new_view_of_the_same_layers() {
         .with_delta(delta);
     assert_eq!(v2.lookup(b"ro.so"), None);
 }
+
+#[test]
+fn dir_made_again_over_a_whiteout_hides_children_of_every_lower_layer() {
+    let lower = layer(&[
+        ("", dir(0o755)),
+        ("d", dir(0o755)),
+        ("d/from_base", file("b", 0o644)),
+    ]);
+    let upper = layer(&[("d", dir(0o755)), ("d/from_upper", file("u", 0o644))]);
+    let mut v = View::new(ROOT, OWNER, vec![lower, upper]).unwrap();
+    let u = user();
+    ok(v.unlink(&at(&u), b"d/from_base"));
+    ok(v.unlink(&at(&u), b"d/from_upper"));
+    ok(v.rmdir(&at(&u), b"d"));
+    ok(v.mkdir(&at(&u), b"d", 0o700));
+    assert!(names(&v, "d").is_empty());
+    assert_eq!(v.lookup(b"d/from_base"), None);
+    assert_eq!(v.lookup(b"d").unwrap().mode, 0o700);
+    let flat = v.flatten().unwrap();
+    assert!(flat.iter().all(|(p, _)| !p.starts_with(b"d/")));
+}
+
+#[test]
+fn lower_layer_non_directory_ends_the_merge_below_a_directory() {
+    // base has a file "d", the middle layer a dir "d": base's entry cannot add children.
+    let base_l = layer(&[("", dir(0o755)), ("d", file("f", 0o644))]);
+    let mid = layer(&[("d", dir(0o755)), ("d/x", file("x", 0o644))]);
+    let v = View::new(ROOT, OWNER, vec![base_l, mid]).unwrap();
+    assert!(v.lookup(b"d").unwrap().is_dir());
+    assert_eq!(names(&v, "d"), ["x"]);
+}

@@ -451,6 +451,15 @@ fn o_creat_on_a_directory_is_eisdir() {
 }
 
 #[test]
+fn o_creat_o_excl_on_a_directory_is_eexist() {
+    let mut v = view();
+    let u = user();
+    let f = OpenFlags::read_only().creat().excl();
+    assert_eq!(errno(v.open(&at(&u), b"src", f, 0o644)), Errno::EEXIST);
+    assert_eq!(errno(v.open(&at(&u), b"src/.", f, 0o644)), Errno::EEXIST);
+}
+
+#[test]
 fn o_creat_with_a_trailing_slash_is_eisdir() {
     let mut v = view();
     let u = user();
