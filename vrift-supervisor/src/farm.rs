@@ -4,7 +4,7 @@
 //! The supervisor bind-mounts it (read-only) at the view's root in the program's private
 //! mount namespace, so the kernel itself serves reads, directory listings, symlinks, chdir,
 //! getcwd and exec of view paths; the supervisor only corrects what a hardlink cannot carry
-//! (mode, mtime, owner of each path). Farms are cached by manifest hash and built atomically.
+//! (mode, mtime, owner of each path) and carries out the run's changes on it.
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -56,50 +56,18 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FarmError + '_ {
     }
 }
 
-/// The farm for `manifest`, built if not yet cached. Returns its root directory.
-///
-/// `passthrough` names real paths that will be bind-mounted over the farm (excluded by the
-/// filters); the farm holds an empty placeholder of the right kind for each, and its cache
-/// key includes them.
-pub fn ensure(
+/// Build the farm of one run at `dest`: the manifest's tree, plus an empty placeholder of
+/// the right kind for each pass-through path (real paths excluded by the filters, which are
+/// bind-mounted over their placeholders). Each run gets its own farm because the supervisor
+/// carries the run's changes out on it.
+pub fn build_run(
     store: &Store,
     manifest: &Manifest,
     passthrough: &[(RelPath, PlaceholderKind)],
-) -> Result<PathBuf, FarmError> {
-    let farms = store.root().join("farms");
-    let mut key = blake3::Hasher::new();
-    key.update(manifest.hash().to_hex().as_bytes());
-    for (rel, kind) in passthrough {
-        key.update(&[0, *kind as u8]);
-        key.update(rel);
-    }
-    let dest = farms.join(key.finalize().to_hex().as_str());
-    if dest.is_dir() {
-        return Ok(dest);
-    }
-    std::fs::create_dir_all(&farms).map_err(io_err(&farms))?;
-    let tmp = farms.join(format!(".build-{}-{}", std::process::id(), unique()));
-    let built = build(store, manifest, &tmp).and_then(|()| placeholders(&tmp, passthrough));
-    if let Err(e) = built {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    match std::fs::rename(&tmp, &dest) {
-        Ok(()) => Ok(dest),
-        // Another run built the same farm meanwhile: use theirs.
-        Err(_) if dest.is_dir() => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Ok(dest)
-        }
-        Err(e) => Err(io_err(&dest)(e)),
-    }
-}
-
-fn unique() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
+    dest: &Path,
+) -> Result<(), FarmError> {
+    build(store, manifest, dest)?;
+    placeholders(dest, passthrough)
 }
 
 fn join(root: &Path, rel: &[u8]) -> PathBuf {

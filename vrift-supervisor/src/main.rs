@@ -9,6 +9,7 @@ mod project;
 mod session;
 mod supervisor;
 mod sys;
+mod writeback;
 
 use std::process::ExitCode;
 

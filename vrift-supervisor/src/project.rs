@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use vrift_common::filters::{Filter, FilterOptions};
-use vrift_common::ingest::{self, IngestOptions};
+use vrift_common::ingest::{self, IngestOptions, IngestReport};
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::store::Store;
 
@@ -17,6 +17,8 @@ pub const MANIFEST_NAME: &str = "vrift.manifest";
 pub struct Prepared {
     pub manifest: Manifest,
     pub root: PathBuf,
+    /// The project has a vrift.manifest (else this was a transient ingest).
+    pub persistent: bool,
     /// Paths the filters excluded that exist on disk: they pass through to the real tree.
     pub passthrough: Vec<(RelPath, PlaceholderKind)>,
 }
@@ -28,24 +30,37 @@ pub fn find_root(dir: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// Ingest `root` with the filters `vrift init` applies by default (a project's own
+/// adjustments live in its `.vriftignore`, so runs and inits agree). Files unchanged since
+/// the last ingest are not read again (stat cache).
+fn ingest(store: &Store, root: &Path) -> Result<IngestReport> {
+    let filter = Filter::new(root, &FilterOptions::default())?;
+    ingest::ingest(store, root, &IngestOptions::new(filter), &|_| {})
+        .with_context(|| format!("ingesting {}", root.display()))
+}
+
+/// Re-ingest a project with a vrift.manifest and save it if anything changed on disk.
+pub fn refresh(store: &Store, root: &Path) -> Result<IngestReport> {
+    let report = ingest(store, root)?;
+    let path = root.join(MANIFEST_NAME);
+    let old = Manifest::load(&path).ok();
+    if old.as_ref().map(Manifest::hash) != Some(report.manifest.hash()) {
+        ingest::write_project_manifest(root, &report.manifest, store)?;
+        tracing::info!("{}: refreshed from disk", path.display());
+    }
+    Ok(report)
+}
+
 pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
     let (root, persistent) = match find_root(cwd) {
         Some(root) => (root, true),
         None => (cwd.to_path_buf(), false),
     };
-    // The same filters `vrift init` applies by default; `.vriftignore` carries a project's
-    // own adjustments, so runs and inits agree.
-    let filter = Filter::new(&root, &FilterOptions::default())?;
-    let report = ingest::ingest(store, &root, &IngestOptions::new(filter), &|_| {})
-        .with_context(|| format!("ingesting {}", root.display()))?;
-    if persistent {
-        let path = root.join(MANIFEST_NAME);
-        let old = Manifest::load(&path).ok();
-        if old.as_ref().map(Manifest::hash) != Some(report.manifest.hash()) {
-            ingest::write_project_manifest(&root, &report.manifest, store)?;
-            tracing::info!("{}: refreshed from disk", path.display());
-        }
-    }
+    let report = if persistent {
+        refresh(store, &root)?
+    } else {
+        ingest(store, &root)?
+    };
     let mut passthrough = Vec::new();
     for ex in &report.excluded {
         let p = root.join(std::ffi::OsStr::from_bytes(&ex.path));
@@ -59,6 +74,7 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
     Ok(Prepared {
         manifest: report.manifest,
         root,
+        persistent,
         passthrough,
     })
 }

@@ -1,9 +1,10 @@
 //! One `vrift run`: choose the manifest, project it, start the program under the
-//! supervisor, pass signals on, and end with the program's exit status.
+//! supervisor, pass signals on, and when it ends, save what it changed.
 
 use std::ffi::{CString, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,12 +13,13 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{bail, Context, Result};
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::store::Store;
+use vrift_common::vfs::{Owner, View};
 
 use crate::mountplan::cstring;
 use crate::supervisor::{Model, Supervisor};
 use crate::sys::notify::Listener;
 use crate::sys::{ns, signals};
-use crate::{farm, filter, launch, mountplan, project};
+use crate::{farm, filter, launch, mountplan, project, writeback};
 
 pub struct RunOptions {
     pub manifest: Option<PathBuf>,
@@ -25,12 +27,22 @@ pub struct RunOptions {
     pub cmd: Vec<OsString>,
 }
 
-/// The view a run projects: its manifest, where it appears, and the real paths that pass
-/// through it (excluded by the filters, so they stay on the real disk).
+/// Where a run's changes go when it ends.
+pub enum Destination {
+    /// A project directory: changes are written back to the real tree, and its
+    /// vrift.manifest (if it has one) refreshed.
+    Project { dir: PathBuf, has_manifest: bool },
+    /// A manifest file given with --manifest: it is replaced atomically by the new one.
+    ManifestFile(PathBuf),
+}
+
+/// The view a run projects.
 pub struct ViewSpec {
     pub manifest: Manifest,
     pub root: PathBuf,
+    /// Real paths excluded by the filters, which pass through to the real tree.
     pub passthrough: Vec<(RelPath, farm::PlaceholderKind)>,
+    pub destination: Destination,
 }
 
 fn choose_view(store: &Store, opts: &RunOptions, cwd: &Path) -> Result<ViewSpec> {
@@ -41,18 +53,37 @@ fn choose_view(store: &Store, opts: &RunOptions, cwd: &Path) -> Result<ViewSpec>
     }
     if let Some(path) = &opts.manifest {
         let manifest = Manifest::load(path)?;
+        let path = std::path::absolute(path).with_context(|| format!("{}", path.display()))?;
         return Ok(ViewSpec {
             manifest,
             root: opts.mount.clone().unwrap_or_else(|| cwd.to_path_buf()),
             passthrough: Vec::new(),
+            destination: Destination::ManifestFile(path),
         });
     }
     let prepared = project::prepare(store, cwd)?;
     Ok(ViewSpec {
         manifest: prepared.manifest,
-        root: opts.mount.clone().unwrap_or(prepared.root),
+        root: opts.mount.clone().unwrap_or_else(|| prepared.root.clone()),
         passthrough: prepared.passthrough,
+        destination: Destination::Project {
+            dir: prepared.root,
+            has_manifest: prepared.persistent,
+        },
     })
+}
+
+/// A directory of the store for this run's farm (removed when the run has been saved).
+fn run_dir(store: &Store) -> Result<PathBuf> {
+    let runs = store.root().join("runs");
+    std::fs::create_dir_all(&runs).with_context(|| format!("{}", runs.display()))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = runs.join(format!("{}-{stamp}", std::process::id()));
+    std::fs::create_dir(&dir).with_context(|| format!("{}", dir.display()))?;
+    Ok(dir)
 }
 
 /// Run the program; returns the exit status to give (128+N when killed by signal N).
@@ -63,23 +94,50 @@ pub fn run(opts: RunOptions) -> Result<u8> {
     let cwd = std::env::current_dir().context("current directory")?;
     let spec = choose_view(&store, &opts, &cwd)?;
 
-    let farm_dir = farm::ensure(&store, &spec.manifest, &spec.passthrough)?;
-    let farm_meta =
-        std::fs::metadata(&farm_dir).with_context(|| format!("{}", farm_dir.display()))?;
-    use std::os::unix::fs::MetadataExt;
-    let owner = (
-        nix::unistd::geteuid().as_raw(),
-        nix::unistd::getegid().as_raw(),
-    );
-    let root_bytes = spec.root.as_os_str().as_bytes().to_vec();
-    let model = Arc::new(Model::new(
-        root_bytes,
-        spec.manifest.iter().map(|(p, e)| (p.to_vec(), e.clone())),
-        &spec.passthrough,
+    let run_dir = run_dir(&store)?;
+    let farm_dir = run_dir.join("farm");
+    farm::build_run(&store, &spec.manifest, &spec.passthrough, &farm_dir)?;
+    let farm_dev = std::fs::metadata(&farm_dir)
+        .with_context(|| format!("{}", farm_dir.display()))?
+        .dev();
+    let owner = Owner {
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+    };
+    let view = View::new(
+        spec.root.as_os_str().as_bytes(),
         owner,
-        farm_meta.dev(),
+        vec![Arc::new(spec.manifest.clone())],
+    )
+    .with_context(|| format!("{}: cannot make a view", spec.root.display()))?
+    .with_dev(farm_dev);
+    let model = Arc::new(Model::new(
+        view,
+        farm_dir.clone(),
+        spec.passthrough.iter().map(|(p, _)| p.clone()),
+        store.clone(),
     ));
 
+    let plan = ns_plan(&store, &opts, &spec, &farm_dir, &cwd, owner)?;
+    let status = start_and_wait(&opts.cmd, plan, Arc::clone(&model))?;
+
+    let new_manifest = model.commit().context("saving the run's changes")?;
+    save(&store, &spec, &new_manifest)?;
+    if let Err(e) = std::fs::remove_dir_all(&run_dir) {
+        tracing::warn!("{}: {e}", run_dir.display());
+    }
+    Ok(status)
+}
+
+/// The child's namespaces and mounts.
+fn ns_plan(
+    store: &Store,
+    opts: &RunOptions,
+    spec: &ViewSpec,
+    farm_dir: &Path,
+    cwd: &Path,
+    owner: Owner,
+) -> Result<ns::NsPlan> {
     let missing_root = if spec.root.exists() {
         if !spec.root.is_dir() {
             bail!(
@@ -93,58 +151,65 @@ pub fn run(opts: RunOptions) -> Result<u8> {
         std::fs::create_dir_all(&stage).with_context(|| format!("{}", stage.display()))?;
         Some(mountplan::missing_root(&spec.root, &stage)?)
     };
-    // Real paths that pass through are bound onto their placeholders in the farm first;
-    // the recursive bind of the farm then carries them to the view (still writable, while
-    // the farm itself is remounted read-only). The sources are resolved before the farm
-    // covers the real tree.
+    // Real paths that pass through are bound onto their placeholders in the farm first; the
+    // recursive bind of the farm then carries them to the view (still writable, while the
+    // farm itself is remounted read-only). Their sources resolve before the farm covers the
+    // real tree.
+    let real_dir = match &spec.destination {
+        Destination::Project { dir, .. } => dir.clone(),
+        Destination::ManifestFile(_) => spec.root.clone(),
+    };
     let mut binds = Vec::new();
     for (rel, _) in &spec.passthrough {
         let rel_path = Path::new(std::ffi::OsStr::from_bytes(rel));
         binds.push(ns::Bind {
-            src: cstring(&spec.root.join(rel_path))?,
+            src: cstring(&real_dir.join(rel_path))?,
             dst: cstring(&farm_dir.join(rel_path))?,
             readonly: false,
         });
     }
     binds.push(ns::Bind {
-        src: cstring(&farm_dir)?,
+        src: cstring(farm_dir)?,
         dst: cstring(&spec.root)?,
         readonly: true,
     });
     let start_dir = if opts.mount.is_some() {
         spec.root.clone()
     } else {
-        cwd.clone()
+        cwd.to_path_buf()
     };
-    let euid = owner.0;
-    let plan = ns::NsPlan {
+    Ok(ns::NsPlan {
         missing_root,
-        id_maps: (euid != 0).then(|| {
+        id_maps: (owner.uid != 0).then(|| {
             (
-                CString::new(format!("{euid} {euid} 1")).unwrap(),
-                CString::new(format!("{0} {0} 1", owner.1)).unwrap(),
+                CString::new(format!("{0} {0} 1", owner.uid)).unwrap(),
+                CString::new(format!("{0} {0} 1", owner.gid)).unwrap(),
             )
         }),
         binds,
         cwd: cstring(&start_dir)?,
-    };
-    let program = filter::build_program()?;
+    })
+}
 
+/// Start the program under the supervisor, pass signals on, wait for it, end what it left
+/// running. Returns its exit status.
+fn start_and_wait(cmd_line: &[OsString], plan: ns::NsPlan, model: Arc<Model>) -> Result<u8> {
+    let program = filter::build_program()?;
     signals::block_forwarded().context("blocking signals")?;
     signals::become_subreaper().context("becoming a subreaper")?;
     let sup: Arc<OnceLock<Arc<Supervisor>>> = Arc::new(OnceLock::new());
     let sup2 = Arc::clone(&sup);
-    let model2 = Arc::clone(&model);
     let serve = move |fd: OwnedFd| {
         let listener = Listener::from_fd(fd);
-        let sync = listener.set_sync_wake_up();
+        let sync =
+            std::env::var_os("VRIFT_NO_SYNC_WAKEUP").is_none() && listener.set_sync_wake_up();
         tracing::debug!("SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: {sync}");
-        let s = Supervisor::new(listener, model2);
+        let s = Supervisor::new(listener, model);
         s.spawn_workers(worker_count());
         let _ = sup2.set(s);
     };
-    let mut cmd = Command::new(&opts.cmd[0]);
-    cmd.args(&opts.cmd[1..]);
+    let mut cmd = Command::new(&cmd_line[0]);
+    cmd.args(&cmd_line[1..]);
     let child = launch::spawn(cmd, plan, program, serve)?;
     let pid = child.id() as i32;
     std::thread::Builder::new()
@@ -159,7 +224,50 @@ pub fn run(opts: RunOptions) -> Result<u8> {
         .context("starting the signal thread")?;
     let status = wait_child(child)?;
     reap_leftovers();
+    if let Some(s) = sup.get() {
+        tracing::debug!("supervisor: {:?}", s.counters);
+    }
     Ok(status)
+}
+
+/// Put the run's result where it belongs.
+fn save(store: &Store, spec: &ViewSpec, new: &Manifest) -> Result<()> {
+    if new.hash() == spec.manifest.hash() {
+        return Ok(());
+    }
+    match &spec.destination {
+        Destination::ManifestFile(path) => {
+            new.save_atomic(path)?;
+            store.register_root(path)?;
+        }
+        Destination::Project { dir, has_manifest } => {
+            let report = writeback::apply(store, dir, &spec.manifest, new)?;
+            if !report.conflicts.is_empty() {
+                let kept = dir.join(".vrift").join("unapplied.manifest");
+                std::fs::create_dir_all(kept.parent().unwrap())?;
+                new.save_atomic(&kept)?;
+                store.register_root(&kept)?;
+                eprintln!(
+                    "vrift: {} path(s) changed on disk during the run were left as they are: {}",
+                    report.conflicts.len(),
+                    report
+                        .conflicts
+                        .iter()
+                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                eprintln!(
+                    "vrift: the run's full result is kept in {} (compare with `vrift manifest diff`)",
+                    kept.display()
+                );
+            }
+            if *has_manifest {
+                project::refresh(store, dir)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn worker_count() -> usize {

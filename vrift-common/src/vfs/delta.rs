@@ -89,6 +89,16 @@ impl Delta {
         self.nodes.insert(path, node);
     }
 
+    /// Put back exactly `prev` (what [`Delta::get`] returned before) at `path` alone.
+    pub(crate) fn restore(&mut self, path: &[u8], prev: Option<DeltaNode>) {
+        if let Some(old) = self.nodes.remove(path) {
+            self.unindex(path, &old);
+        }
+        if let Some(node) = prev {
+            self.insert(path.to_vec(), node);
+        }
+    }
+
     /// Change the entry at `path` in place; false if the delta has no entry there.
     pub(crate) fn modify(&mut self, path: &[u8], f: impl FnOnce(&mut ViewEntry)) -> bool {
         if !matches!(self.nodes.get(path), Some(DeltaNode::Entry { .. })) {

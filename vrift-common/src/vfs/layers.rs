@@ -214,6 +214,13 @@ impl<L: LayerSource> View<L> {
     }
 
     /// Files being written and not yet committed, with their paths.
+    /// Undo a create whose result could not be delivered (the caller was interrupted and
+    /// will restart the call): put back the delta node `prev` that [`Delta::get`] gave for
+    /// `rel` before it, so a restarted O_EXCL create does not fail with EEXIST.
+    pub fn undo_create(&mut self, rel: &[u8], prev: Option<DeltaNode>) {
+        self.delta.restore(rel, prev);
+    }
+
     pub fn pending(&self) -> Vec<(DeltaId, RelPath)> {
         self.delta.pending()
     }

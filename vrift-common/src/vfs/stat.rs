@@ -101,6 +101,9 @@ impl<L: LayerSource> View<L> {
         } else {
             e.mode & 0o7777
         };
+        // Directories report one block, as ext4 and most disk file systems do; files are
+        // counted in whole 4 KiB blocks like a real allocation.
+        let size = if e.is_dir() { 4096 } else { e.size };
         Stat {
             dev: self.dev,
             ino: e.ino,
@@ -109,9 +112,9 @@ impl<L: LayerSource> View<L> {
             uid: self.owner.uid,
             gid: self.owner.gid,
             rdev: 0,
-            size: e.size,
+            size,
             blksize: 4096,
-            blocks: e.size.div_ceil(512),
+            blocks: size.div_ceil(4096) * 8,
             atime_ns: e.mtime_ns,
             mtime_ns: e.mtime_ns,
             ctime_ns: e.mtime_ns,

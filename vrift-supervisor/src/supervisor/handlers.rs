@@ -1,41 +1,35 @@
 //! One handler per notified system call (x86_64 argument layouts).
 //!
-//! Every handler reads its path argument, checks the notification is still valid (the
-//! tracee's memory could have changed hands otherwise), and either answers from the view or
-//! lets the kernel run the call (`Continue`): outside the view, and inside it wherever the
-//! kernel, working on the bind-mounted link farm, gives the same answer the view would.
+//! A handler turns the call's path arguments into absolute paths as the caller sees them,
+//! checks the notification is still valid after reading the caller's memory, lets the
+//! kernel run everything outside the view (`Continue`), and hands view paths to the model.
 
 use std::io;
 
-use super::model::{Access, Model, Resolved};
-use super::statbuf::StatInfo;
-use super::{creds, paths, Reply, Served};
+use vrift_common::vfs::TimeSpec;
+
+use super::model::{Model, Outcome, Place};
+use super::{paths, Reply, Served};
 use crate::sys::mem;
 use crate::sys::notify::{Listener, Notif};
 
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
-const AT_EACCESS: u64 = 0x200;
+const AT_REMOVEDIR: u64 = 0x200;
+const AT_SYMLINK_FOLLOW: u64 = 0x400;
 const AT_EMPTY_PATH: u64 = 0x1000;
-
-/// Where a path argument leads.
-enum Target {
-    /// Outside the view (or unreadable): the kernel decides.
-    Outside,
-    /// Inside the view.
-    View(InView),
-}
-
-/// A path inside the view, resolved: its relative path and, if it exists, its metadata.
-struct InView {
-    #[allow(dead_code)] // used by the write path
-    rel: Vec<u8>,
-    info: Option<StatInfo>,
-}
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
 
 struct Call<'a> {
     model: &'a Model,
     listener: &'a Listener,
     n: &'a Notif,
+}
+
+/// A path argument, made absolute, and where it lies.
+struct PathArg {
+    abs: Vec<u8>,
+    place: Place,
 }
 
 impl Call<'_> {
@@ -49,225 +43,421 @@ impl Call<'_> {
         self.listener.id_valid(self.n.id)
     }
 
-    /// Resolve (`dirfd`, path at `addr`) the way the tracee's kernel call would.
-    fn target(&self, dirfd: i32, addr: u64, follow: bool, empty_ok: bool) -> io::Result<Target> {
+    /// The absolute path of (`dirfd`, path at `addr`); an empty path names `dirfd` itself
+    /// when `empty_ok` (AT_EMPTY_PATH).
+    fn path(&self, dirfd: i32, addr: u64, empty_ok: bool) -> io::Result<PathArg> {
         let path = paths::read_path(self.tid(), addr)?;
         let abs = if path.is_empty() {
             if !empty_ok {
                 return Err(io::Error::from_raw_os_error(libc::ENOENT));
             }
-            if dirfd == libc::AT_FDCWD {
-                paths::base_dir(self.tid(), dirfd)?
-            } else {
-                paths::fd_path(self.tid(), dirfd)?
-            }
+            self.fd_abs(dirfd)?
         } else if path[0] == b'/' {
             path
-        } else {
+        } else if dirfd == libc::AT_FDCWD {
             paths::join(&paths::base_dir(self.tid(), dirfd)?, &path)
+        } else {
+            paths::join(&self.fd_abs(dirfd)?, &path)
         };
-        self.target_of_abs(&abs, follow)
+        let place = self.model.place(&abs);
+        Ok(PathArg { abs, place })
     }
 
-    fn target_of_abs(&self, abs: &[u8], follow: bool) -> io::Result<Target> {
-        let root = self.model.root();
-        let rel = match paths::under_root(abs, root) {
-            Some(rel) => rel.to_vec(),
-            None => {
-                // A path like /p/other/../proj/x only enters the view after "..".
-                if !abs.windows(2).any(|w| w == b"..") {
-                    return Ok(Target::Outside);
+    /// What the caller's `fd` refers to, as a view path where it is one.
+    fn fd_abs(&self, fd: i32) -> io::Result<Vec<u8>> {
+        if fd == libc::AT_FDCWD {
+            return paths::base_dir(self.tid(), fd);
+        }
+        Ok(self.model.unfarm(paths::fd_path(self.tid(), fd)?))
+    }
+
+    fn fd_arg(&self, fd: i32) -> io::Result<PathArg> {
+        let abs = self.fd_abs(fd)?;
+        let place = if abs.first() == Some(&b'/') {
+            self.model.place(&abs)
+        } else {
+            Place::Outside // pipe:[..], socket:[..], anon_inode:...
+        };
+        Ok(PathArg { abs, place })
+    }
+
+    fn cred(&self) -> Option<vrift_common::vfs::Cred> {
+        self.model.creds.get(self.tid()).ok()
+    }
+
+    /// Deliver an outcome.
+    fn finish(&self, o: Outcome, stat_buf: u64, statx: bool) -> (Served, Reply) {
+        match o {
+            Outcome::Continue => (Served::Passthrough, Reply::Continue),
+            Outcome::Value(v) => (Served::Hit, Reply::Value(v)),
+            Outcome::Errno(e) if e == libc::ENOENT => (Served::Miss, Reply::Errno(e)),
+            Outcome::Errno(e) => (Served::Denied, Reply::Errno(e)),
+            Outcome::Stat(st) => {
+                let bytes = if statx {
+                    super::statbuf::statx_bytes(&st)
+                } else {
+                    super::statbuf::stat_bytes(&st)
+                };
+                if !self.still_valid() {
+                    return (Served::Hit, Reply::Done);
                 }
-                let norm = paths::normalize(abs);
-                match paths::under_root(&norm, root) {
-                    Some(rel) => rel.to_vec(),
-                    None => return Ok(Target::Outside),
+                match mem::write_bytes(self.tid(), stat_buf, &bytes) {
+                    Ok(()) => (Served::Hit, Reply::Value(0)),
+                    Err(_) => (Served::Hit, Reply::Errno(libc::EFAULT)),
                 }
             }
-        };
-        match self.model.resolve(&rel, follow) {
-            Ok(Resolved::Outside) => Ok(Target::Outside),
-            Ok(Resolved::View { rel, info }) => Ok(Target::View(InView { rel, info })),
-            Err(errno) => Err(io::Error::from_raw_os_error(errno)),
-        }
-    }
-
-    fn target_of_fd(&self, fd: i32) -> io::Result<Target> {
-        let abs = paths::fd_path(self.tid(), fd)?;
-        if abs.first() != Some(&b'/') {
-            return Ok(Target::Outside); // pipe:[..], socket:[..], anon_inode:...
-        }
-        self.target_of_abs(&abs, false)
-    }
-
-    fn cred(&self) -> io::Result<creds::Cred> {
-        creds::of_thread(self.tid())
-    }
-
-    /// Judge `want` on a view entry; only reads the caller's credentials when the mode does
-    /// not already grant the access to everybody.
-    fn permitted(&self, info: &StatInfo, want: Access) -> Result<(), i32> {
-        if self.model.granted_to_all(info, want) {
-            return Ok(());
-        }
-        let cred = self.cred().map_err(|_| libc::ESRCH)?;
-        self.model.check(info, want, &cred)
-    }
-
-    /// Write a stat buffer into the tracee and complete the call with 0.
-    fn reply_stat(&self, buf: u64, bytes: &[u8]) -> (Served, Reply) {
-        if !self.still_valid() {
-            return (Served::Hit, Reply::Done);
-        }
-        match mem::write_bytes(self.tid(), buf, bytes) {
-            Ok(()) => (Served::Hit, Reply::Value(0)),
-            Err(_) => (Served::Hit, Reply::Errno(libc::EFAULT)),
+            Outcome::Fd {
+                file,
+                cloexec,
+                undo,
+            } => {
+                use std::os::fd::AsFd;
+                match self
+                    .listener
+                    .reply_with_fd(self.n.id, file.as_fd(), cloexec)
+                {
+                    Ok(_) => (Served::Hit, Reply::Done),
+                    Err(e) => {
+                        // Interrupted or gone: a restarted call must find the view as it was.
+                        if let Some((rel, prev)) = undo {
+                            self.model.undo_create(&rel, prev);
+                        }
+                        tracing::debug!("installing fd: {e}");
+                        (Served::Hit, Reply::Done)
+                    }
+                }
+            }
         }
     }
 }
 
 fn from_io(e: io::Error) -> (Served, Reply) {
     match e.raw_os_error() {
-        // The tracee is gone or the path unreadable for a reason the kernel will report
-        // itself: let it run the call and give its own answer.
+        // The caller is gone, or its memory unreadable in a way the kernel will report
+        // itself: let it run the call.
         Some(libc::ESRCH) | None => (Served::Passthrough, Reply::Continue),
         Some(libc::ENOENT) => (Served::Miss, Reply::Errno(libc::ENOENT)),
         Some(errno) => (Served::Denied, Reply::Errno(errno)),
     }
 }
 
+type Handled = io::Result<(Served, Reply)>;
+
+const PASS: (Served, Reply) = (Served::Passthrough, Reply::Continue);
+
 /// Serve one notification.
 pub fn dispatch(model: &Model, listener: &Listener, n: &Notif) -> (Served, Reply) {
     let c = Call { model, listener, n };
-    let nr = n.data.nr as i64;
     let a = |i: usize| n.data.args[i];
-    let r = match nr {
-        libc::SYS_open => open(&c, libc::AT_FDCWD, a(0), a(1)),
-        libc::SYS_openat => open(&c, a(0) as i32, a(1), a(2)),
-        libc::SYS_openat2 => match mem::read_bytes(c.tid(), a(2), 8) {
-            Ok(b) => open(
-                &c,
-                a(0) as i32,
-                a(1),
-                u64::from_ne_bytes(b.try_into().unwrap()),
-            ),
-            Err(_) => Ok((Served::Passthrough, Reply::Continue)),
+    let cwd = libc::AT_FDCWD;
+    let r = match n.data.nr as i64 {
+        libc::SYS_open => open(&c, cwd, a(0), a(1), a(2)),
+        libc::SYS_openat => open(&c, a(0) as i32, a(1), a(2), a(3)),
+        libc::SYS_openat2 => match mem::read_bytes(c.tid(), a(2), 16) {
+            Ok(b) => {
+                let flags = u64::from_ne_bytes(b[..8].try_into().unwrap());
+                let mode = u64::from_ne_bytes(b[8..].try_into().unwrap());
+                open(&c, a(0) as i32, a(1), flags, mode)
+            }
+            Err(_) => Ok(PASS),
         },
         libc::SYS_creat => open(
             &c,
-            libc::AT_FDCWD,
+            cwd,
             a(0),
             (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64,
+            a(1),
         ),
-        libc::SYS_stat => stat(&c, libc::AT_FDCWD, a(0), 0, a(1), false),
-        libc::SYS_lstat => stat(&c, libc::AT_FDCWD, a(0), AT_SYMLINK_NOFOLLOW, a(1), false),
+        libc::SYS_stat => stat(&c, cwd, a(0), 0, a(1), false),
+        libc::SYS_lstat => stat(&c, cwd, a(0), AT_SYMLINK_NOFOLLOW, a(1), false),
         libc::SYS_newfstatat => stat(&c, a(0) as i32, a(1), a(3), a(2), false),
         libc::SYS_statx => stat(&c, a(0) as i32, a(1), a(2), a(4), true),
         libc::SYS_fstat => fstat(&c, a(0) as i32, a(1)),
-        libc::SYS_access => access(&c, libc::AT_FDCWD, a(0), a(1), 0),
+        libc::SYS_access => access(&c, cwd, a(0), a(1), 0),
         libc::SYS_faccessat => access(&c, a(0) as i32, a(1), a(2), 0),
         libc::SYS_faccessat2 => access(&c, a(0) as i32, a(1), a(2), a(3)),
-        libc::SYS_execve => exec(&c, libc::AT_FDCWD, a(0), 0),
+        libc::SYS_execve => exec(&c, cwd, a(0), 0),
         libc::SYS_execveat => exec(&c, a(0) as i32, a(1), a(4)),
-        _ => Ok((Served::Passthrough, Reply::Continue)),
+        libc::SYS_mkdir => one_path(&c, cwd, a(0), |m, t, p| m.mkdir(t, p, a(1) as u32)),
+        libc::SYS_mkdirat => one_path(&c, a(0) as i32, a(1), |m, t, p| m.mkdir(t, p, a(2) as u32)),
+        libc::SYS_rmdir => one_path(&c, cwd, a(0), |m, t, p| m.rmdir(t, p)),
+        libc::SYS_unlink => one_path(&c, cwd, a(0), |m, t, p| m.unlink(t, p)),
+        libc::SYS_unlinkat => one_path(&c, a(0) as i32, a(1), |m, t, p| {
+            if a(2) & AT_REMOVEDIR != 0 {
+                m.rmdir(t, p)
+            } else {
+                m.unlink(t, p)
+            }
+        }),
+        libc::SYS_mknod => one_path(&c, cwd, a(0), |m, t, p| m.mknod(t, p, a(1) as u32)),
+        libc::SYS_mknodat => one_path(&c, a(0) as i32, a(1), |m, t, p| m.mknod(t, p, a(2) as u32)),
+        libc::SYS_truncate => one_path(&c, cwd, a(0), |m, t, p| m.truncate(t, p, a(1) as i64)),
+        libc::SYS_chmod => one_path(&c, cwd, a(0), |m, t, p| m.chmod(t, p, a(1) as u32, true)),
+        libc::SYS_fchmodat => one_path(&c, a(0) as i32, a(1), |m, t, p| {
+            m.chmod(t, p, a(2) as u32, true)
+        }),
+        452 /* fchmodat2 */ => at_path(&c, a(0) as i32, a(1), a(3), |m, t, p, follow| {
+            m.chmod(t, p, a(2) as u32, follow)
+        }),
+        libc::SYS_fchmod => on_fd(&c, a(0) as i32, |m, t, p| m.chmod(t, p, a(1) as u32, true)),
+        libc::SYS_chown => one_path(&c, cwd, a(0), |m, t, p| m.chown(t, p, a(1) as u32, a(2) as u32, true)),
+        libc::SYS_lchown => one_path(&c, cwd, a(0), |m, t, p| m.chown(t, p, a(1) as u32, a(2) as u32, false)),
+        libc::SYS_fchown => on_fd(&c, a(0) as i32, |m, t, p| m.chown(t, p, a(1) as u32, a(2) as u32, true)),
+        libc::SYS_fchownat => at_path(&c, a(0) as i32, a(1), a(4), |m, t, p, follow| {
+            m.chown(t, p, a(2) as u32, a(3) as u32, follow)
+        }),
+        libc::SYS_utimensat => utimensat(&c, a(0) as i32, a(1), a(2), a(3)),
+        libc::SYS_utimes => times_timeval(&c, cwd, a(0), a(1)),
+        libc::SYS_futimesat => times_timeval(&c, a(0) as i32, a(1), a(2)),
+        libc::SYS_utime => utime(&c, a(0), a(1)),
+        libc::SYS_rename => two_paths(&c, cwd, a(0), cwd, a(1), |m, t, o, n| m.rename(t, o, n, 0)),
+        libc::SYS_renameat => two_paths(&c, a(0) as i32, a(1), a(2) as i32, a(3), |m, t, o, n| {
+            m.rename(t, o, n, 0)
+        }),
+        libc::SYS_renameat2 => two_paths(&c, a(0) as i32, a(1), a(2) as i32, a(3), |m, t, o, n| {
+            m.rename(t, o, n, a(4) as u32)
+        }),
+        libc::SYS_link => two_paths(&c, cwd, a(0), cwd, a(1), |m, t, o, n| m.link(t, o, n, false)),
+        libc::SYS_linkat => linkat(&c),
+        libc::SYS_symlink => symlink(&c, a(0), cwd, a(1)),
+        libc::SYS_symlinkat => symlink(&c, a(0), a(1) as i32, a(2)),
+        libc::SYS_setuid
+        | libc::SYS_setgid
+        | libc::SYS_setreuid
+        | libc::SYS_setregid
+        | libc::SYS_setresuid
+        | libc::SYS_setresgid
+        | libc::SYS_setfsuid
+        | libc::SYS_setfsgid
+        | libc::SYS_setgroups
+        | libc::SYS_capset => {
+            c.model.creds.forget(c.tid());
+            Ok(PASS)
+        }
+        _ => Ok(PASS),
     };
     r.unwrap_or_else(from_io)
 }
 
-type Handled = io::Result<(Served, Reply)>;
-
-fn open(c: &Call, dirfd: i32, path: u64, flags: u64) -> Handled {
-    let flags = flags as i32;
-    let follow = flags & libc::O_NOFOLLOW == 0;
-    let t = c.target(dirfd, path, follow, false)?;
-    let Target::View(r) = t else {
-        return Ok((Served::Passthrough, Reply::Continue));
-    };
-    let Some(info) = r.info else {
-        // Not in the view: the farm has no such name either, so the kernel answers ENOENT
-        // (or EROFS for a create: the view is read-only until copy-on-write lands).
-        return Ok((Served::Miss, Reply::Continue));
-    };
-    let acc = flags & libc::O_ACCMODE;
-    if flags & libc::O_PATH == 0 {
-        let want = match acc {
-            libc::O_WRONLY => Access::WRITE,
-            libc::O_RDWR => Access::READ | Access::WRITE,
-            _ => Access::READ,
-        };
-        if let Err(errno) = c.permitted(&info, want) {
-            return Ok((Served::Denied, Reply::Errno(errno)));
-        }
+/// A call on one path: outside the view it goes to the kernel.
+fn one_path(
+    c: &Call,
+    dirfd: i32,
+    addr: u64,
+    op: impl FnOnce(&Model, u32, &[u8]) -> Outcome,
+) -> Handled {
+    let p = c.path(dirfd, addr, false)?;
+    if p.place != Place::View {
+        return Ok(PASS);
     }
-    Ok((Served::Hit, Reply::Continue))
+    if !c.still_valid() {
+        return Ok((Served::Hit, Reply::Done));
+    }
+    Ok(c.finish(op(c.model, c.tid(), &p.abs), 0, false))
 }
 
-fn stat(c: &Call, dirfd: i32, path: u64, flags: u64, buf: u64, statx: bool) -> Handled {
+/// A `*at` call with AT_SYMLINK_NOFOLLOW / AT_EMPTY_PATH flags.
+fn at_path(
+    c: &Call,
+    dirfd: i32,
+    addr: u64,
+    flags: u64,
+    op: impl FnOnce(&Model, u32, &[u8], bool) -> Outcome,
+) -> Handled {
+    let p = c.path(dirfd, addr, flags & AT_EMPTY_PATH != 0)?;
+    if p.place != Place::View {
+        return Ok(PASS);
+    }
+    if !c.still_valid() {
+        return Ok((Served::Hit, Reply::Done));
+    }
     let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
-    let t = c.target(dirfd, path, follow, flags & AT_EMPTY_PATH != 0)?;
-    serve_stat(c, t, buf, statx)
+    Ok(c.finish(op(c.model, c.tid(), &p.abs, follow), 0, false))
+}
+
+/// A call on an open file descriptor.
+fn on_fd(c: &Call, fd: i32, op: impl FnOnce(&Model, u32, &[u8]) -> Outcome) -> Handled {
+    let p = c.fd_arg(fd)?;
+    if p.place != Place::View {
+        return Ok(PASS);
+    }
+    Ok(c.finish(op(c.model, c.tid(), &p.abs), 0, false))
+}
+
+/// rename / link: both outside goes to the kernel; one side in the view is the view's call
+/// (it answers EXDEV across the boundary, like two file systems).
+fn two_paths(
+    c: &Call,
+    olddirfd: i32,
+    oldaddr: u64,
+    newdirfd: i32,
+    newaddr: u64,
+    op: impl FnOnce(&Model, u32, &[u8], &[u8]) -> Outcome,
+) -> Handled {
+    let old = c.path(olddirfd, oldaddr, false)?;
+    let new = c.path(newdirfd, newaddr, false)?;
+    match (&old.place, &new.place) {
+        (Place::View, Place::View) => {}
+        (Place::View, _) | (_, Place::View) => {
+            return Ok((Served::Denied, Reply::Errno(libc::EXDEV)))
+        }
+        _ => return Ok(PASS),
+    }
+    if !c.still_valid() {
+        return Ok((Served::Hit, Reply::Done));
+    }
+    Ok(c.finish(op(c.model, c.tid(), &old.abs, &new.abs), 0, false))
+}
+
+fn linkat(c: &Call) -> Handled {
+    let flags = c.arg(4);
+    let old = c.path(c.arg(0) as i32, c.arg(1), flags & AT_EMPTY_PATH != 0)?;
+    let new = c.path(c.arg(2) as i32, c.arg(3), false)?;
+    match (&old.place, &new.place) {
+        (Place::View, Place::View) => {}
+        (Place::View, _) | (_, Place::View) => {
+            return Ok((Served::Denied, Reply::Errno(libc::EXDEV)))
+        }
+        _ => return Ok(PASS),
+    }
+    let follow = flags & AT_SYMLINK_FOLLOW != 0;
+    Ok(c.finish(c.model.link(c.tid(), &old.abs, &new.abs, follow), 0, false))
+}
+
+fn symlink(c: &Call, target_addr: u64, dirfd: i32, addr: u64) -> Handled {
+    let target = paths::read_path(c.tid(), target_addr)?;
+    let p = c.path(dirfd, addr, false)?;
+    if p.place != Place::View {
+        return Ok(PASS);
+    }
+    Ok(c.finish(c.model.symlink(c.tid(), &target, &p.abs), 0, false))
+}
+
+fn open(c: &Call, dirfd: i32, addr: u64, flags: u64, mode: u64) -> Handled {
+    let p = c.path(dirfd, addr, false)?;
+    if p.place != Place::View {
+        return Ok(PASS);
+    }
+    if !c.still_valid() {
+        return Ok((Served::Hit, Reply::Done));
+    }
+    let o = c.model.open(c.tid(), &p.abs, flags as i32, mode as u32);
+    Ok(match o {
+        Outcome::Continue => (Served::Hit, Reply::Continue),
+        o => c.finish(o, 0, false),
+    })
+}
+
+fn stat(c: &Call, dirfd: i32, addr: u64, flags: u64, buf: u64, statx: bool) -> Handled {
+    let p = c.path(dirfd, addr, flags & AT_EMPTY_PATH != 0)?;
+    if p.place != Place::View {
+        return Ok(PASS);
+    }
+    let Some(cred) = c.cred() else {
+        return Ok(PASS);
+    };
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    Ok(c.finish(c.model.stat(&cred, &p.abs, follow), buf, statx))
 }
 
 fn fstat(c: &Call, fd: i32, buf: u64) -> Handled {
-    let t = c.target_of_fd(fd)?;
-    serve_stat(c, t, buf, false)
+    let p = c.fd_arg(fd)?;
+    if p.place != Place::View {
+        return Ok(PASS);
+    }
+    let Some(cred) = c.cred() else {
+        return Ok(PASS);
+    };
+    Ok(c.finish(c.model.stat(&cred, &p.abs, false), buf, false))
 }
 
-fn serve_stat(c: &Call, t: Target, buf: u64, statx: bool) -> Handled {
-    let Target::View(r) = t else {
-        return Ok((Served::Passthrough, Reply::Continue));
+fn access(c: &Call, dirfd: i32, addr: u64, mode: u64, flags: u64) -> Handled {
+    let p = c.path(dirfd, addr, flags & AT_EMPTY_PATH != 0)?;
+    if p.place != Place::View {
+        return Ok(PASS);
+    }
+    let Some(cred) = c.cred() else {
+        return Ok(PASS);
     };
-    let Some(info) = r.info else {
-        return Ok((Served::Miss, Reply::Errno(libc::ENOENT)));
-    };
-    let bytes = if statx {
-        info.to_statx_bytes()
-    } else {
-        info.to_stat_bytes()
-    };
-    Ok(c.reply_stat(buf, &bytes))
-}
-
-fn access(c: &Call, dirfd: i32, path: u64, mode: u64, flags: u64) -> Handled {
     let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
-    let _ = AT_EACCESS; // effective vs real ids: vrift judges with the fs ids either way
-    let t = c.target(dirfd, path, follow, flags & AT_EMPTY_PATH != 0)?;
-    let Target::View(r) = t else {
-        return Ok((Served::Passthrough, Reply::Continue));
-    };
-    let Some(info) = r.info else {
-        return Ok((Served::Miss, Reply::Errno(libc::ENOENT)));
-    };
-    let mut want = Access::empty();
-    if mode & libc::R_OK as u64 != 0 {
-        want |= Access::READ;
-    }
-    if mode & libc::W_OK as u64 != 0 {
-        want |= Access::WRITE;
-    }
-    if mode & libc::X_OK as u64 != 0 {
-        want |= Access::EXEC;
-    }
-    match c.permitted(&info, want) {
-        Ok(()) => Ok((Served::Hit, Reply::Value(0))),
-        Err(errno) => Ok((Served::Denied, Reply::Errno(errno))),
-    }
+    Ok(c.finish(c.model.access(&cred, &p.abs, mode as u32, follow), 0, false))
 }
 
-fn exec(c: &Call, dirfd: i32, path: u64, flags: u64) -> Handled {
-    let t = c.target(dirfd, path, true, flags & AT_EMPTY_PATH != 0)?;
-    let Target::View(r) = t else {
-        return Ok((Served::Passthrough, Reply::Continue));
-    };
-    let Some(info) = r.info else {
-        return Ok((Served::Miss, Reply::Errno(libc::ENOENT)));
-    };
-    if info.kind != vrift_common::manifest::EntryKind::File {
-        return Ok((Served::Denied, Reply::Errno(libc::EACCES)));
+fn exec(c: &Call, dirfd: i32, addr: u64, flags: u64) -> Handled {
+    let p = c.path(dirfd, addr, flags & AT_EMPTY_PATH != 0)?;
+    if p.place != Place::View {
+        return Ok(PASS);
     }
-    match c.permitted(&info, Access::EXEC) {
-        // The farm's file is a hardlink to a blob (mode 0555): the kernel can exec it.
-        Ok(()) => Ok((Served::Hit, Reply::Continue)),
-        Err(errno) => Ok((Served::Denied, Reply::Errno(errno))),
+    let Some(cred) = c.cred() else {
+        return Ok(PASS);
+    };
+    Ok(match c.model.exec(&cred, &p.abs) {
+        Outcome::Continue => (Served::Hit, Reply::Continue),
+        o => c.finish(o, 0, false),
+    })
+}
+
+fn timespec_at(c: &Call, addr: u64) -> io::Result<(TimeSpec, TimeSpec)> {
+    if addr == 0 {
+        return Ok((TimeSpec::Now, TimeSpec::Now));
     }
+    let b = mem::read_bytes(c.tid(), addr, 32)?;
+    let word = |i: usize| i64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+    let ts = |sec: i64, nsec: i64| match nsec {
+        UTIME_NOW => TimeSpec::Now,
+        UTIME_OMIT => TimeSpec::Omit,
+        _ => TimeSpec::Set(sec * 1_000_000_000 + nsec),
+    };
+    Ok((ts(word(0), word(1)), ts(word(2), word(3))))
+}
+
+fn utimensat(c: &Call, dirfd: i32, addr: u64, times: u64, flags: u64) -> Handled {
+    // utimensat(fd, NULL, ...) is futimens: the fd itself.
+    let p = if addr == 0 {
+        c.fd_arg(dirfd)?
+    } else {
+        c.path(dirfd, addr, flags & AT_EMPTY_PATH != 0)?
+    };
+    if p.place != Place::View {
+        return Ok(PASS);
+    }
+    let (at, mt) = timespec_at(c, times)?;
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    Ok(c.finish(c.model.utimens(c.tid(), &p.abs, at, mt, follow), 0, false))
+}
+
+fn times_timeval(c: &Call, dirfd: i32, addr: u64, times: u64) -> Handled {
+    let p = c.path(dirfd, addr, false)?;
+    if p.place != Place::View {
+        return Ok(PASS);
+    }
+    let (at, mt) = if times == 0 {
+        (TimeSpec::Now, TimeSpec::Now)
+    } else {
+        let b = mem::read_bytes(c.tid(), times, 32)?;
+        let word = |i: usize| i64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+        (
+            TimeSpec::Set(word(0) * 1_000_000_000 + word(1) * 1000),
+            TimeSpec::Set(word(2) * 1_000_000_000 + word(3) * 1000),
+        )
+    };
+    Ok(c.finish(c.model.utimens(c.tid(), &p.abs, at, mt, true), 0, false))
+}
+
+fn utime(c: &Call, addr: u64, times: u64) -> Handled {
+    let p = c.path(libc::AT_FDCWD, addr, false)?;
+    if p.place != Place::View {
+        return Ok(PASS);
+    }
+    let (at, mt) = if times == 0 {
+        (TimeSpec::Now, TimeSpec::Now)
+    } else {
+        let b = mem::read_bytes(c.tid(), times, 16)?;
+        let word = |i: usize| i64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+        (
+            TimeSpec::Set(word(0) * 1_000_000_000),
+            TimeSpec::Set(word(1) * 1_000_000_000),
+        )
+    };
+    Ok(c.finish(c.model.utimens(c.tid(), &p.abs, at, mt, true), 0, false))
 }

@@ -9,7 +9,7 @@ mod creds;
 mod handlers;
 pub mod model;
 mod paths;
-pub mod statbuf;
+mod statbuf;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

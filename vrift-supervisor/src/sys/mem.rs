@@ -105,9 +105,18 @@ mod tests {
         let me = std::process::id();
         let target = [0u8; 8];
         write_bytes(me, target.as_ptr() as u64, b"vrift!!\0").unwrap();
-        // SAFETY(test): re-read through a volatile read so the compiler does not assume
-        // `target` is still zero.
+        // SAFETY: `target` is a live local array; the volatile read keeps the compiler from
+        // assuming it is still zero after the kernel wrote it.
         let got = unsafe { std::ptr::read_volatile(&target) };
         assert_eq!(&got, b"vrift!!\0");
     }
+}
+
+/// Reinterpret bytes as a plain-old-data libc struct (for tests of the layouts we write).
+#[cfg(test)]
+pub fn pod_from_bytes<T: Copy>(b: &[u8]) -> T {
+    assert_eq!(b.len(), std::mem::size_of::<T>());
+    // SAFETY: the length matches and the only types used are libc's plain C structs, for
+    // which every bit pattern is valid; read_unaligned copes with the Vec's alignment.
+    unsafe { std::ptr::read_unaligned(b.as_ptr().cast()) }
 }

@@ -4,6 +4,7 @@
 //! `// SAFETY:` comment. Callers get safe functions returning `std::io::Result`.
 
 pub mod fdpass;
+pub mod fsops;
 pub mod mem;
 pub mod notify;
 pub mod ns;

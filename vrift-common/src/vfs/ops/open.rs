@@ -242,6 +242,58 @@ impl<L: LayerSource> View<L> {
         self.open_existing(c, rel, e, flags).map(Routed::View)
     }
 
+    /// Does this open change the view (write access, O_CREAT, O_TRUNC or O_TMPFILE)? When
+    /// it does not, [`View::open_read`] answers it on a shared view.
+    pub fn open_changes_view(flags: OpenFlags) -> bool {
+        !flags.path && (flags.write || flags.creat || flags.trunc || flags.tmpfile)
+    }
+
+    /// open(2) that does not change the view (see [`View::open_changes_view`]): the same
+    /// checks and results as [`View::open`], through a shared reference, so concurrent
+    /// readers do not serialize.
+    pub fn open_read(
+        &self,
+        c: &Caller,
+        path: &[u8],
+        flags: OpenFlags,
+    ) -> Result<Routed<Opened>, Errno> {
+        debug_assert!(!Self::open_changes_view(flags));
+        if flags.path {
+            return self.open_path(c, path, flags);
+        }
+        let follow = if flags.nofollow {
+            Follow::No
+        } else {
+            Follow::Yes
+        };
+        let h = match self.hit(c, path, follow)? {
+            Ok(h) => h,
+            Err(p) => return Ok(Routed::Outside(p)),
+        };
+        let e = h.entry.ok_or(Errno::ENOENT)?;
+        if flags.directory && !e.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if e.is_symlink() {
+            return Err(Errno::ELOOP);
+        }
+        if flags.read && !permits(c.cred, self.owner, &e, MAY_READ) {
+            return Err(Errno::EACCES);
+        }
+        if flags.noatime && !owns(c.cred, self.owner) {
+            return Err(Errno::EPERM);
+        }
+        Ok(Routed::View(match e.node {
+            Node::Dir => Opened::Dir { rel: h.rel },
+            Node::Fifo => Opened::Fifo { rel: h.rel },
+            Node::File(content) => Opened::Read {
+                rel: h.rel,
+                content,
+            },
+            Node::Symlink(_) => return Err(Errno::ELOOP),
+        }))
+    }
+
     fn open_path(
         &self,
         c: &Caller,

@@ -13,8 +13,15 @@ fn stat_reports_mode_size_mtime_and_kind_from_the_manifest() {
     assert_eq!(st.size, 2);
     assert_eq!(st.mtime_ns, OLD);
     assert_eq!(st.nlink, 1);
-    assert_eq!(st.blocks, 1);
+    assert_eq!(st.blocks, 8, "one 4 KiB block");
     assert_eq!(st.pending, None);
+}
+
+#[test]
+fn stat_of_a_directory_reports_one_block_like_a_disk_file_system() {
+    let v = view();
+    let st = ok(v.stat(&at(&user()), b"src", true));
+    assert_eq!((st.size, st.blocks), (4096, 8));
 }
 
 #[test]

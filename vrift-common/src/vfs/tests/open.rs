@@ -852,3 +852,46 @@ fn truncate_follows_symlinks() {
     let t = ok(v.truncate(&at(&user()), b"link_main", 0));
     assert_eq!(t.rel, rel("src/main.rs"));
 }
+
+// ---- open_read: the shared-reference path agrees with open for every read-only case ----
+
+#[test]
+fn open_read_agrees_with_open_on_every_path_and_flag_set() {
+    let raw_sets = [
+        libc::O_RDONLY,
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        libc::O_RDONLY | libc::O_NOFOLLOW,
+        libc::O_PATH,
+        libc::O_PATH | libc::O_NOFOLLOW,
+        libc::O_RDONLY | libc::O_NOATIME,
+    ];
+    let mut paths: Vec<Vec<u8>> = base().keys().cloned().collect();
+    paths.push(b"missing".to_vec());
+    paths.push(b"src/missing/x".to_vec());
+    paths.push(b"/etc/passwd".to_vec());
+    for cred in [user(), root(), group_member()] {
+        for raw in raw_sets {
+            let flags = OpenFlags::from_raw(raw);
+            assert!(!View::<Layer>::open_changes_view(flags));
+            for p in &paths {
+                let shared = view().open_read(&at(&cred), p, flags);
+                let exclusive = view().open(&at(&cred), p, flags, 0);
+                assert_eq!(shared, exclusive, "{} {raw:#o}", String::from_utf8_lossy(p));
+            }
+        }
+    }
+}
+
+#[test]
+fn undo_create_lets_a_restarted_exclusive_create_succeed() {
+    let mut v = view();
+    let u = user();
+    let flags = OpenFlags::write_only().creat().excl();
+    let prev = v.delta().get(b"new.o").cloned();
+    ok(v.open(&at(&u), b"new.o", flags, 0o644));
+    v.undo_create(b"new.o", prev);
+    assert!(v.lookup(b"new.o").is_none());
+    assert!(v.pending().is_empty());
+    ok(v.open(&at(&u), b"new.o", flags, 0o644));
+    assert!(v.lookup(b"new.o").is_some());
+}

@@ -1,0 +1,168 @@
+//! Writing a run's changes back to the real project tree.
+//!
+//! The run worked on a copy-on-write view; when it ends, what it changed (the difference
+//! between the manifest it started from and the one it ended with) is applied to the real
+//! directory, so a user finds the program's output where the program put it. A path that
+//! changed on disk while the run went on is left alone and reported: nothing is overwritten
+//! that the run did not see.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use vrift_common::manifest::{Entry, EntryKind, Manifest, RelPath};
+use vrift_common::store::Store;
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub written: usize,
+    pub removed: usize,
+    /// Paths left as they are because they changed on disk during the run.
+    pub conflicts: Vec<RelPath>,
+}
+
+fn real(root: &Path, rel: &[u8]) -> PathBuf {
+    if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(OsStr::from_bytes(rel))
+    }
+}
+
+/// Does the real path still look the way the run's starting manifest saw it?
+fn unchanged_on_disk(p: &Path, before: Option<&Entry>) -> bool {
+    let meta = std::fs::symlink_metadata(p);
+    match (before, meta) {
+        (None, Err(e)) => e.kind() == io::ErrorKind::NotFound,
+        (None, Ok(_)) => false,
+        (Some(_), Err(_)) => false,
+        (Some(e), Ok(m)) => match e.kind {
+            EntryKind::Dir => m.is_dir(),
+            EntryKind::Symlink => m.file_type().is_symlink(),
+            EntryKind::File => {
+                m.is_file()
+                    && m.size() == e.size
+                    && m.mtime() * 1_000_000_000 + m.mtime_nsec() == e.mtime_ns
+            }
+        },
+    }
+}
+
+fn set_mtime(p: &Path, mtime_ns: i64) -> io::Result<()> {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime_ns.max(0) as u64);
+    std::fs::File::options()
+        .write(true)
+        .open(p)?
+        .set_modified(t)
+}
+
+/// Put one file's content from the store at `p`: a new file beside it, renamed over it.
+fn write_file(store: &Store, p: &Path, e: &Entry) -> io::Result<()> {
+    let dir = p.parent().unwrap_or(Path::new("/"));
+    let tmp = dir.join(format!(
+        ".vrift-writeback-{}-{}",
+        std::process::id(),
+        e.hash.to_hex().get(..12).unwrap_or_default()
+    ));
+    std::fs::copy(store.blob_path(&e.hash), &tmp)?;
+    let r = (|| {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        set_mtime(&tmp, e.mtime_ns)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
+        if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
+            std::fs::remove_dir_all(p)?;
+        }
+        std::fs::rename(&tmp, p)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// Apply `new` (the run's result) over `before` (what it started from) to the tree at `root`.
+pub fn apply(store: &Store, root: &Path, before: &Manifest, new: &Manifest) -> Result<Report> {
+    let mut report = Report::default();
+    // Removals, deepest first.
+    let mut gone: Vec<(&[u8], &Entry)> = before
+        .iter()
+        .filter(|(p, _)| new.get(p).is_none())
+        .collect();
+    gone.sort_by(|a, b| b.0.cmp(a.0));
+    for (rel, e) in gone {
+        let p = real(root, rel);
+        if !unchanged_on_disk(&p, Some(e)) {
+            if p.symlink_metadata().is_ok() {
+                report.conflicts.push(rel.to_vec());
+            }
+            continue;
+        }
+        let r = match e.kind {
+            EntryKind::Dir => std::fs::remove_dir(&p),
+            _ => std::fs::remove_file(&p),
+        };
+        match r {
+            Ok(()) => report.removed += 1,
+            // A directory that still holds excluded (untracked) files stays.
+            Err(err) if e.kind == EntryKind::Dir && err.raw_os_error() == Some(libc::ENOTEMPTY) => {
+            }
+            Err(err) => return Err(err).with_context(|| format!("{}", p.display())),
+        }
+    }
+    // Additions and changes, parents first.
+    let mut dir_modes = Vec::new();
+    for (rel, e) in new.iter() {
+        let old = before.get(rel);
+        if old == Some(e) {
+            continue;
+        }
+        let p = real(root, rel);
+        if !unchanged_on_disk(&p, old) && !(e.kind == EntryKind::Dir && p.is_dir()) {
+            report.conflicts.push(rel.to_vec());
+            continue;
+        }
+        match e.kind {
+            EntryKind::Dir => {
+                if !p.is_dir() {
+                    if p.symlink_metadata().is_ok() {
+                        std::fs::remove_file(&p).with_context(|| format!("{}", p.display()))?;
+                    }
+                    std::fs::create_dir(&p).with_context(|| format!("{}", p.display()))?;
+                }
+                dir_modes.push((p, e.mode));
+            }
+            EntryKind::File => {
+                if old.is_some_and(|o| o.kind == EntryKind::File && o.hash == e.hash) {
+                    // Same content: only the mode or the time changed.
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))
+                        .and_then(|()| set_mtime(&p, e.mtime_ns).or(Ok(())))
+                        .with_context(|| format!("{}", p.display()))?;
+                } else {
+                    write_file(store, &p, e).with_context(|| format!("{}", p.display()))?;
+                }
+            }
+            EntryKind::Symlink => {
+                if p.symlink_metadata().is_ok() {
+                    if p.is_dir() && !p.is_symlink() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    }
+                    .with_context(|| format!("{}", p.display()))?;
+                }
+                std::os::unix::fs::symlink(OsStr::from_bytes(&e.target), &p)
+                    .with_context(|| format!("{}", p.display()))?;
+            }
+        }
+        report.written += 1;
+    }
+    // Directory modes last, so a read-only directory does not stop its own contents.
+    for (p, mode) in dir_modes.into_iter().rev() {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o7777))
+            .with_context(|| format!("{}", p.display()))?;
+    }
+    Ok(report)
+}
