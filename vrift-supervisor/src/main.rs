@@ -6,6 +6,7 @@ mod filter;
 mod launch;
 mod mountplan;
 mod project;
+mod recovery;
 mod session;
 mod supervisor;
 mod sys;

@@ -16,6 +16,8 @@ use vrift_common::store::Store;
 use vrift_common::vfs::{Owner, View};
 
 use crate::mountplan::cstring;
+use crate::recovery::{self, Destination, RunRecord};
+use crate::supervisor::journal::Journal;
 use crate::supervisor::{Model, Supervisor};
 use crate::sys::notify::Listener;
 use crate::sys::{ns, signals};
@@ -25,15 +27,6 @@ pub struct RunOptions {
     pub manifest: Option<PathBuf>,
     pub mount: Option<PathBuf>,
     pub cmd: Vec<OsString>,
-}
-
-/// Where a run's changes go when it ends.
-pub enum Destination {
-    /// A project directory: changes are written back to the real tree, and its
-    /// vrift.manifest (if it has one) refreshed.
-    Project { dir: PathBuf, has_manifest: bool },
-    /// A manifest file given with --manifest: it is replaced atomically by the new one.
-    ManifestFile(PathBuf),
 }
 
 /// The view a run projects.
@@ -92,10 +85,11 @@ pub fn run(opts: RunOptions) -> Result<u8> {
     // Held for the whole run: gc --delete waits, so no blob this run relies on disappears.
     let _lock = store.lock_shared()?;
     let cwd = std::env::current_dir().context("current directory")?;
+    recovery::recover_interrupted(&store);
     let spec = choose_view(&store, &opts, &cwd)?;
 
     let run_dir = run_dir(&store)?;
-    let farm_dir = run_dir.join("farm");
+    let farm_dir = run_dir.join(recovery::FARM);
     farm::build_run(&store, &spec.manifest, &spec.passthrough, &farm_dir)?;
     let farm_dev = std::fs::metadata(&farm_dir)
         .with_context(|| format!("{}", farm_dir.display()))?
@@ -111,18 +105,35 @@ pub fn run(opts: RunOptions) -> Result<u8> {
     )
     .with_context(|| format!("{}: cannot make a view", spec.root.display()))?
     .with_dev(farm_dev);
+    // What recovery needs if this vrift is killed: written before the program starts.
+    spec.manifest.save_atomic(&run_dir.join(recovery::BASE))?;
+    let journal_path = run_dir.join(recovery::JOURNAL);
+    let journal =
+        Journal::create(&journal_path).with_context(|| format!("{}", journal_path.display()))?;
+    RunRecord {
+        pid: std::process::id(),
+        start_ticks: recovery::start_ticks(std::process::id()).unwrap_or(0),
+        root: spec.root.clone(),
+        owner_uid: owner.uid,
+        owner_gid: owner.gid,
+        dev: farm_dev,
+        passthrough: spec.passthrough.iter().map(|(p, _)| p.clone()).collect(),
+        destination: spec.destination.clone(),
+    }
+    .write(&run_dir)?;
     let model = Arc::new(Model::new(
         view,
         farm_dir.clone(),
         spec.passthrough.iter().map(|(p, _)| p.clone()),
         store.clone(),
+        Some(journal),
     ));
 
     let plan = ns_plan(&store, &opts, &spec, &farm_dir, &cwd, owner)?;
     let status = start_and_wait(&opts.cmd, plan, Arc::clone(&model))?;
 
     let new_manifest = model.commit().context("saving the run's changes")?;
-    save(&store, &spec, &new_manifest)?;
+    save(&store, &spec.manifest, &spec.destination, &new_manifest)?;
     if let Err(e) = std::fs::remove_dir_all(&run_dir) {
         tracing::warn!("{}: {e}", run_dir.display());
     }
@@ -231,17 +242,22 @@ fn start_and_wait(cmd_line: &[OsString], plan: ns::NsPlan, model: Arc<Model>) ->
 }
 
 /// Put the run's result where it belongs.
-fn save(store: &Store, spec: &ViewSpec, new: &Manifest) -> Result<()> {
-    if new.hash() == spec.manifest.hash() {
+pub fn save(
+    store: &Store,
+    before: &Manifest,
+    destination: &Destination,
+    new: &Manifest,
+) -> Result<()> {
+    if new.hash() == before.hash() {
         return Ok(());
     }
-    match &spec.destination {
+    match destination {
         Destination::ManifestFile(path) => {
             new.save_atomic(path)?;
             store.register_root(path)?;
         }
         Destination::Project { dir, has_manifest } => {
-            let report = writeback::apply(store, dir, &spec.manifest, new)?;
+            let report = writeback::apply(store, dir, before, new)?;
             if !report.conflicts.is_empty() {
                 let kept = dir.join(".vrift").join("unapplied.manifest");
                 std::fs::create_dir_all(kept.parent().unwrap())?;

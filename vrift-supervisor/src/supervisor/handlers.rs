@@ -8,6 +8,7 @@ use std::io;
 
 use vrift_common::vfs::TimeSpec;
 
+use super::journal::Op;
 use super::model::{Model, Outcome, Place};
 use super::{paths, Reply, Served};
 use crate::sys::mem;
@@ -119,8 +120,8 @@ impl Call<'_> {
                     Ok(_) => (Served::Hit, Reply::Done),
                     Err(e) => {
                         // Interrupted or gone: a restarted call must find the view as it was.
-                        if let Some((rel, prev)) = undo {
-                            self.model.undo_create(&rel, prev);
+                        if let Some(undo) = undo {
+                            self.model.undo_create(undo);
                         }
                         tracing::debug!("installing fd: {e}");
                         (Served::Hit, Reply::Done)
@@ -178,28 +179,28 @@ pub fn dispatch(model: &Model, listener: &Listener, n: &Notif) -> (Served, Reply
         libc::SYS_faccessat2 => access(&c, a(0) as i32, a(1), a(2), a(3)),
         libc::SYS_execve => exec(&c, cwd, a(0), 0),
         libc::SYS_execveat => exec(&c, a(0) as i32, a(1), a(4)),
-        libc::SYS_mkdir => one_path(&c, cwd, a(0), |m, t, p| m.mkdir(t, p, a(1) as u32)),
-        libc::SYS_mkdirat => one_path(&c, a(0) as i32, a(1), |m, t, p| m.mkdir(t, p, a(2) as u32)),
-        libc::SYS_rmdir => one_path(&c, cwd, a(0), |m, t, p| m.rmdir(t, p)),
-        libc::SYS_unlink => one_path(&c, cwd, a(0), |m, t, p| m.unlink(t, p)),
+        libc::SYS_mkdir => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Mkdir { path: p.to_vec(), mode: a(1) as u32 })),
+        libc::SYS_mkdirat => one_path(&c, a(0) as i32, a(1), |m, t, p| m.change(t, Op::Mkdir { path: p.to_vec(), mode: a(2) as u32 })),
+        libc::SYS_rmdir => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Rmdir { path: p.to_vec() })),
+        libc::SYS_unlink => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Unlink { path: p.to_vec() })),
         libc::SYS_unlinkat => one_path(&c, a(0) as i32, a(1), |m, t, p| {
             if a(2) & AT_REMOVEDIR != 0 {
-                m.rmdir(t, p)
+                m.change(t, Op::Rmdir { path: p.to_vec() })
             } else {
-                m.unlink(t, p)
+                m.change(t, Op::Unlink { path: p.to_vec() })
             }
         }),
-        libc::SYS_mknod => one_path(&c, cwd, a(0), |m, t, p| m.mknod(t, p, a(1) as u32)),
-        libc::SYS_mknodat => one_path(&c, a(0) as i32, a(1), |m, t, p| m.mknod(t, p, a(2) as u32)),
-        libc::SYS_truncate => one_path(&c, cwd, a(0), |m, t, p| m.truncate(t, p, a(1) as i64)),
-        libc::SYS_chmod => one_path(&c, cwd, a(0), |m, t, p| m.chmod(t, p, a(1) as u32, true)),
+        libc::SYS_mknod => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Mknod { path: p.to_vec(), mode: a(1) as u32 })),
+        libc::SYS_mknodat => one_path(&c, a(0) as i32, a(1), |m, t, p| m.change(t, Op::Mknod { path: p.to_vec(), mode: a(2) as u32 })),
+        libc::SYS_truncate => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Truncate { path: p.to_vec(), len: a(1) as i64 })),
+        libc::SYS_chmod => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Chmod { path: p.to_vec(), mode: a(1) as u32, follow: true })),
         libc::SYS_fchmodat => one_path(&c, a(0) as i32, a(1), |m, t, p| {
-            m.chmod(t, p, a(2) as u32, true)
+            m.change(t, Op::Chmod { path: p.to_vec(), mode: a(2) as u32, follow: true })
         }),
         452 /* fchmodat2 */ => at_path(&c, a(0) as i32, a(1), a(3), |m, t, p, follow| {
-            m.chmod(t, p, a(2) as u32, follow)
+            m.change(t, Op::Chmod { path: p.to_vec(), mode: a(2) as u32, follow })
         }),
-        libc::SYS_fchmod => on_fd(&c, a(0) as i32, |m, t, p| m.chmod(t, p, a(1) as u32, true)),
+        libc::SYS_fchmod => on_fd(&c, a(0) as i32, |m, t, p| m.change(t, Op::Chmod { path: p.to_vec(), mode: a(1) as u32, follow: true })),
         libc::SYS_chown => one_path(&c, cwd, a(0), |m, t, p| m.chown(t, p, a(1) as u32, a(2) as u32, true)),
         libc::SYS_lchown => one_path(&c, cwd, a(0), |m, t, p| m.chown(t, p, a(1) as u32, a(2) as u32, false)),
         libc::SYS_fchown => on_fd(&c, a(0) as i32, |m, t, p| m.chown(t, p, a(1) as u32, a(2) as u32, true)),
@@ -210,14 +211,14 @@ pub fn dispatch(model: &Model, listener: &Listener, n: &Notif) -> (Served, Reply
         libc::SYS_utimes => times_timeval(&c, cwd, a(0), a(1)),
         libc::SYS_futimesat => times_timeval(&c, a(0) as i32, a(1), a(2)),
         libc::SYS_utime => utime(&c, a(0), a(1)),
-        libc::SYS_rename => two_paths(&c, cwd, a(0), cwd, a(1), |m, t, o, n| m.rename(t, o, n, 0)),
+        libc::SYS_rename => two_paths(&c, cwd, a(0), cwd, a(1), |m, t, o, n| m.change(t, Op::Rename { old: o.to_vec(), new: n.to_vec(), flags: 0 })),
         libc::SYS_renameat => two_paths(&c, a(0) as i32, a(1), a(2) as i32, a(3), |m, t, o, n| {
-            m.rename(t, o, n, 0)
+            m.change(t, Op::Rename { old: o.to_vec(), new: n.to_vec(), flags: 0 })
         }),
         libc::SYS_renameat2 => two_paths(&c, a(0) as i32, a(1), a(2) as i32, a(3), |m, t, o, n| {
-            m.rename(t, o, n, a(4) as u32)
+            m.change(t, Op::Rename { old: o.to_vec(), new: n.to_vec(), flags: a(4) as u32 })
         }),
-        libc::SYS_link => two_paths(&c, cwd, a(0), cwd, a(1), |m, t, o, n| m.link(t, o, n, false)),
+        libc::SYS_link => two_paths(&c, cwd, a(0), cwd, a(1), |m, t, o, n| m.change(t, Op::Link { old: o.to_vec(), new: n.to_vec(), follow: false })),
         libc::SYS_linkat => linkat(&c),
         libc::SYS_symlink => symlink(&c, a(0), cwd, a(1)),
         libc::SYS_symlinkat => symlink(&c, a(0), a(1) as i32, a(2)),
@@ -321,7 +322,18 @@ fn linkat(c: &Call) -> Handled {
         _ => return Ok(PASS),
     }
     let follow = flags & AT_SYMLINK_FOLLOW != 0;
-    Ok(c.finish(c.model.link(c.tid(), &old.abs, &new.abs, follow), 0, false))
+    Ok(c.finish(
+        c.model.change(
+            c.tid(),
+            Op::Link {
+                old: old.abs,
+                new: new.abs,
+                follow,
+            },
+        ),
+        0,
+        false,
+    ))
 }
 
 fn symlink(c: &Call, target_addr: u64, dirfd: i32, addr: u64) -> Handled {
@@ -330,7 +342,17 @@ fn symlink(c: &Call, target_addr: u64, dirfd: i32, addr: u64) -> Handled {
     if p.place != Place::View {
         return Ok(PASS);
     }
-    Ok(c.finish(c.model.symlink(c.tid(), &target, &p.abs), 0, false))
+    Ok(c.finish(
+        c.model.change(
+            c.tid(),
+            Op::Symlink {
+                target,
+                path: p.abs,
+            },
+        ),
+        0,
+        false,
+    ))
 }
 
 fn open(c: &Call, dirfd: i32, addr: u64, flags: u64, mode: u64) -> Handled {
@@ -423,7 +445,19 @@ fn utimensat(c: &Call, dirfd: i32, addr: u64, times: u64, flags: u64) -> Handled
     }
     let (at, mt) = timespec_at(c, times)?;
     let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
-    Ok(c.finish(c.model.utimens(c.tid(), &p.abs, at, mt, follow), 0, false))
+    Ok(c.finish(
+        c.model.change(
+            c.tid(),
+            Op::Utimens {
+                path: p.abs,
+                atime: at.into(),
+                mtime: mt.into(),
+                follow,
+            },
+        ),
+        0,
+        false,
+    ))
 }
 
 fn times_timeval(c: &Call, dirfd: i32, addr: u64, times: u64) -> Handled {
@@ -441,7 +475,19 @@ fn times_timeval(c: &Call, dirfd: i32, addr: u64, times: u64) -> Handled {
             TimeSpec::Set(word(2) * 1_000_000_000 + word(3) * 1000),
         )
     };
-    Ok(c.finish(c.model.utimens(c.tid(), &p.abs, at, mt, true), 0, false))
+    Ok(c.finish(
+        c.model.change(
+            c.tid(),
+            Op::Utimens {
+                path: p.abs,
+                atime: at.into(),
+                mtime: mt.into(),
+                follow: true,
+            },
+        ),
+        0,
+        false,
+    ))
 }
 
 fn utime(c: &Call, addr: u64, times: u64) -> Handled {
@@ -459,5 +505,17 @@ fn utime(c: &Call, addr: u64, times: u64) -> Handled {
             TimeSpec::Set(word(1) * 1_000_000_000),
         )
     };
-    Ok(c.finish(c.model.utimens(c.tid(), &p.abs, at, mt, true), 0, false))
+    Ok(c.finish(
+        c.model.change(
+            c.tid(),
+            Op::Utimens {
+                path: p.abs,
+                atime: at.into(),
+                mtime: mt.into(),
+                follow: true,
+            },
+        ),
+        0,
+        false,
+    ))
 }

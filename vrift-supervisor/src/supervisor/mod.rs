@@ -7,6 +7,7 @@
 
 mod creds;
 mod handlers;
+pub mod journal;
 pub mod model;
 mod paths;
 mod statbuf;

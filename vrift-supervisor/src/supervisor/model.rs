@@ -12,16 +12,25 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::store::Store;
 use vrift_common::vfs::{
-    Caller, Cred, DeltaNode, Errno, OpenFlags, Opened, RenameMode, Routed, Seed, Stat, TimeSpec,
-    View,
+    Caller, Content, Cred, DeltaNode, Errno, OpenFlags, Opened, RenameMode, Resolved, Routed, Seed,
+    Stat, Truncate, View,
 };
 
 use super::creds::CredCache;
+use super::journal::{Journal, Op, Record};
+
+/// A create to undo if its fd cannot be delivered.
+pub struct Undo {
+    pub rel: RelPath,
+    pub prev: Option<DeltaNode>,
+    /// The journal record of the create.
+    pub seq: u64,
+}
 
 /// What the supervisor answers.
 pub enum Outcome {
@@ -37,7 +46,7 @@ pub enum Outcome {
         file: OwnedFd,
         cloexec: bool,
         /// If the fd cannot be delivered (the caller was interrupted), undo the create.
-        undo: Option<(RelPath, Option<DeltaNode>)>,
+        undo: Option<Undo>,
     },
 }
 
@@ -60,6 +69,9 @@ pub type ViewOf = View<Arc<Manifest>>;
 
 pub struct Model {
     view: RwLock<ViewOf>,
+    /// Locked only while the view is locked for writing, so records keep the view's order.
+    journal: Mutex<Option<Journal>>,
+    tmp_seq: std::sync::atomic::AtomicU64,
     root: Vec<u8>,
     farm: PathBuf,
     farm_bytes: Vec<u8>,
@@ -75,6 +87,10 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+fn system_time(ns: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64)
+}
+
 fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
@@ -85,10 +101,13 @@ impl Model {
         farm: PathBuf,
         passthrough: impl IntoIterator<Item = RelPath>,
         store: Store,
+        journal: Option<Journal>,
     ) -> Model {
         let root = view.root().to_vec();
         Model {
             view: RwLock::new(view),
+            journal: Mutex::new(journal),
+            tmp_seq: Default::default(),
             root,
             farm_bytes: farm.as_os_str().as_bytes().to_vec(),
             farm,
@@ -96,11 +115,6 @@ impl Model {
             store,
             creds: CredCache::default(),
         }
-    }
-
-    /// The view's absolute root, without a trailing slash.
-    pub fn root(&self) -> &[u8] {
-        &self.root
     }
 
     /// A file the supervisor opened for the program shows the farm's path in /proc; map it
@@ -188,7 +202,7 @@ impl Model {
     /// The resolved relative path of `abs` (for callers that already know it is in the view).
     fn rel_of(&self, abs: &[u8], follow: bool) -> Result<RelPath, Errno> {
         match self.view.read().unwrap().resolve(abs, &self.root, follow)? {
-            vrift_common::vfs::Resolved::View { rel, .. } => Ok(rel),
+            Resolved::View { rel, .. } => Ok(rel),
             _ => Err(Errno::ENOENT),
         }
     }
@@ -214,83 +228,188 @@ impl Model {
         }
     }
 
-    // ---- open ----
+    // ---- changes (open for writing, names, attributes) ----
 
+    /// Open: read-only opens are judged on a shared view and served by the farm; the rest
+    /// go through [`Model::change`].
     pub fn open(&self, tid: u32, abs: &[u8], raw_flags: i32, mode: u32) -> Outcome {
         let flags = OpenFlags::from_raw(raw_flags);
-        if !ViewOf::open_changes_view(flags) {
-            let cred = match self.creds.get(tid) {
-                Ok(c) => c,
-                Err(_) => return Outcome::Continue,
-            };
-            let r = self.with_caller(&cred, 0, |c| {
-                self.view.read().unwrap().open_read(c, abs, flags)
-            });
-            return match r {
-                Ok(_) => Outcome::Continue,
-                Err(e) => e.into(),
-            };
+        if ViewOf::open_changes_view(flags) {
+            return self.change(
+                tid,
+                Op::Open {
+                    path: abs.to_vec(),
+                    flags: raw_flags,
+                    mode,
+                },
+            );
         }
+        let cred = match self.creds.get(tid) {
+            Ok(c) => c,
+            Err(_) => return Outcome::Continue,
+        };
+        let r = self.with_caller(&cred, 0, |c| {
+            self.view.read().unwrap().open_read(c, abs, flags)
+        });
+        match r {
+            Ok(_) => Outcome::Continue,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Carry out a change: the state machine decides, the farm follows, the journal records.
+    pub fn change(&self, tid: u32, op: Op) -> Outcome {
         let status = match self.creds.fresh(tid) {
             Ok(s) => s,
             Err(_) => return Outcome::Continue,
         };
-        let mut view = self.view.write().unwrap();
-        let prev = if flags.creat {
-            self.rel_of_locked(&view, abs).and_then(|rel| {
-                view.lookup(&rel)
-                    .is_none()
-                    .then(|| (rel.clone(), view.delta().get(&rel).cloned()))
-            })
-        } else {
-            None
+        let now = now_ns();
+        let c = Caller {
+            cred: &status.cred,
+            cwd: &self.root,
+            umask: status.umask,
+            now_ns: now,
         };
-        let r = self.with_caller(&status.cred, status.umask, |c| {
-            view.open(c, abs, flags, mode)
-        });
-        let opened = match r {
-            Ok(Routed::View(o)) => o,
+        let mut view = self.view.write().unwrap();
+        // What a create replaces, to undo it if its fd cannot be delivered.
+        let before_create = match &op {
+            Op::Open { path, flags, .. } if flags & libc::O_CREAT != 0 => {
+                self.rel_of_locked(&view, path).and_then(|rel| {
+                    view.lookup(&rel)
+                        .is_none()
+                        .then(|| (rel.clone(), view.delta().get(&rel).cloned()))
+                })
+            }
+            _ => None,
+        };
+        let done = match apply(&mut view, &c, &op) {
+            Ok(Routed::View(done)) => done,
             Ok(_) => return Outcome::Continue,
             Err(e) => return e.into(),
         };
-        match opened {
-            Opened::Write { rel, seed, .. } => {
-                let entry_mode = view.lookup(&rel).map(|e| (e.mode, e.mtime_ns));
-                let (perm, mtime) = entry_mode.unwrap_or((0o644, now_ns()));
-                match self
-                    .prepare_private(&rel, seed, perm, mtime)
-                    .and_then(|()| self.open_farm_file(&rel, raw_flags))
-                {
-                    Ok(file) => Outcome::Fd {
-                        file,
-                        cloexec: raw_flags & libc::O_CLOEXEC != 0,
-                        undo: prev,
-                    },
-                    Err(e) => {
-                        if let Some((rel, prev)) = prev {
-                            view.undo_create(&rel, prev);
-                        }
-                        tracing::warn!("preparing {}: {e}", self.farm_path(&rel).display());
-                        Outcome::Errno(errno_of(&e))
-                    }
+        let outcome = match self.carry_out(&view, &op, done) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!("carrying out a change on the link farm: {e}");
+                if let Some((rel, prev)) = before_create {
+                    view.undo_create(&rel, prev);
                 }
+                return Outcome::Errno(errno_of(&e));
             }
-            // Read-only, directory, FIFO or O_PATH opens: the farm serves them.
-            _ => Outcome::Continue,
+        };
+        let seq = self.journal(&status.cred, status.umask, now, op);
+        match outcome {
+            Outcome::Fd { file, cloexec, .. } => Outcome::Fd {
+                file,
+                cloexec,
+                undo: before_create.map(|(rel, prev)| Undo { rel, prev, seq }),
+            },
+            o => o,
+        }
+    }
+
+    fn journal(&self, cred: &Cred, umask: u32, now: i64, op: Op) -> u64 {
+        match self.journal.lock().unwrap().as_mut() {
+            Some(j) => j.append(cred, umask, now, op),
+            None => 0,
         }
     }
 
     fn rel_of_locked(&self, view: &ViewOf, abs: &[u8]) -> Option<RelPath> {
         match view.resolve(abs, &self.root, true).ok()? {
-            vrift_common::vfs::Resolved::View { rel, .. } => Some(rel),
+            Resolved::View { rel, .. } => Some(rel),
             _ => None,
         }
     }
 
-    /// The fd could not be delivered: put the view back as it was before the create.
-    pub fn undo_create(&self, rel: &[u8], prev: Option<DeltaNode>) {
-        self.view.write().unwrap().undo_create(rel, prev);
-        let _ = std::fs::remove_file(self.farm_path(rel));
+    /// The fd of a create could not be delivered (the caller was interrupted and will
+    /// restart the call): put the view back as it was, so a restarted O_EXCL succeeds.
+    pub fn undo_create(&self, undo: Undo) {
+        let mut view = self.view.write().unwrap();
+        view.undo_create(&undo.rel, undo.prev);
+        let _ = std::fs::remove_file(self.farm_path(&undo.rel));
+        if let Some(j) = self.journal.lock().unwrap().as_mut() {
+            j.append(&Cred::root(), 0, 0, Op::Undo { seq: undo.seq });
+        }
+    }
+
+    /// Do on the farm what the view just did.
+    fn carry_out(&self, view: &ViewOf, op: &Op, done: Done) -> io::Result<Outcome> {
+        let ok = Ok(Outcome::Value(0));
+        match (op, done) {
+            (Op::Open { flags, .. }, Done::Opened(Opened::Write { rel, seed, .. })) => {
+                let (perm, mtime) = view
+                    .lookup(&rel)
+                    .map(|e| (e.mode, e.mtime_ns))
+                    .unwrap_or((0o644, now_ns()));
+                self.prepare_private(&rel, seed, perm, mtime)?;
+                let file = self.open_farm_file(&rel, *flags)?;
+                Ok(Outcome::Fd {
+                    file,
+                    cloexec: flags & libc::O_CLOEXEC != 0,
+                    undo: None,
+                })
+            }
+            // Read-only, directory, FIFO and O_PATH opens: the farm serves them.
+            (Op::Open { .. }, _) => Ok(Outcome::Continue),
+            (Op::Mkdir { .. }, Done::Rel(rel)) => {
+                std::fs::create_dir(self.farm_path(&rel))?;
+                ok
+            }
+            (Op::Rmdir { .. }, Done::Rel(rel)) => {
+                std::fs::remove_dir(self.farm_path(&rel))?;
+                ok
+            }
+            (Op::Unlink { .. }, Done::Rel(rel)) => {
+                std::fs::remove_file(self.farm_path(&rel))?;
+                ok
+            }
+            (Op::Rename { flags, .. }, Done::Pair(a, b)) => {
+                crate::sys::fsops::renameat2(&self.farm_path(&a), &self.farm_path(&b), *flags)?;
+                ok
+            }
+            (Op::Link { old, follow, .. }, Done::Rel(rel)) => {
+                // The new name shows the same content: a hardlink in the farm to whatever
+                // the source is there (the blob's link or the private copy).
+                let src = match view.resolve(old, &self.root, *follow) {
+                    Ok(Resolved::View { rel, .. }) => rel,
+                    _ => return Err(io::Error::from_raw_os_error(libc::EXDEV)),
+                };
+                std::fs::hard_link(self.farm_path(&src), self.farm_path(&rel))?;
+                ok
+            }
+            (Op::Symlink { target, .. }, Done::Rel(rel)) => {
+                std::os::unix::fs::symlink(
+                    std::ffi::OsStr::from_bytes(target),
+                    self.farm_path(&rel),
+                )?;
+                ok
+            }
+            (Op::Mknod { .. }, Done::Rel(rel)) => {
+                let perm = view.lookup(&rel).map(|e| e.mode).unwrap_or(0o644);
+                crate::sys::fsops::mkfifo(&self.farm_path(&rel), perm)?;
+                ok
+            }
+            (Op::Chmod { path, follow, .. } | Op::Utimens { path, follow, .. }, Done::Unit) => {
+                self.sync_private_attrs(view, path, *follow)?;
+                ok
+            }
+            (Op::Truncate { .. }, Done::Truncate(t)) => {
+                let (perm, mtime) = view
+                    .lookup(&t.rel)
+                    .map(|e| (e.mode, e.mtime_ns))
+                    .unwrap_or((0o644, now_ns()));
+                self.prepare_private(&t.rel, t.seed, perm, mtime)?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(self.farm_path(&t.rel))?
+                    .set_len(t.len)?;
+                ok
+            }
+            _ => Err(io::Error::other(
+                "state machine result does not match the call",
+            )),
+        }
     }
 
     /// Make the farm's file at `rel` a private copy the program may write: the store's blob
@@ -329,7 +448,8 @@ impl Model {
         let dir = target.parent().unwrap_or(&self.farm);
         let tmp = dir.join(format!(
             ".vrift-new-{}",
-            std::process::id() as u64 * 1_000_003 ^ now_ns() as u64
+            self.tmp_seq
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let mut out = std::fs::OpenOptions::new()
             .write(true)
@@ -342,8 +462,7 @@ impl Model {
                 io::copy(&mut input, &mut out)?;
             }
             if let Some(ns) = mtime_ns {
-                let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64);
-                out.set_modified(t)?;
+                out.set_modified(system_time(ns))?;
             }
             out.set_permissions(std::fs::Permissions::from_mode(perm & 0o7777))?;
             std::fs::rename(&tmp, target)
@@ -358,184 +477,37 @@ impl Model {
         // The view decided creation, exclusivity and truncation; the rest of the caller's
         // flags (access mode, O_APPEND, O_NONBLOCK, O_SYNC...) apply to the private copy.
         let keep = raw_flags
-            & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC);
+            & !(libc::O_CREAT
+                | libc::O_EXCL
+                | libc::O_TRUNC
+                | libc::O_NOFOLLOW
+                | libc::O_CLOEXEC
+                | libc::O_ACCMODE);
         let acc = raw_flags & libc::O_ACCMODE;
         let f = std::fs::OpenOptions::new()
-            .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
-            .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
-            .custom_flags((keep & !libc::O_ACCMODE) | libc::O_CLOEXEC)
+            .read(acc != libc::O_WRONLY)
+            .write(acc != libc::O_RDONLY)
+            .custom_flags(keep | libc::O_CLOEXEC)
             .open(self.farm_path(rel))?;
         Ok(f.into())
-    }
-
-    // ---- changes to names and attributes ----
-
-    fn mutate<T>(
-        &self,
-        tid: u32,
-        op: impl FnOnce(&mut ViewOf, &Caller) -> Result<Routed<T>, Errno>,
-        apply: impl FnOnce(&Self, &ViewOf, T) -> io::Result<()>,
-    ) -> Outcome {
-        let status = match self.creds.fresh(tid) {
-            Ok(s) => s,
-            Err(_) => return Outcome::Continue,
-        };
-        let mut view = self.view.write().unwrap();
-        let c = Caller {
-            cred: &status.cred,
-            cwd: &self.root,
-            umask: status.umask,
-            now_ns: now_ns(),
-        };
-        match op(&mut view, &c) {
-            Ok(Routed::View(t)) => match apply(self, &view, t) {
-                Ok(()) => Outcome::Value(0),
-                Err(e) => {
-                    tracing::warn!("applying a change to the link farm: {e}");
-                    Outcome::Errno(errno_of(&e))
-                }
-            },
-            Ok(_) => Outcome::Continue,
-            Err(e) => e.into(),
-        }
-    }
-
-    pub fn mkdir(&self, tid: u32, abs: &[u8], mode: u32) -> Outcome {
-        self.mutate(
-            tid,
-            |v, c| v.mkdir(c, abs, mode),
-            |m, _, rel| std::fs::create_dir(m.farm_path(&rel)),
-        )
-    }
-
-    pub fn rmdir(&self, tid: u32, abs: &[u8]) -> Outcome {
-        self.mutate(
-            tid,
-            |v, c| v.rmdir(c, abs),
-            |m, _, rel| std::fs::remove_dir(m.farm_path(&rel)),
-        )
-    }
-
-    pub fn unlink(&self, tid: u32, abs: &[u8]) -> Outcome {
-        self.mutate(
-            tid,
-            |v, c| v.unlink(c, abs),
-            |m, _, rel| std::fs::remove_file(m.farm_path(&rel)),
-        )
-    }
-
-    pub fn rename(&self, tid: u32, old: &[u8], new: &[u8], flags: u32) -> Outcome {
-        let mode = match RenameMode::from_linux_flags(flags) {
-            Ok(m) => m,
-            Err(e) => return e.into(),
-        };
-        self.mutate(
-            tid,
-            |v, c| v.rename(c, old, new, mode),
-            |m, _, (a, b)| crate::sys::fsops::renameat2(&m.farm_path(&a), &m.farm_path(&b), flags),
-        )
-    }
-
-    pub fn link(&self, tid: u32, old: &[u8], new: &[u8], follow: bool) -> Outcome {
-        self.mutate(
-            tid,
-            |v, c| v.link(c, old, new, follow),
-            |m, v, rel| {
-                // The new name shows the same content: a hardlink in the farm to whatever the
-                // source resolved to (blob or private copy).
-                let src = match v
-                    .resolve(old, &m.root, follow)
-                    .map_err(|e| io::Error::from_raw_os_error(e.raw()))?
-                {
-                    vrift_common::vfs::Resolved::View { rel, .. } => rel,
-                    _ => return Err(io::Error::from_raw_os_error(libc::EXDEV)),
-                };
-                std::fs::hard_link(m.farm_path(&src), m.farm_path(&rel))
-            },
-        )
-    }
-
-    pub fn symlink(&self, tid: u32, target: &[u8], linkpath: &[u8]) -> Outcome {
-        self.mutate(
-            tid,
-            |v, c| v.symlink(c, target, linkpath),
-            |m, _, rel| {
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), m.farm_path(&rel))
-            },
-        )
-    }
-
-    pub fn mknod(&self, tid: u32, abs: &[u8], mode: u32) -> Outcome {
-        self.mutate(
-            tid,
-            |v, c| v.mknod(c, abs, mode),
-            |m, v, rel| {
-                let perm = v.lookup(&rel).map(|e| e.mode).unwrap_or(0o644);
-                crate::sys::fsops::mkfifo(&m.farm_path(&rel), perm)
-            },
-        )
-    }
-
-    pub fn chmod(&self, tid: u32, abs: &[u8], mode: u32, follow: bool) -> Outcome {
-        self.mutate(
-            tid,
-            |v, c| v.chmod(c, abs, mode, follow),
-            |m, v, ()| m.sync_private_attrs(v, abs, follow),
-        )
-    }
-
-    pub fn utimens(
-        &self,
-        tid: u32,
-        abs: &[u8],
-        atime: TimeSpec,
-        mtime: TimeSpec,
-        follow: bool,
-    ) -> Outcome {
-        self.mutate(
-            tid,
-            |v, c| v.utimens(c, abs, atime, mtime, follow),
-            |m, v, ()| m.sync_private_attrs(v, abs, follow),
-        )
     }
 
     /// A private copy's real mode and mtime follow its entry, since stat reads its size and
     /// times from disk and the kernel checks its mode on native reads.
     fn sync_private_attrs(&self, v: &ViewOf, abs: &[u8], follow: bool) -> io::Result<()> {
         let rel = match v.resolve(abs, &self.root, follow) {
-            Ok(vrift_common::vfs::Resolved::View { rel, .. }) => rel,
+            Ok(Resolved::View { rel, .. }) => rel,
             _ => return Ok(()),
         };
         let Some(e) = v.lookup(&rel) else {
             return Ok(());
         };
-        if !matches!(e.content(), Some(vrift_common::vfs::Content::Pending(_))) {
+        if !matches!(e.content(), Some(Content::Pending(_))) {
             return Ok(());
         }
         let p = self.farm_path(&rel);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
-        let f = std::fs::OpenOptions::new().read(true).open(&p)?;
-        f.set_modified(
-            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(e.mtime_ns.max(0) as u64),
-        )
-    }
-
-    pub fn truncate(&self, tid: u32, abs: &[u8], len: i64) -> Outcome {
-        self.mutate(
-            tid,
-            |v, c| v.truncate(c, abs, len),
-            |m, v, t| {
-                let (perm, mtime) = v
-                    .lookup(&t.rel)
-                    .map(|e| (e.mode, e.mtime_ns))
-                    .unwrap_or((0o644, now_ns()));
-                m.prepare_private(&t.rel, t.seed, perm, mtime)?;
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(m.farm_path(&t.rel))?
-                    .set_len(t.len)
-            },
-        )
+        std::fs::File::open(&p)?.set_modified(system_time(e.mtime_ns))
     }
 
     /// chown on a view path: the view does not store ownership (manifests are portable), so
@@ -548,12 +520,12 @@ impl Model {
         let r = self.with_caller(&cred, 0, |c| self.view.read().unwrap().stat(c, abs, follow));
         match r {
             Ok(Routed::View(st)) => {
-                let same_uid = uid == u32::MAX || uid == st.uid;
+                let keeps_uid = uid == u32::MAX || uid == st.uid;
                 let own_group = gid == u32::MAX
                     || gid == st.gid
-                    || cred.groups.contains(&gid)
-                    || gid == cred.gid;
-                if cred.privileged || (cred.uid == st.uid && same_uid && own_group) {
+                    || gid == cred.gid
+                    || cred.groups.contains(&gid);
+                if cred.privileged || (cred.uid == st.uid && keeps_uid && own_group) {
                     Outcome::Value(0)
                 } else {
                     Outcome::Errno(libc::EPERM)
@@ -582,5 +554,76 @@ impl Model {
         }
         let entries = view.flatten()?;
         Ok(Manifest::from_entries(entries))
+    }
+}
+
+/// What the state machine did, per kind of call.
+pub enum Done {
+    Opened(Opened),
+    Rel(RelPath),
+    Pair(RelPath, RelPath),
+    Unit,
+    Truncate(Truncate),
+}
+
+/// Run `op` through the state machine (no farm, no journal): the live path and the replay of
+/// a journal share it, so a replay reaches exactly the state the run had.
+pub fn apply(view: &mut ViewOf, c: &Caller, op: &Op) -> Result<Routed<Done>, Errno> {
+    fn map<T>(
+        r: Result<Routed<T>, Errno>,
+        f: impl FnOnce(T) -> Done,
+    ) -> Result<Routed<Done>, Errno> {
+        r.map(|routed| match routed {
+            Routed::View(t) => Routed::View(f(t)),
+            Routed::Outside(p) => Routed::Outside(p),
+            Routed::OutsideBoth(a, b) => Routed::OutsideBoth(a, b),
+        })
+    }
+    match op {
+        Op::Open { path, flags, mode } => map(
+            view.open(c, path, OpenFlags::from_raw(*flags), *mode),
+            Done::Opened,
+        ),
+        Op::Mkdir { path, mode } => map(view.mkdir(c, path, *mode), Done::Rel),
+        Op::Rmdir { path } => map(view.rmdir(c, path), Done::Rel),
+        Op::Unlink { path } => map(view.unlink(c, path), Done::Rel),
+        Op::Rename { old, new, flags } => {
+            let mode = RenameMode::from_linux_flags(*flags)?;
+            map(view.rename(c, old, new, mode), |(a, b)| Done::Pair(a, b))
+        }
+        Op::Link { old, new, follow } => map(view.link(c, old, new, *follow), Done::Rel),
+        Op::Symlink { target, path } => map(view.symlink(c, target, path), Done::Rel),
+        Op::Mknod { path, mode } => map(view.mknod(c, path, *mode), Done::Rel),
+        Op::Chmod { path, mode, follow } => {
+            map(view.chmod(c, path, *mode, *follow), |()| Done::Unit)
+        }
+        Op::Utimens {
+            path,
+            atime,
+            mtime,
+            follow,
+        } => map(
+            view.utimens(c, path, (*atime).into(), (*mtime).into(), *follow),
+            |()| Done::Unit,
+        ),
+        Op::Truncate { path, len } => map(view.truncate(c, path, *len), Done::Truncate),
+        Op::Undo { .. } => Ok(Routed::View(Done::Unit)),
+    }
+}
+
+/// Replay journal records over `view`.
+pub fn replay(view: &mut ViewOf, records: &[Record]) {
+    let root = view.root().to_vec();
+    for r in records {
+        let cred = r.cred();
+        let c = Caller {
+            cred: &cred,
+            cwd: &root,
+            umask: r.umask,
+            now_ns: r.now_ns,
+        };
+        if let Err(e) = apply(view, &c, &r.op) {
+            tracing::debug!("replaying journal record {}: {e}", r.seq);
+        }
     }
 }

@@ -87,11 +87,6 @@ impl Listener {
         Listener { fd }
     }
 
-    pub fn as_fd(&self) -> BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.fd.as_fd()
-    }
-
     /// Ask the kernel to hand the tracee's CPU to the supervisor synchronously (Linux 6.6+).
     /// Returns false where the kernel does not support it.
     pub fn set_sync_wake_up(&self) -> bool {

@@ -1,0 +1,231 @@
+//! The run's journal: every change the view accepted, in order, with the caller's identity
+//! and the time it used, so the state machine can replay it exactly.
+//!
+//! The supervisor appends one JSON line per change (no fsync: a killed vrift loses nothing
+//! the kernel already has; only a machine crash could). If vrift dies, the next `vrift run`
+//! replays the journal over the run's starting manifest, commits the private copies left in
+//! the run's farm, and saves the result: every write that was closed is recovered.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use vrift_common::vfs::{Cred, TimeSpec};
+
+/// A time argument, as the view takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ts {
+    Now,
+    Omit,
+    Set(i64),
+}
+
+impl From<TimeSpec> for Ts {
+    fn from(t: TimeSpec) -> Ts {
+        match t {
+            TimeSpec::Now => Ts::Now,
+            TimeSpec::Omit => Ts::Omit,
+            TimeSpec::Set(n) => Ts::Set(n),
+        }
+    }
+}
+
+impl From<Ts> for TimeSpec {
+    fn from(t: Ts) -> TimeSpec {
+        match t {
+            Ts::Now => TimeSpec::Now,
+            Ts::Omit => TimeSpec::Omit,
+            Ts::Set(n) => TimeSpec::Set(n),
+        }
+    }
+}
+
+/// One change, with absolute paths as the program named them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    Open {
+        path: Vec<u8>,
+        flags: i32,
+        mode: u32,
+    },
+    Mkdir {
+        path: Vec<u8>,
+        mode: u32,
+    },
+    Rmdir {
+        path: Vec<u8>,
+    },
+    Unlink {
+        path: Vec<u8>,
+    },
+    Rename {
+        old: Vec<u8>,
+        new: Vec<u8>,
+        flags: u32,
+    },
+    Link {
+        old: Vec<u8>,
+        new: Vec<u8>,
+        follow: bool,
+    },
+    Symlink {
+        target: Vec<u8>,
+        path: Vec<u8>,
+    },
+    Mknod {
+        path: Vec<u8>,
+        mode: u32,
+    },
+    Chmod {
+        path: Vec<u8>,
+        mode: u32,
+        follow: bool,
+    },
+    Utimens {
+        path: Vec<u8>,
+        atime: Ts,
+        mtime: Ts,
+        follow: bool,
+    },
+    Truncate {
+        path: Vec<u8>,
+        len: i64,
+    },
+    /// The open with this sequence number could not be delivered and was undone.
+    Undo {
+        seq: u64,
+    },
+}
+
+/// Who made a change, and when (the view reads no clock).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub privileged: bool,
+    pub umask: u32,
+    pub now_ns: i64,
+    pub op: Op,
+}
+
+impl Record {
+    pub fn cred(&self) -> Cred {
+        Cred {
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+            privileged: self.privileged,
+        }
+    }
+}
+
+/// The append end of a journal file.
+pub struct Journal {
+    file: std::fs::File,
+    next_seq: u64,
+}
+
+impl Journal {
+    pub fn create(path: &Path) -> std::io::Result<Journal> {
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(path)?;
+        Ok(Journal { file, next_seq: 1 })
+    }
+
+    /// Append a record; returns its sequence number.
+    pub fn append(&mut self, cred: &Cred, umask: u32, now_ns: i64, op: Op) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let rec = Record {
+            seq,
+            uid: cred.uid,
+            gid: cred.gid,
+            groups: cred.groups.clone(),
+            privileged: cred.privileged,
+            umask,
+            now_ns,
+            op,
+        };
+        let mut line = serde_json::to_vec(&rec).expect("records serialize");
+        line.push(b'\n');
+        // One write per record: a record is either whole in the file or absent.
+        if let Err(e) = self.file.write_all(&line) {
+            tracing::warn!("writing the run's journal: {e}");
+        }
+        seq
+    }
+}
+
+/// Read a journal; a torn last line (vrift killed mid-write) is dropped, and records undone
+/// later are left out.
+pub fn read(path: &Path) -> std::io::Result<Vec<Record>> {
+    let f = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut recs: Vec<Record> = Vec::new();
+    for line in f.split(b'\n') {
+        let line = line?;
+        match serde_json::from_slice::<Record>(&line) {
+            Ok(r) => recs.push(r),
+            Err(_) => break,
+        }
+    }
+    let undone: std::collections::HashSet<u64> = recs
+        .iter()
+        .filter_map(|r| match r.op {
+            Op::Undo { seq } => Some(seq),
+            _ => None,
+        })
+        .collect();
+    recs.retain(|r| !matches!(r.op, Op::Undo { .. }) && !undone.contains(&r.seq));
+    Ok(recs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_drops_torn_tail_and_undone_records() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal");
+        let mut j = Journal::create(&p).unwrap();
+        let cred = Cred::user(1000, 1000);
+        let a = j.append(
+            &cred,
+            0o022,
+            5,
+            Op::Mkdir {
+                path: b"/p/d".to_vec(),
+                mode: 0o755,
+            },
+        );
+        let b = j.append(
+            &cred,
+            0o022,
+            6,
+            Op::Open {
+                path: b"/p/f".to_vec(),
+                flags: 0o101,
+                mode: 0o644,
+            },
+        );
+        j.append(&cred, 0o022, 7, Op::Undo { seq: b });
+        drop(j);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"seq\":9,\"uid\":10").unwrap();
+        let recs = read(&p).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].seq, a);
+        assert_eq!(
+            recs[0].op,
+            Op::Mkdir {
+                path: b"/p/d".to_vec(),
+                mode: 0o755
+            }
+        );
+        assert_eq!(recs[0].cred(), cred);
+    }
+}
