@@ -67,11 +67,17 @@ fn write_attempts(as_user: bool) {
         }
         attempts += 1;
         if !allowed(route).contains(&result) {
-            bad.push(format!("{route}: {result} (want one of {:?})", allowed(route)));
+            bad.push(format!(
+                "{route}: {result} (want one of {:?})",
+                allowed(route)
+            ));
         }
     }
     // Remounting the view read-write must fail too: it would open every route again.
-    for line in all.lines().filter(|l| l.starts_with("remount the view read-write")) {
+    for line in all
+        .lines()
+        .filter(|l| l.starts_with("remount the view read-write"))
+    {
         if !line.ends_with("EPERM") && !line.ends_with("EACCES") && !line.ends_with("EROFS") {
             bad.push(line.to_string());
         }
@@ -93,12 +99,20 @@ fn write_attempts(as_user: bool) {
     let want_content = format!("content: {:016x}", fnv1a64(&precious));
     assert!(all.contains(&want_content), "{all}");
     // Nothing leaked out of the view either.
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "files appeared in {}", out.display());
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        0,
+        "files appeared in {}",
+        out.display()
+    );
     assert_no_entries(&proj);
 }
 
 fn assert_no_entries(dir: &Path) {
-    let names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(names.is_empty(), "the project on disk changed: {names:?}");
 }
 
