@@ -41,9 +41,15 @@ fn runs_at(env: &Env, mount: &Path, as_user: bool) {
     let p = mount.display();
     assert_eq!(
         got,
-        format!("{p}\nmounted view\ndeeper\na.txt\nln\nsub\n{p}/sub\ndeeper\nmounted view\nsub/b.txt\n")
+        format!(
+            "{p}\nmounted view\ndeeper\na.txt\nln\nsub\n{p}/sub\ndeeper\nmounted view\nsub/b.txt\n"
+        )
     );
-    assert!(!mount.exists(), "{} was left on the real file system", mount.display());
+    assert!(
+        !mount.exists(),
+        "{} was left on the real file system",
+        mount.display()
+    );
 }
 
 #[test]
@@ -51,7 +57,10 @@ fn view_at_a_path_that_does_not_exist_under_the_temp_dir() {
     let env = Env::new();
     let mount = env.dir.path().join("does/not/exist");
     runs_at(&env, &mount, false);
-    assert!(!env.dir.path().join("does").exists(), "parents were created on disk");
+    assert!(
+        !env.dir.path().join("does").exists(),
+        "parents were created on disk"
+    );
 }
 
 #[test]
@@ -87,5 +96,8 @@ fn view_mounted_over_an_existing_directory_hides_it() {
         stdout_ok(&mut env.vrift(&cwd, &args)),
         format!("{}\nfrom the view\na.txt\n", mount.display())
     );
-    assert_eq!(std::fs::read_to_string(mount.join("a.txt")).unwrap(), "on disk\n");
+    assert_eq!(
+        std::fs::read_to_string(mount.join("a.txt")).unwrap(),
+        "on disk\n"
+    );
 }
