@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,8 +185,34 @@ int main(int argc, char **argv) {
     cat_at("open out (symlink leaving the view)", AT_FDCWD, "out", 0);
     cat_at("open outrel (relative symlink leaving the view)", AT_FDCWD, "outrel", 0);
     cat_at("open ../outside.txt", AT_FDCWD, "../outside.txt", 0);
+    const char *base = strrchr(root, '/') + 1;
+    snprintf(abs, sizeof abs, "../%s/top.txt", base);
+    cat_at("open ../<root>/top.txt (leaves and re-enters)", AT_FDCWD, abs, 0);
+    snprintf(abs, sizeof abs, "%s/../%s/data/./sub//c.txt", root, base);
+    cat_at("open <root>/../<root>/data/./sub//c.txt", AT_FDCWD, abs, 0);
+    snprintf(abs, sizeof abs, "../%s/top.txt", base);
+    stat_at("stat ../<root>/top.txt", AT_FDCWD, abs, 0);
     stat_at("stat out", AT_FDCWD, "out", 0);
     stat_at("lstat out", AT_FDCWD, "out", AT_SYMLINK_NOFOLLOW);
+
+    struct open_how how = {.flags = O_RDONLY, .resolve = RESOLVE_IN_ROOT};
+    int rfd = syscall(SYS_openat2, dfd, "/sub/c.txt", &how, sizeof how);
+    if (rfd < 0) {
+        printf("openat2 RESOLVE_IN_ROOT: %s\n", errname(errno));
+    } else {
+        close(rfd);
+        printf("openat2 RESOLVE_IN_ROOT: OK\n");
+    }
+    how.resolve = RESOLVE_BENEATH;
+    rfd = syscall(SYS_openat2, dfd, "../top.txt", &how, sizeof how);
+    printf("openat2 RESOLVE_BENEATH ..: %s\n", rfd < 0 ? errname(errno) : "OK");
+    how.resolve = 0;
+    rfd = syscall(SYS_openat2, dfd, "link", &how, sizeof how);
+    struct stat rst;
+    if (rfd < 0 || fstat(rfd, &rst) != 0)
+        printf("openat2 link + fstat: %s\n", errname(errno));
+    else
+        printf("openat2 link + fstat: %c %o %lld\n", kind(rst.st_mode), rst.st_mode & 07777, (long long)rst.st_size);
 
     long rc = syscall(425, 1, NULL);
     printf("io_uring_setup: %s\n", rc == -1 ? errname(errno) : "succeeded");

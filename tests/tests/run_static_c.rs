@@ -125,8 +125,14 @@ readlinkat a.txt: EINVAL
 open out (symlink leaving the view): outside the view
 open outrel (relative symlink leaving the view): outside the view
 open ../outside.txt: outside the view
+open ../<root>/top.txt (leaves and re-enters): top
+open <root>/../<root>/data/./sub//c.txt: gamma
+stat ../<root>/top.txt: f 644 4
 stat out: f 644 17
 lstat out: l 777 {olen}
+openat2 RESOLVE_IN_ROOT: OK
+openat2 RESOLVE_BENEATH ..: EXDEV
+openat2 link + fstat: f 644 6
 io_uring_setup: ENOSYS
 ",
         dmtime = "DMTIME"
@@ -285,4 +291,81 @@ fn musl_static_eight_threads_read_the_view_concurrently() {
 #[test]
 fn glibc_static_eight_threads_read_the_view_concurrently() {
     threads_with("gcc", &["-pthread"]);
+}
+
+/// Modes in the manifest are judged as the kernel would for the caller: an ordinary user
+/// (who owns the view) cannot read a 0o000 file, search a 0o000 dir or exec a 0o644 file;
+/// root can read and search, but exec still needs an x bit.
+fn modes_enforced(as_user: bool) {
+    let env = Env::new();
+    let proj = env.mkdir("proj");
+    let m = env.dir.path().join("view.manifest");
+    let tool = std::fs::read(build_static_c("musl-gcc", "probe.c", &[])).unwrap();
+    make_manifest(
+        &env,
+        &m,
+        &[
+            Node::File("secret", b"secret\n", 0o000),
+            Node::File("writeonly", b"w\n", 0o200),
+            Node::Dir("locked", 0o000),
+            Node::File("locked/inner.txt", b"inner\n", 0o644),
+            Node::File("open.txt", b"open\n", 0o644),
+            Node::File("tool", &tool, 0o755),
+            Node::File("notexec", &tool, 0o644),
+        ],
+    );
+    if as_user {
+        env.give_to_nobody();
+    }
+    let args = [
+        "./tool",
+        "secret",
+        "writeonly",
+        "locked/inner.txt",
+        "open.txt",
+    ];
+    let out = if as_user {
+        run_expect(&mut vrift_run_as_user(&env, &proj, &m, &args), true)
+    } else {
+        run_expect(&mut vrift_run(&env, &proj, &m, &args), true)
+    };
+    let got = String::from_utf8(out.stdout).unwrap();
+    let line =
+        |p: &str, mode: u32, c: &[u8]| format!("{p} f {mode:o} {} {:016x}\n", c.len(), fnv1a64(c));
+    let want = if as_user {
+        format!(
+            "secret error EACCES\nwriteonly error EACCES\nlocked/inner.txt error EACCES\n{}",
+            line("open.txt", 0o644, b"open\n")
+        )
+    } else {
+        format!(
+            "{}{}{}{}",
+            line("secret", 0, b"secret\n"),
+            line("writeonly", 0o200, b"w\n"),
+            line("locked/inner.txt", 0o644, b"inner\n"),
+            line("open.txt", 0o644, b"open\n")
+        )
+    };
+    assert_lines(&got, &want);
+    // exec needs an x bit, for root too.
+    let st = if as_user {
+        vrift_run_as_user(&env, &proj, &m, &["./notexec"])
+            .output()
+            .unwrap()
+    } else {
+        vrift_run(&env, &proj, &m, &["./notexec"]).output().unwrap()
+    };
+    assert!(!st.status.success(), "a 0644 view file was executed");
+    let err = String::from_utf8_lossy(&st.stderr).to_lowercase();
+    assert!(err.contains("permission denied"), "stderr: {err}");
+}
+
+#[test]
+fn manifest_modes_are_enforced_for_an_ordinary_user() {
+    modes_enforced(true);
+}
+
+#[test]
+fn manifest_modes_for_root() {
+    modes_enforced(false);
 }
