@@ -189,8 +189,11 @@ fn at_calls_for_an_ordinary_user() {
     atcalls(true);
 }
 
+/// A file of a test tree: relative path, content, mode.
+type FileSpec = (String, Vec<u8>, u32);
+
 /// The files probe.c and threads.c read, with the manifest's bytes.
-fn probe_tree(env: &Env) -> (PathBuf, PathBuf, Vec<(String, Vec<u8>, u32)>) {
+fn probe_tree(env: &Env) -> (PathBuf, PathBuf, Vec<FileSpec>) {
     let proj = env.mkdir("proj");
     let mut files = Vec::new();
     for i in 0..24 {
