@@ -29,6 +29,8 @@ use ignore::Match;
 pub const VRIFTIGNORE: &str = ".vriftignore";
 /// The project manifest file name; never ingested.
 pub const MANIFEST_FILE: &str = "vrift.manifest";
+/// Temp files `Manifest::save_atomic` leaves beside `vrift.manifest` while writing it.
+const MANIFEST_TEMP_PREFIX: &str = ".vrift.manifest.tmp";
 /// vrift's per-project state directory name; never ingested, at any depth.
 pub const STATE_DIR: &str = ".vrift";
 
@@ -346,7 +348,10 @@ impl Filter {
     pub fn exclusion(&self, rel_path: &[u8], is_dir: bool) -> Option<ExcludeReason> {
         let inner = &*self.inner;
         let name = rel_path.rsplit(|&b| b == b'/').next().unwrap_or(rel_path);
-        if rel_path == MANIFEST_FILE.as_bytes() || name == STATE_DIR.as_bytes() {
+        if rel_path == MANIFEST_FILE.as_bytes()
+            || name == STATE_DIR.as_bytes()
+            || rel_path.starts_with(MANIFEST_TEMP_PREFIX.as_bytes())
+        {
             return Some(ExcludeReason::Internal);
         }
         let path = os(rel_path);
@@ -561,6 +566,7 @@ mod tests {
         assert!(excluded(&f, "vrift.manifest", false));
         assert!(!excluded(&f, "sub/vrift.manifest", false));
         assert!(excluded(&f, ".vrift", true));
+        assert!(excluded(&f, ".vrift.manifest.tmp123-0", false));
         assert!(excluded(&f, "a/b/.vrift/x", false));
         assert_eq!(f.exclusion(b".vrift", true), Some(ExcludeReason::Internal));
     }

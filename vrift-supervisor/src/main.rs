@@ -4,6 +4,7 @@ mod commands;
 mod farm;
 mod filter;
 mod launch;
+mod mountplan;
 mod project;
 mod session;
 mod supervisor;

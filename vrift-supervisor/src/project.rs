@@ -1,9 +1,12 @@
 //! Finding or making the manifest a plain `vrift run` uses: the project's vrift.manifest,
 //! refreshed from disk by a stat check, or a transient ingest of the current directory.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use vrift_common::filters::{Filter, FilterOptions};
+use vrift_common::ingest::{self, IngestOptions};
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::store::Store;
 
@@ -30,8 +33,11 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
         Some(root) => (root, true),
         None => (cwd.to_path_buf(), false),
     };
-    let report =
-        ingest_stub(store, &root).with_context(|| format!("ingesting {}", root.display()))?;
+    // The same filters `vrift init` applies by default; `.vriftignore` carries a project's
+    // own adjustments, so runs and inits agree.
+    let filter = Filter::new(&root, &FilterOptions::default())?;
+    let report = ingest::ingest(store, &root, &IngestOptions::new(filter), &|_| {})
+        .with_context(|| format!("ingesting {}", root.display()))?;
     if persistent {
         let path = root.join(MANIFEST_NAME);
         let old = Manifest::load(&path).ok();
@@ -42,10 +48,10 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
     }
     let mut passthrough = Vec::new();
     for ex in &report.excluded {
-        let p = root.join(std::ffi::OsStr::from_bytes_compat(&ex.rel));
+        let p = root.join(std::ffi::OsStr::from_bytes(&ex.path));
         match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => passthrough.push((ex.rel.clone(), PlaceholderKind::Dir)),
-            Ok(m) if m.is_file() => passthrough.push((ex.rel.clone(), PlaceholderKind::File)),
+            Ok(m) if m.is_dir() => passthrough.push((ex.path.clone(), PlaceholderKind::Dir)),
+            Ok(m) if m.is_file() => passthrough.push((ex.path.clone(), PlaceholderKind::File)),
             // Symlinks and special files cannot be mount points; they stay hidden.
             _ => {}
         }
@@ -55,35 +61,4 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
         root,
         passthrough,
     })
-}
-
-trait FromBytesCompat {
-    fn from_bytes_compat(b: &[u8]) -> &Self;
-}
-impl FromBytesCompat for std::ffi::OsStr {
-    fn from_bytes_compat(b: &[u8]) -> &Self {
-        use std::os::unix::ffi::OsStrExt;
-        std::ffi::OsStr::from_bytes(b)
-    }
-}
-
-struct StubReport {
-    manifest: Manifest,
-    excluded: Vec<StubEx>,
-}
-struct StubEx {
-    rel: RelPath,
-}
-fn ingest_stub(_: &Store, _: &Path) -> Result<StubReport> {
-    let _ = StubEx { rel: Vec::new() }.rel;
-    anyhow::bail!("transient ingest is not wired yet")
-}
-mod ingest {
-    pub fn write_project_manifest(
-        _: &std::path::Path,
-        _: &vrift_common::manifest::Manifest,
-        _: &vrift_common::store::Store,
-    ) -> anyhow::Result<()> {
-        Ok(())
-    }
 }

@@ -2,7 +2,7 @@
 //! supervisor, pass signals on, and end with the program's exit status.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -13,10 +13,11 @@ use anyhow::{bail, Context, Result};
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::store::Store;
 
+use crate::mountplan::cstring;
 use crate::supervisor::{Model, Supervisor};
 use crate::sys::notify::Listener;
 use crate::sys::{ns, signals};
-use crate::{farm, filter, launch, project};
+use crate::{farm, filter, launch, mountplan, project};
 
 pub struct RunOptions {
     pub manifest: Option<PathBuf>,
@@ -30,10 +31,6 @@ pub struct ViewSpec {
     pub manifest: Manifest,
     pub root: PathBuf,
     pub passthrough: Vec<(RelPath, farm::PlaceholderKind)>,
-}
-
-fn cstring(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).with_context(|| format!("{}: NUL in path", p.display()))
 }
 
 fn choose_view(store: &Store, opts: &RunOptions, cwd: &Path) -> Result<ViewSpec> {
@@ -83,36 +80,37 @@ pub fn run(opts: RunOptions) -> Result<u8> {
         farm_meta.dev(),
     ));
 
-    if !spec.root.is_dir() {
-        bail!(
-            "{}: the view's root must be an existing directory for now",
-            spec.root.display()
-        );
+    let missing_root = if spec.root.exists() {
+        if !spec.root.is_dir() {
+            bail!(
+                "{}: the view's root is not a directory",
+                spec.root.display()
+            );
+        }
+        None
+    } else {
+        let stage = store.root().join("stage");
+        std::fs::create_dir_all(&stage).with_context(|| format!("{}", stage.display()))?;
+        Some(mountplan::missing_root(&spec.root, &stage)?)
+    };
+    // Real paths that pass through are bound onto their placeholders in the farm first;
+    // the recursive bind of the farm then carries them to the view (still writable, while
+    // the farm itself is remounted read-only). The sources are resolved before the farm
+    // covers the real tree.
+    let mut binds = Vec::new();
+    for (rel, _) in &spec.passthrough {
+        let rel_path = Path::new(std::ffi::OsStr::from_bytes(rel));
+        binds.push(ns::Bind {
+            src: cstring(&spec.root.join(rel_path))?,
+            dst: cstring(&farm_dir.join(rel_path))?,
+            readonly: false,
+        });
     }
-    // Real paths that pass through, opened before the view hides them.
-    let mut keep_open: Vec<OwnedFd> = Vec::new();
-    let mut binds = vec![ns::Bind {
+    binds.push(ns::Bind {
         src: cstring(&farm_dir)?,
         dst: cstring(&spec.root)?,
         readonly: true,
-    }];
-    for (rel, _) in &spec.passthrough {
-        let rel_path = Path::new(std::ffi::OsStr::from_bytes(rel));
-        let real = spec.root.join(rel_path);
-        use std::os::unix::fs::OpenOptionsExt;
-        let fd: OwnedFd = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
-            .open(&real)
-            .with_context(|| format!("{}", real.display()))?
-            .into();
-        binds.push(ns::Bind {
-            src: CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))?,
-            dst: cstring(&real)?,
-            readonly: false,
-        });
-        keep_open.push(fd);
-    }
+    });
     let start_dir = if opts.mount.is_some() {
         spec.root.clone()
     } else {
@@ -120,6 +118,7 @@ pub fn run(opts: RunOptions) -> Result<u8> {
     };
     let euid = owner.0;
     let plan = ns::NsPlan {
+        missing_root,
         id_maps: (euid != 0).then(|| {
             (
                 CString::new(format!("{euid} {euid} 1")).unwrap(),
@@ -147,7 +146,6 @@ pub fn run(opts: RunOptions) -> Result<u8> {
     let mut cmd = Command::new(&opts.cmd[0]);
     cmd.args(&opts.cmd[1..]);
     let child = launch::spawn(cmd, plan, program, serve)?;
-    drop(keep_open);
     let pid = child.id() as i32;
     std::thread::Builder::new()
         .name("vrift-signals".into())

@@ -1,10 +1,248 @@
-//! `vrift init`.
+//! `vrift init [DIR]`: detect the project type, apply the filters, ingest the tree into the
+//! store and write `DIR/vrift.manifest`.
 
+use std::cell::Cell;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct Args {}
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use serde_json::json;
+use vrift_common::filters::{ExcludeReason, Filter, FilterOptions};
+use vrift_common::ingest::{self, IngestOptions, IngestPhase, IngestProgress, IngestReport};
+use vrift_common::manifest::display_path;
+use vrift_common::store::Store;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("vrift init: not implemented yet")
+#[derive(clap::Args)]
+pub struct Args {
+    /// Project directory (default: the current directory).
+    dir: Option<PathBuf>,
+    /// Leave out paths matching PATTERN (gitignore syntax, relative to DIR; `!PATTERN`
+    /// re-includes). Repeatable; applied after `.vriftignore`.
+    #[arg(long = "exclude", value_name = "PATTERN", allow_hyphen_values = true)]
+    exclude: Vec<String>,
+    /// Do not read `.gitignore` files or `.git/info/exclude`.
+    #[arg(long)]
+    no_gitignore: bool,
+    /// Do not apply the default filters (VCS metadata, the project type's build outputs).
+    #[arg(long)]
+    no_default_filters: bool,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How many excluded paths the text output lists.
+const SHOW_EXCLUDED: usize = 20;
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Every error below already says which path and why in its own message; printing the
+    // whole cause chain would repeat the cause.
+    match init(args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("vrift: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn init(args: Args) -> anyhow::Result<ExitCode> {
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let root = dir
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let store = Store::open_default()?;
+    let filter = Filter::new(
+        &root,
+        &FilterOptions {
+            gitignore: !args.no_gitignore,
+            default_filters: !args.no_default_filters,
+            vriftignore: true,
+            exclude: args.exclude.clone(),
+        },
+    )?;
+
+    // Held until the manifest is registered, so gc cannot take the new blobs in between.
+    let _lock = store.lock_shared()?;
+    let bar = progress_bar();
+    let report = ingest::ingest(&store, &root, &IngestOptions::new(filter.clone()), &|p| {
+        show_progress(&bar, p)
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    let manifest_path = ingest::write_project_manifest(&root, &report.manifest, &store)?;
+
+    for w in &report.warnings {
+        eprintln!("vrift: warning: {w}");
+    }
+    if args.json {
+        println!("{}", to_json(&filter, &report, &manifest_path));
+    } else {
+        print_text(&filter, &report, &manifest_path);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Bar {
+    bar: ProgressBar,
+    storing: Cell<bool>,
+}
+
+fn progress_bar() -> Bar {
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} scanning: {pos} paths")
+                .expect("valid template"),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    Bar {
+        bar,
+        storing: Cell::new(false),
+    }
+}
+
+impl Bar {
+    fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn show_progress(b: &Bar, p: IngestProgress) {
+    match p.phase {
+        IngestPhase::Walking => b.bar.set_position(p.entries_seen),
+        IngestPhase::Storing => {
+            if !b.storing.replace(true) {
+                b.bar.set_style(
+                    ProgressStyle::with_template(
+                        "storing {bar:30} {pos}/{len} files {msg} ({elapsed})",
+                    )
+                    .expect("valid template"),
+                );
+                b.bar.set_length(p.files_total);
+            }
+            b.bar.set_position(p.files_done);
+            b.bar.set_message(format!(
+                "{} / {}",
+                HumanBytes(p.bytes_done),
+                HumanBytes(p.bytes_total)
+            ));
+        }
+    }
+}
+
+fn project_types(filter: &Filter) -> String {
+    if filter.detected().is_empty() {
+        return "none detected".to_string();
+    }
+    filter
+        .detected()
+        .iter()
+        .map(|d| format!("{} ({})", d.kind, d.marker))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn excluded_path(path: &[u8], is_dir: bool) -> String {
+    let mut s = display_path(path);
+    if is_dir {
+        s.push('/');
+    }
+    s
+}
+
+fn print_text(filter: &Filter, r: &IngestReport, manifest_path: &std::path::Path) {
+    println!("project: {}", r.root.display());
+    println!("type: {}", project_types(filter));
+    println!("filters:");
+    for line in filter.describe() {
+        println!("  {line}");
+    }
+    if r.excluded
+        .iter()
+        .any(|e| e.reason != ExcludeReason::Internal)
+    {
+        // vrift's own files are always left out; listing them is noise.
+        let shown: Vec<_> = r
+            .excluded
+            .iter()
+            .filter(|e| e.reason != ExcludeReason::Internal)
+            .take(SHOW_EXCLUDED)
+            .map(|e| excluded_path(&e.path, e.is_dir))
+            .collect();
+        let listable = r
+            .excluded
+            .iter()
+            .filter(|e| e.reason != ExcludeReason::Internal)
+            .count();
+        let more = listable.saturating_sub(SHOW_EXCLUDED);
+        let tail = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        println!("excluded (passed through): {}{tail}", shown.join(" "));
+    }
+    println!(
+        "ingested: {} files, {} dirs, {} symlinks, {}",
+        r.files,
+        r.dirs,
+        r.symlinks,
+        HumanBytes(r.bytes)
+    );
+    println!(
+        "stored: {} new, {} already present",
+        HumanBytes(r.bytes_new),
+        HumanBytes(r.bytes_present)
+    );
+    println!(
+        "hashed: {} files read, {} unchanged (stat cache)",
+        r.files_hashed, r.files_unchanged
+    );
+    println!("manifest: {}", manifest_path.display());
+    println!("manifest hash: {}", r.manifest.hash());
+    println!("time: {:.3} s", r.elapsed.as_secs_f64());
+}
+
+fn to_json(filter: &Filter, r: &IngestReport, manifest_path: &std::path::Path) -> String {
+    let types: Vec<_> = filter
+        .detected()
+        .iter()
+        .map(|d| json!({"type": d.kind.name(), "marker": d.marker}))
+        .collect();
+    let excluded: Vec<_> = r
+        .excluded
+        .iter()
+        .map(|e| {
+            json!({
+                "path": display_path(&e.path),
+                "dir": e.is_dir,
+                "reason": e.reason.to_string(),
+            })
+        })
+        .collect();
+    let warnings: Vec<_> = r.warnings.iter().map(|w| w.to_string()).collect();
+    json!({
+        "root": r.root.display().to_string(),
+        "manifest": manifest_path.display().to_string(),
+        "manifest_hash": r.manifest.hash().to_hex(),
+        "project_types": types,
+        "filters": filter.describe(),
+        "files": r.files,
+        "dirs": r.dirs,
+        "symlinks": r.symlinks,
+        "bytes": r.bytes,
+        "bytes_new": r.bytes_new,
+        "bytes_present": r.bytes_present,
+        "files_hashed": r.files_hashed,
+        "files_unchanged": r.files_unchanged,
+        "excluded": excluded,
+        "warnings": warnings,
+        "elapsed_ms": r.elapsed.as_secs_f64() * 1000.0,
+    })
+    .to_string()
 }

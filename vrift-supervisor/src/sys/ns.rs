@@ -14,9 +14,34 @@ pub struct Bind {
     pub readonly: bool,
 }
 
+/// One child of the directory a missing view root hangs from, re-created on the staging
+/// tmpfs: a placeholder bind-mounted to the original, or a copied symlink.
+#[derive(Debug)]
+pub enum StageEntry {
+    Dir { src: CString, dst: CString },
+    File { src: CString, dst: CString },
+    Symlink { target: CString, dst: CString },
+}
+
+/// How to make a view root that does not exist on disk appear: its nearest existing ancestor
+/// (`anchor`) is covered by a tmpfs (`stage`) holding bind mounts of all of the anchor's
+/// children plus the missing directories. When the anchor is `/`, the tmpfs becomes the new
+/// root (pivot_root) instead.
+#[derive(Debug)]
+pub struct MissingRoot {
+    pub stage: CString,
+    pub anchor: CString,
+    pub entries: Vec<StageEntry>,
+    /// The missing directories, as paths on the stage, parents first.
+    pub mkdirs: Vec<CString>,
+    /// `Some(put_old)` (a path on the stage) when the anchor is `/`.
+    pub pivot_old: Option<(CString, CString)>,
+}
+
 /// What the child does before it installs its seccomp filter.
 #[derive(Debug, Default)]
 pub struct NsPlan {
+    pub missing_root: Option<MissingRoot>,
     /// For a caller without root: `uid_map`/`gid_map` lines mapping the caller to itself in a
     /// new user namespace (so it may mount). None for root, who needs no user namespace.
     pub id_maps: Option<(CString, CString)>,
@@ -95,6 +120,9 @@ pub fn enter(plan: &NsPlan) -> io::Result<()> {
             libc::MS_REC | libc::MS_PRIVATE,
             std::ptr::null(),
         ))?;
+        if let Some(m) = &plan.missing_root {
+            make_missing_root(m)?;
+        }
         for b in &plan.binds {
             check(libc::mount(
                 b.src.as_ptr(),
@@ -115,6 +143,81 @@ pub fn enter(plan: &NsPlan) -> io::Result<()> {
             }
         }
         check(libc::chdir(plan.cwd.as_ptr()))?;
+    }
+    Ok(())
+}
+
+/// See [`MissingRoot`]. Runs in the child with only system calls.
+fn make_missing_root(m: &MissingRoot) -> io::Result<()> {
+    let null = std::ptr::null::<libc::c_char>();
+    // SAFETY: every pointer is a NUL-terminated string prepared by the parent, or null where
+    // mount(2) accepts it.
+    unsafe {
+        check(libc::mount(
+            c"tmpfs".as_ptr(),
+            m.stage.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"mode=0755".as_ptr().cast(),
+        ))?;
+        for e in &m.entries {
+            match e {
+                StageEntry::Dir { src, dst } => {
+                    check(libc::mkdir(dst.as_ptr(), 0o755))?;
+                    check(libc::mount(
+                        src.as_ptr(),
+                        dst.as_ptr(),
+                        null,
+                        libc::MS_BIND | libc::MS_REC,
+                        std::ptr::null(),
+                    ))?;
+                }
+                StageEntry::File { src, dst } => {
+                    let fd = libc::open(
+                        dst.as_ptr(),
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                        0o644,
+                    );
+                    if fd < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                    check(libc::mount(
+                        src.as_ptr(),
+                        dst.as_ptr(),
+                        null,
+                        libc::MS_BIND | libc::MS_REC,
+                        std::ptr::null(),
+                    ))?;
+                }
+                StageEntry::Symlink { target, dst } => {
+                    check(libc::symlink(target.as_ptr(), dst.as_ptr()))?;
+                }
+            }
+        }
+        for d in &m.mkdirs {
+            check(libc::mkdir(d.as_ptr(), 0o755))?;
+        }
+        match &m.pivot_old {
+            None => check(libc::mount(
+                m.stage.as_ptr(),
+                m.anchor.as_ptr(),
+                null,
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ))?,
+            Some((put_old_on_stage, put_old_after)) => {
+                check(libc::mkdir(put_old_on_stage.as_ptr(), 0o700))?;
+                check(libc::syscall(
+                    libc::SYS_pivot_root,
+                    m.stage.as_ptr(),
+                    put_old_on_stage.as_ptr(),
+                ) as libc::c_int)?;
+                check(libc::chdir(c"/".as_ptr()))?;
+                check(libc::umount2(put_old_after.as_ptr(), libc::MNT_DETACH))?;
+                check(libc::rmdir(put_old_after.as_ptr()))?;
+            }
+        }
     }
     Ok(())
 }

@@ -1,0 +1,430 @@
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::filters::FilterOptions;
+use crate::hash::Hash;
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Store,
+    root: PathBuf,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let root = dir.path().join("proj");
+    fs::create_dir(&root).unwrap();
+    World {
+        _dir: dir,
+        store,
+        root,
+    }
+}
+
+fn write(path: &Path, content: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+}
+
+/// Set every file's mtime well into the past, as in a tree that was checked out a while ago
+/// (fresh files are "racy" and re-hashed once more; see the stat cache).
+fn age(root: &Path) {
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                fs::File::options()
+                    .write(true)
+                    .open(e.path())
+                    .unwrap()
+                    .set_modified(old)
+                    .unwrap();
+            }
+        }
+    }
+}
+
+fn opts(w: &World) -> IngestOptions {
+    IngestOptions::new(Filter::new(&w.root, &FilterOptions::default()).unwrap())
+}
+
+fn run(w: &World) -> IngestReport {
+    ingest(&w.store, &w.root, &opts(w), &|_| {}).unwrap()
+}
+
+fn paths(m: &Manifest) -> Vec<String> {
+    m.iter()
+        .map(|(p, _)| String::from_utf8_lossy(p).into_owned())
+        .collect()
+}
+
+#[test]
+fn ingests_files_dirs_symlinks_with_root_entry() {
+    let w = world();
+    write(&w.root.join("a.txt"), b"hello");
+    write(&w.root.join("sub/b.bin"), &[0u8; 3000]);
+    fs::set_permissions(w.root.join("sub/b.bin"), fs::Permissions::from_mode(0o750)).unwrap();
+    symlink("../a.txt", w.root.join("sub/link")).unwrap();
+    let r = run(&w);
+    assert_eq!(
+        paths(&r.manifest),
+        ["", "a.txt", "sub", "sub/b.bin", "sub/link"]
+    );
+    assert_eq!((r.files, r.dirs, r.symlinks), (2, 2, 1));
+    assert_eq!(r.bytes, 3005);
+    assert_eq!(r.bytes_new, 3005);
+    assert_eq!(r.bytes_present, 0);
+    assert_eq!(r.files_hashed, 2);
+    let a = r.manifest.get(b"a.txt").unwrap();
+    assert_eq!(a.kind, EntryKind::File);
+    assert_eq!(a.hash, Hash::of(b"hello"));
+    assert_eq!(fs::read(w.store.blob_path(&a.hash)).unwrap(), b"hello");
+    let b = r.manifest.get(b"sub/b.bin").unwrap();
+    assert_eq!(b.mode, 0o750);
+    let link = r.manifest.get(b"sub/link").unwrap();
+    assert_eq!(link.kind, EntryKind::Symlink);
+    assert_eq!(link.target, b"../a.txt");
+    assert_eq!(link.size, 8);
+    let root = r.manifest.get(b"").unwrap();
+    assert_eq!(root.kind, EntryKind::Dir);
+    // ingest itself writes nothing into the project
+    assert!(!w.root.join(MANIFEST_FILE).exists());
+}
+
+#[test]
+fn duplicate_content_is_stored_once() {
+    let w = world();
+    write(&w.root.join("x"), b"same");
+    write(&w.root.join("y"), b"same");
+    let r = run(&w);
+    assert_eq!(r.bytes, 8);
+    assert_eq!(r.bytes_new, 4);
+    assert_eq!(r.bytes_present, 4);
+}
+
+#[test]
+fn symlink_loops_are_harmless() {
+    let w = world();
+    write(&w.root.join("d/f"), b"x");
+    symlink("..", w.root.join("d/up")).unwrap();
+    symlink("self", w.root.join("self")).unwrap();
+    symlink("b", w.root.join("a")).unwrap();
+    symlink("a", w.root.join("b")).unwrap();
+    let r = run(&w);
+    assert_eq!(r.symlinks, 4);
+    assert_eq!(r.files, 1);
+    assert_eq!(r.manifest.get(b"d/up").unwrap().target, b"..");
+}
+
+#[test]
+fn non_utf8_names() {
+    let w = world();
+    let name = OsStr::from_bytes(b"caf\xe9-\xff.txt");
+    write(&w.root.join("d\u{e9}j\u{e0}").join(name), b"bytes");
+    let r = run(&w);
+    let entry = r
+        .manifest
+        .get(b"d\xc3\xa9j\xc3\xa0/caf\xe9-\xff.txt")
+        .expect("raw-byte path in manifest");
+    assert_eq!(entry.hash, Hash::of(b"bytes"));
+}
+
+#[test]
+fn own_files_and_special_files_are_left_out() {
+    let w = world();
+    write(&w.root.join("keep"), b"k");
+    write(&w.root.join(MANIFEST_FILE), b"old manifest");
+    write(&w.root.join(".vrift/state"), b"s");
+    write(&w.root.join("sub/.vrift/state"), b"s");
+    let fifo = w.root.join("pipe");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: c is a valid NUL-terminated path for the duration of the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let r = run(&w);
+    assert_eq!(paths(&r.manifest), ["", "keep", "sub"]);
+    assert_eq!(
+        r.warnings,
+        vec![IngestWarning::SpecialFileSkipped {
+            path: w.root.canonicalize().unwrap().join("pipe"),
+            kind: "fifo"
+        }]
+    );
+    let ex: Vec<_> = r.excluded.iter().map(|e| e.path.clone()).collect();
+    assert_eq!(
+        ex,
+        vec![
+            b".vrift".to_vec(),
+            b"sub/.vrift".to_vec(),
+            b"vrift.manifest".to_vec()
+        ]
+    );
+}
+
+#[test]
+fn excluded_paths_are_reported_and_pruned() {
+    let w = world();
+    write(&w.root.join("Cargo.toml"), b"[package]");
+    write(&w.root.join("src/main.rs"), b"fn main(){}");
+    write(&w.root.join("target/debug/big"), b"bin");
+    write(&w.root.join(".git/HEAD"), b"ref");
+    write(&w.root.join(".gitignore"), b"*.log\n");
+    write(&w.root.join("x.log"), b"log");
+    let r = run(&w);
+    assert_eq!(
+        paths(&r.manifest),
+        ["", ".gitignore", "Cargo.toml", "src", "src/main.rs"]
+    );
+    let ex: Vec<_> = r
+        .excluded
+        .iter()
+        .map(|e| {
+            (
+                String::from_utf8_lossy(&e.path).into_owned(),
+                e.is_dir,
+                e.reason.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ex,
+        vec![
+            (".git".to_string(), true, ExcludeReason::Vcs),
+            (
+                "target".to_string(),
+                true,
+                ExcludeReason::BuildOutput(Some(crate::filters::ProjectType::Cargo))
+            ),
+            (
+                "x.log".to_string(),
+                false,
+                ExcludeReason::Gitignore(PathBuf::from(".gitignore"))
+            ),
+        ]
+    );
+}
+
+#[test]
+fn unchanged_reingest_reads_nothing_and_gives_same_manifest() {
+    let w = world();
+    for i in 0..50 {
+        write(
+            &w.root.join(format!("d{}/f{i}", i % 5)),
+            format!("content {i}").as_bytes(),
+        );
+    }
+    age(&w.root);
+    let first = run(&w);
+    assert_eq!(first.files_hashed, 50);
+    assert_eq!(first.files_unchanged, 0);
+    // Nothing hashed means no file was opened: only the store's insert reads content.
+    let second = run(&w);
+    assert_eq!(second.files_hashed, 0);
+    assert_eq!(second.files_unchanged, 50);
+    assert_eq!(second.bytes_new, 0);
+    assert_eq!(second.bytes_present, first.bytes);
+    assert_eq!(second.manifest.hash(), first.manifest.hash());
+    assert!(second.warnings.is_empty(), "{:?}", second.warnings);
+}
+
+#[test]
+fn writing_the_manifest_does_not_change_the_next_manifest() {
+    let w = world();
+    write(&w.root.join("f"), b"x");
+    age(&w.root);
+    let first = run(&w);
+    let path = write_project_manifest(&w.root, &first.manifest, &w.store).unwrap();
+    assert_eq!(path, w.root.canonicalize().unwrap().join(MANIFEST_FILE));
+    assert_eq!(Manifest::load(&path).unwrap(), first.manifest);
+    let roots = w.store.roots().unwrap();
+    assert!(roots.iter().any(|r| r.manifest == path), "{roots:?}");
+    let second = run(&w);
+    assert_eq!(second.manifest.hash(), first.manifest.hash());
+}
+
+#[test]
+fn same_size_edit_is_picked_up() {
+    let w = world();
+    write(&w.root.join("f"), b"aaaa");
+    age(&w.root);
+    let first = run(&w);
+    write(&w.root.join("f"), b"bbbb");
+    let second = run(&w);
+    assert_eq!(second.files_hashed, 1);
+    assert_eq!(second.manifest.get(b"f").unwrap().hash, Hash::of(b"bbbb"));
+    assert_ne!(second.manifest.hash(), first.manifest.hash());
+}
+
+#[test]
+fn edit_with_mtime_put_back_is_caught_by_ctime() {
+    let w = world();
+    write(&w.root.join("f"), b"aaaa");
+    age(&w.root);
+    run(&w);
+    write(&w.root.join("f"), b"bbbb");
+    age(&w.root); // same mtime as before; ctime moved
+    let r = run(&w);
+    assert_eq!(r.manifest.get(b"f").unwrap().hash, Hash::of(b"bbbb"));
+}
+
+#[test]
+fn racy_files_are_rehashed() {
+    let w = world();
+    write(&w.root.join("f"), b"aaaa");
+    // An mtime in the future is never older than the cache: always racy.
+    let future = SystemTime::now() + Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(w.root.join("f"))
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
+    run(&w);
+    let r = run(&w);
+    assert_eq!(r.files_hashed, 1);
+    assert_eq!(r.files_unchanged, 0);
+}
+
+#[test]
+fn corrupt_stat_cache_is_ignored_with_a_warning() {
+    let w = world();
+    write(&w.root.join("f"), b"aaaa");
+    age(&w.root);
+    let first = run(&w);
+    let cache = statcache::cache_path(w.store.root(), &w.root.canonicalize().unwrap());
+    let mut bytes = fs::read(&cache).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    fs::write(&cache, &bytes).unwrap();
+    let second = run(&w);
+    assert_eq!(second.files_hashed, 1);
+    assert_eq!(second.manifest.hash(), first.manifest.hash());
+    assert!(matches!(
+        second.warnings.as_slice(),
+        [IngestWarning::StatCacheIgnored { reason }] if reason.contains("corrupt")
+    ));
+    // rebuilt: the next run trusts it again
+    assert_eq!(run(&w).files_hashed, 0);
+}
+
+#[test]
+fn cache_is_not_trusted_when_the_blob_is_gone() {
+    let w = world();
+    write(&w.root.join("f"), b"aaaa");
+    age(&w.root);
+    run(&w);
+    let blob = w.store.blob_path(&Hash::of(b"aaaa"));
+    fs::remove_file(&blob).unwrap();
+    let r = run(&w);
+    assert_eq!(r.files_hashed, 1);
+    assert!(blob.exists());
+}
+
+#[test]
+fn no_stat_cache_option_reads_everything() {
+    let w = world();
+    write(&w.root.join("f"), b"aaaa");
+    age(&w.root);
+    run(&w);
+    let mut o = opts(&w);
+    o.use_stat_cache = false;
+    let r = ingest(&w.store, &w.root, &o, &|_| {}).unwrap();
+    assert_eq!(r.files_hashed, 1);
+}
+
+#[test]
+fn thread_count_does_not_change_the_result() {
+    let w = world();
+    for i in 0..200 {
+        write(
+            &w.root.join(format!("d{}/f{i}", i % 7)),
+            &vec![i as u8; i * 13],
+        );
+    }
+    let mut hashes = Vec::new();
+    for threads in [1, 2, 5] {
+        let mut o = opts(&w);
+        o.threads = threads;
+        o.use_stat_cache = false;
+        hashes.push(
+            ingest(&w.store, &w.root, &o, &|_| {})
+                .unwrap()
+                .manifest
+                .hash(),
+        );
+    }
+    assert!(hashes.windows(2).all(|p| p[0] == p[1]));
+}
+
+#[test]
+fn progress_reaches_the_total() {
+    let w = world();
+    for i in 0..300 {
+        write(&w.root.join(format!("f{i}")), format!("{i}").as_bytes());
+    }
+    let last = std::cell::Cell::new(None);
+    ingest(&w.store, &w.root, &opts(&w), &|p| last.set(Some(p))).unwrap();
+    let p = last.get().unwrap();
+    assert_eq!(p.phase, IngestPhase::Storing);
+    assert_eq!(p.files_done, 300);
+    assert_eq!(p.files_total, 300);
+}
+
+#[test]
+fn root_that_is_not_a_directory() {
+    let w = world();
+    write(&w.root.join("f"), b"x");
+    let err = ingest(&w.store, &w.root.join("f"), &opts(&w), &|_| {}).unwrap_err();
+    assert!(matches!(err, IngestError::NotADirectory { .. }), "{err}");
+    let err = ingest(&w.store, &w.root.join("missing"), &opts(&w), &|_| {}).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[test]
+fn store_one_reports_vanished_files() {
+    let w = world();
+    let item = walk::FileItem {
+        rel: b"gone".to_vec(),
+        abs: w.root.join("gone"),
+        stat: FileStat {
+            size: 1,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            ino: 0,
+            dev: 0,
+            mode: 0o100644,
+        },
+    };
+    assert!(matches!(
+        store_files::store_one(&w.store, &item).unwrap(),
+        Stored::Vanished
+    ));
+}
+
+#[test]
+fn store_one_retries_when_the_walk_stat_is_stale() {
+    let w = world();
+    write(&w.root.join("f"), b"new content");
+    let real = FileStat::from_metadata(&fs::symlink_metadata(w.root.join("f")).unwrap());
+    let item = walk::FileItem {
+        rel: b"f".to_vec(),
+        abs: w.root.join("f"),
+        stat: FileStat { size: 3, ..real },
+    };
+    match store_files::store_one(&w.store, &item).unwrap() {
+        Stored::Done { stat, inserted } => {
+            assert_eq!(stat, real);
+            assert_eq!(inserted.hash, Hash::of(b"new content"));
+        }
+        Stored::Vanished => panic!("vanished"),
+    }
+}

@@ -1,0 +1,157 @@
+//! The walk: every path under the root that the filter keeps, with its `lstat`, never
+//! following symlinks (so symlink loops are harmless).
+
+use std::fs;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::{Excluded, IngestError, IngestWarning};
+use crate::filters::Filter;
+use crate::hash::Hash;
+use crate::manifest::{Entry, EntryKind, RelPath};
+use crate::statcache::FileStat;
+
+/// A regular file to store (or to find in the stat cache).
+pub(crate) struct FileItem {
+    pub rel: RelPath,
+    pub abs: PathBuf,
+    pub stat: FileStat,
+}
+
+/// What the walk found.
+#[derive(Default)]
+pub(crate) struct Walked {
+    /// Directories (the root first, with the empty path) and symlinks: complete entries.
+    pub entries: Vec<(RelPath, Entry)>,
+    pub files: Vec<FileItem>,
+    pub excluded: Vec<Excluded>,
+    pub warnings: Vec<IngestWarning>,
+    pub dirs: u64,
+    pub symlinks: u64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
+    move |source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(crate) fn mtime_ns(m: &fs::Metadata) -> i64 {
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+
+fn special_kind(ft: &fs::FileType) -> &'static str {
+    if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_char_device() {
+        "character device"
+    } else if ft.is_block_device() {
+        "block device"
+    } else {
+        "special file"
+    }
+}
+
+/// Walk `root` (canonical, a directory). `progress` gets the number of paths seen so far.
+pub(crate) fn walk(
+    root: &Path,
+    filter: &Filter,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Walked, IngestError> {
+    let mut out = Walked::default();
+    let root_meta = fs::symlink_metadata(root).map_err(io_err(root))?;
+    out.entries.push((RelPath::new(), dir_entry(&root_meta)));
+    out.dirs = 1;
+    let mut seen = 0u64;
+    let mut stack: Vec<(RelPath, PathBuf)> = vec![(RelPath::new(), root.to_path_buf())];
+    while let Some((dir_rel, dir_abs)) = stack.pop() {
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        for e in fs::read_dir(&dir_abs).map_err(io_err(&dir_abs))? {
+            names.push(e.map_err(io_err(&dir_abs))?.file_name());
+        }
+        // Sorted so that the walk, its errors and its warnings come in a stable order.
+        names.sort_unstable();
+        let mut subdirs = Vec::new();
+        for name in names {
+            seen += 1;
+            if seen & 1023 == 0 {
+                progress(seen);
+            }
+            let mut rel = dir_rel.clone();
+            if !rel.is_empty() {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(name.as_bytes());
+            let abs = dir_abs.join(&name);
+            let meta = match fs::symlink_metadata(&abs) {
+                Ok(m) => m,
+                // Deleted since the directory was listed: it is simply not part of the tree.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&abs)(e)),
+            };
+            let ft = meta.file_type();
+            if let Some(reason) = filter.exclusion(&rel, ft.is_dir()) {
+                out.excluded.push(Excluded {
+                    path: rel,
+                    is_dir: ft.is_dir(),
+                    reason,
+                });
+                continue;
+            }
+            if ft.is_file() {
+                out.files.push(FileItem {
+                    rel,
+                    abs,
+                    stat: FileStat::from_metadata(&meta),
+                });
+            } else if ft.is_dir() {
+                out.entries.push((rel.clone(), dir_entry(&meta)));
+                out.dirs += 1;
+                subdirs.push((rel, abs));
+            } else if ft.is_symlink() {
+                let target = match fs::read_link(&abs) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err(&abs)(e)),
+                };
+                let target = target.into_os_string().into_vec();
+                out.entries.push((
+                    rel,
+                    Entry {
+                        kind: EntryKind::Symlink,
+                        hash: Hash([0; 32]),
+                        size: target.len() as u64,
+                        mode: meta.mode() & 0o7777,
+                        mtime_ns: mtime_ns(&meta),
+                        target,
+                    },
+                ));
+                out.symlinks += 1;
+            } else {
+                out.warnings.push(IngestWarning::SpecialFileSkipped {
+                    path: abs,
+                    kind: special_kind(&ft),
+                });
+            }
+        }
+        // Reversed so the stack pops them in name order.
+        stack.extend(subdirs.into_iter().rev());
+    }
+    progress(seen);
+    Ok(out)
+}
+
+fn dir_entry(meta: &fs::Metadata) -> Entry {
+    Entry {
+        kind: EntryKind::Dir,
+        hash: Hash([0; 32]),
+        size: 0,
+        mode: meta.mode() & 0o7777,
+        mtime_ns: mtime_ns(meta),
+        target: Vec::new(),
+    }
+}
