@@ -61,7 +61,7 @@ fn write_attempts(as_user: bool) {
     let mut bad = Vec::new();
     let mut attempts = 0;
     for line in all.lines().filter(|l| !l.starts_with("---")) {
-        let (route, result) = line.split_once(": ").unwrap();
+        let (route, result) = line.rsplit_once(": ").unwrap();
         if route == "content" || route == "remount the view read-write" {
             continue;
         }
