@@ -10,3 +10,4 @@ pub mod ingest;
 pub mod manifest;
 pub mod statcache;
 pub mod store;
+pub mod vfs;

@@ -1,0 +1,500 @@
+//! Layers and the merged view over them.
+//!
+//! A [`View`] stacks read-only layers (manifests; lowest first, the last one is the upper
+//! manifest) under a writable [`Delta`]. Lookup takes the topmost layer that has the path; a
+//! directory merges its children from every layer below it that has a directory there, until
+//! a layer has a non-directory at that path (which hides the rest) or the delta has a whiteout
+//! or an opaque directory. Manifests have no whiteouts: deletions live in the delta only.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::delta::{direct_children, Delta, DeltaNode};
+use super::entry::{path_ino, Content, DeltaId, Node, ViewEntry};
+use super::perm::Owner;
+use crate::manifest::{Entry, Manifest, RelPath};
+
+/// A read-only layer: anything that can look up a path and list a directory.
+pub trait LayerSource {
+    fn get(&self, path: &[u8]) -> Option<&Entry>;
+    /// Direct children of `dir` as (file name, entry).
+    fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)>;
+}
+
+impl LayerSource for BTreeMap<RelPath, Entry> {
+    fn get(&self, path: &[u8]) -> Option<&Entry> {
+        BTreeMap::get(self, path)
+    }
+    fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
+        direct_children(self, dir)
+    }
+}
+
+impl LayerSource for Manifest {
+    fn get(&self, path: &[u8]) -> Option<&Entry> {
+        Manifest::get(self, path)
+    }
+    fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
+        Manifest::children(self, dir)
+    }
+}
+
+impl<T: LayerSource + ?Sized> LayerSource for &T {
+    fn get(&self, path: &[u8]) -> Option<&Entry> {
+        (**self).get(path)
+    }
+    fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
+        (**self).children(dir)
+    }
+}
+
+impl<T: LayerSource + ?Sized> LayerSource for Arc<T> {
+    fn get(&self, path: &[u8]) -> Option<&Entry> {
+        (**self).get(path)
+    }
+    fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
+        (**self).children(dir)
+    }
+}
+
+/// Which read-only layers still contribute below a directory (bit i = `layers[i]`).
+pub(crate) type Mask = u64;
+
+/// A view cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("view root {root:?}: must be an absolute path")]
+    RootNotAbsolute { root: String },
+    #[error("view root {root:?}: must not contain \".\" or \"..\" (give the canonical path)")]
+    RootNotCanonical { root: String },
+    #[error("view root {root:?}: {count} layers given, at most 64 are supported")]
+    TooManyLayers { root: String, count: usize },
+}
+
+/// The merged tree cannot be saved as a manifest yet.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FlattenError {
+    #[error("files still being written (commit them first): {}", list(paths))]
+    Pending { paths: Vec<RelPath> },
+}
+
+fn list(paths: &[RelPath]) -> String {
+    paths
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A project's tree as programs see it: layers, a delta, a root path and an owner.
+#[derive(Clone, Debug)]
+pub struct View<L> {
+    /// Absolute, canonical, no trailing '/' (except "/" itself).
+    pub(crate) root: Vec<u8>,
+    pub(crate) owner: Owner,
+    pub(crate) dev: u64,
+    pub(crate) layers: Vec<L>,
+    pub(crate) delta: Delta,
+}
+
+/// `parent/name`, or `name` under the root, or `parent` for an empty name.
+pub(crate) fn join(parent: &[u8], name: &[u8]) -> RelPath {
+    let mut p = Vec::with_capacity(parent.len() + 1 + name.len());
+    p.extend_from_slice(parent);
+    if !parent.is_empty() && !name.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// The parent of a non-root relative path ("" for top-level names).
+pub(crate) fn parent_of(rel: &[u8]) -> &[u8] {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => &rel[..i],
+        None => &[],
+    }
+}
+
+impl<L: LayerSource> View<L> {
+    /// A view of `layers` (lowest first; the last is the upper manifest) with an empty delta,
+    /// projected at the absolute, canonical path `root`, whose entries all report `owner`.
+    pub fn new(root: &[u8], owner: Owner, layers: Vec<L>) -> Result<View<L>, ViewError> {
+        let shown = || String::from_utf8_lossy(root).into_owned();
+        if !root.starts_with(b"/") {
+            return Err(ViewError::RootNotAbsolute { root: shown() });
+        }
+        let comps: Vec<&[u8]> = root
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
+        if comps.iter().any(|c| *c == b"." || *c == b"..") {
+            return Err(ViewError::RootNotCanonical { root: shown() });
+        }
+        if layers.len() > 64 {
+            return Err(ViewError::TooManyLayers {
+                root: shown(),
+                count: layers.len(),
+            });
+        }
+        let mut canon = Vec::new();
+        for c in &comps {
+            canon.push(b'/');
+            canon.extend_from_slice(c);
+        }
+        if canon.is_empty() {
+            canon.push(b'/');
+        }
+        Ok(View {
+            root: canon,
+            owner,
+            dev: 0,
+            layers,
+            delta: Delta::new(),
+        })
+    }
+
+    /// Continue a session: use `delta` as the writable layer.
+    pub fn with_delta(mut self, delta: Delta) -> View<L> {
+        self.delta = delta;
+        self
+    }
+    /// The `st_dev` that `stat` reports.
+    pub fn with_dev(mut self, dev: u64) -> View<L> {
+        self.dev = dev;
+        self
+    }
+    pub fn root(&self) -> &[u8] {
+        &self.root
+    }
+    pub fn owner(&self) -> Owner {
+        self.owner
+    }
+    pub fn layers(&self) -> &[L] {
+        &self.layers
+    }
+    pub fn delta(&self) -> &Delta {
+        &self.delta
+    }
+    pub fn into_delta(self) -> Delta {
+        self.delta
+    }
+
+    /// The absolute path of a view entry (for getcwd and /proc answers).
+    pub fn abs_path(&self, rel: &[u8]) -> Vec<u8> {
+        if rel.is_empty() {
+            return self.root.clone();
+        }
+        let mut p = self.root.clone();
+        if p != b"/" {
+            p.push(b'/');
+        }
+        p.extend_from_slice(rel);
+        p
+    }
+
+    /// The merged entry at `rel`, if the view has one (no permission checks, no symlinks
+    /// followed).
+    pub fn lookup(&self, rel: &[u8]) -> Option<ViewEntry> {
+        self.locate(rel).map(|(e, _)| e)
+    }
+
+    /// The merged children of the directory `rel` by name; `None` if it is not a directory.
+    pub fn children(&self, rel: &[u8]) -> Option<Vec<(Vec<u8>, ViewEntry)>> {
+        let (e, mask) = self.locate(rel)?;
+        if !e.is_dir() {
+            return None;
+        }
+        Some(
+            self.merged_children(rel, mask)
+                .into_iter()
+                .map(|(n, e, _)| (n, e))
+                .collect(),
+        )
+    }
+
+    /// Files being written and not yet committed, with their paths.
+    pub fn pending(&self) -> Vec<(DeltaId, RelPath)> {
+        self.delta.pending()
+    }
+
+    /// The whole merged tree as manifest entries (root included, sorted by path), ready for
+    /// `Manifest::from_entries`. Fails while any file is still pending. FIFOs are left out:
+    /// a manifest describes content in the store, a FIFO has none, and a FIFO in a
+    /// materialized tree would block whoever opens it.
+    pub fn flatten(&self) -> Result<Vec<(RelPath, Entry)>, FlattenError> {
+        let (root, mask) = self.root_node();
+        let mut out = Vec::new();
+        let mut pending = Vec::new();
+        out.push((Vec::new(), root.to_manifest().expect("root is a dir")));
+        let mut stack = vec![(Vec::new(), mask)];
+        while let Some((dir, mask)) = stack.pop() {
+            for (name, e, m) in self.merged_children_with(&dir, mask, false) {
+                let path = join(&dir, &name);
+                match &e.node {
+                    Node::File(Content::Pending(_)) => pending.push(path),
+                    Node::Fifo => {}
+                    Node::Dir => {
+                        out.push((path.clone(), e.to_manifest().expect("dir")));
+                        stack.push((path, m));
+                    }
+                    _ => out.push((path, e.to_manifest().expect("file or symlink"))),
+                }
+            }
+        }
+        if !pending.is_empty() {
+            pending.sort();
+            return Err(FlattenError::Pending { paths: pending });
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    // ---- merging -------------------------------------------------------------------------
+
+    fn all_layers(&self) -> Mask {
+        if self.layers.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.layers.len()) - 1
+        }
+    }
+
+    /// The root directory: the delta's, else the topmost layer's, else a plain 0755 dir.
+    pub(crate) fn root_node(&self) -> (ViewEntry, Mask) {
+        if let Some(DeltaNode::Entry { entry, .. }) = self.delta.get(b"") {
+            return (entry.clone(), self.all_layers());
+        }
+        let from_layer = self
+            .layers
+            .iter()
+            .rev()
+            .find_map(|l| l.get(b""))
+            .map(|e| ViewEntry::from_manifest(b"", e));
+        let mut e = from_layer.unwrap_or(ViewEntry {
+            node: Node::Dir,
+            size: 0,
+            mode: 0o755,
+            mtime_ns: 0,
+            ino: path_ino(b""),
+        });
+        // The root is a directory whatever a layer says.
+        e.node = Node::Dir;
+        e.size = 0;
+        (e, self.all_layers())
+    }
+
+    /// Look up `name` in the directory `parent` whose contributing layers are `mask`.
+    pub(crate) fn child(
+        &self,
+        parent: &[u8],
+        mask: Mask,
+        name: &[u8],
+    ) -> Option<(ViewEntry, Mask)> {
+        let path = join(parent, name);
+        let mut found: Option<ViewEntry> = None;
+        let mut below: Mask = 0;
+        match self.delta.get(&path) {
+            Some(DeltaNode::Whiteout) => return None,
+            Some(DeltaNode::Entry { entry, opaque }) => {
+                if !entry.is_dir() || *opaque {
+                    return Some((entry.clone(), 0));
+                }
+                found = Some(entry.clone());
+            }
+            None => {}
+        }
+        for i in (0..self.layers.len()).rev() {
+            if mask & (1 << i) == 0 {
+                continue;
+            }
+            let Some(le) = self.layers[i].get(&path) else {
+                continue;
+            };
+            let is_dir = le.kind == crate::manifest::EntryKind::Dir;
+            match &found {
+                None => {
+                    found = Some(ViewEntry::from_layer(le));
+                    if !is_dir {
+                        break;
+                    }
+                    below |= 1 << i;
+                }
+                Some(_) if is_dir => below |= 1 << i,
+                // A non-directory in a lower layer ends the merge of this directory.
+                Some(_) => break,
+            }
+        }
+        found.map(|e| (e, below))
+    }
+
+    /// Walk from the root to `rel` (no symlinks followed).
+    pub(crate) fn locate(&self, rel: &[u8]) -> Option<(ViewEntry, Mask)> {
+        let (mut e, mask) = self.locate_no_ino(rel)?;
+        e.fill_ino(rel);
+        Some((e, mask))
+    }
+
+    /// [`View::locate`] without assigning the inode number of an entry from a layer.
+    fn locate_no_ino(&self, rel: &[u8]) -> Option<(ViewEntry, Mask)> {
+        let (mut e, mut mask) = self.root_node();
+        if rel.is_empty() {
+            return Some((e, mask));
+        }
+        let mut at: usize = 0;
+        for name in rel.split(|&b| b == b'/') {
+            if !e.is_dir() {
+                return None;
+            }
+            let parent = &rel[..at.saturating_sub(1)];
+            let (c, m) = self.child(parent, mask, name)?;
+            e = c;
+            mask = m;
+            at += name.len() + 1;
+        }
+        Some((e, mask))
+    }
+
+    /// The merged children of directory `dir` (with its `mask`), sorted by name, with their
+    /// inode numbers.
+    pub(crate) fn merged_children(
+        &self,
+        dir: &[u8],
+        mask: Mask,
+    ) -> Vec<(Vec<u8>, ViewEntry, Mask)> {
+        self.merged_children_with(dir, mask, true)
+    }
+
+    /// [`View::merged_children`], assigning inode numbers only if `ino` is set.
+    fn merged_children_with(
+        &self,
+        dir: &[u8],
+        mask: Mask,
+        ino: bool,
+    ) -> Vec<(Vec<u8>, ViewEntry, Mask)> {
+        let delta_kids = self.delta.children(dir);
+        if delta_kids.is_empty() && mask.count_ones() == 1 {
+            // One layer and no changes here: its children are the merged children.
+            let i = mask.trailing_zeros() as usize;
+            return self.layers[i]
+                .children(dir)
+                .into_iter()
+                .map(|(n, le)| {
+                    let mut e = ViewEntry::from_layer(le);
+                    if ino {
+                        e.fill_ino(&join(dir, n));
+                    }
+                    let below = if e.is_dir() { mask } else { 0 };
+                    (n.to_vec(), e, below)
+                })
+                .collect();
+        }
+        let mut names: Vec<Vec<u8>> = delta_kids.into_iter().map(|(n, _)| n.to_vec()).collect();
+        for i in 0..self.layers.len() {
+            if mask & (1 << i) != 0 {
+                names.extend(
+                    self.layers[i]
+                        .children(dir)
+                        .into_iter()
+                        .map(|(n, _)| n.to_vec()),
+                );
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .filter_map(|n| {
+                self.child(dir, mask, &n).map(|(mut e, m)| {
+                    if ino {
+                        e.fill_ino(&join(dir, &n));
+                    }
+                    (n, e, m)
+                })
+            })
+            .collect()
+    }
+
+    /// Every merged entry at and below `rel`, paths relative to `rel` ("" is `rel`).
+    pub(crate) fn subtree(&self, rel: &[u8]) -> Vec<(RelPath, ViewEntry)> {
+        let Some((top, mask)) = self.locate(rel) else {
+            return Vec::new();
+        };
+        let mut out = vec![(Vec::new(), top.clone())];
+        if !top.is_dir() {
+            return out;
+        }
+        let mut stack = vec![(Vec::new(), mask)];
+        while let Some((sub, mask)) = stack.pop() {
+            for (name, e, m) in self.merged_children(&join(rel, &sub), mask) {
+                let p = join(&sub, &name);
+                if e.is_dir() {
+                    stack.push((p.clone(), m));
+                }
+                out.push((p, e));
+            }
+        }
+        out
+    }
+
+    /// Number of links of a directory: 2 + its subdirectories.
+    pub(crate) fn dir_nlink(&self, rel: &[u8], mask: Mask) -> u64 {
+        2 + self
+            .merged_children_with(rel, mask, false)
+            .iter()
+            .filter(|(_, e, _)| e.is_dir())
+            .count() as u64
+    }
+
+    // ---- changing the delta ----------------------------------------------------------------
+
+    /// Does any read-only layer have an entry at `rel` (visible or not)?
+    pub(crate) fn lower_has(&self, rel: &[u8]) -> bool {
+        self.layers.iter().any(|l| l.get(rel).is_some())
+    }
+
+    /// Change an existing entry in place (copying it up into the delta if needed).
+    pub(crate) fn update(&mut self, rel: &[u8], f: impl FnOnce(&mut ViewEntry)) {
+        if matches!(self.delta.get(rel), Some(DeltaNode::Entry { .. })) {
+            self.delta.modify(rel, f);
+            return;
+        }
+        let Some(mut e) = self.lookup(rel) else {
+            return;
+        };
+        f(&mut e);
+        self.delta.insert(
+            rel.to_vec(),
+            DeltaNode::Entry {
+                entry: e,
+                opaque: false,
+            },
+        );
+    }
+
+    /// Put a new entry at `rel`, where the view has none. A new directory is opaque: nothing
+    /// from the lower layers shows through it.
+    pub(crate) fn create(&mut self, rel: &[u8], entry: ViewEntry) {
+        self.delta.remove_tree(rel);
+        self.delta.insert(
+            rel.to_vec(),
+            DeltaNode::Entry {
+                entry,
+                opaque: true,
+            },
+        );
+    }
+
+    /// Remove the entry at `rel` and everything below it.
+    pub(crate) fn remove(&mut self, rel: &[u8]) {
+        self.delta.remove_tree(rel);
+        if self.lower_has(rel) {
+            self.delta.insert(rel.to_vec(), DeltaNode::Whiteout);
+        }
+    }
+
+    /// Set a directory's mtime (entries were added or removed in it).
+    pub(crate) fn touch_dir(&mut self, rel: &[u8], now_ns: i64) {
+        self.update(rel, |e| e.mtime_ns = now_ns);
+    }
+}

@@ -1,0 +1,178 @@
+//! Reading and changing attributes: stat, readlink, getdents, access, chdir, chmod, utimensat.
+
+use super::{Caller, Routed};
+use crate::manifest::RelPath;
+use crate::vfs::entry::Node;
+use crate::vfs::errno::Errno;
+use crate::vfs::layers::{LayerSource, View};
+use crate::vfs::perm::{owns, permits, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::vfs::resolve::Follow;
+use crate::vfs::stat::{DirEntry, Stat};
+
+/// One time argument of utimensat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeSpec {
+    /// UTIME_NOW (or a NULL times argument).
+    Now,
+    /// UTIME_OMIT.
+    Omit,
+    /// An explicit time, nanoseconds since the epoch.
+    Set(i64),
+}
+
+impl<L: LayerSource> View<L> {
+    fn follow(follow: bool) -> Follow {
+        if follow {
+            Follow::Yes
+        } else {
+            Follow::No
+        }
+    }
+
+    /// stat / lstat / fstatat / statx.
+    pub fn stat(&self, c: &Caller, path: &[u8], follow: bool) -> Result<Routed<Stat>, Errno> {
+        let h = match self.hit(c, path, Self::follow(follow))? {
+            Ok(h) => h,
+            Err(p) => return Ok(Routed::Outside(p)),
+        };
+        let e = h.entry.ok_or(Errno::ENOENT)?;
+        Ok(Routed::View(self.stat_of(&h.rel, &e)))
+    }
+
+    /// readlink(2): the manifest's target, byte for byte.
+    pub fn readlink(&self, c: &Caller, path: &[u8]) -> Result<Routed<Vec<u8>>, Errno> {
+        let h = match self.hit(c, path, Follow::No)? {
+            Ok(h) => h,
+            Err(p) => return Ok(Routed::Outside(p)),
+        };
+        match h.entry.map(|e| e.node) {
+            None => Err(Errno::ENOENT),
+            Some(Node::Symlink(t)) => Ok(Routed::View(t)),
+            Some(_) => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Open a directory and list it (getdents): needs read permission on it.
+    pub fn read_dir(&self, c: &Caller, path: &[u8]) -> Result<Routed<Vec<DirEntry>>, Errno> {
+        let h = match self.hit(c, path, Follow::Yes)? {
+            Ok(h) => h,
+            Err(p) => return Ok(Routed::Outside(p)),
+        };
+        let e = h.entry.ok_or(Errno::ENOENT)?;
+        if !e.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if !permits(c.cred, self.owner, &e, MAY_READ) {
+            return Err(Errno::EACCES);
+        }
+        self.list_dir(&h.rel).map(Routed::View)
+    }
+
+    /// access / faccessat / faccessat2: `mode` is F_OK or a mix of R_OK, W_OK, X_OK. Pass
+    /// the real ids in `c.cred` unless the call has AT_EACCESS.
+    pub fn access(
+        &self,
+        c: &Caller,
+        path: &[u8],
+        mode: u32,
+        follow: bool,
+    ) -> Result<Routed<()>, Errno> {
+        if mode & !7 != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let h = match self.hit(c, path, Self::follow(follow))? {
+            Ok(h) => h,
+            Err(p) => return Ok(Routed::Outside(p)),
+        };
+        let mut e = h.entry.ok_or(Errno::ENOENT)?;
+        if e.is_symlink() {
+            e.mode = 0o777;
+        }
+        if mode != 0 && !permits(c.cred, self.owner, &e, mode) {
+            return Err(Errno::EACCES);
+        }
+        Ok(Routed::View(()))
+    }
+
+    /// chdir(2): the new cwd inside the view (report it with [`View::abs_path`] for getcwd).
+    pub fn chdir(&self, c: &Caller, path: &[u8]) -> Result<Routed<RelPath>, Errno> {
+        let h = match self.hit(c, path, Follow::Yes)? {
+            Ok(h) => h,
+            Err(p) => return Ok(Routed::Outside(p)),
+        };
+        let e = h.entry.ok_or(Errno::ENOENT)?;
+        if !e.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if !permits(c.cred, self.owner, &e, MAY_EXEC) {
+            return Err(Errno::EACCES);
+        }
+        Ok(Routed::View(h.rel))
+    }
+
+    /// chmod / fchmodat: the owner (or a CAP_FOWNER caller) sets `mode & 07777`. Like the
+    /// kernel, a caller without CAP_FSETID who is not in the file's group loses S_ISGID.
+    pub fn chmod(
+        &mut self,
+        c: &Caller,
+        path: &[u8],
+        mode: u32,
+        follow: bool,
+    ) -> Result<Routed<()>, Errno> {
+        let h = match self.hit(c, path, Self::follow(follow))? {
+            Ok(h) => h,
+            Err(p) => return Ok(Routed::Outside(p)),
+        };
+        let e = h.entry.ok_or(Errno::ENOENT)?;
+        if e.is_symlink() {
+            // fchmodat2(AT_SYMLINK_NOFOLLOW) on a symlink.
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if !owns(c.cred, self.owner) {
+            return Err(Errno::EPERM);
+        }
+        let mut mode = mode & 0o7777;
+        let in_group = c.cred.gid == self.owner.gid || c.cred.groups.contains(&self.owner.gid);
+        if !c.cred.privileged && !in_group {
+            mode &= !0o2000;
+        }
+        self.update(&h.rel, |e| e.mode = mode);
+        Ok(Routed::View(()))
+    }
+
+    /// utimensat / utimes. Only the modification time is recorded (a manifest has no atime).
+    /// Explicit times need the owner (EPERM); "now" needs the owner or write access (EACCES).
+    pub fn utimens(
+        &mut self,
+        c: &Caller,
+        path: &[u8],
+        atime: TimeSpec,
+        mtime: TimeSpec,
+        follow: bool,
+    ) -> Result<Routed<()>, Errno> {
+        let h = match self.hit(c, path, Self::follow(follow))? {
+            Ok(h) => h,
+            Err(p) => return Ok(Routed::Outside(p)),
+        };
+        let e = h.entry.ok_or(Errno::ENOENT)?;
+        if atime == TimeSpec::Omit && mtime == TimeSpec::Omit {
+            return Ok(Routed::View(()));
+        }
+        let explicit = matches!(atime, TimeSpec::Set(_)) || matches!(mtime, TimeSpec::Set(_));
+        if !owns(c.cred, self.owner) {
+            if explicit {
+                return Err(Errno::EPERM);
+            }
+            if !permits(c.cred, self.owner, &e, MAY_WRITE) {
+                return Err(Errno::EACCES);
+            }
+        }
+        let new = match mtime {
+            TimeSpec::Omit => return Ok(Routed::View(())),
+            TimeSpec::Now => c.now_ns,
+            TimeSpec::Set(t) => t,
+        };
+        self.update(&h.rel, |e| e.mtime_ns = new);
+        Ok(Routed::View(()))
+    }
+}

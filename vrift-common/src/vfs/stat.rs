@@ -1,0 +1,160 @@
+//! What stat and getdents report for view entries.
+
+use super::entry::{Content, DeltaId, Node, ViewEntry};
+use super::errno::Errno;
+use super::layers::{LayerSource, View};
+
+/// File type bits of `st_mode` (the same values on Linux and macOS).
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFIFO: u32 = 0o010000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFLNK: u32 = 0o120000;
+
+/// The kind of an entry, as stat and getdents name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileType {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+}
+
+impl FileType {
+    pub fn of(e: &ViewEntry) -> FileType {
+        match e.node {
+            Node::File(_) => FileType::File,
+            Node::Dir => FileType::Dir,
+            Node::Symlink(_) => FileType::Symlink,
+            Node::Fifo => FileType::Fifo,
+        }
+    }
+    /// The `S_IF*` bits.
+    pub fn mode_bits(self) -> u32 {
+        match self {
+            FileType::File => S_IFREG,
+            FileType::Dir => S_IFDIR,
+            FileType::Symlink => S_IFLNK,
+            FileType::Fifo => S_IFIFO,
+        }
+    }
+    /// The `d_type` of a dirent (`DT_REG`, ...; the same values on Linux and macOS).
+    pub fn d_type(self) -> u8 {
+        match self {
+            FileType::Fifo => 1,
+            FileType::Dir => 4,
+            FileType::File => 8,
+            FileType::Symlink => 10,
+        }
+    }
+}
+
+/// The fields of `struct stat` / `statx` a view answers. Times: a manifest records only the
+/// modification time, so atime and ctime report it too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    /// Type bits and permission bits.
+    pub mode: u32,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub blksize: u64,
+    /// 512-byte blocks.
+    pub blocks: u64,
+    pub atime_ns: i64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    /// Set while the file is being written: its size and mtime are then the private copy's,
+    /// which the projection should read from that copy.
+    pub pending: Option<DeltaId>,
+}
+
+/// One line of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub ino: u64,
+    pub kind: FileType,
+}
+
+impl<L: LayerSource> View<L> {
+    /// The stat of the entry at `rel` (no symlink followed, no permission check).
+    pub fn stat_rel(&self, rel: &[u8]) -> Result<Stat, Errno> {
+        let (e, _) = self.locate(rel).ok_or(Errno::ENOENT)?;
+        Ok(self.stat_of(rel, &e))
+    }
+
+    /// The stat of `e`, found at `rel`.
+    pub(crate) fn stat_of(&self, rel: &[u8], e: &ViewEntry) -> Stat {
+        let kind = FileType::of(e);
+        let nlink = match e.is_dir().then(|| self.locate(rel)).flatten() {
+            Some((_, mask)) => self.dir_nlink(rel, mask),
+            None => 1,
+        };
+        // Symlinks always show 0777, as on Linux.
+        let perm = if e.is_symlink() {
+            0o777
+        } else {
+            e.mode & 0o7777
+        };
+        Stat {
+            dev: self.dev,
+            ino: e.ino,
+            mode: kind.mode_bits() | perm,
+            nlink,
+            uid: self.owner.uid,
+            gid: self.owner.gid,
+            rdev: 0,
+            size: e.size,
+            blksize: 4096,
+            blocks: e.size.div_ceil(512),
+            atime_ns: e.mtime_ns,
+            mtime_ns: e.mtime_ns,
+            ctime_ns: e.mtime_ns,
+            pending: match e.content() {
+                Some(Content::Pending(id)) => Some(id),
+                _ => None,
+            },
+        }
+    }
+
+    /// The listing of directory `rel` for getdents: ".", "..", then the merged children by
+    /// name. The root's ".." is the root itself, as for the root of a mounted file system.
+    pub fn list_dir(&self, rel: &[u8]) -> Result<Vec<DirEntry>, Errno> {
+        let (e, mask) = self.locate(rel).ok_or(Errno::ENOENT)?;
+        if !e.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let parent_ino = if rel.is_empty() {
+            e.ino
+        } else {
+            self.lookup(super::layers::parent_of(rel))
+                .map(|p| p.ino)
+                .unwrap_or(e.ino)
+        };
+        let mut out = vec![
+            DirEntry {
+                name: b".".to_vec(),
+                ino: e.ino,
+                kind: FileType::Dir,
+            },
+            DirEntry {
+                name: b"..".to_vec(),
+                ino: parent_ino,
+                kind: FileType::Dir,
+            },
+        ];
+        for (name, c, _) in self.merged_children(rel, mask) {
+            out.push(DirEntry {
+                name,
+                ino: c.ino,
+                kind: FileType::of(&c),
+            });
+        }
+        Ok(out)
+    }
+}

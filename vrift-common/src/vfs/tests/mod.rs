@@ -1,0 +1,11 @@
+//! Unit tests of the view: one test per behaviour, named after it.
+
+mod attrs;
+mod fixture;
+mod layers;
+mod names;
+mod open;
+mod rename;
+mod resolve;
+mod tables;
+mod timing;
