@@ -343,6 +343,11 @@ fn sh_scripts_see_the_view() {
             fx.proj.display()
         )
     );
+    // Pipelines whose writers die of SIGPIPE while readers still read from the view.
+    assert_eq!(
+        fx.sh("yes | head -n 1000 | wc -l; cat data/big.bin | head -c 1000 | wc -c; find . | sort | head -n 2"),
+        "1000\n1000\n.\n./README.md\n"
+    );
     // A script that exists only in the view, run by the shell and directly (the kernel
     // reads its #! line from the view).
     let bb = busybox();

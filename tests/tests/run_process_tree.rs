@@ -268,3 +268,46 @@ fn a_script_runs_make_which_compiles_view_sources() {
 fn parallel_make_compiles_view_sources() {
     make_build(Some("-j2"));
 }
+
+/// vrift inside vrift (a second seccomp listener in the same filter chain): it must either
+/// work or end with a clear message, never hang.
+#[test]
+fn vrift_inside_vrift_answers_and_does_not_hang() {
+    let p = project();
+    let inner_m = p.env.dir.path().join("proj.manifest");
+    let vrift = vrift_bin();
+    let inner = [
+        vrift.to_str().unwrap(),
+        "run",
+        "--manifest",
+        inner_m.to_str().unwrap(),
+        "--",
+        "./bin/tool",
+        "data.txt",
+    ];
+    let mut c = vrift_run(&p.env, &p.proj, &p.m, &inner);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut status = None;
+    let ended = wait_until(std::time::Duration::from_secs(30), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("vrift inside vrift hung for 30 s");
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        assert_eq!(stdout, p.tool_line());
+    } else {
+        assert!(
+            stderr.starts_with("vrift:") && stderr.len() > 10,
+            "nested vrift failed without a clear message: {stderr:?}"
+        );
+    }
+}
