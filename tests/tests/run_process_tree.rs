@@ -305,8 +305,13 @@ fn vrift_inside_vrift_answers_and_does_not_hang() {
     if out.status.success() {
         assert_eq!(stdout, p.tool_line());
     } else {
+        // EBUSY from the kernel is not enough: say why (another seccomp supervisor).
+        let lower = stderr.to_lowercase();
         assert!(
-            stderr.starts_with("vrift:") && stderr.len() > 10,
+            stderr.starts_with("vrift:")
+                && ["seccomp", "nested", "already", "inside"]
+                    .iter()
+                    .any(|w| lower.contains(w)),
             "nested vrift failed without a clear message: {stderr:?}"
         );
     }
