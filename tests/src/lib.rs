@@ -226,3 +226,186 @@ pub fn is_root() -> bool {
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
 }
+
+/// Put the real tree at `dir` into the env's store and write its manifest to `manifest_path`:
+/// files, dirs and symlinks (never followed) with their modes and mtimes. A stand-in for
+/// `vrift init` that lets run tests ingest a real tree and then change it on disk.
+pub fn manifest_of_dir(env: &Env, dir: &Path, manifest_path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    use vrift_common::hash::Hash;
+    use vrift_common::manifest::{Entry, EntryKind, Manifest};
+    let store = vrift_common::store::Store::open(&env.home()).unwrap();
+    let mut entries = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), Vec::<u8>::new())];
+    while let Some((real, rel)) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&real).unwrap();
+        let mut e = Entry {
+            kind: EntryKind::Dir,
+            hash: Hash([0; 32]),
+            size: 0,
+            mode: meta.mode() & 0o7777,
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            target: Vec::new(),
+        };
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            for child in std::fs::read_dir(&real).unwrap() {
+                let child = child.unwrap();
+                let mut r = rel.clone();
+                if !r.is_empty() {
+                    r.push(b'/');
+                }
+                r.extend_from_slice(child.file_name().as_bytes());
+                stack.push((child.path(), r));
+            }
+        } else if ft.is_symlink() {
+            e.kind = EntryKind::Symlink;
+            e.target = std::fs::read_link(&real)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
+            e.size = e.target.len() as u64;
+        } else if ft.is_file() {
+            let ins = store.insert_file(&real).unwrap();
+            e.kind = EntryKind::File;
+            e.hash = ins.hash;
+            e.size = ins.size;
+        } else {
+            panic!("{}: not a file, dir or symlink", real.display());
+        }
+        entries.push((rel, e));
+    }
+    Manifest::from_entries(entries)
+        .save_atomic(manifest_path)
+        .unwrap();
+}
+
+/// `vrift run --manifest MANIFEST -- CMD...` in `cwd` (as root when the tests are root).
+pub fn vrift_run(env: &Env, cwd: &Path, manifest: &Path, cmd: &[&str]) -> Command {
+    env.vrift(cwd, &run_args(manifest, None, cmd))
+}
+
+/// [`vrift_run`] as an ordinary user (see [`Env::vrift_as_user`]).
+pub fn vrift_run_as_user(env: &Env, cwd: &Path, manifest: &Path, cmd: &[&str]) -> Command {
+    env.vrift_as_user(cwd, &run_args(manifest, None, cmd))
+}
+
+/// The arguments of `vrift run --manifest M [--mount DIR] -- CMD...`.
+pub fn run_args<'a>(manifest: &'a Path, mount: Option<&'a Path>, cmd: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["run", "--manifest", manifest.to_str().unwrap()];
+    if let Some(m) = mount {
+        a.extend(["--mount", m.to_str().unwrap()]);
+    }
+    a.push("--");
+    a.extend_from_slice(cmd);
+    a
+}
+
+/// FNV-1a, 64 bits: the content hash the C and Go test programs print (tests/programs).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Poll `cond` every few milliseconds until it holds or `timeout` passes; returns whether
+/// it held. For waiting on something another process does (a marker file, a pid gone).
+pub fn wait_until(timeout: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Where built test programs are cached: target/<profile>/vrift-test-programs, keyed by a
+/// hash of their source and build command, so each is compiled once per change.
+fn programs_cache() -> PathBuf {
+    let d = vrift_bin().parent().unwrap().join("vrift-test-programs");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The source of a test program in tests/programs.
+pub fn program_source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("programs")
+        .join(name)
+}
+
+static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Build with `build(out_path)` unless a build for `key` is cached; returns the binary.
+fn cached_build(name: &str, key: &[u8], build: impl FnOnce(&Path)) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let hash = blake3::hash(key).to_hex();
+    let out = programs_cache().join(format!("{name}-{}", &hash[..16]));
+    if out.exists() {
+        return out;
+    }
+    let tmp = programs_cache().join(format!("{name}.tmp{}", std::process::id()));
+    build(&tmp);
+    assert!(tmp.exists(), "building {name} produced nothing");
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// Compile tests/programs/`src` (C) statically with `cc` (gcc or musl-gcc) and `extra`
+/// flags; returns the (cached) binary.
+pub fn build_static_c(cc: &str, src: &str, extra: &[&str]) -> PathBuf {
+    require_tool(cc);
+    let path = program_source(src);
+    let mut key = std::fs::read(&path).unwrap();
+    key.extend(std::fs::read(program_source("errname.h")).unwrap());
+    key.extend(format!("\0{cc}\0{extra:?}").bytes());
+    let name = format!("{}-{cc}", src.trim_end_matches(".c"));
+    cached_build(&name, &key, |out| {
+        let mut c = Command::new(cc);
+        c.args(["-static", "-O1", "-Wall", "-o"])
+            .arg(out)
+            .arg(&path)
+            .args(extra);
+        run_expect(&mut c, true);
+    })
+}
+
+/// Build tests/programs/`src` (a one-file Go main package) with CGO_ENABLED=0; returns the
+/// (cached, static) binary.
+pub fn build_go(src: &str) -> PathBuf {
+    require_tool("go");
+    let path = program_source(src);
+    let key = std::fs::read(&path).unwrap();
+    let name = src.trim_end_matches(".go").to_string();
+    cached_build(&name, &key, |out| {
+        let work = tempfile::tempdir().unwrap();
+        let mut c = Command::new("go");
+        c.arg("build")
+            .arg("-o")
+            .arg(out)
+            .arg(&path)
+            .current_dir(work.path());
+        go_env(&mut c, work.path());
+        run_expect(&mut c, true);
+    })
+}
+
+/// Point Go's caches and home into `dir` (and build statically, without cgo).
+pub fn go_env(c: &mut Command, dir: &Path) {
+    c.env("CGO_ENABLED", "0")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("HOME", dir)
+        .env("GOFLAGS", "-buildvcs=false")
+        .env("GOTOOLCHAIN", "local")
+        .env("GO111MODULE", "on");
+}
