@@ -70,6 +70,21 @@ pub const NOTIFIED: &[&str] = &[
 /// without them, and falls back to ordinary calls.
 pub const REFUSED: &[&str] = &["io_uring_setup", "io_uring_enter", "io_uring_register"];
 
+/// Mount calls: remounting the view or the store writable would let a program change the
+/// store's blobs, which the farm hardlinks. The program gets EPERM, as in a container.
+pub const NO_MOUNTS: &[&str] = &[
+    "mount",
+    "umount2",
+    "pivot_root",
+    "mount_setattr",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
+];
+
 /// Build the filter program (a `struct sock_filter` array, little-endian, 8 bytes per insn).
 pub fn build_program() -> Result<Vec<u8>> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Allow).context("seccomp filter")?;
@@ -88,6 +103,11 @@ pub fn build_program() -> Result<Vec<u8>> {
         let sc = ScmpSyscall::from_name(name).with_context(|| format!("syscall {name}"))?;
         ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), sc)
             .with_context(|| format!("ENOSYS rule for {name}"))?;
+    }
+    for name in NO_MOUNTS {
+        let sc = ScmpSyscall::from_name(name).with_context(|| format!("syscall {name}"))?;
+        ctx.add_rule(ScmpAction::Errno(libc::EPERM), sc)
+            .with_context(|| format!("EPERM rule for {name}"))?;
     }
     // libseccomp on this platform exports to a file descriptor only; a pipe holds it.
     let (mut rd, wr) = std::io::pipe().context("pipe")?;
@@ -115,7 +135,7 @@ mod tests {
 
     #[test]
     fn every_notified_call_exists_on_this_architecture() {
-        for name in NOTIFIED.iter().chain(REFUSED) {
+        for name in NOTIFIED.iter().chain(REFUSED).chain(NO_MOUNTS) {
             assert!(ScmpSyscall::from_name(name).is_ok(), "{name}");
         }
         assert_eq!(i32::from(ScmpSyscall::from_name("fchmodat2").unwrap()), 452);

@@ -37,6 +37,7 @@ pub fn spawn(
         cmd.pre_exec(move || {
             signals::die_with_parent()?;
             ns::enter(&plan)?;
+            ns::drop_mount_capability()?;
             signals::unblock_all()?;
             let listener = notify::install_filter_with_listener(&program)?;
             fdpass::send_fd(child_sock.as_fd(), listener.as_fd())?;
@@ -53,7 +54,17 @@ pub fn spawn(
                // On success the receiver has finished (the child waited for it); on failure the child's
                // socket is closed, so the receiver sees EOF and ends.
     let received = receiver.join();
-    let child = spawned.context("setting up the view and starting the program")?;
+    let child = match spawned {
+        Ok(c) => c,
+        // Only the seccomp install answers EBUSY here: the kernel allows one listener in a
+        // filter chain.
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => anyhow::bail!(
+            "this process already runs under a seccomp supervisor (vrift inside vrift, or \
+             inside another sandbox that uses seccomp user notification); the kernel allows \
+             only one, so vrift cannot serve a view here"
+        ),
+        Err(e) => return Err(e).context("setting up the view and starting the program"),
+    };
     match received {
         Ok(Ok(())) => Ok(child),
         Ok(Err(e)) => Err(anyhow::anyhow!("receiving the seccomp listener: {e}")),

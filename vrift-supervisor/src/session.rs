@@ -184,6 +184,13 @@ fn ns_plan(
         dst: cstring(&spec.root)?,
         readonly: true,
     });
+    // The store itself, at its own path, read-only too: a program that finds a blob's path
+    // must not be able to write or chmod it there either.
+    binds.push(ns::Bind {
+        src: cstring(store.root())?,
+        dst: cstring(store.root())?,
+        readonly: true,
+    });
     let start_dir = if opts.mount.is_some() {
         spec.root.clone()
     } else {

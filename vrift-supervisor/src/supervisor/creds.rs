@@ -83,6 +83,14 @@ impl CredCache {
     pub fn forget(&self, tid: u32) {
         self.by_tid.write().unwrap().remove(&tid);
     }
+
+    /// A program is being executed: exec can drop capabilities (a non-root user's process
+    /// leaves the user namespace set-up with all of them, and loses them on exec), and the
+    /// executing thread may take over the process's leader id. Forget everything; each
+    /// process reads its status again once.
+    pub fn forget_all(&self) {
+        self.by_tid.write().unwrap().clear();
+    }
 }
 
 #[cfg(test)]

@@ -408,11 +408,14 @@ fn access(c: &Call, dirfd: i32, addr: u64, mode: u64, flags: u64) -> Handled {
 fn exec(c: &Call, dirfd: i32, addr: u64, flags: u64) -> Handled {
     let p = c.path(dirfd, addr, flags & AT_EMPTY_PATH != 0)?;
     if p.place != Place::View {
+        c.model.creds.forget_all();
         return Ok(PASS);
     }
     let Some(cred) = c.cred() else {
         return Ok(PASS);
     };
+    // Exec may drop capabilities: what was cached for this caller is stale after it.
+    c.model.creds.forget_all();
     Ok(match c.model.exec(&cred, &p.abs) {
         Outcome::Continue => (Served::Hit, Reply::Continue),
         o => c.finish(o, 0, false),

@@ -147,6 +147,14 @@ pub fn enter(plan: &NsPlan) -> io::Result<()> {
     Ok(())
 }
 
+/// Drop CAP_SYS_ADMIN from the bounding set, so the program (root included) can never get
+/// it back: it cannot remount the view or the store writable, nor mount anything else.
+pub fn drop_mount_capability() -> io::Result<()> {
+    const CAP_SYS_ADMIN: libc::c_ulong = 21;
+    // SAFETY: prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) })
+}
+
 /// See [`MissingRoot`]. Runs in the child with only system calls.
 fn make_missing_root(m: &MissingRoot) -> io::Result<()> {
     let null = std::ptr::null::<libc::c_char>();
