@@ -190,44 +190,58 @@ fn killing_vrift_stops_the_program_tree() {
     let (env, proj, out, m) = setup();
     let o = out.display();
     let bb = busybox();
+    // The program runs in its own pid namespace, so the pids it sees are not the host's:
+    // its processes are found on the host by a marker in their command lines.
+    let marker = format!("vrift-kill-marker-{}", std::process::id());
     // The writer is a grandchild with its own fd on the file: neither a parent-death
     // signal on the direct child nor a dead supervisor (which fails notified calls) stops
     // it; only ending the tree does.
-    let writer =
-        format!("exec 3>>{o}/grow; echo $$ > {o}/writer.pid; while :; do echo x >&3; done");
-    let script = format!("echo $$ > {o}/shell.pid; {bb} sh -c '{writer}' & wait");
+    let writer = format!("exec 3>>{o}/grow; : {marker}; while :; do echo x >&3; done");
+    let script = format!(": {marker}; {bb} sh -c '{writer}' & wait");
     let child = vrift_run(&env, &proj, &m, &[&bb, "sh", "-c", &script])
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
     let mut child = Reap(child);
-    let pid_of = |f: &str| -> u32 {
-        wait_for_content(&out.join(f), |s| s.ends_with('\n'))
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    let shell = pid_of("shell.pid");
-    let writer_pid = pid_of("writer.pid");
-    let _cleanup = KillOnDrop(vec![shell, writer_pid]);
     let grow = out.join("grow");
     let size = || std::fs::metadata(&grow).map(|m| m.len()).unwrap_or(0);
     assert!(
         wait_until(Duration::from_secs(20), || size() > 0),
         "the writer never wrote"
     );
+    let tree = pids_with(&marker);
+    assert!(tree.len() >= 2, "shell and writer not found: {tree:?}");
+    let _cleanup = KillOnDrop(tree.clone());
 
     send(child.0.id(), "KILL");
     child.0.wait().unwrap();
-    let ended = wait_until(Duration::from_secs(10), || gone(shell) && gone(writer_pid));
+    let ended = wait_until(Duration::from_secs(10), || pids_with(&marker).is_empty());
     assert!(
         ended,
-        "after SIGKILL to vrift the program tree runs on: shell {shell} gone={}, writer {writer_pid} gone={}",
-        gone(shell),
-        gone(writer_pid)
+        "after SIGKILL to vrift the program tree runs on: {:?} of {tree:?} still there",
+        pids_with(&marker)
     );
     // Gone processes write nothing more.
     let s1 = size();
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(size(), s1, "{} still grows", grow.display());
+}
+
+/// Host pids of live processes whose command line holds `marker`.
+fn pids_with(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let state = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = state
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(marker) {
+            out.push(pid);
+        }
+    }
+    out
 }

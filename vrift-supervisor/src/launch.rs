@@ -9,7 +9,7 @@ use std::process::{Child, Command};
 
 use anyhow::{Context, Result};
 
-use crate::sys::{fdpass, notify, ns, signals};
+use crate::sys::{fdpass, init, notify, ns, signals};
 
 /// Fork `cmd` so that it enters the namespaces and mounts of `plan`, installs `program` as
 /// its seccomp filter, hands the listener to `serve` (called on a thread of this process),
@@ -36,7 +36,9 @@ pub fn spawn(
     unsafe {
         cmd.pre_exec(move || {
             signals::die_with_parent()?;
-            ns::enter(&plan)?;
+            ns::enter_namespaces(&plan)?;
+            init::split_keeper_and_init()?;
+            ns::make_mounts(&plan)?;
             ns::drop_mount_capability()?;
             signals::unblock_all()?;
             let listener = notify::install_filter_with_listener(&program)?;
@@ -59,9 +61,7 @@ pub fn spawn(
         // Only the seccomp install answers EBUSY here: the kernel allows one listener in a
         // filter chain.
         Err(e) if e.raw_os_error() == Some(libc::EBUSY) => anyhow::bail!(
-            "this process already runs under a seccomp supervisor (vrift inside vrift, or \
-             inside another sandbox that uses seccomp user notification); the kernel allows \
-             only one, so vrift cannot serve a view here"
+            "this process already runs under a seccomp supervisor; the kernel allows only one"
         ),
         Err(e) => return Err(e).context("setting up the view and starting the program"),
     };

@@ -81,6 +81,13 @@ fn run_dir(store: &Store) -> Result<PathBuf> {
 
 /// Run the program; returns the exit status to give (128+N when killed by signal N).
 pub fn run(opts: RunOptions) -> Result<u8> {
+    if !crate::sys::notify::listener_available() {
+        bail!(
+            "this process already runs under a seccomp supervisor (vrift inside vrift, or \
+             inside another sandbox that uses seccomp user notification); the kernel allows \
+             only one, so vrift cannot serve a view here"
+        );
+    }
     let store = Store::open_default()?;
     // Held for the whole run: gc --delete waits, so no blob this run relies on disappears.
     let _lock = store.lock_shared()?;
@@ -214,7 +221,6 @@ fn ns_plan(
 fn start_and_wait(cmd_line: &[OsString], plan: ns::NsPlan, model: Arc<Model>) -> Result<u8> {
     let program = filter::build_program()?;
     signals::block_forwarded().context("blocking signals")?;
-    signals::become_subreaper().context("becoming a subreaper")?;
     let sup: Arc<OnceLock<Arc<Supervisor>>> = Arc::new(OnceLock::new());
     let sup2 = Arc::clone(&sup);
     let serve = move |fd: OwnedFd| {
@@ -240,8 +246,9 @@ fn start_and_wait(cmd_line: &[OsString], plan: ns::NsPlan, model: Arc<Model>) ->
             }
         })
         .context("starting the signal thread")?;
+    // The program runs as pid 2 of its own pid namespace: when it exits, its init exits and
+    // the kernel ends whatever it left running.
     let status = wait_child(child)?;
-    reap_leftovers();
     if let Some(s) = sup.get() {
         tracing::debug!("supervisor: {:?}", s.counters);
     }
@@ -307,38 +314,4 @@ fn wait_child(mut child: std::process::Child) -> Result<u8> {
         (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
         _ => 1,
     })
-}
-
-/// The program has exited: anything it left running would go on over a view that is about
-/// to disappear, so end it. vrift is a subreaper, so orphans are its children.
-fn reap_leftovers() {
-    use nix::sys::wait::{waitpid, WaitPidFlag};
-    loop {
-        let kids = children_of(std::process::id());
-        if kids.is_empty() {
-            break;
-        }
-        for k in &kids {
-            signals::kill(*k, libc::SIGKILL);
-        }
-        for k in kids {
-            let _ = waitpid(nix::unistd::Pid::from_raw(k), Some(WaitPidFlag::empty()));
-        }
-    }
-}
-
-/// Children of every thread of process `pid` (orphans may be re-parented to any thread).
-fn children_of(pid: u32) -> Vec<i32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for t in tasks.flatten() {
-        let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|s| s.parse::<i32>().ok()),
-        );
-    }
-    out
 }

@@ -5,6 +5,7 @@
 
 pub mod fdpass;
 pub mod fsops;
+pub mod init;
 pub mod mem;
 pub mod notify;
 pub mod ns;

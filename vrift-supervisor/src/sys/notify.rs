@@ -210,3 +210,40 @@ mod tests {
         assert_eq!(NOTIF_SET_FLAGS, 0x4008_2104);
     }
 }
+
+/// Can this process start a seccomp supervisor? The kernel refuses a second listener in a
+/// filter chain (EBUSY), so under vrift (or another seccomp-notify sandbox) it cannot. A
+/// forked child tries to install a filter that allows everything, with a listener.
+pub fn listener_available() -> bool {
+    let in_filter = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Seccomp:") && l.trim_end().ends_with('2'))
+        })
+        .unwrap_or(false);
+    if !in_filter {
+        return true;
+    }
+    // One instruction: BPF_RET|BPF_K SECCOMP_RET_ALLOW.
+    let allow: [u8; 8] = {
+        let mut b = [0u8; 8];
+        b[..2].copy_from_slice(&0x06u16.to_ne_bytes());
+        b[4..].copy_from_slice(&0x7fff_0000u32.to_ne_bytes());
+        b
+    };
+    // SAFETY: the child only makes system calls (prctl, seccomp, _exit) on data prepared
+    // before the fork, so it is sound in a multi-threaded parent.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let ok = install_filter_with_listener(&allow).is_ok();
+        // SAFETY: _exit ends the child without running the parent's destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    if pid < 0 {
+        return true; // cannot tell; the real attempt will report
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child just forked.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}

@@ -98,9 +98,10 @@ fn locked_flags(path: &CString) -> io::Result<libc::c_ulong> {
     Ok(flags)
 }
 
-/// Run in the child: enter new namespaces and make the plan's mounts.
-pub fn enter(plan: &NsPlan) -> io::Result<()> {
-    let mut flags = libc::CLONE_NEWNS;
+/// Run in the child: enter new user (for a caller without root), mount and pid namespaces.
+/// The caller's next child is the new pid namespace's init.
+pub fn enter_namespaces(plan: &NsPlan) -> io::Result<()> {
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID;
     if plan.id_maps.is_some() {
         flags |= libc::CLONE_NEWUSER;
     }
@@ -111,6 +112,12 @@ pub fn enter(plan: &NsPlan) -> io::Result<()> {
         write_file(b"/proc/self/uid_map\0", uid_map.as_bytes())?;
         write_file(b"/proc/self/gid_map\0", gid_map.as_bytes())?;
     }
+    Ok(())
+}
+
+/// Run in the program's process, inside the new namespaces: the plan's mounts, a /proc of
+/// the new pid namespace (so /proc/PID agrees with getpid), and the working directory.
+pub fn make_mounts(plan: &NsPlan) -> io::Result<()> {
     // SAFETY: mount(2) with NUL-terminated strings or null pointers where the kernel allows.
     unsafe {
         check(libc::mount(
@@ -142,6 +149,15 @@ pub fn enter(plan: &NsPlan) -> io::Result<()> {
                 ))?;
             }
         }
+        // Where the kernel refuses (a /proc with locked mounts over it, in some containers),
+        // the outer /proc stays: /proc/self is still right.
+        let _ = libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        );
         check(libc::chdir(plan.cwd.as_ptr()))?;
     }
     Ok(())

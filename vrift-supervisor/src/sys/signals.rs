@@ -79,12 +79,3 @@ pub fn die_with_parent() -> io::Result<()> {
     }
     Ok(())
 }
-
-/// Become a subreaper: orphaned descendants are re-parented to vrift, which reaps them.
-pub fn become_subreaper() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
