@@ -47,7 +47,9 @@ pub enum ManifestError {
         path: std::path::PathBuf,
         reason: String,
     },
-    #[error("{path}: manifest format version {found} is not supported (this vrift reads {supported})")]
+    #[error(
+        "{path}: manifest format version {found} is not supported (this vrift reads {supported})"
+    )]
     Version {
         path: std::path::PathBuf,
         found: u32,
