@@ -174,7 +174,7 @@ mod tests {
             let (lo, hi) = hist_bucket_range(idx);
             assert_eq!(prev_hi, lo, "gap before bucket {idx}");
             assert!(prev_lo < prev_hi);
-            if idx >= 4 && idx < HIST_BUCKETS - 1 {
+            if (4..HIST_BUCKETS - 1).contains(&idx) {
                 assert!((hi - lo) * 4 <= lo, "bucket {idx} [{lo},{hi}) too wide");
             }
         }

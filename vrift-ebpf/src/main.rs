@@ -68,7 +68,7 @@ fn current_ids() -> (u32, u32) {
 
 #[inline(always)]
 fn is_traced(tgid: u32) -> bool {
-    TRACED.get_ptr(&tgid).is_some()
+    TRACED.get_ptr(tgid).is_some()
 }
 
 /// Adds one to a per-CPU counter and returns its previous value on this CPU.
@@ -101,27 +101,32 @@ pub fn vrift_sys_enter(ctx: RawTracePointContext) -> u32 {
         unsafe { (*slot).count += 1 };
     }
     let inflight = Inflight {
+        // SAFETY: a helper without arguments or preconditions.
         start_ns: unsafe { bpf_ktime_get_ns() },
         nr,
         _pad: 0,
     };
-    if INFLIGHT.insert(&tid, &inflight, 0).is_err() && bump(counter::INFLIGHT_FULL) == 0 {
-        warn!(&ctx, "vrift: in-flight syscall map full; some durations are not measured");
+    if INFLIGHT.insert(tid, inflight, 0).is_err() && bump(counter::INFLIGHT_FULL) == 0 {
+        warn!(
+            &ctx,
+            "vrift: in-flight syscall map full; some durations are not measured"
+        );
     }
     0
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn vrift_sys_exit(ctx: RawTracePointContext) -> u32 {
+    // SAFETY: a helper without arguments or preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let (tgid, tid) = current_ids();
     // Only traced threads have entries, so this is the filter too.
-    let Some(p) = INFLIGHT.get_ptr(&tid) else {
+    let Some(p) = INFLIGHT.get_ptr(tid) else {
         return 0;
     };
     // SAFETY: pointer from a lookup of this thread's own key; only this thread writes it.
     let inflight = unsafe { *p };
-    let _ = INFLIGHT.remove(&tid);
+    let _ = INFLIGHT.remove(tid);
     let dur = now.saturating_sub(inflight.start_ns);
     if let Some(slot) = STATS.get_ptr_mut(inflight.nr) {
         // SAFETY: per-CPU slot, see `bump`.
@@ -145,7 +150,9 @@ pub fn vrift_sys_exit(ctx: RawTracePointContext) -> u32 {
     };
     // No wake-up per record: the reader drains on a short timer, which costs far less than
     // a wake-up per syscall.
-    if EVENTS.output::<SyscallEvent>(&event, BPF_RB_NO_WAKEUP as u64).is_err()
+    if EVENTS
+        .output::<SyscallEvent>(&event, BPF_RB_NO_WAKEUP as u64)
+        .is_err()
         && bump(counter::EVENTS_DROPPED) == 0
     {
         warn!(&ctx, "vrift: timeline ring buffer full; dropping records");
@@ -164,8 +171,11 @@ pub fn vrift_fork(ctx: TracePointContext) -> u32 {
     let Ok(child) = (unsafe { ctx.read_at::<i32>(FORK_CHILD_PID_OFFSET.load() as usize) }) else {
         return 0;
     };
-    if TRACED.insert(&(child as u32), &1, 0).is_err() && bump(counter::TRACED_FULL) == 0 {
-        warn!(&ctx, "vrift: traced-process map full; child {} not followed", child);
+    if TRACED.insert(child as u32, 1, 0).is_err() && bump(counter::TRACED_FULL) == 0 {
+        warn!(
+            &ctx,
+            "vrift: traced-process map full; child {} not followed", child
+        );
     }
     0
 }
@@ -176,10 +186,10 @@ pub fn vrift_exit(ctx: TracePointContext) -> u32 {
     if !is_traced(tgid) {
         return 0;
     }
-    let _ = INFLIGHT.remove(&tid);
+    let _ = INFLIGHT.remove(tid);
     if tid != tgid {
         // The extra key the fork handler added for this thread.
-        let _ = TRACED.remove(&tid);
+        let _ = TRACED.remove(tid);
     }
     let offset = EXIT_GROUP_DEAD_OFFSET.load();
     let group_dead = if offset == 0 {
@@ -189,7 +199,7 @@ pub fn vrift_exit(ctx: TracePointContext) -> u32 {
         unsafe { ctx.read_at::<u8>(offset as usize) }.map_or(tid == tgid, |v| v != 0)
     };
     if group_dead {
-        let _ = TRACED.remove(&tgid);
+        let _ = TRACED.remove(tgid);
     }
     0
 }
