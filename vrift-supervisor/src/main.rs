@@ -11,6 +11,9 @@ mod session;
 mod supervisor;
 mod sys;
 mod writeback;
+// Used by `vrift trace` once it is wired onto `vrift run`.
+#[allow(dead_code, unused_imports)]
+mod trace;
 
 use std::process::ExitCode;
 
