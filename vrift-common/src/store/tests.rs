@@ -345,7 +345,10 @@ fn bench_insert_vs_cp() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("src");
     let mut files = Vec::new();
-    let n: u32 = std::env::var("BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let n: u32 = std::env::var("BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     for i in 0..n {
         let dir = src.join(format!("d{}", i / 100));
         if i % 100 == 0 {
