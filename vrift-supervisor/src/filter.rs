@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use libseccomp::{ScmpAction, ScmpArch, ScmpFilterContext, ScmpSyscall};
 use std::io::Read;
 
-/// System calls the supervisor serves for view paths (x86_64 names).
-pub const NOTIFIED: &[&str] = &[
+/// File system calls the supervisor serves for view paths (x86_64 names).
+pub const FILE_CALLS: &[&str] = &[
     "open",
     "openat",
     "openat2",
@@ -53,7 +53,10 @@ pub const NOTIFIED: &[&str] = &[
     "utimes",
     "futimesat",
     "utimensat",
-    // Credential changes: the supervisor forgets what it cached about the caller.
+];
+
+/// Credential changes, notified so the supervisor forgets what it cached about the caller.
+pub const CREDENTIAL_CALLS: &[&str] = &[
     "setuid",
     "setgid",
     "setreuid",
@@ -94,7 +97,7 @@ pub fn build_program() -> Result<Vec<u8>> {
         .context("seccomp bad-arch action")?;
     ctx.set_ctl_optimize(2).ok(); // binary search over syscall numbers where supported
     ctx.add_arch(ScmpArch::Native).ok();
-    for name in NOTIFIED {
+    for name in FILE_CALLS.iter().chain(CREDENTIAL_CALLS) {
         let sc = ScmpSyscall::from_name(name).with_context(|| format!("syscall {name}"))?;
         ctx.add_rule(ScmpAction::Notify, sc)
             .with_context(|| format!("notify rule for {name}"))?;
@@ -130,12 +133,17 @@ mod tests {
     #[test]
     fn program_builds() {
         let p = build_program().unwrap();
-        assert!(p.len() >= 8 * NOTIFIED.len());
+        assert!(p.len() >= 8 * FILE_CALLS.len());
     }
 
     #[test]
     fn every_notified_call_exists_on_this_architecture() {
-        for name in NOTIFIED.iter().chain(REFUSED).chain(NO_MOUNTS) {
+        for name in FILE_CALLS
+            .iter()
+            .chain(CREDENTIAL_CALLS)
+            .chain(REFUSED)
+            .chain(NO_MOUNTS)
+        {
             assert!(ScmpSyscall::from_name(name).is_ok(), "{name}");
         }
         assert_eq!(i32::from(ScmpSyscall::from_name("fchmodat2").unwrap()), 452);

@@ -10,10 +10,8 @@ mod recovery;
 mod session;
 mod supervisor;
 mod sys;
-mod writeback;
-// Used by `vrift trace` once it is wired onto `vrift run`.
-#[allow(dead_code, unused_imports)]
 mod trace;
+mod writeback;
 
 use std::process::ExitCode;
 
@@ -40,6 +38,9 @@ enum Command {
     Gc(commands::gc::Args),
     /// Run a program inside the view of a manifest (of the current directory by default).
     Run(commands::run::Args),
+    /// Run a program as `vrift run` does and report its syscalls: view hits, misses,
+    /// pass-through and denials, and what each cost (eBPF).
+    Trace(commands::trace::Args),
     /// Inspect, compare and verify manifests.
     #[command(subcommand)]
     Manifest(commands::manifest::Command),
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         Command::Gc(args) => commands::gc::run(args),
         Command::Manifest(cmd) => commands::manifest::run(cmd),
         Command::Run(args) => commands::run::run(args),
+        Command::Trace(args) => commands::trace::run(args),
     };
     match result {
         Ok(code) => code,

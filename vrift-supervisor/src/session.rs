@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{bail, Context, Result};
 use vrift_common::manifest::{Manifest, RelPath};
@@ -18,15 +18,32 @@ use vrift_common::vfs::{Owner, View};
 use crate::mountplan::cstring;
 use crate::recovery::{self, Destination, RunRecord};
 use crate::supervisor::journal::Journal;
+use crate::supervisor::served::ServedStats;
 use crate::supervisor::{Model, Supervisor};
 use crate::sys::notify::Listener;
 use crate::sys::{ns, signals};
+use crate::trace::{EbpfTracer, TraceData, TraceUnavailable};
 use crate::{farm, filter, launch, mountplan, project, writeback};
 
 pub struct RunOptions {
     pub manifest: Option<PathBuf>,
     pub mount: Option<PathBuf>,
     pub cmd: Vec<OsString>,
+    /// Measure the run for `vrift trace`.
+    pub trace: bool,
+}
+
+/// What `vrift trace` gets back besides the exit status.
+pub struct Traced {
+    pub ebpf: Result<TraceData, TraceUnavailable>,
+    pub served: Arc<ServedStats>,
+    pub wall: std::time::Duration,
+}
+
+/// How a run ended.
+pub struct Finished {
+    pub status: u8,
+    pub traced: Option<Traced>,
 }
 
 /// The view a run projects.
@@ -79,8 +96,8 @@ fn run_dir(store: &Store) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Run the program; returns the exit status to give (128+N when killed by signal N).
-pub fn run(opts: RunOptions) -> Result<u8> {
+/// Run the program; its exit status is the one to give (128+N when killed by signal N).
+pub fn run(opts: RunOptions) -> Result<Finished> {
     if !crate::sys::notify::listener_available() {
         bail!(
             "this process already runs under a seccomp supervisor (vrift inside vrift, or \
@@ -137,14 +154,14 @@ pub fn run(opts: RunOptions) -> Result<u8> {
     ));
 
     let plan = ns_plan(&store, &opts, &spec, &farm_dir, &cwd, owner)?;
-    let status = start_and_wait(&opts.cmd, plan, Arc::clone(&model))?;
+    let finished = start_and_wait(&opts.cmd, plan, Arc::clone(&model), opts.trace)?;
 
     let new_manifest = model.commit().context("saving the run's changes")?;
     save(&store, &spec.manifest, &spec.destination, &new_manifest)?;
     if let Err(e) = std::fs::remove_dir_all(&run_dir) {
         tracing::warn!("{}: {e}", run_dir.display());
     }
-    Ok(status)
+    Ok(finished)
 }
 
 /// The child's namespaces and mounts.
@@ -216,19 +233,38 @@ fn ns_plan(
     })
 }
 
-/// Start the program under the supervisor, pass signals on, wait for it, end what it left
-/// running. Returns its exit status.
-fn start_and_wait(cmd_line: &[OsString], plan: ns::NsPlan, model: Arc<Model>) -> Result<u8> {
+/// Start the program under the supervisor, pass signals on, wait for it.
+fn start_and_wait(
+    cmd_line: &[OsString],
+    plan: ns::NsPlan,
+    model: Arc<Model>,
+    trace: bool,
+) -> Result<Finished> {
     let program = filter::build_program()?;
     signals::block_forwarded().context("blocking signals")?;
     let sup: Arc<OnceLock<Arc<Supervisor>>> = Arc::new(OnceLock::new());
     let sup2 = Arc::clone(&sup);
+    let served = trace.then(|| Arc::new(ServedStats::default()));
+    let served2 = served.clone();
+    type Tracer = Result<EbpfTracer, TraceUnavailable>;
+    let tracer: Arc<Mutex<Option<Tracer>>> = Arc::new(Mutex::new(None));
+    let tracer2 = Arc::clone(&tracer);
+    let started = std::time::Instant::now();
     let serve = move |fd: OwnedFd| {
         let listener = Listener::from_fd(fd);
         let sync =
             std::env::var_os("VRIFT_NO_SYNC_WAKEUP").is_none() && listener.set_sync_wake_up();
         tracing::debug!("SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: {sync}");
-        let s = Supervisor::new(listener, model);
+        if trace {
+            // The program is held until this returns, so tracing starts before it runs.
+            *tracer2.lock().unwrap() = Some(match program_pid() {
+                Some(pid) => EbpfTracer::start(pid),
+                None => Err(TraceUnavailable::NotPermitted(
+                    "the program's process could not be found".into(),
+                )),
+            });
+        }
+        let s = Supervisor::new(listener, model, served2);
         s.spawn_workers(worker_count());
         let _ = sup2.set(s);
     };
@@ -249,10 +285,49 @@ fn start_and_wait(cmd_line: &[OsString], plan: ns::NsPlan, model: Arc<Model>) ->
     // The program runs as pid 2 of its own pid namespace: when it exits, its init exits and
     // the kernel ends whatever it left running.
     let status = wait_child(child)?;
+    let wall = started.elapsed();
     if let Some(s) = sup.get() {
         tracing::debug!("supervisor: {:?}", s.counters);
     }
-    Ok(status)
+    let traced = match served {
+        Some(served) => {
+            let t = tracer.lock().unwrap().take();
+            let ebpf = match t {
+                Some(Ok(t)) => t.finish(),
+                Some(Err(e)) => Err(e),
+                None => Err(TraceUnavailable::NotPermitted(
+                    "tracing did not start".into(),
+                )),
+            };
+            Some(Traced { ebpf, served, wall })
+        }
+        None => None,
+    };
+    Ok(Finished { status, traced })
+}
+
+/// The program's process: the grandchild of vrift's child (keeper, then the pid
+/// namespace's init; see sys::init), in vrift's pid namespace.
+fn program_pid() -> Option<u32> {
+    let keeper = *children_of(std::process::id()).first()?;
+    let init = *children_of(keeper).first()?;
+    children_of(init).first().copied()
+}
+
+/// Children of every thread of process `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|s| s.parse::<u32>().ok()),
+        );
+    }
+    out
 }
 
 /// Put the run's result where it belongs.

@@ -6,3 +6,4 @@ pub mod init;
 pub mod manifest;
 pub mod run;
 pub mod status;
+pub mod trace;

@@ -23,10 +23,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let status = session::run(RunOptions {
+    let finished = session::run(RunOptions {
         manifest: args.manifest,
         mount: args.mount,
         cmd: args.cmd,
+        trace: false,
     })?;
-    Ok(ExitCode::from(status))
+    Ok(ExitCode::from(finished.status))
 }

@@ -25,6 +25,8 @@ struct Call<'a> {
     model: &'a Model,
     listener: &'a Listener,
     n: &'a Notif,
+    /// The first path argument, kept for `vrift trace`.
+    seen: Option<std::cell::RefCell<Option<Vec<u8>>>>,
 }
 
 /// A path argument, made absolute, and where it lies.
@@ -61,7 +63,17 @@ impl Call<'_> {
             paths::join(&self.fd_abs(dirfd)?, &path)
         };
         let place = self.model.place(&abs);
+        self.note(&abs);
         Ok(PathArg { abs, place })
+    }
+
+    fn note(&self, abs: &[u8]) {
+        if let Some(seen) = &self.seen {
+            let mut s = seen.borrow_mut();
+            if s.is_none() {
+                *s = Some(abs.to_vec());
+            }
+        }
     }
 
     /// What the caller's `fd` refers to, as a view path where it is one.
@@ -79,6 +91,7 @@ impl Call<'_> {
         } else {
             Place::Outside // pipe:[..], socket:[..], anon_inode:...
         };
+        self.note(&abs);
         Ok(PathArg { abs, place })
     }
 
@@ -146,9 +159,20 @@ type Handled = io::Result<(Served, Reply)>;
 
 const PASS: (Served, Reply) = (Served::Passthrough, Reply::Continue);
 
-/// Serve one notification.
-pub fn dispatch(model: &Model, listener: &Listener, n: &Notif) -> (Served, Reply) {
-    let c = Call { model, listener, n };
+/// Serve one notification. With `want_path`, also return the (first) path the call named,
+/// for `vrift trace`'s per-path counts.
+pub fn dispatch(
+    model: &Model,
+    listener: &Listener,
+    n: &Notif,
+    want_path: bool,
+) -> (Served, Reply, Option<Vec<u8>>) {
+    let c = Call {
+        model,
+        listener,
+        n,
+        seen: want_path.then(|| std::cell::RefCell::new(None)),
+    };
     let a = |i: usize| n.data.args[i];
     let cwd = libc::AT_FDCWD;
     let r = match n.data.nr as i64 {
@@ -237,7 +261,9 @@ pub fn dispatch(model: &Model, listener: &Listener, n: &Notif) -> (Served, Reply
         }
         _ => Ok(PASS),
     };
-    r.unwrap_or_else(from_io)
+    let (served, reply) = r.unwrap_or_else(from_io);
+    let path = c.seen.and_then(|s| s.into_inner());
+    (served, reply, path)
 }
 
 /// A call on one path: outside the view it goes to the kernel.

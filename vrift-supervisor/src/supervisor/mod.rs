@@ -10,6 +10,7 @@ mod handlers;
 pub mod journal;
 pub mod model;
 mod paths;
+pub mod served;
 mod statbuf;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,14 +41,21 @@ pub struct Supervisor {
     listener: Listener,
     model: Arc<Model>,
     pub counters: Counters,
+    /// Per-syscall and per-path detail, kept only under `vrift trace`.
+    pub served: Option<Arc<served::ServedStats>>,
 }
 
 impl Supervisor {
-    pub fn new(listener: Listener, model: Arc<Model>) -> Arc<Supervisor> {
+    pub fn new(
+        listener: Listener,
+        model: Arc<Model>,
+        served: Option<Arc<served::ServedStats>>,
+    ) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             listener,
             model,
             counters: Counters::default(),
+            served,
         })
     }
 
@@ -88,7 +96,10 @@ impl Supervisor {
     }
 
     fn handle(&self, n: &Notif) -> Served {
-        let (served, reply) = handlers::dispatch(&self.model, &self.listener, n);
+        let started = self.served.as_ref().map(|_| std::time::Instant::now());
+        let (served, reply, path) =
+            handlers::dispatch(&self.model, &self.listener, n, self.served.is_some());
+        let continued = reply == Reply::Continue;
         let result = match reply {
             Reply::Continue => self.listener.continue_syscall(n.id),
             Reply::Value(v) => self.listener.reply_value(n.id, v),
@@ -97,6 +108,15 @@ impl Supervisor {
         };
         if let Err(e) = result {
             tracing::debug!("answering notification {}: {e}", n.id);
+        }
+        if let (Some(stats), Some(t)) = (&self.served, started) {
+            stats.record(
+                n.data.nr,
+                served,
+                continued,
+                t.elapsed().as_nanos() as u64,
+                path,
+            );
         }
         served
     }

@@ -61,6 +61,7 @@ pub enum TraceUnavailable {
 impl TraceUnavailable {
     /// True when the cause is the machine (privileges, kernel configuration, build), not a
     /// fault in vrift: tests skip on these and fail on the rest.
+    #[cfg(test)]
     pub fn is_environment(&self) -> bool {
         matches!(
             self,

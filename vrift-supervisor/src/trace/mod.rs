@@ -10,7 +10,9 @@
 //! ```
 
 pub mod ebpf;
+#[cfg(test)]
 pub mod gate;
+pub mod report;
 pub mod stats;
 pub mod syscall_names;
 mod tracefs;
@@ -18,5 +20,7 @@ mod tracefs;
 #[cfg(test)]
 mod tests;
 
-pub use ebpf::{EbpfTracer, Event, TraceData, TraceOptions, TraceUnavailable};
+#[cfg(test)]
+pub use ebpf::TraceOptions;
+pub use ebpf::{EbpfTracer, TraceData, TraceUnavailable};
 pub use stats::SyscallRow;

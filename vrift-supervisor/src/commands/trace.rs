@@ -1,0 +1,66 @@
+//! `vrift trace -- CMD`: run CMD as `vrift run` would and report its syscalls.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::session::{self, RunOptions};
+use crate::trace::report::{chrome_trace, Report};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Manifest to run over (as for `vrift run`).
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Put the view at this absolute path (as for `vrift run`).
+    #[arg(long)]
+    pub mount: Option<PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write a timeline per process and thread in Chrome's trace-event format (open it in
+    /// Perfetto or chrome://tracing).
+    #[arg(long, value_name = "FILE")]
+    pub chrome_trace: Option<PathBuf>,
+    /// The program and its arguments.
+    #[arg(last = true, required = true)]
+    pub cmd: Vec<OsString>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let command: Vec<String> = args
+        .cmd
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let finished = session::run(RunOptions {
+        manifest: args.manifest,
+        mount: args.mount,
+        cmd: args.cmd,
+        trace: true,
+    })?;
+    let traced = finished.traced.context("the run was not traced")?;
+    let report = Report::build(
+        command,
+        finished.status,
+        traced.wall.as_nanos() as u64,
+        &traced.ebpf,
+        &traced.served,
+    );
+    eprint!("{}", report.to_text());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("{}", path.display()))?;
+    }
+    if let Some(path) = &args.chrome_trace {
+        let data = traced
+            .ebpf
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{}: no timeline without eBPF ({e})", path.display()))?;
+        std::fs::write(path, serde_json::to_vec(&chrome_trace(data))?)
+            .with_context(|| format!("{}", path.display()))?;
+    }
+    Ok(ExitCode::from(finished.status))
+}
