@@ -22,11 +22,21 @@ fn init(env: &Env, dir: &Path, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// The paths in `dir/vrift.manifest`, as (lossy) strings, root as "".
-fn manifest_paths(dir: &Path) -> Vec<String> {
-    let m = Manifest::load(&dir.join("vrift.manifest")).unwrap();
-    m.iter()
-        .map(|(p, _)| String::from_utf8_lossy(p).into_owned())
+/// The paths in `dir/vrift.manifest` as `vrift manifest show --json` lists them, root as "".
+fn manifest_paths(env: &Env, dir: &Path) -> Vec<String> {
+    let out = run_expect(
+        &mut env.vrift(dir, &["manifest", "show", "--json", "vrift.manifest"]),
+        true,
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| match e["path"].as_str().unwrap() {
+            "." => String::new(),
+            p => p.to_string(),
+        })
         .collect()
 }
 
@@ -97,7 +107,7 @@ fn cargo_project_leaves_out_target_and_git() {
     let r = init(&env, &p, &[]);
     assert_eq!(types(&r), ["cargo"]);
     assert_eq!(
-        manifest_paths(&p),
+        manifest_paths(&env, &p),
         [
             "",
             "Cargo.lock",
@@ -135,7 +145,7 @@ fn npm_project_keeps_node_modules_even_when_gitignored() {
     let r = init(&env, &p, &[]);
     assert_eq!(types(&r), ["npm"]);
     assert_eq!(
-        manifest_paths(&p),
+        manifest_paths(&env, &p),
         [
             "",
             ".gitignore",
@@ -180,7 +190,7 @@ fn python_project_keeps_the_venv_and_drops_bytecode() {
     let r = init(&env, &p, &[]);
     assert_eq!(types(&r), ["python"]);
     assert_eq!(
-        manifest_paths(&p),
+        manifest_paths(&env, &p),
         [
             "",
             ".gitignore",
@@ -229,7 +239,7 @@ fn go_project_only_drops_vcs() {
     let r = init(&env, &p, &[]);
     assert_eq!(types(&r), ["go"]);
     assert_eq!(
-        manifest_paths(&p),
+        manifest_paths(&env, &p),
         [
             "",
             "dist",
@@ -281,7 +291,7 @@ fn gitignore_honoured_unless_turned_off() {
     write(&p.join("sub/.gitignore"), "*.tmp\n!keep.tmp\n");
     init(&env, &p, &[]);
     assert_eq!(
-        manifest_paths(&p),
+        manifest_paths(&env, &p),
         [
             "",
             ".gitignore",
@@ -293,7 +303,7 @@ fn gitignore_honoured_unless_turned_off() {
     );
     let r = init(&env, &p, &["--no-gitignore"]);
     assert_eq!(r["files"], 7);
-    assert!(manifest_paths(&p).contains(&"logs/today.log".to_string()));
+    assert!(manifest_paths(&env, &p).contains(&"logs/today.log".to_string()));
 }
 
 #[test]
@@ -317,7 +327,7 @@ fn vriftignore_and_exclude_flags() {
     write(&p.join(".vriftignore"), "*.bin\n!target/\ntarget/debug/\n");
     init(&env, &p, &["--exclude", "scratch/", "--exclude", "*.md"]);
     assert_eq!(
-        manifest_paths(&p),
+        manifest_paths(&env, &p),
         [
             "",
             ".vriftignore",
@@ -335,7 +345,7 @@ fn vriftignore_and_exclude_flags() {
     files(&p, &[".git/HEAD"]);
     fs::remove_file(p.join(".vriftignore")).unwrap();
     init(&env, &p, &["--no-default-filters", "--exclude", "assets/"]);
-    let paths = manifest_paths(&p);
+    let paths = manifest_paths(&env, &p);
     assert!(paths.contains(&".git/HEAD".to_string()), "{paths:?}");
     assert!(paths.contains(&"target/debug/app".to_string()), "{paths:?}");
     assert!(!paths.iter().any(|x| x.starts_with("assets")), "{paths:?}");
@@ -443,7 +453,7 @@ fn fifo_is_skipped_with_a_warning() {
     assert!(err.contains("pipe") && err.contains("fifo"), "{err}");
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["warnings"].as_array().unwrap().len(), 1);
-    assert_eq!(manifest_paths(&p), ["", "a"]);
+    assert_eq!(manifest_paths(&env, &p), ["", "a"]);
 }
 
 #[test]

@@ -30,6 +30,9 @@ pub struct Args {
     /// Print a JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Threads storing files (0: chosen from the number of cores). For benchmarking.
+    #[arg(long, default_value_t = 0, hide = true)]
+    threads: usize,
 }
 
 /// How many excluded paths the text output lists.
