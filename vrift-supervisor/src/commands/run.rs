@@ -8,8 +8,9 @@ use anyhow::Result;
 
 use crate::session::{self, RunOptions};
 
+/// Which view a program runs in (shared by `vrift run` and `vrift trace`).
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub struct ViewArgs {
     /// Manifest to run over (default: the project's vrift.manifest, refreshed from disk, or
     /// a transient ingest of the current directory when there is none).
     #[arg(long)]
@@ -22,12 +23,24 @@ pub struct Args {
     pub cmd: Vec<OsString>,
 }
 
+impl ViewArgs {
+    pub fn into_options(self, trace: bool) -> RunOptions {
+        RunOptions {
+            manifest: self.manifest,
+            mount: self.mount,
+            cmd: self.cmd,
+            trace,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub view: ViewArgs,
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
-    let finished = session::run(RunOptions {
-        manifest: args.manifest,
-        mount: args.mount,
-        cmd: args.cmd,
-        trace: false,
-    })?;
+    let finished = session::run(args.view.into_options(false))?;
     Ok(ExitCode::from(finished.status))
 }

@@ -1,22 +1,16 @@
 //! `vrift trace -- CMD`: run CMD as `vrift run` would and report its syscalls.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::session::{self, RunOptions};
+use super::run::ViewArgs;
+use crate::session;
 use crate::trace::report::{chrome_trace, Report};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Manifest to run over (as for `vrift run`).
-    #[arg(long)]
-    pub manifest: Option<PathBuf>,
-    /// Put the view at this absolute path (as for `vrift run`).
-    #[arg(long)]
-    pub mount: Option<PathBuf>,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -24,23 +18,18 @@ pub struct Args {
     /// Perfetto or chrome://tracing).
     #[arg(long, value_name = "FILE")]
     pub chrome_trace: Option<PathBuf>,
-    /// The program and its arguments.
-    #[arg(last = true, required = true)]
-    pub cmd: Vec<OsString>,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let command: Vec<String> = args
+        .view
         .cmd
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let finished = session::run(RunOptions {
-        manifest: args.manifest,
-        mount: args.mount,
-        cmd: args.cmd,
-        trace: true,
-    })?;
+    let finished = session::run(args.view.into_options(true))?;
     let traced = finished.traced.context("the run was not traced")?;
     let report = Report::build(
         command,

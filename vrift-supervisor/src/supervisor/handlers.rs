@@ -231,10 +231,10 @@ pub fn dispatch(
         libc::SYS_fchownat => at_path(&c, a(0) as i32, a(1), a(4), |m, t, p, follow| {
             m.chown(t, p, a(2) as u32, a(3) as u32, follow)
         }),
-        libc::SYS_utimensat => utimensat(&c, a(0) as i32, a(1), a(2), a(3)),
-        libc::SYS_utimes => times_timeval(&c, cwd, a(0), a(1)),
-        libc::SYS_futimesat => times_timeval(&c, a(0) as i32, a(1), a(2)),
-        libc::SYS_utime => utime(&c, a(0), a(1)),
+        libc::SYS_utimensat => set_times(&c, a(0) as i32, a(1), a(2), a(3), Times::Timespec),
+        libc::SYS_utimes => set_times(&c, cwd, a(0), a(1), 0, Times::Timeval),
+        libc::SYS_futimesat => set_times(&c, a(0) as i32, a(1), a(2), 0, Times::Timeval),
+        libc::SYS_utime => set_times(&c, cwd, a(0), a(1), 0, Times::Utimbuf),
         libc::SYS_rename => two_paths(&c, cwd, a(0), cwd, a(1), |m, t, o, n| m.change(t, Op::Rename { old: o.to_vec(), new: n.to_vec(), flags: 0 })),
         libc::SYS_renameat => two_paths(&c, a(0) as i32, a(1), a(2) as i32, a(3), |m, t, o, n| {
             m.change(t, Op::Rename { old: o.to_vec(), new: n.to_vec(), flags: 0 })
@@ -448,23 +448,52 @@ fn exec(c: &Call, dirfd: i32, addr: u64, flags: u64) -> Handled {
     })
 }
 
-fn timespec_at(c: &Call, addr: u64) -> io::Result<(TimeSpec, TimeSpec)> {
+/// How a times argument is laid out in the caller's memory.
+#[derive(Clone, Copy)]
+enum Times {
+    /// `struct timespec[2]` (utimensat), with UTIME_NOW and UTIME_OMIT.
+    Timespec,
+    /// `struct timeval[2]` (utimes, futimesat).
+    Timeval,
+    /// `struct utimbuf` (utime): two whole seconds.
+    Utimbuf,
+}
+
+/// Read (atime, mtime); a NULL pointer means "now" for both.
+fn read_times(c: &Call, addr: u64, layout: Times) -> io::Result<(TimeSpec, TimeSpec)> {
     if addr == 0 {
         return Ok((TimeSpec::Now, TimeSpec::Now));
     }
-    let b = mem::read_bytes(c.tid(), addr, 32)?;
-    let word = |i: usize| i64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
-    let ts = |sec: i64, nsec: i64| match nsec {
-        UTIME_NOW => TimeSpec::Now,
-        UTIME_OMIT => TimeSpec::Omit,
-        _ => TimeSpec::Set(sec * 1_000_000_000 + nsec),
+    let len = if matches!(layout, Times::Utimbuf) {
+        16
+    } else {
+        32
     };
-    Ok((ts(word(0), word(1)), ts(word(2), word(3))))
+    let b = mem::read_bytes(c.tid(), addr, len)?;
+    let word = |i: usize| i64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+    Ok(match layout {
+        Times::Timespec => {
+            let ts = |sec: i64, nsec: i64| match nsec {
+                UTIME_NOW => TimeSpec::Now,
+                UTIME_OMIT => TimeSpec::Omit,
+                _ => TimeSpec::Set(sec * 1_000_000_000 + nsec),
+            };
+            (ts(word(0), word(1)), ts(word(2), word(3)))
+        }
+        Times::Timeval => (
+            TimeSpec::Set(word(0) * 1_000_000_000 + word(1) * 1000),
+            TimeSpec::Set(word(2) * 1_000_000_000 + word(3) * 1000),
+        ),
+        Times::Utimbuf => (
+            TimeSpec::Set(word(0) * 1_000_000_000),
+            TimeSpec::Set(word(1) * 1_000_000_000),
+        ),
+    })
 }
 
-fn utimensat(c: &Call, dirfd: i32, addr: u64, times: u64, flags: u64) -> Handled {
-    // utimensat(fd, NULL, ...) is futimens: the fd itself.
-    let p = if addr == 0 {
+/// utimensat / utimes / futimesat / utime. utimensat(fd, NULL, ...) is futimens: the fd.
+fn set_times(c: &Call, dirfd: i32, addr: u64, times: u64, flags: u64, layout: Times) -> Handled {
+    let p = if addr == 0 && matches!(layout, Times::Timespec) {
         c.fd_arg(dirfd)?
     } else {
         c.path(dirfd, addr, flags & AT_EMPTY_PATH != 0)?
@@ -472,79 +501,12 @@ fn utimensat(c: &Call, dirfd: i32, addr: u64, times: u64, flags: u64) -> Handled
     if p.place != Place::View {
         return Ok(PASS);
     }
-    let (at, mt) = timespec_at(c, times)?;
-    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
-    Ok(c.finish(
-        c.model.change(
-            c.tid(),
-            Op::Utimens {
-                path: p.abs,
-                atime: at.into(),
-                mtime: mt.into(),
-                follow,
-            },
-        ),
-        0,
-        false,
-    ))
-}
-
-fn times_timeval(c: &Call, dirfd: i32, addr: u64, times: u64) -> Handled {
-    let p = c.path(dirfd, addr, false)?;
-    if p.place != Place::View {
-        return Ok(PASS);
-    }
-    let (at, mt) = if times == 0 {
-        (TimeSpec::Now, TimeSpec::Now)
-    } else {
-        let b = mem::read_bytes(c.tid(), times, 32)?;
-        let word = |i: usize| i64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
-        (
-            TimeSpec::Set(word(0) * 1_000_000_000 + word(1) * 1000),
-            TimeSpec::Set(word(2) * 1_000_000_000 + word(3) * 1000),
-        )
+    let (atime, mtime) = read_times(c, times, layout)?;
+    let op = Op::Utimens {
+        path: p.abs,
+        atime: atime.into(),
+        mtime: mtime.into(),
+        follow: flags & AT_SYMLINK_NOFOLLOW == 0,
     };
-    Ok(c.finish(
-        c.model.change(
-            c.tid(),
-            Op::Utimens {
-                path: p.abs,
-                atime: at.into(),
-                mtime: mt.into(),
-                follow: true,
-            },
-        ),
-        0,
-        false,
-    ))
-}
-
-fn utime(c: &Call, addr: u64, times: u64) -> Handled {
-    let p = c.path(libc::AT_FDCWD, addr, false)?;
-    if p.place != Place::View {
-        return Ok(PASS);
-    }
-    let (at, mt) = if times == 0 {
-        (TimeSpec::Now, TimeSpec::Now)
-    } else {
-        let b = mem::read_bytes(c.tid(), times, 16)?;
-        let word = |i: usize| i64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
-        (
-            TimeSpec::Set(word(0) * 1_000_000_000),
-            TimeSpec::Set(word(1) * 1_000_000_000),
-        )
-    };
-    Ok(c.finish(
-        c.model.change(
-            c.tid(),
-            Op::Utimens {
-                path: p.abs,
-                atime: at.into(),
-                mtime: mt.into(),
-                follow: true,
-            },
-        ),
-        0,
-        false,
-    ))
+    Ok(c.finish(c.model.change(c.tid(), op), 0, false))
 }
