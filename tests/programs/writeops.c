@@ -12,6 +12,7 @@
  *                           still open; then close it
  *   append PATH TAG N       open O_WRONLY|O_APPEND|O_CREAT, then N lines "TAG nnnnnn\n",
  *                           each with one write(2)
+ *   rename2 FROM TO FLAG    renameat2(2) with FLAG "noreplace" or "exchange"
  *   chmod-nofollow PATH MODE  fchmodat(AT_FDCWD, PATH, MODE, AT_SYMLINK_NOFOLLOW) (octal)
  *   fchmod PATH MODE        open PATH O_RDONLY (a file or a directory), fchmod(fd, MODE)
  *   pathstat PATH           open PATH O_PATH|O_NOFOLLOW, fstatat(fd, "", AT_EMPTY_PATH):
@@ -21,10 +22,12 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -129,6 +132,10 @@ int main(int argc, char **argv) {
         return report(op, open(argv[2], O_WRONLY | O_CREAT | O_EXCL, 0644));
     if (!strcmp(op, "rename") && argc == 4)
         return report(op, rename(argv[2], argv[3]));
+    if (!strcmp(op, "rename2") && argc == 5) {
+        unsigned flags = !strcmp(argv[4], "exchange") ? RENAME_EXCHANGE : RENAME_NOREPLACE;
+        return report(op, syscall(SYS_renameat2, AT_FDCWD, argv[2], AT_FDCWD, argv[3], flags));
+    }
     if (!strcmp(op, "rmdir"))
         return report(op, rmdir(argv[2]));
     if (!strcmp(op, "write-read") && argc == 4)

@@ -373,3 +373,48 @@ fn two_shell_loops_append_line_by_line() {
 fn two_shell_loops_append_line_by_line_as_an_ordinary_user() {
     shell_appenders(true);
 }
+
+// ---- renameat2: RENAME_NOREPLACE, RENAME_EXCHANGE ----
+
+fn rename_flags(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file("a.txt", "a\n", 0o644);
+    p.file("b.txt", "b\n", 0o600);
+    p.file("dir/inner.txt", "inner\n", 0o644);
+    p.file("plain", "plain\n", 0o644);
+    p.ready();
+    let got = sh(
+        &p,
+        "$W rename2 a.txt b.txt noreplace; $W rename2 a.txt c.txt noreplace; \
+         $W rename2 c.txt b.txt exchange; $W rename2 dir plain exchange; \
+         $W rename2 b.txt nothing exchange; \
+         cat b.txt c.txt plain/inner.txt dir; $BB stat -c '%n %a' b.txt c.txt",
+    );
+    assert_eq!(
+        got,
+        "rename2: EEXIST\nrename2: OK\nrename2: OK\nrename2: OK\nrename2: ENOENT\n\
+         a\nb\ninner\nplain\nb.txt 644\nc.txt 600\n"
+    );
+    let want: BTreeMap<String, RealNode> = [
+        ("b.txt", file(0o644, "a\n")),
+        ("c.txt", file(0o600, "b\n")),
+        ("dir", file(0o644, "plain\n")),
+        ("plain", RealNode::Dir { mode: 0o755 }),
+        ("plain/inner.txt", file(0o644, "inner\n")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(p.tree(), want);
+    p.check_store();
+}
+
+#[test]
+fn renameat2_noreplace_and_exchange() {
+    rename_flags(false);
+}
+
+#[test]
+fn renameat2_noreplace_and_exchange_as_an_ordinary_user() {
+    rename_flags(true);
+}
