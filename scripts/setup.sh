@@ -28,3 +28,40 @@ command -v cargo >/dev/null || { log "cargo not found: install Rust with rustup 
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 log "ready"
+
+# ---------------------------------------------------------------------------------------------
+# eBPF build prerequisites (for `vrift trace`): a nightly toolchain with rust-src (the eBPF
+# crate is built with -Z build-std=core for bpfel-unknown-none) and bpf-linker linked against
+# that nightly's own LLVM (a plain `cargo install bpf-linker` wants a system LLVM 21+, which
+# Debian 12 lacks). Each step is skipped when already done.
+# ---------------------------------------------------------------------------------------------
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly-'; then
+  log "installing the nightly toolchain (eBPF build)"
+  rustup toolchain install nightly --profile minimal
+fi
+if ! rustup component list --installed --toolchain nightly 2>/dev/null | grep -q '^rust-src'; then
+  log "adding rust-src to nightly (eBPF build)"
+  rustup component add rust-src --toolchain nightly
+fi
+
+# bpf-linker works when it runs and can load the nightly's LLVM (it is linked against it).
+bpf_linker_ok() { command -v bpf-linker >/dev/null && bpf-linker --version >/dev/null 2>&1; }
+if ! bpf_linker_ok; then
+  NIGHTLY_LIB="$(rustc +nightly --print sysroot)/lib"
+  llvm_so="$(ls "$NIGHTLY_LIB"/libLLVM-*-rust-*.so 2>/dev/null | head -n1 || true)"
+  [ -n "$llvm_so" ] || { log "no libLLVM-*.so in $NIGHTLY_LIB: cannot build bpf-linker"; exit 1; }
+  LLVM_LIB="$(basename "$llvm_so" .so)"; LLVM_LIB="${LLVM_LIB#lib}" # e.g. LLVM-22-rust-1.97.0-nightly
+  LLVM_MAJOR="${LLVM_LIB#LLVM-}"; LLVM_MAJOR="${LLVM_MAJOR%%[.-]*}"  # e.g. 22
+  log "building bpf-linker against the nightly's LLVM $LLVM_MAJOR (about a minute)"
+  # --target keeps RUSTFLAGS away from build scripts (they must not link libLLVM).
+  RUSTFLAGS="-L $NIGHTLY_LIB -C link-arg=-Wl,-rpath,$NIGHTLY_LIB -l dylib=$LLVM_LIB" \
+    cargo +nightly install --locked bpf-linker --force --target "$(rustc +nightly -vV | sed -n 's/^host: //p')" \
+      --no-default-features --features "llvm-$LLVM_MAJOR,no-llvm-linking"
+  bpf_linker_ok || { log "bpf-linker was built but does not run"; exit 1; }
+fi
+
+# tracefs: the eBPF tracepoints need it. `vrift trace` also mounts it at run time when missing.
+if [ "$(id -u)" -eq 0 ] && [ -d /sys/kernel/tracing ] && ! [ -e /sys/kernel/tracing/events ]; then
+  mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || log "could not mount tracefs (vrift trace will say why)"
+fi
+log "eBPF prerequisites ready"

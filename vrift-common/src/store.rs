@@ -6,11 +6,12 @@
 //! - `blobs/<2 hex>/<62 hex>`: one file per distinct content, named by its BLAKE3 hash, mode
 //!   0o555 and never rewritten (the exec bit is there because the link-farm projection runs
 //!   blobs through hardlinks, and a hardlink shares the blob's mode);
-//! - `tmp/`: in-flight writes (same file system, so a finished blob is linked into place);
+//! - `tmp/`: in-flight writes (same file system, so a finished blob is renamed into place);
 //! - `roots/<blake3 of a manifest path>`: the registry of manifests that protect blobs from gc;
 //! - `lock`: flock'd shared by ingests and runs, exclusively by `gc --delete`.
 
 mod insert;
+mod place;
 mod roots;
 
 use std::fs::{self, File};

@@ -11,6 +11,9 @@ mod session;
 mod supervisor;
 mod sys;
 mod writeback;
+// Used by `vrift trace` once it is wired onto `vrift run`.
+#[allow(dead_code, unused_imports)]
+mod trace;
 
 use std::process::ExitCode;
 
@@ -58,8 +61,24 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("vrift: {err:#}");
+            eprintln!("vrift: {}", describe_error(&err));
             ExitCode::from(1)
         }
     }
+}
+
+/// An error and its causes on one line, leaving out a cause whose text the message before it
+/// already contains (library errors such as "PATH: No such file" embed their source).
+pub(crate) fn describe_error(err: &anyhow::Error) -> String {
+    let mut msg = err.to_string();
+    let mut prev = msg.clone();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !prev.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        prev = text;
+    }
+    msg
 }

@@ -120,7 +120,8 @@ pub fn apply(store: &Store, root: &Path, before: &Manifest, new: &Manifest) -> R
             continue;
         }
         let p = real(root, rel);
-        if !unchanged_on_disk(&p, old) && !(e.kind == EntryKind::Dir && p.is_dir()) {
+        let dir_already_there = e.kind == EntryKind::Dir && p.is_dir();
+        if !dir_already_there && !unchanged_on_disk(&p, old) {
             report.conflicts.push(rel.to_vec());
             continue;
         }

@@ -1,4 +1,5 @@
-//! Putting content into the store: write to `tmp/` while hashing, then link into place.
+//! Putting content into the store: write to `tmp/` while hashing, then move into place
+//! (never over an existing blob).
 //!
 //! Blobs are not fsync'd one by one (that would make a first ingest of a large tree many times
 //! slower than `cp -r`); manifests are. A blob torn by a crash is caught by
@@ -11,6 +12,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::place::place_noreplace;
 use super::{Inserted, Stamp, Store, StoreError, BLOB_MODE};
 use crate::hash::Hash;
 
@@ -109,10 +111,13 @@ impl Store {
         let dest = self.blob_path(&hash);
         let mut made_shard = false;
         let newly_stored = loop {
-            // link(2) fails when the name exists, so a present blob is never replaced, and two
+            // Fails when the name exists, so a present blob is never replaced, and two
             // concurrent inserts of the same content both succeed with exactly one writer.
-            match fs::hard_link(&temp.path, &dest) {
-                Ok(()) => break true,
+            match place_noreplace(&temp.path, &dest) {
+                Ok(()) => {
+                    temp.placed = true;
+                    break true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound && !made_shard => {
                     let shard = dest.parent().expect("blob path has a shard");
                     match fs::create_dir(shard) {
@@ -130,6 +135,7 @@ impl Store {
                     // disk. Replace it atomically with the content we just wrote.
                     tracing::warn!(blob = %dest.display(), "replacing a damaged blob");
                     fs::rename(&temp.path, &dest).map_err(|e| StoreError::io(&dest, e))?;
+                    temp.placed = true;
                     break true;
                 }
                 Err(e) => return Err(StoreError::io(&dest, e)),
@@ -158,6 +164,8 @@ fn check_unchanged(path: &Path, file: &File, before: Stamp, read: u64) -> Result
 struct TempBlob {
     path: PathBuf,
     file: Option<File>,
+    /// Renamed into the store: nothing left to clean up.
+    placed: bool,
 }
 
 impl TempBlob {
@@ -180,6 +188,7 @@ impl TempBlob {
                     return Ok(TempBlob {
                         path,
                         file: Some(file),
+                        placed: false,
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -207,6 +216,8 @@ impl TempBlob {
 impl Drop for TempBlob {
     fn drop(&mut self) {
         self.file.take();
-        let _ = fs::remove_file(&self.path);
+        if !self.placed {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{absolute, Store, StoreError};
 use crate::hash::Hash;
@@ -35,7 +36,12 @@ impl Store {
             return Ok(());
         }
         // Write beside and rename, so a reader never sees half a path.
-        let temp = file.with_extension(format!("tmp{}", std::process::id()));
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let temp = file.with_extension(format!(
+            "tmp{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
         let write = || -> io::Result<()> {
             let mut f = OpenOptions::new()
                 .write(true)

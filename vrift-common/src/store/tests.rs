@@ -335,3 +335,72 @@ fn roots_registry_round_trip() {
     store.remove_root(&store.roots().unwrap()[0]).unwrap();
     assert!(store.roots().unwrap().is_empty());
 }
+
+/// Not a check but a measurement: `cargo test --release -p vrift-common bench_insert -- --ignored
+/// --nocapture`. Stores 20,000 (`BENCH_FILES`) small files and compares with `cp -r` of the tree; rounds
+/// alternate so machine noise hits both, and the best of each is reported.
+#[test]
+#[ignore]
+fn bench_insert_vs_cp() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let mut files = Vec::new();
+    let n: u32 = std::env::var("BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    for i in 0..n {
+        let dir = src.join(format!("d{}", i / 100));
+        if i % 100 == 0 {
+            fs::create_dir_all(&dir).unwrap();
+        }
+        let f = dir.join(format!("f{i}.js"));
+        let len = 200 + (i as usize * 37) % 8000;
+        fs::write(&f, format!("{i}").repeat(len / 5 + 1)).unwrap();
+        files.push(f);
+    }
+    let best =
+        |acc: &mut std::time::Duration, t: std::time::Instant| *acc = (*acc).min(t.elapsed());
+    let (mut cp, mut one, mut two, mut again) = [std::time::Duration::MAX; 4].into();
+    for round in 0..3 {
+        let t = std::time::Instant::now();
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&src)
+            .arg(d.path().join(format!("copy{round}")))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        best(&mut cp, t);
+
+        let store = Store::open(&d.path().join(format!("one{round}"))).unwrap();
+        let t = std::time::Instant::now();
+        for f in &files {
+            store.insert_file(f).unwrap();
+        }
+        best(&mut one, t);
+
+        let store = Store::open(&d.path().join(format!("two{round}"))).unwrap();
+        let t = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for part in files.chunks(files.len() / 2) {
+                let store = &store;
+                s.spawn(move || {
+                    for f in part {
+                        store.insert_file(f).unwrap();
+                    }
+                });
+            }
+        });
+        best(&mut two, t);
+
+        let t = std::time::Instant::now();
+        for f in &files {
+            assert!(!store.insert_file(f).unwrap().newly_stored);
+        }
+        best(&mut again, t);
+    }
+    eprintln!(
+        "{n} files, best of 3: cp -r {cp:?}; first insert 1 thread {one:?}, 2 threads {two:?}; re-insert {again:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod display;
 pub mod gc;
 pub mod init;
 pub mod manifest;

@@ -84,7 +84,7 @@ mod tests {
     #[test]
     fn an_fd_crosses_the_socket() {
         let (a, b) = UnixStream::pair().unwrap();
-        let (mut r, mut w) = UnixStream::pair().unwrap();
+        let (mut r, w) = UnixStream::pair().unwrap();
         send_fd(a.as_fd(), w.as_fd()).unwrap();
         let got = recv_fd(b.as_fd()).unwrap();
         let mut w2 = std::fs::File::from(got);

@@ -75,6 +75,15 @@ pub fn write_bytes(pid: u32, addr: u64, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Reinterpret bytes as a plain-old-data libc struct (for tests of the layouts we write).
+#[cfg(test)]
+pub fn pod_from_bytes<T: Copy>(b: &[u8]) -> T {
+    assert_eq!(b.len(), std::mem::size_of::<T>());
+    // SAFETY: the length matches and the only types used are libc's plain C structs, for
+    // which every bit pattern is valid; read_unaligned copes with the Vec's alignment.
+    unsafe { std::ptr::read_unaligned(b.as_ptr().cast()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,13 +119,4 @@ mod tests {
         let got = unsafe { std::ptr::read_volatile(&target) };
         assert_eq!(&got, b"vrift!!\0");
     }
-}
-
-/// Reinterpret bytes as a plain-old-data libc struct (for tests of the layouts we write).
-#[cfg(test)]
-pub fn pod_from_bytes<T: Copy>(b: &[u8]) -> T {
-    assert_eq!(b.len(), std::mem::size_of::<T>());
-    // SAFETY: the length matches and the only types used are libc's plain C structs, for
-    // which every bit pattern is valid; read_unaligned copes with the Vec's alignment.
-    unsafe { std::ptr::read_unaligned(b.as_ptr().cast()) }
 }

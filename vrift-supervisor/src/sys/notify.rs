@@ -196,21 +196,6 @@ pub fn install_filter_with_listener(program: &[u8]) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ioctl_numbers_match_the_kernel_headers() {
-        // Values from <linux/seccomp.h> on x86_64.
-        assert_eq!(NOTIF_RECV, 0xc050_2100);
-        assert_eq!(NOTIF_SEND, 0xc018_2101);
-        assert_eq!(NOTIF_ID_VALID, 0x4008_2102);
-        assert_eq!(NOTIF_ADDFD, 0x4018_2103);
-        assert_eq!(NOTIF_SET_FLAGS, 0x4008_2104);
-    }
-}
-
 /// Can this process start a seccomp supervisor? The kernel refuses a second listener in a
 /// filter chain (EBUSY), so under vrift (or another seccomp-notify sandbox) it cannot. A
 /// forked child tries to install a filter that allows everything, with a listener.
@@ -246,4 +231,19 @@ pub fn listener_available() -> bool {
     // SAFETY: waiting for the child just forked.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioctl_numbers_match_the_kernel_headers() {
+        // Values from <linux/seccomp.h> on x86_64.
+        assert_eq!(NOTIF_RECV, 0xc050_2100);
+        assert_eq!(NOTIF_SEND, 0xc018_2101);
+        assert_eq!(NOTIF_ID_VALID, 0x4008_2102);
+        assert_eq!(NOTIF_ADDFD, 0x4018_2103);
+        assert_eq!(NOTIF_SET_FLAGS, 0x4008_2104);
+    }
 }

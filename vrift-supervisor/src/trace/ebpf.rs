@@ -1,0 +1,605 @@
+//! Loading vrift's eBPF programs (built by build.rs and embedded in the binary), following
+//! one process tree with them, and reading back what they measured.
+//!
+//! Usage, so that no syscall of the traced program is missed: create the child held before
+//! it runs (see [`super::gate`]), call [`EbpfTracer::start`] with its pid, let it go, wait
+//! for it, then call [`EbpfTracer::finish`].
+
+use std::{
+    io,
+    os::fd::{AsFd, AsRawFd, OwnedFd},
+    path::Path,
+    thread::JoinHandle,
+};
+
+use aya::{
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{
+        raw_trace_point::RawTracePointLinkId, trace_point::TracePointLinkId, ProgramError,
+        RawTracePoint, TracePoint,
+    },
+    Ebpf, EbpfError, EbpfLoader,
+};
+use vrift_ebpf_common::{counter, SyscallSlot, MAX_SYSCALLS};
+
+use super::{
+    stats::{merge_slots, rows, SyscallRow},
+    tracefs,
+};
+
+/// The eBPF object built from ../vrift-ebpf; empty when built with `VRIFT_SKIP_EBPF=1`.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vrift-ebpf"));
+
+/// Why eBPF tracing cannot run here. The message says what is missing and what would fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceUnavailable {
+    #[error("this vrift was built without its eBPF programs (VRIFT_SKIP_EBPF=1)")]
+    NotBuilt,
+    #[error("eBPF tracing needs root, or the CAP_BPF and CAP_PERFMON capabilities ({0})")]
+    NotPermitted(String),
+    #[error("tracefs is unavailable: {0}")]
+    NoTracefs(String),
+    #[error("the kernel cannot load vrift's eBPF object: {0}")]
+    Object(String),
+    #[error("the kernel's verifier rejected eBPF program {program}: {message}")]
+    Load {
+        program: &'static str,
+        message: String,
+    },
+    #[error("cannot attach eBPF program {program} to {attach_point}: {message}")]
+    Attach {
+        program: &'static str,
+        attach_point: &'static str,
+        message: String,
+    },
+    #[error("eBPF map {map}: {message}")]
+    Map { map: &'static str, message: String },
+    #[error("reading the eBPF timeline: {0}")]
+    Reader(String),
+}
+
+impl TraceUnavailable {
+    /// True when the cause is the machine (privileges, kernel configuration, build), not a
+    /// fault in vrift: tests skip on these and fail on the rest.
+    pub fn is_environment(&self) -> bool {
+        matches!(
+            self,
+            Self::NotBuilt | Self::NotPermitted(_) | Self::NoTracefs(_)
+        )
+    }
+}
+
+/// What to collect.
+#[derive(Clone, Debug)]
+pub struct TraceOptions {
+    /// Send a record per completed syscall for the timeline (statistics are always kept).
+    pub record_events: bool,
+    /// Keep at most this many timeline records in memory; later ones count as dropped.
+    pub max_events: usize,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        Self {
+            record_events: true,
+            max_events: 2_000_000,
+        }
+    }
+}
+
+/// One completed syscall of the traced tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Process id and thread id, as seen from the initial PID namespace.
+    pub pid: u32,
+    pub tid: u32,
+    /// x86_64 syscall number (`vrift_ebpf_common::OVERFLOW_SLOT` when outside the table).
+    pub nr: u32,
+    /// `CLOCK_MONOTONIC` nanoseconds at entry; compare with [`TraceData::clock_start_ns`].
+    pub start_ns: u64,
+    pub dur_ns: u64,
+}
+
+/// Everything measured for the traced tree.
+#[derive(Clone, Debug, Default)]
+pub struct TraceData {
+    /// One row per syscall the tree made, by number.
+    pub per_syscall: Vec<SyscallRow>,
+    /// The timeline, by start time (empty unless `record_events`).
+    pub events: Vec<Event>,
+    /// Timeline records lost: ring buffer full in the kernel, or past `max_events`.
+    pub dropped: u64,
+    /// Syscalls counted but not timed because too many were in flight at once.
+    pub untimed: u64,
+    /// Children that could not be followed because the traced-process map was full.
+    pub unfollowed_children: u64,
+    /// `CLOCK_MONOTONIC` nanoseconds when tracing started.
+    pub clock_start_ns: u64,
+}
+
+/// Attached eBPF programs following one process tree. Dropping it detaches them.
+pub struct EbpfTracer {
+    bpf: Ebpf,
+    links: Links,
+    reader: Option<Reader>,
+    clock_start_ns: u64,
+}
+
+#[derive(Default)]
+struct Links {
+    raw: Vec<(&'static str, RawTracePointLinkId)>,
+    tp: Vec<(&'static str, TracePointLinkId)>,
+}
+
+impl EbpfTracer {
+    /// Starts tracing the process `root_pid` and every process it creates from now on.
+    ///
+    /// `root_pid` must already exist and should not yet have started the program to be
+    /// traced: syscalls it makes before this returns are not counted. Create it held (see
+    /// [`super::gate`]). Needs root (or CAP_BPF + CAP_PERFMON) and tracefs, which it mounts
+    /// at /sys/kernel/tracing when missing. Starts one thread that drains the timeline
+    /// until [`finish`](Self::finish).
+    pub fn start(root_pid: u32) -> Result<Self, TraceUnavailable> {
+        Self::start_with(root_pid, TraceOptions::default())
+    }
+
+    /// [`start`](Self::start) with options.
+    pub fn start_with(root_pid: u32, options: TraceOptions) -> Result<Self, TraceUnavailable> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(TraceUnavailable::NotBuilt);
+        }
+        check_capabilities()?;
+        let tracefs = tracefs::ensure_mounted().map_err(TraceUnavailable::NoTracefs)?;
+        let (fork_offset, exit_offset) = record_offsets(&tracefs)?;
+        raise_memlock_limit();
+
+        let record = u32::from(options.record_events);
+        let mut bpf = EbpfLoader::new()
+            .override_global("FORK_CHILD_PID_OFFSET", &fork_offset, true)
+            .override_global("EXIT_GROUP_DEAD_OFFSET", &exit_offset, true)
+            .override_global("RECORD_EVENTS", &record, true)
+            .load(EBPF_OBJECT)
+            .map_err(load_error)?;
+        // Log lines from the programs (rare: a full map) go to vrift's log.
+        let logger = aya_log::EbpfLogger::init(&mut bpf).ok();
+
+        let mut traced: HashMap<_, u32, u8> = map(&mut bpf, "TRACED")?;
+        traced
+            .insert(root_pid, 1, 0)
+            .map_err(|e| TraceUnavailable::Map {
+                map: "TRACED",
+                message: format!("cannot add pid {root_pid}: {e}"),
+            })?;
+        let ring: RingBuf<MapData> = bpf
+            .take_map("EVENTS")
+            .ok_or_else(|| missing_map("EVENTS"))?
+            .try_into()
+            .map_err(|e: aya::maps::MapError| TraceUnavailable::Map {
+                map: "EVENTS",
+                message: e.to_string(),
+            })?;
+
+        let mut tracer = Self {
+            bpf,
+            links: Links::default(),
+            reader: None,
+            clock_start_ns: monotonic_ns(),
+        };
+        // Follow children first, then time syscalls, so the tree is complete before any
+        // syscall is counted.
+        tracer.attach_tracepoint("vrift_exit", "sched_process_exit")?;
+        tracer.attach_tracepoint("vrift_fork", "sched_process_fork")?;
+        tracer.attach_raw("vrift_sys_exit", "sys_exit")?;
+        tracer.attach_raw("vrift_sys_enter", "sys_enter")?;
+        tracer.reader = Some(Reader::spawn(ring, logger, options.max_events)?);
+        Ok(tracer)
+    }
+
+    /// Stops tracing and returns what was measured. Call after the traced tree has exited
+    /// (syscalls made after this are not counted).
+    pub fn finish(mut self) -> Result<TraceData, TraceUnavailable> {
+        self.detach();
+        let (events, over_limit) = match self.reader.take() {
+            Some(reader) => reader.finish()?,
+            None => (Vec::new(), 0),
+        };
+
+        let stats: PerCpuArray<_, SyscallSlot> = map(&mut self.bpf, "STATS")?;
+        let mut slots = Vec::new();
+        for nr in 0..MAX_SYSCALLS {
+            let per_cpu = stats.get(&nr, 0).map_err(|e| TraceUnavailable::Map {
+                map: "STATS",
+                message: e.to_string(),
+            })?;
+            slots.push((nr, merge_slots(per_cpu.iter())));
+        }
+        let counters: PerCpuArray<_, u64> = map(&mut self.bpf, "COUNTERS")?;
+        let count = |index: u32| -> Result<u64, TraceUnavailable> {
+            let per_cpu = counters.get(&index, 0).map_err(|e| TraceUnavailable::Map {
+                map: "COUNTERS",
+                message: e.to_string(),
+            })?;
+            Ok(per_cpu.iter().sum())
+        };
+
+        Ok(TraceData {
+            per_syscall: rows(slots),
+            events,
+            dropped: count(counter::EVENTS_DROPPED)? + over_limit,
+            untimed: count(counter::INFLIGHT_FULL)?,
+            unfollowed_children: count(counter::TRACED_FULL)?,
+            clock_start_ns: self.clock_start_ns,
+        })
+    }
+
+    fn attach_raw(
+        &mut self,
+        program: &'static str,
+        attach_point: &'static str,
+    ) -> Result<(), TraceUnavailable> {
+        let prog: &mut RawTracePoint = self
+            .bpf
+            .program_mut(program)
+            .ok_or_else(|| missing_program(program))?
+            .try_into()
+            .map_err(|e: ProgramError| wrong_program(program, e))?;
+        prog.load().map_err(|e| verifier_error(program, e))?;
+        let link = prog
+            .attach(attach_point)
+            .map_err(|e| attach_error(program, attach_point, e))?;
+        self.links.raw.push((program, link));
+        Ok(())
+    }
+
+    fn attach_tracepoint(
+        &mut self,
+        program: &'static str,
+        name: &'static str,
+    ) -> Result<(), TraceUnavailable> {
+        let prog: &mut TracePoint = self
+            .bpf
+            .program_mut(program)
+            .ok_or_else(|| missing_program(program))?
+            .try_into()
+            .map_err(|e: ProgramError| wrong_program(program, e))?;
+        prog.load().map_err(|e| verifier_error(program, e))?;
+        let link = prog
+            .attach("sched", name)
+            .map_err(|e| attach_error(program, name, e))?;
+        self.links.tp.push((program, link));
+        Ok(())
+    }
+
+    /// Detaches every program (syscall timing first, tree following last).
+    fn detach(&mut self) {
+        for (program, link) in self.links.raw.drain(..).rev() {
+            if let Some(Ok(prog)) = self
+                .bpf
+                .program_mut(program)
+                .map(<&mut RawTracePoint>::try_from)
+            {
+                let _ = prog.detach(link);
+            }
+        }
+        for (program, link) in self.links.tp.drain(..).rev() {
+            if let Some(Ok(prog)) = self
+                .bpf
+                .program_mut(program)
+                .map(<&mut TracePoint>::try_from)
+            {
+                let _ = prog.detach(link);
+            }
+        }
+    }
+}
+
+impl Drop for EbpfTracer {
+    fn drop(&mut self) {
+        self.detach();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.finish();
+        }
+    }
+}
+
+/// The thread that drains the timeline ring buffer (and the programs' log) while tracing.
+struct Reader {
+    stop: OwnedFd,
+    thread: JoinHandle<(Vec<Event>, u64)>,
+}
+
+impl Reader {
+    /// How long the reader sleeps between drains. The programs do not wake it per record
+    /// (that would cost a wake-up per syscall); the 8 MiB ring holds about 200,000 records,
+    /// far more than arrive in this time.
+    const DRAIN_INTERVAL_MS: i32 = 20;
+
+    fn spawn(
+        mut ring: RingBuf<MapData>,
+        mut logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+        max_events: usize,
+    ) -> Result<Self, TraceUnavailable> {
+        let (stop_read, stop_write) =
+            pipe().map_err(|e| TraceUnavailable::Reader(format!("pipe: {e}")))?;
+        let thread = std::thread::Builder::new()
+            .name("vrift-trace-reader".into())
+            .spawn(move || {
+                let mut events = Vec::new();
+                let mut over_limit = 0u64;
+                loop {
+                    let stopping = wait_readable(
+                        stop_read.as_fd().as_raw_fd(),
+                        ring.as_raw_fd(),
+                        Self::DRAIN_INTERVAL_MS,
+                    );
+                    while let Some(item) = ring.next() {
+                        match parse_event(&item) {
+                            Some(event) if events.len() < max_events => events.push(event),
+                            _ => over_limit += 1,
+                        }
+                    }
+                    if let Some(logger) = logger.as_mut() {
+                        logger.flush();
+                    }
+                    if stopping {
+                        break;
+                    }
+                }
+                (events, over_limit)
+            })
+            .map_err(|e| TraceUnavailable::Reader(format!("cannot start thread: {e}")))?;
+        Ok(Self {
+            stop: stop_write,
+            thread,
+        })
+    }
+
+    /// Stops the thread after one last drain; returns the timeline by start time.
+    fn finish(self) -> Result<(Vec<Event>, u64), TraceUnavailable> {
+        drop(self.stop); // the thread sees end-of-file on its end
+        let (mut events, over_limit) = self
+            .thread
+            .join()
+            .map_err(|_| TraceUnavailable::Reader("reader thread panicked".into()))?;
+        events.sort_by_key(|e| (e.start_ns, e.tid));
+        Ok((events, over_limit))
+    }
+}
+
+/// Parses one timeline record (the layout of `vrift_ebpf_common::SyscallEvent`).
+fn parse_event(bytes: &[u8]) -> Option<Event> {
+    let u32_at = |i: usize| Some(u32::from_ne_bytes(bytes.get(i..i + 4)?.try_into().ok()?));
+    let u64_at = |i: usize| Some(u64::from_ne_bytes(bytes.get(i..i + 8)?.try_into().ok()?));
+    Some(Event {
+        pid: u32_at(0)?,
+        tid: u32_at(4)?,
+        nr: u32_at(8)?,
+        start_ns: u64_at(16)?,
+        dur_ns: u64_at(24)?,
+    })
+}
+
+/// Offsets of `child_pid` in `sched_process_fork` and of `group_dead` in
+/// `sched_process_exit` (0 when that field does not exist on this kernel).
+fn record_offsets(tracefs: &Path) -> Result<(u32, u32), TraceUnavailable> {
+    let fork = tracefs::read_format(tracefs, "sched", "sched_process_fork")
+        .map_err(TraceUnavailable::NoTracefs)?;
+    let fork_offset = tracefs::field_offset(&fork, "child_pid").ok_or_else(|| {
+        TraceUnavailable::NoTracefs(format!(
+            "no child_pid field in {}/events/sched/sched_process_fork/format",
+            tracefs.display()
+        ))
+    })?;
+    let exit = tracefs::read_format(tracefs, "sched", "sched_process_exit")
+        .map_err(TraceUnavailable::NoTracefs)?;
+    Ok((
+        fork_offset,
+        tracefs::field_offset(&exit, "group_dead").unwrap_or(0),
+    ))
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Whether an effective capability set allows loading and attaching tracing programs.
+fn caps_allow_tracing(cap_eff: u64) -> bool {
+    let has = |cap: u32| cap_eff & (1u64 << cap) != 0;
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+}
+
+/// The `CapEff:` mask of a /proc/PID/status text.
+fn parse_cap_eff(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+fn check_capabilities() -> Result<(), TraceUnavailable> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
+        TraceUnavailable::NotPermitted(format!("cannot read /proc/self/status: {e}"))
+    })?;
+    match parse_cap_eff(&status) {
+        Some(caps) if caps_allow_tracing(caps) => Ok(()),
+        Some(caps) => Err(TraceUnavailable::NotPermitted(format!(
+            "running as uid {} with effective capabilities {caps:#x}",
+            // SAFETY: getuid has no preconditions and cannot fail.
+            unsafe { libc::getuid() }
+        ))),
+        None => Err(TraceUnavailable::NotPermitted(
+            "no CapEff line in /proc/self/status".into(),
+        )),
+    }
+}
+
+/// Kernels before 5.11 charge eBPF maps to RLIMIT_MEMLOCK; raise it (best effort, only
+/// this process: the traced child has already been created).
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: passes a valid rlimit struct; failure is harmless and ignored.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to fill; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Waits until `stop` or `ring` is readable or `timeout_ms` passes; true when `stop` is
+/// readable or closed (time to finish).
+fn wait_readable(stop: i32, ring: i32, timeout_ms: i32) -> bool {
+    let mut fds = [
+        libc::pollfd {
+            fd: stop,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: ring,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+    n > 0 && fds[0].revents != 0
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn map<'a, T>(bpf: &'a mut Ebpf, name: &'static str) -> Result<T, TraceUnavailable>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    bpf.map_mut(name)
+        .ok_or_else(|| missing_map(name))?
+        .try_into()
+        .map_err(|e: aya::maps::MapError| TraceUnavailable::Map {
+            map: name,
+            message: e.to_string(),
+        })
+}
+
+fn missing_map(name: &'static str) -> TraceUnavailable {
+    TraceUnavailable::Map {
+        map: name,
+        message: "not in the eBPF object".into(),
+    }
+}
+
+fn missing_program(program: &'static str) -> TraceUnavailable {
+    TraceUnavailable::Load {
+        program,
+        message: "not in the eBPF object".into(),
+    }
+}
+
+fn wrong_program(program: &'static str, err: ProgramError) -> TraceUnavailable {
+    TraceUnavailable::Load {
+        program,
+        message: format!("unexpected program type: {err}"),
+    }
+}
+
+fn load_error(err: EbpfError) -> TraceUnavailable {
+    let message = error_chain(&err);
+    if message.contains("Operation not permitted") {
+        TraceUnavailable::NotPermitted(message)
+    } else {
+        TraceUnavailable::Object(message)
+    }
+}
+
+fn verifier_error(program: &'static str, err: ProgramError) -> TraceUnavailable {
+    let message = match &err {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => format!("{io_error}; verifier log:\n{verifier_log}"),
+        other => error_chain(other),
+    };
+    TraceUnavailable::Load { program, message }
+}
+
+fn attach_error(
+    program: &'static str,
+    attach_point: &'static str,
+    err: ProgramError,
+) -> TraceUnavailable {
+    TraceUnavailable::Attach {
+        program,
+        attach_point,
+        message: error_chain(&err),
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_bpf_plus_perfmon_may_trace() {
+        assert!(caps_allow_tracing(0x1ff_ffff_ffff)); // root's full set
+        assert!(caps_allow_tracing(1 << CAP_SYS_ADMIN));
+        assert!(caps_allow_tracing((1 << CAP_BPF) | (1 << CAP_PERFMON)));
+        assert!(!caps_allow_tracing(1 << CAP_BPF));
+        assert!(!caps_allow_tracing(0));
+    }
+
+    #[test]
+    fn reads_the_effective_capabilities() {
+        let status = "Name:\tcat\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\n\
+                      CapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\n";
+        assert_eq!(parse_cap_eff(status), Some(0x1ff_ffff_ffff));
+        assert_eq!(parse_cap_eff("Name:\tcat\n"), None);
+    }
+
+    #[test]
+    fn timeline_records_parse_and_short_ones_are_rejected() {
+        let mut bytes = Vec::new();
+        for v in [7u32, 8, 110, 0] {
+            bytes.extend_from_slice(&v.to_ne_bytes());
+        }
+        bytes.extend_from_slice(&123_456u64.to_ne_bytes());
+        bytes.extend_from_slice(&789u64.to_ne_bytes());
+        let event = parse_event(&bytes).unwrap();
+        assert_eq!(
+            event,
+            Event {
+                pid: 7,
+                tid: 8,
+                nr: 110,
+                start_ns: 123_456,
+                dur_ns: 789
+            }
+        );
+        assert_eq!(parse_event(&bytes[..31]), None);
+    }
+}
