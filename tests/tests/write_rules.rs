@@ -418,3 +418,97 @@ fn renameat2_noreplace_and_exchange() {
 fn renameat2_noreplace_and_exchange_as_an_ordinary_user() {
     rename_flags(true);
 }
+
+// ---- read-only directories ----
+
+fn read_only_dirs(as_user: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut p = Project::new(as_user);
+    p.file("ro-dir/f", "f\n", 0o644);
+    p.file("opened/f", "f\n", 0o644);
+    for d in ["ro-dir", "opened"] {
+        std::fs::set_permissions(p.dir.join(d), std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    p.ready();
+    let root = !as_user && is_root();
+    // Creating or removing in a 0555 directory is for root only; a directory the run makes
+    // writable takes new files; one the run makes read-only keeps what it got before.
+    let got = sh(
+        &p,
+        "umask 022; $W excl ro-dir/new; $BB rm ro-dir/f 2>/dev/null; echo rm=$?; \
+         $BB chmod 755 opened && echo in > opened/new && \
+         $BB mkdir closing && echo in > closing/f && $BB chmod 555 closing && \
+         $BB ls ro-dir opened closing",
+    );
+    let (excl, rm, ro_listing) = if root {
+        ("OK", 0, "new\n")
+    } else {
+        ("EACCES", 1, "f\n")
+    };
+    assert_eq!(
+        got,
+        format!("excl: {excl}\nrm={rm}\nclosing:\nf\n\nopened:\nf\nnew\n\nro-dir:\n{ro_listing}")
+    );
+    let mut want: BTreeMap<String, RealNode> = [
+        ("closing", RealNode::Dir { mode: 0o555 }),
+        ("closing/f", file(0o644, "in\n")),
+        ("opened", RealNode::Dir { mode: 0o755 }),
+        ("opened/f", file(0o644, "f\n")),
+        ("opened/new", file(0o644, "in\n")),
+        ("ro-dir", RealNode::Dir { mode: 0o555 }),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if root {
+        want.insert("ro-dir/new".into(), file(0o644, ""));
+    } else {
+        want.insert("ro-dir/f".into(), file(0o644, "f\n"));
+    }
+    assert_eq!(p.tree(), want);
+    p.check_store();
+    // Let the scratch area be removed.
+    for d in ["ro-dir", "closing"] {
+        std::fs::set_permissions(p.dir.join(d), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[test]
+fn read_only_directories_as_root() {
+    read_only_dirs(false);
+}
+
+#[test]
+fn read_only_directories_as_an_ordinary_user() {
+    read_only_dirs(true);
+}
+
+// ---- modes that keep the owner from reading or writing ----
+
+fn owner_locked_out(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file("keep.txt", "keep\n", 0o644);
+    p.file("locked.txt", "locked\n", 0o644);
+    p.ready();
+    // chmod works for the owner whatever the mode; the written file must still be saved.
+    let got = p.sh(
+        "echo secret > wo.txt && $BB chmod 200 wo.txt && $BB chmod 000 locked.txt && \
+         $BB stat -c '%n %a %s' wo.txt locked.txt",
+    );
+    assert_eq!(got, "wo.txt 200 7\nlocked.txt 0 7\n");
+    let tree = p.tree();
+    assert_eq!(tree.get("wo.txt"), Some(&file(0o200, "secret\n")));
+    assert_eq!(tree.get("locked.txt"), Some(&file(0o000, "locked\n")));
+    assert_eq!(tree.get("keep.txt"), Some(&file(0o644, "keep\n")));
+    p.check_store();
+}
+
+#[test]
+fn files_the_owner_cannot_read_are_saved() {
+    owner_locked_out(false);
+}
+
+#[test]
+fn files_the_owner_cannot_read_are_saved_as_an_ordinary_user() {
+    owner_locked_out(true);
+}

@@ -578,3 +578,28 @@ fn a_large_file_is_written_and_changed_in_place() {
 fn a_large_file_as_an_ordinary_user() {
     large_file(true);
 }
+
+// ---- a file removed while still open ----
+
+fn unlinked_while_open(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file("keep.txt", "keep\n", 0o644);
+    p.file("old.txt", "old\n", 0o644);
+    p.ready();
+    // The shell holds each file open while it is removed and written on.
+    let got = p.sh("{ echo data; $BB rm gone.txt; echo more; } > gone.txt && \
+         { echo new; $BB rm old.txt; echo more; } > old.txt && $BB ls");
+    assert_eq!(got, "keep.txt\n");
+    assert_tree(&p, &[("keep.txt", file(0o644, "keep\n"))]);
+    p.check_store();
+}
+
+#[test]
+fn a_file_removed_while_open_does_not_come_back() {
+    unlinked_while_open(false);
+}
+
+#[test]
+fn a_file_removed_while_open_as_an_ordinary_user() {
+    unlinked_while_open(true);
+}
