@@ -409,3 +409,303 @@ pub fn go_env(c: &mut Command, dir: &Path) {
         .env("GOTOOLCHAIN", "local")
         .env("GO111MODULE", "on");
 }
+
+// ---- Helpers for the write tests (tests/tests/write_*.rs) ----
+
+/// `vrift run -- CMD` in the project directory `cwd`, with no `--manifest`: the run ingests
+/// the directory and writes its changes back there when it ends. As `nobody` when
+/// `as_user` (see [`Env::vrift_as_user`]), else as the test's own user.
+pub fn vrift_run_project(env: &Env, cwd: &Path, as_user: bool, cmd: &[&str]) -> Command {
+    let mut args = vec!["run", "--"];
+    args.extend_from_slice(cmd);
+    if as_user {
+        env.vrift_as_user(cwd, &args)
+    } else {
+        env.vrift(cwd, &args)
+    }
+}
+
+/// [`run_args`]-style `vrift run --manifest M -- CMD` as root or as `nobody`.
+pub fn vrift_run_manifest(
+    env: &Env,
+    cwd: &Path,
+    manifest: &Path,
+    as_user: bool,
+    cmd: &[&str],
+) -> Command {
+    if as_user {
+        vrift_run_as_user(env, cwd, manifest, cmd)
+    } else {
+        vrift_run(env, cwd, manifest, cmd)
+    }
+}
+
+/// Run `cmd` to its end, but for at most `timeout`: past that, kill it (by its own pid) and
+/// panic with what it printed, so a hang fails the test instead of stalling the suite.
+pub fn output_within(cmd: &mut Command, timeout: std::time::Duration) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let mut status = None;
+    let done = wait_until(timeout, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !done {
+        let _ = child.kill();
+        let _ = child.wait();
+        let stdout = t_out.join().unwrap();
+        let stderr = t_err.join().unwrap();
+        panic!(
+            "{cmd:?}: still running after {timeout:?}, killed\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
+    }
+    Output {
+        status: status.unwrap(),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// [`output_within`] that panics (with both streams) unless the command succeeded; returns
+/// the output.
+pub fn ok_within(cmd: &mut Command, timeout: std::time::Duration) -> Output {
+    let out = output_within(cmd, timeout);
+    if !out.status.success() {
+        panic!(
+            "{cmd:?}: status {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// After a run: every blob in the store still holds the content its name (its BLAKE3)
+/// says, and every blob of `before` (a [`store_snapshot`]) is still there, unchanged.
+pub fn assert_store_intact(home: &Path, before: &[(PathBuf, String)]) {
+    let after = store_snapshot(home);
+    let mut bad = Vec::new();
+    for (p, h) in &after {
+        let shard = p
+            .parent()
+            .and_then(Path::file_name)
+            .unwrap()
+            .to_string_lossy();
+        let name = format!("{shard}{}", p.file_name().unwrap().to_string_lossy());
+        if &name != h {
+            bad.push(format!("{}: content hashes to {h}", p.display()));
+        }
+    }
+    for b in before {
+        if !after.contains(b) {
+            bad.push(format!(
+                "{}: changed or gone since before the run",
+                b.0.display()
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "the store was damaged:\n  {}",
+        bad.join("\n  ")
+    );
+}
+
+/// One entry of a real tree as the kernel shows it (see [`real_tree`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RealNode {
+    File {
+        mode: u32,
+        content: Vec<u8>,
+    },
+    Dir {
+        mode: u32,
+    },
+    Symlink(PathBuf),
+    /// A FIFO, socket or device: its `st_mode` file-type bits.
+    Other(u32),
+}
+
+/// Every entry under `dir` (not `dir` itself), by path relative to it, never following
+/// symlinks; entries whose relative path starts with one of `skip` are left out.
+pub fn real_tree(dir: &Path, skip: &[&str]) -> std::collections::BTreeMap<String, RealNode> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if skip.iter().any(|s| rel.starts_with(s)) {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let ft = m.file_type();
+            let node = if ft.is_symlink() {
+                RealNode::Symlink(std::fs::read_link(&p).unwrap())
+            } else if ft.is_dir() {
+                stack.push(p.clone());
+                RealNode::Dir {
+                    mode: m.mode() & 0o7777,
+                }
+            } else if ft.is_file() {
+                RealNode::File {
+                    mode: m.mode() & 0o7777,
+                    content: std::fs::read(&p).unwrap(),
+                }
+            } else {
+                RealNode::Other(m.mode() & 0o170000)
+            };
+            out.insert(rel, node);
+        }
+    }
+    out
+}
+
+/// A path's modification time in nanoseconds since the epoch (of the path itself, not
+/// following a symlink).
+pub fn mtime_ns(p: &Path) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+
+/// Set a path's modification (and access) time to `secs` since the epoch.
+pub fn set_mtime(p: &Path, secs: u64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .or_else(|_| std::fs::File::open(p))
+        .unwrap()
+        .set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t))
+        .unwrap();
+}
+
+/// A project directory for the write tests: files are added, then [`Project::ready`] hands
+/// it (and the store) to `nobody` when the test is for an ordinary user, ingests it once (so
+/// the store holds its blobs) and snapshots the store; runs are `vrift run -- CMD` in it.
+pub struct Project {
+    pub env: Env,
+    /// The project directory.
+    pub dir: PathBuf,
+    /// A real directory outside the project, for markers, FIFOs and archives.
+    pub out: PathBuf,
+    pub as_user: bool,
+    /// The store as it was after the first ingest ([`store_snapshot`]).
+    pub before: Vec<(PathBuf, String)>,
+}
+
+/// How long a single write-test run may take before it counts as hung.
+pub const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl Project {
+    pub fn new(as_user: bool) -> Project {
+        let env = Env::new();
+        let dir = env.mkdir("proj");
+        let out = env.mkdir("out");
+        Project {
+            env,
+            dir,
+            out,
+            as_user,
+            before: Vec::new(),
+        }
+    }
+
+    /// Write a file in the project (parents made) with `mode`.
+    pub fn file(&self, rel: &str, content: impl AsRef<[u8]>, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.dir.join(rel);
+        write(&p, content);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    /// Done setting up: hand everything to `nobody` if needed, run `vrift run -- true` once
+    /// (which must change nothing on disk), snapshot the store.
+    pub fn ready(&mut self) {
+        if self.as_user {
+            self.env.give_to_nobody();
+        }
+        let tree = self.tree();
+        self.run(&["true"]);
+        assert_eq!(
+            tree,
+            self.tree(),
+            "a run that changed nothing changed the project"
+        );
+        self.before = store_snapshot(&self.env.home());
+        assert!(!self.before.is_empty() || tree.is_empty());
+    }
+
+    /// `vrift run -- CMD` in the project, as root or `nobody`; with `BB` (busybox), `OUT`
+    /// (the outside directory), `TZ=UTC` and `LC_ALL=C` in its environment.
+    pub fn cmd(&self, cmd: &[&str]) -> Command {
+        self.cmd_in(&self.dir, cmd)
+    }
+
+    /// [`Project::cmd`] started in `cwd` (the project or a directory under it).
+    pub fn cmd_in(&self, cwd: &Path, cmd: &[&str]) -> Command {
+        let mut c = vrift_run_project(&self.env, cwd, self.as_user, cmd);
+        c.env("BB", require_tool("busybox"))
+            .env("OUT", &self.out)
+            .env("TZ", "UTC")
+            .env("LC_ALL", "C");
+        c
+    }
+
+    /// Run CMD to success (within [`RUN_TIMEOUT`]); returns its output.
+    pub fn run(&self, cmd: &[&str]) -> Output {
+        ok_within(&mut self.cmd(cmd), RUN_TIMEOUT)
+    }
+
+    /// `busybox sh -c SCRIPT` in the view, to success; returns what it printed.
+    pub fn sh(&self, script: &str) -> String {
+        let bb = require_tool("busybox");
+        let out = self.run(&[bb.to_str().unwrap(), "sh", "-c", script]);
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The real project tree now (vrift's own `.vrift` left out).
+    pub fn tree(&self) -> std::collections::BTreeMap<String, RealNode> {
+        real_tree(&self.dir, &[".vrift"])
+    }
+
+    /// The store still holds every blob it had after the first ingest, each intact.
+    pub fn check_store(&self) {
+        assert_store_intact(&self.env.home(), &self.before);
+    }
+
+    /// The uid the runs' programs have (`nobody` for an ordinary user when the tests are
+    /// root).
+    pub fn uid(&self) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        if self.as_user && is_root() {
+            65534
+        } else {
+            std::fs::metadata("/proc/self").unwrap().uid()
+        }
+    }
+}
