@@ -83,8 +83,61 @@ fn write_file(store: &Store, p: &Path, e: &Entry) -> io::Result<()> {
     r
 }
 
+/// Directories whose mode vrift opened up (u+wx) to change their contents, with the mode
+/// to put back; a directory the run itself made writable or read-only gets its new mode at
+/// the end either way.
+#[derive(Default)]
+struct OpenedDirs {
+    modes: std::collections::HashMap<PathBuf, u32>,
+}
+
+impl OpenedDirs {
+    /// Make sure the directory holding `p` lets its owner add and remove entries.
+    fn parent_of(&mut self, p: &Path) -> io::Result<()> {
+        let Some(dir) = p.parent() else {
+            return Ok(());
+        };
+        if self.modes.contains_key(dir) {
+            return Ok(());
+        }
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
+        if mode & 0o300 != 0o300 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700))?;
+            self.modes.insert(dir.to_path_buf(), mode);
+        }
+        Ok(())
+    }
+
+    fn restore(self) -> io::Result<()> {
+        for (dir, mode) in self.modes {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    }
+}
+
 /// Apply `new` (the run's result) over `before` (what it started from) to the tree at `root`.
 pub fn apply(store: &Store, root: &Path, before: &Manifest, new: &Manifest) -> Result<Report> {
+    let mut opened = OpenedDirs::default();
+    let report = apply_changes(store, root, before, new, &mut opened);
+    // Put back what was opened up even if a change failed half way; then the final modes.
+    let restored = opened.restore();
+    let (report, dir_modes) = report?;
+    restored.context("restoring directory modes")?;
+    for (p, mode) in dir_modes.into_iter().rev() {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o7777))
+            .with_context(|| format!("{}", p.display()))?;
+    }
+    Ok(report)
+}
+
+fn apply_changes(
+    store: &Store,
+    root: &Path,
+    before: &Manifest,
+    new: &Manifest,
+    opened: &mut OpenedDirs,
+) -> Result<(Report, Vec<(PathBuf, u32)>)> {
     let mut report = Report::default();
     // Removals, deepest first.
     let mut gone: Vec<(&[u8], &Entry)> = before
@@ -100,6 +153,9 @@ pub fn apply(store: &Store, root: &Path, before: &Manifest, new: &Manifest) -> R
             }
             continue;
         }
+        opened
+            .parent_of(&p)
+            .with_context(|| format!("{}", p.display()))?;
         let r = match e.kind {
             EntryKind::Dir => std::fs::remove_dir(&p),
             _ => std::fs::remove_file(&p),
@@ -124,6 +180,11 @@ pub fn apply(store: &Store, root: &Path, before: &Manifest, new: &Manifest) -> R
         if !dir_already_there && !unchanged_on_disk(&p, old) {
             report.conflicts.push(rel.to_vec());
             continue;
+        }
+        if !rel.is_empty() {
+            opened
+                .parent_of(&p)
+                .with_context(|| format!("{}", p.display()))?;
         }
         match e.kind {
             EntryKind::Dir => {
@@ -161,9 +222,5 @@ pub fn apply(store: &Store, root: &Path, before: &Manifest, new: &Manifest) -> R
         report.written += 1;
     }
     // Directory modes last, so a read-only directory does not stop its own contents.
-    for (p, mode) in dir_modes.into_iter().rev() {
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o7777))
-            .with_context(|| format!("{}", p.display()))?;
-    }
-    Ok(report)
+    Ok((report, dir_modes))
 }

@@ -33,6 +33,25 @@ struct Call<'a> {
 struct PathArg {
     abs: Vec<u8>,
     place: Place,
+    /// The argument named an open file itself (AT_EMPTY_PATH, or /proc/self/fd/N): the call
+    /// is about that object, so a final symlink is never followed.
+    fd_itself: bool,
+}
+
+impl PathArg {
+    /// Whether to follow a final symlink, given the call's own AT_SYMLINK_NOFOLLOW.
+    fn follow(&self, nofollow_flag: bool) -> bool {
+        !self.fd_itself && !nofollow_flag
+    }
+}
+
+/// `/proc/self/fd/N` and `/proc/thread-self/fd/N` (glibc's fchmodat and friends use them):
+/// the caller's fd N.
+fn proc_self_fd(abs: &[u8]) -> Option<i32> {
+    let rest = abs
+        .strip_prefix(b"/proc/self/fd/")
+        .or_else(|| abs.strip_prefix(b"/proc/thread-self/fd/"))?;
+    std::str::from_utf8(rest).ok()?.parse().ok()
 }
 
 impl Call<'_> {
@@ -50,12 +69,16 @@ impl Call<'_> {
     /// when `empty_ok` (AT_EMPTY_PATH).
     fn path(&self, dirfd: i32, addr: u64, empty_ok: bool) -> io::Result<PathArg> {
         let path = paths::read_path(self.tid(), addr)?;
-        let abs = if path.is_empty() {
+        if path.is_empty() {
             if !empty_ok {
                 return Err(io::Error::from_raw_os_error(libc::ENOENT));
             }
-            self.fd_abs(dirfd)?
-        } else if path[0] == b'/' {
+            return self.fd_arg(dirfd);
+        }
+        if let Some(fd) = proc_self_fd(&path) {
+            return self.fd_arg(fd);
+        }
+        let abs = if path[0] == b'/' {
             path
         } else if dirfd == libc::AT_FDCWD {
             paths::join(&paths::base_dir(self.tid(), dirfd)?, &path)
@@ -64,7 +87,11 @@ impl Call<'_> {
         };
         let place = self.model.place(&abs);
         self.note(&abs);
-        Ok(PathArg { abs, place })
+        Ok(PathArg {
+            abs,
+            place,
+            fd_itself: false,
+        })
     }
 
     fn note(&self, abs: &[u8]) {
@@ -92,7 +119,11 @@ impl Call<'_> {
             Place::Outside // pipe:[..], socket:[..], anon_inode:...
         };
         self.note(&abs);
-        Ok(PathArg { abs, place })
+        Ok(PathArg {
+            abs,
+            place,
+            fd_itself: true,
+        })
     }
 
     fn cred(&self) -> Option<vrift_common::vfs::Cred> {
@@ -203,31 +234,31 @@ pub fn dispatch(
         libc::SYS_faccessat2 => access(&c, a(0) as i32, a(1), a(2), a(3)),
         libc::SYS_execve => exec(&c, cwd, a(0), 0),
         libc::SYS_execveat => exec(&c, a(0) as i32, a(1), a(4)),
-        libc::SYS_mkdir => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Mkdir { path: p.to_vec(), mode: a(1) as u32 })),
-        libc::SYS_mkdirat => one_path(&c, a(0) as i32, a(1), |m, t, p| m.change(t, Op::Mkdir { path: p.to_vec(), mode: a(2) as u32 })),
-        libc::SYS_rmdir => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Rmdir { path: p.to_vec() })),
-        libc::SYS_unlink => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Unlink { path: p.to_vec() })),
-        libc::SYS_unlinkat => one_path(&c, a(0) as i32, a(1), |m, t, p| {
+        libc::SYS_mkdir => one_path(&c, cwd, a(0), |m, t, p, _| m.change(t, Op::Mkdir { path: p.to_vec(), mode: a(1) as u32 })),
+        libc::SYS_mkdirat => one_path(&c, a(0) as i32, a(1), |m, t, p, _| m.change(t, Op::Mkdir { path: p.to_vec(), mode: a(2) as u32 })),
+        libc::SYS_rmdir => one_path(&c, cwd, a(0), |m, t, p, _| m.change(t, Op::Rmdir { path: p.to_vec() })),
+        libc::SYS_unlink => one_path(&c, cwd, a(0), |m, t, p, _| m.change(t, Op::Unlink { path: p.to_vec() })),
+        libc::SYS_unlinkat => one_path(&c, a(0) as i32, a(1), |m, t, p, _| {
             if a(2) & AT_REMOVEDIR != 0 {
                 m.change(t, Op::Rmdir { path: p.to_vec() })
             } else {
                 m.change(t, Op::Unlink { path: p.to_vec() })
             }
         }),
-        libc::SYS_mknod => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Mknod { path: p.to_vec(), mode: a(1) as u32 })),
-        libc::SYS_mknodat => one_path(&c, a(0) as i32, a(1), |m, t, p| m.change(t, Op::Mknod { path: p.to_vec(), mode: a(2) as u32 })),
-        libc::SYS_truncate => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Truncate { path: p.to_vec(), len: a(1) as i64 })),
-        libc::SYS_chmod => one_path(&c, cwd, a(0), |m, t, p| m.change(t, Op::Chmod { path: p.to_vec(), mode: a(1) as u32, follow: true })),
-        libc::SYS_fchmodat => one_path(&c, a(0) as i32, a(1), |m, t, p| {
-            m.change(t, Op::Chmod { path: p.to_vec(), mode: a(2) as u32, follow: true })
+        libc::SYS_mknod => one_path(&c, cwd, a(0), |m, t, p, _| m.change(t, Op::Mknod { path: p.to_vec(), mode: a(1) as u32 })),
+        libc::SYS_mknodat => one_path(&c, a(0) as i32, a(1), |m, t, p, _| m.change(t, Op::Mknod { path: p.to_vec(), mode: a(2) as u32 })),
+        libc::SYS_truncate => one_path(&c, cwd, a(0), |m, t, p, _| m.change(t, Op::Truncate { path: p.to_vec(), len: a(1) as i64 })),
+        libc::SYS_chmod => one_path(&c, cwd, a(0), |m, t, p, f| m.change(t, Op::Chmod { path: p.to_vec(), mode: a(1) as u32, follow: f })),
+        libc::SYS_fchmodat => one_path(&c, a(0) as i32, a(1), |m, t, p, f| {
+            m.change(t, Op::Chmod { path: p.to_vec(), mode: a(2) as u32, follow: f })
         }),
         452 /* fchmodat2 */ => at_path(&c, a(0) as i32, a(1), a(3), |m, t, p, follow| {
             m.change(t, Op::Chmod { path: p.to_vec(), mode: a(2) as u32, follow })
         }),
-        libc::SYS_fchmod => on_fd(&c, a(0) as i32, |m, t, p| m.change(t, Op::Chmod { path: p.to_vec(), mode: a(1) as u32, follow: true })),
-        libc::SYS_chown => one_path(&c, cwd, a(0), |m, t, p| m.chown(t, p, a(1) as u32, a(2) as u32, true)),
-        libc::SYS_lchown => one_path(&c, cwd, a(0), |m, t, p| m.chown(t, p, a(1) as u32, a(2) as u32, false)),
-        libc::SYS_fchown => on_fd(&c, a(0) as i32, |m, t, p| m.chown(t, p, a(1) as u32, a(2) as u32, true)),
+        libc::SYS_fchmod => on_fd(&c, a(0) as i32, |m, t, p| m.change(t, Op::Chmod { path: p.to_vec(), mode: a(1) as u32, follow: false })),
+        libc::SYS_chown => one_path(&c, cwd, a(0), |m, t, p, f| m.chown(t, p, a(1) as u32, a(2) as u32, f)),
+        libc::SYS_lchown => one_path(&c, cwd, a(0), |m, t, p, _| m.chown(t, p, a(1) as u32, a(2) as u32, false)),
+        libc::SYS_fchown => on_fd(&c, a(0) as i32, |m, t, p| m.chown(t, p, a(1) as u32, a(2) as u32, false)),
         libc::SYS_fchownat => at_path(&c, a(0) as i32, a(1), a(4), |m, t, p, follow| {
             m.chown(t, p, a(2) as u32, a(3) as u32, follow)
         }),
@@ -271,7 +302,7 @@ fn one_path(
     c: &Call,
     dirfd: i32,
     addr: u64,
-    op: impl FnOnce(&Model, u32, &[u8]) -> Outcome,
+    op: impl FnOnce(&Model, u32, &[u8], bool) -> Outcome,
 ) -> Handled {
     let p = c.path(dirfd, addr, false)?;
     if p.place != Place::View {
@@ -280,7 +311,8 @@ fn one_path(
     if !c.still_valid() {
         return Ok((Served::Hit, Reply::Done));
     }
-    Ok(c.finish(op(c.model, c.tid(), &p.abs), 0, false))
+    let follow = p.follow(false);
+    Ok(c.finish(op(c.model, c.tid(), &p.abs, follow), 0, false))
 }
 
 /// A `*at` call with AT_SYMLINK_NOFOLLOW / AT_EMPTY_PATH flags.
@@ -298,7 +330,7 @@ fn at_path(
     if !c.still_valid() {
         return Ok((Served::Hit, Reply::Done));
     }
-    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    let follow = p.follow(flags & AT_SYMLINK_NOFOLLOW != 0);
     Ok(c.finish(op(c.model, c.tid(), &p.abs, follow), 0, false))
 }
 
@@ -404,7 +436,7 @@ fn stat(c: &Call, dirfd: i32, addr: u64, flags: u64, buf: u64, statx: bool) -> H
     let Some(cred) = c.cred() else {
         return Ok(PASS);
     };
-    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    let follow = p.follow(flags & AT_SYMLINK_NOFOLLOW != 0);
     Ok(c.finish(c.model.stat(&cred, &p.abs, follow), buf, statx))
 }
 
@@ -427,7 +459,7 @@ fn access(c: &Call, dirfd: i32, addr: u64, mode: u64, flags: u64) -> Handled {
     let Some(cred) = c.cred() else {
         return Ok(PASS);
     };
-    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    let follow = p.follow(flags & AT_SYMLINK_NOFOLLOW != 0);
     Ok(c.finish(c.model.access(&cred, &p.abs, mode as u32, follow), 0, false))
 }
 
@@ -502,11 +534,12 @@ fn set_times(c: &Call, dirfd: i32, addr: u64, times: u64, flags: u64, layout: Ti
         return Ok(PASS);
     }
     let (atime, mtime) = read_times(c, times, layout)?;
+    let follow = p.follow(flags & AT_SYMLINK_NOFOLLOW != 0);
     let op = Op::Utimens {
         path: p.abs,
         atime: atime.into(),
         mtime: mtime.into(),
-        follow: flags & AT_SYMLINK_NOFOLLOW == 0,
+        follow,
     };
     Ok(c.finish(c.model.change(c.tid(), op), 0, false))
 }

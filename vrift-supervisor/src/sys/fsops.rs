@@ -44,3 +44,28 @@ pub fn mkfifo(path: &Path, perm: u32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Set a path's modification (and access) time without opening it, not following a
+/// symlink: the owner may do this whatever the file's mode.
+pub fn set_mtime(path: &Path, mtime_ns: i64) -> io::Result<()> {
+    let p = c(path)?;
+    let t = libc::timespec {
+        tv_sec: mtime_ns.div_euclid(1_000_000_000),
+        tv_nsec: mtime_ns.rem_euclid(1_000_000_000),
+    };
+    let times = [t, t];
+    // SAFETY: `p` is NUL-terminated; `times` is a live array of two timespecs.
+    let r = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
