@@ -375,7 +375,15 @@ pub fn save(
     Ok(())
 }
 
+/// Supervisor threads: one per core (at least 2, so one slow answer never blocks the rest);
+/// `VRIFT_WORKERS` overrides it, for measurements.
 fn worker_count() -> usize {
+    if let Some(n) = std::env::var("VRIFT_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return n.clamp(1, 64);
+    }
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)

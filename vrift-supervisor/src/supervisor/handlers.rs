@@ -190,6 +190,28 @@ type Handled = io::Result<(Served, Reply)>;
 
 const PASS: (Served, Reply) = (Served::Passthrough, Reply::Continue);
 
+/// Could answering this call take long? Changes carried out on the farm can (a copy of a
+/// large file opened for writing); lookups, stats and pass-through cannot.
+pub fn may_be_slow(n: &Notif) -> bool {
+    let a = |i: usize| n.data.args[i] as i32;
+    let writes = |flags: i32| flags & (libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC) != 0;
+    match n.data.nr as i64 {
+        libc::SYS_open => writes(a(1)),
+        libc::SYS_openat => writes(a(2)),
+        libc::SYS_stat
+        | libc::SYS_lstat
+        | libc::SYS_newfstatat
+        | libc::SYS_statx
+        | libc::SYS_fstat
+        | libc::SYS_access
+        | libc::SYS_faccessat
+        | libc::SYS_faccessat2
+        | libc::SYS_execve
+        | libc::SYS_execveat => false,
+        _ => true,
+    }
+}
+
 /// Serve one notification. With `want_path`, also return the (first) path the call named,
 /// for `vrift trace`'s per-path counts.
 pub fn dispatch(

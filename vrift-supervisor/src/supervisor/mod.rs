@@ -43,6 +43,7 @@ pub struct Supervisor {
     pub counters: Counters,
     /// Per-syscall and per-path detail, kept only under `vrift trace`.
     pub served: Option<Arc<served::ServedStats>>,
+    receive_turn: std::sync::Mutex<()>,
 }
 
 impl Supervisor {
@@ -56,6 +57,7 @@ impl Supervisor {
             model,
             counters: Counters::default(),
             served,
+            receive_turn: std::sync::Mutex::new(()),
         })
     }
 
@@ -72,18 +74,35 @@ impl Supervisor {
     }
 
     fn serve(&self) {
+        // One thread at a time holds the turn to receive, and keeps it while it answers fast
+        // calls (pass-through, stat, open for reading...): that thread loops like a
+        // single-threaded supervisor, and the others sleep on the turn instead of all being
+        // woken by every notification, as threads waiting in RECV would be. Before a call
+        // that may take long (a change carried out on the farm, such as copying a file it
+        // opens for writing), it hands the turn on, so one slow answer never holds up others.
+        let mut turn = Some(self.receive_turn.lock().unwrap());
         loop {
+            if turn.is_none() {
+                turn = Some(self.receive_turn.lock().unwrap());
+            }
             let n = match self.listener.recv() {
                 Ok(n) => n,
-                // The tracee was interrupted or died between wake-up and receive.
+                // The caller was interrupted or died between wake-up and receive, or (on
+                // recent kernels) no process is left under the filter.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINTR)) => {
-                    continue
+                    if self.listener.hung_up() {
+                        return;
+                    }
+                    continue;
                 }
                 Err(e) => {
                     tracing::debug!("listener closed: {e}");
                     return;
                 }
             };
+            if handlers::may_be_slow(&n) {
+                turn = None;
+            }
             let served = self.handle(&n);
             let c = match served {
                 Served::Hit => &self.counters.hit,

@@ -34,11 +34,16 @@ fn remote_io(pid: u32, local: &mut [u8], addr: u64, write: bool) -> io::Result<u
 /// unmapped page is still read. Returns ENAMETOOLONG past `max` and EFAULT for a bad address.
 pub fn read_cstring(pid: u32, addr: u64, max: usize) -> io::Result<Vec<u8>> {
     const PAGE: u64 = 4096;
-    let mut out = Vec::with_capacity(128);
+    // Most paths are short: read a small first chunk, then whole pages up to `max`. A chunk
+    // never crosses a page boundary, so a string ending just before an unmapped page is
+    // still read.
+    const FIRST: u64 = 256;
+    let mut out = Vec::new();
     let mut cur = addr;
     let mut buf = [0u8; PAGE as usize];
+    let mut want = FIRST;
     loop {
-        let chunk = (PAGE - (cur % PAGE)) as usize;
+        let chunk = want.min(PAGE - (cur % PAGE)) as usize;
         let n = remote_io(pid, &mut buf[..chunk], cur, false)?;
         if n == 0 {
             return Err(io::Error::from_raw_os_error(libc::EFAULT));
@@ -52,6 +57,7 @@ pub fn read_cstring(pid: u32, addr: u64, max: usize) -> io::Result<Vec<u8>> {
             return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
         }
         cur += n as u64;
+        want = PAGE;
     }
 }
 

@@ -103,6 +103,18 @@ impl Listener {
         Ok(n)
     }
 
+    /// Has the last process under the filter gone (the listener reports POLLHUP)?
+    pub fn hung_up(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one live pollfd, without waiting.
+        let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+        r > 0 && pfd.revents & libc::POLLHUP != 0
+    }
+
     /// Is the notification still pending (its tracee not killed or interrupted)?
     pub fn id_valid(&self, id: u64) -> bool {
         let mut id = id;
