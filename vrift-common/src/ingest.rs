@@ -211,19 +211,19 @@ pub fn ingest(
     warnings.append(&mut walked.warnings);
     let entries_seen = (walked.entries.len() + walked.files.len() + walked.excluded.len()) as u64;
 
+    let threads = if opts.threads == 0 {
+        default_threads()
+    } else {
+        opts.threads
+    };
     // Per file: the stat and hash that end up in the manifest; None until known.
-    let mut results: Vec<Option<(FileStat, crate::hash::Hash)>> = vec![None; walked.files.len()];
+    let mut results = cached_hashes(store, &cache, &walked.files, threads);
     let mut jobs = Vec::new();
     let mut bytes_present = 0u64;
     let mut files_unchanged = 0u64;
-    for (i, item) in walked.files.iter().enumerate() {
-        let reusable = cache
-            .lookup(&item.rel, &item.stat)
-            // Only while the blob is still there (gc may have removed it) and whole.
-            .filter(|h| store.blob_size(h).ok() == Some(item.stat.size));
-        match reusable {
-            Some(hash) => {
-                results[i] = Some((item.stat, hash));
+    for (i, (item, result)) in walked.files.iter().zip(&results).enumerate() {
+        match result {
+            Some(_) => {
                 bytes_present += item.stat.size;
                 files_unchanged += 1;
             }
@@ -246,11 +246,6 @@ pub fn ingest(
     report_progress(0, 0);
     let (mut files_done, mut bytes_done, mut bytes_new) = (0u64, 0u64, 0u64);
     let mut vanished = Vec::new();
-    let threads = if opts.threads == 0 {
-        default_threads()
-    } else {
-        opts.threads
-    };
     store_files::store_all(store, &walked.files, &jobs, threads, &mut |i, stored| {
         match stored {
             Stored::Done { stat, inserted } => {
@@ -324,6 +319,37 @@ pub fn ingest(
         excluded,
         warnings,
         elapsed: started.elapsed(),
+    })
+}
+
+/// For each file, its stat and hash when the stat cache vouches for it and the blob is still
+/// in the store, whole (gc may have removed it). One `stat` of a blob per file: done on
+/// `threads` scoped threads, as it is most of a re-ingest's time.
+fn cached_hashes(
+    store: &Store,
+    cache: &StatCache,
+    files: &[walk::FileItem],
+    threads: usize,
+) -> Vec<Option<(FileStat, crate::hash::Hash)>> {
+    let check = |item: &walk::FileItem| {
+        cache
+            .lookup(&item.rel, &item.stat)
+            .filter(|h| store.blob_size(h).ok() == Some(item.stat.size))
+            .map(|h| (item.stat, h))
+    };
+    if cache.is_empty() {
+        return vec![None; files.len()];
+    }
+    let chunk = files.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("stat cache check thread panicked"))
+            .collect()
     })
 }
 

@@ -23,9 +23,17 @@ pub(crate) enum Stored {
 
 /// Store one file, re-reading it (up to [`ATTEMPTS`] times) when it changes meanwhile.
 pub(crate) fn store_one(store: &Store, item: &FileItem) -> Result<Stored, IngestError> {
+    store_one_with(item, &|path| store.insert_file(path))
+}
+
+/// `store_one` with the insert operation given (tests simulate files that keep changing).
+pub(crate) fn store_one_with(
+    item: &FileItem,
+    insert: &dyn Fn(&std::path::Path) -> Result<Inserted, StoreError>,
+) -> Result<Stored, IngestError> {
     let mut stat = item.stat;
     for _ in 0..ATTEMPTS {
-        match store.insert_file(&item.abs) {
+        match insert(&item.abs) {
             Ok(inserted) => {
                 let after = match fs::symlink_metadata(&item.abs) {
                     Ok(m) => FileStat::from_metadata(&m),

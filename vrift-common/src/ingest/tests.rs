@@ -428,3 +428,74 @@ fn store_one_retries_when_the_walk_stat_is_stale() {
         Stored::Vanished => panic!("vanished"),
     }
 }
+
+#[test]
+fn a_file_that_keeps_changing_is_retried_then_reported() {
+    let w = world();
+    write(&w.root.join("busy"), b"data");
+    let item = walk::FileItem {
+        rel: b"busy".to_vec(),
+        abs: w.root.join("busy"),
+        stat: FileStat::from_metadata(&fs::symlink_metadata(w.root.join("busy")).unwrap()),
+    };
+    let calls = std::cell::Cell::new(0);
+    let always_changing = |p: &Path| {
+        calls.set(calls.get() + 1);
+        Err(StoreError::ChangedDuringIngest {
+            path: p.to_path_buf(),
+        })
+    };
+    let err = match store_files::store_one_with(&item, &always_changing) {
+        Err(e) => e,
+        Ok(_) => panic!("stored a file that never held still"),
+    };
+    assert_eq!(calls.get(), store_files::ATTEMPTS);
+    assert!(matches!(err, IngestError::KeptChanging { .. }));
+    assert!(
+        err.to_string().contains(&item.abs.display().to_string()),
+        "{err}"
+    );
+
+    // changing once, then quiet: stored on the second attempt
+    calls.set(0);
+    let once = |p: &Path| {
+        calls.set(calls.get() + 1);
+        if calls.get() == 1 {
+            Err(StoreError::ChangedDuringIngest {
+                path: p.to_path_buf(),
+            })
+        } else {
+            w.store.insert_file(p)
+        }
+    };
+    match store_files::store_one_with(&item, &once).unwrap() {
+        Stored::Done { inserted, .. } => assert_eq!(inserted.hash, Hash::of(b"data")),
+        Stored::Vanished => panic!("vanished"),
+    }
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
+fn unreadable_file_error_names_the_file() {
+    let w = world();
+    write(&w.root.join("f"), b"x");
+    let item = walk::FileItem {
+        rel: b"f".to_vec(),
+        abs: w.root.join("f"),
+        stat: FileStat::from_metadata(&fs::symlink_metadata(w.root.join("f")).unwrap()),
+    };
+    let denied = |p: &Path| {
+        Err(StoreError::Io {
+            path: p.to_path_buf(),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        })
+    };
+    let err = match store_files::store_one_with(&item, &denied) {
+        Err(e) => e,
+        Ok(_) => panic!("no error"),
+    };
+    assert_eq!(
+        err.to_string(),
+        format!("{}: Permission denied (os error 13)", item.abs.display())
+    );
+}

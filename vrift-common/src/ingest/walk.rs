@@ -69,14 +69,17 @@ pub(crate) fn walk(
     let mut seen = 0u64;
     let mut stack: Vec<(RelPath, PathBuf)> = vec![(RelPath::new(), root.to_path_buf())];
     while let Some((dir_rel, dir_abs)) = stack.pop() {
-        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        // DirEntry::metadata is an lstat relative to the open directory (fstatat), which
+        // spares resolving the whole path again for every file.
+        let mut listed: Vec<(std::ffi::OsString, std::io::Result<fs::Metadata>)> = Vec::new();
         for e in fs::read_dir(&dir_abs).map_err(io_err(&dir_abs))? {
-            names.push(e.map_err(io_err(&dir_abs))?.file_name());
+            let e = e.map_err(io_err(&dir_abs))?;
+            listed.push((e.file_name(), e.metadata()));
         }
         // Sorted so that the walk, its errors and its warnings come in a stable order.
-        names.sort_unstable();
+        listed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut subdirs = Vec::new();
-        for name in names {
+        for (name, meta) in listed {
             seen += 1;
             if seen & 1023 == 0 {
                 progress(seen);
@@ -87,7 +90,7 @@ pub(crate) fn walk(
             }
             rel.extend_from_slice(name.as_bytes());
             let abs = dir_abs.join(&name);
-            let meta = match fs::symlink_metadata(&abs) {
+            let meta = match meta {
                 Ok(m) => m,
                 // Deleted since the directory was listed: it is simply not part of the tree.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
