@@ -63,6 +63,8 @@ pub fn target_dir(workspace: &Path) -> PathBuf {
 pub enum Runner {
     Native,
     Vrift,
+    /// `vrift trace`: the same run with eBPF tracing and the supervisor's counts.
+    VriftTrace,
     Proot,
     Bwrap,
 }
@@ -72,6 +74,7 @@ impl Runner {
         match self {
             Runner::Native => "native",
             Runner::Vrift => "vrift",
+            Runner::VriftTrace => "vrift trace",
             Runner::Proot => "proot",
             Runner::Bwrap => "bwrap",
         }
@@ -99,7 +102,7 @@ impl Place {
         match self {
             Place::InPlace(d) => d,
             Place::Mounted { real, mount, .. } => match runner {
-                Runner::Vrift | Runner::Proot => mount,
+                Runner::Vrift | Runner::VriftTrace | Runner::Proot => mount,
                 Runner::Native | Runner::Bwrap => real,
             },
         }
@@ -122,9 +125,13 @@ impl Wrappers {
                 c.args(&argv[1..]).current_dir(dir);
                 c
             }
-            Runner::Vrift => {
+            Runner::Vrift | Runner::VriftTrace => {
                 let mut c = Command::new(&self.vrift);
-                c.arg("run");
+                c.arg(if runner == Runner::Vrift {
+                    "run"
+                } else {
+                    "trace"
+                });
                 match place {
                     Place::InPlace(d) => {
                         c.current_dir(d);

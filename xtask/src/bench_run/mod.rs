@@ -175,7 +175,12 @@ pub fn main(args: &[String]) -> Result<()> {
     let vrift = harness::build_vrift(&workspace)?;
     let cache = harness::target_dir(&workspace).join("bench-cache");
     std::fs::create_dir_all(&cache).with_context(|| format!("{}", cache.display()))?;
-    let mut runners = vec![Runner::Native, Runner::Vrift, Runner::Proot];
+    let mut runners = vec![
+        Runner::Native,
+        Runner::Vrift,
+        Runner::VriftTrace,
+        Runner::Proot,
+    ];
     if harness::which("bwrap").is_some() {
         runners.push(Runner::Bwrap);
     } else {

@@ -41,6 +41,8 @@ pub fn run(b: &Bench) -> Result<Vec<Table>> {
             "vrift ms",
             "vrift/native",
             "vrift +us/call",
+            "trace ms",
+            "trace/vrift",
             "proot ms",
             "proot/native",
             "proot +us/call",
@@ -79,6 +81,12 @@ pub fn run(b: &Bench) -> Result<Vec<Table>> {
                 ms(Runner::Vrift),
                 rel(Runner::Vrift),
                 added(Runner::Vrift),
+                ms(Runner::VriftTrace),
+                fmt_ratio(
+                    s.median(Runner::VriftTrace, m)
+                        .zip(s.median(Runner::Vrift, m))
+                        .and_then(|(t, v)| ratio(t, v)),
+                ),
                 ms(Runner::Proot),
                 rel(Runner::Proot),
                 added(Runner::Proot),
