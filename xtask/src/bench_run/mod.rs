@@ -14,6 +14,7 @@ mod stats;
 mod syscalls;
 mod table;
 mod tree;
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,9 +32,15 @@ pub enum Workload {
     Syscalls,
     Tree,
     Build,
+    Writes,
 }
 
-const ALL: [Workload; 3] = [Workload::Syscalls, Workload::Tree, Workload::Build];
+const ALL: [Workload; 4] = [
+    Workload::Syscalls,
+    Workload::Tree,
+    Workload::Build,
+    Workload::Writes,
+];
 
 impl Workload {
     fn name(self) -> &'static str {
@@ -41,6 +48,7 @@ impl Workload {
             Workload::Syscalls => "syscalls",
             Workload::Tree => "tree",
             Workload::Build => "build",
+            Workload::Writes => "writes",
         }
     }
 }
@@ -203,6 +211,7 @@ pub fn main(args: &[String]) -> Result<()> {
             Workload::Syscalls => syscalls::run(&bench)?,
             Workload::Tree => vec![tree::run(&bench)?],
             Workload::Build => vec![build::run(&bench)?],
+            Workload::Writes => writes::run(&bench)?,
         };
         for t in new {
             println!("{}", t.render());
