@@ -70,6 +70,14 @@ pub enum Runner {
 }
 
 impl Runner {
+    /// The name `--without` takes.
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Runner::VriftTrace => "vrift-trace",
+            r => r.name(),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Runner::Native => "native",

@@ -25,7 +25,8 @@ use harness::{Runner, Wrappers};
 use table::Table;
 
 const USAGE: &str =
-    "usage: cargo xtask bench run [--runs N] [--quick] [--only syscalls,tree,build]";
+    "usage: cargo xtask bench run [--runs N] [--quick] [--only syscalls,tree,build,writes] \
+     [--without vrift-trace,proot,bwrap]";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -58,6 +59,8 @@ pub struct Options {
     pub runs: usize,
     pub quick: bool,
     pub only: Vec<Workload>,
+    /// Runners to leave out (by name: vrift-trace, proot, bwrap), to shorten a run.
+    pub without: Vec<String>,
 }
 
 /// Parse the arguments after `bench run`.
@@ -66,6 +69,7 @@ pub fn parse_args(args: &[String]) -> Result<Options> {
         runs: 5,
         quick: false,
         only: ALL.to_vec(),
+        without: Vec::new(),
     };
     let mut runs_given = false;
     let mut it = args.iter();
@@ -95,6 +99,12 @@ pub fn parse_args(args: &[String]) -> Result<Options> {
                             .with_context(|| format!("--only: unknown workload {w:?}\n{USAGE}"))
                     })
                     .collect::<Result<_>>()?;
+            }
+            "--without" => {
+                let v = it
+                    .next()
+                    .with_context(|| format!("--without needs a value\n{USAGE}"))?;
+                opts.without = v.split(',').map(str::to_string).collect();
             }
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
@@ -275,6 +285,14 @@ mod tests {
         assert_eq!(o.runs, 5);
         assert!(!o.quick);
         assert_eq!(o.only, ALL.to_vec());
+    }
+
+    #[test]
+    fn without_names_runners_to_leave_out() {
+        let o = parse_args(&args("--without proot,bwrap --only writes")).unwrap();
+        assert_eq!(o.without, vec!["proot".to_string(), "bwrap".to_string()]);
+        assert_eq!(o.only, vec![Workload::Writes]);
+        assert!(parse_args(&args("--without")).is_err());
     }
 
     #[test]
