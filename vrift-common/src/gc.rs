@@ -57,8 +57,27 @@ pub fn scan_roots(store: &Store) -> Result<RootScan, StoreError> {
             Err(e) => scan.broken.push((root, e)),
         }
     }
+    // A run that was interrupted (its vrift killed) keeps the manifest it started from in
+    // `runs/<id>/base.manifest` until the next `vrift run` recovers it: its blobs stay.
+    // (Runs in progress hold the shared lock, so gc --delete waits for them anyway.)
+    if let Ok(runs) = std::fs::read_dir(store.root().join(RUNS_DIR)) {
+        for run in runs.flatten() {
+            let base = run.path().join(RUN_BASE_MANIFEST);
+            if let Ok(m) = Manifest::load(&base) {
+                let root = Root {
+                    manifest: base,
+                    file: run.path(),
+                };
+                scan.live.push((root, m));
+            }
+        }
+    }
     Ok(scan)
 }
+
+/// Where `vrift run` keeps a run's state in the store, and the manifest it started from.
+pub const RUNS_DIR: &str = "runs";
+pub const RUN_BASE_MANIFEST: &str = "base.manifest";
 
 /// What gc would do (or, from `execute`, what it did).
 #[derive(Debug, Default)]

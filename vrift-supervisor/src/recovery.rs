@@ -44,7 +44,7 @@ pub struct RunRecord {
 }
 
 pub const RECORD: &str = "run.json";
-pub const BASE: &str = "base.manifest";
+pub const BASE: &str = vrift_common::gc::RUN_BASE_MANIFEST;
 pub const JOURNAL: &str = "journal";
 pub const FARM: &str = "farm";
 
@@ -70,7 +70,7 @@ impl RunRecord {
 
 /// Recover every run whose vrift is gone. Returns how many were recovered.
 pub fn recover_interrupted(store: &Store) -> usize {
-    let runs = store.root().join("runs");
+    let runs = store.root().join(vrift_common::gc::RUNS_DIR);
     let Ok(listing) = std::fs::read_dir(&runs) else {
         return 0;
     };

@@ -85,7 +85,7 @@ fn choose_view(store: &Store, opts: &RunOptions, cwd: &Path) -> Result<ViewSpec>
 
 /// A directory of the store for this run's farm (removed when the run has been saved).
 fn run_dir(store: &Store) -> Result<PathBuf> {
-    let runs = store.root().join("runs");
+    let runs = store.root().join(vrift_common::gc::RUNS_DIR);
     std::fs::create_dir_all(&runs).with_context(|| format!("{}", runs.display()))?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

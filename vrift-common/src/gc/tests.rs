@@ -241,3 +241,31 @@ fn usage_counts_logical_and_stored_bytes() {
     assert_eq!(u.broken_roots.len(), 1);
     assert!(u.broken_roots[0].1.contains("c.manifest"));
 }
+
+#[test]
+fn an_interrupted_runs_base_manifest_protects_its_blobs() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let kept = store
+        .insert_bytes(b"only an interrupted run knows me")
+        .unwrap();
+    let m = Manifest::from_entries([(
+        b"f".to_vec(),
+        crate::manifest::Entry {
+            kind: EntryKind::File,
+            hash: kept.hash,
+            size: kept.size,
+            mode: 0o644,
+            mtime_ns: 0,
+            target: Vec::new(),
+        },
+    )]);
+    let run = t.path().join(RUNS_DIR).join("123-456");
+    std::fs::create_dir_all(&run).unwrap();
+    m.save_atomic(&run.join(RUN_BASE_MANIFEST)).unwrap();
+    let p = plan(&store).unwrap();
+    assert!(p.unreferenced.iter().all(|(h, _)| *h != kept.hash));
+    std::fs::remove_dir_all(&run).unwrap();
+    let p = plan(&store).unwrap();
+    assert!(p.unreferenced.iter().any(|(h, _)| *h == kept.hash));
+}

@@ -46,7 +46,14 @@ fn archive(b: &Bench) -> Result<std::path::PathBuf> {
     if !tar.is_file() {
         let tree = b.cache.join(format!("untar-tree-{UNTAR_FILES}"));
         fixtures::generated_tree(&tree, UNTAR_FILES)?;
-        run_step(Command::new("tar").arg("cf").arg(&tar).arg("-C").arg(&tree).arg("."))?;
+        run_step(
+            Command::new("tar")
+                .arg("cf")
+                .arg(&tar)
+                .arg("-C")
+                .arg(&tree)
+                .arg("."),
+        )?;
     }
     Ok(tar)
 }
@@ -62,7 +69,11 @@ pub fn run(b: &Bench) -> Result<Vec<Table>> {
     // Untimed: the first ingest of the project, as `vrift init` would have done.
     remove(&obj)?;
     remove(&out)?;
-    run_step(&mut b.wrappers.command(Runner::Vrift, &place, &["/bin/true".into()]))?;
+    run_step(
+        &mut b
+            .wrappers
+            .command(Runner::Vrift, &place, &["/bin/true".into()]),
+    )?;
 
     let build = b.interleaved(&format!("make -j{jobs} into the view"), false, |r| {
         remove(&obj)?;
@@ -80,27 +91,39 @@ pub fn run(b: &Bench) -> Result<Vec<Table>> {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".o"))
             .count();
         if objects != units || !obj.join("libbench.a").is_file() {
-            bail!("{}: {objects} objects for {units} sources under {}", obj.display(), r.name());
+            bail!(
+                "{}: {objects} objects for {units} sources under {}",
+                obj.display(),
+                r.name()
+            );
         }
         Ok(vec![t.wall.as_secs_f64()])
     })?;
-    let untar = b.interleaved(&format!("tar x of {UNTAR_FILES} files into the view"), false, |r| {
-        remove(&out)?;
-        std::fs::create_dir(&out).with_context(|| format!("{}", out.display()))?;
-        let argv: Vec<OsString> = vec![
-            "tar".into(),
-            "xf".into(),
-            tar.clone().into(),
-            "-C".into(),
-            "untar".into(),
-        ];
-        let t = run_timed(&mut b.wrappers.command(r, &place, &argv))?;
-        let n = count_files(&out)?;
-        if n != UNTAR_FILES {
-            bail!("{}: {n} files of {UNTAR_FILES} under {}", out.display(), r.name());
-        }
-        Ok(vec![t.wall.as_secs_f64()])
-    })?;
+    let untar = b.interleaved(
+        &format!("tar x of {UNTAR_FILES} files into the view"),
+        false,
+        |r| {
+            remove(&out)?;
+            std::fs::create_dir(&out).with_context(|| format!("{}", out.display()))?;
+            let argv: Vec<OsString> = vec![
+                "tar".into(),
+                "xf".into(),
+                tar.clone().into(),
+                "-C".into(),
+                "untar".into(),
+            ];
+            let t = run_timed(&mut b.wrappers.command(r, &place, &argv))?;
+            let n = count_files(&out)?;
+            if n != UNTAR_FILES {
+                bail!(
+                    "{}: {n} files of {UNTAR_FILES} under {}",
+                    out.display(),
+                    r.name()
+                );
+            }
+            Ok(vec![t.wall.as_secs_f64()])
+        },
+    )?;
     remove(&obj)?;
     remove(&out)?;
 
