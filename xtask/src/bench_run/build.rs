@@ -42,7 +42,7 @@ pub fn run(b: &Bench) -> Result<Table> {
     };
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let cflags = if b.opts.quick { "-O0" } else { "-O2" };
-    let obj_of = |r: Runner| b.cache.join("obj").join(r.name());
+    let obj_of = |r: Runner| b.cache.join("obj").join(r.cli_name());
 
     // Untimed: builds (or finds) the link farm, as any earlier run would have.
     run_step(
