@@ -204,6 +204,10 @@ pub fn main(args: &[String]) -> Result<()> {
     } else {
         eprintln!("bench: bwrap not found, leaving it out (scripts/setup.sh installs it)");
     }
+    runners.retain(|&r| {
+        matches!(r, Runner::Native | Runner::Vrift)
+            || !opts.without.iter().any(|w| w == r.cli_name())
+    });
     let bench = Bench {
         runners,
         wrappers: Wrappers {
