@@ -11,7 +11,6 @@ use anyhow::{bail, Context, Result};
 
 use super::fixtures::{self, SDIST, SDIST_VERSION};
 use super::harness::{run_step, run_timed, Place, Runner};
-use super::stats::{fmt_ratio, ratio};
 use super::table::Table;
 use super::Bench;
 
@@ -67,21 +66,12 @@ pub fn run(b: &Bench) -> Result<Table> {
         Ok(vec![t.wall.as_secs_f64()])
     })?;
 
-    let mut t = Table::new(
+    let mut t = b.seconds_table(
         format!(
             "build: make -j{jobs} + gcc {cflags}, {units} C sources of {SDIST} {SDIST_VERSION}"
         ),
-        &["runner", "median s", "ratio to native"],
+        &s,
     );
-    let native = s.median(Runner::Native, 0);
-    for &r in &b.runners {
-        let v = s.median(r, 0);
-        t.row(vec![
-            r.name().into(),
-            v.map_or("-".into(), |v| format!("{v:.2}")),
-            fmt_ratio(v.zip(native).and_then(|(v, n)| ratio(v, n))),
-        ]);
-    }
     t.notes.push(
         "Clean build each run, objects and archive outside the view. vrift: `vrift run \
          --manifest M --mount P` where P does not exist on disk, so every source and the \

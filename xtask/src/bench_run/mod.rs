@@ -138,6 +138,22 @@ impl Bench {
         self.interleaved_on(&self.runners, what, warm_up, one)
     }
 
+    /// A table of one wall-time metric: each runner's median in seconds and its ratio to
+    /// native.
+    pub fn seconds_table(&self, title: String, s: &Samples) -> Table {
+        let mut t = Table::new(title, &["runner", "median s", "ratio to native"]);
+        let native = s.median(Runner::Native, 0);
+        for &r in &self.runners {
+            let v = s.median(r, 0);
+            t.row(vec![
+                r.name().into(),
+                v.map_or("-".into(), |v| format!("{v:.2}")),
+                stats::fmt_ratio(v.zip(native).and_then(|(v, n)| stats::ratio(v, n))),
+            ]);
+        }
+        t
+    }
+
     /// [`Bench::interleaved`] over the given runners only.
     pub fn interleaved_on(
         &self,

@@ -9,7 +9,6 @@ use anyhow::{bail, Context, Result};
 
 use super::fixtures;
 use super::harness::{run_step, run_timed, which, Place, Runner};
-use super::stats::{fmt_ratio, ratio};
 use super::table::Table;
 use super::Bench;
 
@@ -80,19 +79,10 @@ pub fn run(b: &Bench) -> Result<Table> {
         },
     )?;
 
-    let mut t = Table::new(
+    let mut t = b.seconds_table(
         format!("tree: busybox find | xargs sha256sum over {files} files"),
-        &["runner", "median s", "ratio to native"],
+        &s,
     );
-    let native = s.median(Runner::Native, 0);
-    for &r in &b.runners {
-        let v = s.median(r, 0);
-        t.row(vec![
-            r.name().into(),
-            v.map_or("-".into(), |v| format!("{v:.2}")),
-            fmt_ratio(v.zip(native).and_then(|(v, n)| ratio(v, n))),
-        ]);
-    }
     let (sn, sv) = (
         start.median(Runner::Native, 0),
         start.median(Runner::Vrift, 0),

@@ -14,7 +14,6 @@ use anyhow::{bail, Context, Result};
 
 use super::fixtures::{self, SDIST, SDIST_VERSION};
 use super::harness::{run_step, run_timed, Place, Runner};
-use super::stats::{fmt_ratio, ratio};
 use super::table::Table;
 use super::Bench;
 
@@ -128,16 +127,7 @@ pub fn run(b: &Bench) -> Result<Vec<Table>> {
     remove(&out)?;
 
     let table = |title: String, s: &super::Samples, note: &str| {
-        let mut t = Table::new(title, &["runner", "median s", "ratio to native"]);
-        let native = s.median(Runner::Native, 0);
-        for &r in &b.runners {
-            let v = s.median(r, 0);
-            t.row(vec![
-                r.name().into(),
-                v.map_or("-".into(), |v| format!("{v:.2}")),
-                fmt_ratio(v.zip(native).and_then(|(v, n)| ratio(v, n))),
-            ]);
-        }
+        let mut t = b.seconds_table(title, s);
         t.notes.push(note.into());
         t
     };
