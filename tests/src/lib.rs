@@ -709,3 +709,28 @@ impl Project {
         }
     }
 }
+
+/// Make a FIFO at `p` (the `mkfifo` program).
+pub fn mkfifo(p: &Path) {
+    let mut c = Command::new("mkfifo");
+    c.arg(p);
+    run_expect(&mut c, true);
+}
+
+/// Open `fifo` for writing without blocking on a reader that never comes, then write a line:
+/// releases a program paused reading it.
+pub fn release(fifo: &Path) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = None;
+    let opened = wait_until(std::time::Duration::from_secs(30), || {
+        f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+            .ok();
+        f.is_some()
+    });
+    assert!(opened, "the program never opened {}", fifo.display());
+    f.unwrap().write_all(b"go\n").unwrap();
+}

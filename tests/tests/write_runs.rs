@@ -17,12 +17,6 @@ fn busybox() -> String {
     require_tool("busybox").display().to_string()
 }
 
-fn mkfifo(p: &Path) {
-    let mut c = std::process::Command::new("mkfifo");
-    c.arg(p);
-    run_expect(&mut c, true);
-}
-
 /// Wait (bounded) for the program to write `marker`; kill the run and panic if it never does.
 fn wait_for_marker(child: &mut Child, marker: &Path) {
     if !wait_until(Duration::from_secs(60), || marker.exists()) {
@@ -30,23 +24,6 @@ fn wait_for_marker(child: &mut Child, marker: &Path) {
         let _ = child.wait();
         panic!("the program never wrote {}", marker.display());
     }
-}
-
-/// Open `fifo` for writing without blocking on a reader that never comes, then write a line.
-fn release(fifo: &Path) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = None;
-    let opened = wait_until(Duration::from_secs(30), || {
-        f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(fifo)
-            .ok();
-        f.is_some()
-    });
-    assert!(opened, "the program never opened {}", fifo.display());
-    f.unwrap().write_all(b"go\n").unwrap();
 }
 
 fn entry_hash(m: &Manifest, rel: &str) -> Option<Hash> {

@@ -402,29 +402,6 @@ fn tar_round_trip_as_an_ordinary_user() {
 
 // ---- excluded paths pass through to the disk at once ----
 
-fn mkfifo(p: &Path) {
-    let mut c = Command::new("mkfifo");
-    c.arg(p);
-    run_expect(&mut c, true);
-}
-
-/// Open `fifo` for writing without blocking on a reader that never comes, then write a line.
-fn release(fifo: &Path) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = None;
-    let opened = wait_until(Duration::from_secs(30), || {
-        f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(fifo)
-            .ok();
-        f.is_some()
-    });
-    assert!(opened, "the program never opened {}", fifo.display());
-    f.unwrap().write_all(b"go\n").unwrap();
-}
-
 fn passthrough(as_user: bool) {
     let mut p = Project::new(as_user);
     p.file(

@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use vrift_common::manifest::{Manifest, RelPath};
@@ -242,8 +242,6 @@ fn start_and_wait(
 ) -> Result<Finished> {
     let program = filter::build_program()?;
     signals::block_forwarded().context("blocking signals")?;
-    let sup: Arc<OnceLock<Arc<Supervisor>>> = Arc::new(OnceLock::new());
-    let sup2 = Arc::clone(&sup);
     let served = trace.then(|| Arc::new(ServedStats::default()));
     let served2 = served.clone();
     type Tracer = Result<EbpfTracer, TraceUnavailable>;
@@ -264,9 +262,8 @@ fn start_and_wait(
                 )),
             });
         }
-        let s = Supervisor::new(listener, model, served2);
-        s.spawn_workers(worker_count());
-        let _ = sup2.set(s);
+        // The workers own the supervisor from here; they run until the process exits.
+        Supervisor::new(listener, model, served2).spawn_workers(worker_count());
     };
     let mut cmd = Command::new(&cmd_line[0]);
     cmd.args(&cmd_line[1..]);
@@ -286,9 +283,6 @@ fn start_and_wait(
     // the kernel ends whatever it left running.
     let status = wait_child(child)?;
     let wall = started.elapsed();
-    if let Some(s) = sup.get() {
-        tracing::debug!("supervisor: {:?}", s.counters);
-    }
     let traced = match served {
         Some(served) => {
             let t = tracer.lock().unwrap().take();
@@ -347,6 +341,12 @@ pub fn save(
         }
         Destination::Project { dir, has_manifest } => {
             let report = writeback::apply(store, dir, before, new)?;
+            tracing::debug!(
+                "written back to {}: {} written, {} removed",
+                dir.display(),
+                report.written,
+                report.removed
+            );
             if !report.conflicts.is_empty() {
                 let kept = dir.join(".vrift").join("unapplied.manifest");
                 std::fs::create_dir_all(kept.parent().unwrap())?;

@@ -13,22 +13,12 @@ mod paths;
 pub mod served;
 mod statbuf;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::sys::notify::{Listener, Notif};
 pub use model::Model;
 
-/// How each notified call was served (the supervisor's own counters, shown by `vrift trace`).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub hit: AtomicU64,
-    pub miss: AtomicU64,
-    pub passthrough: AtomicU64,
-    pub denied: AtomicU64,
-}
-
-/// The outcome of one notification, for the counters.
+/// How one notification was served (counted per syscall by `vrift trace`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Served {
     Hit,
@@ -40,7 +30,6 @@ pub enum Served {
 pub struct Supervisor {
     listener: Listener,
     model: Arc<Model>,
-    pub counters: Counters,
     /// Per-syscall and per-path detail, kept only under `vrift trace`.
     pub served: Option<Arc<served::ServedStats>>,
     receive_turn: std::sync::Mutex<()>,
@@ -55,7 +44,6 @@ impl Supervisor {
         Arc::new(Supervisor {
             listener,
             model,
-            counters: Counters::default(),
             served,
             receive_turn: std::sync::Mutex::new(()),
         })
@@ -103,18 +91,11 @@ impl Supervisor {
             if handlers::may_be_slow(&n) {
                 turn = None;
             }
-            let served = self.handle(&n);
-            let c = match served {
-                Served::Hit => &self.counters.hit,
-                Served::Miss => &self.counters.miss,
-                Served::Passthrough => &self.counters.passthrough,
-                Served::Denied => &self.counters.denied,
-            };
-            c.fetch_add(1, Ordering::Relaxed);
+            self.handle(&n);
         }
     }
 
-    fn handle(&self, n: &Notif) -> Served {
+    fn handle(&self, n: &Notif) {
         let started = self.served.as_ref().map(|_| std::time::Instant::now());
         let (served, reply, path) =
             handlers::dispatch(&self.model, &self.listener, n, self.served.is_some());
@@ -137,7 +118,6 @@ impl Supervisor {
                 path,
             );
         }
-        served
     }
 }
 

@@ -199,7 +199,7 @@ impl Model {
             Ok(Routed::View(mut st)) => {
                 if st.pending.is_some() {
                     // Size and times of a file being written are the private copy's.
-                    if let Ok(rel) = self.rel_of(abs, follow) {
+                    if let Some(rel) = self.rel_in(&self.view.read().unwrap(), abs, follow) {
                         if let Ok(m) = std::fs::symlink_metadata(self.farm_path(&rel)) {
                             st.size = m.size();
                             st.blocks = m.blocks();
@@ -213,14 +213,6 @@ impl Model {
             }
             Ok(_) => Outcome::Continue,
             Err(e) => e.into(),
-        }
-    }
-
-    /// The resolved relative path of `abs` (for callers that already know it is in the view).
-    fn rel_of(&self, abs: &[u8], follow: bool) -> Result<RelPath, Errno> {
-        match self.view.read().unwrap().resolve(abs, &self.root, follow)? {
-            Resolved::View { rel, .. } => Ok(rel),
-            _ => Err(Errno::ENOENT),
         }
     }
 
@@ -291,7 +283,7 @@ impl Model {
         // What a create replaces, to undo it if its fd cannot be delivered.
         let before_create = match &op {
             Op::Open { path, flags, .. } if flags & libc::O_CREAT != 0 => {
-                self.rel_of_locked(&view, path).and_then(|rel| {
+                self.rel_in(&view, path, true).and_then(|rel| {
                     view.lookup(&rel)
                         .is_none()
                         .then(|| (rel.clone(), view.delta().get(&rel).cloned()))
@@ -332,10 +324,11 @@ impl Model {
         }
     }
 
-    fn rel_of_locked(&self, view: &ViewOf, abs: &[u8]) -> Option<RelPath> {
-        match view.resolve(abs, &self.root, true).ok()? {
+    /// Where `abs` leads in `view`, if it stays in the view.
+    fn rel_in(&self, view: &ViewOf, abs: &[u8], follow: bool) -> Option<RelPath> {
+        match view.resolve(abs, &self.root, follow).ok()? {
             Resolved::View { rel, .. } => Some(rel),
-            _ => None,
+            Resolved::Outside(_) => None,
         }
     }
 
@@ -388,10 +381,9 @@ impl Model {
             (Op::Link { old, follow, .. }, Done::Rel(rel)) => {
                 // The new name shows the same content: a hardlink in the farm to whatever
                 // the source is there (the blob's link or the private copy).
-                let src = match view.resolve(old, &self.root, *follow) {
-                    Ok(Resolved::View { rel, .. }) => rel,
-                    _ => return Err(io::Error::from_raw_os_error(libc::EXDEV)),
-                };
+                let src = self
+                    .rel_in(view, old, *follow)
+                    .ok_or_else(|| io::Error::from_raw_os_error(libc::EXDEV))?;
                 std::fs::hard_link(self.farm_path(&src), self.farm_path(&rel))?;
                 ok
             }
@@ -518,9 +510,8 @@ impl Model {
     /// A private copy's real mode and mtime follow its entry, since stat reads its size and
     /// times from disk and the kernel checks its mode on native reads.
     fn sync_private_attrs(&self, v: &ViewOf, abs: &[u8], follow: bool) -> io::Result<()> {
-        let rel = match v.resolve(abs, &self.root, follow) {
-            Ok(Resolved::View { rel, .. }) => rel,
-            _ => return Ok(()),
+        let Some(rel) = self.rel_in(v, abs, follow) else {
+            return Ok(());
         };
         let Some(e) = v.lookup(&rel) else {
             return Ok(());

@@ -271,18 +271,7 @@ impl<L: LayerSource> View<L> {
             Err(p) => return Ok(Routed::Outside(p)),
         };
         let e = h.entry.ok_or(Errno::ENOENT)?;
-        if flags.directory && !e.is_dir() {
-            return Err(Errno::ENOTDIR);
-        }
-        if e.is_symlink() {
-            return Err(Errno::ELOOP);
-        }
-        if flags.read && !permits(c.cred, self.owner, &e, MAY_READ) {
-            return Err(Errno::EACCES);
-        }
-        if flags.noatime && !owns(c.cred, self.owner) {
-            return Err(Errno::EPERM);
-        }
+        self.may_open_existing(c, &e, flags)?;
         Ok(Routed::View(match e.node {
             Node::Dir => Opened::Dir { rel: h.rel },
             Node::Fifo => Opened::Fifo { rel: h.rel },
@@ -339,13 +328,8 @@ impl<L: LayerSource> View<L> {
         })
     }
 
-    fn open_existing(
-        &mut self,
-        c: &Caller,
-        rel: RelPath,
-        e: ViewEntry,
-        flags: OpenFlags,
-    ) -> Result<Opened, Errno> {
+    /// What the kernel checks before opening an existing entry, in its order.
+    fn may_open_existing(&self, c: &Caller, e: &ViewEntry, flags: OpenFlags) -> Result<(), Errno> {
         if flags.directory && !e.is_dir() {
             return Err(Errno::ENOTDIR);
         }
@@ -364,12 +348,24 @@ impl<L: LayerSource> View<L> {
         if write_intent {
             want |= MAY_WRITE;
         }
-        if !permits(c.cred, self.owner, &e, want) {
+        if !permits(c.cred, self.owner, e, want) {
             return Err(Errno::EACCES);
         }
         if flags.noatime && !owns(c.cred, self.owner) {
             return Err(Errno::EPERM);
         }
+        Ok(())
+    }
+
+    fn open_existing(
+        &mut self,
+        c: &Caller,
+        rel: RelPath,
+        e: ViewEntry,
+        flags: OpenFlags,
+    ) -> Result<Opened, Errno> {
+        self.may_open_existing(c, &e, flags)?;
+        let write_intent = flags.write || flags.trunc;
         match e.node {
             Node::Dir => Ok(Opened::Dir { rel }),
             Node::Fifo => Ok(Opened::Fifo { rel }),
