@@ -36,7 +36,7 @@ use vrift_common::store::Store;
 use vrift_common::vfs::Owner;
 
 use crate::projection::supervisor::served::ServedStats;
-use crate::projection::{self, Choice, Projection};
+use crate::projection::{self, Choice, Kind, Projection};
 use crate::sys::{ns, signals};
 use crate::trace::{EbpfTracer, TraceData, TraceUnavailable};
 use mounts::{cstring, Mount};
@@ -68,9 +68,28 @@ pub struct Finished {
 
 /// Run the program; its exit status is the one to give (128+N when killed by signal N).
 pub fn run(opts: RunOptions) -> Result<Finished> {
+    if !crate::sys::notify::listener_available() {
+        bail!(
+            "this process already runs under a seccomp supervisor (vrift inside vrift, or \
+             inside another sandbox that uses seccomp user notification); the kernel allows \
+             only one, so vrift cannot serve a view here"
+        );
+    }
     let store = Store::open_default()?;
     // Held for the whole run: gc --delete waits, so no blob this run relies on disappears.
-    let _lock = store.lock_shared()?;
+    let _lock = store.lock_shared().map_err(|e| {
+        let read_only = matches!(&e, vrift_common::store::StoreError::Io { source, .. }
+            if source.raw_os_error() == Some(libc::EROFS));
+        if read_only {
+            anyhow::anyhow!(
+                "{e}: the store is read-only here, as it is inside a vrift run (vrift inside \
+                 vrift cannot serve a view: the outer run keeps the store and its mounts \
+                 read-only)"
+            )
+        } else {
+            e.into()
+        }
+    })?;
     let cwd = std::env::current_dir().context("current directory")?;
     recover::recover_interrupted(&store);
     let spec = view::choose(
@@ -79,10 +98,37 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
         opts.mount.as_deref(),
         &cwd,
     )?;
-    let (kind, why) = projection::choose(opts.projection);
+    let (kind, why) = projection::choose(opts.projection, &store, opts.trace);
     tracing::info!("projection: {} ({why})", kind.name());
+    match run_with(kind, &store, &spec, &opts, &cwd) {
+        Err(e)
+            if kind == Kind::Overlay && opts.projection == Choice::Auto && overlay_refused(&e) =>
+        {
+            tracing::info!(
+                "projection: supervisor (the overlay could not be mounted: {})",
+                crate::describe_error(&e)
+            );
+            run_with(Kind::Supervisor, &store, &spec, &opts, &cwd)
+        }
+        r => r,
+    }
+}
 
-    let run_dir = RunDir::create(&store)?;
+/// The program did not start because the kernel refused the overlay mount.
+fn overlay_refused(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<launch::SetupFailed>()
+        .is_some_and(|f| matches!(f.mount, Some(Mount::Overlay { .. })))
+}
+
+/// One attempt at the run with projection `kind`: prepare, launch, wait, harvest, save.
+fn run_with(
+    kind: Kind,
+    store: &Store,
+    spec: &ViewSpec,
+    opts: &RunOptions,
+    cwd: &Path,
+) -> Result<Finished> {
+    let run_dir = RunDir::create(store)?;
     let owner = Owner {
         uid: nix::unistd::geteuid().as_raw(),
         gid: nix::unistd::getegid().as_raw(),
@@ -90,8 +136,8 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
     let projection = projection::prepare(
         kind,
         &projection::Context {
-            store: &store,
-            spec: &spec,
+            store,
+            spec,
             run_dir: &run_dir,
             owner,
         },
@@ -100,7 +146,7 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
     spec.manifest.save_atomic(&run_dir.join(BASE))?;
     RunRecord {
         version: RECORD_VERSION,
-        projection: kind,
+        projection: projection.kind(),
         pid: std::process::id(),
         start_ticks: rundir::start_ticks(std::process::id()).unwrap_or(0),
         root: spec.root.clone(),
@@ -112,11 +158,20 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
     }
     .write(run_dir.path())?;
 
-    let plan = launch_plan(&store, &opts, &spec, &cwd, owner, projection.as_ref())?;
-    let finished = start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace)?;
+    let plan = launch_plan(store, opts, spec, cwd, owner, projection.as_ref())?;
+    let finished = match start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace) {
+        Ok(f) => f,
+        Err(e) => {
+            // Nothing ran: the run leaves nothing behind.
+            if e.downcast_ref::<launch::SetupFailed>().is_some() {
+                run_dir.remove();
+            }
+            return Err(e);
+        }
+    };
 
     let new_manifest = projection.harvest().context("saving the run's changes")?;
-    destination::save(&store, &spec.manifest, &spec.destination, &new_manifest)?;
+    destination::save(store, &spec.manifest, &spec.destination, &new_manifest)?;
     run_dir.remove();
     Ok(finished)
 }
@@ -183,14 +238,6 @@ fn start_and_wait(
     projection: Arc<dyn Projection>,
     trace: bool,
 ) -> Result<Finished> {
-    if plan.filter.is_some() && !crate::sys::notify::listener_available() {
-        bail!(
-            "this process already runs under a seccomp supervisor (vrift inside vrift, or \
-             inside another sandbox that uses seccomp user notification); the kernel allows \
-             only one, so the {} projection cannot serve a view here",
-            projection.kind().name()
-        );
-    }
     signals::block_forwarded().context("blocking signals")?;
     let served = trace.then(|| Arc::new(ServedStats::default()));
     let served2 = served.clone();
