@@ -78,6 +78,27 @@ macro_rules! matrix {
     };
 }
 
+/// One test per projection for a test that picks its own users: `projections! { fn name()
+/// { ... } }` makes `name::supervisor` and `name::overlay`.
+#[macro_export]
+macro_rules! projections {
+    (fn $name:ident() $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn scenario() $body
+            #[test]
+            fn supervisor() {
+                $crate::with_projection("supervisor", scenario);
+            }
+            #[test]
+            fn overlay() {
+                $crate::with_projection("overlay", scenario);
+            }
+        }
+    };
+}
+
 /// A test's private world: a store (`VRIFT_HOME`), a scratch directory, and the projection
 /// its runs use.
 pub struct Env {
