@@ -1,7 +1,6 @@
 //! A run made of parts: which projection runs and why, the metadata layer cache of the
 //! overlay, two runs at once on one store, and set-up failures that name what was refused.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
