@@ -133,7 +133,7 @@ fn run_with(
         uid: nix::unistd::geteuid().as_raw(),
         gid: nix::unistd::getegid().as_raw(),
     };
-    let projection = projection::prepare(
+    let prepared = projection::prepare(
         kind,
         &projection::Context {
             store,
@@ -141,7 +141,15 @@ fn run_with(
             run_dir: &run_dir,
             owner,
         },
-    )?;
+    );
+    let projection = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            // Nothing ran: the run leaves nothing behind.
+            run_dir.remove();
+            return Err(e);
+        }
+    };
     // What recovery needs if this vrift is killed: written before the program starts.
     spec.manifest.save_atomic(&run_dir.join(BASE))?;
     RunRecord {
