@@ -6,6 +6,7 @@
 pub mod filters;
 pub mod gc;
 pub mod hash;
+pub mod index;
 pub mod ingest;
 pub mod manifest;
 pub mod statcache;
