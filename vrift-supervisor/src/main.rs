@@ -6,6 +6,8 @@ mod filter;
 mod launch;
 mod mountplan;
 mod project;
+#[path = "projection/shim/mod.rs"]
+mod projection_shim;
 mod recovery;
 mod session;
 mod supervisor;
@@ -44,6 +46,10 @@ enum Command {
     /// Inspect, compare and verify manifests.
     #[command(subcommand)]
     Manifest(commands::manifest::Command),
+    /// Run a program under the interposition shim (no mounts, namespaces or seccomp) over a
+    /// manifest file, saving the run's changes into it.
+    #[command(hide = true)]
+    ShimRun(commands::shim_run::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
         Command::Manifest(cmd) => commands::manifest::run(cmd),
         Command::Run(args) => commands::run::run(args),
         Command::Trace(args) => commands::trace::run(args),
+        Command::ShimRun(args) => commands::shim_run::run(args),
     };
     match result {
         Ok(code) => code,

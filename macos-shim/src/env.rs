@@ -1,0 +1,200 @@
+//! What vrift tells the shim, through the environment, and what the shim hands on to
+//! children. The names are part of the contract with the launcher
+//! (`vrift-supervisor/src/projection/shim/`).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// The view's root: absolute, canonical.
+pub const ROOT: &str = "VRIFT_SHIM_ROOT";
+/// The memory-mapped manifest index.
+pub const INDEX: &str = "VRIFT_SHIM_INDEX";
+/// The run's directory: change log, generation, private copies, an empty directory.
+pub const RUN: &str = "VRIFT_SHIM_RUN";
+/// The store's root (blobs are read from it, never written).
+pub const STORE: &str = "VRIFT_SHIM_STORE";
+/// "uid:gid" every entry reports as its owner.
+pub const OWNER: &str = "VRIFT_SHIM_OWNER";
+/// The st_dev the view reports.
+pub const DEV: &str = "VRIFT_SHIM_DEV";
+/// The cwd this process starts in (the parent's, which may be a view directory).
+pub const CWD: &str = "VRIFT_SHIM_CWD";
+/// The shim library's own path, put back into LD_PRELOAD / DYLD_INSERT_LIBRARIES.
+pub const LIB: &str = "VRIFT_SHIM_LIB";
+/// Set to anything: print a line per refused or failed set-up to stderr.
+pub const DEBUG: &str = "VRIFT_SHIM_DEBUG";
+
+/// The variable the loader reads.
+#[cfg(target_os = "macos")]
+pub const PRELOAD: &str = "DYLD_INSERT_LIBRARIES";
+#[cfg(not(target_os = "macos"))]
+pub const PRELOAD: &str = "LD_PRELOAD";
+
+/// Names inside the run directory.
+pub const LOG: &str = "changes.log";
+pub const GENERATION: &str = "generation";
+pub const WRITES: &str = "w";
+pub const EMPTY: &str = "empty";
+
+pub struct Config {
+    pub root: Vec<u8>,
+    pub index: PathBuf,
+    pub run: PathBuf,
+    pub store: PathBuf,
+    pub owner: (u32, u32),
+    pub dev: u64,
+    pub cwd: Option<Vec<u8>>,
+    /// The variables a child must keep: every VRIFT_SHIM_* but the cwd, and the preload.
+    pub child_env: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn var(name: &str) -> Option<Vec<u8>> {
+    std::env::var_os(name).map(|v| v.as_bytes().to_vec())
+}
+
+fn path(name: &str) -> Result<PathBuf, String> {
+    var(name)
+        .map(|v| PathBuf::from(OsStr::from_bytes(&v)))
+        .ok_or_else(|| format!("{name} is not set"))
+}
+
+impl Config {
+    /// `Ok(None)` when VRIFT_SHIM_ROOT is unset: not in a run.
+    pub fn read() -> Result<Option<Config>, String> {
+        let Some(root) = var(ROOT) else {
+            return Ok(None);
+        };
+        let owner = var(OWNER).unwrap_or_default();
+        let owner = std::str::from_utf8(&owner)
+            .ok()
+            .and_then(|s| s.split_once(':'))
+            .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
+            .ok_or_else(|| format!("{OWNER} is not \"uid:gid\""))?;
+        let dev = var(DEV)
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+            .unwrap_or(0);
+        let mut child_env = Vec::new();
+        for name in [ROOT, INDEX, RUN, STORE, OWNER, DEV, LIB, DEBUG] {
+            if let Some(v) = var(name) {
+                child_env.push((name.as_bytes().to_vec(), v));
+            }
+        }
+        Ok(Some(Config {
+            root,
+            index: path(INDEX)?,
+            run: path(RUN)?,
+            store: path(STORE)?,
+            owner,
+            dev,
+            cwd: var(CWD).filter(|c| c.first() == Some(&b'/')),
+            child_env,
+        }))
+    }
+}
+
+/// `envp` with the shim's variables set as `keep` says, the preload variable holding the
+/// shim's library (added in front if the program dropped it), and the cwd handed on.
+pub fn merge_child_env(
+    envp: Vec<Vec<u8>>,
+    keep: &[(Vec<u8>, Vec<u8>)],
+    cwd: &[u8],
+) -> Vec<Vec<u8>> {
+    let lib = keep
+        .iter()
+        .find(|(n, _)| n == LIB.as_bytes())
+        .map(|(_, v)| v.clone());
+    let is = |line: &[u8], name: &[u8]| line.len() > name.len() && line.starts_with(name) && line[name.len()] == b'=';
+    let mut out: Vec<Vec<u8>> = Vec::with_capacity(envp.len() + keep.len() + 2);
+    let mut preload_seen = false;
+    for line in envp {
+        if line.starts_with(b"VRIFT_SHIM_") {
+            continue;
+        }
+        if is(&line, PRELOAD.as_bytes()) {
+            preload_seen = true;
+            let value = &line[PRELOAD.len() + 1..];
+            match &lib {
+                Some(lib) if !value.split(|&b| b == b':' || b == b' ').any(|p| p == lib.as_slice()) => {
+                    let mut l = format!("{PRELOAD}=").into_bytes();
+                    l.extend_from_slice(lib);
+                    if !value.is_empty() {
+                        l.push(b':');
+                        l.extend_from_slice(value);
+                    }
+                    out.push(l);
+                }
+                _ => out.push(line),
+            }
+            continue;
+        }
+        out.push(line);
+    }
+    if let (false, Some(lib)) = (preload_seen, &lib) {
+        let mut l = format!("{PRELOAD}=").into_bytes();
+        l.extend_from_slice(lib);
+        out.push(l);
+    }
+    for (n, v) in keep {
+        let mut l = n.clone();
+        l.push(b'=');
+        l.extend_from_slice(v);
+        out.push(l);
+    }
+    let mut l = format!("{CWD}=").into_bytes();
+    l.extend_from_slice(cwd);
+    out.push(l);
+    out
+}
+
+/// A warning on stderr, when VRIFT_SHIM_DEBUG is set.
+pub fn warn(msg: &str) {
+    if std::env::var_os(DEBUG).is_some() {
+        crate::sys::write_stderr(format!("vrift-shim: {msg}\n").as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keep() -> Vec<(Vec<u8>, Vec<u8>)> {
+        vec![
+            (ROOT.as_bytes().to_vec(), b"/v".to_vec()),
+            (LIB.as_bytes().to_vec(), b"/lib/shim.so".to_vec()),
+        ]
+    }
+
+    #[test]
+    fn a_cleared_environment_gets_the_shim_back() {
+        let env = merge_child_env(vec![b"A=1".to_vec()], &keep(), b"/v/sub");
+        let text: Vec<String> = env.iter().map(|l| String::from_utf8_lossy(l).into()).collect();
+        assert!(text.contains(&format!("{PRELOAD}=/lib/shim.so")), "{text:?}");
+        assert!(text.contains(&"VRIFT_SHIM_ROOT=/v".to_string()));
+        assert!(text.contains(&"VRIFT_SHIM_CWD=/v/sub".to_string()));
+        assert!(text.contains(&"A=1".to_string()));
+    }
+
+    #[test]
+    fn a_rewritten_preload_keeps_the_other_libraries_and_stale_values_go() {
+        let env = merge_child_env(
+            vec![
+                format!("{PRELOAD}=/other.so").into_bytes(),
+                b"VRIFT_SHIM_ROOT=/stale".to_vec(),
+                b"VRIFT_SHIM_CWD=/stale".to_vec(),
+            ],
+            &keep(),
+            b"/v",
+        );
+        let text: Vec<String> = env.iter().map(|l| String::from_utf8_lossy(l).into()).collect();
+        assert!(text.contains(&format!("{PRELOAD}=/lib/shim.so:/other.so")), "{text:?}");
+        assert!(!text.iter().any(|l| l.contains("/stale")), "{text:?}");
+        // Already there: left as it is.
+        let again = merge_child_env(env, &keep(), b"/v");
+        assert_eq!(
+            again.iter().filter(|l| l.starts_with(PRELOAD.as_bytes())).count(),
+            1
+        );
+        assert!(again.contains(&format!("{PRELOAD}=/lib/shim.so:/other.so").into_bytes()));
+    }
+}

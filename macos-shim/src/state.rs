@@ -1,0 +1,78 @@
+//! The process's one [`Shim`], made on first use, and the guard that keeps the shim's own
+//! calls (and calls made while it sets itself up) away from the hooks.
+
+use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
+
+use crate::core::Shim;
+
+const NEW: u8 = 0;
+const STARTING: u8 = 1;
+const READY: u8 = 2;
+const OFF: u8 = 3;
+
+static INIT: AtomicU8 = AtomicU8::new(NEW);
+static STATE: Mutex<Option<Shim>> = Mutex::new(None);
+
+thread_local! {
+    /// Set while this thread runs shim code: any libc call the shim makes itself reaches
+    /// the hooks again and must go straight to the real function. `const` and without a
+    /// destructor, so reading it never allocates.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+fn init() {
+    let made = std::panic::catch_unwind(Shim::from_env);
+    let (state, next) = match made {
+        Ok(Ok(Some(s))) => (Some(s), READY),
+        Ok(Ok(None)) => (None, OFF),
+        Ok(Err(e)) => {
+            crate::sys::write_stderr(
+                format!("vrift-shim: cannot serve the view, running unvirtualized: {e}\n")
+                    .as_bytes(),
+            );
+            (None, OFF)
+        }
+        Err(_) => (None, OFF),
+    };
+    *STATE.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    INIT.store(next, Ordering::Release);
+}
+
+/// Run `f` on the process's shim; `None` (the hook passes the call through) when the shim
+/// is off, still being set up, or the call comes from the shim itself.
+pub fn with<R>(f: impl FnOnce(&mut Shim) -> R) -> Option<R> {
+    if BUSY.get() {
+        return None;
+    }
+    BUSY.set(true);
+    let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        match INIT.load(Ordering::Acquire) {
+            READY => {}
+            NEW => {
+                if INIT
+                    .compare_exchange(NEW, STARTING, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    init();
+                }
+                if INIT.load(Ordering::Acquire) != READY {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+        let mut g = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_mut().map(f)
+    }));
+    BUSY.set(false);
+    r.ok().flatten()
+}
+
+/// Is this process served by the shim (set up and on)?
+#[allow(dead_code)]
+pub fn active() -> bool {
+    with(|_| ()).is_some()
+}
