@@ -17,8 +17,8 @@ use fs2::FileExt as _;
 use vrift_common::index::Index;
 use vrift_common::runlog::{self, Done, Op, Record};
 use vrift_common::vfs::{
-    Caller, Content, Cred, DirEntry, Errno, Exec, OpenFlags, Opened, Owner, Resolved, Routed,
-    Seed, Stat, TimeSpec, View,
+    Caller, Content, Cred, DirEntry, Errno, Exec, OpenFlags, Opened, Owner, Resolved, Routed, Seed,
+    Stat, TimeSpec, View,
 };
 
 use crate::env;
@@ -97,7 +97,6 @@ fn join_abs(dir: &[u8], name: &[u8]) -> Vec<u8> {
     p.extend_from_slice(name);
     p
 }
-
 
 impl Shim {
     /// Set up from the environment vrift gave the program; `Ok(None)` when it gave none
@@ -426,7 +425,12 @@ impl Shim {
 
     /// opendir(3), or fdopendir(3) of a view directory fd: the listing, taken now.
     pub fn opendir(&mut self, path: &[u8]) -> Act<DirStream> {
-        match self.open(None, path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
+        match self.open(
+            None,
+            path,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        ) {
             Act::Done(Ok(fd)) => match self.fdopendir(fd) {
                 Some(Ok(s)) => Act::Done(Ok(s)),
                 Some(Err(e)) => {
@@ -574,7 +578,10 @@ impl Shim {
             }
         }
         if let Some(len) = len {
-            let f = std::fs::OpenOptions::new().write(true).open(&p).map_err(io)?;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(io)?;
             f.set_len(len).map_err(io)?;
         }
         Ok(())
@@ -679,5 +686,5 @@ impl Shim {
 }
 
 /// `UTIME_NOW` / `UTIME_OMIT`, the same values on Linux; macOS has its own.
-pub const UTIME_NOW: i64 = libc::UTIME_NOW as i64;
-pub const UTIME_OMIT: i64 = libc::UTIME_OMIT as i64;
+pub const UTIME_NOW: i64 = libc::UTIME_NOW;
+pub const UTIME_OMIT: i64 = libc::UTIME_OMIT;

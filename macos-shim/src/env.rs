@@ -104,7 +104,9 @@ pub fn merge_child_env(
         .iter()
         .find(|(n, _)| n == LIB.as_bytes())
         .map(|(_, v)| v.clone());
-    let is = |line: &[u8], name: &[u8]| line.len() > name.len() && line.starts_with(name) && line[name.len()] == b'=';
+    let is = |line: &[u8], name: &[u8]| {
+        line.len() > name.len() && line.starts_with(name) && line[name.len()] == b'='
+    };
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(envp.len() + keep.len() + 2);
     let mut preload_seen = false;
     for line in envp {
@@ -115,7 +117,11 @@ pub fn merge_child_env(
             preload_seen = true;
             let value = &line[PRELOAD.len() + 1..];
             match &lib {
-                Some(lib) if !value.split(|&b| b == b':' || b == b' ').any(|p| p == lib.as_slice()) => {
+                Some(lib)
+                    if !value
+                        .split(|&b| b == b':' || b == b' ')
+                        .any(|p| p == lib.as_slice()) =>
+                {
                     let mut l = format!("{PRELOAD}=").into_bytes();
                     l.extend_from_slice(lib);
                     if !value.is_empty() {
@@ -168,8 +174,14 @@ mod tests {
     #[test]
     fn a_cleared_environment_gets_the_shim_back() {
         let env = merge_child_env(vec![b"A=1".to_vec()], &keep(), b"/v/sub");
-        let text: Vec<String> = env.iter().map(|l| String::from_utf8_lossy(l).into()).collect();
-        assert!(text.contains(&format!("{PRELOAD}=/lib/shim.so")), "{text:?}");
+        let text: Vec<String> = env
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into())
+            .collect();
+        assert!(
+            text.contains(&format!("{PRELOAD}=/lib/shim.so")),
+            "{text:?}"
+        );
         assert!(text.contains(&"VRIFT_SHIM_ROOT=/v".to_string()));
         assert!(text.contains(&"VRIFT_SHIM_CWD=/v/sub".to_string()));
         assert!(text.contains(&"A=1".to_string()));
@@ -186,13 +198,22 @@ mod tests {
             &keep(),
             b"/v",
         );
-        let text: Vec<String> = env.iter().map(|l| String::from_utf8_lossy(l).into()).collect();
-        assert!(text.contains(&format!("{PRELOAD}=/lib/shim.so:/other.so")), "{text:?}");
+        let text: Vec<String> = env
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into())
+            .collect();
+        assert!(
+            text.contains(&format!("{PRELOAD}=/lib/shim.so:/other.so")),
+            "{text:?}"
+        );
         assert!(!text.iter().any(|l| l.contains("/stale")), "{text:?}");
         // Already there: left as it is.
         let again = merge_child_env(env, &keep(), b"/v");
         assert_eq!(
-            again.iter().filter(|l| l.starts_with(PRELOAD.as_bytes())).count(),
+            again
+                .iter()
+                .filter(|l| l.starts_with(PRELOAD.as_bytes()))
+                .count(),
             1
         );
         assert!(again.contains(&format!("{PRELOAD}=/lib/shim.so:/other.so").into_bytes()));

@@ -140,7 +140,10 @@ fn at(dirfd: c_int) -> Option<i32> {
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string.
-unsafe fn ask<T>(path: *const c_char, f: impl FnOnce(&mut Shim, &[u8]) -> Act<T>) -> Option<Act<T>> {
+unsafe fn ask<T>(
+    path: *const c_char,
+    f: impl FnOnce(&mut Shim, &[u8]) -> Act<T>,
+) -> Option<Act<T>> {
     // SAFETY: forwarded contract.
     let p = unsafe { bytes(path) }?;
     with(|s| f(s, p))
@@ -251,13 +254,23 @@ pub unsafe extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+pub unsafe extern "C" fn openat(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: c_uint,
+) -> c_int {
     // SAFETY: openat(2)'s arguments.
     unsafe { do_open(dirfd, path, flags, mode) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn openat64(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+pub unsafe extern "C" fn openat64(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: c_uint,
+) -> c_int {
     // SAFETY: openat(2)'s arguments.
     unsafe { do_open(dirfd, path, flags, mode) }
 }
@@ -277,7 +290,14 @@ pub unsafe extern "C" fn __openat64_2(dirfd: c_int, path: *const c_char, flags: 
 #[no_mangle]
 pub unsafe extern "C" fn creat(path: *const c_char, mode: Mode) -> c_int {
     // SAFETY: creat(2) is open with these flags.
-    unsafe { do_open(libc::AT_FDCWD, path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, mode) }
+    unsafe {
+        do_open(
+            libc::AT_FDCWD,
+            path,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            mode,
+        )
+    }
 }
 
 #[no_mangle]
@@ -468,13 +488,23 @@ pub unsafe extern "C" fn fstat64(fd: c_int, buf: *mut libc::stat) -> c_int {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn fstatat(dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags: c_int) -> c_int {
+pub unsafe extern "C" fn fstatat(
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut libc::stat,
+    flags: c_int,
+) -> c_int {
     // SAFETY: fstatat(2)'s arguments.
     unsafe { do_stat(dirfd, path, buf, flags) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn fstatat64(dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags: c_int) -> c_int {
+pub unsafe extern "C" fn fstatat64(
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut libc::stat,
+    flags: c_int,
+) -> c_int {
     // SAFETY: fstatat(2)'s arguments.
     unsafe { do_stat(dirfd, path, buf, flags) }
 }
@@ -505,19 +535,37 @@ pub unsafe extern "C" fn __fxstat64(_ver: c_int, fd: c_int, buf: *mut libc::stat
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn __fxstatat(_ver: c_int, dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags: c_int) -> c_int {
+pub unsafe extern "C" fn __fxstatat(
+    _ver: c_int,
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut libc::stat,
+    flags: c_int,
+) -> c_int {
     // SAFETY: __fxstatat's arguments after the version.
     unsafe { do_stat(dirfd, path, buf, flags) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn __fxstatat64(_ver: c_int, dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags: c_int) -> c_int {
+pub unsafe extern "C" fn __fxstatat64(
+    _ver: c_int,
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut libc::stat,
+    flags: c_int,
+) -> c_int {
     // SAFETY: as __fxstatat.
     unsafe { do_stat(dirfd, path, buf, flags) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn statx(dirfd: c_int, path: *const c_char, flags: c_int, mask: c_uint, buf: *mut libc::statx) -> c_int {
+pub unsafe extern "C" fn statx(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mask: c_uint,
+    buf: *mut libc::statx,
+) -> c_int {
     let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
     // SAFETY: statx(2)'s arguments: `path` a C string, `buf` one struct statx.
     unsafe {
@@ -567,7 +615,12 @@ pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn faccessat(dirfd: c_int, path: *const c_char, mode: c_int, flags: c_int) -> c_int {
+pub unsafe extern "C" fn faccessat(
+    dirfd: c_int,
+    path: *const c_char,
+    mode: c_int,
+    flags: c_int,
+) -> c_int {
     // SAFETY: faccessat(2)'s arguments.
     unsafe { do_access(dirfd, path, mode, flags) }
 }
@@ -612,8 +665,36 @@ pub unsafe extern "C" fn readlink(path: *const c_char, buf: *mut c_char, size: u
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn readlinkat(dirfd: c_int, path: *const c_char, buf: *mut c_char, size: usize) -> isize {
+pub unsafe extern "C" fn readlinkat(
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut c_char,
+    size: usize,
+) -> isize {
     // SAFETY: readlinkat(2)'s arguments.
+    unsafe { do_readlink(dirfd, path, buf, size) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __readlink_chk(
+    path: *const c_char,
+    buf: *mut c_char,
+    size: usize,
+    _buflen: usize,
+) -> isize {
+    // SAFETY: FORTIFY's readlink: `buf` holds `size` bytes.
+    unsafe { do_readlink(libc::AT_FDCWD, path, buf, size) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __readlinkat_chk(
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut c_char,
+    size: usize,
+    _buflen: usize,
+) -> isize {
+    // SAFETY: FORTIFY's readlinkat: `buf` holds `size` bytes.
     unsafe { do_readlink(dirfd, path, buf, size) }
 }
 
@@ -661,7 +742,11 @@ pub unsafe extern "C" fn realpath(path: *const c_char, resolved: *mut c_char) ->
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn __realpath_chk(path: *const c_char, resolved: *mut c_char, _len: usize) -> *mut c_char {
+pub unsafe extern "C" fn __realpath_chk(
+    path: *const c_char,
+    resolved: *mut c_char,
+    _len: usize,
+) -> *mut c_char {
     // SAFETY: FORTIFY's realpath; the buffer is at least PATH_MAX as realpath requires.
     unsafe { realpath(path, resolved) }
 }
@@ -857,7 +942,12 @@ pub unsafe extern "C" fn scandir(
         }
         std::ptr::copy_nonoverlapping(out.as_ptr(), arr, out.len());
         if let Some(c) = compar {
-            libc::qsort(arr as *mut c_void, out.len(), std::mem::size_of::<*mut libc::dirent>(), Some(c));
+            libc::qsort(
+                arr as *mut c_void,
+                out.len(),
+                std::mem::size_of::<*mut libc::dirent>(),
+                Some(c),
+            );
         }
         *list = arr;
         out.len() as c_int
@@ -932,7 +1022,11 @@ pub unsafe extern "C" fn getcwd(buf: *mut c_char, size: usize) -> *mut c_char {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn __getcwd_chk(buf: *mut c_char, size: usize, _buflen: usize) -> *mut c_char {
+pub unsafe extern "C" fn __getcwd_chk(
+    buf: *mut c_char,
+    size: usize,
+    _buflen: usize,
+) -> *mut c_char {
     // SAFETY: FORTIFY's getcwd: `buf` holds `size` bytes.
     unsafe { getcwd(buf, size) }
 }
@@ -1040,7 +1134,11 @@ struct Child {
 
 impl Child {
     fn env_ptrs(&self) -> Vec<*const c_char> {
-        self.env.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect()
+        self.env
+            .iter()
+            .map(|c| c.as_ptr())
+            .chain([std::ptr::null()])
+            .collect()
     }
 }
 
@@ -1065,12 +1163,19 @@ unsafe fn child(path: *const c_char, envp: *const *const c_char) -> Result<Optio
     };
     Ok(Some(Child {
         path,
-        env: env.into_iter().filter_map(|l| CString::new(l).ok()).collect(),
+        env: env
+            .into_iter()
+            .filter_map(|l| CString::new(l).ok())
+            .collect(),
     }))
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+pub unsafe extern "C" fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
     // SAFETY: execve(2)'s arguments.
     unsafe {
         match child(path, envp) {
@@ -1103,7 +1208,11 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
 ///
 /// # Safety
 /// execvpe(3)'s arguments.
-unsafe fn search_exec(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+unsafe fn search_exec(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
     // SAFETY: the caller's arguments.
     unsafe {
         let Some(name) = bytes(file) else {
@@ -1143,7 +1252,11 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char)
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+pub unsafe extern "C" fn execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
     // SAFETY: execvpe(3)'s arguments.
     unsafe { search_exec(file, argv, envp) }
 }
@@ -1242,7 +1355,9 @@ fn changed(act: Option<Act<()>>, real_call: impl FnOnce(Option<CString>) -> c_in
 pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: *const c_char, mode: Mode) -> c_int {
     // SAFETY: mkdirat(2)'s arguments.
     unsafe {
-        let act = ask(path, |s, p| s.change_path(at(dirfd), p, |path| Op::Mkdir { path, mode }));
+        let act = ask(path, |s, p| {
+            s.change_path(at(dirfd), p, |path| Op::Mkdir { path, mode })
+        });
         changed(act, |p| match p {
             Some(p) => real::mkdirat(libc::AT_FDCWD, p.as_ptr(), mode),
             None => real::mkdirat(dirfd, path, mode),
@@ -1287,7 +1402,9 @@ pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
 pub unsafe extern "C" fn rmdir(path: *const c_char) -> c_int {
     // SAFETY: rmdir(2)'s argument.
     unsafe {
-        let act = ask(path, |s, p| s.change_path(None, p, |path| Op::Rmdir { path }));
+        let act = ask(path, |s, p| {
+            s.change_path(None, p, |path| Op::Rmdir { path })
+        });
         changed(act, |p| match p {
             Some(p) => real::rmdir(p.as_ptr()),
             None => real::rmdir(path),
@@ -1309,18 +1426,23 @@ pub unsafe extern "C" fn renameat2(
             return real::renameat2(olddirfd, old, newdirfd, new, flags);
         };
         let act = with(|s| {
-            s.change_pair((at(olddirfd), a), (at(newdirfd), b), |old, new| Op::Rename {
-                old,
-                new,
-                flags,
+            s.change_pair((at(olddirfd), a), (at(newdirfd), b), |old, new| {
+                Op::Rename { old, new, flags }
             })
         });
-        changed(act, |_| real::renameat2(olddirfd, old, newdirfd, new, flags))
+        changed(act, |_| {
+            real::renameat2(olddirfd, old, newdirfd, new, flags)
+        })
     }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn renameat(olddirfd: c_int, old: *const c_char, newdirfd: c_int, new: *const c_char) -> c_int {
+pub unsafe extern "C" fn renameat(
+    olddirfd: c_int,
+    old: *const c_char,
+    newdirfd: c_int,
+    new: *const c_char,
+) -> c_int {
     // SAFETY: renameat(2)'s arguments.
     unsafe { renameat2(olddirfd, old, newdirfd, new, 0) }
 }
@@ -1363,7 +1485,11 @@ pub unsafe extern "C" fn link(old: *const c_char, new: *const c_char) -> c_int {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn symlinkat(target: *const c_char, dirfd: c_int, path: *const c_char) -> c_int {
+pub unsafe extern "C" fn symlinkat(
+    target: *const c_char,
+    dirfd: c_int,
+    path: *const c_char,
+) -> c_int {
     // SAFETY: symlinkat(2)'s arguments.
     unsafe {
         let Some(t) = bytes(target) else {
@@ -1389,7 +1515,12 @@ pub unsafe extern "C" fn symlink(target: *const c_char, path: *const c_char) -> 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn fchmodat(dirfd: c_int, path: *const c_char, mode: Mode, flags: c_int) -> c_int {
+pub unsafe extern "C" fn fchmodat(
+    dirfd: c_int,
+    path: *const c_char,
+    mode: Mode,
+    flags: c_int,
+) -> c_int {
     let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
     // SAFETY: fchmodat(2)'s arguments.
     unsafe {
@@ -1411,7 +1542,13 @@ pub unsafe extern "C" fn chmod(path: *const c_char, mode: Mode) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn fchmod(fd: c_int, mode: Mode) -> c_int {
-    let act = with(|s| s.change_fd(fd, |path| Op::Chmod { path, mode, follow: true }));
+    let act = with(|s| {
+        s.change_fd(fd, |path| Op::Chmod {
+            path,
+            mode,
+            follow: true,
+        })
+    });
     // SAFETY: the real call with the caller's arguments.
     changed(act, |_| unsafe { real::fchmod(fd, mode) })
 }
@@ -1428,7 +1565,12 @@ unsafe fn times(t: *const libc::timespec) -> Option<[(i64, i64); 2]> {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn utimensat(dirfd: c_int, path: *const c_char, t: *const libc::timespec, flags: c_int) -> c_int {
+pub unsafe extern "C" fn utimensat(
+    dirfd: c_int,
+    path: *const c_char,
+    t: *const libc::timespec,
+    flags: c_int,
+) -> c_int {
     let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
     // SAFETY: utimensat(2)'s arguments (a NULL path is futimens on `dirfd`).
     unsafe {
@@ -1483,7 +1625,9 @@ pub unsafe extern "C" fn utimes(path: *const c_char, tv: *const libc::timeval) -
 pub unsafe extern "C" fn truncate(path: *const c_char, len: libc::off_t) -> c_int {
     // SAFETY: truncate(2)'s arguments.
     unsafe {
-        let act = ask(path, |s, p| s.change_path(None, p, |path| Op::Truncate { path, len }));
+        let act = ask(path, |s, p| {
+            s.change_path(None, p, |path| Op::Truncate { path, len })
+        });
         changed(act, |p| match p {
             Some(p) => real::truncate(p.as_ptr(), len),
             None => real::truncate(path, len),

@@ -38,7 +38,9 @@ impl SharedCounter {
         // through the same atomic accesses as below.
         let map = unsafe { memmap2::MmapMut::map_mut(file)? };
         if map.len() < 8 {
-            return Err(std::io::Error::other("generation file shorter than 8 bytes"));
+            return Err(std::io::Error::other(
+                "generation file shorter than 8 bytes",
+            ));
         }
         Ok(SharedCounter { map })
     }

@@ -21,18 +21,57 @@ use crate::vfs::{
 /// One change, with absolute paths (the caller's cwd already applied).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    Open { path: Vec<u8>, flags: i32, mode: u32 },
-    Mkdir { path: Vec<u8>, mode: u32 },
-    Rmdir { path: Vec<u8> },
-    Unlink { path: Vec<u8> },
-    Rename { old: Vec<u8>, new: Vec<u8>, flags: u32 },
-    Link { old: Vec<u8>, new: Vec<u8>, follow: bool },
-    Symlink { target: Vec<u8>, path: Vec<u8> },
-    Chmod { path: Vec<u8>, mode: u32, follow: bool },
-    Utimens { path: Vec<u8>, atime: TimeSpec, mtime: TimeSpec, follow: bool },
-    Truncate { path: Vec<u8>, len: i64 },
+    Open {
+        path: Vec<u8>,
+        flags: i32,
+        mode: u32,
+    },
+    Mkdir {
+        path: Vec<u8>,
+        mode: u32,
+    },
+    Rmdir {
+        path: Vec<u8>,
+    },
+    Unlink {
+        path: Vec<u8>,
+    },
+    Rename {
+        old: Vec<u8>,
+        new: Vec<u8>,
+        flags: u32,
+    },
+    Link {
+        old: Vec<u8>,
+        new: Vec<u8>,
+        follow: bool,
+    },
+    Symlink {
+        target: Vec<u8>,
+        path: Vec<u8>,
+    },
+    Chmod {
+        path: Vec<u8>,
+        mode: u32,
+        follow: bool,
+    },
+    Utimens {
+        path: Vec<u8>,
+        atime: TimeSpec,
+        mtime: TimeSpec,
+        follow: bool,
+    },
+    Truncate {
+        path: Vec<u8>,
+        len: i64,
+    },
     /// A write finished and was hashed (used by a final commit; processes never log it).
-    Commit { id: u64, hash: Hash, size: u64, mtime_ns: i64 },
+    Commit {
+        id: u64,
+        hash: Hash,
+        size: u64,
+        mtime_ns: i64,
+    },
 }
 
 /// A change and who made it when.
@@ -165,10 +204,12 @@ impl R<'_> {
         self.take(1).map(|s| s[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|s| u32::from_le_bytes(s.try_into().unwrap()))
+        self.take(4)
+            .map(|s| u32::from_le_bytes(s.try_into().unwrap()))
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|s| u64::from_le_bytes(s.try_into().unwrap()))
+        self.take(8)
+            .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
     }
     fn bytes(&mut self) -> Option<Vec<u8>> {
         let n = self.u32()? as usize;
@@ -495,7 +536,10 @@ mod tests {
             target: Vec::new(),
         };
         let m = Manifest::from_entries(vec![(b"".to_vec(), dir.clone())]);
-        let owner = Owner { uid: 1000, gid: 100 };
+        let owner = Owner {
+            uid: 1000,
+            gid: 100,
+        };
         let recs: Vec<Record> = all_ops().into_iter().take(10).map(rec).collect();
         let mut a = View::new(b"/r", owner, vec![&m]).unwrap();
         let mut b = View::new(b"/r", owner, vec![&m]).unwrap();

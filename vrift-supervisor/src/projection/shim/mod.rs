@@ -52,7 +52,6 @@ pub const VIEW_DEV: u64 = 0x7672;
 pub struct Prepared {
     pub run_dir: PathBuf,
     pub root: PathBuf,
-    pub index: PathBuf,
     pub library: PathBuf,
     pub owner: Owner,
     /// Where the program starts (in the view or not).
@@ -91,7 +90,10 @@ pub fn prepare(
     library: &Path,
 ) -> Result<Prepared> {
     if !root.is_absolute() {
-        bail!("{}: the view's root must be an absolute path", root.display());
+        bail!(
+            "{}: the view's root must be an absolute path",
+            root.display()
+        );
     }
     let ix = index::cached(store, manifest)?;
     let runs = store.root().join(RUNS);
@@ -123,7 +125,6 @@ pub fn prepare(
     Ok(Prepared {
         run_dir,
         root: root.to_path_buf(),
-        index: ix.path().to_path_buf(),
         library: library.to_path_buf(),
         owner,
         cwd: cwd.to_path_buf(),
@@ -140,9 +141,16 @@ pub fn is_dynamic(path: &Path) -> Result<bool> {
         return Ok(bytes.starts_with(b"#!"));
     }
     if bytes[4] != 2 || bytes[5] != 1 {
-        bail!("{}: only 64-bit little-endian ELF is supported", path.display());
+        bail!(
+            "{}: only 64-bit little-endian ELF is supported",
+            path.display()
+        );
     }
-    let u16_at = |o: usize| bytes.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]));
+    let u16_at = |o: usize| {
+        bytes
+            .get(o..o + 2)
+            .map(|s| u16::from_le_bytes([s[0], s[1]]))
+    };
     let u64_at = |o: usize| {
         bytes
             .get(o..o + 8)
@@ -183,7 +191,9 @@ fn locate(store: &Store, manifest: &Manifest, prep: &Prepared, program: &OsStr) 
                 None => continue,
             }
         }
-        if c.metadata().is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0) {
+        if c.metadata()
+            .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+        {
             return Ok(c);
         }
     }
@@ -234,7 +244,8 @@ pub fn command(
 pub fn harvest(store: &Store, manifest: &Manifest, prep: &Prepared) -> Result<Manifest> {
     let log_path = prep.run_dir.join(LOG);
     let bytes = std::fs::read(&log_path).with_context(|| format!("{}", log_path.display()))?;
-    let records = runlog::decode_all(&bytes, 0).with_context(|| format!("{}", log_path.display()))?;
+    let records =
+        runlog::decode_all(&bytes, 0).with_context(|| format!("{}", log_path.display()))?;
     let mut view = View::new(prep.root.as_os_str().as_bytes(), prep.owner, vec![manifest])
         .with_context(|| format!("{}: cannot make a view", prep.root.display()))?;
     runlog::replay(&mut view, &records);
