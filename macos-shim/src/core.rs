@@ -65,12 +65,18 @@ pub struct Shim {
     run: PathBuf,
     store: PathBuf,
     log: File,
+    log_path: PathBuf,
+    /// The process that opened `log`: a forked child shares the parent's open file, and so
+    /// its lock, and must open its own.
+    log_pid: u32,
     log_read: u64,
     generation: SharedCounter,
     fds: HashMap<i32, FdInfo>,
     /// Directory streams handed out (their addresses), owned by the platform layer.
     pub dirs: HashSet<usize>,
     cwd: Vec<u8>,
+    /// Real paths under the root that bypass the view (see [`env::PASSTHROUGH`]).
+    passthrough: Vec<Vec<u8>>,
     cred: Cred,
     umask: u32,
     /// `NAME=value` lines a child needs to keep the shim (see [`env`]).
@@ -79,6 +85,10 @@ pub struct Shim {
 
 fn errno_of(e: &std::io::Error) -> Errno {
     Errno(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn open_log(p: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new().read(true).append(true).open(p)
 }
 
 fn now_ns() -> i64 {
@@ -114,11 +124,7 @@ impl Shim {
             .map_err(|e| e.to_string())?
             .with_dev(cfg.dev);
         let log_path = cfg.run.join(env::LOG);
-        let log = std::fs::OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log = open_log(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let gen_path = cfg.run.join(env::GENERATION);
         let gen_file = std::fs::OpenOptions::new()
             .read(true)
@@ -140,11 +146,14 @@ impl Shim {
             run: cfg.run.clone(),
             store: cfg.store.clone(),
             log,
+            log_path,
+            log_pid: std::process::id(),
             log_read: 0,
             generation,
             fds: HashMap::new(),
             dirs: HashSet::new(),
             cwd,
+            passthrough: cfg.passthrough.clone(),
             cred: Cred {
                 uid,
                 gid,
@@ -183,12 +192,12 @@ impl Shim {
     /// Could `abs` lead into the view? (A lexical test: paths with "." or ".." components or
     /// "//" go to the resolver.)
     pub fn may_enter(&self, abs: &[u8]) -> bool {
-        if self.root == b"/" {
-            return true;
+        let under =
+            |dir: &[u8]| abs.starts_with(dir) && (abs.len() == dir.len() || abs[dir.len()] == b'/');
+        if self.passthrough.iter().any(|p| under(p)) {
+            return false;
         }
-        let enters = abs.starts_with(&self.root)
-            && (abs.len() == self.root.len() || abs[self.root.len()] == b'/');
-        enters || abs.windows(2).any(|w| w == b"//" || w == b"/.")
+        self.root == b"/" || under(&self.root) || abs.windows(2).any(|w| w == b"//" || w == b"/.")
     }
 
     /// Bring this process's view up to date with the changes other processes logged.
@@ -381,7 +390,7 @@ impl Shim {
             Opened::Write { rel, id, .. } => {
                 // The private copy was prepared when the change was made.
                 let p = self.private(id.0);
-                (self.open_real(&p, flags, 0o600)?, rel, false)
+                (self.open_real(&p, flags, PRIVATE_MODE)?, rel, false)
             }
             Opened::Dir { rel } => {
                 let p = self.empty_dir();
@@ -513,6 +522,11 @@ impl Shim {
     /// Make one change: under the log's lock, catch up, run the state machine, carry out what
     /// it asks (prepare a private copy), append the record and publish the new generation.
     pub fn change(&mut self, op: Op) -> Result<Routed<Done>, Errno> {
+        let pid = std::process::id();
+        if pid != self.log_pid {
+            self.log = open_log(&self.log_path).map_err(|e| errno_of(&e))?;
+            self.log_pid = pid;
+        }
         if self.log.lock_exclusive().is_err() {
             return Err(Errno(libc::EIO));
         }
@@ -536,6 +550,9 @@ impl Shim {
                 Done::Truncate(t) => self.prepare(t.id.0, t.seed, Some(t.len))?,
                 _ => {}
             }
+            if let Op::Utimens { path, follow, .. } = &rec.op {
+                self.sync_private_mtime(path, *follow);
+            }
             let bytes = runlog::encode(&rec);
             if (&self.log).write_all(&bytes).is_err() {
                 return Err(Errno(libc::EIO));
@@ -546,6 +563,23 @@ impl Shim {
         Ok(r)
     }
 
+    /// A file being written reports its private copy's mtime, and the run saves that: after
+    /// utimensat on it, the copy takes the entry's time.
+    fn sync_private_mtime(&self, path: &[u8], follow: bool) {
+        if let Ok(Routed::View(st)) = self.view.stat(&self.caller(), path, follow) {
+            if let Some(id) = st.pending {
+                let t = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_nanos(st.mtime_ns.max(0) as u64);
+                if let Ok(f) = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(self.private(id.0))
+                {
+                    let _ = f.set_modified(t);
+                }
+            }
+        }
+    }
+
     /// The private copy `id`, as `seed` says, then cut to `len`.
     fn prepare(&self, id: u64, seed: Seed, len: Option<u64>) -> Result<(), Errno> {
         let p = self.private(id);
@@ -554,8 +588,11 @@ impl Shim {
             Seed::CopyOf(h) => {
                 let tmp = self.run.join(env::WRITES).join(format!(".{id}.tmp"));
                 std::fs::copy(self.blob(&h), &tmp).map_err(io)?;
-                std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-                    .map_err(io)?;
+                std::fs::set_permissions(
+                    &tmp,
+                    std::os::unix::fs::PermissionsExt::from_mode(PRIVATE_MODE),
+                )
+                .map_err(io)?;
                 std::fs::rename(&tmp, &p).map_err(io)?;
             }
             Seed::Empty => {
@@ -563,7 +600,7 @@ impl Shim {
                     .write(true)
                     .create(true)
                     .truncate(true)
-                    .mode(0o600)
+                    .mode(PRIVATE_MODE)
                     .open(&p)
                     .map_err(io)?;
             }
@@ -684,6 +721,11 @@ impl Shim {
         self.log.as_raw_fd()
     }
 }
+
+/// The real mode of every private copy: the run's user may read and write it, and execute
+/// it (a program built in the view runs from its private copy; the view's mode is what
+/// stat reports and what exec is checked against).
+const PRIVATE_MODE: u32 = 0o700;
 
 /// `UTIME_NOW` / `UTIME_OMIT`, the same values on Linux; macOS has its own.
 pub const UTIME_NOW: i64 = libc::UTIME_NOW;

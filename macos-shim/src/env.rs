@@ -22,6 +22,9 @@ pub const DEV: &str = "VRIFT_SHIM_DEV";
 pub const CWD: &str = "VRIFT_SHIM_CWD";
 /// The shim library's own path, put back into LD_PRELOAD / DYLD_INSERT_LIBRARIES.
 pub const LIB: &str = "VRIFT_SHIM_LIB";
+/// Absolute paths under the root that are the real tree's (the filters excluded them from
+/// the manifest), one per line: calls on them and below go to the kernel.
+pub const PASSTHROUGH: &str = "VRIFT_SHIM_PASSTHROUGH";
 /// Set to anything: print a line per refused or failed set-up to stderr.
 pub const DEBUG: &str = "VRIFT_SHIM_DEBUG";
 
@@ -45,6 +48,7 @@ pub struct Config {
     pub owner: (u32, u32),
     pub dev: u64,
     pub cwd: Option<Vec<u8>>,
+    pub passthrough: Vec<Vec<u8>>,
     /// The variables a child must keep: every VRIFT_SHIM_* but the cwd, and the preload.
     pub child_env: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -75,7 +79,7 @@ impl Config {
             .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
             .unwrap_or(0);
         let mut child_env = Vec::new();
-        for name in [ROOT, INDEX, RUN, STORE, OWNER, DEV, LIB, DEBUG] {
+        for name in [ROOT, INDEX, RUN, STORE, OWNER, DEV, LIB, DEBUG, PASSTHROUGH] {
             if let Some(v) = var(name) {
                 child_env.push((name.as_bytes().to_vec(), v));
             }
@@ -88,6 +92,12 @@ impl Config {
             owner,
             dev,
             cwd: var(CWD).filter(|c| c.first() == Some(&b'/')),
+            passthrough: var(PASSTHROUGH)
+                .unwrap_or_default()
+                .split(|&b| b == b'\n')
+                .filter(|p| p.first() == Some(&b'/'))
+                .map(|p| p.to_vec())
+                .collect(),
             child_env,
         }))
     }

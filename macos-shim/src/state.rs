@@ -76,3 +76,20 @@ pub fn with<R>(f: impl FnOnce(&mut Shim) -> R) -> Option<R> {
 pub fn active() -> bool {
     with(|_| ()).is_some()
 }
+
+/// Set up as soon as the loader has loaded the library, while the environment vrift gave is
+/// still the process's: a program may clear it (`env -i`) before its first file call.
+#[cfg(not(test))]
+extern "C" fn at_load() {
+    let _ = with(|_| ());
+}
+
+#[cfg(all(target_os = "linux", not(test)))]
+#[used]
+#[link_section = ".init_array"]
+static AT_LOAD: extern "C" fn() = at_load;
+
+#[cfg(all(target_os = "macos", not(test)))]
+#[used]
+#[link_section = "__DATA,__mod_init_func"]
+static AT_LOAD: extern "C" fn() = at_load;

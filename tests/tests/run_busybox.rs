@@ -229,18 +229,10 @@ fn ls_la(as_user: bool) {
     assert_eq!(data.get("big.bin").map(|e| e.2), Some(200_000));
 }
 
-#[test]
-fn ls_la_shows_manifest_modes_sizes_and_links() {
-    ls_la(false);
-}
+matrix!(ls_la_shows_manifest_modes_sizes_and_links => ls_la);
 
-#[test]
-fn ls_la_as_an_ordinary_user() {
-    ls_la(true);
-}
-
-#[test]
-fn find_lists_exactly_the_manifest() {
+projections! {
+    fn find_lists_exactly_the_manifest() {
     let fx = Fixture::new(false);
     let bb = busybox();
     let sorted = |s: String| {
@@ -262,9 +254,10 @@ fn find_lists_exactly_the_manifest() {
     let via = sorted(fx.run(&[&bb, "find", "-L", "dirlink", "-type", "f"]));
     assert_eq!(via, vec!["dirlink/util.h"]);
 }
+}
 
-#[test]
-fn cat_stat_and_readlink() {
+projections! {
+    fn cat_stat_and_readlink() {
     let fx = Fixture::new(false);
     let bb = busybox();
     assert_eq!(
@@ -320,9 +313,10 @@ fn cat_stat_and_readlink() {
         .status
         .success());
 }
+}
 
-#[test]
-fn sh_scripts_see_the_view() {
+projections! {
+    fn sh_scripts_see_the_view() {
     let fx = Fixture::new(false);
     let got = fx.sh("for f in *; do echo \"$f\"; done
          read line < README.md; echo \"read: $line\"
@@ -353,6 +347,7 @@ fn sh_scripts_see_the_view() {
     let bb = busybox();
     assert_eq!(fx.run(&[&bb, "sh", "bin/run.sh"]), "run.sh says hi\n");
     assert_eq!(fx.run(&["./bin/run.sh"]), "run.sh says hi\n");
+}
 }
 
 /// sha256 of the manifest's bytes, computed natively on copies outside any view.
@@ -385,15 +380,7 @@ fn sha256(as_user: bool) {
     assert_eq!(fx.run(&cmd), want);
 }
 
-#[test]
-fn sha256sum_hashes_view_content_not_disk() {
-    sha256(false);
-}
-
-#[test]
-fn sha256sum_as_an_ordinary_user() {
-    sha256(true);
-}
+matrix!(sha256sum_hashes_view_content_not_disk => sha256);
 
 /// Check that the real tree at `dir` holds exactly the fixture's tree (modes too).
 fn assert_tree(fx: &Fixture, dir: &Path, check_mtime_of: Option<&Path>) {
@@ -470,18 +457,10 @@ fn cp_out(as_user: bool) {
     );
 }
 
-#[test]
-fn cp_from_the_view_to_a_real_dir_outside_it() {
-    cp_out(false);
-}
+matrix!(cp_from_the_view_to_a_real_dir_outside_it => cp_out);
 
-#[test]
-fn cp_as_an_ordinary_user() {
-    cp_out(true);
-}
-
-#[test]
-fn tar_of_the_view_written_outside_it() {
+projections! {
+    fn tar_of_the_view_written_outside_it() {
     let fx = Fixture::new(false);
     let bb = busybox();
     let tar = fx.out.join("view.tar");
@@ -520,4 +499,5 @@ fn tar_of_the_view_written_outside_it() {
     c.args(["tar", "xf"]).arg(&tar).arg("-C").arg(&x);
     stdout_ok(&mut c);
     assert_tree(&fx, &x, None);
+}
 }

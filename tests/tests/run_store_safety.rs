@@ -17,10 +17,13 @@ fn allowed(route: &str) -> &'static [&'static str] {
         "ftruncate of O_RDONLY fd" => &["EINVAL", "EBADF"],
         "write to O_RDONLY fd" | "pwrite to O_RDONLY fd" | "fallocate on O_RDONLY fd" => &["EBADF"],
         "mmap PROT_WRITE MAP_SHARED" => &["EACCES"],
+        // In an ordinary user's namespace (the overlay projection) only the user's own id
+        // is mapped: the kernel answers a chown to any other id with EINVAL.
+        "chown" | "lchown symlink" | "fchown on O_RDONLY fd" => &["SUCCEEDED", "EPERM", "EINVAL"],
         "rename out of the view"
         | "link to outside"
         | "linkat /proc/self/fd to outside"
-        | "linkat AT_EMPTY_PATH to outside" => &["EXDEV", "EROFS", "EPERM", "EACCES"],
+        | "linkat AT_EMPTY_PATH to outside" => &["EXDEV", "EROFS", "EPERM", "EACCES", "ENOENT"],
         _ => &[
             "SUCCEEDED",
             "SUCCEEDED (write went through)",
@@ -129,15 +132,7 @@ fn assert_no_entries(dir: &Path) {
     assert!(names.is_empty(), "the project on disk changed: {names:?}");
 }
 
-#[test]
-fn root_cannot_write_the_store_through_the_view() {
-    write_attempts(false);
-}
-
-#[test]
-fn an_ordinary_user_cannot_write_the_store_through_the_view() {
-    write_attempts(true);
-}
+matrix!(root_cannot_write_the_store_through_the_view => write_attempts);
 
 /// A program that finds the store (VRIFT_HOME is in its environment) cannot write, chmod,
 /// truncate or remove a blob at its own path.
@@ -176,12 +171,4 @@ fn store_paths_are_read_only(as_user: bool) {
     assert_eq!(before, store_snapshot(&env.home()));
 }
 
-#[test]
-fn root_cannot_write_blobs_at_their_store_paths() {
-    store_paths_are_read_only(false);
-}
-
-#[test]
-fn an_ordinary_user_cannot_write_blobs_at_their_store_paths() {
-    store_paths_are_read_only(true);
-}
+matrix!(root_cannot_write_blobs_at_their_store_paths => store_paths_are_read_only);

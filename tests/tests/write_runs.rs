@@ -159,34 +159,40 @@ fn crash(as_user: bool, dest: Dest) {
     p.check_store();
 }
 
-#[test]
-fn a_killed_run_is_recovered_into_the_project() {
+projections! {
+    fn a_killed_run_is_recovered_into_the_project() {
     crash(false, Dest::Plain);
 }
+}
 
-#[test]
-fn a_killed_run_is_recovered_into_the_project_as_an_ordinary_user() {
+projections! {
+    fn a_killed_run_is_recovered_into_the_project_as_an_ordinary_user() {
     crash(true, Dest::Plain);
 }
+}
 
-#[test]
-fn a_killed_run_is_recovered_into_a_project_with_vrift_manifest() {
+projections! {
+    fn a_killed_run_is_recovered_into_a_project_with_vrift_manifest() {
     crash(false, Dest::WithManifest);
 }
+}
 
-#[test]
-fn a_killed_run_is_recovered_into_a_project_with_vrift_manifest_as_an_ordinary_user() {
+projections! {
+    fn a_killed_run_is_recovered_into_a_project_with_vrift_manifest_as_an_ordinary_user() {
     crash(true, Dest::WithManifest);
 }
-
-#[test]
-fn a_killed_run_is_recovered_into_its_manifest_file() {
-    crash(false, Dest::ManifestFile);
 }
 
-#[test]
-fn a_killed_run_is_recovered_into_its_manifest_file_as_an_ordinary_user() {
+projections! {
+    fn a_killed_run_is_recovered_into_its_manifest_file() {
+    crash(false, Dest::ManifestFile);
+}
+}
+
+projections! {
+    fn a_killed_run_is_recovered_into_its_manifest_file_as_an_ordinary_user() {
     crash(true, Dest::ManifestFile);
+}
 }
 
 // ---- a file changed on disk during the run ----
@@ -247,15 +253,7 @@ fn conflict(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn a_file_changed_on_disk_during_the_run_is_left_alone_and_reported() {
-    conflict(false);
-}
-
-#[test]
-fn a_conflict_as_an_ordinary_user() {
-    conflict(true);
-}
+matrix!(a_file_changed_on_disk_during_the_run_is_left_alone_and_reported => conflict);
 
 // ---- --manifest: writes go to the manifest file ----
 
@@ -324,15 +322,7 @@ fn manifest_mode(as_user: bool) {
     assert_store_intact(&env.home(), &before);
 }
 
-#[test]
-fn with_manifest_the_writes_land_in_the_manifest_only() {
-    manifest_mode(false);
-}
-
-#[test]
-fn with_manifest_as_an_ordinary_user() {
-    manifest_mode(true);
-}
+matrix!(with_manifest_the_writes_land_in_the_manifest_only => manifest_mode);
 
 // ---- a project with vrift.manifest, a run started in a subdirectory ----
 
@@ -369,12 +359,4 @@ fn refreshed(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn a_run_in_a_subdirectory_writes_back_and_refreshes_vrift_manifest() {
-    refreshed(false);
-}
-
-#[test]
-fn a_run_in_a_subdirectory_as_an_ordinary_user() {
-    refreshed(true);
-}
+matrix!(a_run_in_a_subdirectory_writes_back_and_refreshes_vrift_manifest => refreshed);

@@ -12,6 +12,7 @@
 
 mod insert;
 mod place;
+pub use place::renameat2;
 mod roots;
 
 use std::fs::{self, File};

@@ -39,7 +39,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         uid: nix::unistd::geteuid().as_raw(),
         gid: nix::unistd::getegid().as_raw(),
     };
-    let prep = shim::prepare(&store, &manifest, &args.mount, &args.mount, owner, &library)?;
+    let prep = shim::prepare(
+        &store,
+        &manifest,
+        &args.mount,
+        &args.mount,
+        owner,
+        &library,
+        &[],
+    )?;
     let result = (|| {
         let mut cmd = shim::command(&store, &manifest, &prep, &args.cmd)?;
         let status = cmd

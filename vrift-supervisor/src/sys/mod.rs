@@ -7,6 +7,8 @@ pub mod fdpass;
 pub mod fsops;
 pub mod init;
 pub mod mem;
+pub mod mount;
 pub mod notify;
 pub mod ns;
 pub mod signals;
+pub mod xattr;

@@ -40,6 +40,7 @@ const ENV_OWNER: &str = "VRIFT_SHIM_OWNER";
 const ENV_DEV: &str = "VRIFT_SHIM_DEV";
 const ENV_CWD: &str = "VRIFT_SHIM_CWD";
 const ENV_LIB: &str = "VRIFT_SHIM_LIB";
+const ENV_PASSTHROUGH: &str = "VRIFT_SHIM_PASSTHROUGH";
 const LOG: &str = "changes.log";
 const GENERATION: &str = "generation";
 const WRITES: &str = "w";
@@ -88,6 +89,7 @@ pub fn prepare(
     cwd: &Path,
     owner: Owner,
     library: &Path,
+    passthrough: &[PathBuf],
 ) -> Result<Prepared> {
     if !root.is_absolute() {
         bail!(
@@ -112,7 +114,21 @@ pub fn prepare(
         f.set_len(len).with_context(|| format!("{}", p.display()))?;
     }
     let os = |s: &str| OsString::from(s);
+    let mut through = Vec::new();
+    for p in passthrough {
+        if p.as_os_str().as_bytes().contains(&b'\n') {
+            bail!(
+                "{}: a pass-through path with a newline cannot be given to the shim",
+                p.display()
+            );
+        }
+        if !through.is_empty() {
+            through.push(b'\n');
+        }
+        through.extend_from_slice(p.as_os_str().as_bytes());
+    }
     let env = vec![
+        (os(ENV_PASSTHROUGH), OsStr::from_bytes(&through).to_owned()),
         (os(ENV_ROOT), root.as_os_str().to_owned()),
         (os(ENV_INDEX), ix.path().as_os_str().to_owned()),
         (os(ENV_RUN), run_dir.as_os_str().to_owned()),
@@ -265,6 +281,52 @@ pub fn harvest(store: &Store, manifest: &Manifest, prep: &Prepared) -> Result<Ma
         );
     }
     Ok(Manifest::from_entries(view.flatten()?))
+}
+
+/// A whole run of `vrift run --projection shim`: prepare, start the program in `start`,
+/// wait, harvest, save the result where the view's destination says. Returns the exit
+/// status to give (128+N when killed by signal N).
+pub fn run(
+    store: &Store,
+    spec: &crate::run::view::ViewSpec,
+    start: &Path,
+    cmd: &[OsString],
+) -> Result<u8> {
+    use std::os::unix::process::ExitStatusExt;
+    let library = find_library()?;
+    let owner = Owner {
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+    };
+    let through: Vec<PathBuf> = spec
+        .passthrough
+        .iter()
+        .map(|(rel, _)| spec.root.join(OsStr::from_bytes(rel)))
+        .collect();
+    let prep = prepare(
+        store,
+        &spec.manifest,
+        &spec.root,
+        start,
+        owner,
+        &library,
+        &through,
+    )?;
+    let result = (|| {
+        let mut c = command(store, &spec.manifest, &prep, cmd)?;
+        let status = c
+            .status()
+            .with_context(|| format!("{}", Path::new(&cmd[0]).display()))?;
+        let new = harvest(store, &spec.manifest, &prep).context("saving the run's changes")?;
+        crate::run::destination::save(store, &spec.manifest, &spec.destination, &new)?;
+        Ok(match (status.code(), status.signal()) {
+            (Some(c), _) => c as u8,
+            (None, Some(s)) => 128u8.wrapping_add(s as u8),
+            _ => 1,
+        })
+    })();
+    finish(&prep);
+    result
 }
 
 /// Remove the run's directory.

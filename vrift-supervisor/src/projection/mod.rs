@@ -1,0 +1,125 @@
+//! Projections: how a view reaches the program. Each one prepares what backs the view and
+//! the mounts that put it at its root, may serve calls in user space (through a seccomp
+//! listener), and gives back the run's result when the program has ended. The run's life
+//! cycle (`crate::run`) drives them all the same way.
+//!
+//! - [`overlay`]: overlayfs over a metadata layer of the manifest and the store's blobs; the
+//!   kernel serves everything, writes copy up into the run's upper directory.
+//! - [`supervisor`]: a link farm of the manifest bind-mounted read-only, with a seccomp
+//!   supervisor that serves metadata and carries out every change.
+
+pub mod overlay;
+pub mod supervisor;
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use vrift_common::manifest::Manifest;
+use vrift_common::store::Store;
+use vrift_common::vfs::Owner;
+
+use crate::run::mounts::Mount;
+use crate::run::rundir::{RunDir, RunRecord};
+use crate::run::view::ViewSpec;
+use supervisor::served::ServedStats;
+
+/// The projections vrift has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Overlay,
+    Supervisor,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Overlay => "overlay",
+            Kind::Supervisor => "supervisor",
+        }
+    }
+}
+
+/// What `--projection` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Choice {
+    /// The best projection that works here: the overlay, else the supervisor.
+    Auto,
+    /// overlayfs over the store (Linux 6.5+, as root or in a user namespace).
+    Overlay,
+    /// A link farm and a seccomp supervisor (any kernel with seccomp user notification).
+    Supervisor,
+    /// The interposition shim alone (LD_PRELOAD): no mounts, namespaces or seccomp; dynamic
+    /// programs only (see `projection_shim`).
+    Shim,
+}
+
+/// Which projection a run uses, and why (said with `-v`). With `auto`, a run whose overlay
+/// cannot be mounted falls back to the supervisor (see `crate::run`).
+pub fn choose(choice: Choice, store: &Store, trace: bool) -> (Kind, String) {
+    match choice {
+        Choice::Supervisor => (
+            Kind::Supervisor,
+            "asked for with --projection supervisor".into(),
+        ),
+        Choice::Overlay => (Kind::Overlay, "asked for with --projection overlay".into()),
+        // Its per-call classes (hit, miss, pass-through) come from the supervisor. (A run
+        // with the shim never comes here: `crate::run` starts it itself.)
+        Choice::Auto | Choice::Shim if trace => (
+            Kind::Supervisor,
+            "vrift trace classifies each call through the supervisor".into(),
+        ),
+        Choice::Auto | Choice::Shim => match overlay::unavailable(store) {
+            None => (Kind::Overlay, "the kernel serves the view".into()),
+            Some(why) => (
+                Kind::Supervisor,
+                format!("the overlay cannot be used: {why}"),
+            ),
+        },
+    }
+}
+
+/// What a projection is prepared from.
+pub struct Context<'a> {
+    pub store: &'a Store,
+    pub spec: &'a ViewSpec,
+    pub run_dir: &'a RunDir,
+    pub owner: Owner,
+}
+
+/// One prepared projection of one run.
+pub trait Projection: Send + Sync {
+    fn kind(&self) -> Kind;
+    /// The device number the view reports, kept in the run's record.
+    fn dev(&self) -> u64;
+    /// The mounts that put the view at its root (the run adds the rest: private mounts,
+    /// a root that does not exist on disk, the store read-only, /proc, the working dir).
+    fn mounts(&self) -> Result<Vec<Mount>>;
+    /// A seccomp filter whose listener [`Projection::serve`] answers; None when the kernel
+    /// serves the view alone.
+    fn filter(&self) -> Result<Option<Vec<u8>>>;
+    /// Start answering the listener (called before the program execs).
+    fn serve(&self, listener: OwnedFd, served: Option<Arc<ServedStats>>) -> Result<()>;
+    /// The run's resulting manifest, once the program and everything it started are gone:
+    /// what it wrote is in the store by then.
+    fn harvest(&self) -> Result<Manifest>;
+}
+
+/// Prepare `kind` for a run.
+pub fn prepare(kind: Kind, cx: &Context) -> Result<Arc<dyn Projection>> {
+    Ok(match kind {
+        Kind::Overlay => Arc::new(overlay::OverlayProjection::prepare(cx)?),
+        Kind::Supervisor => Arc::new(supervisor::SupervisorProjection::prepare(cx)?),
+    })
+}
+
+/// Rebuild the result of a run whose vrift was killed, from what its projection left in
+/// the run's directory.
+pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> Result<Manifest> {
+    match rec.projection {
+        Kind::Overlay => overlay::recover(store, dir, rec, base),
+        Kind::Supervisor => supervisor::recover(store, dir, rec, base),
+    }
+}
