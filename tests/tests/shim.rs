@@ -453,3 +453,54 @@ fn shim_exports_every_hook() {
         "hooks missing from the library: {missing:?}"
     );
 }
+
+#[test]
+fn shim_projection_of_vrift_run_writes_the_changes_back_to_the_project() {
+    let env = Env::new();
+    let proj = env.mkdir("proj");
+    write(&proj.join("a.txt"), "in the project\n");
+    write(&proj.join("old.txt"), "to be removed\n");
+    ok_within(&mut env.vrift(&proj, &["init"]), T);
+    let out = ok_within(
+        &mut env.vrift(
+            &proj,
+            &[
+                "run",
+                "--projection",
+                "shim",
+                "--",
+                "/bin/sh",
+                "-c",
+                "cat a.txt; echo made > new.txt; rm old.txt; pwd",
+            ],
+        ),
+        T,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("in the project\n{}\n", proj.display())
+    );
+    assert_eq!(
+        std::fs::read_to_string(proj.join("new.txt")).unwrap(),
+        "made\n"
+    );
+    assert!(!proj.join("old.txt").exists());
+    // A static program is refused by name before anything runs.
+    let busybox = require_tool("busybox");
+    let out = output_within(
+        &mut env.vrift(
+            &proj,
+            &[
+                "run",
+                "--projection",
+                "shim",
+                "--",
+                busybox.to_str().unwrap(),
+                "true",
+            ],
+        ),
+        T,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("statically linked"));
+}
