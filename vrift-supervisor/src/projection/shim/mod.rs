@@ -188,11 +188,27 @@ pub fn is_dynamic(path: &Path) -> Result<bool> {
     Ok(false)
 }
 
+/// `p` with "." and ".." applied lexically (the view's root and cwd are canonical).
+fn lexical(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Where `program` is: in the view (its blob), or on the real PATH.
 fn locate(store: &Store, manifest: &Manifest, prep: &Prepared, program: &OsStr) -> Result<PathBuf> {
     let shown = Path::new(program).display().to_string();
     let candidates: Vec<PathBuf> = if program.as_bytes().contains(&b'/') {
-        vec![prep.cwd.join(program)]
+        vec![lexical(&prep.cwd.join(program))]
     } else {
         std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).map(|d| d.join(program)).collect())
@@ -236,7 +252,9 @@ pub fn command(
             Path::new(program).display()
         );
     }
-    let mut c = Command::new(program);
+    // By its absolute path: the program may start in the run's empty directory.
+    let mut c = Command::new(&exe);
+    std::os::unix::process::CommandExt::arg0(&mut c, program);
     c.args(&cmd[1..]);
     let mut preload = prep.library.as_os_str().to_owned();
     if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
