@@ -407,6 +407,7 @@ impl Shim {
             Opened::Fifo { .. } => return Err(Errno(libc::ENXIO)),
         };
         self.fds.insert(fd, FdInfo { rel, dir });
+        self.count_fds();
         Ok(fd)
     }
 
@@ -416,6 +417,11 @@ impl Shim {
 
     pub fn closed(&mut self, fd: i32) {
         self.fds.remove(&fd);
+        self.count_fds();
+    }
+
+    fn count_fds(&self) {
+        crate::state::VIEW_FDS.store(self.fds.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `new` is now a copy of `old` (dup, dup2, dup3, F_DUPFD).
@@ -428,6 +434,7 @@ impl Shim {
                 self.fds.remove(&new);
             }
         }
+        self.count_fds();
     }
 
     // ---- directories -----------------------------------------------------------------------

@@ -1049,7 +1049,9 @@ pub unsafe extern "C" fn umask(mask: Mode) -> Mode {
 
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    with(|s| s.closed(fd));
+    if crate::state::has_view_fds() {
+        with(|s| s.closed(fd));
+    }
     // SAFETY: the real call with the caller's argument.
     unsafe { real::close(fd) }
 }
@@ -1058,7 +1060,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
     // SAFETY: the real call with the caller's argument.
     let r = unsafe { real::dup(fd) };
-    if r >= 0 {
+    if r >= 0 && crate::state::has_view_fds() {
         with(|s| s.duped(fd, r));
     }
     r
@@ -1068,7 +1070,7 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
     // SAFETY: the real call with the caller's arguments.
     let r = unsafe { real::dup2(old, new) };
-    if r >= 0 && old != new {
+    if r >= 0 && old != new && crate::state::has_view_fds() {
         with(|s| s.duped(old, r));
     }
     r
@@ -1078,7 +1080,7 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     // SAFETY: the real call with the caller's arguments.
     let r = unsafe { real::dup3(old, new, flags) };
-    if r >= 0 {
+    if r >= 0 && crate::state::has_view_fds() {
         with(|s| s.duped(old, r));
     }
     r
@@ -1089,7 +1091,10 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int {
     // SAFETY: the real call with the caller's arguments (the third, when the command takes
     // none, is whatever the register held, which the kernel ignores).
     let r = unsafe { real::fcntl(fd, cmd, arg) };
-    if r >= 0 && (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) {
+    if r >= 0
+        && (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC)
+        && crate::state::has_view_fds()
+    {
         with(|s| s.duped(fd, r));
     }
     r

@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::core::Shim;
@@ -13,8 +13,16 @@ const STARTING: u8 = 1;
 const READY: u8 = 2;
 const OFF: u8 = 3;
 
+/// The exit status of a process of a run whose shim could not set up (as a shell's "cannot
+/// execute").
+pub const EXIT_NO_VIEW: i32 = 126;
+
 static INIT: AtomicU8 = AtomicU8::new(NEW);
 static STATE: Mutex<Option<Shim>> = Mutex::new(None);
+
+/// How many descriptors the view handed out in this process: while none, `close` and the
+/// `dup` family need not take the lock.
+pub static VIEW_FDS: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// Set while this thread runs shim code: any libc call the shim makes itself reaches
@@ -28,14 +36,18 @@ fn init() {
     let (state, next) = match made {
         Ok(Ok(Some(s))) => (Some(s), READY),
         Ok(Ok(None)) => (None, OFF),
+        // In a run, but the view cannot be served: running on would let the program see
+        // and write the real tree where it expects the view. Stop it, saying why.
         Ok(Err(e)) => {
             crate::sys::write_stderr(
-                format!("vrift-shim: cannot serve the view, running unvirtualized: {e}\n")
-                    .as_bytes(),
+                format!("vrift-shim: cannot serve the view: {e}\n").as_bytes(),
             );
-            (None, OFF)
+            crate::sys::exit(EXIT_NO_VIEW);
         }
-        Err(_) => (None, OFF),
+        Err(_) => {
+            crate::sys::write_stderr(b"vrift-shim: cannot serve the view: set-up failed\n");
+            crate::sys::exit(EXIT_NO_VIEW);
+        }
     };
     *STATE.lock().unwrap_or_else(|p| p.into_inner()) = state;
     INIT.store(next, Ordering::Release);
@@ -71,10 +83,9 @@ pub fn with<R>(f: impl FnOnce(&mut Shim) -> R) -> Option<R> {
     r.ok().flatten()
 }
 
-/// Is this process served by the shim (set up and on)?
-#[allow(dead_code)]
-pub fn active() -> bool {
-    with(|_| ()).is_some()
+/// Does this process hold any descriptor the view handed out?
+pub fn has_view_fds() -> bool {
+    VIEW_FDS.load(Ordering::Relaxed) != 0
 }
 
 /// Set up as soon as the loader has loaded the library, while the environment vrift gave is

@@ -76,3 +76,9 @@ pub fn write_stderr(msg: &[u8]) {
         libc::write(2, msg.as_ptr() as *const libc::c_void, msg.len());
     }
 }
+
+/// End the process at once, without running exit handlers (the program has not started).
+pub fn exit(status: i32) -> ! {
+    // SAFETY: _exit takes a plain value and does not return.
+    unsafe { libc::_exit(status) }
+}

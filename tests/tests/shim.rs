@@ -504,3 +504,39 @@ fn shim_projection_of_vrift_run_writes_the_changes_back_to_the_project() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("statically linked"));
 }
+
+#[test]
+fn shim_that_cannot_read_its_index_stops_the_program_naming_the_file() {
+    let fx = fixture();
+    let junk = fx.env.dir.path().join("junk.vidx");
+    write(&junk, "not an index");
+    let run_dir = fx.env.mkdir("run");
+    // The library loaded by hand with a damaged index: the program must not run on the
+    // real tree.
+    let out = output_within(
+        std::process::Command::new("/bin/cat")
+            .arg(fx.env.dir.path().join("proj/a.txt"))
+            .env("LD_PRELOAD", shim_lib())
+            .env("VRIFT_SHIM_ROOT", &fx.view)
+            .env("VRIFT_SHIM_INDEX", &junk)
+            .env("VRIFT_SHIM_RUN", &run_dir)
+            .env("VRIFT_SHIM_STORE", fx.env.home())
+            .env("VRIFT_SHIM_OWNER", "0:0"),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(126));
+    assert!(out.stdout.is_empty(), "the program ran");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("junk.vidx") && err.contains("corrupt"),
+        "{err}"
+    );
+    // Loaded outside a run (no VRIFT_SHIM_ROOT), it stays out of the way.
+    let out = ok_within(
+        std::process::Command::new("/bin/cat")
+            .arg(fx.env.dir.path().join("proj/a.txt"))
+            .env("LD_PRELOAD", shim_lib()),
+        T,
+    );
+    assert_eq!(out.stdout, b"the disk's bytes\n");
+}
