@@ -369,3 +369,12 @@ pub unsafe extern "C" fn hook_execve(
     }
 }
 interpose!(I_EXECVE: hook_execve => libc::execve);
+
+pub unsafe extern "C" fn hook_close(fd: c_int) -> c_int {
+    if crate::state::has_view_fds() {
+        with(|s| s.closed(fd));
+    }
+    // SAFETY: the original with the caller's argument.
+    unsafe { libc::close(fd) }
+}
+interpose!(I_CLOSE: hook_close => libc::close);
