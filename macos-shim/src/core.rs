@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::IntoRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -112,9 +112,14 @@ impl Shim {
     /// Set up from the environment vrift gave the program; `Ok(None)` when it gave none
     /// (the library was loaded outside a run: every call passes through).
     pub fn from_env() -> Result<Option<Shim>, String> {
-        let Some(cfg) = env::Config::read()? else {
-            return Ok(None);
-        };
+        match env::Config::read()? {
+            Some(cfg) => Shim::new(&cfg).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Set up from `cfg`: map the index, open the run's log and generation, read the log.
+    pub fn new(cfg: &env::Config) -> Result<Shim, String> {
         let index = Index::open(&cfg.index).map_err(|e| e.to_string())?;
         let owner = Owner {
             uid: cfg.owner.0,
@@ -161,10 +166,10 @@ impl Shim {
                 privileged: uid == 0,
             },
             umask: sys::read_umask(),
-            child_env: cfg.child_env,
+            child_env: cfg.child_env.clone(),
         };
         shim.catch_up();
-        Ok(Some(shim))
+        Ok(shim)
     }
 
     // ---- paths -----------------------------------------------------------------------------
@@ -722,11 +727,6 @@ impl Shim {
     pub fn child_environment(&self, envp: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         env::merge_child_env(envp, &self.child_env, &self.cwd)
     }
-
-    /// The fd of the log, for tests of the lock.
-    pub fn log_fd(&self) -> i32 {
-        self.log.as_raw_fd()
-    }
 }
 
 /// The real mode of every private copy: the run's user may read and write it, and execute
@@ -737,3 +737,6 @@ const PRIVATE_MODE: u32 = 0o700;
 /// `UTIME_NOW` / `UTIME_OMIT`, the same values on Linux; macOS has its own.
 pub const UTIME_NOW: i64 = libc::UTIME_NOW;
 pub const UTIME_OMIT: i64 = libc::UTIME_OMIT;
+
+#[cfg(test)]
+mod tests;
