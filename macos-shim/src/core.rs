@@ -168,6 +168,20 @@ impl Shim {
             umask: sys::read_umask(),
             child_env: cfg.child_env.clone(),
         };
+        // Descriptors the parent opened in the view and this process still has open (those
+        // closed on exec are gone, and their numbers not reused yet).
+        for (fd, dir, rel) in &cfg.fds {
+            if sys::is_open(*fd) {
+                shim.fds.insert(
+                    *fd,
+                    FdInfo {
+                        rel: rel.clone(),
+                        dir: *dir,
+                    },
+                );
+            }
+        }
+        shim.count_fds();
         shim.catch_up();
         Ok(shim)
     }
@@ -725,7 +739,17 @@ impl Shim {
     /// The environment a child gets: the program's, with the shim's variables put back (a
     /// program may clear or rewrite them) and the current cwd handed on.
     pub fn child_environment(&self, envp: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-        env::merge_child_env(envp, &self.child_env, &self.cwd)
+        let mut out = env::merge_child_env(envp, &self.child_env, &self.cwd);
+        if !self.fds.is_empty() {
+            let mut line = format!("{}=", env::FDS).into_bytes();
+            line.extend(env::encode_fds(
+                self.fds
+                    .iter()
+                    .map(|(fd, i)| (*fd, i.dir, i.rel.as_slice())),
+            ));
+            out.push(line);
+        }
+        out
     }
 }
 

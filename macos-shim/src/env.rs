@@ -25,6 +25,8 @@ pub const LIB: &str = "VRIFT_SHIM_LIB";
 /// Absolute paths under the root that are the real tree's (the filters excluded them from
 /// the manifest), one per line: calls on them and below go to the kernel.
 pub const PASSTHROUGH: &str = "VRIFT_SHIM_PASSTHROUGH";
+/// The view descriptors a parent handed down across exec: `fd,d|f,hex(view path)` lines.
+pub const FDS: &str = "VRIFT_SHIM_FDS";
 /// Set to anything: print a line per refused or failed set-up to stderr.
 pub const DEBUG: &str = "VRIFT_SHIM_DEBUG";
 
@@ -49,6 +51,8 @@ pub struct Config {
     pub dev: u64,
     pub cwd: Option<Vec<u8>>,
     pub passthrough: Vec<Vec<u8>>,
+    /// Descriptors inherited from the parent: (fd, is a directory, view path).
+    pub fds: Vec<(i32, bool, Vec<u8>)>,
     /// The variables a child must keep: every VRIFT_SHIM_* but the cwd, and the preload.
     pub child_env: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -92,6 +96,7 @@ impl Config {
             owner,
             dev,
             cwd: var(CWD).filter(|c| c.first() == Some(&b'/')),
+            fds: var(FDS).map(|v| decode_fds(&v)).unwrap_or_default(),
             passthrough: var(PASSTHROUGH)
                 .unwrap_or_default()
                 .split(|&b| b == b'\n')
@@ -121,6 +126,7 @@ pub fn merge_child_env(
     let mut preload_seen = false;
     for line in envp {
         if line.starts_with(b"VRIFT_SHIM_") {
+            // Ours are added below; a program's stale copy is dropped.
             continue;
         }
         if is(&line, PRELOAD.as_bytes()) {
@@ -163,6 +169,46 @@ pub fn merge_child_env(
     out
 }
 
+/// The value of [`FDS`] for `fds`.
+pub fn encode_fds<'a>(fds: impl Iterator<Item = (i32, bool, &'a [u8])>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (fd, dir, rel) in fds {
+        if !out.is_empty() {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(format!("{fd},{},", if dir { 'd' } else { 'f' }).as_bytes());
+        for b in rel {
+            out.extend_from_slice(format!("{b:02x}").as_bytes());
+        }
+    }
+    out
+}
+
+/// Parse [`FDS`]; malformed lines are left out.
+pub fn decode_fds(v: &[u8]) -> Vec<(i32, bool, Vec<u8>)> {
+    let text = String::from_utf8_lossy(v);
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ',');
+            let fd = parts.next()?.parse().ok()?;
+            let dir = match parts.next()? {
+                "d" => true,
+                "f" => false,
+                _ => return None,
+            };
+            let hex = parts.next()?;
+            if hex.len() % 2 != 0 {
+                return None;
+            }
+            let rel = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect::<Option<Vec<u8>>>()?;
+            Some((fd, dir, rel))
+        })
+        .collect()
+}
+
 /// A warning on stderr, when VRIFT_SHIM_DEBUG is set.
 pub fn warn(msg: &str) {
     if std::env::var_os(DEBUG).is_some() {
@@ -179,6 +225,16 @@ mod tests {
             (ROOT.as_bytes().to_vec(), b"/v".to_vec()),
             (LIB.as_bytes().to_vec(), b"/lib/shim.so".to_vec()),
         ]
+    }
+
+    #[test]
+    fn descriptors_round_trip_and_junk_is_left_out() {
+        let v = encode_fds([(3, false, &b"a/\xff b"[..]), (7, true, &b""[..])].into_iter());
+        assert_eq!(
+            decode_fds(&v),
+            vec![(3, false, b"a/\xff b".to_vec()), (7, true, Vec::new())]
+        );
+        assert_eq!(decode_fds(b"x,f,00\n4,q,00\n5,f,0\n6,f,zz"), vec![]);
     }
 
     #[test]

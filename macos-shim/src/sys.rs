@@ -82,3 +82,9 @@ pub fn exit(status: i32) -> ! {
     // SAFETY: _exit takes a plain value and does not return.
     unsafe { libc::_exit(status) }
 }
+
+/// Is `fd` an open descriptor of this process?
+pub fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags; any fd value is allowed.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}

@@ -540,3 +540,16 @@ fn shim_that_cannot_read_its_index_stops_the_program_naming_the_file() {
     );
     assert_eq!(out.stdout, b"the disk's bytes\n");
 }
+
+#[test]
+fn shim_descriptors_opened_in_the_view_keep_their_view_across_exec() {
+    let fx = fixture();
+    // The shell opens a.txt (mode 0644 in the view; its blob in the store is 0555) and
+    // execs python with it as fd 3 and as stdin: fstat answers from the view in the child.
+    let out = sh(
+        &fx,
+        "exec 3< a.txt; /usr/bin/python3 -c \
+         'import os; print(oct(os.fstat(3).st_mode), os.fstat(0).st_size)' < sub/b.txt",
+    );
+    assert_eq!(out, "0o100644 4\n");
+}

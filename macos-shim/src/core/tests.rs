@@ -78,6 +78,7 @@ fn run() -> Run {
         dev: 7,
         cwd: Some(b"/v".to_vec()),
         passthrough: vec![b"/v/through".to_vec()],
+        fds: Vec::new(),
         child_env: vec![(env::LIB.as_bytes().to_vec(), b"/lib/shim.so".to_vec())],
     };
     Run { _dir: dir, cfg }
