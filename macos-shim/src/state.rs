@@ -93,6 +93,29 @@ pub fn has_view_fds() -> bool {
 #[cfg(not(test))]
 extern "C" fn at_load() {
     let _ = with(|_| ());
+    crate::sys::at_fork(fork_prepare, fork_done, fork_done);
+}
+
+thread_local! {
+    /// The state's lock, held by the thread that forks from just before the fork until just
+    /// after it in both processes: the child never inherits it held by a thread it does not
+    /// have.
+    static FORK_GUARD: std::cell::RefCell<Option<std::sync::MutexGuard<'static, Option<Shim>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[cfg(not(test))]
+extern "C" fn fork_prepare() {
+    if BUSY.get() || INIT.load(Ordering::Acquire) != READY {
+        return;
+    }
+    let g = STATE.lock().unwrap_or_else(|p| p.into_inner());
+    FORK_GUARD.with(|f| *f.borrow_mut() = Some(g));
+}
+
+#[cfg(not(test))]
+extern "C" fn fork_done() {
+    FORK_GUARD.with(|f| f.borrow_mut().take());
 }
 
 #[cfg(all(target_os = "linux", not(test)))]

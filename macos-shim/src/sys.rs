@@ -88,3 +88,13 @@ pub fn is_open(fd: i32) -> bool {
     // SAFETY: F_GETFD only reads the descriptor's flags; any fd value is allowed.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
+
+/// Register fork handlers (pthread_atfork).
+#[allow(dead_code)]
+pub fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
+    // SAFETY: three plain functions that live as long as the process (the library is never
+    // unloaded: it is loaded at start-up).
+    unsafe {
+        libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
+    }
+}

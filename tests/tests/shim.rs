@@ -553,3 +553,33 @@ fn shim_descriptors_opened_in_the_view_keep_their_view_across_exec() {
     );
     assert_eq!(out, "0o100644 4\n");
 }
+
+#[test]
+fn shim_a_fork_while_another_thread_is_in_the_shim_does_not_hang_the_child() {
+    let fx = fixture();
+    // Threads stat view paths without pause while the main thread forks children that stat
+    // a view path too: a child that inherited the shim's lock held would hang here.
+    let out = run(
+        &fx,
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import os, threading\n\
+             stop = False\n\
+             def spin():\n\
+             \x20   while not stop: os.stat('a.txt')\n\
+             ts = [threading.Thread(target=spin) for _ in range(3)]\n\
+             [t.start() for t in ts]\n\
+             n = 0\n\
+             for _ in range(200):\n\
+             \x20   pid = os.fork()\n\
+             \x20   if pid == 0:\n\
+             \x20       os._exit(0 if os.stat('sub/b.txt').st_size == 4 else 1)\n\
+             \x20   n += os.waitpid(pid, 0)[1] == 0\n\
+             stop = True\n\
+             [t.join() for t in ts]\n\
+             print(n)",
+        ],
+    );
+    assert_eq!(out.trim(), "200");
+}
