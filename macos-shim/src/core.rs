@@ -29,6 +29,8 @@ use crate::sys::{self, SharedCounter};
 pub enum Act<T> {
     /// Run the real call; with `Some(path)`, on that absolute path instead.
     Real(Option<Vec<u8>>),
+    /// A two-path call for the kernel, on these absolute paths.
+    RealBoth(Vec<u8>, Vec<u8>),
     Done(Result<T, Errno>),
 }
 
@@ -96,6 +98,17 @@ fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+/// A path the view does not serve: the kernel gets it as the program gave it when it is
+/// absolute, else made absolute, since the kernel's cwd is not the program's while the
+/// program's is in the view.
+fn outside<T>(path: &[u8], abs: Vec<u8>) -> Act<T> {
+    if path.first() == Some(&b'/') {
+        Act::Real(None)
+    } else {
+        Act::Real(Some(abs))
+    }
 }
 
 /// `dir/name`, for absolute `dir`.
@@ -269,7 +282,7 @@ impl Shim {
             return Act::Real(None);
         };
         if !self.may_enter(&abs) {
-            return Act::Real(None);
+            return outside(path, abs);
         }
         self.catch_up();
         let r = self.view.stat(&self.caller(), &abs, follow);
@@ -308,7 +321,7 @@ impl Shim {
             return Act::Real(None);
         };
         if !self.may_enter(&abs) {
-            return Act::Real(None);
+            return outside(path, abs);
         }
         self.catch_up();
         Act::from_routed(self.view.access(&self.caller(), &abs, mode, follow), Ok)
@@ -319,7 +332,7 @@ impl Shim {
             return Act::Real(None);
         };
         if !self.may_enter(&abs) {
-            return Act::Real(None);
+            return outside(path, abs);
         }
         self.catch_up();
         Act::from_routed(self.view.readlink(&self.caller(), &abs), Ok)
@@ -331,7 +344,7 @@ impl Shim {
             return Act::Real(None);
         };
         if !self.may_enter(&abs) {
-            return Act::Real(None);
+            return outside(path, abs);
         }
         self.catch_up();
         match self.view.resolve_as(&self.cred, &abs, &self.cwd, true) {
@@ -372,7 +385,7 @@ impl Shim {
             return Act::Real(None);
         };
         if !self.may_enter(&abs) {
-            return Act::Real(None);
+            return outside(path, abs);
         }
         let of = OpenFlags::from_raw(flags);
         if !View::<Index>::open_changes_view(of) {
@@ -477,6 +490,7 @@ impl Shim {
             },
             Act::Done(Err(e)) => Act::Done(Err(e)),
             Act::Real(p) => Act::Real(p),
+            Act::RealBoth(a, b) => Act::RealBoth(a, b),
         }
     }
 
@@ -661,7 +675,7 @@ impl Shim {
             return Act::Real(None);
         };
         if !self.may_enter(&abs) {
-            return Act::Real(None);
+            return outside(path, abs);
         }
         Act::from_routed(self.change(make(abs)), |_| Ok(()))
     }
@@ -677,14 +691,15 @@ impl Shim {
             return Act::Real(None);
         };
         if !self.may_enter(&a) && !self.may_enter(&b) {
-            return Act::Real(None);
+            return Act::RealBoth(a, b);
         }
         match self.change(make(a, b)) {
             Err(e) => Act::Done(Err(e)),
             Ok(Routed::View(_)) => Act::Done(Ok(())),
-            // A symlink of the view sent one path out: the real call needs both rewritten,
-            // which only the two-path form below can say; both outside runs as given.
-            Ok(Routed::Outside(_)) | Ok(Routed::OutsideBoth(..)) => Act::Real(None),
+            // Both outside (through a view symlink, or relative to the program's cwd): the
+            // kernel gets both absolute. One in and one out cannot be a single rename.
+            Ok(Routed::OutsideBoth(a, b)) => Act::RealBoth(a, b),
+            Ok(Routed::Outside(_)) => Act::Done(Err(Errno::EXDEV)),
         }
     }
 
@@ -727,7 +742,7 @@ impl Shim {
             return Act::Real(None);
         };
         if !self.may_enter(&abs) {
-            return Act::Real(None);
+            return outside(path, abs);
         }
         self.catch_up();
         let r = self.view.exec(&self.caller(), &abs);

@@ -354,7 +354,7 @@ pub unsafe extern "C" fn hook_execve(
         let p = match target {
             Act::Done(Ok(t)) | Act::Real(Some(t)) => Some(cstring(t)),
             Act::Done(Err(e)) => return fail(e),
-            Act::Real(None) => None,
+            Act::Real(None) | Act::RealBoth(..) => None,
         };
         let env: Vec<CString> = env
             .into_iter()

@@ -974,6 +974,7 @@ pub unsafe extern "C" fn chdir(path: *const c_char) -> c_int {
         match ask(path, |s, p| s.chdir(p)) {
             Some(Act::Done(Ok(()))) => 0,
             Some(Act::Done(Err(e))) => fail(e),
+            Some(Act::RealBoth(..)) => fail(Errno(libc::EINVAL)),
             Some(Act::Real(p)) => {
                 let r = match p {
                     Some(p) => real::chdir(cstring(p).as_ptr()),
@@ -1164,7 +1165,7 @@ unsafe fn child(path: *const c_char, envp: *const *const c_char) -> Result<Optio
         Act::Done(Ok(t)) => Some(cstring(t)),
         Act::Done(Err(e)) => return Err(e),
         Act::Real(Some(t)) => Some(cstring(t)),
-        Act::Real(None) => None,
+        Act::Real(None) | Act::RealBoth(..) => None,
     };
     Ok(Some(Child {
         path,
@@ -1349,6 +1350,7 @@ pub unsafe extern "C" fn posix_spawnp(
 /// view's rewritten one).
 fn changed(act: Option<Act<()>>, real_call: impl FnOnce(Option<CString>) -> c_int) -> c_int {
     match act {
+        Some(Act::RealBoth(..)) => fail(Errno(libc::EXDEV)),
         Some(Act::Done(Ok(()))) => 0,
         Some(Act::Done(Err(e))) => fail(e),
         Some(Act::Real(Some(p))) => real_call(Some(cstring(p))),
@@ -1435,6 +1437,16 @@ pub unsafe extern "C" fn renameat2(
                 Op::Rename { old, new, flags }
             })
         });
+        if let Some(Act::RealBoth(a, b)) = act {
+            let (a, b) = (cstring(a), cstring(b));
+            return real::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                flags,
+            );
+        }
         changed(act, |_| {
             real::renameat2(olddirfd, old, newdirfd, new, flags)
         })
@@ -1479,6 +1491,16 @@ pub unsafe extern "C" fn linkat(
                 follow,
             })
         });
+        if let Some(Act::RealBoth(a, b)) = act {
+            let (a, b) = (cstring(a), cstring(b));
+            return real::linkat(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                flags,
+            );
+        }
         changed(act, |_| real::linkat(olddirfd, old, newdirfd, new, flags))
     }
 }

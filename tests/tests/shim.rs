@@ -583,3 +583,45 @@ fn shim_a_fork_while_another_thread_is_in_the_shim_does_not_hang_the_child() {
     );
     assert_eq!(out.trim(), "200");
 }
+
+#[test]
+fn shim_projection_passes_the_filtered_git_directory_through_from_any_cwd() {
+    let env = Env::new();
+    let proj = env.mkdir("repo");
+    write(&proj.join("f1"), "one\n");
+    write(&proj.join("sub/f2"), "two\n");
+    let git = |args: &[&str]| {
+        let mut c = std::process::Command::new("git");
+        c.current_dir(&proj)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args);
+        run_expect(&mut c, true);
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "first"]);
+    ok_within(&mut env.vrift(&proj, &["init"]), T);
+    // .git is left out of the manifest and passes through to the real tree; the program's
+    // cwd (in the view) is not the kernel's, so relative paths into .git must still work.
+    let out = ok_within(
+        &mut env.vrift(
+            &proj,
+            &[
+                "run",
+                "--projection",
+                "shim",
+                "--",
+                "/bin/sh",
+                "-c",
+                "echo more >> f1; git --no-optional-locks status --porcelain; \
+                 cd sub && git --no-optional-locks status --porcelain .",
+            ],
+        ),
+        T,
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), " M f1\n");
+    assert_eq!(
+        std::fs::read_to_string(proj.join("f1")).unwrap(),
+        "one\nmore\n"
+    );
+}

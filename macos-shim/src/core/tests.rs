@@ -88,6 +88,7 @@ fn size(a: Act<vrift_common::vfs::Stat>) -> Result<u64, Errno> {
     match a {
         Act::Done(r) => r.map(|s| s.size),
         Act::Real(p) => panic!("went to the kernel: {p:?}"),
+        Act::RealBoth(a, b) => panic!("went to the kernel: {a:?} {b:?}"),
     }
 }
 
@@ -103,6 +104,13 @@ fn stat_answers_view_paths_and_leaves_the_rest_to_the_kernel() {
     assert_eq!(s.stat(None, b"/elsewhere/x", true), Act::Real(None));
     assert_eq!(s.stat(None, b"/v/through/x", true), Act::Real(None));
     assert_eq!(s.stat(None, b"/vv", true), Act::Real(None));
+    // Relative, outside the view: the kernel gets it absolute (its cwd is not the program's).
+    assert_eq!(s.chdir(b"/v/sub"), Act::Done(Ok(())));
+    assert_eq!(
+        s.stat(None, b"../../etc/x", true),
+        Act::Real(Some(b"/etc/x".to_vec()))
+    );
+    assert_eq!(s.chdir(b"/v"), Act::Done(Ok(())));
     // A relative path to a real directory fd cannot be told: the kernel answers.
     assert_eq!(s.stat(Some(12345), b"x", true), Act::Real(None));
     // ".." out of the view: the resolver hands back the real path.
