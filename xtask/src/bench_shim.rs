@@ -1,7 +1,8 @@
 //! `cargo xtask bench shim [--runs N] [--calls N]`: the stat and open loops of
 //! `bench-programs/syscalls.c`, built as an ordinary dynamic executable, run natively, under
 //! `vrift run --projection shim` and under `vrift run --projection supervisor`, interleaved;
-//! prints the median nanoseconds per call of each and the ratio to native.
+//! prints the median nanoseconds per call of each and the ratio to native. Then
+//! `git status` in a repository of `--files` files (default 5,000), whole runs timed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,12 +14,14 @@ const FILES: usize = 100;
 struct Opts {
     runs: usize,
     calls: u64,
+    files: usize,
 }
 
 fn parse(args: &[String]) -> Result<Opts> {
     let mut o = Opts {
         runs: 5,
         calls: 100_000,
+        files: 5_000,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -31,11 +34,15 @@ fn parse(args: &[String]) -> Result<Opts> {
         match a.as_str() {
             "--runs" => o.runs = num("--runs")?.max(1) as usize,
             "--calls" => o.calls = num("--calls")?.max(1),
+            "--files" => o.files = num("--files")?.max(1) as usize,
             "--quick" => {
                 o.runs = 3;
                 o.calls = 20_000;
+                o.files = 1_000;
             }
-            other => bail!("unknown option {other:?} (options: --runs N, --calls N, --quick)"),
+            other => {
+                bail!("unknown option {other:?} (options: --runs N, --calls N, --files N, --quick)")
+            }
         }
     }
     Ok(o)
@@ -159,6 +166,95 @@ pub fn run(args: &[String]) -> Result<()> {
             ms[k].0 / ms[0].0,
             ms[k].1,
             ms[k].1 / ms[0].1
+        );
+    }
+    git_status(&o, &vrift, &cache)?;
+    Ok(())
+}
+
+/// `git status` in a committed repository: native, and `vrift run` with each projection in
+/// it (the project's manifest refreshed first, .git passed through), whole runs timed.
+fn git_status(o: &Opts, vrift: &Path, cache: &Path) -> Result<()> {
+    let repo = cache.join("repo");
+    for i in 0..o.files {
+        let d = repo.join(format!("d{:03}", i / 100));
+        std::fs::create_dir_all(&d).with_context(|| format!("{}", d.display()))?;
+        std::fs::write(d.join(format!("f{i:05}.txt")), format!("file {i}\n"))
+            .with_context(|| format!("{}", d.display()))?;
+    }
+    let git = |args: &[&str]| -> Result<String> {
+        step(
+            Command::new("git")
+                .current_dir(&repo)
+                .args(["-c", "user.name=b", "-c", "user.email=b@b"])
+                .args(args),
+        )
+    };
+    git(&["init", "-q"])?;
+    git(&["add", "."])?;
+    git(&["commit", "-qm", "bench"])?;
+    let home = cache.join("store-git");
+    step(
+        Command::new(vrift)
+            .arg("init")
+            .current_dir(&repo)
+            .env("VRIFT_HOME", &home),
+    )?;
+    // The same runs of /bin/true: what vrift costs around any program (refreshing the
+    // project's manifest, the index, starting, harvesting).
+    let runners = [
+        "native",
+        "shim",
+        "supervisor",
+        "shim: true",
+        "supervisor: true",
+    ];
+    let mut secs: Vec<Vec<f64>> = vec![Vec::new(); runners.len()];
+    for run in 0..o.runs {
+        for (k, r) in runners.iter().enumerate() {
+            eprintln!("bench shim: git status, run {}/{}, {r}", run + 1, o.runs);
+            let (projection, program) = match r.split_once(": ") {
+                Some((p, _)) => (p, "/bin/true"),
+                None => (*r, "git"),
+            };
+            let mut c = if projection == "native" {
+                Command::new("git")
+            } else {
+                let mut c = Command::new(vrift);
+                c.args(["run", "--projection", projection, "--", program]);
+                c
+            };
+            if program == "git" {
+                c.args(["--no-optional-locks", "status", "--porcelain"]);
+            }
+            c.current_dir(&repo).env("VRIFT_HOME", &home);
+            let t = std::time::Instant::now();
+            let out = step(&mut c)?;
+            secs[k].push(t.elapsed().as_secs_f64());
+            // Only vrift's own manifest is untracked; anything else means a wrong view.
+            if out.lines().any(|l| l != "?? vrift.manifest") {
+                bail!("{r}: git status saw changes: {out}");
+            }
+        }
+    }
+    let med: Vec<f64> = secs.into_iter().map(median).collect();
+    println!();
+    println!(
+        "git status --porcelain, {} files committed, whole runs, median of {}",
+        o.files, o.runs
+    );
+    println!();
+    println!("| runner | ms | vs native | git's part (run minus the run of /bin/true), ms |");
+    println!("| --- | --- | --- | --- |");
+    for (k, r) in runners.iter().enumerate() {
+        let part = match k {
+            1 | 2 => format!("{:.0}", (med[k] - med[k + 2]) * 1e3),
+            _ => "-".into(),
+        };
+        println!(
+            "| {r} | {:.0} | {:.2}x | {part} |",
+            med[k] * 1e3,
+            med[k] / med[0]
         );
     }
     Ok(())
