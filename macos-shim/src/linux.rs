@@ -78,6 +78,9 @@ mod real {
     real!(closedir(d: *mut libc::DIR) -> c_int);
     real!(dirfd(d: *mut libc::DIR) -> c_int);
     real!(rewinddir(d: *mut libc::DIR) -> ());
+    real!(telldir(d: *mut libc::DIR) -> libc::c_long);
+    real!(seekdir(d: *mut libc::DIR, at: libc::c_long) -> ());
+    real!(readdir64_r(d: *mut libc::DIR, e: *mut libc::dirent64, r: *mut *mut libc::dirent64) -> c_int);
     real!(scandir(p: *const c_char, l: *mut c_void, f: *const c_void, c: *const c_void) -> c_int);
     real!(chdir(p: *const c_char) -> c_int);
     real!(fchdir(fd: c_int) -> c_int);
@@ -883,6 +886,60 @@ pub unsafe extern "C" fn rewinddir(d: *mut libc::DIR) {
     }
     // SAFETY: a real stream.
     unsafe { real::rewinddir(d) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn telldir(d: *mut libc::DIR) -> libc::c_long {
+    if is_ours(d) {
+        // SAFETY: one of ours, alive until closedir.
+        return unsafe { (*(d as *mut ShimDir)).stream.pos } as libc::c_long;
+    }
+    // SAFETY: a real stream.
+    unsafe { real::telldir(d) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn seekdir(d: *mut libc::DIR, at: libc::c_long) {
+    if is_ours(d) {
+        // SAFETY: one of ours, alive until closedir; a position past the end reads nothing.
+        unsafe { (*(d as *mut ShimDir)).stream.pos = at.max(0) as usize };
+        return;
+    }
+    // SAFETY: a real stream.
+    unsafe { real::seekdir(d, at) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readdir64_r(
+    d: *mut libc::DIR,
+    entry: *mut libc::dirent64,
+    result: *mut *mut libc::dirent64,
+) -> c_int {
+    if is_ours(d) {
+        // SAFETY: one of ours; `entry` and `result` are the caller's, as readdir_r(3) says.
+        unsafe {
+            let e = next_entry(d);
+            if e.is_null() {
+                *result = std::ptr::null_mut();
+            } else {
+                std::ptr::copy_nonoverlapping(e, entry, 1);
+                *result = entry;
+            }
+        }
+        return 0;
+    }
+    // SAFETY: a real stream.
+    unsafe { real::readdir64_r(d, entry, result) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readdir_r(
+    d: *mut libc::DIR,
+    entry: *mut libc::dirent64,
+    result: *mut *mut libc::dirent64,
+) -> c_int {
+    // SAFETY: readdir_r(3)'s arguments; on 64-bit glibc both entry types are one layout.
+    unsafe { readdir64_r(d, entry, result) }
 }
 
 type Filter = Option<unsafe extern "C" fn(*const libc::dirent) -> c_int>;

@@ -625,3 +625,38 @@ fn shim_projection_passes_the_filtered_git_directory_through_from_any_cwd() {
         "one\nmore\n"
     );
 }
+
+#[test]
+fn shim_directory_streams_rewind_seek_and_read_reentrantly() {
+    let fx = fixture();
+    // Python's os.scandir uses readdir; this C-level check goes through ctypes on libc:
+    // telldir after two entries, seekdir back there, readdir_r from it, rewinddir.
+    let out = run(
+        &fx,
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import ctypes, ctypes.util\n\
+             c = ctypes.CDLL(None)\n\
+             c.opendir.restype = ctypes.c_void_p\n\
+             c.readdir.restype = ctypes.c_void_p\n\
+             c.readdir.argtypes = [ctypes.c_void_p]\n\
+             c.telldir.argtypes = [ctypes.c_void_p]\n\
+             c.telldir.restype = ctypes.c_long\n\
+             c.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]\n\
+             c.rewinddir.argtypes = [ctypes.c_void_p]\n\
+             c.closedir.argtypes = [ctypes.c_void_p]\n\
+             def name(p): return ctypes.string_at(p + 19).decode()\n\
+             d = c.opendir(b'sub')\n\
+             a = [name(c.readdir(d)) for _ in range(2)]\n\
+             at = c.telldir(d)\n\
+             rest = name(c.readdir(d))\n\
+             c.seekdir(d, at)\n\
+             again = name(c.readdir(d))\n\
+             c.rewinddir(d)\n\
+             first = name(c.readdir(d))\n\
+             print(sorted(a), rest, again, first, c.closedir(d))",
+        ],
+    );
+    assert_eq!(out, "['.', '..'] b.txt b.txt . 0\n");
+}
