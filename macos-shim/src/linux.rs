@@ -104,6 +104,7 @@ mod real {
     real!(truncate(p: *const c_char, n: libc::off_t) -> c_int);
     real!(umask(m: libc::mode_t) -> libc::mode_t);
     real!(rmdir(p: *const c_char) -> c_int);
+    real!(mkostemps(t: *mut c_char, s: c_int, f: c_int) -> c_int);
 }
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -1793,3 +1794,92 @@ mod real_xattr {
 
 getxattr_hooks!(getxattr => true, lgetxattr => false);
 listxattr_hooks!(listxattr => true, llistxattr => false);
+
+// ---- temporary files ---------------------------------------------------------------------------
+
+// glibc's mkstemp family opens with a private call: a template in the view is filled and
+// created here, through the view's open.
+
+/// # Safety
+/// `template` is a writable C string ending in "XXXXXX" then `suffix` bytes.
+unsafe fn do_mkstemp(template: *mut c_char, suffix: c_int, flags: c_int) -> c_int {
+    // SAFETY: the caller's template, writable and NUL-terminated.
+    unsafe {
+        let Some(t) = bytes(template) else {
+            return fail(Errno::EINVAL);
+        };
+        let len = t.len();
+        let suffix = suffix.max(0) as usize;
+        if len < 6 + suffix || &t[len - 6 - suffix..len - suffix] != b"XXXXXX" {
+            return fail(Errno::EINVAL);
+        }
+        let in_view = with(|s| {
+            s.abs(None, t)
+                .is_some_and(|a| s.may_enter(&a) && matches!(s.stat(None, t, false), Act::Done(_)))
+        });
+        if in_view != Some(true) {
+            return real::mkostemps(template, suffix as c_int, flags & !libc::O_ACCMODE);
+        }
+        const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        let mut seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ ((std::process::id() as u64) << 32);
+        for _ in 0..100 {
+            let x = template.add(len - 6 - suffix) as *mut u8;
+            for i in 0..6 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *x.add(i) = CHARS[(seed % CHARS.len() as u64) as usize];
+            }
+            let fd = do_open(
+                libc::AT_FDCWD,
+                template,
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | (flags & !libc::O_ACCMODE),
+                0o600,
+            );
+            if fd >= 0 || *libc::__errno_location() != libc::EEXIST {
+                return fd;
+            }
+        }
+        fail(Errno::EEXIST)
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkstemp(template: *mut c_char) -> c_int {
+    // SAFETY: mkstemp(3)'s arguments.
+    unsafe { do_mkstemp(template, 0, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkstemp64(template: *mut c_char) -> c_int {
+    // SAFETY: mkstemp64(3)'s arguments.
+    unsafe { do_mkstemp(template, 0, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkostemp(template: *mut c_char, flags: c_int) -> c_int {
+    // SAFETY: mkostemp(3)'s arguments.
+    unsafe { do_mkstemp(template, 0, flags) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkostemp64(template: *mut c_char, flags: c_int) -> c_int {
+    // SAFETY: mkostemp64(3)'s arguments.
+    unsafe { do_mkstemp(template, 0, flags) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkstemps(template: *mut c_char, suffix: c_int) -> c_int {
+    // SAFETY: mkstemps(3)'s arguments.
+    unsafe { do_mkstemp(template, suffix, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkostemps(template: *mut c_char, suffix: c_int, flags: c_int) -> c_int {
+    // SAFETY: mkostemps(3)'s arguments.
+    unsafe { do_mkstemp(template, suffix, flags) }
+}

@@ -660,3 +660,21 @@ fn shim_directory_streams_rewind_seek_and_read_reentrantly() {
     );
     assert_eq!(out, "['.', '..'] b.txt b.txt . 0\n");
 }
+
+#[test]
+fn shim_temporary_files_of_the_view_are_made_in_the_view() {
+    let fx = fixture();
+    // sed -i writes a temporary file beside its input (mkostemp) and renames it over it.
+    let out = sh(&fx, "sed -i s/hello/bye/ a.txt && cat a.txt && ls");
+    assert_eq!(
+        out,
+        "bye from the view\nMakefile\na.txt\nhello.c\ninc\nlink\nmymod.py\nsub\n"
+    );
+    let m = manifest(&fx);
+    assert_eq!(m.get(b"a.txt").unwrap().size, 18);
+    // Outside the view, the real function runs.
+    let tmp = fx.env.mkdir("tmp");
+    let script = format!("mktemp {}/x.XXXXXX", tmp.display());
+    let made = sh(&fx, &script);
+    assert!(Path::new(made.trim()).is_file(), "{made}");
+}
