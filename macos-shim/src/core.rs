@@ -74,6 +74,9 @@ pub struct Shim {
     log_read: u64,
     generation: SharedCounter,
     fds: HashMap<i32, FdInfo>,
+    /// stat answers by (absolute path, follow), valid while the view is unchanged: emptied
+    /// whenever a change is made here or read from the log.
+    stat_cache: HashMap<(Vec<u8>, bool), Result<Stat, Errno>>,
     /// Directory streams handed out (their addresses), owned by the platform layer.
     pub dirs: HashSet<usize>,
     cwd: Vec<u8>,
@@ -169,6 +172,7 @@ impl Shim {
             log_read: 0,
             generation,
             fds: HashMap::new(),
+            stat_cache: HashMap::new(),
             dirs: HashSet::new(),
             cwd,
             passthrough: cfg.passthrough.clone(),
@@ -243,7 +247,10 @@ impl Shim {
             return;
         }
         match runlog::decode_all(&buf, self.log_read) {
-            Ok(records) => runlog::replay(&mut self.view, &records),
+            Ok(records) => {
+                self.stat_cache.clear();
+                runlog::replay(&mut self.view, &records)
+            }
             Err(e) => env::warn(&format!("{}: {e}", self.run.join(env::LOG).display())),
         }
         self.log_read = gen;
@@ -285,7 +292,24 @@ impl Shim {
             return outside(path, abs);
         }
         self.catch_up();
-        let r = self.view.stat(&self.caller(), &abs, follow);
+        let key = (abs, follow);
+        if let Some(r) = self.stat_cache.get(&key) {
+            return Act::Done(r.clone());
+        }
+        let r = self.view.stat(&self.caller(), &key.0, follow);
+        // Answers that depend only on the view are kept until it changes; a file being
+        // written (its size is its private copy's) and paths sent out are asked each time.
+        let kept = match &r {
+            Ok(Routed::View(st)) if st.pending.is_none() => Some(Ok(st.clone())),
+            Err(e) => Some(Err(*e)),
+            Ok(_) => None,
+        };
+        if let Some(v) = kept {
+            if self.stat_cache.len() >= STAT_CACHE_MAX {
+                self.stat_cache.clear();
+            }
+            self.stat_cache.insert(key, v);
+        }
         Act::from_routed(r, |st| Ok(self.live(st)))
     }
 
@@ -583,6 +607,7 @@ impl Shim {
             now_ns: now_ns(),
             op,
         };
+        self.stat_cache.clear();
         let r = runlog::apply(&mut self.view, &rec)?;
         if let Routed::View(done) = &r {
             match done {
@@ -767,6 +792,9 @@ impl Shim {
         out
     }
 }
+
+/// Entries the stat cache holds before it starts again.
+const STAT_CACHE_MAX: usize = 65_536;
 
 /// The real mode of every private copy: the run's user may read and write it, and execute
 /// it (a program built in the view runs from its private copy; the view's mode is what

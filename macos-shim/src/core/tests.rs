@@ -248,3 +248,34 @@ fn writing_an_existing_file_copies_it_first_and_leaves_the_blob_alone() {
         .join(&Hash::of(b"hello").to_hex()[2..]);
     assert_eq!(std::fs::read(blob).unwrap(), b"hello");
 }
+
+#[test]
+fn a_kept_stat_answer_never_outlives_a_change_of_the_view() {
+    let r = run();
+    let mut a = Shim::new(&r.cfg).unwrap();
+    let mut b = Shim::new(&r.cfg).unwrap();
+    // Both asked once (and keep the answers).
+    assert_eq!(size(a.stat(None, b"x.txt", true)), Err(Errno::ENOENT));
+    assert_eq!(size(b.stat(None, b"a.txt", true)), Ok(5));
+    assert_eq!(size(b.stat(None, b"x.txt", true)), Err(Errno::ENOENT));
+    // A change in b: b's own answers and a's (through the log) follow.
+    assert_eq!(
+        b.change_path(None, b"x.txt", |path| Op::Symlink {
+            target: b"a.txt".to_vec(),
+            path
+        }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(
+        b.change_path(None, b"a.txt", |path| Op::Truncate { path, len: 2 }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(size(b.stat(None, b"x.txt", false)), Ok(5));
+    assert_eq!(size(a.stat(None, b"x.txt", true)), Ok(2));
+    assert_eq!(size(a.stat(None, b"a.txt", true)), Ok(2));
+    assert_eq!(
+        b.change_path(None, b"x.txt", |path| Op::Unlink { path }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(size(a.stat(None, b"x.txt", true)), Err(Errno::ENOENT));
+}
