@@ -77,6 +77,8 @@ pub struct Shim {
     /// stat answers by (absolute path, follow), valid while the view is unchanged: emptied
     /// whenever a change is made here or read from the log.
     stat_cache: HashMap<(Vec<u8>, bool), Result<Stat, Errno>>,
+    /// The same for opens that change nothing, by (absolute path, flags).
+    open_cache: HashMap<(Vec<u8>, i32), Result<Opened, Errno>>,
     /// Directory streams handed out (their addresses), owned by the platform layer.
     pub dirs: HashSet<usize>,
     cwd: Vec<u8>,
@@ -173,6 +175,7 @@ impl Shim {
             generation,
             fds: HashMap::new(),
             stat_cache: HashMap::new(),
+            open_cache: HashMap::new(),
             dirs: HashSet::new(),
             cwd,
             passthrough: cfg.passthrough.clone(),
@@ -248,7 +251,7 @@ impl Shim {
         }
         match runlog::decode_all(&buf, self.log_read) {
             Ok(records) => {
-                self.stat_cache.clear();
+                self.forget_answers();
                 runlog::replay(&mut self.view, &records)
             }
             Err(e) => env::warn(&format!("{}: {e}", self.run.join(env::LOG).display())),
@@ -311,6 +314,12 @@ impl Shim {
             self.stat_cache.insert(key, v);
         }
         Act::from_routed(r, |st| Ok(self.live(st)))
+    }
+
+    /// The view is about to change: no kept answer holds any more.
+    fn forget_answers(&mut self) {
+        self.stat_cache.clear();
+        self.open_cache.clear();
     }
 
     /// A pending file's size and times are its private copy's.
@@ -414,7 +423,35 @@ impl Shim {
         let of = OpenFlags::from_raw(flags);
         if !View::<Index>::open_changes_view(of) {
             self.catch_up();
-            let r = self.view.open_read(&self.caller(), &abs, of);
+            // The flags the view's answer depends on (not O_CLOEXEC, O_NONBLOCK...).
+            let key = (
+                abs,
+                flags & !(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY),
+            );
+            let r = match self.open_cache.get(&key) {
+                Some(r) => r.clone().map(Routed::View),
+                None => {
+                    let r = self.view.open_read(&self.caller(), &key.0, of);
+                    let kept = match &r {
+                        Ok(Routed::View(o @ (Opened::Dir { .. } | Opened::Path { .. })))
+                        | Ok(Routed::View(
+                            o @ Opened::Read {
+                                content: Content::Blob(_),
+                                ..
+                            },
+                        )) => Some(Ok(o.clone())),
+                        Err(e) => Some(Err(*e)),
+                        _ => None,
+                    };
+                    if let Some(v) = kept {
+                        if self.open_cache.len() >= STAT_CACHE_MAX {
+                            self.open_cache.clear();
+                        }
+                        self.open_cache.insert(key, v);
+                    }
+                    r
+                }
+            };
             return match r {
                 Err(e) => Act::Done(Err(e)),
                 Ok(Routed::Outside(p)) => Act::Real(Some(p)),
@@ -607,7 +644,7 @@ impl Shim {
             now_ns: now_ns(),
             op,
         };
-        self.stat_cache.clear();
+        self.forget_answers();
         let r = runlog::apply(&mut self.view, &rec)?;
         if let Routed::View(done) = &r {
             match done {

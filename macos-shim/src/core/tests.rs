@@ -279,3 +279,35 @@ fn a_kept_stat_answer_never_outlives_a_change_of_the_view() {
     );
     assert_eq!(size(a.stat(None, b"x.txt", true)), Err(Errno::ENOENT));
 }
+
+#[test]
+fn a_kept_open_answer_never_outlives_a_change_of_the_view() {
+    let r = run();
+    let mut a = Shim::new(&r.cfg).unwrap();
+    let mut b = Shim::new(&r.cfg).unwrap();
+    let read = |s: &mut Shim| match s.open(None, b"a.txt", libc::O_RDONLY, 0) {
+        Act::Done(Ok(fd)) => {
+            // SAFETY: `fd` was just opened for this test and is owned by nobody else.
+            let f = unsafe { std::fs::File::from_raw_fd(fd) };
+            s.closed(fd);
+            Ok(std::io::read_to_string(f).unwrap())
+        }
+        Act::Done(Err(e)) => Err(e),
+        _ => panic!("went to the kernel"),
+    };
+    assert_eq!(read(&mut a), Ok("hello".to_string()));
+    assert_eq!(read(&mut a), Ok("hello".to_string()));
+    assert_eq!(
+        b.change_path(None, b"a.txt", |path| Op::Unlink { path }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(read(&mut a), Err(Errno::ENOENT));
+    assert_eq!(
+        b.change_path(None, b"a.txt", |path| Op::Symlink {
+            target: b"sub/b.txt".to_vec(),
+            path
+        }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(read(&mut a), Ok("bee\n".to_string()));
+}
