@@ -26,6 +26,20 @@ fn project(env: &Env) -> std::path::PathBuf {
     proj
 }
 
+/// The full metadata layers in the store (not deltas, sidecars or project pointers).
+fn full_layers(env: &Env) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(env.home().join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            p.is_dir() && !n.contains('.') && !n.starts_with("project-")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
 fn auto_uses_the_overlay_and_says_why() {
     let mut env = Env::new();
@@ -79,19 +93,14 @@ fn the_metadata_layer_is_built_once_and_rebuilt_for_a_changed_manifest() {
         err.contains("(cached)"),
         "a second run reuses the layer: {err}"
     );
-    let layers = || {
-        std::fs::read_dir(env.home().join("layers"))
-            .unwrap()
-            .count()
-    };
-    assert_eq!(layers(), 1);
-    // An edit on disk makes a new manifest: its layer is built, and the view shows the edit.
+    assert_eq!(full_layers(&env).len(), 1);
+    // An edit on disk makes a new manifest: a delta layer shows it over the first layer.
     write(&proj.join("a.txt"), "edited\n");
     let (ok, out, err) = run(&env);
     assert!(ok, "{err}");
     assert_eq!(out, "edited\n", "the view follows the edit: {err}");
-    assert!(err.contains("(built now)"), "{err}");
-    assert_eq!(layers(), 2);
+    assert!(err.contains("delta of"), "{err}");
+    assert_eq!(full_layers(&env).len(), 1);
 }
 
 #[test]
@@ -113,12 +122,7 @@ fn an_overlay_layer_never_changes_through_a_run() {
         ],
     ));
     assert!(ok, "{err}");
-    let layer = std::fs::read_dir(env.home().join("layers"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let layer = full_layers(&env).pop().expect("a layer was built");
     // The layer still describes the manifest it was built for.
     let meta = std::fs::metadata(layer.join("a.txt")).unwrap();
     assert_eq!(meta.len(), 6);
@@ -224,4 +228,86 @@ fn ingest_goes_on_when_threads_cannot_be_made() {
     assert!(proj.join("vrift.manifest").exists());
     let shown = stdout_ok(&mut env.vrift(&proj, &["manifest", "show", "vrift.manifest"]));
     assert!(shown.contains("d3/f63.txt"), "{shown}");
+}
+
+#[test]
+fn an_edit_gets_a_small_delta_layer_not_a_rebuild() {
+    let mut env = Env::new();
+    env.projection = "overlay".into();
+    let proj = project(&env);
+    for i in 0..50 {
+        write(&proj.join(format!("many/f{i}.txt")), format!("{i}\n"));
+    }
+    let bb = busybox();
+    let run = |env: &Env, script: &str| {
+        stderr_of(&mut env.vrift(&proj, &["-v", "run", "--", &bb, "sh", "-c", script]))
+    };
+    let (ok, _, err) = run(&env, "true");
+    assert!(ok && err.contains("(built now)"), "{err}");
+    write(&proj.join("a.txt"), "edited\n");
+    write(&proj.join("many/new.txt"), "new\n");
+    let (ok, out, err) = run(&env, "cat a.txt many/new.txt many/f7.txt; ls many | wc -l");
+    assert!(ok, "{err}");
+    assert_eq!(out, "edited\nnew\n7\n51\n");
+    assert!(
+        err.contains("delta of"),
+        "an edit builds a delta layer: {err}"
+    );
+    // The next run of the same tree reuses it.
+    let (ok, out, err) = run(&env, "cat a.txt");
+    assert!(ok && out == "edited\n", "{err}");
+    assert!(err.contains("(cached delta)"), "{err}");
+    // A removal needs a full layer.
+    std::fs::remove_file(proj.join("many/f3.txt")).unwrap();
+    let (ok, out, err) = run(&env, "ls many | wc -l");
+    assert!(ok && out == "50\n", "{out} {err}");
+    assert!(err.contains("(built now)"), "{err}");
+}
+
+#[test]
+fn gc_keeps_the_layers_in_use_and_removes_the_others() {
+    let mut env = Env::new();
+    env.projection = "overlay".into();
+    let proj = project(&env);
+    let bb = busybox();
+    stdout_ok(&mut env.vrift(&proj, &["init"]));
+    let run = |env: &Env| stdout_ok(&mut env.vrift(&proj, &["run", "--", &bb, "cat", "a.txt"]));
+    run(&env);
+    write(&proj.join("a.txt"), "second\n");
+    assert_eq!(run(&env), "second\n");
+    std::fs::remove_file(proj.join("sub/b.txt")).unwrap();
+    run(&env);
+    let layers = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(env.home().join("layers"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = layers();
+    let current = vrift_common::manifest::Manifest::load(&proj.join("vrift.manifest"))
+        .unwrap()
+        .hash()
+        .to_hex();
+    let dry = stdout_ok(&mut env.vrift(&proj, &["gc"]));
+    assert!(
+        dry.contains("unused metadata layers: 2"),
+        "{dry}\n{before:?}"
+    );
+    assert_eq!(layers(), before, "a dry run removes nothing");
+    let done = stdout_ok(&mut env.vrift(&proj, &["gc", "--delete"]));
+    assert!(done.contains("deleted metadata layers: 2"), "{done}");
+    let after = layers();
+    assert!(
+        after
+            .iter()
+            .any(|n| n.starts_with(&current) && !n.ends_with(".manifest")),
+        "{after:?}"
+    );
+    assert!(after.iter().all(|n| !n.contains(".on-")), "{after:?}");
+    // The kept layer still serves the project.
+    assert_eq!(run(&env), "second\n");
+    let again = stdout_ok(&mut env.vrift(&proj, &["-v", "run", "--", &bb, "true"]));
+    assert!(again.is_empty());
 }

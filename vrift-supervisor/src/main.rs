@@ -1,12 +1,15 @@
 //! The `vrift` command: parses the command line and hands each subcommand to its module.
 
 mod commands;
+mod mounts;
 mod projection;
 #[path = "projection/shim/mod.rs"]
 mod projection_shim;
 mod run;
+mod rundir;
 mod sys;
 mod trace;
+mod view;
 
 use std::process::ExitCode;
 

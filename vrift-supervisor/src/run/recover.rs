@@ -7,8 +7,8 @@ use vrift_common::manifest::Manifest;
 use vrift_common::store::Store;
 
 use super::destination;
-use super::rundir::{RunDir, RunRecord, BASE, RECORD};
 use crate::projection;
+use crate::rundir::{RunDir, RunRecord, BASE, RECORD};
 
 /// Recover every run whose vrift is gone. Returns how many were recovered.
 pub fn recover_interrupted(store: &Store) -> usize {

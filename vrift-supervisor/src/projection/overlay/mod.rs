@@ -22,16 +22,17 @@ use vrift_common::store::Store;
 
 use super::supervisor::served::ServedStats;
 use super::{Context, Kind, Projection};
-use crate::run::mounts::{cstring, Mount};
-use crate::run::rundir::{RunDir, RunRecord, MNT, UPPER, WORK};
-use crate::run::view::PassthroughKind;
+use crate::mounts::{cstring, Mount};
+use crate::rundir::{RunDir, RunRecord, MNT, UPPER, WORK};
+use crate::view::spec::PassthroughKind;
 use layer::Flavor;
 
 pub struct OverlayProjection {
     store: Store,
     base: Manifest,
     flavor: Flavor,
-    layer: PathBuf,
+    /// The metadata layers, upper-most first.
+    layers: Vec<PathBuf>,
     upper: PathBuf,
     work: PathBuf,
     mnt: PathBuf,
@@ -68,11 +69,15 @@ impl OverlayProjection {
     pub fn prepare(cx: &Context) -> Result<OverlayProjection> {
         let spec = cx.spec;
         let flavor = Flavor::for_uid(cx.owner.uid);
-        let (layer, built) = layer::ensure(cx.store, &spec.manifest, flavor, cx.owner.uid)?;
+        let key = match &spec.destination {
+            crate::view::spec::Destination::Project { dir, .. } => dir.clone(),
+            crate::view::spec::Destination::ManifestFile(p) => p.clone(),
+        };
+        let stack = layer::ensure_stack(cx.store, &spec.manifest, flavor, cx.owner.uid, &key)?;
         tracing::info!(
             "metadata layer {} ({})",
-            layer.display(),
-            if built { "built now" } else { "cached" }
+            stack.layers[0].display(),
+            stack.how
         );
         let upper = cx.run_dir.join(UPPER);
         let work = cx.run_dir.join(WORK);
@@ -85,7 +90,7 @@ impl OverlayProjection {
             store: cx.store.clone(),
             base: spec.manifest.clone(),
             flavor,
-            layer,
+            layers: stack.layers,
             upper,
             work,
             mnt,
@@ -97,9 +102,14 @@ impl OverlayProjection {
 
     fn options(&self) -> Result<CString> {
         let blobs = self.store.root().join("blobs");
+        let lower: Vec<String> = self
+            .layers
+            .iter()
+            .map(|l| l.display().to_string())
+            .collect();
         let mut o = format!(
             "lowerdir={}::{},upperdir={},workdir={}",
-            self.layer.display(),
+            lower.join(":"),
             blobs.display(),
             self.upper.display(),
             self.work.display()

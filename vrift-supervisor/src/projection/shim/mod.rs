@@ -306,7 +306,7 @@ pub fn harvest(store: &Store, manifest: &Manifest, prep: &Prepared) -> Result<Ma
 /// status to give (128+N when killed by signal N).
 pub fn run(
     store: &Store,
-    spec: &crate::run::view::ViewSpec,
+    spec: &crate::view::spec::ViewSpec,
     start: &Path,
     cmd: &[OsString],
 ) -> Result<u8> {
