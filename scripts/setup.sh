@@ -65,3 +65,13 @@ if [ "$(id -u)" -eq 0 ] && [ -d /sys/kernel/tracing ] && ! [ -e /sys/kernel/trac
   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || log "could not mount tracefs (vrift trace will say why)"
 fi
 log "eBPF prerequisites ready"
+
+# ---- Apple targets for type-checking the interposition shim (scripts/check-darwin.sh) ----
+# Only the standard library of each target is needed: the check builds no C code and links
+# nothing. Idempotent: rustup does nothing for a target already installed.
+if command -v rustup >/dev/null; then
+  for t in x86_64-apple-darwin aarch64-apple-darwin; do
+    rustup target list --installed | grep -qx "$t" || rustup target add "$t" \
+      || log "could not add the $t target: scripts/check-darwin.sh will say so"
+  done
+fi

@@ -6,8 +6,10 @@
 pub mod filters;
 pub mod gc;
 pub mod hash;
+pub mod index;
 pub mod ingest;
 pub mod manifest;
+pub mod runlog;
 pub mod statcache;
 pub mod store;
 pub mod vfs;

@@ -3,6 +3,8 @@
 mod commands;
 mod mounts;
 mod projection;
+#[path = "projection/shim/mod.rs"]
+mod projection_shim;
 mod run;
 mod rundir;
 mod sys;
@@ -44,6 +46,10 @@ enum Command {
     /// Inspect, compare and verify manifests.
     #[command(subcommand)]
     Manifest(commands::manifest::Command),
+    /// Run a program under the interposition shim (no mounts, namespaces or seccomp) over a
+    /// manifest file, saving the run's changes into it.
+    #[command(hide = true)]
+    ShimRun(commands::shim_run::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +72,7 @@ fn main() -> ExitCode {
         Command::Manifest(cmd) => commands::manifest::run(cmd),
         Command::Run(args) => commands::run::run(args),
         Command::Trace(args) => commands::trace::run(args),
+        Command::ShimRun(args) => commands::shim_run::run(args),
     };
     match result {
         Ok(code) => code,

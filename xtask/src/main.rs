@@ -11,6 +11,7 @@ mod gen;
 mod timing;
 
 mod bench_run;
+mod bench_shim;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -18,8 +19,11 @@ fn main() -> anyhow::Result<()> {
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("ingest") => bench_ingest::run(&args[2..]),
             Some("run") => bench_run::main(&args[2..]),
-            other => anyhow::bail!("unknown benchmark {other:?}; benchmarks: ingest, run"),
+            Some("shim") => bench_shim::run(&args[2..]),
+            other => anyhow::bail!("unknown benchmark {other:?}; benchmarks: ingest, run, shim"),
         },
-        other => anyhow::bail!("unknown task {other:?}; tasks: bench ingest, bench run"),
+        other => {
+            anyhow::bail!("unknown task {other:?}; tasks: bench ingest, bench run, bench shim")
+        }
     }
 }

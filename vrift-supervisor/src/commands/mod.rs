@@ -5,5 +5,6 @@ pub mod gc;
 pub mod init;
 pub mod manifest;
 pub mod run;
+pub mod shim_run;
 pub mod status;
 pub mod trace;

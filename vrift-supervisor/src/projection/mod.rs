@@ -35,6 +35,9 @@ pub enum Choice {
     Overlay,
     /// A link farm and a seccomp supervisor (any kernel with seccomp user notification).
     Supervisor,
+    /// The interposition shim alone (LD_PRELOAD): no mounts, namespaces or seccomp; dynamic
+    /// programs only (see `projection_shim`).
+    Shim,
 }
 
 /// Which projection a run uses, and why (said with `-v`). With `auto`, a run whose overlay
@@ -46,12 +49,13 @@ pub fn choose(choice: Choice, store: &Store, trace: bool) -> (Kind, String) {
             "asked for with --projection supervisor".into(),
         ),
         Choice::Overlay => (Kind::Overlay, "asked for with --projection overlay".into()),
-        // Its per-call classes (hit, miss, pass-through) come from the supervisor.
-        Choice::Auto if trace => (
+        // Its per-call classes (hit, miss, pass-through) come from the supervisor. (A run
+        // with the shim never comes here: `crate::run` starts it itself.)
+        Choice::Auto | Choice::Shim if trace => (
             Kind::Supervisor,
             "vrift trace classifies each call through the supervisor".into(),
         ),
-        Choice::Auto => match overlay::unavailable(store) {
+        Choice::Auto | Choice::Shim => match overlay::unavailable(store) {
             None => (Kind::Overlay, "the kernel serves the view".into()),
             Some(why) => (
                 Kind::Supervisor,

@@ -94,6 +94,18 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
         opts.mount.as_deref(),
         &cwd,
     )?;
+    if opts.projection == Choice::Shim && !opts.trace {
+        let start = if opts.mount.is_some() {
+            spec.root.clone()
+        } else {
+            cwd.clone()
+        };
+        let status = crate::projection_shim::run(&store, &spec, &start, &opts.cmd)?;
+        return Ok(Finished {
+            status,
+            traced: None,
+        });
+    }
     let (kind, why) = projection::choose(opts.projection, &store, opts.trace);
     tracing::info!("projection: {} ({why})", kind.name());
     match run_with(kind, &store, &spec, &opts, &cwd) {

@@ -1,0 +1,846 @@
+//! The platform-neutral core: one process's side of a run's view. Safe code only; the
+//! platform layers turn C calls into these methods and the answers back into C results.
+//!
+//! Every answer is an [`Act`]: done here (a value or an errno, as the kernel would give),
+//! or "let the real call run" (with the original arguments, or with a path the view
+//! rewrote, e.g. a view symlink pointing out of the view).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::IntoRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use fs2::FileExt as _;
+use vrift_common::index::Index;
+use vrift_common::runlog::{self, Done, Op, Record};
+use vrift_common::vfs::{
+    Caller, Content, Cred, DirEntry, Errno, Exec, OpenFlags, Opened, Owner, Resolved, Routed, Seed,
+    Stat, TimeSpec, View,
+};
+
+use crate::env;
+use crate::sys::{self, SharedCounter};
+
+/// What a hook does.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Act<T> {
+    /// Run the real call; with `Some(path)`, on that absolute path instead.
+    Real(Option<Vec<u8>>),
+    /// A two-path call for the kernel, on these absolute paths.
+    RealBoth(Vec<u8>, Vec<u8>),
+    Done(Result<T, Errno>),
+}
+
+impl<T> Act<T> {
+    fn from_routed<U>(r: Result<Routed<U>, Errno>, f: impl FnOnce(U) -> Result<T, Errno>) -> Self {
+        match r {
+            Err(e) => Act::Done(Err(e)),
+            Ok(Routed::View(u)) => Act::Done(f(u)),
+            Ok(Routed::Outside(p)) => Act::Real(Some(p)),
+            Ok(Routed::OutsideBoth(..)) => Act::Real(None),
+        }
+    }
+}
+
+/// What a file descriptor opened in the view stands for.
+#[derive(Clone, Debug)]
+pub struct FdInfo {
+    /// The view path it was opened at.
+    pub rel: Vec<u8>,
+    pub dir: bool,
+}
+
+/// An open directory stream of the view.
+pub struct DirStream {
+    pub fd: i32,
+    pub entries: Vec<DirEntry>,
+    pub pos: usize,
+}
+
+/// The view as this process sees it, and the process's own state (cwd, fds, umask).
+pub struct Shim {
+    pub view: View<Index>,
+    root: Vec<u8>,
+    run: PathBuf,
+    store: PathBuf,
+    log: File,
+    log_path: PathBuf,
+    /// The process that opened `log`: a forked child shares the parent's open file, and so
+    /// its lock, and must open its own.
+    log_pid: u32,
+    log_read: u64,
+    generation: SharedCounter,
+    fds: HashMap<i32, FdInfo>,
+    /// stat answers by (absolute path, follow), valid while the view is unchanged: emptied
+    /// whenever a change is made here or read from the log.
+    stat_cache: HashMap<(Vec<u8>, bool), Result<Stat, Errno>>,
+    /// The same for opens that change nothing, by (absolute path, flags).
+    open_cache: HashMap<(Vec<u8>, i32), Result<Opened, Errno>>,
+    /// Directory streams handed out (their addresses), owned by the platform layer.
+    pub dirs: HashSet<usize>,
+    cwd: Vec<u8>,
+    /// Real paths under the root that bypass the view (see [`env::PASSTHROUGH`]).
+    passthrough: Vec<Vec<u8>>,
+    cred: Cred,
+    umask: u32,
+    /// `NAME=value` lines a child needs to keep the shim (see [`env`]).
+    pub child_env: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn open_log(p: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new().read(true).append(true).open(p)
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// A path the view does not serve: the kernel gets it as the program gave it when it is
+/// absolute, else made absolute, since the kernel's cwd is not the program's while the
+/// program's is in the view.
+fn outside<T>(path: &[u8], abs: Vec<u8>) -> Act<T> {
+    if path.first() == Some(&b'/') {
+        Act::Real(None)
+    } else {
+        Act::Real(Some(abs))
+    }
+}
+
+/// `dir/name`, for absolute `dir`.
+fn join_abs(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if p.last() != Some(&b'/') {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+impl Shim {
+    /// Set up from the environment vrift gave the program; `Ok(None)` when it gave none
+    /// (the library was loaded outside a run: every call passes through).
+    pub fn from_env() -> Result<Option<Shim>, String> {
+        match env::Config::read()? {
+            Some(cfg) => Shim::new(&cfg).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Set up from `cfg`: map the index, open the run's log and generation, read the log.
+    pub fn new(cfg: &env::Config) -> Result<Shim, String> {
+        let index = Index::open(&cfg.index).map_err(|e| e.to_string())?;
+        let owner = Owner {
+            uid: cfg.owner.0,
+            gid: cfg.owner.1,
+        };
+        let view = View::new(&cfg.root, owner, vec![index])
+            .map_err(|e| e.to_string())?
+            .with_dev(cfg.dev);
+        let log_path = cfg.run.join(env::LOG);
+        let log = open_log(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let gen_path = cfg.run.join(env::GENERATION);
+        let gen_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&gen_path)
+            .map_err(|e| format!("{}: {e}", gen_path.display()))?;
+        let generation =
+            SharedCounter::open(&gen_file).map_err(|e| format!("{}: {e}", gen_path.display()))?;
+        let (uid, gid, groups) = sys::ids();
+        let cwd = match cfg.cwd.clone() {
+            Some(c) => c,
+            None => std::env::current_dir()
+                .map(|p| p.as_os_str().as_bytes().to_vec())
+                .unwrap_or_else(|_| b"/".to_vec()),
+        };
+        let mut shim = Shim {
+            root: view.root().to_vec(),
+            view,
+            run: cfg.run.clone(),
+            store: cfg.store.clone(),
+            log,
+            log_path,
+            log_pid: std::process::id(),
+            log_read: 0,
+            generation,
+            fds: HashMap::new(),
+            stat_cache: HashMap::new(),
+            open_cache: HashMap::new(),
+            dirs: HashSet::new(),
+            cwd,
+            passthrough: cfg.passthrough.clone(),
+            cred: Cred {
+                uid,
+                gid,
+                groups,
+                privileged: uid == 0,
+            },
+            umask: sys::read_umask(),
+            child_env: cfg.child_env.clone(),
+        };
+        // Descriptors the parent opened in the view and this process still has open (those
+        // closed on exec are gone, and their numbers not reused yet).
+        for (fd, dir, rel) in &cfg.fds {
+            if sys::is_open(*fd) {
+                shim.fds.insert(
+                    *fd,
+                    FdInfo {
+                        rel: rel.clone(),
+                        dir: *dir,
+                    },
+                );
+            }
+        }
+        shim.count_fds();
+        shim.catch_up();
+        Ok(shim)
+    }
+
+    // ---- paths -----------------------------------------------------------------------------
+
+    /// The absolute path a call names (`dirfd` as for the *at calls, `None` for AT_FDCWD).
+    /// `None` when it cannot be told without the kernel (relative to a real directory fd):
+    /// such paths are outside the view.
+    pub fn abs(&self, dirfd: Option<i32>, path: &[u8]) -> Option<Vec<u8>> {
+        if path.first() == Some(&b'/') {
+            return Some(path.to_vec());
+        }
+        let base = match dirfd {
+            None => self.cwd.clone(),
+            Some(fd) => {
+                let info = self.fds.get(&fd)?;
+                self.view.abs_path(&info.rel)
+            }
+        };
+        if path.is_empty() {
+            return Some(base);
+        }
+        Some(join_abs(&base, path))
+    }
+
+    /// Could `abs` lead into the view? (A lexical test: paths with "." or ".." components or
+    /// "//" go to the resolver.)
+    pub fn may_enter(&self, abs: &[u8]) -> bool {
+        let under =
+            |dir: &[u8]| abs.starts_with(dir) && (abs.len() == dir.len() || abs[dir.len()] == b'/');
+        if self.passthrough.iter().any(|p| under(p)) {
+            return false;
+        }
+        self.root == b"/" || under(&self.root) || abs.windows(2).any(|w| w == b"//" || w == b"/.")
+    }
+
+    /// Bring this process's view up to date with the changes other processes logged.
+    fn catch_up(&mut self) {
+        let gen = self.generation.load();
+        if gen <= self.log_read {
+            return;
+        }
+        let mut buf = vec![0u8; (gen - self.log_read) as usize];
+        if self.log.read_exact_at(&mut buf, self.log_read).is_err() {
+            return;
+        }
+        match runlog::decode_all(&buf, self.log_read) {
+            Ok(records) => {
+                self.forget_answers();
+                runlog::replay(&mut self.view, &records)
+            }
+            Err(e) => env::warn(&format!("{}: {e}", self.run.join(env::LOG).display())),
+        }
+        self.log_read = gen;
+    }
+
+    fn caller(&self) -> Caller<'_> {
+        Caller {
+            cred: &self.cred,
+            cwd: &self.cwd,
+            umask: self.umask,
+            now_ns: 0,
+        }
+    }
+
+    fn private(&self, id: u64) -> PathBuf {
+        self.run.join(env::WRITES).join(id.to_string())
+    }
+
+    fn blob(&self, h: &vrift_common::hash::Hash) -> PathBuf {
+        let hex = h.to_hex();
+        self.store.join("blobs").join(&hex[..2]).join(&hex[2..])
+    }
+
+    fn content_path(&self, c: &Content) -> PathBuf {
+        match c {
+            Content::Blob(h) => self.blob(h),
+            Content::Pending(id) => self.private(id.0),
+        }
+    }
+
+    // ---- reading -----------------------------------------------------------------------------
+
+    /// stat, lstat, fstatat, statx on a path.
+    pub fn stat(&mut self, dirfd: Option<i32>, path: &[u8], follow: bool) -> Act<Stat> {
+        let Some(abs) = self.abs(dirfd, path) else {
+            return Act::Real(None);
+        };
+        if !self.may_enter(&abs) {
+            return outside(path, abs);
+        }
+        self.catch_up();
+        let key = (abs, follow);
+        if let Some(r) = self.stat_cache.get(&key) {
+            return Act::Done(r.clone());
+        }
+        let r = self.view.stat(&self.caller(), &key.0, follow);
+        // Answers that depend only on the view are kept until it changes; a file being
+        // written (its size is its private copy's) and paths sent out are asked each time.
+        let kept = match &r {
+            Ok(Routed::View(st)) if st.pending.is_none() => Some(Ok(st.clone())),
+            Err(e) => Some(Err(*e)),
+            Ok(_) => None,
+        };
+        if let Some(v) = kept {
+            if self.stat_cache.len() >= STAT_CACHE_MAX {
+                self.stat_cache.clear();
+            }
+            self.stat_cache.insert(key, v);
+        }
+        Act::from_routed(r, |st| Ok(self.live(st)))
+    }
+
+    /// The view is about to change: no kept answer holds any more.
+    fn forget_answers(&mut self) {
+        self.stat_cache.clear();
+        self.open_cache.clear();
+    }
+
+    /// A pending file's size and times are its private copy's.
+    fn live(&self, mut st: Stat) -> Stat {
+        if let Some(id) = st.pending {
+            if let Ok(m) = std::fs::metadata(self.private(id.0)) {
+                use std::os::unix::fs::MetadataExt;
+                st.size = m.size();
+                st.blocks = m.blocks();
+                st.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
+                st.ctime_ns = st.mtime_ns;
+            }
+        }
+        st
+    }
+
+    /// fstat on a descriptor the view handed out (`Real` for any other).
+    pub fn fstat(&mut self, fd: i32) -> Act<Stat> {
+        let Some(info) = self.fds.get(&fd).cloned() else {
+            return Act::Real(None);
+        };
+        self.catch_up();
+        match self.view.stat_rel(&info.rel) {
+            Ok(st) => Act::Done(Ok(self.live(st))),
+            // Renamed or removed since it was opened: the real file answers.
+            Err(_) => Act::Real(None),
+        }
+    }
+
+    pub fn access(&mut self, dirfd: Option<i32>, path: &[u8], mode: u32, follow: bool) -> Act<()> {
+        let Some(abs) = self.abs(dirfd, path) else {
+            return Act::Real(None);
+        };
+        if !self.may_enter(&abs) {
+            return outside(path, abs);
+        }
+        self.catch_up();
+        Act::from_routed(self.view.access(&self.caller(), &abs, mode, follow), Ok)
+    }
+
+    pub fn readlink(&mut self, dirfd: Option<i32>, path: &[u8]) -> Act<Vec<u8>> {
+        let Some(abs) = self.abs(dirfd, path) else {
+            return Act::Real(None);
+        };
+        if !self.may_enter(&abs) {
+            return outside(path, abs);
+        }
+        self.catch_up();
+        Act::from_routed(self.view.readlink(&self.caller(), &abs), Ok)
+    }
+
+    /// realpath(3): the canonical absolute path.
+    pub fn realpath(&mut self, path: &[u8]) -> Act<Vec<u8>> {
+        let Some(abs) = self.abs(None, path) else {
+            return Act::Real(None);
+        };
+        if !self.may_enter(&abs) {
+            return outside(path, abs);
+        }
+        self.catch_up();
+        match self.view.resolve_as(&self.cred, &abs, &self.cwd, true) {
+            Err(e) => Act::Done(Err(e)),
+            Ok(Resolved::Outside(p)) => Act::Real(Some(p)),
+            Ok(Resolved::View { entry: None, .. }) => Act::Done(Err(Errno::ENOENT)),
+            Ok(Resolved::View { rel, .. }) => Act::Done(Ok(self.view.abs_path(&rel))),
+        }
+    }
+
+    // ---- descriptors ---------------------------------------------------------------------------
+
+    fn open_real(&self, path: &Path, flags: i32, mode: u32) -> Result<i32, Errno> {
+        let acc = flags & libc::O_ACCMODE;
+        let mut o = std::fs::OpenOptions::new();
+        o.read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
+            .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
+            .custom_flags(flags & !(libc::O_ACCMODE | libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC))
+            .mode(mode);
+        #[cfg(target_os = "linux")]
+        if flags & libc::O_PATH != 0 {
+            o.read(true);
+        }
+        o.open(path)
+            .map(|f| f.into_raw_fd())
+            .map_err(|e| errno_of(&e))
+    }
+
+    /// The real directory every view directory fd is opened on.
+    fn empty_dir(&self) -> PathBuf {
+        self.run.join(env::EMPTY)
+    }
+
+    /// open, openat, creat, fopen: a descriptor on the blob, the private copy, or (for a
+    /// directory) the run's empty directory, remembered as the view path it was opened at.
+    pub fn open(&mut self, dirfd: Option<i32>, path: &[u8], flags: i32, mode: u32) -> Act<i32> {
+        let Some(abs) = self.abs(dirfd, path) else {
+            return Act::Real(None);
+        };
+        if !self.may_enter(&abs) {
+            return outside(path, abs);
+        }
+        let of = OpenFlags::from_raw(flags);
+        if !View::<Index>::open_changes_view(of) {
+            self.catch_up();
+            // The flags the view's answer depends on (not O_CLOEXEC, O_NONBLOCK...).
+            let key = (
+                abs,
+                flags & !(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY),
+            );
+            let r = match self.open_cache.get(&key) {
+                Some(r) => r.clone().map(Routed::View),
+                None => {
+                    let r = self.view.open_read(&self.caller(), &key.0, of);
+                    let kept = match &r {
+                        Ok(Routed::View(o @ (Opened::Dir { .. } | Opened::Path { .. })))
+                        | Ok(Routed::View(
+                            o @ Opened::Read {
+                                content: Content::Blob(_),
+                                ..
+                            },
+                        )) => Some(Ok(o.clone())),
+                        Err(e) => Some(Err(*e)),
+                        _ => None,
+                    };
+                    if let Some(v) = kept {
+                        if self.open_cache.len() >= STAT_CACHE_MAX {
+                            self.open_cache.clear();
+                        }
+                        self.open_cache.insert(key, v);
+                    }
+                    r
+                }
+            };
+            return match r {
+                Err(e) => Act::Done(Err(e)),
+                Ok(Routed::Outside(p)) => Act::Real(Some(p)),
+                Ok(Routed::OutsideBoth(..)) => Act::Real(None),
+                Ok(Routed::View(o)) => Act::Done(self.deliver(o, flags)),
+            };
+        }
+        let op = Op::Open {
+            path: abs,
+            flags,
+            mode,
+        };
+        match self.change(op) {
+            Err(e) => Act::Done(Err(e)),
+            Ok(Routed::Outside(p)) => Act::Real(Some(p)),
+            Ok(Routed::OutsideBoth(..)) => Act::Real(None),
+            Ok(Routed::View(Done::Opened(o))) => Act::Done(self.deliver(o, flags)),
+            Ok(Routed::View(_)) => Act::Done(Err(Errno(libc::EIO))),
+        }
+    }
+
+    fn deliver(&mut self, o: Opened, flags: i32) -> Result<i32, Errno> {
+        let keep = flags & (libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_APPEND);
+        let (fd, rel, dir) = match o {
+            Opened::Read { rel, content } => {
+                let p = self.content_path(&content);
+                (self.open_real(&p, libc::O_RDONLY | keep, 0)?, rel, false)
+            }
+            Opened::Write { rel, id, .. } => {
+                // The private copy was prepared when the change was made.
+                let p = self.private(id.0);
+                (self.open_real(&p, flags, PRIVATE_MODE)?, rel, false)
+            }
+            Opened::Dir { rel } => {
+                let p = self.empty_dir();
+                let fd = self.open_real(&p, libc::O_RDONLY | libc::O_DIRECTORY | keep, 0)?;
+                (fd, rel, true)
+            }
+            Opened::Path { rel, entry } => {
+                let p = match entry.content() {
+                    Some(c) => self.content_path(&c),
+                    None => self.empty_dir(),
+                };
+                (self.open_real(&p, flags, 0)?, rel, entry.is_dir())
+            }
+            Opened::Fifo { .. } => return Err(Errno(libc::ENXIO)),
+        };
+        self.fds.insert(fd, FdInfo { rel, dir });
+        self.count_fds();
+        Ok(fd)
+    }
+
+    pub fn fd_info(&self, fd: i32) -> Option<&FdInfo> {
+        self.fds.get(&fd)
+    }
+
+    pub fn closed(&mut self, fd: i32) {
+        self.fds.remove(&fd);
+        self.count_fds();
+    }
+
+    fn count_fds(&self) {
+        crate::state::VIEW_FDS.store(self.fds.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `new` is now a copy of `old` (dup, dup2, dup3, F_DUPFD).
+    pub fn duped(&mut self, old: i32, new: i32) {
+        match self.fds.get(&old).cloned() {
+            Some(i) => {
+                self.fds.insert(new, i);
+            }
+            None => {
+                self.fds.remove(&new);
+            }
+        }
+        self.count_fds();
+    }
+
+    // ---- directories -----------------------------------------------------------------------
+
+    /// opendir(3), or fdopendir(3) of a view directory fd: the listing, taken now.
+    pub fn opendir(&mut self, path: &[u8]) -> Act<DirStream> {
+        match self.open(
+            None,
+            path,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        ) {
+            Act::Done(Ok(fd)) => match self.fdopendir(fd) {
+                Some(Ok(s)) => Act::Done(Ok(s)),
+                Some(Err(e)) => {
+                    self.closed(fd);
+                    sys::close(fd);
+                    Act::Done(Err(e))
+                }
+                None => Act::Done(Err(Errno::ENOTDIR)),
+            },
+            Act::Done(Err(e)) => Act::Done(Err(e)),
+            Act::Real(p) => Act::Real(p),
+            Act::RealBoth(a, b) => Act::RealBoth(a, b),
+        }
+    }
+
+    /// `None` when `fd` is not a view directory.
+    pub fn fdopendir(&mut self, fd: i32) -> Option<Result<DirStream, Errno>> {
+        let info = self.fds.get(&fd)?.clone();
+        if !info.dir {
+            return Some(Err(Errno::ENOTDIR));
+        }
+        self.catch_up();
+        Some(self.view.list_dir(&info.rel).map(|entries| DirStream {
+            fd,
+            entries,
+            pos: 0,
+        }))
+    }
+
+    // ---- cwd -------------------------------------------------------------------------------
+
+    pub fn getcwd(&self) -> &[u8] {
+        &self.cwd
+    }
+
+    /// chdir(2): into a view directory, the cwd is this process's alone (the kernel's stays
+    /// where it was); elsewhere the real call runs and `set_real_cwd` records the result.
+    pub fn chdir(&mut self, path: &[u8]) -> Act<()> {
+        let Some(abs) = self.abs(None, path) else {
+            return Act::Real(None);
+        };
+        if !self.may_enter(&abs) {
+            return Act::Real(Some(abs));
+        }
+        self.catch_up();
+        match self.view.chdir(&self.caller(), &abs) {
+            Err(e) => Act::Done(Err(e)),
+            Ok(Routed::View(rel)) => {
+                self.cwd = self.view.abs_path(&rel);
+                Act::Done(Ok(()))
+            }
+            Ok(Routed::Outside(p)) => Act::Real(Some(p)),
+            Ok(Routed::OutsideBoth(..)) => Act::Real(None),
+        }
+    }
+
+    pub fn fchdir(&mut self, fd: i32) -> Act<()> {
+        let Some(info) = self.fds.get(&fd) else {
+            return Act::Real(None);
+        };
+        if !info.dir {
+            return Act::Done(Err(Errno::ENOTDIR));
+        }
+        self.cwd = self.view.abs_path(&info.rel.clone());
+        Act::Done(Ok(()))
+    }
+
+    /// After a real chdir succeeded.
+    pub fn set_real_cwd(&mut self) {
+        if let Ok(p) = std::env::current_dir() {
+            self.cwd = p.as_os_str().as_bytes().to_vec();
+        }
+    }
+
+    pub fn set_umask(&mut self, m: u32) {
+        self.umask = m & 0o777;
+    }
+
+    // ---- changes -------------------------------------------------------------------------------
+
+    /// Make one change: under the log's lock, catch up, run the state machine, carry out what
+    /// it asks (prepare a private copy), append the record and publish the new generation.
+    pub fn change(&mut self, op: Op) -> Result<Routed<Done>, Errno> {
+        let pid = std::process::id();
+        if pid != self.log_pid {
+            self.log = open_log(&self.log_path).map_err(|e| errno_of(&e))?;
+            self.log_pid = pid;
+        }
+        if self.log.lock_exclusive().is_err() {
+            return Err(Errno(libc::EIO));
+        }
+        let r = self.change_locked(op);
+        let _ = fs2::FileExt::unlock(&self.log);
+        r
+    }
+
+    fn change_locked(&mut self, op: Op) -> Result<Routed<Done>, Errno> {
+        self.catch_up();
+        let rec = Record {
+            cred: self.cred.clone(),
+            umask: self.umask,
+            now_ns: now_ns(),
+            op,
+        };
+        self.forget_answers();
+        let r = runlog::apply(&mut self.view, &rec)?;
+        if let Routed::View(done) = &r {
+            match done {
+                Done::Opened(Opened::Write { id, seed, .. }) => self.prepare(id.0, *seed, None)?,
+                Done::Truncate(t) => self.prepare(t.id.0, t.seed, Some(t.len))?,
+                _ => {}
+            }
+            if let Op::Utimens { path, follow, .. } = &rec.op {
+                self.sync_private_mtime(path, *follow);
+            }
+            let bytes = runlog::encode(&rec);
+            if (&self.log).write_all(&bytes).is_err() {
+                return Err(Errno(libc::EIO));
+            }
+            self.log_read += bytes.len() as u64;
+            self.generation.store(self.log_read);
+        }
+        Ok(r)
+    }
+
+    /// A file being written reports its private copy's mtime, and the run saves that: after
+    /// utimensat on it, the copy takes the entry's time.
+    fn sync_private_mtime(&self, path: &[u8], follow: bool) {
+        if let Ok(Routed::View(st)) = self.view.stat(&self.caller(), path, follow) {
+            if let Some(id) = st.pending {
+                let t = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_nanos(st.mtime_ns.max(0) as u64);
+                if let Ok(f) = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(self.private(id.0))
+                {
+                    let _ = f.set_modified(t);
+                }
+            }
+        }
+    }
+
+    /// The private copy `id`, as `seed` says, then cut to `len`.
+    fn prepare(&self, id: u64, seed: Seed, len: Option<u64>) -> Result<(), Errno> {
+        let p = self.private(id);
+        let io = |e: std::io::Error| errno_of(&e);
+        match seed {
+            Seed::CopyOf(h) => {
+                let tmp = self.run.join(env::WRITES).join(format!(".{id}.tmp"));
+                std::fs::copy(self.blob(&h), &tmp).map_err(io)?;
+                std::fs::set_permissions(
+                    &tmp,
+                    std::os::unix::fs::PermissionsExt::from_mode(PRIVATE_MODE),
+                )
+                .map_err(io)?;
+                std::fs::rename(&tmp, &p).map_err(io)?;
+            }
+            Seed::Empty => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(PRIVATE_MODE)
+                    .open(&p)
+                    .map_err(io)?;
+            }
+            Seed::Existing { truncate } => {
+                if truncate {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .truncate(true)
+                        .open(&p)
+                        .map_err(io)?;
+                }
+            }
+        }
+        if let Some(len) = len {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(io)?;
+            f.set_len(len).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// A one-path change (mkdir, unlink, chmod...): `Real` when the path is plainly outside.
+    pub fn change_path(
+        &mut self,
+        dirfd: Option<i32>,
+        path: &[u8],
+        make: impl FnOnce(Vec<u8>) -> Op,
+    ) -> Act<()> {
+        let Some(abs) = self.abs(dirfd, path) else {
+            return Act::Real(None);
+        };
+        if !self.may_enter(&abs) {
+            return outside(path, abs);
+        }
+        Act::from_routed(self.change(make(abs)), |_| Ok(()))
+    }
+
+    /// A two-path change (rename, link).
+    pub fn change_pair(
+        &mut self,
+        old: (Option<i32>, &[u8]),
+        new: (Option<i32>, &[u8]),
+        make: impl FnOnce(Vec<u8>, Vec<u8>) -> Op,
+    ) -> Act<()> {
+        let (Some(a), Some(b)) = (self.abs(old.0, old.1), self.abs(new.0, new.1)) else {
+            return Act::Real(None);
+        };
+        if !self.may_enter(&a) && !self.may_enter(&b) {
+            return Act::RealBoth(a, b);
+        }
+        match self.change(make(a, b)) {
+            Err(e) => Act::Done(Err(e)),
+            Ok(Routed::View(_)) => Act::Done(Ok(())),
+            // Both outside (through a view symlink, or relative to the program's cwd): the
+            // kernel gets both absolute. One in and one out cannot be a single rename.
+            Ok(Routed::OutsideBoth(a, b)) => Act::RealBoth(a, b),
+            Ok(Routed::Outside(_)) => Act::Done(Err(Errno::EXDEV)),
+        }
+    }
+
+    /// fchmod / futimens on a view descriptor: the same change on the path it was opened at.
+    pub fn change_fd(&mut self, fd: i32, make: impl FnOnce(Vec<u8>) -> Op) -> Act<()> {
+        let Some(info) = self.fds.get(&fd) else {
+            return Act::Real(None);
+        };
+        let abs = self.view.abs_path(&info.rel.clone());
+        Act::from_routed(self.change(make(abs)), |_| Ok(()))
+    }
+
+    pub fn utimens_op(path: Vec<u8>, times: Option<[(i64, i64); 2]>, follow: bool) -> Op {
+        let ts = |(sec, nsec): (i64, i64)| {
+            if nsec == UTIME_NOW {
+                TimeSpec::Now
+            } else if nsec == UTIME_OMIT {
+                TimeSpec::Omit
+            } else {
+                TimeSpec::Set(sec * 1_000_000_000 + nsec)
+            }
+        };
+        let (atime, mtime) = match times {
+            None => (TimeSpec::Now, TimeSpec::Now),
+            Some([a, m]) => (ts(a), ts(m)),
+        };
+        Op::Utimens {
+            path,
+            atime,
+            mtime,
+            follow,
+        }
+    }
+
+    // ---- exec ------------------------------------------------------------------------------
+
+    /// execve / posix_spawn of `path`: the real file to run (the blob or the private copy).
+    pub fn exec(&mut self, path: &[u8]) -> Act<Vec<u8>> {
+        let Some(abs) = self.abs(None, path) else {
+            return Act::Real(None);
+        };
+        if !self.may_enter(&abs) {
+            return outside(path, abs);
+        }
+        self.catch_up();
+        let r = self.view.exec(&self.caller(), &abs);
+        Act::from_routed(r, |Exec { content, .. }| {
+            Ok(self.content_path(&content).as_os_str().as_bytes().to_vec())
+        })
+    }
+
+    /// The environment a child gets: the program's, with the shim's variables put back (a
+    /// program may clear or rewrite them) and the current cwd handed on.
+    pub fn child_environment(&self, envp: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut out = env::merge_child_env(envp, &self.child_env, &self.cwd);
+        if !self.fds.is_empty() {
+            let mut line = format!("{}=", env::FDS).into_bytes();
+            line.extend(env::encode_fds(
+                self.fds
+                    .iter()
+                    .map(|(fd, i)| (*fd, i.dir, i.rel.as_slice())),
+            ));
+            out.push(line);
+        }
+        out
+    }
+}
+
+/// Entries the stat cache holds before it starts again.
+const STAT_CACHE_MAX: usize = 65_536;
+
+/// The real mode of every private copy: the run's user may read and write it, and execute
+/// it (a program built in the view runs from its private copy; the view's mode is what
+/// stat reports and what exec is checked against).
+const PRIVATE_MODE: u32 = 0o700;
+
+/// `UTIME_NOW` / `UTIME_OMIT`, the same values on Linux; macOS has its own.
+pub const UTIME_NOW: i64 = libc::UTIME_NOW;
+pub const UTIME_OMIT: i64 = libc::UTIME_OMIT;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,313 @@
+//! The core without the C layer: two `Shim`s over one run directory stand for two
+//! processes of a run.
+
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::path::Path;
+
+use vrift_common::hash::Hash;
+use vrift_common::index;
+use vrift_common::manifest::{Entry, EntryKind, Manifest};
+use vrift_common::runlog::Op;
+use vrift_common::store::Store;
+use vrift_common::vfs::Errno;
+
+use super::{Act, Shim};
+use crate::env::{self, Config};
+
+struct Run {
+    _dir: tempfile::TempDir,
+    cfg: Config,
+}
+
+fn entry(kind: EntryKind, hash: Hash, size: u64, mode: u32, target: &[u8]) -> Entry {
+    Entry {
+        kind,
+        hash,
+        size,
+        mode,
+        mtime_ns: 1_600_000_000_000_000_000,
+        target: target.to_vec(),
+    }
+}
+
+/// A view at /v of {a.txt "hello", run.sh (0755), sub/b.txt "bee\n", link -> a.txt}.
+fn run() -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let put = |name: &str, content: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        store.insert_file(&p).unwrap().hash
+    };
+    let z = Hash([0; 32]);
+    let m = Manifest::from_entries(vec![
+        (b"".to_vec(), entry(EntryKind::Dir, z, 0, 0o755, b"")),
+        (
+            b"a.txt".to_vec(),
+            entry(EntryKind::File, put("a", b"hello"), 5, 0o644, b""),
+        ),
+        (
+            b"run.sh".to_vec(),
+            entry(EntryKind::File, put("r", b"#!/bin/sh\n"), 10, 0o755, b""),
+        ),
+        (b"sub".to_vec(), entry(EntryKind::Dir, z, 0, 0o755, b"")),
+        (
+            b"sub/b.txt".to_vec(),
+            entry(EntryKind::File, put("b", b"bee\n"), 4, 0o644, b""),
+        ),
+        (
+            b"link".to_vec(),
+            entry(EntryKind::Symlink, z, 5, 0o777, b"a.txt"),
+        ),
+    ]);
+    let ix = index::cached(&store, &m).unwrap();
+    let run = dir.path().join("run");
+    for d in [&run, &run.join(env::WRITES), &run.join(env::EMPTY)] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(run.join(env::LOG), b"").unwrap();
+    std::fs::write(run.join(env::GENERATION), [0u8; 8]).unwrap();
+    let (uid, gid, _) = crate::sys::ids();
+    let cfg = Config {
+        root: b"/v".to_vec(),
+        index: ix.path().to_path_buf(),
+        run,
+        store: store.root().to_path_buf(),
+        owner: (uid, gid),
+        dev: 7,
+        cwd: Some(b"/v".to_vec()),
+        passthrough: vec![b"/v/through".to_vec()],
+        fds: Vec::new(),
+        child_env: vec![(env::LIB.as_bytes().to_vec(), b"/lib/shim.so".to_vec())],
+    };
+    Run { _dir: dir, cfg }
+}
+
+fn size(a: Act<vrift_common::vfs::Stat>) -> Result<u64, Errno> {
+    match a {
+        Act::Done(r) => r.map(|s| s.size),
+        Act::Real(p) => panic!("went to the kernel: {p:?}"),
+        Act::RealBoth(a, b) => panic!("went to the kernel: {a:?} {b:?}"),
+    }
+}
+
+#[test]
+fn stat_answers_view_paths_and_leaves_the_rest_to_the_kernel() {
+    let r = run();
+    let mut s = Shim::new(&r.cfg).unwrap();
+    assert_eq!(size(s.stat(None, b"a.txt", true)), Ok(5));
+    assert_eq!(size(s.stat(None, b"/v/link", true)), Ok(5));
+    assert_eq!(size(s.stat(None, b"/v/link", false)), Ok(5));
+    assert_eq!(size(s.stat(None, b"missing", true)), Err(Errno::ENOENT));
+    assert_eq!(size(s.stat(None, b"a.txt/x", true)), Err(Errno::ENOTDIR));
+    assert_eq!(s.stat(None, b"/elsewhere/x", true), Act::Real(None));
+    assert_eq!(s.stat(None, b"/v/through/x", true), Act::Real(None));
+    assert_eq!(s.stat(None, b"/vv", true), Act::Real(None));
+    // Relative, outside the view: the kernel gets it absolute (its cwd is not the program's).
+    assert_eq!(s.chdir(b"/v/sub"), Act::Done(Ok(())));
+    assert_eq!(
+        s.stat(None, b"../../etc/x", true),
+        Act::Real(Some(b"/etc/x".to_vec()))
+    );
+    assert_eq!(s.chdir(b"/v"), Act::Done(Ok(())));
+    // A relative path to a real directory fd cannot be told: the kernel answers.
+    assert_eq!(s.stat(Some(12345), b"x", true), Act::Real(None));
+    // ".." out of the view: the resolver hands back the real path.
+    assert_eq!(
+        s.stat(None, b"/v/../etc", true),
+        Act::Real(Some(b"/etc".to_vec()))
+    );
+}
+
+#[test]
+fn a_directory_fd_anchors_relative_paths_and_chdir_is_the_processs_own() {
+    let r = run();
+    let mut s = Shim::new(&r.cfg).unwrap();
+    let Act::Done(Ok(fd)) = s.open(None, b"sub", libc::O_RDONLY | libc::O_DIRECTORY, 0) else {
+        panic!("open sub");
+    };
+    assert!(s.fd_info(fd).is_some_and(|i| i.dir && i.rel == b"sub"));
+    assert_eq!(size(s.stat(Some(fd), b"b.txt", true)), Ok(4));
+    let Act::Done(Ok(st)) = s.fstat(fd) else {
+        panic!("fstat")
+    };
+    assert_eq!(st.mode & libc::S_IFMT, libc::S_IFDIR);
+    let names: Vec<Vec<u8>> = s
+        .fdopendir(fd)
+        .unwrap()
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, [b".".to_vec(), b"..".to_vec(), b"b.txt".to_vec()]);
+    assert_eq!(s.fchdir(fd), Act::Done(Ok(())));
+    assert_eq!(s.getcwd(), b"/v/sub");
+    assert_eq!(size(s.stat(None, b"b.txt", true)), Ok(4));
+    assert_eq!(s.chdir(b".."), Act::Done(Ok(())));
+    assert_eq!(s.getcwd(), b"/v");
+    assert_eq!(s.chdir(b"a.txt"), Act::Done(Err(Errno::ENOTDIR)));
+    let env = s.child_environment(vec![b"PATH=/bin".to_vec()]);
+    assert!(env.contains(&b"VRIFT_SHIM_CWD=/v".to_vec()), "{env:?}");
+    s.closed(fd);
+    assert!(s.fd_info(fd).is_none());
+    crate::sys::close(fd);
+}
+
+#[test]
+fn exec_checks_the_x_bit_and_runs_the_blob() {
+    let r = run();
+    let mut s = Shim::new(&r.cfg).unwrap();
+    assert_eq!(s.exec(b"a.txt"), Act::Done(Err(Errno::EACCES)));
+    let Act::Done(Ok(p)) = s.exec(b"run.sh") else {
+        panic!("exec")
+    };
+    assert!(Path::new(std::str::from_utf8(&p).unwrap()).starts_with(r.cfg.store.join("blobs")));
+    assert_eq!(
+        std::fs::read(std::str::from_utf8(&p).unwrap()).unwrap(),
+        b"#!/bin/sh\n"
+    );
+}
+
+#[test]
+fn one_processs_changes_reach_another_through_the_log() {
+    let r = run();
+    let mut a = Shim::new(&r.cfg).unwrap();
+    let mut b = Shim::new(&r.cfg).unwrap();
+    let Act::Done(Ok(fd)) = a.open(None, b"new.txt", libc::O_WRONLY | libc::O_CREAT, 0o644) else {
+        panic!("create");
+    };
+    // SAFETY: `fd` was just opened for this test and is owned by nobody else.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    f.write_all(b"123456").unwrap();
+    // The other process sees the new file, its size as written so far, in its listing.
+    assert_eq!(size(b.stat(None, b"new.txt", true)), Ok(6));
+    let Act::Done(Ok(listing)) = b.opendir(b"/v") else {
+        panic!("opendir")
+    };
+    assert!(listing.entries.iter().any(|e| e.name == b"new.txt"));
+    crate::sys::close(listing.fd);
+    // And reads it.
+    let Act::Done(Ok(rfd)) = b.open(None, b"new.txt", libc::O_RDONLY, 0) else {
+        panic!("read")
+    };
+    // SAFETY: as above.
+    let got = std::io::read_to_string(unsafe { std::fs::File::from_raw_fd(rfd) }).unwrap();
+    assert_eq!(got, "123456");
+    // Changes made by b reach a.
+    assert_eq!(
+        b.change_path(None, b"sub/b.txt", |path| Op::Unlink { path }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(
+        b.change_path(None, b"d", |path| Op::Mkdir { path, mode: 0o755 }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(size(a.stat(None, b"sub/b.txt", true)), Err(Errno::ENOENT));
+    assert_eq!(size(a.stat(None, b"d", true)), Ok(4096));
+    // A refused change is not logged: a third process replaying the log agrees.
+    assert_eq!(
+        a.change_path(None, b"d", |path| Op::Mkdir { path, mode: 0o755 }),
+        Act::Done(Err(Errno::EEXIST))
+    );
+    let mut c = Shim::new(&r.cfg).unwrap();
+    assert_eq!(size(c.stat(None, b"d", true)), Ok(4096));
+    assert_eq!(size(c.stat(None, b"new.txt", true)), Ok(6));
+    // The store was never written: the new file lives in the run's private copy.
+    assert_eq!(
+        std::fs::read_dir(r.cfg.run.join(env::WRITES))
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn writing_an_existing_file_copies_it_first_and_leaves_the_blob_alone() {
+    let r = run();
+    let mut a = Shim::new(&r.cfg).unwrap();
+    let Act::Done(Ok(fd)) = a.open(None, b"a.txt", libc::O_WRONLY | libc::O_APPEND, 0) else {
+        panic!("open for append");
+    };
+    // SAFETY: `fd` was just opened for this test and is owned by nobody else.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    f.write_all(b" world").unwrap();
+    drop(f);
+    let Act::Done(Ok(rfd)) = a.open(None, b"a.txt", libc::O_RDONLY, 0) else {
+        panic!("read")
+    };
+    // SAFETY: as above.
+    let got = std::io::read_to_string(unsafe { std::fs::File::from_raw_fd(rfd) }).unwrap();
+    assert_eq!(got, "hello world");
+    let blob = r
+        .cfg
+        .store
+        .join("blobs")
+        .join(&Hash::of(b"hello").to_hex()[..2])
+        .join(&Hash::of(b"hello").to_hex()[2..]);
+    assert_eq!(std::fs::read(blob).unwrap(), b"hello");
+}
+
+#[test]
+fn a_kept_stat_answer_never_outlives_a_change_of_the_view() {
+    let r = run();
+    let mut a = Shim::new(&r.cfg).unwrap();
+    let mut b = Shim::new(&r.cfg).unwrap();
+    // Both asked once (and keep the answers).
+    assert_eq!(size(a.stat(None, b"x.txt", true)), Err(Errno::ENOENT));
+    assert_eq!(size(b.stat(None, b"a.txt", true)), Ok(5));
+    assert_eq!(size(b.stat(None, b"x.txt", true)), Err(Errno::ENOENT));
+    // A change in b: b's own answers and a's (through the log) follow.
+    assert_eq!(
+        b.change_path(None, b"x.txt", |path| Op::Symlink {
+            target: b"a.txt".to_vec(),
+            path
+        }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(
+        b.change_path(None, b"a.txt", |path| Op::Truncate { path, len: 2 }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(size(b.stat(None, b"x.txt", false)), Ok(5));
+    assert_eq!(size(a.stat(None, b"x.txt", true)), Ok(2));
+    assert_eq!(size(a.stat(None, b"a.txt", true)), Ok(2));
+    assert_eq!(
+        b.change_path(None, b"x.txt", |path| Op::Unlink { path }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(size(a.stat(None, b"x.txt", true)), Err(Errno::ENOENT));
+}
+
+#[test]
+fn a_kept_open_answer_never_outlives_a_change_of_the_view() {
+    let r = run();
+    let mut a = Shim::new(&r.cfg).unwrap();
+    let mut b = Shim::new(&r.cfg).unwrap();
+    let read = |s: &mut Shim| match s.open(None, b"a.txt", libc::O_RDONLY, 0) {
+        Act::Done(Ok(fd)) => {
+            // SAFETY: `fd` was just opened for this test and is owned by nobody else.
+            let f = unsafe { std::fs::File::from_raw_fd(fd) };
+            s.closed(fd);
+            Ok(std::io::read_to_string(f).unwrap())
+        }
+        Act::Done(Err(e)) => Err(e),
+        _ => panic!("went to the kernel"),
+    };
+    assert_eq!(read(&mut a), Ok("hello".to_string()));
+    assert_eq!(read(&mut a), Ok("hello".to_string()));
+    assert_eq!(
+        b.change_path(None, b"a.txt", |path| Op::Unlink { path }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(read(&mut a), Err(Errno::ENOENT));
+    assert_eq!(
+        b.change_path(None, b"a.txt", |path| Op::Symlink {
+            target: b"sub/b.txt".to_vec(),
+            path
+        }),
+        Act::Done(Ok(()))
+    );
+    assert_eq!(read(&mut a), Ok("bee\n".to_string()));
+}

@@ -1,0 +1,100 @@
+//! The few system facilities the core needs that std has no safe API for. Every `unsafe`
+//! block of the core is here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The caller's effective ids and supplementary groups.
+pub fn ids() -> (u32, u32, Vec<u32>) {
+    // SAFETY: geteuid/getegid cannot fail and take no pointers.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut groups = vec![0 as libc::gid_t; 256];
+    // SAFETY: the buffer holds `groups.len()` gid_t values, the size passed.
+    let n = unsafe { libc::getgroups(groups.len() as libc::c_int, groups.as_mut_ptr()) };
+    groups.truncate(n.max(0) as usize);
+    (uid, gid, groups)
+}
+
+/// The process's umask, read by setting it and putting it back (at start-up, before the
+/// program has threads of its own; later changes are tracked by the umask hook).
+pub fn read_umask() -> u32 {
+    // SAFETY: umask takes and returns a plain value and cannot fail.
+    unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old as u32
+    }
+}
+
+/// An 8-byte file mapped shared: the run's generation, the length of its change log that
+/// every process may read.
+pub struct SharedCounter {
+    map: memmap2::MmapMut,
+}
+
+impl SharedCounter {
+    pub fn open(file: &std::fs::File) -> std::io::Result<SharedCounter> {
+        // SAFETY: the file is the run's 8-byte generation file, created by vrift before the
+        // program started and never truncated during the run; other processes change it only
+        // through the same atomic accesses as below.
+        let map = unsafe { memmap2::MmapMut::map_mut(file)? };
+        if map.len() < 8 {
+            return Err(std::io::Error::other(
+                "generation file shorter than 8 bytes",
+            ));
+        }
+        Ok(SharedCounter { map })
+    }
+
+    fn atomic(&self) -> &AtomicU64 {
+        let p = self.map.as_ptr() as *const AtomicU64;
+        // SAFETY: the mapping is at least 8 bytes and page aligned (so aligned for u64), it
+        // lives as long as `self`, and every access to these bytes, in any process, is atomic.
+        unsafe { &*p }
+    }
+
+    pub fn load(&self) -> u64 {
+        self.atomic().load(Ordering::Acquire)
+    }
+
+    pub fn store(&self, v: u64) {
+        self.atomic().store(v, Ordering::Release)
+    }
+}
+
+/// Close a descriptor the core opened and will not hand out.
+pub fn close(fd: i32) {
+    // SAFETY: `fd` was opened by the core for this call and is owned by nobody else.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// Write a line to stderr without allocating (for warnings that must not re-enter).
+pub fn write_stderr(msg: &[u8]) {
+    // SAFETY: the pointer and length describe `msg`, which outlives the call.
+    unsafe {
+        libc::write(2, msg.as_ptr() as *const libc::c_void, msg.len());
+    }
+}
+
+/// End the process at once, without running exit handlers (the program has not started).
+pub fn exit(status: i32) -> ! {
+    // SAFETY: _exit takes a plain value and does not return.
+    unsafe { libc::_exit(status) }
+}
+
+/// Is `fd` an open descriptor of this process?
+pub fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags; any fd value is allowed.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Register fork handlers (pthread_atfork).
+#[allow(dead_code)]
+pub fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
+    // SAFETY: three plain functions that live as long as the process (the library is never
+    // unloaded: it is loaded at start-up).
+    unsafe {
+        libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
+    }
+}

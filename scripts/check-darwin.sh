@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Type-check (and lint) the interposition shim for both Apple targets. There is no Mac here:
+# this proves the Darwin layer (interpose tuples, $INODE64 and $NOCANCEL names, the arm64
+# variadic convention) compiles against the targets' libc bindings. BLAKE3's C parts cannot
+# be built without Apple's toolchain, so the check uses its pure-Rust form (pure-blake3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for t in x86_64-apple-darwin aarch64-apple-darwin; do
+  if ! rustup target list --installed | grep -qx "$t"; then
+    echo "check-darwin: the $t target is not installed (scripts/setup.sh adds it)" >&2
+    exit 1
+  fi
+  cargo clippy --target "$t" -p vrift-shim --features pure-blake3 -- -D warnings
+done
+echo "check-darwin: vrift-shim type-checks for x86_64-apple-darwin and aarch64-apple-darwin"

@@ -1,0 +1,373 @@
+//! The manifest index: an immutable, position-independent, memory-mappable form of a
+//! manifest, for projections that run inside the program's own processes (the interposition
+//! shim). Every process of a run maps the same file, so they share its pages in the page
+//! cache and none of them decodes the manifest.
+//!
+//! Layout (all integers little-endian, every offset relative to the start of the file, so the
+//! file means the same wherever it is mapped):
+//!
+//! ```text
+//! header   128 bytes  magic, version, counts, the manifest's hash, section offsets,
+//!                     total length, a BLAKE3 checksum (first 16 bytes) of everything after it
+//! entries  80 bytes each, in manifest (path) order
+//! table    u32 slots, a power of two, open addressing with linear probing on FNV-1a 64 of
+//!          the path: 0 is empty, i + 1 names entry i
+//! children u32 entry numbers, grouped by parent directory, each group sorted by name; a
+//!          directory's record holds the start and length of its group (its "range")
+//! strings  path and symlink target bytes
+//! ```
+//!
+//! Opening checks the header only (O(1)), and every read through an [`Index`] is bounds
+//! checked: a damaged index answers "not there" or an error, never a panic.
+//! [`Index::verify`] checks the checksum and every record, once, when a run starts
+//! ([`cached`] does it for a reused file).
+
+mod build;
+mod layout;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::hash::Hash;
+use crate::manifest::{Entry, EntryKind, Manifest};
+use crate::store::Store;
+use crate::vfs::LayerSource;
+
+pub use build::encode;
+use layout::{Header, Record, CHUNK, HEADER_LEN, RECORD_LEN};
+
+/// Where cached indexes live, under the store's root: `index/<manifest hash>.vidx`.
+pub const INDEX_DIR: &str = "index";
+
+/// An index cannot be read, built or saved. Each variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a vrift manifest index or corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: the manifest is too large for an index ({reason})")]
+    TooLarge { path: PathBuf, reason: String },
+}
+
+enum Bytes {
+    Map(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// One entry, read in place from the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    pub path: &'a [u8],
+    pub kind: EntryKind,
+    pub hash: Hash,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: i64,
+    pub target: &'a [u8],
+}
+
+impl<'a> EntryRef<'a> {
+    /// The entry's last component ("" for the root).
+    pub fn name(self) -> &'a [u8] {
+        match self.path.iter().rposition(|&b| b == b'/') {
+            Some(i) => &self.path[i + 1..],
+            None => self.path,
+        }
+    }
+
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            kind: self.kind,
+            hash: self.hash,
+            size: self.size,
+            mode: self.mode,
+            mtime_ns: self.mtime_ns,
+            target: self.target.to_vec(),
+        }
+    }
+}
+
+/// A mapped (or in-memory) index. Implements [`LayerSource`], so a [`crate::vfs::View`] can
+/// stack it like a manifest; the owned [`Entry`] values that trait hands out are made on
+/// first use, per chunk of entries, and kept for the life of the index.
+pub struct Index {
+    bytes: Bytes,
+    header: Header,
+    path: PathBuf,
+    cache: Box<[OnceLock<Chunk>]>,
+}
+
+/// Decoded entries of one chunk, each made on first use.
+type Chunk = Box<[OnceLock<Entry>]>;
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.path)
+            .field("entries", &self.header.count)
+            .finish()
+    }
+}
+
+impl Index {
+    /// Map the index file at `path` read-only; checks its header (see the module comment).
+    pub fn open(path: &Path) -> Result<Index, IndexError> {
+        let io = |source| IndexError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the file is mapped read-only and private to this mapping's readers; index
+        // files are written once to a temp name and renamed into place, never modified, so
+        // the bytes do not change under the mapping. Every read is bounds checked, so even a
+        // file truncated by someone else yields errors (or SIGBUS, which no safe API avoids
+        // for mapped files) rather than out-of-bounds reads.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Index::with_bytes(Bytes::Map(map), path)
+    }
+
+    /// An index held in memory (`path` names it in errors).
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Index, IndexError> {
+        Index::with_bytes(Bytes::Owned(bytes), path)
+    }
+
+    fn with_bytes(bytes: Bytes, path: &Path) -> Result<Index, IndexError> {
+        let header = Header::parse(&bytes).map_err(|reason| IndexError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        let chunks = (header.count as usize).div_ceil(CHUNK);
+        let cache = (0..chunks).map(|_| OnceLock::new()).collect();
+        Ok(Index {
+            bytes,
+            header,
+            path: path.to_path_buf(),
+            cache,
+        })
+    }
+
+    /// The file this index was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The hash of the manifest this index was built from.
+    pub fn manifest_hash(&self) -> Hash {
+        self.header.manifest
+    }
+
+    pub fn len(&self) -> usize {
+        self.header.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.header.count == 0
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> IndexError {
+        IndexError::Corrupt {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn record(&self, i: u32) -> Result<Record, IndexError> {
+        if i >= self.header.count {
+            return Err(self.corrupt(format!("entry {i} out of range")));
+        }
+        let at = self.header.entries_off as usize + i as usize * RECORD_LEN;
+        Record::parse(&self.bytes, at).ok_or_else(|| self.corrupt(format!("entry {i} truncated")))
+    }
+
+    fn string(&self, off: u32, len: u32) -> Option<&[u8]> {
+        if u64::from(off) + u64::from(len) > self.header.strings_len {
+            return None;
+        }
+        let start = self.header.strings_off as usize + off as usize;
+        self.bytes.get(start..start + len as usize)
+    }
+
+    /// Entry number `i`, read in place.
+    pub fn entry(&self, i: u32) -> Result<EntryRef<'_>, IndexError> {
+        let r = self.record(i)?;
+        let path = self
+            .string(r.path_off, r.path_len)
+            .ok_or_else(|| self.corrupt(format!("entry {i}: path out of range")))?;
+        let target = self
+            .string(r.target_off, r.target_len)
+            .ok_or_else(|| self.corrupt(format!("entry {i}: symlink target out of range")))?;
+        let kind = match r.kind {
+            0 => EntryKind::File,
+            1 => EntryKind::Dir,
+            2 => EntryKind::Symlink,
+            k => return Err(self.corrupt(format!("entry {i}: unknown kind {k}"))),
+        };
+        Ok(EntryRef {
+            path,
+            kind,
+            hash: Hash(r.hash),
+            size: r.size,
+            mode: r.mode,
+            mtime_ns: r.mtime_ns,
+            target,
+        })
+    }
+
+    /// The entry number of `path`, if the index has it.
+    pub fn find(&self, path: &[u8]) -> Option<u32> {
+        let slots = self.header.slots;
+        if slots == 0 {
+            return None;
+        }
+        let mask = slots - 1;
+        let mut s = (layout::fnv1a(path) as u32) & mask;
+        // At most `slots` probes, so a damaged table full of non-matching entries still ends.
+        for _ in 0..slots {
+            let v = self.slot(s)?;
+            if v == 0 {
+                return None;
+            }
+            let i = v - 1;
+            let r = self.record(i).ok()?;
+            if self.string(r.path_off, r.path_len) == Some(path) {
+                return Some(i);
+            }
+            s = (s + 1) & mask;
+        }
+        None
+    }
+
+    fn slot(&self, s: u32) -> Option<u32> {
+        let at = self.header.table_off as usize + s as usize * 4;
+        layout::u32_at(&self.bytes, at)
+    }
+
+    /// The entry numbers of the direct children of directory entry `i`, sorted by name
+    /// (empty for a non-directory).
+    pub fn children_of(&self, i: u32) -> Result<Vec<u32>, IndexError> {
+        let r = self.record(i)?;
+        let end = u64::from(r.children_start) + u64::from(r.children_count);
+        if end > self.header.children_len {
+            return Err(self.corrupt(format!("entry {i}: children out of range")));
+        }
+        (r.children_start..r.children_start + r.children_count)
+            .map(|k| {
+                let at = self.header.children_off as usize + k as usize * 4;
+                match layout::u32_at(&self.bytes, at) {
+                    Some(c) if c < self.header.count => Ok(c),
+                    _ => Err(self.corrupt(format!("entry {i}: bad child number"))),
+                }
+            })
+            .collect()
+    }
+
+    /// Check the checksum and every record: the whole file, O(size). An index that passes
+    /// answers every lookup as its manifest would.
+    pub fn verify(&self) -> Result<(), IndexError> {
+        let body = self
+            .bytes
+            .get(HEADER_LEN..self.header.total_len as usize)
+            .ok_or_else(|| self.corrupt("truncated"))?;
+        if blake3::hash(body).as_bytes()[..16] != self.header.checksum {
+            return Err(self.corrupt("checksum mismatch"));
+        }
+        for i in 0..self.header.count {
+            self.entry(i)?;
+            self.children_of(i)?;
+        }
+        for s in 0..self.header.slots {
+            match self.slot(s) {
+                Some(v) if v <= self.header.count => {}
+                _ => return Err(self.corrupt(format!("hash slot {s} out of range"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// The owned entry `i`, made once and kept.
+    fn cached(&self, i: u32) -> Option<&Entry> {
+        let chunk = self.cache.get(i as usize / CHUNK)?;
+        let chunk = chunk.get_or_init(|| (0..CHUNK).map(|_| OnceLock::new()).collect());
+        let cell = chunk.get(i as usize % CHUNK)?;
+        if let Some(e) = cell.get() {
+            return Some(e);
+        }
+        let e = self.entry(i).ok()?.to_entry();
+        Some(cell.get_or_init(|| e))
+    }
+
+    /// Decode the whole index back into a manifest.
+    pub fn to_manifest(&self) -> Result<Manifest, IndexError> {
+        let mut entries = Vec::with_capacity(self.len());
+        for i in 0..self.header.count {
+            let e = self.entry(i)?;
+            entries.push((e.path.to_vec(), e.to_entry()));
+        }
+        Ok(Manifest::from_entries(entries))
+    }
+}
+
+impl LayerSource for Index {
+    fn get(&self, path: &[u8]) -> Option<&Entry> {
+        self.find(path).and_then(|i| self.cached(i))
+    }
+
+    fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
+        let Some(i) = self.find(dir) else {
+            return Vec::new();
+        };
+        let Ok(kids) = self.children_of(i) else {
+            return Vec::new();
+        };
+        kids.into_iter()
+            .filter_map(|k| {
+                let name = self.entry(k).ok()?.name();
+                Some((name, self.cached(k)?))
+            })
+            .collect()
+    }
+}
+
+/// Where the cached index of the manifest with hash `manifest` lives in `store`.
+pub fn cache_path(store: &Store, manifest: &Hash) -> PathBuf {
+    store
+        .root()
+        .join(INDEX_DIR)
+        .join(format!("{}.vidx", manifest.to_hex()))
+}
+
+/// The index of `manifest`, from the store's cache, building and saving it (temp file,
+/// fsync, rename) when it is missing or fails verification.
+pub fn cached(store: &Store, manifest: &Manifest) -> Result<Index, IndexError> {
+    let hash = manifest.hash();
+    let path = cache_path(store, &hash);
+    if let Ok(ix) = Index::open(&path) {
+        if ix.manifest_hash() == hash && ix.verify().is_ok() {
+            return Ok(ix);
+        }
+    }
+    let bytes = encode(manifest, &hash).map_err(|reason| IndexError::TooLarge {
+        path: path.clone(),
+        reason,
+    })?;
+    build::save_atomic(&path, &bytes)?;
+    Index::open(&path)
+}

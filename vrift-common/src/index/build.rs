@@ -1,0 +1,150 @@
+//! Building an index from a manifest, and saving it atomically.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::layout::{fnv1a, Header, Record, HEADER_LEN, RECORD_LEN};
+use super::IndexError;
+use crate::hash::Hash;
+use crate::manifest::{EntryKind, Manifest};
+
+fn len32(n: usize, what: &str) -> Result<u32, String> {
+    u32::try_from(n).map_err(|_| format!("{what}: {n} does not fit in 32 bits"))
+}
+
+/// The index bytes of `manifest` (whose hash is `hash`). Fails only for a manifest beyond
+/// the format's 32-bit limits (4 Gi entries or 4 GiB of names).
+pub fn encode(manifest: &Manifest, hash: &Hash) -> Result<Vec<u8>, String> {
+    let entries: Vec<(&[u8], &crate::manifest::Entry)> = manifest.iter().collect();
+    let count = len32(entries.len(), "entries")?;
+    // Strings: every path, then every symlink target.
+    let mut strings = Vec::new();
+    let mut records = Vec::with_capacity(entries.len());
+    for (path, e) in &entries {
+        let path_off = len32(strings.len(), "names")?;
+        strings.extend_from_slice(path);
+        let target_off = len32(strings.len(), "names")?;
+        strings.extend_from_slice(&e.target);
+        records.push(Record {
+            path_off,
+            path_len: len32(path.len(), "path")?,
+            target_off,
+            target_len: len32(e.target.len(), "target")?,
+            kind: match e.kind {
+                EntryKind::File => 0,
+                EntryKind::Dir => 1,
+                EntryKind::Symlink => 2,
+            },
+            mode: e.mode,
+            size: e.size,
+            mtime_ns: e.mtime_ns,
+            hash: e.hash.0,
+            ..Record::default()
+        });
+    }
+    len32(strings.len(), "names")?;
+    // Children groups: entries are sorted by path, so each directory's children, found by
+    // the parent's entry number, come out sorted by full path, hence by name.
+    let index_of = |p: &[u8]| entries.binary_search_by(|(q, _)| (*q).cmp(p)).ok();
+    let mut groups: Vec<Vec<u32>> = vec![Vec::new(); entries.len()];
+    for (i, (path, _)) in entries.iter().enumerate() {
+        if path.is_empty() {
+            continue;
+        }
+        let parent = match path.iter().rposition(|&b| b == b'/') {
+            Some(k) => &path[..k],
+            None => &[][..],
+        };
+        if let Some(pi) = index_of(parent) {
+            if entries[pi].1.kind == EntryKind::Dir {
+                groups[pi].push(i as u32);
+            }
+        }
+    }
+    let mut children = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        records[i].children_start = len32(children.len(), "children")?;
+        records[i].children_count = len32(g.len(), "children")?;
+        children.extend_from_slice(g);
+    }
+    // The hash table: at most half full.
+    let slots = (entries.len().max(1) * 2).next_power_of_two();
+    let slots32 = len32(slots, "hash slots")?;
+    let mut table = vec![0u32; slots];
+    for (i, (path, _)) in entries.iter().enumerate() {
+        let mut s = (fnv1a(path) as usize) & (slots - 1);
+        while table[s] != 0 {
+            s = (s + 1) & (slots - 1);
+        }
+        table[s] = i as u32 + 1;
+    }
+
+    let entries_off = HEADER_LEN as u64;
+    let table_off = entries_off + (entries.len() * RECORD_LEN) as u64;
+    let children_off = table_off + slots as u64 * 4;
+    let strings_off = children_off + children.len() as u64 * 4;
+    let total_len = strings_off + strings.len() as u64;
+    let mut out = vec![0u8; HEADER_LEN];
+    out.reserve(total_len as usize - HEADER_LEN);
+    for r in &records {
+        r.write(&mut out);
+    }
+    for s in &table {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    for c in &children {
+        out.extend_from_slice(&c.to_le_bytes());
+    }
+    out.extend_from_slice(&strings);
+    debug_assert_eq!(out.len() as u64, total_len);
+    let checksum: [u8; 16] = blake3::hash(&out[HEADER_LEN..]).as_bytes()[..16]
+        .try_into()
+        .expect("16 bytes");
+    let header = Header {
+        count,
+        slots: slots32,
+        manifest: *hash,
+        entries_off,
+        table_off,
+        children_off,
+        children_len: children.len() as u64,
+        strings_off,
+        strings_len: strings.len() as u64,
+        total_len,
+        checksum,
+    };
+    header.write(&mut out[..HEADER_LEN]);
+    Ok(out)
+}
+
+/// Write `bytes` to a temp file beside `path`, fsync, rename over `path`: readers see the
+/// old file or the whole new one, never a part.
+pub(super) fn save_atomic(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let io = |source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let temp = dir.join(format!(
+        ".tmp{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&temp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        io(e)
+    })
+}
