@@ -10,4 +10,5 @@ pub mod ingest;
 pub mod manifest;
 pub mod statcache;
 pub mod store;
+pub mod verify;
 pub mod vfs;

@@ -44,6 +44,9 @@ enum Command {
     /// Inspect, compare and verify manifests.
     #[command(subcommand)]
     Manifest(commands::manifest::Command),
+    /// Check the store itself: re-hash its blobs, move damaged ones aside, repair them.
+    #[command(subcommand)]
+    Store(commands::store::Command),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args),
         Command::Gc(args) => commands::gc::run(args),
         Command::Manifest(cmd) => commands::manifest::run(cmd),
+        Command::Store(cmd) => commands::store::run(cmd),
         Command::Run(args) => commands::run::run(args),
         Command::Trace(args) => commands::trace::run(args),
     };

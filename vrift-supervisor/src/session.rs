@@ -348,24 +348,14 @@ pub fn save(
                 report.removed
             );
             if !report.conflicts.is_empty() {
-                let kept = dir.join(".vrift").join("unapplied.manifest");
-                std::fs::create_dir_all(kept.parent().unwrap())?;
-                new.save_atomic(&kept)?;
-                store.register_root(&kept)?;
-                eprintln!(
-                    "vrift: {} path(s) changed on disk during the run were left as they are: {}",
-                    report.conflicts.len(),
-                    report
-                        .conflicts
-                        .iter()
-                        .map(|p| String::from_utf8_lossy(p).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                eprintln!(
-                    "vrift: the run's full result is kept in {} (compare with `vrift manifest diff`)",
-                    kept.display()
-                );
+                writeback::keep_unapplied(
+                    store,
+                    dir,
+                    *has_manifest,
+                    before,
+                    new,
+                    &report.conflicts,
+                )?;
             }
             if *has_manifest {
                 project::refresh(store, dir)?;

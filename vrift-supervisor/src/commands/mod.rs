@@ -6,4 +6,5 @@ pub mod init;
 pub mod manifest;
 pub mod run;
 pub mod status;
+pub mod store;
 pub mod trace;
