@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::{Excluded, IngestError, IngestWarning};
-use crate::filters::Filter;
+use crate::filters::{ExcludeReason, Filter};
 use crate::hash::Hash;
 use crate::manifest::{Entry, EntryKind, RelPath};
 use crate::statcache::FileStat;
@@ -36,6 +36,11 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Permission denied (EACCES or EPERM).
+pub(crate) fn is_denied(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::PermissionDenied
 }
 
 pub(crate) fn mtime_ns(m: &fs::Metadata) -> i64 {
@@ -72,7 +77,25 @@ pub(crate) fn walk(
         // DirEntry::metadata is an lstat relative to the open directory (fstatat), which
         // spares resolving the whole path again for every file.
         let mut listed: Vec<(std::ffi::OsString, std::io::Result<fs::Metadata>)> = Vec::new();
-        for e in fs::read_dir(&dir_abs).map_err(io_err(&dir_abs))? {
+        let listing = match fs::read_dir(&dir_abs) {
+            Ok(l) => l,
+            // A directory the user may not list is not part of the view; it passes through,
+            // so it stays exactly as unreadable as it is on disk.
+            Err(e) if is_denied(&e) && !dir_rel.is_empty() => {
+                out.entries.retain(|(p, _)| *p != dir_rel);
+                out.dirs -= 1;
+                out.warnings
+                    .push(IngestWarning::Unreadable { path: dir_abs });
+                out.excluded.push(Excluded {
+                    path: dir_rel,
+                    is_dir: true,
+                    reason: ExcludeReason::Unreadable,
+                });
+                continue;
+            }
+            Err(e) => return Err(io_err(&dir_abs)(e)),
+        };
+        for e in listing {
             let e = e.map_err(io_err(&dir_abs))?;
             listed.push((e.file_name(), e.metadata()));
         }
