@@ -18,9 +18,63 @@ pub fn vrift_bin() -> PathBuf {
     bin
 }
 
-/// A test's private world: a store (`VRIFT_HOME`) and a scratch directory.
+/// The projections the end-to-end suites run under, each test once per projection (see
+/// [`matrix!`]). `VRIFT_TEST_PROJECTIONS=supervisor` (a comma-separated list) narrows a run
+/// to some of them; by default every one runs.
+pub const PROJECTIONS: &[&str] = &["supervisor"];
+
+thread_local! {
+    static PROJECTION: std::cell::RefCell<Option<&'static str>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with every [`Env`] it makes using `projection`; returns without running it when
+/// `VRIFT_TEST_PROJECTIONS` leaves that projection out (saying so).
+pub fn with_projection(projection: &'static str, f: impl FnOnce()) {
+    if let Ok(list) = std::env::var("VRIFT_TEST_PROJECTIONS") {
+        if !list.split(',').any(|p| p.trim() == projection) {
+            eprintln!("not run: VRIFT_TEST_PROJECTIONS={list} leaves out {projection}");
+            return;
+        }
+    }
+    PROJECTION.with(|p| *p.borrow_mut() = Some(projection));
+    f();
+    PROJECTION.with(|p| *p.borrow_mut() = None);
+}
+
+/// The projection of the test running on this thread: the one [`with_projection`] set, else
+/// `VRIFT_TEST_PROJECTION`, else vrift's own choice (`auto`).
+pub fn current_projection() -> String {
+    PROJECTION
+        .with(|p| *p.borrow())
+        .map(str::to_string)
+        .or_else(|| std::env::var("VRIFT_TEST_PROJECTION").ok())
+        .unwrap_or_else(|| "auto".to_string())
+}
+
+/// One test per user (root, and an ordinary user) and per projection for a scenario
+/// `fn(as_user: bool)`: `matrix!(name => scenario);` makes `name::root_supervisor`,
+/// `name::user_supervisor`, and so on for every projection in [`PROJECTIONS`].
+#[macro_export]
+macro_rules! matrix {
+    ($name:ident => $scenario:ident) => {
+        mod $name {
+            #[test]
+            fn root_supervisor() {
+                $crate::with_projection("supervisor", || super::$scenario(false));
+            }
+            #[test]
+            fn user_supervisor() {
+                $crate::with_projection("supervisor", || super::$scenario(true));
+            }
+        }
+    };
+}
+
+/// A test's private world: a store (`VRIFT_HOME`), a scratch directory, and the projection
+/// its runs use.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    pub projection: String,
 }
 
 impl Env {
@@ -30,6 +84,7 @@ impl Env {
                 .prefix("vrift-e2e")
                 .tempdir()
                 .unwrap(),
+            projection: current_projection(),
         }
     }
     pub fn home(&self) -> PathBuf {
@@ -68,6 +123,7 @@ impl Env {
             .args(args)
             .current_dir(cwd)
             .env("VRIFT_HOME", self.home())
+            .env("VRIFT_PROJECTION", &self.projection)
             .env("HOME", self.dir.path());
         c
     }
@@ -75,7 +131,10 @@ impl Env {
     /// `vrift ARGS` in `cwd` with this env's store.
     pub fn vrift(&self, cwd: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(vrift_bin());
-        c.current_dir(cwd).env("VRIFT_HOME", self.home()).args(args);
+        c.current_dir(cwd)
+            .env("VRIFT_HOME", self.home())
+            .env("VRIFT_PROJECTION", &self.projection)
+            .args(args);
         c
     }
 }

@@ -229,15 +229,7 @@ fn ls_la(as_user: bool) {
     assert_eq!(data.get("big.bin").map(|e| e.2), Some(200_000));
 }
 
-#[test]
-fn ls_la_shows_manifest_modes_sizes_and_links() {
-    ls_la(false);
-}
-
-#[test]
-fn ls_la_as_an_ordinary_user() {
-    ls_la(true);
-}
+matrix!(ls_la_shows_manifest_modes_sizes_and_links => ls_la);
 
 #[test]
 fn find_lists_exactly_the_manifest() {
@@ -385,15 +377,7 @@ fn sha256(as_user: bool) {
     assert_eq!(fx.run(&cmd), want);
 }
 
-#[test]
-fn sha256sum_hashes_view_content_not_disk() {
-    sha256(false);
-}
-
-#[test]
-fn sha256sum_as_an_ordinary_user() {
-    sha256(true);
-}
+matrix!(sha256sum_hashes_view_content_not_disk => sha256);
 
 /// Check that the real tree at `dir` holds exactly the fixture's tree (modes too).
 fn assert_tree(fx: &Fixture, dir: &Path, check_mtime_of: Option<&Path>) {
@@ -470,15 +454,7 @@ fn cp_out(as_user: bool) {
     );
 }
 
-#[test]
-fn cp_from_the_view_to_a_real_dir_outside_it() {
-    cp_out(false);
-}
-
-#[test]
-fn cp_as_an_ordinary_user() {
-    cp_out(true);
-}
+matrix!(cp_from_the_view_to_a_real_dir_outside_it => cp_out);
 
 #[test]
 fn tar_of_the_view_written_outside_it() {

@@ -86,15 +86,7 @@ fn python_imports(as_user: bool) {
     assert!(!f.proj.join("__pycache__").exists());
 }
 
-#[test]
-fn python_imports_a_module_that_exists_only_in_the_view() {
-    python_imports(false);
-}
-
-#[test]
-fn python_imports_as_an_ordinary_user() {
-    python_imports(true);
-}
+matrix!(python_imports_a_module_that_exists_only_in_the_view => python_imports);
 
 fn gcc_compiles(as_user: bool) {
     require_tool("gcc");
@@ -128,12 +120,4 @@ fn gcc_compiles(as_user: bool) {
     assert!(stdout_ok(&mut c).contains("puts(\"compiled from the view\")"));
 }
 
-#[test]
-fn gcc_compiles_a_source_that_exists_only_in_the_view() {
-    gcc_compiles(false);
-}
-
-#[test]
-fn gcc_compiles_as_an_ordinary_user() {
-    gcc_compiles(true);
-}
+matrix!(gcc_compiles_a_source_that_exists_only_in_the_view => gcc_compiles);

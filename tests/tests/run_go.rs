@@ -98,15 +98,7 @@ fn walk(as_user: bool) {
     assert_eq!(got, want);
 }
 
-#[test]
-fn go_walks_reads_and_hashes_thousands_of_view_files() {
-    walk(false);
-}
-
-#[test]
-fn go_walk_as_an_ordinary_user() {
-    walk(true);
-}
+matrix!(go_walks_reads_and_hashes_thousands_of_view_files => walk);
 
 fn module(env: &Env) -> (PathBuf, PathBuf) {
     let proj = env.mkdir("mod");
@@ -167,12 +159,4 @@ fn go_build(as_user: bool) {
     assert!(!proj.join("hello").exists());
 }
 
-#[test]
-fn go_build_compiles_a_module_that_exists_only_in_the_view() {
-    go_build(false);
-}
-
-#[test]
-fn go_build_as_an_ordinary_user() {
-    go_build(true);
-}
+matrix!(go_build_compiles_a_module_that_exists_only_in_the_view => go_build);

@@ -185,15 +185,7 @@ fn via_path(as_user: bool) {
     assert_eq!(stdout_ok(&mut c), p.tool_line());
 }
 
-#[test]
-fn exec_via_path_pointing_into_the_view() {
-    via_path(false);
-}
-
-#[test]
-fn exec_via_path_as_an_ordinary_user() {
-    via_path(true);
-}
+matrix!(exec_via_path_pointing_into_the_view => via_path);
 
 #[test]
 fn fork_vfork_clone_spawn_and_threads_exec_a_view_binary() {

@@ -179,15 +179,7 @@ fn atcalls(as_user: bool) {
     assert_lines(&got, &want);
 }
 
-#[test]
-fn at_calls_statx_getdents_getcwd_and_symlinks_follow_the_manifest() {
-    atcalls(false);
-}
-
-#[test]
-fn at_calls_for_an_ordinary_user() {
-    atcalls(true);
-}
+matrix!(at_calls_statx_getdents_getcwd_and_symlinks_follow_the_manifest => atcalls);
 
 /// A file of a test tree: relative path, content, mode.
 type FileSpec = (String, Vec<u8>, u32);
@@ -368,12 +360,4 @@ fn modes_enforced(as_user: bool) {
     assert!(err.contains("permission denied"), "stderr: {err}");
 }
 
-#[test]
-fn manifest_modes_are_enforced_for_an_ordinary_user() {
-    modes_enforced(true);
-}
-
-#[test]
-fn manifest_modes_for_root() {
-    modes_enforced(false);
-}
+matrix!(manifest_modes_for_root => modes_enforced);

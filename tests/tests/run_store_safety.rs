@@ -129,15 +129,7 @@ fn assert_no_entries(dir: &Path) {
     assert!(names.is_empty(), "the project on disk changed: {names:?}");
 }
 
-#[test]
-fn root_cannot_write_the_store_through_the_view() {
-    write_attempts(false);
-}
-
-#[test]
-fn an_ordinary_user_cannot_write_the_store_through_the_view() {
-    write_attempts(true);
-}
+matrix!(root_cannot_write_the_store_through_the_view => write_attempts);
 
 /// A program that finds the store (VRIFT_HOME is in its environment) cannot write, chmod,
 /// truncate or remove a blob at its own path.
@@ -176,12 +168,4 @@ fn store_paths_are_read_only(as_user: bool) {
     assert_eq!(before, store_snapshot(&env.home()));
 }
 
-#[test]
-fn root_cannot_write_blobs_at_their_store_paths() {
-    store_paths_are_read_only(false);
-}
-
-#[test]
-fn an_ordinary_user_cannot_write_blobs_at_their_store_paths() {
-    store_paths_are_read_only(true);
-}
+matrix!(root_cannot_write_blobs_at_their_store_paths => store_paths_are_read_only);

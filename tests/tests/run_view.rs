@@ -7,15 +7,7 @@ fn busybox() -> String {
     require_tool("busybox").display().to_string()
 }
 
-#[test]
-fn static_busybox_reads_the_view_not_the_disk() {
-    reads_the_view(false);
-}
-
-#[test]
-fn an_ordinary_user_gets_the_same_view() {
-    reads_the_view(true);
-}
+matrix!(static_busybox_reads_the_view_not_the_disk => reads_the_view);
 
 fn reads_the_view(as_user: bool) {
     let env = Env::new();

@@ -72,15 +72,7 @@ fn error_rows(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn eacces_eexist_enotempty_exdev_as_root() {
-    error_rows(false);
-}
-
-#[test]
-fn eacces_eexist_enotempty_exdev_as_an_ordinary_user() {
-    error_rows(true);
-}
+matrix!(eacces_eexist_enotempty_exdev_as_root => error_rows);
 
 // ---- mv across the view's boundary ----
 
@@ -130,15 +122,7 @@ fn mv_across(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn mv_across_the_view_boundary_copies_and_deletes() {
-    mv_across(false);
-}
-
-#[test]
-fn mv_across_the_view_boundary_as_an_ordinary_user() {
-    mv_across(true);
-}
+matrix!(mv_across_the_view_boundary_copies_and_deletes => mv_across);
 
 // ---- stat and reads right after a write ----
 
@@ -211,15 +195,7 @@ fn write_then_read(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn stat_and_reads_see_a_write_at_once() {
-    write_then_read(false);
-}
-
-#[test]
-fn stat_and_reads_see_a_write_at_once_as_an_ordinary_user() {
-    write_then_read(true);
-}
+matrix!(stat_and_reads_see_a_write_at_once => write_then_read);
 
 // ---- a new file created read-only ----
 
@@ -243,15 +219,7 @@ fn create_read_only(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn creating_a_read_only_file_gives_a_writable_fd() {
-    create_read_only(false);
-}
-
-#[test]
-fn creating_a_read_only_file_gives_a_writable_fd_as_an_ordinary_user() {
-    create_read_only(true);
-}
+matrix!(creating_a_read_only_file_gives_a_writable_fd => create_read_only);
 
 // ---- chmod without following symlinks, fstat of an O_PATH fd ----
 
@@ -282,15 +250,7 @@ fn nofollow(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn chmod_nofollow_and_fstat_of_an_o_path_fd() {
-    nofollow(false);
-}
-
-#[test]
-fn chmod_nofollow_and_fstat_of_an_o_path_fd_as_an_ordinary_user() {
-    nofollow(true);
-}
+matrix!(chmod_nofollow_and_fstat_of_an_o_path_fd => nofollow);
 
 // ---- concurrent writers of one file ----
 
@@ -330,15 +290,7 @@ fn two_appenders(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn two_processes_append_to_one_file() {
-    two_appenders(false);
-}
-
-#[test]
-fn two_processes_append_to_one_file_as_an_ordinary_user() {
-    two_appenders(true);
-}
+matrix!(two_processes_append_to_one_file => two_appenders);
 
 fn shell_appenders(as_user: bool) {
     let mut p = Project::new(as_user);
@@ -364,15 +316,7 @@ fn shell_appenders(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn two_shell_loops_append_line_by_line() {
-    shell_appenders(false);
-}
-
-#[test]
-fn two_shell_loops_append_line_by_line_as_an_ordinary_user() {
-    shell_appenders(true);
-}
+matrix!(two_shell_loops_append_line_by_line => shell_appenders);
 
 // ---- renameat2: RENAME_NOREPLACE, RENAME_EXCHANGE ----
 
@@ -409,15 +353,7 @@ fn rename_flags(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn renameat2_noreplace_and_exchange() {
-    rename_flags(false);
-}
-
-#[test]
-fn renameat2_noreplace_and_exchange_as_an_ordinary_user() {
-    rename_flags(true);
-}
+matrix!(renameat2_noreplace_and_exchange => rename_flags);
 
 // ---- read-only directories ----
 
@@ -473,15 +409,7 @@ fn read_only_dirs(as_user: bool) {
     }
 }
 
-#[test]
-fn read_only_directories_as_root() {
-    read_only_dirs(false);
-}
-
-#[test]
-fn read_only_directories_as_an_ordinary_user() {
-    read_only_dirs(true);
-}
+matrix!(read_only_directories_as_root => read_only_dirs);
 
 // ---- modes that keep the owner from reading or writing ----
 
@@ -503,12 +431,4 @@ fn owner_locked_out(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn files_the_owner_cannot_read_are_saved() {
-    owner_locked_out(false);
-}
-
-#[test]
-fn files_the_owner_cannot_read_are_saved_as_an_ordinary_user() {
-    owner_locked_out(true);
-}
+matrix!(files_the_owner_cannot_read_are_saved => owner_locked_out);

@@ -254,15 +254,7 @@ fn conflict(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn a_file_changed_on_disk_during_the_run_is_left_alone_and_reported() {
-    conflict(false);
-}
-
-#[test]
-fn a_conflict_as_an_ordinary_user() {
-    conflict(true);
-}
+matrix!(a_file_changed_on_disk_during_the_run_is_left_alone_and_reported => conflict);
 
 // ---- --manifest: writes go to the manifest file ----
 
@@ -331,15 +323,7 @@ fn manifest_mode(as_user: bool) {
     assert_store_intact(&env.home(), &before);
 }
 
-#[test]
-fn with_manifest_the_writes_land_in_the_manifest_only() {
-    manifest_mode(false);
-}
-
-#[test]
-fn with_manifest_as_an_ordinary_user() {
-    manifest_mode(true);
-}
+matrix!(with_manifest_the_writes_land_in_the_manifest_only => manifest_mode);
 
 // ---- a project with vrift.manifest, a run started in a subdirectory ----
 
@@ -376,12 +360,4 @@ fn refreshed(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn a_run_in_a_subdirectory_writes_back_and_refreshes_vrift_manifest() {
-    refreshed(false);
-}
-
-#[test]
-fn a_run_in_a_subdirectory_as_an_ordinary_user() {
-    refreshed(true);
-}
+matrix!(a_run_in_a_subdirectory_writes_back_and_refreshes_vrift_manifest => refreshed);

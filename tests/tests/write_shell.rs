@@ -81,15 +81,7 @@ fn echo_creates_and_appends(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn echo_into_a_new_file_lands_on_disk() {
-    echo_creates_and_appends(false);
-}
-
-#[test]
-fn echo_into_a_new_file_lands_on_disk_as_an_ordinary_user() {
-    echo_creates_and_appends(true);
-}
+matrix!(echo_into_a_new_file_lands_on_disk => echo_creates_and_appends);
 
 // ---- mkdir -p, rm -rf, mv of a directory ----
 
@@ -125,15 +117,7 @@ fn directories(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn mkdir_rm_rf_and_a_directory_rename_are_written_back() {
-    directories(false);
-}
-
-#[test]
-fn mkdir_rm_rf_and_a_directory_rename_as_an_ordinary_user() {
-    directories(true);
-}
+matrix!(mkdir_rm_rf_and_a_directory_rename_are_written_back => directories);
 
 // ---- cp -r, ln -s, ln ----
 
@@ -174,15 +158,7 @@ fn copies_and_links(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn cp_r_ln_s_and_ln_are_written_back() {
-    copies_and_links(false);
-}
-
-#[test]
-fn cp_r_ln_s_and_ln_as_an_ordinary_user() {
-    copies_and_links(true);
-}
+matrix!(cp_r_ln_s_and_ln_are_written_back => copies_and_links);
 
 // ---- mkfifo ----
 
@@ -204,15 +180,7 @@ fn fifo(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn a_fifo_made_in_the_view_carries_data_between_processes() {
-    fifo(false);
-}
-
-#[test]
-fn a_fifo_made_in_the_view_as_an_ordinary_user() {
-    fifo(true);
-}
+matrix!(a_fifo_made_in_the_view_carries_data_between_processes => fifo);
 
 // ---- chmod, touch -d, truncate -s ----
 
@@ -268,15 +236,7 @@ fn metadata(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn chmod_touch_and_truncate_are_written_back() {
-    metadata(false);
-}
-
-#[test]
-fn chmod_touch_and_truncate_as_an_ordinary_user() {
-    metadata(true);
-}
+matrix!(chmod_touch_and_truncate_are_written_back => metadata);
 
 // ---- sed -i ----
 
@@ -305,15 +265,7 @@ fn sed_in_place(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn sed_i_replaces_files_by_rename() {
-    sed_in_place(false);
-}
-
-#[test]
-fn sed_i_as_an_ordinary_user() {
-    sed_in_place(true);
-}
+matrix!(sed_i_replaces_files_by_rename => sed_in_place);
 
 // ---- tar x into the view, tar c of the view ----
 
@@ -390,15 +342,7 @@ fn tar_round_trip(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn tar_unpacks_into_the_view_and_archives_it_again() {
-    tar_round_trip(false);
-}
-
-#[test]
-fn tar_round_trip_as_an_ordinary_user() {
-    tar_round_trip(true);
-}
+matrix!(tar_unpacks_into_the_view_and_archives_it_again => tar_round_trip);
 
 // ---- excluded paths pass through to the disk at once ----
 
@@ -450,15 +394,7 @@ fn passthrough(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn excluded_paths_are_written_straight_to_the_disk() {
-    passthrough(false);
-}
-
-#[test]
-fn excluded_paths_pass_through_for_an_ordinary_user() {
-    passthrough(true);
-}
+matrix!(excluded_paths_are_written_straight_to_the_disk => passthrough);
 
 // ---- writes through symlinks, kinds that change, a large file ----
 
@@ -496,15 +432,7 @@ fn symlinks_and_kinds(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn writes_through_symlinks_and_entries_that_change_kind() {
-    symlinks_and_kinds(false);
-}
-
-#[test]
-fn writes_through_symlinks_and_kind_changes_as_an_ordinary_user() {
-    symlinks_and_kinds(true);
-}
+matrix!(writes_through_symlinks_and_entries_that_change_kind => symlinks_and_kinds);
 
 fn large_file(as_user: bool) {
     let mut p = Project::new(as_user);
@@ -546,15 +474,7 @@ fn large_file(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn a_large_file_is_written_and_changed_in_place() {
-    large_file(false);
-}
-
-#[test]
-fn a_large_file_as_an_ordinary_user() {
-    large_file(true);
-}
+matrix!(a_large_file_is_written_and_changed_in_place => large_file);
 
 // ---- a file removed while still open ----
 
@@ -571,12 +491,4 @@ fn unlinked_while_open(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn a_file_removed_while_open_does_not_come_back() {
-    unlinked_while_open(false);
-}
-
-#[test]
-fn a_file_removed_while_open_as_an_ordinary_user() {
-    unlinked_while_open(true);
-}
+matrix!(a_file_removed_while_open_does_not_come_back => unlinked_while_open);

@@ -79,15 +79,7 @@ fn git_in_the_view(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn git_init_add_commit_in_the_view() {
-    git_in_the_view(false);
-}
-
-#[test]
-fn git_init_add_commit_as_an_ordinary_user() {
-    git_in_the_view(true);
-}
+matrix!(git_init_add_commit_in_the_view => git_in_the_view);
 
 // ---- go build -o ./bin/app ----
 
@@ -131,15 +123,7 @@ fn go_build(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn go_build_writes_a_binary_into_the_view() {
-    go_build(false);
-}
-
-#[test]
-fn go_build_writes_a_binary_as_an_ordinary_user() {
-    go_build(true);
-}
+matrix!(go_build_writes_a_binary_into_the_view => go_build);
 
 // ---- python -m compileall ----
 
@@ -190,15 +174,7 @@ fn python_bytecode(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn python_compileall_writes_pycache_into_the_view() {
-    python_bytecode(false);
-}
-
-#[test]
-fn python_compileall_as_an_ordinary_user() {
-    python_bytecode(true);
-}
+matrix!(python_compileall_writes_pycache_into_the_view => python_bytecode);
 
 // ---- make -j2 with gcc ----
 
@@ -275,12 +251,4 @@ fn make_build(as_user: bool) {
     p.check_store();
 }
 
-#[test]
-fn make_j2_builds_objects_next_to_sources_and_then_nothing() {
-    make_build(false);
-}
-
-#[test]
-fn make_j2_as_an_ordinary_user() {
-    make_build(true);
-}
+matrix!(make_j2_builds_objects_next_to_sources_and_then_nothing => make_build);

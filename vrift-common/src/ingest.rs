@@ -364,13 +364,22 @@ fn cached_hashes(
     }
     let chunk = files.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|s| {
+        // A part whose thread cannot be made (or that panicked) is checked on this thread.
         let parts: Vec<_> = files
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
+            .map(|part| {
+                let worker = std::thread::Builder::new()
+                    .spawn_scoped(s, move || part.iter().map(check).collect::<Vec<_>>());
+                (part, worker.ok())
+            })
             .collect();
         parts
             .into_iter()
-            .flat_map(|h| h.join().expect("stat cache check thread panicked"))
+            .flat_map(|(part, worker)| {
+                worker
+                    .and_then(|w| w.join().ok())
+                    .unwrap_or_else(|| part.iter().map(check).collect())
+            })
             .collect()
     })
 }

@@ -14,6 +14,7 @@
 mod heal;
 mod insert;
 mod place;
+pub use place::renameat2;
 mod roots;
 
 use std::fs::{self, File};

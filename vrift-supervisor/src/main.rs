@@ -1,17 +1,10 @@
 //! The `vrift` command: parses the command line and hands each subcommand to its module.
 
 mod commands;
-mod farm;
-mod filter;
-mod launch;
-mod mountplan;
-mod project;
-mod recovery;
-mod session;
-mod supervisor;
+mod projection;
+mod run;
 mod sys;
 mod trace;
-mod writeback;
 
 use std::process::ExitCode;
 

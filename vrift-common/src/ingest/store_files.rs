@@ -106,12 +106,15 @@ pub(crate) fn store_all(
     let next = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
     let mut first_error = None;
+    // Threads that cannot be made (a container's limits or seccomp profile) leave their
+    // share to the others; with none at all, this thread stores every file itself.
+    let mut started = 0;
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::channel();
         for _ in 0..threads {
             let tx = tx.clone();
             let (next, abort) = (&next, &abort);
-            s.spawn(move || {
+            let worker = std::thread::Builder::new().spawn_scoped(s, move || {
                 while !abort.load(Ordering::Relaxed) {
                     let j = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = jobs.get(j) else { break };
@@ -121,6 +124,13 @@ pub(crate) fn store_all(
                     }
                 }
             });
+            match worker {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    tracing::debug!("ingest: cannot start a thread ({e}); going on with {started}");
+                    break;
+                }
+            }
         }
         drop(tx);
         for (i, result) in rx {
@@ -133,6 +143,11 @@ pub(crate) fn store_all(
             }
         }
     });
+    if started == 0 {
+        for &i in jobs {
+            on_result(i, store_one(store, &files[i])?);
+        }
+    }
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),

@@ -27,8 +27,17 @@ fn unsupported(e: &io::Error) -> bool {
     )
 }
 
-#[cfg(target_os = "linux")]
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    renameat2(from, to, RENAME_NOREPLACE)
+}
+
+/// renameat2(2)'s flag that refuses to replace an existing name.
+pub const RENAME_NOREPLACE: u32 = 1;
+
+/// renameat2(2) with Linux's RENAME_* flags (NOREPLACE, EXCHANGE, WHITEOUT): the one
+/// wrapper of it in vrift. ENOSYS where the system has no renameat2.
+#[cfg(target_os = "linux")]
+pub fn renameat2(from: &Path, to: &Path, flags: u32) -> io::Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| {
@@ -44,7 +53,7 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
             from.as_ptr(),
             libc::AT_FDCWD,
             to.as_ptr(),
-            libc::RENAME_NOREPLACE,
+            flags as libc::c_uint,
         )
     };
     if rc == 0 {
@@ -55,7 +64,7 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn rename_noreplace(_from: &Path, _to: &Path) -> io::Result<()> {
+pub fn renameat2(_from: &Path, _to: &Path, _flags: u32) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }
 

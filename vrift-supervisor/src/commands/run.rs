@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::session::{self, RunOptions};
+use crate::projection::Choice;
+use crate::run::{self as life, RunOptions};
 
 /// Which view a program runs in (shared by `vrift run` and `vrift trace`).
 #[derive(clap::Args, Debug)]
@@ -18,6 +19,10 @@ pub struct ViewArgs {
     /// Put the view at this absolute path (which need not exist) and start CMD there.
     #[arg(long)]
     pub mount: Option<PathBuf>,
+    /// How the view reaches the program (`auto`: the best one that works here; `-v`, or
+    /// VRIFT_LOG=info, says which ran and why).
+    #[arg(long, value_enum, default_value = "auto", env = "VRIFT_PROJECTION")]
+    pub projection: Choice,
     /// The program and its arguments.
     #[arg(last = true, required = true)]
     pub cmd: Vec<OsString>,
@@ -28,6 +33,7 @@ impl ViewArgs {
         RunOptions {
             manifest: self.manifest,
             mount: self.mount,
+            projection: self.projection,
             cmd: self.cmd,
             trace,
         }
@@ -41,6 +47,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let finished = session::run(args.view.into_options(false))?;
+    let finished = life::run(args.view.into_options(false))?;
     Ok(ExitCode::from(finished.status))
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::run::ViewArgs;
-use crate::session;
+use crate::run as life;
 use crate::trace::report::{chrome_trace, Report};
 
 #[derive(clap::Args, Debug)]
@@ -29,7 +29,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let finished = session::run(args.view.into_options(true))?;
+    let finished = life::run(args.view.into_options(true))?;
     let traced = finished.traced.context("the run was not traced")?;
     let report = Report::build(
         command,

@@ -9,27 +9,6 @@ fn c(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// renameat2(2) with Linux's RENAME_* flags.
-pub fn renameat2(old: &Path, new: &Path, flags: u32) -> io::Result<()> {
-    let (o, n) = (c(old)?, c(new)?);
-    // SAFETY: both strings are NUL-terminated and live for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            o.as_ptr(),
-            libc::AT_FDCWD,
-            n.as_ptr(),
-            flags,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// mkfifo(3) with an exact mode (the umask was already applied by the view).
 pub fn mkfifo(path: &Path, perm: u32) -> io::Result<()> {
     let p = c(path)?;

@@ -7,6 +7,7 @@ pub mod fdpass;
 pub mod fsops;
 pub mod init;
 pub mod mem;
+pub mod mount;
 pub mod notify;
 pub mod ns;
 pub mod signals;

@@ -7,7 +7,7 @@
 
 use std::{
     io,
-    os::fd::{AsFd, AsRawFd, OwnedFd},
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
     path::Path,
     thread::JoinHandle,
 };
@@ -313,7 +313,7 @@ impl Reader {
     /// How long the reader sleeps between drains. The programs do not wake it per record
     /// (that would cost a wake-up per syscall); the 8 MiB ring holds about 200,000 records,
     /// far more than arrive in this time.
-    const DRAIN_INTERVAL_MS: i32 = 20;
+    const DRAIN_INTERVAL_MS: u16 = 20;
 
     fn spawn(
         mut ring: RingBuf<MapData>,
@@ -328,11 +328,8 @@ impl Reader {
                 let mut events = Vec::new();
                 let mut over_limit = 0u64;
                 loop {
-                    let stopping = wait_readable(
-                        stop_read.as_fd().as_raw_fd(),
-                        ring.as_raw_fd(),
-                        Self::DRAIN_INTERVAL_MS,
-                    );
+                    let stopping =
+                        wait_readable(stop_read.as_fd(), ring.as_fd(), Self::DRAIN_INTERVAL_MS);
                     while let Some(item) = ring.next() {
                         match parse_event(&item) {
                             Some(event) if events.len() < max_events => events.push(event),
@@ -423,8 +420,7 @@ fn check_capabilities() -> Result<(), TraceUnavailable> {
         Some(caps) if caps_allow_tracing(caps) => Ok(()),
         Some(caps) => Err(TraceUnavailable::NotPermitted(format!(
             "running as uid {} with effective capabilities {caps:#x}",
-            // SAFETY: getuid has no preconditions and cannot fail.
-            unsafe { libc::getuid() }
+            nix::unistd::getuid().as_raw()
         ))),
         None => Err(TraceUnavailable::NotPermitted(
             "no CapEff line in /proc/self/status".into(),
@@ -435,53 +431,33 @@ fn check_capabilities() -> Result<(), TraceUnavailable> {
 /// Kernels before 5.11 charge eBPF maps to RLIMIT_MEMLOCK; raise it (best effort, only
 /// this process: the traced child has already been created).
 fn raise_memlock_limit() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: passes a valid rlimit struct; failure is harmless and ignored.
-    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    use nix::sys::resource::{setrlimit, Resource, RLIM_INFINITY};
+    let _ = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY);
 }
 
+/// CLOCK_MONOTONIC, the clock eBPF's `bpf_ktime_get_ns` reads.
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to fill; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
 }
 
 /// Waits until `stop` or `ring` is readable or `timeout_ms` passes; true when `stop` is
 /// readable or closed (time to finish).
-fn wait_readable(stop: i32, ring: i32, timeout_ms: i32) -> bool {
+fn wait_readable(stop: BorrowedFd<'_>, ring: BorrowedFd<'_>, timeout_ms: u16) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut fds = [
-        libc::pollfd {
-            fd: stop,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: ring,
-            events: libc::POLLIN,
-            revents: 0,
-        },
+        PollFd::new(stop, PollFlags::POLLIN),
+        PollFd::new(ring, PollFlags::POLLIN),
     ];
-    // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
-    n > 0 && fds[0].revents != 0
+    matches!(poll(&mut fds, PollTimeout::from(timeout_ms)), Ok(n) if n > 0)
+        && fds[0].revents().is_some_and(|r| !r.is_empty())
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let (r, w) = std::io::pipe()?;
+    Ok((r.into(), w.into()))
 }
 
 fn map<'a, T>(bpf: &'a mut Ebpf, name: &'static str) -> Result<T, TraceUnavailable>

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::syscall_names::{syscall_name, syscall_number, KERNEL_FILE_CALLS};
 use super::{TraceData, TraceUnavailable};
-use crate::filter::FILE_CALLS;
-use crate::supervisor::served::{PathCount, ServedStats};
+use crate::projection::supervisor::filter::FILE_CALLS;
+use crate::projection::supervisor::served::{PathCount, ServedStats};
 
 /// One file syscall: how the view served it and what it cost.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -367,7 +367,7 @@ pub fn chrome_trace(data: &TraceData) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::Served;
+    use crate::projection::supervisor::Served;
 
     #[test]
     fn merges_supervisor_counts_with_ebpf_rows() {

@@ -2,7 +2,6 @@
 //! the `sched_process_fork` / `sched_process_exit` records differ between kernels.
 
 use std::{
-    ffi::CString,
     fs, io,
     path::{Path, PathBuf},
 };
@@ -45,24 +44,14 @@ fn find() -> Option<PathBuf> {
 }
 
 fn mount_tracefs(target: &Path) -> io::Result<()> {
-    let fstype = CString::new("tracefs").expect("no NUL");
-    let target = CString::new(target.as_os_str().as_encoded_bytes()).expect("no NUL in path");
-    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call; `data`
-    // may be NULL for tracefs.
-    let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    nix::mount::mount(
+        Some("tracefs"),
+        target,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(io::Error::from)
 }
 
 /// The text of `events/<category>/<name>/format` under `tracefs`.

@@ -8,9 +8,9 @@ use std::io;
 
 use vrift_common::vfs::TimeSpec;
 
-use super::journal::Op;
 use super::model::{Model, Outcome, Place};
 use super::{paths, Reply, Served};
+use crate::run::journal::Op;
 use crate::sys::mem;
 use crate::sys::notify::{Listener, Notif};
 
@@ -524,24 +524,44 @@ fn read_times(c: &Call, addr: u64, layout: Times) -> io::Result<(TimeSpec, TimeS
         32
     };
     let b = mem::read_bytes(c.tid(), addr, len)?;
-    let word = |i: usize| i64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
-    Ok(match layout {
+    let mut words = [0i64; 4];
+    for (i, w) in words.iter_mut().enumerate().take(len / 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        *w = i64::from_ne_bytes(bytes);
+    }
+    decode_times(&words, layout).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// The times a program passed, as nanoseconds; None (EINVAL, as the kernel answers) for a
+/// sub-second field out of range or a time that nanoseconds since 1970 cannot hold.
+fn decode_times(w: &[i64; 4], layout: Times) -> Option<(TimeSpec, TimeSpec)> {
+    const NS: i64 = 1_000_000_000;
+    let set = |sec: i64, sub: i64, unit: i64| {
+        let ns = sec.checked_mul(NS)?.checked_add(sub.checked_mul(unit)?)?;
+        Some(TimeSpec::Set(ns))
+    };
+    Some(match layout {
         Times::Timespec => {
             let ts = |sec: i64, nsec: i64| match nsec {
-                UTIME_NOW => TimeSpec::Now,
-                UTIME_OMIT => TimeSpec::Omit,
-                _ => TimeSpec::Set(sec * 1_000_000_000 + nsec),
+                UTIME_NOW => Some(TimeSpec::Now),
+                UTIME_OMIT => Some(TimeSpec::Omit),
+                n if (0..NS).contains(&n) => set(sec, n, 1),
+                _ => None,
             };
-            (ts(word(0), word(1)), ts(word(2), word(3)))
+            (ts(w[0], w[1])?, ts(w[2], w[3])?)
         }
-        Times::Timeval => (
-            TimeSpec::Set(word(0) * 1_000_000_000 + word(1) * 1000),
-            TimeSpec::Set(word(2) * 1_000_000_000 + word(3) * 1000),
-        ),
-        Times::Utimbuf => (
-            TimeSpec::Set(word(0) * 1_000_000_000),
-            TimeSpec::Set(word(1) * 1_000_000_000),
-        ),
+        Times::Timeval => {
+            let tv = |sec: i64, usec: i64| {
+                if (0..1_000_000).contains(&usec) {
+                    set(sec, usec, 1000)
+                } else {
+                    None
+                }
+            };
+            (tv(w[0], w[1])?, tv(w[2], w[3])?)
+        }
+        Times::Utimbuf => (set(w[0], 0, 1)?, set(w[1], 0, 1)?),
     })
 }
 
@@ -564,4 +584,38 @@ fn set_times(c: &Call, dirfd: i32, addr: u64, times: u64, flags: u64, layout: Ti
         follow,
     };
     Ok(c.finish(c.model.change(c.tid(), op), 0, false))
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn times_that_overflow_are_einval_not_a_panic() {
+        let huge = i64::MAX / 2;
+        assert!(decode_times(&[huge, 0, 0, 0], Times::Timespec).is_none());
+        assert!(decode_times(&[huge, 0, 0, 0], Times::Timeval).is_none());
+        assert!(decode_times(&[0, huge, 0, 0], Times::Utimbuf).is_none());
+        assert!(decode_times(&[i64::MIN, 0, 0, 0], Times::Timespec).is_none());
+        // Sub-second fields out of range.
+        assert!(decode_times(&[1, 1_000_000_000, 0, 0], Times::Timespec).is_none());
+        assert!(decode_times(&[1, -1, 0, 0], Times::Timespec).is_none());
+        assert!(decode_times(&[1, 1_000_000, 0, 0], Times::Timeval).is_none());
+    }
+
+    #[test]
+    fn times_in_range_decode() {
+        let (a, m) = decode_times(&[2, 5, 3, UTIME_OMIT], Times::Timespec).unwrap();
+        assert_eq!(a, TimeSpec::Set(2_000_000_005));
+        assert_eq!(m, TimeSpec::Omit);
+        let (a, m) = decode_times(&[1, 7, 0, UTIME_NOW], Times::Timespec).unwrap();
+        assert_eq!((a, m), (TimeSpec::Set(1_000_000_007), TimeSpec::Now));
+        let (a, m) = decode_times(&[1, 2, -3, 0], Times::Timeval).unwrap();
+        assert_eq!(
+            (a, m),
+            (TimeSpec::Set(1_000_002_000), TimeSpec::Set(-3_000_000_000))
+        );
+        let (a, _) = decode_times(&[4, 5, 0, 0], Times::Utimbuf).unwrap();
+        assert_eq!(a, TimeSpec::Set(4_000_000_000));
+    }
 }

@@ -1,22 +1,19 @@
 //! The seccomp supervisor: receives the tracees' notified system calls and serves view paths.
 //!
-//! Worker threads each block in `SECCOMP_IOCTL_NOTIF_RECV` on the shared listener; the kernel
-//! hands every notification to exactly one of them, so a slow answer never stalls the others
-//! and parallel builds are served in parallel. Paths outside the view are answered with
-//! `CONTINUE` as early as possible: that is the hot path.
-
-mod creds;
-mod handlers;
-pub mod journal;
-pub mod model;
-mod paths;
-pub mod served;
-mod statbuf;
+//! A few worker threads share the listener, but only one at a time holds the turn to wait in
+//! `SECCOMP_IOCTL_NOTIF_RECV` (the kernel wakes every waiting thread for each notification);
+//! it keeps the turn while it answers fast calls and hands it on before a call that may take
+//! long, so a slow answer never stalls the others and parallel builds are served in
+//! parallel. Paths outside the view are answered with `CONTINUE` as early as possible: that
+//! is the hot path.
 
 use std::sync::Arc;
 
+use super::handlers;
+use super::model::Model;
+use super::served;
+use crate::run::state::lock;
 use crate::sys::notify::{Listener, Notif};
-pub use model::Model;
 
 /// How one notification was served (counted per syscall by `vrift trace`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,16 +46,25 @@ impl Supervisor {
         })
     }
 
-    /// Start `workers` threads serving notifications. They run until the process exits: a
-    /// thread blocked in RECV is not woken when the last tracee goes away, so nobody joins them.
-    pub fn spawn_workers(self: &Arc<Self>, workers: usize) {
+    /// Start `workers` threads serving notifications. They stop when the listener reports
+    /// that no process is left under the filter. A thread that cannot be made is reported
+    /// (after at least one started, the run goes on with fewer).
+    pub fn spawn_workers(self: &Arc<Self>, workers: usize) -> std::io::Result<()> {
         for i in 0..workers {
             let me = Arc::clone(self);
-            std::thread::Builder::new()
+            let started = std::thread::Builder::new()
                 .name(format!("vrift-sup-{i}"))
-                .spawn(move || me.serve())
-                .expect("spawn supervisor thread");
+                .spawn(move || me.serve());
+            match started {
+                Ok(_) => {}
+                Err(e) if i > 0 => {
+                    tracing::warn!("starting supervisor thread {i}: {e}; serving with {i}");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
 
     fn serve(&self) {
@@ -68,10 +74,10 @@ impl Supervisor {
         // woken by every notification, as threads waiting in RECV would be. Before a call
         // that may take long (a change carried out on the farm, such as copying a file it
         // opens for writing), it hands the turn on, so one slow answer never holds up others.
-        let mut turn = Some(self.receive_turn.lock().unwrap());
+        let mut turn = Some(lock(&self.receive_turn));
         loop {
             if turn.is_none() {
-                turn = Some(self.receive_turn.lock().unwrap());
+                turn = Some(lock(&self.receive_turn));
             }
             let n = match self.listener.recv() {
                 Ok(n) => n,
@@ -97,8 +103,15 @@ impl Supervisor {
 
     fn handle(&self, n: &Notif) {
         let started = self.served.as_ref().map(|_| std::time::Instant::now());
-        let (served, reply, path) =
-            handlers::dispatch(&self.model, &self.listener, n, self.served.is_some());
+        // A handler that panics answers EIO instead of leaving its caller hanging, and the
+        // other workers go on (the locks it held are taken back, see `run::state`).
+        let dispatched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handlers::dispatch(&self.model, &self.listener, n, self.served.is_some())
+        }));
+        let (served, reply, path) = dispatched.unwrap_or_else(|_| {
+            tracing::error!("the handler of syscall {} panicked", n.data.nr);
+            (Served::Denied, Reply::Errno(libc::EIO), None)
+        });
         let continued = reply == Reply::Continue;
         let result = match reply {
             Reply::Continue => self.listener.continue_syscall(n.id),

@@ -136,8 +136,9 @@ impl Journal {
         Ok(Journal { file, next_seq: 1 })
     }
 
-    /// Append a record; returns its sequence number.
-    pub fn append(&mut self, cred: &Cred, umask: u32, now_ns: i64, op: Op) -> u64 {
+    /// Append a record; returns its sequence number. An error means the record is not
+    /// (wholly) in the journal, so the change must not be accepted.
+    pub fn append(&mut self, cred: &Cred, umask: u32, now_ns: i64, op: Op) -> std::io::Result<u64> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let rec = Record {
@@ -150,26 +151,38 @@ impl Journal {
             now_ns,
             op,
         };
-        let mut line = serde_json::to_vec(&rec).expect("records serialize");
+        let mut line = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
         line.push(b'\n');
         // One write per record: a record is either whole in the file or absent.
-        if let Err(e) = self.file.write_all(&line) {
-            tracing::warn!("writing the run's journal: {e}");
-        }
-        seq
+        self.file.write_all(&line)?;
+        Ok(seq)
     }
 }
 
-/// Read a journal; a torn last line (vrift killed mid-write) is dropped, and records undone
-/// later are left out.
+/// Read a journal; a torn last line (vrift killed mid-write: no newline after it) is
+/// dropped, and records undone later are left out. Any other unreadable line is an error:
+/// the journal was damaged, and replaying around the hole would give a wrong view.
 pub fn read(path: &Path) -> std::io::Result<Vec<Record>> {
-    let f = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut f = std::io::BufReader::new(std::fs::File::open(path)?);
     let mut recs: Vec<Record> = Vec::new();
-    for line in f.split(b'\n') {
-        let line = line?;
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        if f.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        number += 1;
+        let whole = line.last() == Some(&b'\n');
         match serde_json::from_slice::<Record>(&line) {
             Ok(r) => recs.push(r),
-            Err(_) => break,
+            Err(_) if !whole => break,
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: line {number} is damaged: {e}", path.display()),
+                ))
+            }
         }
     }
     let undone: std::collections::HashSet<u64> = recs
@@ -187,45 +200,71 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Record>> {
 mod tests {
     use super::*;
 
+    fn mkdir(path: &[u8]) -> Op {
+        Op::Mkdir {
+            path: path.to_vec(),
+            mode: 0o755,
+        }
+    }
+
     #[test]
     fn round_trip_drops_torn_tail_and_undone_records() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("journal");
         let mut j = Journal::create(&p).unwrap();
         let cred = Cred::user(1000, 1000);
-        let a = j.append(
-            &cred,
-            0o022,
-            5,
-            Op::Mkdir {
-                path: b"/p/d".to_vec(),
-                mode: 0o755,
-            },
-        );
-        let b = j.append(
-            &cred,
-            0o022,
-            6,
-            Op::Open {
-                path: b"/p/f".to_vec(),
-                flags: 0o101,
-                mode: 0o644,
-            },
-        );
-        j.append(&cred, 0o022, 7, Op::Undo { seq: b });
+        let a = j.append(&cred, 0o022, 5, mkdir(b"/p/d")).unwrap();
+        let open = Op::Open {
+            path: b"/p/f".to_vec(),
+            flags: 0o101,
+            mode: 0o644,
+        };
+        let b = j.append(&cred, 0o022, 6, open).unwrap();
+        j.append(&cred, 0o022, 7, Op::Undo { seq: b }).unwrap();
         drop(j);
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         f.write_all(b"{\"seq\":9,\"uid\":10").unwrap();
         let recs = read(&p).unwrap();
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0].seq, a);
-        assert_eq!(
-            recs[0].op,
-            Op::Mkdir {
-                path: b"/p/d".to_vec(),
-                mode: 0o755
-            }
-        );
+        assert_eq!(recs[0].op, mkdir(b"/p/d"));
         assert_eq!(recs[0].cred(), cred);
+    }
+
+    #[test]
+    fn a_damaged_line_before_the_end_is_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal");
+        let mut j = Journal::create(&p).unwrap();
+        let cred = Cred::user(1000, 1000);
+        j.append(&cred, 0o022, 5, mkdir(b"/p/a")).unwrap();
+        drop(j);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"seq\":2,\"garbage\n").unwrap();
+        drop(f);
+        let mut j = Journal {
+            file: std::fs::OpenOptions::new().append(true).open(&p).unwrap(),
+            next_seq: 3,
+        };
+        j.append(&cred, 0o022, 6, mkdir(b"/p/b")).unwrap();
+        let e = read(&p).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_write_is_reported() {
+        // /dev/full takes no byte: every append fails.
+        let mut j = Journal {
+            file: std::fs::OpenOptions::new()
+                .append(true)
+                .open("/dev/full")
+                .unwrap(),
+            next_seq: 1,
+        };
+        let e = j
+            .append(&Cred::user(1, 1), 0, 0, mkdir(b"/p/x"))
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
     }
 }

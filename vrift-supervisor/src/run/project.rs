@@ -10,7 +10,7 @@ use vrift_common::ingest::{self, IngestOptions, IngestReport};
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::store::Store;
 
-use crate::farm::PlaceholderKind;
+use super::view::PassthroughKind;
 
 pub const MANIFEST_NAME: &str = "vrift.manifest";
 
@@ -20,7 +20,7 @@ pub struct Prepared {
     /// The project has a vrift.manifest (else this was a transient ingest).
     pub persistent: bool,
     /// Paths the filters excluded that exist on disk: they pass through to the real tree.
-    pub passthrough: Vec<(RelPath, PlaceholderKind)>,
+    pub passthrough: Vec<(RelPath, PassthroughKind)>,
 }
 
 /// The nearest directory at or above `dir` holding a vrift.manifest.
@@ -65,8 +65,8 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
     for ex in &report.excluded {
         let p = root.join(std::ffi::OsStr::from_bytes(&ex.path));
         match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => passthrough.push((ex.path.clone(), PlaceholderKind::Dir)),
-            Ok(m) if m.is_file() => passthrough.push((ex.path.clone(), PlaceholderKind::File)),
+            Ok(m) if m.is_dir() => passthrough.push((ex.path.clone(), PassthroughKind::Dir)),
+            Ok(m) if m.is_file() => passthrough.push((ex.path.clone(), PassthroughKind::File)),
             // Symlinks and special files cannot be mount points; they stay hidden.
             _ => {}
         }

@@ -1,8 +1,8 @@
 //! The link farm: a real directory tree that mirrors a manifest, with every file a hardlink
 //! to its blob in the store.
 //!
-//! The supervisor bind-mounts it (read-only) at the view's root in the program's private
-//! mount namespace, so the kernel itself serves reads, directory listings, symlinks, chdir,
+//! The supervisor projection bind-mounts it (read-only) at the view's root in the program's
+//! private mount namespace, so the kernel itself serves reads, directory listings, symlinks, chdir,
 //! getcwd and exec of view paths; the supervisor only corrects what a hardlink cannot carry
 //! (mode, mtime, owner of each path) and carries out the run's changes on it.
 
@@ -13,22 +13,17 @@ use std::path::{Path, PathBuf};
 use vrift_common::hash::Hash;
 use vrift_common::manifest::{EntryKind, Manifest, RelPath};
 
-/// What a pass-through placeholder is: a mount point for a directory or for a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PlaceholderKind {
-    Dir = 0,
-    File = 1,
-}
+pub use crate::run::view::PassthroughKind;
 
-fn placeholders(dest: &Path, passthrough: &[(RelPath, PlaceholderKind)]) -> Result<(), FarmError> {
+fn placeholders(dest: &Path, passthrough: &[(RelPath, PassthroughKind)]) -> Result<(), FarmError> {
     for (rel, kind) in passthrough {
         let p = join(dest, rel);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
         match kind {
-            PlaceholderKind::Dir => std::fs::create_dir_all(&p).map_err(io_err(&p))?,
-            PlaceholderKind::File => {
+            PassthroughKind::Dir => std::fs::create_dir_all(&p).map_err(io_err(&p))?,
+            PassthroughKind::File => {
                 std::fs::File::create(&p).map_err(io_err(&p))?;
             }
         }
@@ -63,7 +58,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FarmError + '_ {
 pub fn build_run(
     store: &Store,
     manifest: &Manifest,
-    passthrough: &[(RelPath, PlaceholderKind)],
+    passthrough: &[(RelPath, PassthroughKind)],
     dest: &Path,
 ) -> Result<(), FarmError> {
     build(store, manifest, dest)?;

@@ -1,0 +1,96 @@
+//! Projections: how a view reaches the program. Each one prepares what backs the view and
+//! the mounts that put it at its root, may serve calls in user space (through a seccomp
+//! listener), and gives back the run's result when the program has ended. The run's life
+//! cycle (`crate::run`) drives them all the same way.
+//!
+//! - [`supervisor`]: a link farm of the manifest bind-mounted read-only, with a seccomp
+//!   supervisor that serves metadata and carries out every change.
+
+pub mod supervisor;
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use vrift_common::manifest::Manifest;
+use vrift_common::store::Store;
+use vrift_common::vfs::Owner;
+
+use crate::run::mounts::Mount;
+use crate::run::rundir::{RunDir, RunRecord};
+use crate::run::view::ViewSpec;
+use supervisor::served::ServedStats;
+
+/// The projections vrift has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Supervisor,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Supervisor => "supervisor",
+        }
+    }
+}
+
+/// What `--projection` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Choice {
+    /// The best projection that works here.
+    Auto,
+    /// A link farm and a seccomp supervisor (any kernel with seccomp user notification).
+    Supervisor,
+}
+
+/// Which projection a run uses, and why (said with `-v`).
+pub fn choose(choice: Choice) -> (Kind, &'static str) {
+    match choice {
+        Choice::Supervisor => (Kind::Supervisor, "asked for with --projection supervisor"),
+        Choice::Auto => (Kind::Supervisor, "the only projection this vrift has"),
+    }
+}
+
+/// What a projection is prepared from.
+pub struct Context<'a> {
+    pub store: &'a Store,
+    pub spec: &'a ViewSpec,
+    pub run_dir: &'a RunDir,
+    pub owner: Owner,
+}
+
+/// One prepared projection of one run.
+pub trait Projection: Send + Sync {
+    fn kind(&self) -> Kind;
+    /// The device number the view reports, kept in the run's record.
+    fn dev(&self) -> u64;
+    /// The mounts that put the view at its root (the run adds the rest: private mounts,
+    /// a root that does not exist on disk, the store read-only, /proc, the working dir).
+    fn mounts(&self) -> Result<Vec<Mount>>;
+    /// A seccomp filter whose listener [`Projection::serve`] answers; None when the kernel
+    /// serves the view alone.
+    fn filter(&self) -> Result<Option<Vec<u8>>>;
+    /// Start answering the listener (called before the program execs).
+    fn serve(&self, listener: OwnedFd, served: Option<Arc<ServedStats>>) -> Result<()>;
+    /// The run's resulting manifest, once the program and everything it started are gone:
+    /// what it wrote is in the store by then.
+    fn harvest(&self) -> Result<Manifest>;
+}
+
+/// Prepare `kind` for a run.
+pub fn prepare(kind: Kind, cx: &Context) -> Result<Arc<dyn Projection>> {
+    Ok(match kind {
+        Kind::Supervisor => Arc::new(supervisor::SupervisorProjection::prepare(cx)?),
+    })
+}
+
+/// Rebuild the result of a run whose vrift was killed, from what its projection left in
+/// the run's directory.
+pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> Result<Manifest> {
+    match rec.projection {
+        Kind::Supervisor => supervisor::recover(store, dir, rec, base),
+    }
+}

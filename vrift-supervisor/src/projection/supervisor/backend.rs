@@ -1,0 +1,301 @@
+//! The supervisor's [`Backend`]: the run's changes carried out on its link farm, through
+//! vrift's own writable path to it (the program sees the farm through a read-only bind
+//! mount, so it can never change the farm, or a store blob hardlinked from it, except
+//! through here).
+
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use vrift_common::store::Store;
+use vrift_common::vfs::{Content, Opened, Seed, Stat};
+
+use crate::run::journal::Op;
+use crate::run::state::{Backend, Committed, Done, Outcome, ViewOf};
+
+pub struct FarmBackend {
+    root: Vec<u8>,
+    farm: PathBuf,
+    farm_bytes: Vec<u8>,
+    store: Store,
+    tmp_seq: std::sync::atomic::AtomicU64,
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn system_time(ns: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64)
+}
+
+/// Run `f` on a private copy the supervisor owns; if its mode shuts the owner out (a file
+/// the program made 0444 or 0200), open it up for the duration and put the mode back. The
+/// state machine already decided the program may do what `f` does.
+fn with_owner_access<T>(path: &Path, f: impl Fn() -> io::Result<T>) -> io::Result<T> {
+    match f() {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            let mode = std::fs::symlink_metadata(path)?.permissions().mode() & 0o7777;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o600))?;
+            let r = f();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            r
+        }
+        r => r,
+    }
+}
+
+impl FarmBackend {
+    pub fn new(root: &[u8], farm: PathBuf, store: Store) -> FarmBackend {
+        FarmBackend {
+            root: root.to_vec(),
+            farm_bytes: farm.as_os_str().as_bytes().to_vec(),
+            farm,
+            store,
+            tmp_seq: Default::default(),
+        }
+    }
+
+    /// A file the supervisor opened for the program shows the farm's path in /proc; map it
+    /// back to the view path the program knows.
+    pub fn unfarm(&self, path: Vec<u8>) -> Vec<u8> {
+        match path.strip_prefix(self.farm_bytes.as_slice()) {
+            Some(rest) if rest.is_empty() || rest[0] == b'/' => [&self.root[..], rest].concat(),
+            _ => path,
+        }
+    }
+
+    fn farm_path(&self, rel: &[u8]) -> PathBuf {
+        if rel.is_empty() {
+            self.farm.clone()
+        } else {
+            self.farm.join(std::ffi::OsStr::from_bytes(rel))
+        }
+    }
+
+    fn rel_in(&self, view: &ViewOf, abs: &[u8], follow: bool) -> Option<Vec<u8>> {
+        match view.resolve(abs, &self.root, follow).ok()? {
+            vrift_common::vfs::Resolved::View { rel, .. } => Some(rel),
+            vrift_common::vfs::Resolved::Outside(_) => None,
+        }
+    }
+
+    /// Make the farm's file at `rel` a private copy the program may write: the store's blob
+    /// is copied (never opened for writing), or an empty file is made.
+    fn prepare_private(&self, rel: &[u8], seed: Seed, perm: u32, mtime_ns: i64) -> io::Result<()> {
+        let target = self.farm_path(rel);
+        match seed {
+            Seed::Existing { truncate } => {
+                if truncate {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&target)?
+                        .set_len(0)?;
+                }
+                Ok(())
+            }
+            Seed::Empty => self.replace_with(&target, None, perm, None),
+            Seed::CopyOf(hash) => self.replace_with(
+                &target,
+                Some(&self.store.blob_path(&hash)),
+                perm,
+                Some(mtime_ns),
+            ),
+        }
+    }
+
+    /// Atomically put a new private file at `target`: a copy of `src` (or empty), with
+    /// `perm` and, if given, `mtime_ns`.
+    fn replace_with(
+        &self,
+        target: &Path,
+        src: Option<&Path>,
+        perm: u32,
+        mtime_ns: Option<i64>,
+    ) -> io::Result<()> {
+        let dir = target.parent().unwrap_or(&self.farm);
+        let tmp = dir.join(format!(
+            ".vrift-new-{}",
+            self.tmp_seq
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let result = (|| {
+            if let Some(src) = src {
+                let mut input = std::fs::File::open(src)?;
+                io::copy(&mut input, &mut out)?;
+            }
+            if let Some(ns) = mtime_ns {
+                out.set_modified(system_time(ns))?;
+            }
+            out.set_permissions(std::fs::Permissions::from_mode(perm & 0o7777))?;
+            std::fs::rename(&tmp, target)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn open_farm_file(&self, rel: &[u8], raw_flags: i32) -> io::Result<std::os::fd::OwnedFd> {
+        // The view decided creation, exclusivity and truncation; the rest of the caller's
+        // flags (access mode, O_APPEND, O_NONBLOCK, O_SYNC...) apply to the private copy.
+        let keep = raw_flags
+            & !(libc::O_CREAT
+                | libc::O_EXCL
+                | libc::O_TRUNC
+                | libc::O_NOFOLLOW
+                | libc::O_CLOEXEC
+                | libc::O_ACCMODE);
+        let acc = raw_flags & libc::O_ACCMODE;
+        let path = self.farm_path(rel);
+        let f = with_owner_access(&path, || {
+            std::fs::OpenOptions::new()
+                .read(acc != libc::O_WRONLY)
+                .write(acc != libc::O_RDONLY)
+                .custom_flags(keep | libc::O_CLOEXEC)
+                .open(&path)
+        })?;
+        Ok(f.into())
+    }
+
+    /// A private copy's real mode and mtime follow its entry, since stat reads its size and
+    /// times from disk and the kernel checks its mode on native reads.
+    fn sync_private_attrs(&self, v: &ViewOf, abs: &[u8], follow: bool) -> io::Result<()> {
+        let Some(rel) = self.rel_in(v, abs, follow) else {
+            return Ok(());
+        };
+        let Some(e) = v.lookup(&rel) else {
+            return Ok(());
+        };
+        if !matches!(e.content(), Some(Content::Pending(_))) {
+            return Ok(());
+        }
+        let p = self.farm_path(&rel);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
+        crate::sys::fsops::set_mtime(&p, e.mtime_ns)
+    }
+}
+
+impl Backend for FarmBackend {
+    fn carry_out(&self, view: &ViewOf, op: &Op, done: Done) -> io::Result<Outcome> {
+        let ok = Ok(Outcome::Value(0));
+        match (op, done) {
+            (Op::Open { flags, .. }, Done::Opened(Opened::Write { rel, seed, .. })) => {
+                let (perm, mtime) = view
+                    .lookup(&rel)
+                    .map(|e| (e.mode, e.mtime_ns))
+                    .unwrap_or((0o644, now_ns()));
+                self.prepare_private(&rel, seed, perm, mtime)?;
+                let file = self.open_farm_file(&rel, *flags)?;
+                Ok(Outcome::Fd {
+                    file,
+                    cloexec: flags & libc::O_CLOEXEC != 0,
+                    undo: None,
+                })
+            }
+            // Read-only, directory, FIFO and O_PATH opens: the farm serves them.
+            (Op::Open { .. }, _) => Ok(Outcome::Continue),
+            (Op::Mkdir { .. }, Done::Rel(rel)) => {
+                std::fs::create_dir(self.farm_path(&rel))?;
+                ok
+            }
+            (Op::Rmdir { .. }, Done::Rel(rel)) => {
+                std::fs::remove_dir(self.farm_path(&rel))?;
+                ok
+            }
+            (Op::Unlink { .. }, Done::Rel(rel)) => {
+                std::fs::remove_file(self.farm_path(&rel))?;
+                ok
+            }
+            (Op::Rename { flags, .. }, Done::Pair(a, b)) => {
+                vrift_common::store::renameat2(&self.farm_path(&a), &self.farm_path(&b), *flags)?;
+                ok
+            }
+            (Op::Link { old, follow, .. }, Done::Rel(rel)) => {
+                // The new name shows the same content: a hardlink in the farm to whatever
+                // the source is there (the blob's link or the private copy).
+                let src = self
+                    .rel_in(view, old, *follow)
+                    .ok_or_else(|| io::Error::from_raw_os_error(libc::EXDEV))?;
+                std::fs::hard_link(self.farm_path(&src), self.farm_path(&rel))?;
+                ok
+            }
+            (Op::Symlink { target, .. }, Done::Rel(rel)) => {
+                std::os::unix::fs::symlink(
+                    std::ffi::OsStr::from_bytes(target),
+                    self.farm_path(&rel),
+                )?;
+                ok
+            }
+            (Op::Mknod { .. }, Done::Rel(rel)) => {
+                let perm = view.lookup(&rel).map(|e| e.mode).unwrap_or(0o644);
+                crate::sys::fsops::mkfifo(&self.farm_path(&rel), perm)?;
+                ok
+            }
+            (Op::Chmod { path, follow, .. } | Op::Utimens { path, follow, .. }, Done::Unit) => {
+                self.sync_private_attrs(view, path, *follow)?;
+                ok
+            }
+            (Op::Truncate { .. }, Done::Truncate(t)) => {
+                let (perm, mtime) = view
+                    .lookup(&t.rel)
+                    .map(|e| (e.mode, e.mtime_ns))
+                    .unwrap_or((0o644, now_ns()));
+                self.prepare_private(&t.rel, t.seed, perm, mtime)?;
+                let p = self.farm_path(&t.rel);
+                with_owner_access(&p, || {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&p)?
+                        .set_len(t.len)
+                })?;
+                ok
+            }
+            _ => Err(io::Error::other(
+                "state machine result does not match the call",
+            )),
+        }
+    }
+
+    fn undo_create(&self, rel: &[u8]) {
+        let _ = std::fs::remove_file(self.farm_path(rel));
+    }
+
+    fn pending_stat(&self, rel: &[u8], st: &mut Stat) {
+        // Size and times of a file being written are the private copy's.
+        if let Ok(m) = std::fs::symlink_metadata(self.farm_path(rel)) {
+            st.size = m.size();
+            st.blocks = m.blocks();
+            st.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
+            st.ctime_ns = st.mtime_ns;
+            st.atime_ns = st.mtime_ns;
+        }
+    }
+
+    fn commit_pending(&self, rel: &[u8]) -> anyhow::Result<Committed> {
+        let p = self.farm_path(rel);
+        let meta = std::fs::symlink_metadata(&p).with_context(|| format!("{}", p.display()))?;
+        let ins = with_owner_access(&p, || {
+            self.store.insert_file(&p).map_err(|e| match e {
+                vrift_common::store::StoreError::Io { source, .. } => source,
+                other => io::Error::other(other.to_string()),
+            })
+        })
+        .with_context(|| format!("{}", p.display()))?;
+        Ok(Committed {
+            hash: ins.hash,
+            size: ins.size,
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        })
+    }
+}

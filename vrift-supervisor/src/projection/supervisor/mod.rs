@@ -1,0 +1,159 @@
+//! The supervisor projection: the run's link farm bind-mounted read-only at the view's root
+//! (so the kernel serves reads, listings, exec), and a seccomp supervisor that answers
+//! metadata calls from the manifest and carries out every change on the farm.
+
+mod backend;
+mod creds;
+pub mod farm;
+pub mod filter;
+mod handlers;
+pub mod model;
+pub mod paths;
+pub mod served;
+mod statbuf;
+mod workers;
+
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use vrift_common::manifest::Manifest;
+use vrift_common::store::Store;
+use vrift_common::vfs::Owner;
+
+use super::{Context, Kind, Projection};
+use crate::run::journal::{self, Journal};
+use crate::run::mounts::{cstring, Mount};
+use crate::run::rundir::{RunDir, RunRecord, FARM, JOURNAL};
+use crate::run::state::{replay, ViewState};
+use crate::run::view;
+use crate::sys::notify::Listener;
+use backend::FarmBackend;
+pub use model::Model;
+use served::ServedStats;
+pub use workers::{Reply, Served, Supervisor};
+
+pub struct SupervisorProjection {
+    model: Arc<Model>,
+    farm: PathBuf,
+    dev: u64,
+    root: PathBuf,
+    real_dir: PathBuf,
+    passthrough: Vec<PathBuf>,
+}
+
+impl SupervisorProjection {
+    pub fn prepare(cx: &Context) -> Result<SupervisorProjection> {
+        let spec = cx.spec;
+        let farm = cx.run_dir.join(FARM);
+        farm::build_run(cx.store, &spec.manifest, &spec.passthrough, &farm)?;
+        let dev = std::fs::metadata(&farm)
+            .with_context(|| format!("{}", farm.display()))?
+            .dev();
+        let view = view::make(&spec.root, cx.owner, spec.manifest.clone(), dev)?;
+        let journal_path = cx.run_dir.join(JOURNAL);
+        let journal = Journal::create(&journal_path)
+            .with_context(|| format!("{}", journal_path.display()))?;
+        let backend = FarmBackend::new(view.root(), farm.clone(), cx.store.clone());
+        let passthrough: Vec<_> = spec.passthrough.iter().map(|(p, _)| p.clone()).collect();
+        let state = ViewState::new(view, passthrough.clone(), backend, Some(journal));
+        Ok(SupervisorProjection {
+            model: Arc::new(Model::new(state)),
+            farm,
+            dev,
+            root: spec.root.clone(),
+            real_dir: spec.real_dir().to_path_buf(),
+            passthrough: passthrough
+                .iter()
+                .map(|p| PathBuf::from(OsStr::from_bytes(p)))
+                .collect(),
+        })
+    }
+}
+
+impl Projection for SupervisorProjection {
+    fn kind(&self) -> Kind {
+        Kind::Supervisor
+    }
+
+    fn dev(&self) -> u64 {
+        self.dev
+    }
+
+    fn mounts(&self) -> Result<Vec<Mount>> {
+        // Real paths that pass through are bound onto their placeholders in the farm first;
+        // the recursive bind of the farm then carries them to the view (still writable,
+        // while the farm itself is remounted read-only). Their sources resolve before the
+        // farm covers the real tree.
+        let mut steps = Vec::new();
+        for rel in &self.passthrough {
+            steps.push(Mount::Bind {
+                src: cstring(&self.real_dir.join(rel))?,
+                dst: cstring(&self.farm.join(rel))?,
+                readonly: false,
+            });
+        }
+        steps.push(Mount::Bind {
+            src: cstring(&self.farm)?,
+            dst: cstring(&self.root)?,
+            readonly: true,
+        });
+        Ok(steps)
+    }
+
+    fn filter(&self) -> Result<Option<Vec<u8>>> {
+        Ok(Some(filter::build_program()?))
+    }
+
+    fn serve(&self, listener: OwnedFd, served: Option<Arc<ServedStats>>) -> Result<()> {
+        let listener = Listener::from_fd(listener);
+        let sync =
+            std::env::var_os("VRIFT_NO_SYNC_WAKEUP").is_none() && listener.set_sync_wake_up();
+        tracing::debug!("SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: {sync}");
+        // The workers own the supervisor from here; they run until the last process under
+        // the filter is gone.
+        Supervisor::new(listener, Arc::clone(&self.model), served)
+            .spawn_workers(worker_count())
+            .context("starting the supervisor's threads")
+    }
+
+    fn harvest(&self) -> Result<Manifest> {
+        self.model.state.commit()
+    }
+}
+
+/// Supervisor threads: one per core (at least 2, so one slow answer never blocks the rest);
+/// `VRIFT_WORKERS` overrides it, for measurements.
+fn worker_count() -> usize {
+    if let Some(n) = std::env::var("VRIFT_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return n.clamp(1, 64);
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 8)
+}
+
+/// Rebuild the view of a killed run from its journal, and commit its private copies.
+pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> Result<Manifest> {
+    let owner = Owner {
+        uid: rec.owner_uid,
+        gid: rec.owner_gid,
+    };
+    let mut view = view::make(&rec.root, owner, base, rec.dev)?;
+    let records = match journal::read(&dir.join(JOURNAL)) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).context("reading the journal"),
+    };
+    replay(&mut view, &records);
+    let backend = FarmBackend::new(view.root(), dir.join(FARM), store.clone());
+    ViewState::new(view, rec.passthrough.clone(), backend, None).commit()
+}

@@ -1,0 +1,89 @@
+//! The supervisor's model of the view: the run's [`ViewState`] over the link farm, with the
+//! credentials of each notified thread read from /proc and cached.
+
+use vrift_common::vfs::{Cred, OpenFlags, View};
+
+use super::backend::FarmBackend;
+use super::creds::CredCache;
+use crate::run::journal::Op;
+use crate::run::state::{CallerStatus, ViewState};
+pub use crate::run::state::{Outcome, Place, Undo};
+
+pub struct Model {
+    pub state: ViewState<FarmBackend>,
+    pub creds: CredCache,
+}
+
+impl Model {
+    pub fn new(state: ViewState<FarmBackend>) -> Model {
+        Model {
+            state,
+            creds: CredCache::default(),
+        }
+    }
+
+    pub fn place(&self, abs: &[u8]) -> Place {
+        self.state.place(abs)
+    }
+
+    pub fn unfarm(&self, path: Vec<u8>) -> Vec<u8> {
+        self.state.backend.unfarm(path)
+    }
+
+    pub fn stat(&self, cred: &Cred, abs: &[u8], follow: bool) -> Outcome {
+        self.state.stat(cred, abs, follow)
+    }
+
+    pub fn access(&self, cred: &Cred, abs: &[u8], mode: u32, follow: bool) -> Outcome {
+        self.state.access(cred, abs, mode, follow)
+    }
+
+    pub fn exec(&self, cred: &Cred, abs: &[u8]) -> Outcome {
+        self.state.exec(cred, abs)
+    }
+
+    /// Open: read-only opens are judged on a shared view and served by the farm; the rest
+    /// go through [`Model::change`].
+    pub fn open(&self, tid: u32, abs: &[u8], raw_flags: i32, mode: u32) -> Outcome {
+        let flags = OpenFlags::from_raw(raw_flags);
+        if View::<std::sync::Arc<vrift_common::manifest::Manifest>>::open_changes_view(flags) {
+            return self.change(
+                tid,
+                Op::Open {
+                    path: abs.to_vec(),
+                    flags: raw_flags,
+                    mode,
+                },
+            );
+        }
+        match self.creds.get(tid) {
+            Ok(cred) => self.state.open_read(&cred, abs, flags),
+            Err(_) => Outcome::Continue,
+        }
+    }
+
+    /// A change, with the caller's fresh credentials and umask.
+    pub fn change(&self, tid: u32, op: Op) -> Outcome {
+        match self.creds.fresh(tid) {
+            Ok(s) => self.state.change(
+                &CallerStatus {
+                    cred: s.cred,
+                    umask: s.umask,
+                },
+                op,
+            ),
+            Err(_) => Outcome::Continue,
+        }
+    }
+
+    pub fn undo_create(&self, undo: Undo) {
+        self.state.undo_create(undo)
+    }
+
+    pub fn chown(&self, tid: u32, abs: &[u8], uid: u32, gid: u32, follow: bool) -> Outcome {
+        match self.creds.get(tid) {
+            Ok(cred) => self.state.chown(&cred, abs, uid, gid, follow),
+            Err(_) => Outcome::Continue,
+        }
+    }
+}

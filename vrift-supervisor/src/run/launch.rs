@@ -1,0 +1,181 @@
+//! Starting the program inside the view: fork, private namespaces, the projection's mounts,
+//! a seccomp filter if the projection has one, and exec once vrift is ready to serve.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+
+use anyhow::{anyhow, Context, Result};
+
+use super::mounts::{self, Mount};
+use crate::sys::{fdpass, init, mount::Kernel, notify, ns, signals};
+
+/// What the child does between fork and exec, prepared in the parent.
+pub struct LaunchPlan {
+    pub ns: ns::NsConfig,
+    pub mounts: Vec<Mount>,
+    /// A seccomp filter (BPF program) whose listener vrift serves; None for a projection the
+    /// kernel serves alone.
+    pub filter: Option<Vec<u8>>,
+}
+
+/// The child-side steps, as reported back when one fails (a mount step is `MOUNT + index`).
+const PARENT_DEATH: u32 = 0;
+const NAMESPACES: u32 = 1;
+const INIT: u32 = 2;
+const DROP_CAP: u32 = 3;
+const SIGNALS: u32 = 4;
+const FILTER: u32 = 5;
+const HANDSHAKE: u32 = 6;
+const MOUNT: u32 = 1000;
+
+/// A step of the child that failed, in words, with what to do about it.
+fn explain(step: u32, plan: &LaunchPlan, err: &std::io::Error) -> String {
+    let refused = matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
+    match step {
+        NAMESPACES => {
+            let what = if plan.ns.id_maps.is_some() {
+                "creating the run's user, mount and pid namespaces (unshare)"
+            } else {
+                "creating the run's mount and pid namespaces (unshare)"
+            };
+            if refused || err.raw_os_error() == Some(libc::ENOSPC) {
+                format!(
+                    "{what}: {err}. This system does not let vrift make namespaces (a \
+                     container's seccomp profile, user.max_user_namespaces = 0, or \
+                     kernel.unprivileged_userns_clone = 0); every projection that mounts the \
+                     view needs them, so run vrift where namespaces are allowed (for a \
+                     container: --security-opt seccomp=unconfined, or run it as root)"
+                )
+            } else {
+                format!("{what}: {err}")
+            }
+        }
+        FILTER if err.raw_os_error() == Some(libc::EBUSY) => {
+            "installing the seccomp filter: this process already runs under a seccomp \
+             supervisor (vrift inside vrift, or another sandbox that uses seccomp user \
+             notification); the kernel allows only one listener, so the supervisor \
+             projection cannot serve a view here"
+                .to_string()
+        }
+        FILTER => format!("installing the seccomp filter: {err}"),
+        PARENT_DEATH => format!("asking for a parent-death signal: {err}"),
+        INIT => format!("starting the run's init process: {err}"),
+        DROP_CAP => format!("dropping CAP_SYS_ADMIN from the program: {err}"),
+        SIGNALS => format!("unblocking signals: {err}"),
+        HANDSHAKE => format!("handing the program over to vrift: {err}"),
+        m if m >= MOUNT => match plan.mounts.get((m - MOUNT) as usize) {
+            Some(step) => {
+                let hint = if refused {
+                    " (this system refuses mounts in a new namespace)"
+                } else {
+                    ""
+                };
+                format!("{}: {err}{hint}", mounts::describe(step))
+            }
+            None => format!("setting up the view's mounts: {err}"),
+        },
+        _ => format!("setting up the view: {err}"),
+    }
+}
+
+/// Fork `cmd` so that it enters the plan's namespaces and mounts, installs the filter if
+/// there is one, and hands its listener to `ready` (called on a thread of this process).
+/// The program execs once `ready` has returned: a supervisor must be answering by then (the
+/// exec itself is a notified call), and a tracer attached.
+pub fn spawn(
+    mut cmd: Command,
+    plan: LaunchPlan,
+    ready: impl FnOnce(Option<OwnedFd>) + Send + 'static,
+) -> Result<Child> {
+    let (parent_sock, child_sock) = UnixStream::pair().context("socketpair")?;
+    let (mut failed_step, step_out) = std::io::pipe().context("pipe")?;
+    let with_filter = plan.filter.is_some();
+    let receiver = std::thread::Builder::new()
+        .name("vrift-listener".into())
+        .spawn(move || -> std::io::Result<()> {
+            let listener = if with_filter {
+                Some(fdpass::recv_fd(parent_sock.as_fd())?)
+            } else {
+                let mut byte = [0u8; 1];
+                (&parent_sock).read_exact(&mut byte)?;
+                None
+            };
+            ready(listener);
+            (&parent_sock).write_all(b"G")
+        })
+        .context("starting the thread that hands the program over")?;
+    let plan = std::sync::Arc::new(plan);
+    let child_plan = std::sync::Arc::clone(&plan);
+    // SAFETY: pre_exec's closure runs in the forked child before exec; this one only makes
+    // system calls on data prepared here: it allocates nothing and takes no locks, so
+    // it is sound even though this process has other threads.
+    unsafe {
+        cmd.pre_exec(move || {
+            let plan = &*child_plan;
+            // A failing step writes its number, so the parent can say which one it was.
+            let fail = |step: u32, e: std::io::Error| {
+                let _ = (&step_out).write_all(&step.to_le_bytes());
+                e
+            };
+            signals::die_with_parent().map_err(|e| fail(PARENT_DEATH, e))?;
+            ns::enter_namespaces(&plan.ns).map_err(|e| fail(NAMESPACES, e))?;
+            init::split_keeper_and_init().map_err(|e| fail(INIT, e))?;
+            mounts::apply(&plan.mounts, &mut Kernel).map_err(|(i, e)| fail(MOUNT + i as u32, e))?;
+            ns::drop_mount_capability().map_err(|e| fail(DROP_CAP, e))?;
+            signals::unblock_all().map_err(|e| fail(SIGNALS, e))?;
+            match &plan.filter {
+                Some(program) => {
+                    let listener = notify::install_filter_with_listener(program)
+                        .map_err(|e| fail(FILTER, e))?;
+                    fdpass::send_fd(child_sock.as_fd(), listener.as_fd())
+                        .map_err(|e| fail(HANDSHAKE, e))?;
+                }
+                None => (&child_sock)
+                    .write_all(b"R")
+                    .map_err(|e| fail(HANDSHAKE, e))?,
+            }
+            let mut go = [0u8; 1];
+            match (&child_sock).read(&mut go) {
+                Ok(1) => Ok(()),
+                _ => Err(fail(
+                    HANDSHAKE,
+                    std::io::Error::other("vrift went away before the program started"),
+                )),
+            }
+        });
+    }
+    let program = cmd.get_program().to_owned();
+    let spawned = cmd.spawn();
+    // Closes this process's copies of the child's socket and of the step pipe's write end.
+    drop(cmd);
+    // On success the receiver has finished (the child waited for it); on failure the child's
+    // socket is closed, so the receiver sees EOF and ends.
+    let received = receiver.join();
+    let child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let mut code = Vec::new();
+            let _ = failed_step.read_to_end(&mut code);
+            let msg = match code.get(..4) {
+                Some(b) => explain(
+                    u32::from_le_bytes(b.try_into().unwrap_or([0; 4])),
+                    &plan,
+                    &e,
+                ),
+                // No step failed: the exec itself did.
+                None => {
+                    return Err(e).context(format!("{}", program.to_string_lossy()));
+                }
+            };
+            return Err(anyhow!(msg));
+        }
+    };
+    match received {
+        Ok(Ok(())) => Ok(child),
+        Ok(Err(e)) => Err(anyhow!("handing the program over to vrift: {e}")),
+        Err(_) => Err(anyhow!("the thread that hands the program over panicked")),
+    }
+}

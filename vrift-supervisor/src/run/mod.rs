@@ -1,0 +1,290 @@
+//! One `vrift run`, from start to end. Its life cycle, in order:
+//!
+//! 1. recover runs whose vrift was killed ([`recover`]);
+//! 2. choose the view: the `--manifest` file, or the project refreshed or ingested on the
+//!    fly ([`view`], [`project`]);
+//! 3. prepare the projection in a fresh run directory ([`crate::projection`], [`rundir`]);
+//! 4. launch the program in its namespaces and mounts ([`launch`], [`mounts`]), passing
+//!    signals on, and wait for it;
+//! 5. harvest the run's result from the projection;
+//! 6. save it to its destination: written back to the project, or over the `--manifest`
+//!    file ([`destination`], [`writeback`]).
+//!
+//! The view state a projection may drive in user space ([`state`]) and its journal
+//! ([`journal`]) live here too: they are the same for every projection that has them.
+
+pub mod destination;
+pub mod journal;
+pub mod launch;
+pub mod lexical;
+pub mod mounts;
+pub mod project;
+pub mod recover;
+pub mod rundir;
+pub mod state;
+pub mod view;
+pub mod writeback;
+
+use std::ffi::{CString, OsString};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use vrift_common::store::Store;
+use vrift_common::vfs::Owner;
+
+use crate::projection::supervisor::served::ServedStats;
+use crate::projection::{self, Choice, Projection};
+use crate::sys::{ns, signals};
+use crate::trace::{EbpfTracer, TraceData, TraceUnavailable};
+use mounts::{cstring, Mount};
+use rundir::{RunDir, RunRecord, BASE, RECORD_VERSION};
+use state::lock;
+use view::ViewSpec;
+
+pub struct RunOptions {
+    pub manifest: Option<PathBuf>,
+    pub mount: Option<PathBuf>,
+    pub projection: Choice,
+    pub cmd: Vec<OsString>,
+    /// Measure the run for `vrift trace`.
+    pub trace: bool,
+}
+
+/// What `vrift trace` gets back besides the exit status.
+pub struct Traced {
+    pub ebpf: Result<TraceData, TraceUnavailable>,
+    pub served: Arc<ServedStats>,
+    pub wall: std::time::Duration,
+}
+
+/// How a run ended.
+pub struct Finished {
+    pub status: u8,
+    pub traced: Option<Traced>,
+}
+
+/// Run the program; its exit status is the one to give (128+N when killed by signal N).
+pub fn run(opts: RunOptions) -> Result<Finished> {
+    let store = Store::open_default()?;
+    // Held for the whole run: gc --delete waits, so no blob this run relies on disappears.
+    let _lock = store.lock_shared()?;
+    let cwd = std::env::current_dir().context("current directory")?;
+    recover::recover_interrupted(&store);
+    let spec = view::choose(
+        &store,
+        opts.manifest.as_deref(),
+        opts.mount.as_deref(),
+        &cwd,
+    )?;
+    let (kind, why) = projection::choose(opts.projection);
+    tracing::info!("projection: {} ({why})", kind.name());
+
+    let run_dir = RunDir::create(&store)?;
+    let owner = Owner {
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+    };
+    let projection = projection::prepare(
+        kind,
+        &projection::Context {
+            store: &store,
+            spec: &spec,
+            run_dir: &run_dir,
+            owner,
+        },
+    )?;
+    // What recovery needs if this vrift is killed: written before the program starts.
+    spec.manifest.save_atomic(&run_dir.join(BASE))?;
+    RunRecord {
+        version: RECORD_VERSION,
+        projection: kind,
+        pid: std::process::id(),
+        start_ticks: rundir::start_ticks(std::process::id()).unwrap_or(0),
+        root: spec.root.clone(),
+        owner_uid: owner.uid,
+        owner_gid: owner.gid,
+        dev: projection.dev(),
+        passthrough: spec.passthrough.iter().map(|(p, _)| p.clone()).collect(),
+        destination: spec.destination.clone(),
+    }
+    .write(run_dir.path())?;
+
+    let plan = launch_plan(&store, &opts, &spec, &cwd, owner, projection.as_ref())?;
+    let finished = start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace)?;
+
+    let new_manifest = projection.harvest().context("saving the run's changes")?;
+    destination::save(&store, &spec.manifest, &spec.destination, &new_manifest)?;
+    run_dir.remove();
+    Ok(finished)
+}
+
+/// The child's namespaces, mounts and filter.
+fn launch_plan(
+    store: &Store,
+    opts: &RunOptions,
+    spec: &ViewSpec,
+    cwd: &Path,
+    owner: Owner,
+    projection: &dyn Projection,
+) -> Result<launch::LaunchPlan> {
+    let mut steps = vec![Mount::PrivateRoot];
+    if spec.root.exists() {
+        if !spec.root.is_dir() {
+            bail!(
+                "{}: the view's root is not a directory",
+                spec.root.display()
+            );
+        }
+    } else {
+        let stage = store.root().join("stage");
+        std::fs::create_dir_all(&stage).with_context(|| format!("{}", stage.display()))?;
+        steps.extend(mounts::missing_root(&spec.root, &stage)?);
+    }
+    steps.extend(projection.mounts()?);
+    // The store itself, at its own path, read-only too: a program that finds a blob's path
+    // must not be able to write or chmod it there either.
+    steps.push(Mount::Bind {
+        src: cstring(store.root())?,
+        dst: cstring(store.root())?,
+        readonly: true,
+    });
+    // A /proc of the new pid namespace, so /proc/PID agrees with getpid.
+    steps.push(Mount::Proc);
+    let start_dir = if opts.mount.is_some() {
+        spec.root.clone()
+    } else {
+        cwd.to_path_buf()
+    };
+    steps.push(Mount::Chdir {
+        path: cstring(&start_dir)?,
+    });
+    let id_maps = if owner.uid != 0 {
+        Some((
+            CString::new(format!("{0} {0} 1", owner.uid))?,
+            CString::new(format!("{0} {0} 1", owner.gid))?,
+        ))
+    } else {
+        None
+    };
+    Ok(launch::LaunchPlan {
+        ns: ns::NsConfig { id_maps },
+        mounts: steps,
+        filter: projection.filter()?,
+    })
+}
+
+/// Start the program, pass signals on, wait for it.
+fn start_and_wait(
+    cmd_line: &[OsString],
+    plan: launch::LaunchPlan,
+    projection: Arc<dyn Projection>,
+    trace: bool,
+) -> Result<Finished> {
+    if plan.filter.is_some() && !crate::sys::notify::listener_available() {
+        bail!(
+            "this process already runs under a seccomp supervisor (vrift inside vrift, or \
+             inside another sandbox that uses seccomp user notification); the kernel allows \
+             only one, so the {} projection cannot serve a view here",
+            projection.kind().name()
+        );
+    }
+    signals::block_forwarded().context("blocking signals")?;
+    let served = trace.then(|| Arc::new(ServedStats::default()));
+    let served2 = served.clone();
+    type Tracer = Result<EbpfTracer, TraceUnavailable>;
+    let tracer: Arc<Mutex<Option<Tracer>>> = Arc::new(Mutex::new(None));
+    let tracer2 = Arc::clone(&tracer);
+    let serve_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+    let serve_error2 = Arc::clone(&serve_error);
+    let started = std::time::Instant::now();
+    let ready = move |listener: Option<std::os::fd::OwnedFd>| {
+        if trace {
+            // The program is held until this returns, so tracing starts before it runs.
+            *lock(&tracer2) = Some(match program_pid() {
+                Some(pid) => EbpfTracer::start(pid),
+                None => Err(TraceUnavailable::NotPermitted(
+                    "the program's process could not be found".into(),
+                )),
+            });
+        }
+        if let Some(listener) = listener {
+            if let Err(e) = projection.serve(listener, served2) {
+                *lock(&serve_error2) = Some(e);
+            }
+        }
+    };
+    let mut cmd = Command::new(&cmd_line[0]);
+    cmd.args(&cmd_line[1..]);
+    let child = launch::spawn(cmd, plan, ready)?;
+    if let Some(e) = lock(&serve_error).take() {
+        // Nobody answers the program's calls: end it rather than let it hang.
+        signals::kill(child.id() as i32, libc::SIGKILL);
+        return Err(e);
+    }
+    let pid = child.id() as i32;
+    std::thread::Builder::new()
+        .name("vrift-signals".into())
+        .spawn(move || {
+            while let Ok((sig, from_process)) = signals::wait_forwarded() {
+                if from_process {
+                    signals::kill(pid, sig);
+                }
+            }
+        })
+        .context("starting the signal thread")?;
+    // The program runs as pid 2 of its own pid namespace: when it exits, its init exits and
+    // the kernel ends whatever it left running.
+    let status = wait_child(child)?;
+    let wall = started.elapsed();
+    let traced = match served {
+        Some(served) => {
+            let t = lock(&tracer).take();
+            let ebpf = match t {
+                Some(Ok(t)) => t.finish(),
+                Some(Err(e)) => Err(e),
+                None => Err(TraceUnavailable::NotPermitted(
+                    "tracing did not start".into(),
+                )),
+            };
+            Some(Traced { ebpf, served, wall })
+        }
+        None => None,
+    };
+    Ok(Finished { status, traced })
+}
+
+/// The program's process: the grandchild of vrift's child (keeper, then the pid
+/// namespace's init; see sys::init), in vrift's pid namespace.
+fn program_pid() -> Option<u32> {
+    let keeper = *children_of(std::process::id()).first()?;
+    let init = *children_of(keeper).first()?;
+    children_of(init).first().copied()
+}
+
+/// Children of every thread of process `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|s| s.parse::<u32>().ok()),
+        );
+    }
+    out
+}
+
+fn wait_child(mut child: std::process::Child) -> Result<u8> {
+    let status = child.wait().context("waiting for the program")?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
+        _ => 1,
+    })
+}

@@ -1,0 +1,64 @@
+//! Recovering runs whose vrift was killed before it could save their changes: the run's
+//! projection rebuilds its result from what it left in the run's directory, and the result
+//! is saved as the run would have saved it.
+
+use anyhow::Result;
+use vrift_common::manifest::Manifest;
+use vrift_common::store::Store;
+
+use super::destination;
+use super::rundir::{RunDir, RunRecord, BASE, RECORD};
+use crate::projection;
+
+/// Recover every run whose vrift is gone. Returns how many were recovered.
+pub fn recover_interrupted(store: &Store) -> usize {
+    let runs = store.root().join(vrift_common::gc::RUNS_DIR);
+    let Ok(listing) = std::fs::read_dir(&runs) else {
+        return 0;
+    };
+    let mut n = 0;
+    for d in listing.flatten() {
+        let path = d.path();
+        if !path.join(RECORD).exists() {
+            continue; // not yet started, or not a run directory
+        }
+        let dir = match RunDir::claim(&path) {
+            Ok(Some(dir)) => dir,
+            Ok(None) => continue, // alive, or being recovered by another vrift
+            Err(e) => {
+                eprintln!("vrift: {}: {e:#}; left as it is", path.display());
+                continue;
+            }
+        };
+        match recover(store, &dir) {
+            Ok((rec, changed)) => {
+                if changed {
+                    eprintln!(
+                        "vrift: recovered the changes of an interrupted run (pid {}) into {}",
+                        rec.pid,
+                        rec.destination.describe()
+                    );
+                }
+                n += 1;
+                dir.remove();
+            }
+            Err(e) => eprintln!(
+                "vrift: could not recover the interrupted run in {}: {e:#}; it is kept there",
+                dir.path().display()
+            ),
+        }
+    }
+    n
+}
+
+/// Rebuild the run's result and save it. Returns its record and whether anything changed.
+fn recover(store: &Store, dir: &RunDir) -> Result<(RunRecord, bool)> {
+    let rec = RunRecord::read(dir.path())?;
+    let base = Manifest::load(&dir.join(BASE))?;
+    let new = projection::recover(store, dir, &rec, base.clone())?;
+    if new.hash() == base.hash() {
+        return Ok((rec, false));
+    }
+    destination::save(store, &base, &rec.destination, &new)?;
+    Ok((rec, true))
+}

@@ -1,0 +1,436 @@
+//! The run's view state, shared by every projection that decides changes in user space (the
+//! seccomp supervisor today, a shim's server later): vrift-common's layered [`View`] and
+//! RFC-0047 state machine, the journal that makes the run recoverable, and the replay of
+//! that journal.
+//!
+//! Every decision (exists? allowed? which errno?) is the state machine's. What a change
+//! means on the real objects behind the view (a link farm, a private copy) is the
+//! projection's [`Backend`]. Callers pass the credentials of the process that made the call:
+//! how they are found (a /proc read, a message from a shim) is the projection's business.
+
+use std::collections::HashSet;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use vrift_common::hash::Hash;
+use vrift_common::manifest::{Manifest, RelPath};
+use vrift_common::vfs::{
+    Caller, Cred, DeltaNode, Errno, OpenFlags, Opened, RenameMode, Resolved, Routed, Stat,
+    Truncate, View,
+};
+
+use super::journal::{Journal, Op, Record};
+
+pub type ViewOf = View<Arc<Manifest>>;
+
+/// The credentials and umask of the process that made a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallerStatus {
+    pub cred: Cred,
+    pub umask: u32,
+}
+
+/// A create to undo if its fd cannot be delivered.
+pub struct Undo {
+    pub rel: RelPath,
+    pub prev: Option<DeltaNode>,
+    /// The journal record of the create.
+    pub seq: u64,
+}
+
+/// What the projection answers the program.
+pub enum Outcome {
+    /// Let the kernel run the call as issued (outside the view, or the backing tree gives
+    /// the same answer the view would).
+    Continue,
+    Value(i64),
+    Errno(i32),
+    /// Write this stat into the caller's buffer and return 0.
+    Stat(Stat),
+    /// Install this file as the call's result (open for writing).
+    Fd {
+        file: OwnedFd,
+        cloexec: bool,
+        /// If the fd cannot be delivered (the caller was interrupted), undo the create.
+        undo: Option<Undo>,
+    },
+}
+
+impl From<Errno> for Outcome {
+    fn from(e: Errno) -> Outcome {
+        Outcome::Errno(e.raw())
+    }
+}
+
+/// What the state machine did, per kind of call.
+pub enum Done {
+    Opened(Opened),
+    Rel(RelPath),
+    Pair(RelPath, RelPath),
+    Unit,
+    Truncate(Truncate),
+}
+
+/// A committed private copy: what the store now holds for it.
+pub struct Committed {
+    pub hash: Hash,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// What a change means on the real objects behind the view.
+pub trait Backend: Send + Sync {
+    /// Do what the view just did (`done`) for `op`.
+    fn carry_out(&self, view: &ViewOf, op: &Op, done: Done) -> io::Result<Outcome>;
+    /// Remove what an undone create left.
+    fn undo_create(&self, rel: &[u8]);
+    /// Size and times of a file being written, from its private copy.
+    fn pending_stat(&self, rel: &[u8], st: &mut Stat);
+    /// Hash the private copy shown at `rel` into the store.
+    fn commit_pending(&self, rel: &[u8]) -> anyhow::Result<Committed>;
+}
+
+/// Lock helpers that survive a panicking holder: one handler that panicked must not take
+/// every other call, and the end of the run, down with it. The state machine changes the
+/// view only after deciding, so a view left by a panic is one of its valid states.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+pub(crate) fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Where a path the program named lies, before any resolution.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Place {
+    Outside,
+    /// Inside a real path excluded from the view: the kernel serves it.
+    Passthrough,
+    View,
+}
+
+pub struct ViewState<B: Backend> {
+    view: RwLock<ViewOf>,
+    /// Locked only while the view is locked for writing, so records keep the view's order.
+    journal: Mutex<Option<Journal>>,
+    /// A journal write failed: the run accepts no change it could not recover.
+    journal_failed: AtomicBool,
+    root: Vec<u8>,
+    passthrough: HashSet<RelPath>,
+    pub backend: B,
+}
+
+impl<B: Backend> ViewState<B> {
+    pub fn new(
+        view: ViewOf,
+        passthrough: impl IntoIterator<Item = RelPath>,
+        backend: B,
+        journal: Option<Journal>,
+    ) -> ViewState<B> {
+        let root = view.root().to_vec();
+        ViewState {
+            view: RwLock::new(view),
+            journal: Mutex::new(journal),
+            journal_failed: AtomicBool::new(false),
+            root,
+            passthrough: passthrough.into_iter().collect(),
+            backend,
+        }
+    }
+
+    /// Classify an absolute path lexically: cheap, and enough to let everything outside the
+    /// view go to the kernel at once.
+    pub fn place(&self, abs: &[u8]) -> Place {
+        use super::lexical as paths;
+        let rel = match paths::under_root(abs, &self.root) {
+            Some(rel) => rel.to_vec(),
+            None if abs.windows(2).any(|w| w == b"..") => {
+                let norm = paths::normalize(abs);
+                match paths::under_root(&norm, &self.root) {
+                    Some(rel) => rel.to_vec(),
+                    None => return Place::Outside,
+                }
+            }
+            None => return Place::Outside,
+        };
+        if !self.passthrough.is_empty() {
+            let norm = paths::normalize(&[b"/", &rel[..]].concat());
+            let mut prefix = Vec::new();
+            for comp in norm[1..].split(|&b| b == b'/') {
+                if !prefix.is_empty() {
+                    prefix.push(b'/');
+                }
+                prefix.extend_from_slice(comp);
+                if self.passthrough.contains(&prefix) {
+                    return Place::Passthrough;
+                }
+            }
+        }
+        Place::View
+    }
+
+    fn caller<'a>(&'a self, cred: &'a Cred, umask: u32, now_ns: i64) -> Caller<'a> {
+        Caller {
+            cred,
+            cwd: &self.root,
+            umask,
+            now_ns,
+        }
+    }
+
+    /// Where `abs` leads in `view`, if it stays in the view.
+    pub fn rel_in(&self, view: &ViewOf, abs: &[u8], follow: bool) -> Option<RelPath> {
+        match view.resolve(abs, &self.root, follow).ok()? {
+            Resolved::View { rel, .. } => Some(rel),
+            Resolved::Outside(_) => None,
+        }
+    }
+
+    // ---- reads ----
+
+    pub fn stat(&self, cred: &Cred, abs: &[u8], follow: bool) -> Outcome {
+        let view = read(&self.view);
+        match view.stat(&self.caller(cred, 0, now_ns()), abs, follow) {
+            Ok(Routed::View(mut st)) => {
+                if st.pending.is_some() {
+                    if let Some(rel) = self.rel_in(&view, abs, follow) {
+                        self.backend.pending_stat(&rel, &mut st);
+                    }
+                }
+                Outcome::Stat(st)
+            }
+            Ok(_) => Outcome::Continue,
+            Err(e) => e.into(),
+        }
+    }
+
+    pub fn access(&self, cred: &Cred, abs: &[u8], mode: u32, follow: bool) -> Outcome {
+        let r = read(&self.view).access(&self.caller(cred, 0, now_ns()), abs, mode, follow);
+        match r {
+            Ok(Routed::View(())) => Outcome::Value(0),
+            Ok(_) => Outcome::Continue,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Exec is judged by the view; the backing tree serves the file.
+    pub fn exec(&self, cred: &Cred, abs: &[u8]) -> Outcome {
+        match read(&self.view).exec(&self.caller(cred, 0, now_ns()), abs) {
+            Ok(_) => Outcome::Continue,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// A read-only open, judged on a shared view; the backing tree serves it.
+    pub fn open_read(&self, cred: &Cred, abs: &[u8], flags: OpenFlags) -> Outcome {
+        match read(&self.view).open_read(&self.caller(cred, 0, now_ns()), abs, flags) {
+            Ok(_) => Outcome::Continue,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// chown on a view path: the view does not store ownership (manifests are portable), so
+    /// only what the kernel would allow anyway succeeds, and changes nothing.
+    pub fn chown(&self, cred: &Cred, abs: &[u8], uid: u32, gid: u32, follow: bool) -> Outcome {
+        match read(&self.view).stat(&self.caller(cred, 0, now_ns()), abs, follow) {
+            Ok(Routed::View(st)) => {
+                let keeps_uid = uid == u32::MAX || uid == st.uid;
+                let own_group = gid == u32::MAX
+                    || gid == st.gid
+                    || gid == cred.gid
+                    || cred.groups.contains(&gid);
+                if cred.privileged || (cred.uid == st.uid && keeps_uid && own_group) {
+                    Outcome::Value(0)
+                } else {
+                    Outcome::Errno(libc::EPERM)
+                }
+            }
+            Ok(_) => Outcome::Continue,
+            Err(e) => e.into(),
+        }
+    }
+
+    // ---- changes ----
+
+    /// Carry out a change: the journal records it first, the state machine decides, the
+    /// backend follows. A change the state machine refuses, or the backend cannot carry out,
+    /// is marked undone in the journal, so a replay reaches exactly the state the run had.
+    /// A change that cannot be journalled is refused (EIO), and so is every later one: the
+    /// run never accepts what it could not recover.
+    pub fn change(&self, caller: &CallerStatus, op: Op) -> Outcome {
+        if self.journal_failed.load(Ordering::Relaxed) {
+            return Outcome::Errno(libc::EIO);
+        }
+        let now = now_ns();
+        let c = self.caller(&caller.cred, caller.umask, now);
+        let mut view = write(&self.view);
+        // What a create replaces, to undo it if its fd cannot be delivered.
+        let before_create = match &op {
+            Op::Open { path, flags, .. } if flags & libc::O_CREAT != 0 => {
+                self.rel_in(&view, path, true).and_then(|rel| {
+                    view.lookup(&rel)
+                        .is_none()
+                        .then(|| (rel.clone(), view.delta().get(&rel).cloned()))
+                })
+            }
+            _ => None,
+        };
+        let seq = match self.journal(&caller.cred, caller.umask, now, &op) {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::error!("writing the run's journal: {e}; the view takes no more changes");
+                eprintln!(
+                    "vrift: writing the run's journal failed ({e}); from now on the view \
+                     refuses changes (EIO), so none is accepted that could be lost"
+                );
+                self.journal_failed.store(true, Ordering::Relaxed);
+                return Outcome::Errno(libc::EIO);
+            }
+        };
+        let done = match apply(&mut view, &c, &op) {
+            Ok(Routed::View(done)) => done,
+            Ok(_) => {
+                self.journal_undo(seq);
+                return Outcome::Continue;
+            }
+            Err(e) => {
+                self.journal_undo(seq);
+                return e.into();
+            }
+        };
+        let outcome = match self.backend.carry_out(&view, &op, done) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!("carrying out a change behind the view: {e}");
+                if let Some((rel, prev)) = before_create {
+                    view.undo_create(&rel, prev);
+                }
+                self.journal_undo(seq);
+                return Outcome::Errno(e.raw_os_error().unwrap_or(libc::EIO));
+            }
+        };
+        match outcome {
+            Outcome::Fd { file, cloexec, .. } => Outcome::Fd {
+                file,
+                cloexec,
+                undo: before_create.map(|(rel, prev)| Undo { rel, prev, seq }),
+            },
+            o => o,
+        }
+    }
+
+    fn journal(&self, cred: &Cred, umask: u32, now: i64, op: &Op) -> io::Result<u64> {
+        match lock(&self.journal).as_mut() {
+            Some(j) => j.append(cred, umask, now, op.clone()),
+            None => Ok(0),
+        }
+    }
+
+    fn journal_undo(&self, seq: u64) {
+        if let Some(j) = lock(&self.journal).as_mut() {
+            if let Err(e) = j.append(&Cred::root(), 0, 0, Op::Undo { seq }) {
+                tracing::error!("writing the run's journal: {e}");
+                self.journal_failed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The fd of a create could not be delivered (the caller was interrupted and will
+    /// restart the call): put the view back as it was, so a restarted O_EXCL succeeds.
+    pub fn undo_create(&self, undo: Undo) {
+        let mut view = write(&self.view);
+        view.undo_create(&undo.rel, undo.prev);
+        self.backend.undo_create(&undo.rel);
+        self.journal_undo(undo.seq);
+    }
+
+    // ---- end of run ----
+
+    /// Hash every private copy into the store and return the view's new manifest.
+    pub fn commit(&self) -> anyhow::Result<Manifest> {
+        let mut view = write(&self.view);
+        let mut done = HashSet::new();
+        for (id, rel) in view.pending() {
+            if !done.insert(id) {
+                continue;
+            }
+            let c = self.backend.commit_pending(&rel)?;
+            view.commit(id, c.hash, c.size, c.mtime_ns);
+        }
+        Ok(Manifest::from_entries(view.flatten()?))
+    }
+}
+
+/// Run `op` through the state machine (no backend, no journal): the live path and the
+/// replay of a journal share it.
+pub fn apply(view: &mut ViewOf, c: &Caller, op: &Op) -> Result<Routed<Done>, Errno> {
+    fn map<T>(
+        r: Result<Routed<T>, Errno>,
+        f: impl FnOnce(T) -> Done,
+    ) -> Result<Routed<Done>, Errno> {
+        r.map(|routed| match routed {
+            Routed::View(t) => Routed::View(f(t)),
+            Routed::Outside(p) => Routed::Outside(p),
+            Routed::OutsideBoth(a, b) => Routed::OutsideBoth(a, b),
+        })
+    }
+    match op {
+        Op::Open { path, flags, mode } => map(
+            view.open(c, path, OpenFlags::from_raw(*flags), *mode),
+            Done::Opened,
+        ),
+        Op::Mkdir { path, mode } => map(view.mkdir(c, path, *mode), Done::Rel),
+        Op::Rmdir { path } => map(view.rmdir(c, path), Done::Rel),
+        Op::Unlink { path } => map(view.unlink(c, path), Done::Rel),
+        Op::Rename { old, new, flags } => {
+            let mode = RenameMode::from_linux_flags(*flags)?;
+            map(view.rename(c, old, new, mode), |(a, b)| Done::Pair(a, b))
+        }
+        Op::Link { old, new, follow } => map(view.link(c, old, new, *follow), Done::Rel),
+        Op::Symlink { target, path } => map(view.symlink(c, target, path), Done::Rel),
+        Op::Mknod { path, mode } => map(view.mknod(c, path, *mode), Done::Rel),
+        Op::Chmod { path, mode, follow } => {
+            map(view.chmod(c, path, *mode, *follow), |()| Done::Unit)
+        }
+        Op::Utimens {
+            path,
+            atime,
+            mtime,
+            follow,
+        } => map(
+            view.utimens(c, path, (*atime).into(), (*mtime).into(), *follow),
+            |()| Done::Unit,
+        ),
+        Op::Truncate { path, len } => map(view.truncate(c, path, *len), Done::Truncate),
+        Op::Undo { .. } => Ok(Routed::View(Done::Unit)),
+    }
+}
+
+/// Replay journal records over `view`.
+pub fn replay(view: &mut ViewOf, records: &[Record]) {
+    let root = view.root().to_vec();
+    for r in records {
+        let cred = r.cred();
+        let c = Caller {
+            cred: &cred,
+            cwd: &root,
+            umask: r.umask,
+            now_ns: r.now_ns,
+        };
+        if let Err(e) = apply(view, &c, &r.op) {
+            tracing::debug!("replaying journal record {}: {e}", r.seq);
+        }
+    }
+}
