@@ -1,0 +1,506 @@
+//! Nothing a user made is ever lost (issue 11): gc roots that survive their manifest being
+//! moved, renamed or deleted; a store that heals a damaged blob instead of serving it; setup
+//! that records what it cannot read instead of stopping; messages that say what to do.
+//! Root and an ordinary user where the scenario differs between them.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use vrift_common::hash::Hash;
+use vrift_common::manifest::{EntryKind, Manifest};
+use vrift_common::store::Store;
+use vrift_tests::*;
+
+fn busybox() -> String {
+    require_tool("busybox").display().to_string()
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `vrift ARGS` in `cwd`, as `nobody` when `as_user`.
+fn vrift(env: &Env, cwd: &Path, as_user: bool, args: &[&str]) -> Command {
+    if as_user {
+        env.vrift_as_user(cwd, args)
+    } else {
+        env.vrift(cwd, args)
+    }
+}
+
+/// Overwrite a blob's bytes in place, as a bad disk or a stray write would.
+fn damage_blob(home: &Path, hash: &Hash, bytes: &[u8]) {
+    let store = Store::open(home).unwrap();
+    let p = store.blob_path(hash);
+    let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&p, bytes).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn file_hash(m: &Path, rel: &str) -> Hash {
+    let m = Manifest::load(m).unwrap();
+    let e = m.get(rel.as_bytes()).expect("entry");
+    assert_eq!(e.kind, EntryKind::File);
+    e.hash
+}
+
+// ---- 1. gc roots that survive a move ----
+
+/// A run writes a file that exists only in the store and in M; M's folder is renamed; gc
+/// --delete keeps the blob and says why; M's folder moved back runs again. `gc --forget`
+/// releases it.
+fn renamed_manifest_folder(as_user: bool) {
+    let env = Env::new();
+    let folder = env.mkdir("envs");
+    let m = folder.join("env.manifest");
+    make_manifest(&env, &m, &[Node::File("h", b"hello\n", 0o644)]);
+    let cwd = env.mkdir("cwd");
+    if as_user {
+        env.give_to_nobody();
+    }
+    let mount = env.dir.path().join("view");
+    let bb = busybox();
+    let args = run_args(
+        &m,
+        Some(&mount),
+        &[&bb, "sh", "-c", "echo only-in-the-store > virtual.txt"],
+    );
+    ok_within(&mut vrift(&env, &cwd, as_user, &args), RUN_TIMEOUT);
+    let only = file_hash(&m, "virtual.txt");
+    assert_eq!(only, Hash::of(b"only-in-the-store\n"));
+
+    let moved = env.dir.path().join("envs-renamed");
+    std::fs::rename(&folder, &moved).unwrap();
+    let out = run_expect(&mut vrift(&env, &cwd, as_user, &["gc", "--delete"]), true);
+    let text = stdout_of(&out);
+    // Before: "removed roots (manifest gone): 1" and the blob deleted.
+    assert!(text.contains("manifest moved or deleted: "), "{text}");
+    assert!(text.contains("env.manifest: 2 blobs kept"), "{text}");
+    assert!(text.contains("`vrift gc --forget "), "{text}");
+    let store = Store::open(&env.home()).unwrap();
+    assert!(
+        store.verify_blob(&only).unwrap(),
+        "the run's only copy was deleted"
+    );
+
+    // Back where it was: runs again, and sees what the first run wrote.
+    std::fs::rename(&moved, &folder).unwrap();
+    let args = run_args(&m, Some(&mount), &[&bb, "cat", "virtual.txt"]);
+    let out = ok_within(&mut vrift(&env, &cwd, as_user, &args), RUN_TIMEOUT);
+    assert_eq!(stdout_of(&out), "only-in-the-store\n");
+
+    // Deleted on purpose and forgotten: released.
+    std::fs::remove_file(&m).unwrap();
+    let out = run_expect(
+        &mut vrift(
+            &env,
+            &cwd,
+            as_user,
+            &["gc", "--forget", m.to_str().unwrap(), "--delete"],
+        ),
+        true,
+    );
+    assert!(stderr_of(&out).contains("forgot "), "{}", stderr_of(&out));
+    assert!(!store.contains(&only));
+}
+matrix!(gc_keeps_a_runs_only_copy_when_its_manifest_folder_is_renamed => renamed_manifest_folder);
+
+/// Two projects share a blob; one project folder is renamed and re-initialized there, the
+/// other's manifest deleted. Nothing either needs is lost until both old names are forgotten.
+#[test]
+fn two_roots_sharing_blobs_survive_a_move_and_a_delete() {
+    let env = Env::new();
+    let a = env.mkdir("a");
+    let b = env.mkdir("b");
+    write(&a.join("shared.txt"), "shared\n");
+    write(&b.join("shared.txt"), "shared\n");
+    write(&b.join("own.txt"), "b only\n");
+    stdout_ok(&mut env.vrift(&a, &["init"]));
+    stdout_ok(&mut env.vrift(&b, &["init"]));
+    let b_manifest = std::fs::canonicalize(b.join("vrift.manifest")).unwrap();
+    let a_old = std::fs::canonicalize(a.join("vrift.manifest")).unwrap();
+    let a2 = env.dir.path().join("a2");
+    std::fs::rename(&a, &a2).unwrap();
+    stdout_ok(&mut env.vrift(&a2, &["init"]));
+    std::fs::remove_file(&b_manifest).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+
+    let v: serde_json::Value = serde_json::from_str(&stdout_ok(
+        &mut env.vrift(&a2, &["gc", "--delete", "--json"]),
+    ))
+    .unwrap();
+    let moved = v["moved_roots"].as_array().unwrap();
+    assert_eq!(moved.len(), 2, "{v}");
+    // The renamed project is recognized at its new place.
+    let a_entry = moved
+        .iter()
+        .find(|m| m["manifest"] == a_old.display().to_string())
+        .unwrap();
+    assert!(a_entry["same_as"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("a2/vrift.manifest"));
+    let store = Store::open(&env.home()).unwrap();
+    assert!(store.contains(&Hash::of(b"b only\n")));
+    stdout_ok(&mut env.vrift(
+        &a2,
+        &[
+            "gc",
+            "--forget",
+            b_manifest.to_str().unwrap(),
+            "--forget",
+            a_old.to_str().unwrap(),
+            "--delete",
+        ],
+    ));
+    assert!(!store.contains(&Hash::of(b"b only\n")));
+    assert!(store.contains(&Hash::of(b"shared\n")), "a2 still needs it");
+}
+
+/// gc --delete started while a run is going waits for it, then keeps what the run made.
+fn gc_racing_a_run(as_user: bool) {
+    let env = Env::new();
+    let m = env.dir.path().join("m.manifest");
+    make_manifest(&env, &m, &[Node::File("a", b"a\n", 0o644)]);
+    let cwd = env.mkdir("cwd");
+    let out = env.mkdir("out");
+    let go = out.join("go");
+    mkfifo(&go);
+    if as_user {
+        env.give_to_nobody();
+    }
+    let bb = busybox();
+    let script = format!(
+        "echo made-during-gc > new.txt && echo ready > {0}/ready && read x < {0}/go",
+        out.display()
+    );
+    let mount = env.dir.path().join("view");
+    let args = run_args(&m, Some(&mount), &[&bb, "sh", "-c", &script]);
+    let mut run = vrift(&env, &cwd, as_user, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if !wait_until(Duration::from_secs(60), || out.join("ready").exists()) {
+        let _ = run.kill();
+        panic!("the run never got ready");
+    }
+    let mut gc = vrift(&env, &cwd, as_user, &["gc", "--delete"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // gc says it waits (a line on its stderr) before the run is let go.
+    let mut err = BufReader::new(gc.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("waiting for running vrift commands"),
+        "{line}"
+    );
+    release(&go);
+    let run_out = run.wait_with_output().unwrap();
+    assert!(run_out.status.success(), "{}", stderr_of(&run_out));
+    assert!(gc.wait().unwrap().success());
+    let made = file_hash(&m, "new.txt");
+    let store = Store::open(&env.home()).unwrap();
+    assert!(
+        store.verify_blob(&made).unwrap(),
+        "gc deleted what the run made"
+    );
+}
+matrix!(gc_waits_for_a_run_and_keeps_what_it_made => gc_racing_a_run);
+
+// ---- 4. the store heals ----
+
+fn corrupt_project_blob(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file("f1.txt", "right\n", 0o644);
+    p.ready();
+    stdout_ok(&mut vrift(&p.env, &p.dir, as_user, &["init"]));
+    let h = file_hash(&p.dir.join("vrift.manifest"), "f1.txt");
+    damage_blob(&p.env.home(), &h, b"WRONG\n");
+
+    // Reported, with the path that uses it and what to do.
+    let out = run_expect(
+        &mut vrift(&p.env, &p.dir, as_user, &["store", "verify"]),
+        false,
+    );
+    assert!(
+        stdout_of(&out).contains(&format!(
+            "corrupt (content does not match its hash) blob {h}"
+        )),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(
+        stdout_of(&out).contains("f1.txt in "),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(
+        stderr_of(&out).contains("vrift store verify --repair"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // `vrift init` after touching the file stores it again instead of "already present".
+    let f = std::fs::File::options()
+        .write(true)
+        .open(p.dir.join("f1.txt"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(3))
+        .unwrap();
+    drop(f);
+    let out = stdout_ok(&mut vrift(&p.env, &p.dir, as_user, &["init", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["bytes_new"], 6, "{v}");
+    assert_eq!(
+        std::fs::read(Store::open(&p.env.home()).unwrap().blob_path(&h)).unwrap(),
+        b"right\n"
+    );
+    assert_eq!(p.sh("cat f1.txt"), "right\n");
+
+    // Damaged again: `store verify --repair` moves it aside and repairs it from the project.
+    damage_blob(&p.env.home(), &h, b"WRONG\n");
+    let out = run_expect(
+        &mut vrift(&p.env, &p.dir, as_user, &["store", "verify", "--repair"]),
+        true,
+    );
+    let text = stdout_of(&out);
+    assert!(text.contains("moved aside to "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "repaired from {}",
+            p.dir.join("f1.txt").canonicalize().unwrap().display()
+        )),
+        "{text}"
+    );
+    assert_eq!(p.sh("cat f1.txt"), "right\n");
+    let q = Store::open(&p.env.home()).unwrap().quarantined().unwrap();
+    assert_eq!(q.len(), 2);
+    stdout_ok(&mut vrift(&p.env, &p.dir, as_user, &["store", "verify"]));
+}
+matrix!(a_corrupt_blob_is_repaired_and_not_served => corrupt_project_blob);
+
+/// No file on disk has the content: --repair moves the blob aside, and a run then refuses
+/// (naming the blob) rather than print the damaged bytes.
+#[test]
+fn a_corrupt_blob_with_no_source_is_never_served() {
+    let env = Env::new();
+    let m = env.dir.path().join("m.manifest");
+    make_manifest(&env, &m, &[Node::File("f", b"only in the store\n", 0o644)]);
+    Store::open(&env.home()).unwrap().register_root(&m).unwrap();
+    let h = file_hash(&m, "f");
+    damage_blob(&env.home(), &h, b"XXXX in the store\n");
+    let cwd = env.mkdir("cwd");
+    let out = run_expect(
+        &mut env.vrift(&cwd, &["store", "verify", "--repair"]),
+        false,
+    );
+    assert!(
+        stdout_of(&out).contains("not repaired: no file with this content found"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(
+        stderr_of(&out).contains("--from DIR"),
+        "{}",
+        stderr_of(&out)
+    );
+    let bb = busybox();
+    let mount = env.dir.path().join("view");
+    let out = run_expect(
+        &mut env.vrift(&cwd, &run_args(&m, Some(&mount), &[&bb, "cat", "f"])),
+        false,
+    );
+    assert!(
+        !stdout_of(&out).contains("XXXX"),
+        "served the damaged bytes"
+    );
+    assert!(stderr_of(&out).contains(&h.to_hex()), "{}", stderr_of(&out));
+    // A backup with the content repairs it.
+    let backup = env.mkdir("backup");
+    write(&backup.join("copy"), "only in the store\n");
+    let out = run_expect(
+        &mut env.vrift(
+            &cwd,
+            &[
+                "store",
+                "verify",
+                "--repair",
+                "--from",
+                backup.to_str().unwrap(),
+            ],
+        ),
+        true,
+    );
+    assert!(
+        stdout_of(&out).contains("repaired from "),
+        "{}",
+        stdout_of(&out)
+    );
+    let out = ok_within(
+        &mut env.vrift(&cwd, &run_args(&m, Some(&mount), &[&bb, "cat", "f"])),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(stdout_of(&out), "only in the store\n");
+}
+
+// ---- 5. setup that names what it cannot do, and goes on ----
+
+/// `init --exclude` is remembered: the next run leaves the same paths out.
+#[test]
+fn init_exclude_is_remembered_by_the_next_run() {
+    let mut p = Project::new(false);
+    p.file("src/main.c", "int main;\n", 0o644);
+    p.file("scratch/big.bin", "scratch\n", 0o644);
+    p.ready();
+    let out = run_expect(
+        &mut p.env.vrift(&p.dir, &["init", "--exclude", "scratch/"]),
+        true,
+    );
+    assert!(
+        stderr_of(&out).contains(".vriftignore"),
+        "{}",
+        stderr_of(&out)
+    );
+    let has_scratch = |p: &Project| {
+        Manifest::load(&p.dir.join("vrift.manifest"))
+            .unwrap()
+            .iter()
+            .any(|(path, _)| path.starts_with(b"scratch"))
+    };
+    assert!(!has_scratch(&p));
+    // Before: the run's refresh brought scratch/ back into vrift.manifest.
+    p.sh("echo x > src/new.c");
+    assert!(!has_scratch(&p), "the run forgot --exclude");
+    assert_eq!(
+        std::fs::read_to_string(p.dir.join("scratch/big.bin")).unwrap(),
+        "scratch\n"
+    );
+    // Passed through: the real file, seen and written in the view.
+    assert_eq!(p.sh("cat scratch/big.bin"), "scratch\n");
+}
+
+/// An unreadable directory in the project does not stop a run by an ordinary user; in the
+/// view it is exactly as unreadable as on disk.
+#[test]
+fn an_unreadable_directory_stays_unreadable_and_does_not_stop_the_run() {
+    let mut p = Project::new(true);
+    p.file("a.txt", "a\n", 0o644);
+    p.file("locked/inner.txt", "secret\n", 0o644);
+    p.ready();
+    std::fs::set_permissions(p.dir.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = ok_within(
+        &mut p.cmd(&[
+            &busybox(),
+            "sh",
+            "-c",
+            "cat a.txt; ls locked 2>&1; echo rc=$?",
+        ]),
+        RUN_TIMEOUT,
+    );
+    let text = stdout_of(&out);
+    assert!(text.starts_with("a\n"), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+    assert!(text.contains("rc=1"), "{text}");
+    std::fs::set_permissions(p.dir.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(p.dir.join("locked/inner.txt")).unwrap(),
+        "secret\n"
+    );
+}
+
+// ---- 7. messages that say what happened ----
+
+/// Garbage bigger than every tree: the saving is never negative.
+#[test]
+fn status_never_reports_a_negative_saving() {
+    let env = Env::new();
+    let p = env.mkdir("p");
+    write(&p.join("small.txt"), "small\n");
+    stdout_ok(&mut env.vrift(&p, &["init"]));
+    Store::open(&env.home())
+        .unwrap()
+        .insert_bytes(&vec![b'g'; 100_000])
+        .unwrap();
+    let text = stdout_ok(&mut env.vrift(&p, &["status"]));
+    let saved = text.lines().find(|l| l.starts_with("saved:")).unwrap();
+    assert!(!saved.contains('-'), "{saved}");
+    assert!(text.contains("unreferenced:  1 blobs"), "{text}");
+}
+
+/// A conflict on a path with a newline in its name: the message escapes it, and with no
+/// vrift.manifest the hint names two files that exist; a second conflict keeps the first.
+#[test]
+fn conflict_messages_escape_paths_and_each_result_is_kept() {
+    let mut p = Project::new(false);
+    p.file("odd\nname.txt", "disk\n", 0o644);
+    p.ready();
+    let mut kept_all = Vec::new();
+    for round in 0..2 {
+        let ready = p.out.join(format!("ready{round}"));
+        let go = p.out.join(format!("go{round}"));
+        mkfifo(&go);
+        let script = format!(
+            "echo run{round} > 'odd\nname.txt' && echo ready > {} && read x < {}",
+            ready.display(),
+            go.display()
+        );
+        let child = p
+            .cmd(&[&busybox(), "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(60), || ready.exists()));
+        write(
+            &p.dir.join("odd\nname.txt"),
+            format!("disk changed {round}\n"),
+        );
+        release(&go);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let err = stderr_of(&out);
+        let first = err
+            .lines()
+            .find(|l| l.contains("left as they are"))
+            .unwrap();
+        assert!(first.contains("odd\\nname.txt"), "{err}");
+        let hint = err
+            .lines()
+            .find(|l| l.contains("full result is kept in"))
+            .unwrap();
+        let paths: Vec<PathBuf> = hint
+            .split('`')
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .skip(3)
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(paths.len(), 2, "{hint}");
+        for f in &paths {
+            assert!(f.is_file(), "{hint}: {} does not exist", f.display());
+        }
+        kept_all.push(paths[1].clone());
+    }
+    // Both results kept, both protected from gc.
+    assert_ne!(kept_all[0], kept_all[1]);
+    for (round, k) in kept_all.iter().enumerate() {
+        let h = file_hash(k, "odd\nname.txt");
+        assert_eq!(h, Hash::of(format!("run{round}\n").as_bytes()));
+    }
+    stdout_ok(&mut p.env.vrift(&p.dir, &["gc", "--delete"]));
+    let store = Store::open(&p.env.home()).unwrap();
+    assert!(store.contains(&Hash::of(b"run0\n")) && store.contains(&Hash::of(b"run1\n")));
+}
