@@ -478,7 +478,7 @@ fn conflict_messages_escape_paths_and_each_result_is_kept() {
         assert!(first.contains("odd\\nname.txt"), "{err}");
         let hint = err
             .lines()
-            .find(|l| l.contains("full result is kept in"))
+            .find(|l| l.contains("full result is kept as run "))
             .unwrap();
         let paths: Vec<PathBuf> = hint
             .split('`')

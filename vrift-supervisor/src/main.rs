@@ -37,6 +37,9 @@ enum Command {
     /// Inspect, compare and verify manifests.
     #[command(subcommand)]
     Manifest(commands::manifest::Command),
+    /// List runs whose result is not applied yet (kept aside, or interrupted); apply or
+    /// discard one.
+    Runs(commands::runs::Args),
     /// Check the store itself: re-hash its blobs, move damaged ones aside, repair them.
     #[command(subcommand)]
     Store(commands::store::Command),
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Gc(args) => commands::gc::run(args),
         Command::Manifest(cmd) => commands::manifest::run(cmd),
         Command::Store(cmd) => commands::store::run(cmd),
+        Command::Runs(args) => commands::runs::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Trace(args) => commands::trace::run(args),
     };

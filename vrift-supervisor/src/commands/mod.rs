@@ -5,6 +5,7 @@ pub mod gc;
 pub mod init;
 pub mod manifest;
 pub mod run;
+pub mod runs;
 pub mod status;
 pub mod store;
 pub mod trace;

@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use vrift_common::manifest::Manifest;
 use vrift_common::store::Store;
 
-use super::{project, writeback};
+use super::{project, unapplied, writeback};
 
 /// Where a run's changes go when it ends.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -29,16 +29,63 @@ impl Destination {
     }
 }
 
-/// Put the run's result (`new`, from a view that started as `before`) where it belongs.
+/// What became of a run's result.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Saved {
+    /// Applied (or there was nothing to apply); paths that changed on disk meanwhile may
+    /// have been kept aside, as a result of their own.
+    Done,
+    /// Applying it failed; the whole result is kept as `vrift runs` entry `id` (and the user
+    /// has been told how to apply it).
+    Kept { id: String },
+}
+
+/// Put the run's result (`new`, from a view that started as `before`) where it belongs. A
+/// failure to apply it keeps it (see [`unapplied`]) and says so; only a failure to keep it
+/// is an error.
 pub fn save(
     store: &Store,
     before: &Manifest,
     destination: &Destination,
     new: &Manifest,
-) -> Result<()> {
+) -> Result<Saved> {
     if new.hash() == before.hash() {
-        return Ok(());
+        return Ok(Saved::Done);
     }
+    match apply(store, before, destination, new) {
+        Ok(()) => Ok(Saved::Done),
+        Err(e) => {
+            let why = format!("{e:#}");
+            let id = unapplied::keep(
+                store,
+                destination,
+                before,
+                new,
+                format!("saving failed: {why}"),
+            )
+            .with_context(|| {
+                format!(
+                    "saving the run's result to {} failed ({why}), and keeping it failed too",
+                    destination.describe()
+                )
+            })?;
+            eprintln!(
+                "vrift: saving the run's result to {} failed: {why}",
+                destination.describe()
+            );
+            unapplied::tell_kept(store, &id);
+            Ok(Saved::Kept { id })
+        }
+    }
+}
+
+/// Apply `new` to its destination (the part of [`save`] that may fail half way).
+pub fn apply(
+    store: &Store,
+    before: &Manifest,
+    destination: &Destination,
+    new: &Manifest,
+) -> Result<()> {
     match destination {
         Destination::ManifestFile(path) => {
             new.save_atomic(path)?;
@@ -53,14 +100,7 @@ pub fn save(
                 report.removed
             );
             if !report.conflicts.is_empty() {
-                writeback::keep_unapplied(
-                    store,
-                    dir,
-                    *has_manifest,
-                    before,
-                    new,
-                    &report.conflicts,
-                )?;
+                unapplied::keep_conflicts(store, destination, before, new, &report.conflicts)?;
             }
             if *has_manifest {
                 project::refresh(store, dir)?;

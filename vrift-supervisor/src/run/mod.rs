@@ -22,6 +22,7 @@ pub mod project;
 pub mod recover;
 pub mod rundir;
 pub mod state;
+pub mod unapplied;
 pub mod view;
 pub mod writeback;
 
@@ -113,11 +114,16 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
     .write(run_dir.path())?;
 
     let plan = launch_plan(&store, &opts, &spec, &cwd, owner, projection.as_ref())?;
-    let finished = start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace)?;
+    let mut finished = start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace)?;
 
     let new_manifest = projection.harvest().context("saving the run's changes")?;
-    destination::save(&store, &spec.manifest, &spec.destination, &new_manifest)?;
+    let saved = destination::save(&store, &spec.manifest, &spec.destination, &new_manifest)?;
+    // Saved or kept aside: the run directory is done with either way.
     run_dir.remove();
+    if saved != destination::Saved::Done && finished.status == 0 {
+        // The program succeeded but its result is not where it belongs: `a && b` stops.
+        finished.status = 1;
+    }
     Ok(finished)
 }
 

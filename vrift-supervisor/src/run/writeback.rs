@@ -13,90 +13,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use vrift_common::manifest::{display_path, Entry, EntryKind, Manifest, RelPath};
+use vrift_common::manifest::{Entry, EntryKind, Manifest, RelPath};
 use vrift_common::store::Store;
-
-/// Where a project keeps the results of runs that could not be applied in full, each under
-/// its own name: `<project>/.vrift/unapplied/<id>.manifest` (the run's result) beside
-/// `<id>.base.manifest` (what the run started from). Both are gc roots.
-pub const UNAPPLIED_DIR: &str = ".vrift/unapplied";
-
-/// Keep a run's whole result (and its starting point) under a name of its own in the
-/// project, registered as gc roots, and tell the user which paths were left alone and what
-/// to do. Returns the path of the kept result. Never replaces an earlier kept result.
-pub fn keep_unapplied(
-    store: &Store,
-    dir: &Path,
-    has_manifest: bool,
-    before: &Manifest,
-    new: &Manifest,
-    conflicts: &[RelPath],
-) -> Result<PathBuf> {
-    let kept_dir = dir.join(UNAPPLIED_DIR);
-    std::fs::create_dir_all(&kept_dir).with_context(|| format!("{}", kept_dir.display()))?;
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let hash = new.hash().to_hex();
-    let mut n = 0u32;
-    let (id, kept) = loop {
-        let id = if n == 0 {
-            format!("{stamp}-{}", &hash[..12])
-        } else {
-            format!("{stamp}-{}-{n}", &hash[..12])
-        };
-        let kept = kept_dir.join(format!("{id}.manifest"));
-        // Claim the name: an earlier result under it is never replaced.
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&kept)
-        {
-            Ok(_) => break (id, kept),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
-            Err(e) => return Err(e).with_context(|| format!("{}", kept.display())),
-        }
-    };
-    let base = kept_dir.join(format!("{id}.base.manifest"));
-    before.save_atomic(&base)?;
-    store.register_root(&base)?;
-    new.save_atomic(&kept)?;
-    store.register_root(&kept)?;
-    eprintln!(
-        "vrift: {} path(s) changed on disk during the run were left as they are: {}",
-        conflicts.len(),
-        conflict_list(conflicts)
-    );
-    let compare = if has_manifest {
-        format!(
-            "compare with `vrift manifest diff {} {}`",
-            dir.join(vrift_common::filters::MANIFEST_FILE).display(),
-            kept.display()
-        )
-    } else {
-        format!(
-            "compare with `vrift manifest diff {} {}`",
-            base.display(),
-            kept.display()
-        )
-    };
-    eprintln!(
-        "vrift: the run's full result is kept in {} ({compare})",
-        kept.display()
-    );
-    Ok(kept)
-}
-
-/// Paths for a message, escaped as `vrift manifest show` escapes them (a newline or an odd
-/// byte in a name never breaks the line).
-pub fn conflict_list(paths: &[RelPath]) -> String {
-    paths
-        .iter()
-        .map(|p| display_path(p))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -130,6 +48,21 @@ fn unchanged_on_disk(p: &Path, before: Option<&Entry>) -> bool {
                     && m.mtime() * 1_000_000_000 + m.mtime_nsec() == e.mtime_ns
             }
         },
+    }
+}
+
+/// Is the real path already what the run made of it?
+fn already_there(p: &Path, e: &Entry) -> bool {
+    match e.kind {
+        EntryKind::Symlink => {
+            std::fs::read_link(p).is_ok_and(|t| t.as_os_str().as_bytes() == e.target.as_slice())
+        }
+        EntryKind::File => {
+            unchanged_on_disk(p, Some(e))
+                && std::fs::symlink_metadata(p)
+                    .is_ok_and(|m| m.permissions().mode() & 0o7777 == e.mode & 0o7777)
+        }
+        EntryKind::Dir => unchanged_on_disk(p, Some(e)),
     }
 }
 
@@ -260,7 +193,11 @@ fn apply_changes(
         let p = real(root, rel);
         let dir_already_there = e.kind == EntryKind::Dir && p.is_dir();
         if !dir_already_there && !unchanged_on_disk(&p, old) {
-            report.conflicts.push(rel.to_vec());
+            // Already as the run left it (a kept result applied again after a failure half
+            // way): nothing to do. Anything else changed on disk meanwhile.
+            if !already_there(&p, e) {
+                report.conflicts.push(rel.to_vec());
+            }
             continue;
         }
         if !rel.is_empty() {
