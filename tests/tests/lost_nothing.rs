@@ -504,3 +504,244 @@ fn conflict_messages_escape_paths_and_each_result_is_kept() {
     let store = Store::open(&p.env.home()).unwrap();
     assert!(store.contains(&Hash::of(b"run0\n")) && store.contains(&Hash::of(b"run1\n")));
 }
+
+// ---- 2, 3. write-back that fails keeps the result, with a command that applies it ----
+
+/// The id in "`vrift runs apply ID`" on stderr.
+fn kept_id(stderr: &str) -> String {
+    let i = stderr
+        .find("`vrift runs apply ")
+        .unwrap_or_else(|| panic!("no `vrift runs apply ID` in: {stderr}"));
+    stderr[i + "`vrift runs apply ".len()..]
+        .split('`')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Run `script` in the project; when it has written its files (a marker), call `meddle`,
+/// then let it end. Returns the run's output.
+fn run_and_meddle(p: &Project, script: &str, meddle: impl FnOnce()) -> std::process::Output {
+    let ready = p.out.join("ready");
+    let go = p.out.join("go");
+    mkfifo(&go);
+    if p.as_user {
+        run_expect(Command::new("chown").arg("nobody").arg(&go), true);
+    }
+    let script = format!(
+        "{script} && echo ready > {} && read x < {}",
+        ready.display(),
+        go.display()
+    );
+    let mut child = p
+        .cmd(&[&busybox(), "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if !wait_until(Duration::from_secs(60), || ready.exists()) {
+        let _ = child.kill();
+        panic!("{}", stderr_of(&child.wait_with_output().unwrap()));
+    }
+    meddle();
+    release(&go);
+    child.wait_with_output().unwrap()
+}
+
+/// The run failed to save, said so, kept its result, and gave an id; `vrift runs` lists
+/// it. Returns the id.
+fn assert_kept(p: &Project, out: &std::process::Output, why: &str) -> String {
+    let err = stderr_of(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("saving the run's result to "), "{err}");
+    assert!(err.contains(why), "{err}");
+    let id = kept_id(&err);
+    let list = stdout_of(&run_expect(
+        &mut vrift(&p.env, &p.out, p.as_user, &["runs"]),
+        true,
+    ));
+    assert!(list.contains(&id) && list.contains("kept"), "{list}");
+    // Nothing is left for recovery to trip over: another run says nothing about it.
+    let other = p.env.mkdir("other");
+    if p.as_user {
+        run_expect(Command::new("chown").arg("nobody").arg(&other), true);
+    }
+    let o = ok_within(
+        &mut vrift(
+            &p.env,
+            &other,
+            p.as_user,
+            &["run", "--", &busybox(), "true"],
+        ),
+        RUN_TIMEOUT,
+    );
+    assert!(!stderr_of(&o).contains("recover"), "{}", stderr_of(&o));
+    id
+}
+
+/// Apply the kept run `id`, then it is gone from the list.
+fn apply_kept(p: &Project, id: &str) {
+    let out = run_expect(
+        &mut vrift(&p.env, &p.out, p.as_user, &["runs", "apply", id]),
+        true,
+    );
+    assert!(stderr_of(&out).contains("applied"), "{}", stderr_of(&out));
+    let list = stdout_of(&run_expect(
+        &mut vrift(&p.env, &p.out, p.as_user, &["runs"]),
+        true,
+    ));
+    assert!(!list.contains(id), "{list}");
+}
+
+/// The destination became unwritable during the run: as root, a read-only bind mount over
+/// the project; as an ordinary user, the project handed to root.
+fn unwritable_destination(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file("a.txt", "a\n", 0o644);
+    p.ready();
+    let dir = p.dir.clone();
+    let out = run_and_meddle(&p, "echo w > new.txt && echo more >> a.txt", || {
+        if as_user {
+            run_expect(Command::new("chown").args(["root:root"]).arg(&dir), true);
+        } else {
+            run_expect(
+                Command::new("mount").args(["--bind"]).arg(&dir).arg(&dir),
+                true,
+            );
+            run_expect(
+                Command::new("mount")
+                    .args(["-o", "remount,ro,bind"])
+                    .arg(&dir),
+                true,
+            );
+        }
+    });
+    let why = if as_user {
+        "Permission denied"
+    } else {
+        "Read-only file system"
+    };
+    let id = assert_kept(&p, &out, why);
+    assert!(!p.dir.join("new.txt").exists());
+    // The cause fixed, the kept result applies.
+    if as_user {
+        run_expect(
+            Command::new("chown").args(["nobody:nogroup"]).arg(&dir),
+            true,
+        );
+    } else {
+        run_expect(Command::new("umount").arg(&dir), true);
+    }
+    apply_kept(&p, &id);
+    assert_eq!(
+        std::fs::read_to_string(p.dir.join("new.txt")).unwrap(),
+        "w\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.dir.join("a.txt")).unwrap(),
+        "a\nmore\n"
+    );
+    p.check_store();
+}
+matrix!(an_unwritable_destination_keeps_the_result => unwritable_destination);
+
+/// A path the result goes into vanished during the run.
+fn vanished_path(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file("sub/a.txt", "a\n", 0o644);
+    p.ready();
+    let sub = p.dir.join("sub");
+    let out = run_and_meddle(&p, "echo made > sub/new.txt", || {
+        std::fs::remove_dir_all(&sub).unwrap();
+    });
+    let id = assert_kept(&p, &out, "sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("a.txt"), "a\n").unwrap();
+    if as_user {
+        run_expect(
+            Command::new("chown")
+                .args(["-R", "nobody:nogroup"])
+                .arg(&sub),
+            true,
+        );
+    }
+    // a.txt differs (its mtime) from the run's start: the rest applies, a.txt stays.
+    let out = vrift(&p.env, &p.out, as_user, &["runs", "apply", &id])
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(sub.join("new.txt")).unwrap(),
+        "made\n",
+        "{}",
+        stderr_of(&out)
+    );
+    p.check_store();
+}
+matrix!(a_vanished_path_keeps_the_result => vanished_path);
+
+/// Unmounts a tmpfs when the test ends, however it ends.
+struct Tmpfs(PathBuf);
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The destination's disk is full (a small tmpfs); grown, the kept result applies.
+#[test]
+fn a_full_disk_keeps_the_result() {
+    if !is_root() {
+        eprintln!("not run: mounting a tmpfs needs root");
+        return;
+    }
+    let mut p = Project::new(false);
+    run_expect(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&p.dir),
+        true,
+    );
+    let _guard = Tmpfs(p.dir.clone());
+    p.file("a.txt", "a\n", 0o644);
+    p.ready();
+    let out = run_and_meddle(
+        &p,
+        "$BB dd if=/dev/zero of=big bs=1024 count=1024 2>/dev/null",
+        || {},
+    );
+    let id = assert_kept(&p, &out, "No space left on device");
+    assert!(!p.dir.join("big").exists(), "a torn file was left");
+    run_expect(
+        Command::new("mount")
+            .args(["-o", "remount,size=4m"])
+            .arg(&p.dir),
+        true,
+    );
+    apply_kept(&p, &id);
+    assert_eq!(std::fs::metadata(p.dir.join("big")).unwrap().len(), 1 << 20);
+    p.check_store();
+}
+
+/// `vrift runs discard` drops a kept result and releases its blobs to gc.
+#[test]
+fn a_kept_result_can_be_discarded() {
+    let mut p = Project::new(false);
+    p.file("sub/a.txt", "a\n", 0o644);
+    p.ready();
+    let sub = p.dir.join("sub");
+    let out = run_and_meddle(&p, "echo discard-me > sub/new.txt", || {
+        std::fs::remove_dir_all(&sub).unwrap();
+    });
+    let id = assert_kept(&p, &out, "sub");
+    let store = Store::open(&p.env.home()).unwrap();
+    stdout_ok(&mut p.env.vrift(&p.out, &["gc", "--delete"]));
+    assert!(
+        store.contains(&Hash::of(b"discard-me\n")),
+        "gc took a kept result"
+    );
+    run_expect(&mut p.env.vrift(&p.out, &["runs", "discard", &id]), true);
+    stdout_ok(&mut p.env.vrift(&p.out, &["gc", "--delete"]));
+    assert!(!store.contains(&Hash::of(b"discard-me\n")));
+    let out = run_expect(&mut p.env.vrift(&p.out, &["runs", "discard", &id]), false);
+    assert!(stderr_of(&out).contains(&id), "{}", stderr_of(&out));
+}
