@@ -745,3 +745,117 @@ fn a_kept_result_can_be_discarded() {
     let out = run_expect(&mut p.env.vrift(&p.out, &["runs", "discard", &id]), false);
     assert!(stderr_of(&out).contains(&id), "{}", stderr_of(&out));
 }
+
+// ---- 5. setup failures that name the program, the store inside the current directory ----
+
+/// A missing program: "vrift: CMD: command not found" and 127; one that cannot be run: 126.
+/// Nothing is left behind for recovery.
+fn exec_failures(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file("notexec", "just text\n", 0o644);
+    p.ready();
+    let out = output_within(&mut p.cmd(&["no-such-program-here"]), RUN_TIMEOUT);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr_of(&out));
+    assert_eq!(
+        stderr_of(&out).trim_end(),
+        "vrift: no-such-program-here: command not found"
+    );
+    let out = output_within(&mut p.cmd(&["./notexec"]), RUN_TIMEOUT);
+    assert_eq!(out.status.code(), Some(126), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("./notexec: Permission denied"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        std::fs::read_dir(p.env.home().join("runs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "a run directory was left behind"
+    );
+}
+matrix!(a_missing_program_exits_127_and_an_unrunnable_one_126 => exec_failures);
+
+/// Running from the directory that holds the store (a home directory with the default
+/// store): with --manifest, and as a plain run of that directory.
+fn store_inside_the_current_directory(as_user: bool) {
+    let env = Env::new();
+    let home = env.mkdir("home");
+    let store = home.join(".local/share/vrift");
+    let m = home.join("env.manifest");
+    write(&home.join("p.txt"), "plain\n");
+    let mut c = |args: &[&str]| {
+        let mut c = vrift(&env, &home, as_user, args);
+        c.env("VRIFT_HOME", &store);
+        c
+    };
+    {
+        let lib = vrift_common::store::Store::open(&store).unwrap();
+        let ins = lib.insert_bytes(b"hi\n").unwrap();
+        use vrift_common::manifest::Entry;
+        Manifest::from_entries([
+            (
+                Vec::new(),
+                Entry {
+                    kind: EntryKind::Dir,
+                    hash: Hash([0; 32]),
+                    size: 0,
+                    mode: 0o755,
+                    mtime_ns: 0,
+                    target: Vec::new(),
+                },
+            ),
+            (
+                b"h".to_vec(),
+                Entry {
+                    kind: EntryKind::File,
+                    hash: ins.hash,
+                    size: ins.size,
+                    mode: 0o644,
+                    mtime_ns: 0,
+                    target: Vec::new(),
+                },
+            ),
+        ])
+        .save_atomic(&m)
+        .unwrap();
+    }
+    if as_user {
+        env.give_to_nobody();
+    }
+    let bb = busybox();
+    // Before: "setting up the view and starting the program: No such file or directory".
+    let out = ok_within(
+        &mut c(&[
+            "run",
+            "--manifest",
+            m.to_str().unwrap(),
+            "--",
+            &bb,
+            "cat",
+            "h",
+        ]),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(stdout_of(&out), "hi\n");
+    let out = ok_within(
+        &mut c(&[
+            "run",
+            "--",
+            &bb,
+            "sh",
+            "-c",
+            "cat p.txt && echo new > new.txt",
+        ]),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(stdout_of(&out), "plain\n");
+    assert_eq!(
+        std::fs::read_to_string(home.join("new.txt")).unwrap(),
+        "new\n"
+    );
+    // The store was not ingested into the transient view's manifest nor changed by it.
+    assert!(store.join("blobs").is_dir());
+}
+matrix!(the_store_inside_the_current_directory_works => store_inside_the_current_directory);

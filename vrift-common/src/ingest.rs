@@ -206,7 +206,11 @@ pub fn ingest(
         StatCache::empty()
     };
 
-    let mut walked = walk::walk(&root, &opts.filter, &mut |seen| {
+    let store_root = store
+        .root()
+        .canonicalize()
+        .unwrap_or_else(|_| store.root().to_path_buf());
+    let mut walked = walk::walk(&root, &opts.filter, &store_root, &mut |seen| {
         progress(IngestProgress {
             phase: IngestPhase::Walking,
             entries_seen: seen,

@@ -65,7 +65,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("vrift: {}", describe_error(&err));
-            ExitCode::from(1)
+            // A program that could not be started exits as a shell's would.
+            match err.downcast_ref::<run::launch::ExecFailed>() {
+                Some(e) => ExitCode::from(e.exit_code()),
+                None => ExitCode::from(1),
+            }
         }
     }
 }

@@ -65,6 +65,7 @@ fn special_kind(ft: &fs::FileType) -> &'static str {
 pub(crate) fn walk(
     root: &Path,
     filter: &Filter,
+    store_root: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Walked, IngestError> {
     let mut out = Walked::default();
@@ -120,7 +121,14 @@ pub(crate) fn walk(
                 Err(e) => return Err(io_err(&abs)(e)),
             };
             let ft = meta.file_type();
-            if let Some(reason) = filter.exclusion(&rel, ft.is_dir()) {
+            // The store itself (a project that holds it, such as a home directory) is never
+            // part of a tree: it passes through, as vrift's own files do.
+            let exclusion = if ft.is_dir() && abs == store_root {
+                Some(ExcludeReason::Internal)
+            } else {
+                filter.exclusion(&rel, ft.is_dir())
+            };
+            if let Some(reason) = exclusion {
                 out.excluded.push(Excluded {
                     path: rel,
                     is_dir: ft.is_dir(),

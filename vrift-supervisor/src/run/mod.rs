@@ -114,7 +114,15 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
     .write(run_dir.path())?;
 
     let plan = launch_plan(&store, &opts, &spec, &cwd, owner, projection.as_ref())?;
-    let mut finished = start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace)?;
+    let mut finished = match start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace) {
+        Ok(f) => f,
+        Err(e) if e.is::<launch::ExecFailed>() => {
+            // The program never ran: nothing to save, nothing to recover.
+            run_dir.remove();
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
 
     let new_manifest = projection.harvest().context("saving the run's changes")?;
     let saved = destination::save(&store, &spec.manifest, &spec.destination, &new_manifest)?;
@@ -151,12 +159,16 @@ fn launch_plan(
     }
     steps.extend(projection.mounts()?);
     // The store itself, at its own path, read-only too: a program that finds a blob's path
-    // must not be able to write or chmod it there either.
-    steps.push(Mount::Bind {
-        src: cstring(store.root())?,
-        dst: cstring(store.root())?,
-        readonly: true,
-    });
+    // must not be able to write or chmod it there either. A store inside the view's root
+    // (a run from the home directory that holds it) is there only if it passes through; in
+    // a view that does not show it there is nothing to reach it by.
+    if store_reachable(store.root(), spec) {
+        steps.push(Mount::Bind {
+            src: cstring(store.root())?,
+            dst: cstring(store.root())?,
+            readonly: true,
+        });
+    }
     // A /proc of the new pid namespace, so /proc/PID agrees with getpid.
     steps.push(Mount::Proc);
     let start_dir = if opts.mount.is_some() {
@@ -179,6 +191,24 @@ fn launch_plan(
         ns: ns::NsConfig { id_maps },
         mounts: steps,
         filter: projection.filter()?,
+    })
+}
+
+/// Whether the store's own path exists in the program's mount namespace once the view
+/// covers its root.
+fn store_reachable(store: &Path, spec: &ViewSpec) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let store = store.canonicalize().unwrap_or_else(|_| store.to_path_buf());
+    let root = spec
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| spec.root.clone());
+    let Ok(rel) = store.strip_prefix(&root) else {
+        return true;
+    };
+    let rel = rel.as_os_str().as_bytes();
+    spec.passthrough.iter().any(|(p, _)| {
+        rel == p.as_slice() || (rel.starts_with(p) && rel.get(p.len()) == Some(&b'/'))
     })
 }
 
