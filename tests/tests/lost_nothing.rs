@@ -785,7 +785,7 @@ fn store_inside_the_current_directory(as_user: bool) {
     let store = home.join(".local/share/vrift");
     let m = home.join("env.manifest");
     write(&home.join("p.txt"), "plain\n");
-    let mut c = |args: &[&str]| {
+    let c = |args: &[&str]| {
         let mut c = vrift(&env, &home, as_user, args);
         c.env("VRIFT_HOME", &store);
         c
