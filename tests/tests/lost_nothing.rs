@@ -859,3 +859,81 @@ fn store_inside_the_current_directory(as_user: bool) {
     assert!(store.join("blobs").is_dir());
 }
 matrix!(the_store_inside_the_current_directory_works => store_inside_the_current_directory);
+
+// ---- 6. vrift.manifest does not break tools ----
+
+/// `git clean -fdx` in the view of a project with vrift.manifest works as it does natively
+/// (before: "failed to remove vrift.manifest: Read-only file system", exit 1); vrift's own
+/// files are not part of the view, and vrift.manifest stays valid on disk.
+fn git_clean_in_the_view(as_user: bool) {
+    let git = require_tool("git");
+    let mut p = Project::new(as_user);
+    p.file("a.c", "int a;\n", 0o644);
+    let g = |args: &[&str]| {
+        run_expect(
+            Command::new(&git)
+                .args(["-c", "user.email=t@t", "-c", "user.name=t"])
+                .args(args)
+                .current_dir(&p.dir),
+            true,
+        );
+    };
+    g(&["init", "-q", "."]);
+    g(&["add", "a.c"]);
+    g(&["commit", "-qm", "a"]);
+    p.file("junk.o", "junk\n", 0o644);
+    p.file("build/out.o", "out\n", 0o644);
+    stdout_ok(&mut p.env.vrift(&p.dir, &["init"]));
+    p.ready();
+    let git_s = git.to_str().unwrap();
+    let out = ok_within(
+        &mut p.cmd(&[git_s, "-c", "safe.directory=*", "clean", "-fdx"]),
+        RUN_TIMEOUT,
+    );
+    assert!(!stderr_of(&out).contains("failed"), "{}", stderr_of(&out));
+    assert!(!p.dir.join("junk.o").exists());
+    assert!(!p.dir.join("build").exists());
+    assert_eq!(
+        std::fs::read_to_string(p.dir.join("a.c")).unwrap(),
+        "int a;\n"
+    );
+    let m = Manifest::load(&p.dir.join("vrift.manifest")).expect("vrift.manifest kept, valid");
+    assert!(m.get(b"junk.o").is_none() && m.get(b"a.c").is_some());
+    // Not in the view at all.
+    assert_eq!(p.sh("ls -a | grep -c vrift.manifest || true"), "0\n");
+}
+matrix!(git_clean_works_in_the_view => git_clean_in_the_view);
+
+/// `rm -rf .` in the view does what it does natively: the same status, the same files left.
+#[test]
+fn rm_rf_dot_in_the_view_is_as_native() {
+    let mut p = Project::new(false);
+    p.file("a/b.txt", "b\n", 0o644);
+    p.file("c.txt", "c\n", 0o644);
+    stdout_ok(&mut p.env.vrift(&p.dir, &["init"]));
+    p.ready();
+    let native_dir = p.env.mkdir("native");
+    write(&native_dir.join("a/b.txt"), "b\n");
+    write(&native_dir.join("c.txt"), "c\n");
+    let bb = busybox();
+    let native = Command::new(&bb)
+        .args(["sh", "-c", "rm -rf . ; echo rc=$?"])
+        .current_dir(&native_dir)
+        .output()
+        .unwrap();
+    let viewed = ok_within(
+        &mut p.cmd(&[&bb, "sh", "-c", "rm -rf . ; echo rc=$?"]),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(stdout_of(&viewed), stdout_of(&native));
+    let left = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "vrift.manifest" && n != ".vrift")
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(left(&p.dir), left(&native_dir));
+}
