@@ -937,3 +937,59 @@ fn rm_rf_dot_in_the_view_is_as_native() {
     };
     assert_eq!(left(&p.dir), left(&native_dir));
 }
+
+// ---- 2. permissions judged when the write is made ----
+
+/// An ordinary user in a project owned by root: writes get "Permission denied" at once, as
+/// on disk (before: they succeeded in the view and the run failed at write-back, and every
+/// later run complained it could not recover it).
+#[test]
+fn writes_the_disk_would_refuse_are_refused_at_once() {
+    if !is_root() {
+        eprintln!("not run: needs a project owned by another user (root)");
+        return;
+    }
+    let env = Env::new();
+    let proj = env.mkdir("proj");
+    write(&proj.join("a.txt"), "a\n");
+    let store = env.home();
+    std::fs::create_dir_all(&store).unwrap();
+    run_expect(
+        Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(&store),
+        true,
+    );
+    let bb = busybox();
+    let script = "echo w > new.txt; echo new=$?; echo more >> a.txt; echo a=$?; cat a.txt";
+    let native = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .args([&bb, "sh", "-c", script])
+        .current_dir(&proj)
+        .output()
+        .unwrap();
+    let out = ok_within(
+        &mut env.vrift_as_user(&proj, &["run", "--", &bb, "sh", "-c", script]),
+        RUN_TIMEOUT,
+    );
+    assert_eq!(stdout_of(&out), stdout_of(&native));
+    assert!(
+        stdout_of(&out).contains("new=1") && stdout_of(&out).contains("a=1"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(
+        stderr_of(&out).contains("Permission denied"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        !stderr_of(&out).contains("saving the run's result"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!proj.join("new.txt").exists());
+    assert_eq!(std::fs::read_to_string(proj.join("a.txt")).unwrap(), "a\n");
+    let list = stdout_ok(&mut env.vrift_as_user(&proj, &["runs"]));
+    assert!(list.contains("no kept or interrupted runs"), "{list}");
+}

@@ -84,10 +84,11 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
     tracing::info!("projection: {} ({why})", kind.name());
 
     let run_dir = RunDir::create(&store)?;
-    let owner = Owner {
+    let runner = Owner {
         uid: nix::unistd::geteuid().as_raw(),
         gid: nix::unistd::getegid().as_raw(),
     };
+    let owner = view_owner(&spec, runner);
     let projection = projection::prepare(
         kind,
         &projection::Context {
@@ -113,7 +114,7 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
     }
     .write(run_dir.path())?;
 
-    let plan = launch_plan(&store, &opts, &spec, &cwd, owner, projection.as_ref())?;
+    let plan = launch_plan(&store, &opts, &spec, &cwd, runner, projection.as_ref())?;
     let mut finished = match start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace) {
         Ok(f) => f,
         Err(e) if e.is::<launch::ExecFailed>() => {
@@ -192,6 +193,28 @@ fn launch_plan(
         mounts: steps,
         filter: projection.filter()?,
     })
+}
+
+/// Who the view's entries belong to. A manifest records no owner, so a view reports its
+/// files as the runner's own, except in a project directory the runner does not own: there
+/// they are reported as its owner's, so that permissions are judged when a write is made as
+/// the disk would judge them (a write the disk would refuse gets EACCES at once, instead of
+/// succeeding in the view and failing at write-back). Root owns everything it may write.
+fn view_owner(spec: &ViewSpec, runner: Owner) -> Owner {
+    use std::os::unix::fs::MetadataExt;
+    if runner.uid == 0 {
+        return runner;
+    }
+    match &spec.destination {
+        destination::Destination::Project { dir, .. } => match std::fs::metadata(dir) {
+            Ok(m) if m.uid() != runner.uid => Owner {
+                uid: m.uid(),
+                gid: m.gid(),
+            },
+            _ => runner,
+        },
+        destination::Destination::ManifestFile(_) => runner,
+    }
 }
 
 /// Whether the store's own path exists in the program's mount namespace once the view
