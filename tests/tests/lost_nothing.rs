@@ -993,3 +993,42 @@ fn writes_the_disk_would_refuse_are_refused_at_once() {
     let list = stdout_ok(&mut env.vrift_as_user(&proj, &["runs"]));
     assert!(list.contains("no kept or interrupted runs"), "{list}");
 }
+
+/// A name whose full path is too long for the destination is refused when the program makes
+/// it (ENAMETOOLONG), so write-back never meets it: nothing is kept because nothing is lost.
+#[test]
+fn a_name_too_long_for_the_destination_is_refused_when_made() {
+    let mut p = Project::new(false);
+    let deep: PathBuf = std::iter::repeat_n("d".repeat(200), 20).collect();
+    p.file(&deep.join("a.txt").to_string_lossy(), "a\n", 0o644);
+    p.ready();
+    let cwd = p.dir.join(&deep);
+    let long = "n".repeat(250);
+    let out = output_within(
+        &mut p.cmd_in(
+            &cwd,
+            &[
+                &busybox(),
+                "sh",
+                "-c",
+                &format!("echo x > {long}; echo rc=$?"),
+            ],
+        ),
+        RUN_TIMEOUT,
+    );
+    assert!(
+        stderr_of(&out).contains("File name too long"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        stdout_of(&out).contains("rc=1") || stdout_of(&out).contains("rc=2"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("saving the run's result"));
+    let list = stdout_ok(&mut p.env.vrift(&p.out, &["runs"]));
+    assert!(list.contains("no kept or interrupted runs"), "{list}");
+    p.check_store();
+}
