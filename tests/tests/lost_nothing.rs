@@ -1032,3 +1032,73 @@ fn a_name_too_long_for_the_destination_is_refused_when_made() {
     assert!(list.contains("no kept or interrupted runs"), "{list}");
     p.check_store();
 }
+
+/// A killed run whose journal is damaged cannot be recovered: the next run says so once,
+/// later runs say nothing and work, `vrift runs` lists it and `vrift runs discard` drops it.
+fn unrecoverable_run(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file("a.txt", "a\n", 0o644);
+    p.ready();
+    let ready = p.out.join("ready");
+    let go = p.out.join("go");
+    mkfifo(&go);
+    if as_user {
+        run_expect(Command::new("chown").arg("nobody").arg(&go), true);
+    }
+    let script = format!(
+        "echo x > b.txt && echo ready > {} && read x < {}",
+        ready.display(),
+        go.display()
+    );
+    let mut child = p
+        .cmd(&[&busybox(), "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(60), || ready.exists()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let runs: Vec<PathBuf> = std::fs::read_dir(p.env.home().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let id = runs[0].file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::write(runs[0].join("journal"), "damaged\nlines\n").unwrap();
+
+    let first = ok_within(&mut p.cmd(&[&busybox(), "true"]), RUN_TIMEOUT);
+    let err = stderr_of(&first);
+    assert!(
+        err.contains("could not recover the interrupted run"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("vrift runs discard {id}")), "{err}");
+    // Said once: the next runs are quiet, and work.
+    for _ in 0..2 {
+        let again = ok_within(
+            &mut p.cmd(&[&busybox(), "sh", "-c", "echo y > c.txt"]),
+            RUN_TIMEOUT,
+        );
+        assert!(
+            !stderr_of(&again).contains("recover"),
+            "{}",
+            stderr_of(&again)
+        );
+    }
+    assert_eq!(std::fs::read_to_string(p.dir.join("c.txt")).unwrap(), "y\n");
+    let list = stdout_of(&run_expect(
+        &mut vrift(&p.env, &p.out, as_user, &["runs"]),
+        true,
+    ));
+    assert!(
+        list.contains(&id) && list.contains("unrecoverable"),
+        "{list}"
+    );
+    run_expect(
+        &mut vrift(&p.env, &p.out, as_user, &["runs", "discard", &id]),
+        true,
+    );
+    assert!(!runs[0].exists());
+}
+matrix!(an_unrecoverable_run_is_named_once_and_never_blocks_later_runs => unrecoverable_run);
