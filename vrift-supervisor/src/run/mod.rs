@@ -196,10 +196,12 @@ fn launch_plan(
 }
 
 /// Who the view's entries belong to. A manifest records no owner, so a view reports its
-/// files as the runner's own, except in a project directory the runner does not own: there
-/// they are reported as its owner's, so that permissions are judged when a write is made as
-/// the disk would judge them (a write the disk would refuse gets EACCES at once, instead of
-/// succeeding in the view and failing at write-back). Root owns everything it may write.
+/// files as the runner's own, except in a project directory the runner may not write (and
+/// does not own): there they are reported as its owner's, so that permissions are judged
+/// when a write is made as the disk would judge them (a write the disk would refuse gets
+/// EACCES at once, instead of succeeding in the view and failing at write-back). A shared
+/// directory the runner may write (`/tmp`) keeps the runner as owner. Root owns everything
+/// it may write.
 fn view_owner(spec: &ViewSpec, runner: Owner) -> Owner {
     use std::os::unix::fs::MetadataExt;
     if runner.uid == 0 {
@@ -207,10 +209,16 @@ fn view_owner(spec: &ViewSpec, runner: Owner) -> Owner {
     }
     match &spec.destination {
         destination::Destination::Project { dir, .. } => match std::fs::metadata(dir) {
-            Ok(m) if m.uid() != runner.uid => Owner {
-                uid: m.uid(),
-                gid: m.gid(),
-            },
+            Ok(m)
+                if m.uid() != runner.uid
+                    && nix::unistd::access(dir.as_path(), nix::unistd::AccessFlags::W_OK)
+                        .is_err() =>
+            {
+                Owner {
+                    uid: m.uid(),
+                    gid: m.gid(),
+                }
+            }
             _ => runner,
         },
         destination::Destination::ManifestFile(_) => runner,
