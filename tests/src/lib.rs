@@ -21,7 +21,7 @@ pub fn vrift_bin() -> PathBuf {
 /// The projections the end-to-end suites run under, each test once per projection (see
 /// [`matrix!`]). `VRIFT_TEST_PROJECTIONS=supervisor` (a comma-separated list) narrows a run
 /// to some of them; by default every one runs.
-pub const PROJECTIONS: &[&str] = &["supervisor"];
+pub const PROJECTIONS: &[&str] = &["supervisor", "overlay"];
 
 thread_local! {
     static PROJECTION: std::cell::RefCell<Option<&'static str>> = const { std::cell::RefCell::new(None) };
@@ -65,6 +65,35 @@ macro_rules! matrix {
             #[test]
             fn user_supervisor() {
                 $crate::with_projection("supervisor", || super::$scenario(true));
+            }
+            #[test]
+            fn root_overlay() {
+                $crate::with_projection("overlay", || super::$scenario(false));
+            }
+            #[test]
+            fn user_overlay() {
+                $crate::with_projection("overlay", || super::$scenario(true));
+            }
+        }
+    };
+}
+
+/// One test per projection for a test that picks its own users: `projections! { fn name()
+/// { ... } }` makes `name::supervisor` and `name::overlay`.
+#[macro_export]
+macro_rules! projections {
+    (fn $name:ident() $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn scenario() $body
+            #[test]
+            fn supervisor() {
+                $crate::with_projection("supervisor", scenario);
+            }
+            #[test]
+            fn overlay() {
+                $crate::with_projection("overlay", scenario);
             }
         }
     };

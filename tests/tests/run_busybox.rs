@@ -231,8 +231,8 @@ fn ls_la(as_user: bool) {
 
 matrix!(ls_la_shows_manifest_modes_sizes_and_links => ls_la);
 
-#[test]
-fn find_lists_exactly_the_manifest() {
+projections! {
+    fn find_lists_exactly_the_manifest() {
     let fx = Fixture::new(false);
     let bb = busybox();
     let sorted = |s: String| {
@@ -254,9 +254,10 @@ fn find_lists_exactly_the_manifest() {
     let via = sorted(fx.run(&[&bb, "find", "-L", "dirlink", "-type", "f"]));
     assert_eq!(via, vec!["dirlink/util.h"]);
 }
+}
 
-#[test]
-fn cat_stat_and_readlink() {
+projections! {
+    fn cat_stat_and_readlink() {
     let fx = Fixture::new(false);
     let bb = busybox();
     assert_eq!(
@@ -312,9 +313,10 @@ fn cat_stat_and_readlink() {
         .status
         .success());
 }
+}
 
-#[test]
-fn sh_scripts_see_the_view() {
+projections! {
+    fn sh_scripts_see_the_view() {
     let fx = Fixture::new(false);
     let got = fx.sh("for f in *; do echo \"$f\"; done
          read line < README.md; echo \"read: $line\"
@@ -345,6 +347,7 @@ fn sh_scripts_see_the_view() {
     let bb = busybox();
     assert_eq!(fx.run(&[&bb, "sh", "bin/run.sh"]), "run.sh says hi\n");
     assert_eq!(fx.run(&["./bin/run.sh"]), "run.sh says hi\n");
+}
 }
 
 /// sha256 of the manifest's bytes, computed natively on copies outside any view.
@@ -456,8 +459,8 @@ fn cp_out(as_user: bool) {
 
 matrix!(cp_from_the_view_to_a_real_dir_outside_it => cp_out);
 
-#[test]
-fn tar_of_the_view_written_outside_it() {
+projections! {
+    fn tar_of_the_view_written_outside_it() {
     let fx = Fixture::new(false);
     let bb = busybox();
     let tar = fx.out.join("view.tar");
@@ -496,4 +499,5 @@ fn tar_of_the_view_written_outside_it() {
     c.args(["tar", "xf"]).arg(&tar).arg("-C").arg(&x);
     stdout_ok(&mut c);
     assert_tree(&fx, &x, None);
+}
 }

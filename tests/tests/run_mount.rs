@@ -52,8 +52,8 @@ fn runs_at(env: &Env, mount: &Path, as_user: bool) {
     );
 }
 
-#[test]
-fn view_at_a_path_that_does_not_exist_under_the_temp_dir() {
+projections! {
+    fn view_at_a_path_that_does_not_exist_under_the_temp_dir() {
     let env = Env::new();
     let mount = env.dir.path().join("does/not/exist");
     runs_at(&env, &mount, false);
@@ -62,9 +62,10 @@ fn view_at_a_path_that_does_not_exist_under_the_temp_dir() {
         "parents were created on disk"
     );
 }
+}
 
-#[test]
-fn view_at_a_path_that_does_not_exist_at_the_root() {
+projections! {
+    fn view_at_a_path_that_does_not_exist_at_the_root() {
     let env = Env::new();
     let top = format!("/vrift-test-{}", std::process::id());
     let top = Path::new(&top);
@@ -73,16 +74,18 @@ fn view_at_a_path_that_does_not_exist_at_the_root() {
     runs_at(&env, &mount, false);
     assert!(!top.exists(), "{} was created on disk", top.display());
 }
+}
 
-#[test]
-fn view_at_a_path_that_does_not_exist_for_an_ordinary_user() {
+projections! {
+    fn view_at_a_path_that_does_not_exist_for_an_ordinary_user() {
     let env = Env::new();
     let mount = env.dir.path().join("not/here/project");
     runs_at(&env, &mount, true);
 }
+}
 
-#[test]
-fn view_mounted_over_an_existing_directory_hides_it() {
+projections! {
+    fn view_mounted_over_an_existing_directory_hides_it() {
     let env = Env::new();
     let mount = env.mkdir("existing");
     write(&mount.join("a.txt"), "on disk\n");
@@ -100,4 +103,5 @@ fn view_mounted_over_an_existing_directory_hides_it() {
         std::fs::read_to_string(mount.join("a.txt")).unwrap(),
         "on disk\n"
     );
+}
 }

@@ -109,8 +109,8 @@ impl Project {
     }
 }
 
-#[test]
-fn exec_a_binary_that_exists_only_in_the_view() {
+projections! {
+    fn exec_a_binary_that_exists_only_in_the_view() {
     let p = project();
     assert_eq!(
         stdout_ok(&mut vrift_run(
@@ -153,6 +153,7 @@ fn exec_a_binary_that_exists_only_in_the_view() {
         p.tool_line().replacen("data.txt", "../data.txt", 1)
     );
 }
+}
 
 fn via_path(as_user: bool) {
     let p = project();
@@ -187,8 +188,8 @@ fn via_path(as_user: bool) {
 
 matrix!(exec_via_path_pointing_into_the_view => via_path);
 
-#[test]
-fn fork_vfork_clone_spawn_and_threads_exec_a_view_binary() {
+projections! {
+    fn fork_vfork_clone_spawn_and_threads_exec_a_view_binary() {
     let p = project();
     let mut c = vrift_run(
         &p.env,
@@ -211,6 +212,7 @@ fn fork_vfork_clone_spawn_and_threads_exec_a_view_binary() {
         want += &format!("{t}{route}: exit 0\n");
     }
     assert_eq!(got, want);
+}
 }
 
 fn make_build(jobs: Option<&str>) {
@@ -251,20 +253,22 @@ fn make_build(jobs: Option<&str>) {
     assert!(!p.proj.join("main.o").exists() && !p.proj.join("src/main.o").exists());
 }
 
-#[test]
-fn a_script_runs_make_which_compiles_view_sources() {
+projections! {
+    fn a_script_runs_make_which_compiles_view_sources() {
     make_build(None);
 }
-
-#[test]
-fn parallel_make_compiles_view_sources() {
-    make_build(Some("-j2"));
 }
 
-/// vrift inside vrift (a second seccomp listener in the same filter chain): it must either
-/// work or end with a clear message, never hang.
-#[test]
-fn vrift_inside_vrift_answers_and_does_not_hang() {
+projections! {
+    fn parallel_make_compiles_view_sources() {
+    make_build(Some("-j2"));
+}
+}
+
+// vrift inside vrift (a second seccomp listener in the same filter chain): it must either
+// work or end with a clear message, never hang.
+projections! {
+    fn vrift_inside_vrift_answers_and_does_not_hang() {
     let p = project();
     let inner_m = p.env.dir.path().join("proj.manifest");
     let vrift = vrift_bin();
@@ -307,4 +311,5 @@ fn vrift_inside_vrift_answers_and_does_not_hang() {
             "nested vrift failed without a clear message: {stderr:?}"
         );
     }
+}
 }

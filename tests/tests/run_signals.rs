@@ -30,8 +30,8 @@ fn exit_code(env: &Env, proj: &Path, m: &Path, script: &str) -> Option<i32> {
     out.status.code()
 }
 
-#[test]
-fn exit_status_is_the_programs() {
+projections! {
+    fn exit_status_is_the_programs() {
     let (env, proj, _out, m) = setup();
     assert_eq!(exit_code(&env, &proj, &m, "exit 7"), Some(7));
     assert_eq!(exit_code(&env, &proj, &m, "exit 0"), Some(0));
@@ -43,13 +43,15 @@ fn exit_status_is_the_programs() {
     // A command that is not found in the view or on PATH: the shell's 127.
     assert_eq!(exit_code(&env, &proj, &m, "./not-there"), Some(127));
 }
+}
 
-#[test]
-fn killed_by_a_signal_gives_128_plus_n() {
+projections! {
+    fn killed_by_a_signal_gives_128_plus_n() {
     let (env, proj, _out, m) = setup();
     assert_eq!(exit_code(&env, &proj, &m, "kill -KILL $$"), Some(128 + 9));
     assert_eq!(exit_code(&env, &proj, &m, "kill -USR1 $$"), Some(128 + 10));
     assert_eq!(exit_code(&env, &proj, &m, "kill -TERM $$"), Some(128 + 15));
+}
 }
 
 /// Wait (bounded) for `path` to hold `content`.
@@ -138,24 +140,28 @@ fn forwarded(sig: &str, code: i32, as_user: bool) {
     );
 }
 
-#[test]
-fn sigterm_to_vrift_reaches_the_program() {
+projections! {
+    fn sigterm_to_vrift_reaches_the_program() {
     forwarded("TERM", 10, false);
 }
+}
 
-#[test]
-fn sigint_to_vrift_reaches_the_program() {
+projections! {
+    fn sigint_to_vrift_reaches_the_program() {
     forwarded("INT", 11, false);
 }
-
-#[test]
-fn sighup_to_vrift_reaches_the_program() {
-    forwarded("HUP", 12, false);
 }
 
-#[test]
-fn sigterm_reaches_the_program_of_an_ordinary_user() {
+projections! {
+    fn sighup_to_vrift_reaches_the_program() {
+    forwarded("HUP", 12, false);
+}
+}
+
+projections! {
+    fn sigterm_reaches_the_program_of_an_ordinary_user() {
     forwarded("TERM", 13, true);
+}
 }
 
 /// Is process `pid` gone (no such process, or a zombie that can run no more)?
@@ -185,8 +191,8 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[test]
-fn killing_vrift_stops_the_program_tree() {
+projections! {
+    fn killing_vrift_stops_the_program_tree() {
     let (env, proj, out, m) = setup();
     let o = out.display();
     let bb = busybox();
@@ -225,6 +231,7 @@ fn killing_vrift_stops_the_program_tree() {
     let s1 = size();
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(size(), s1, "{} still grows", grow.display());
+}
 }
 
 /// Host pids of live processes whose command line holds `marker`.

@@ -159,34 +159,40 @@ fn crash(as_user: bool, dest: Dest) {
     p.check_store();
 }
 
-#[test]
-fn a_killed_run_is_recovered_into_the_project() {
+projections! {
+    fn a_killed_run_is_recovered_into_the_project() {
     crash(false, Dest::Plain);
 }
+}
 
-#[test]
-fn a_killed_run_is_recovered_into_the_project_as_an_ordinary_user() {
+projections! {
+    fn a_killed_run_is_recovered_into_the_project_as_an_ordinary_user() {
     crash(true, Dest::Plain);
 }
+}
 
-#[test]
-fn a_killed_run_is_recovered_into_a_project_with_vrift_manifest() {
+projections! {
+    fn a_killed_run_is_recovered_into_a_project_with_vrift_manifest() {
     crash(false, Dest::WithManifest);
 }
+}
 
-#[test]
-fn a_killed_run_is_recovered_into_a_project_with_vrift_manifest_as_an_ordinary_user() {
+projections! {
+    fn a_killed_run_is_recovered_into_a_project_with_vrift_manifest_as_an_ordinary_user() {
     crash(true, Dest::WithManifest);
 }
-
-#[test]
-fn a_killed_run_is_recovered_into_its_manifest_file() {
-    crash(false, Dest::ManifestFile);
 }
 
-#[test]
-fn a_killed_run_is_recovered_into_its_manifest_file_as_an_ordinary_user() {
+projections! {
+    fn a_killed_run_is_recovered_into_its_manifest_file() {
+    crash(false, Dest::ManifestFile);
+}
+}
+
+projections! {
+    fn a_killed_run_is_recovered_into_its_manifest_file_as_an_ordinary_user() {
     crash(true, Dest::ManifestFile);
+}
 }
 
 // ---- a file changed on disk during the run ----

@@ -17,6 +17,10 @@ use clap::{Parser, Subcommand};
     about = "Run programs inside a content-addressed view of a tree"
 )]
 struct Cli {
+    /// Say more about what vrift does (which projection runs and why, layers, timings);
+    /// VRIFT_LOG=debug says everything.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,11 +50,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("VRIFT_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = match std::env::var("VRIFT_LOG") {
+        Ok(f) => tracing_subscriber::EnvFilter::new(f),
+        Err(_) if cli.verbose => tracing_subscriber::EnvFilter::new("info"),
+        Err(_) => tracing_subscriber::EnvFilter::new("warn"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
     let result = match cli.command {
         Command::Init(args) => commands::init::run(args),
         Command::Status(args) => commands::status::run(args),

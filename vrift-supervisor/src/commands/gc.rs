@@ -36,6 +36,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    // Held to the end: no run starts (and mounts a layer) while layers are removed.
+    let mut exclusive = None;
     let plan = if args.delete {
         let lock = match store.try_lock_exclusive()? {
             Some(lock) => lock,
@@ -44,14 +46,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 store.lock_exclusive()?
             }
         };
-        gc::execute(&store, &lock)?
+        let lock = exclusive.insert(lock);
+        gc::execute(&store, lock)?
     } else {
         gc::plan(&store)?
     };
+    // Metadata layers of the overlay projection that no live manifest needs.
+    let keep: std::collections::HashSet<String> = plan
+        .live_roots
+        .iter()
+        .filter_map(|r| vrift_common::manifest::Manifest::load(&r.manifest).ok())
+        .map(|m| m.hash().to_hex())
+        .collect();
+    let layers = crate::projection::overlay::layer::collect_garbage(&store, &keep, args.delete)?;
+    drop(exclusive);
     if args.json {
-        print_json(&plan_json(&plan, args.delete))?;
+        let mut v = plan_json(&plan, args.delete);
+        v["unused_layers"] = json!(layers.len());
+        print_json(&v)?;
     } else {
-        finish_output(print_text(&plan, args.delete))?;
+        finish_output(print_text(&plan, args.delete).and_then(|()| {
+            let verb = if args.delete { "deleted" } else { "unused" };
+            writeln!(stdout(), "{verb} metadata layers: {}", layers.len())
+        }))?;
     }
     Ok(ExitCode::SUCCESS)
 }

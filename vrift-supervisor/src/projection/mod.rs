@@ -3,9 +3,12 @@
 //! listener), and gives back the run's result when the program has ended. The run's life
 //! cycle (`crate::run`) drives them all the same way.
 //!
+//! - [`overlay`]: overlayfs over a metadata layer of the manifest and the store's blobs; the
+//!   kernel serves everything, writes copy up into the run's upper directory.
 //! - [`supervisor`]: a link farm of the manifest bind-mounted read-only, with a seccomp
 //!   supervisor that serves metadata and carries out every change.
 
+pub mod overlay;
 pub mod supervisor;
 
 use std::os::fd::OwnedFd;
@@ -26,12 +29,14 @@ use supervisor::served::ServedStats;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    Overlay,
     Supervisor,
 }
 
 impl Kind {
     pub fn name(self) -> &'static str {
         match self {
+            Kind::Overlay => "overlay",
             Kind::Supervisor => "supervisor",
         }
     }
@@ -40,17 +45,35 @@ impl Kind {
 /// What `--projection` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Choice {
-    /// The best projection that works here.
+    /// The best projection that works here: the overlay, else the supervisor.
     Auto,
+    /// overlayfs over the store (Linux 6.5+, as root or in a user namespace).
+    Overlay,
     /// A link farm and a seccomp supervisor (any kernel with seccomp user notification).
     Supervisor,
 }
 
-/// Which projection a run uses, and why (said with `-v`).
-pub fn choose(choice: Choice) -> (Kind, &'static str) {
+/// Which projection a run uses, and why (said with `-v`). With `auto`, a run whose overlay
+/// cannot be mounted falls back to the supervisor (see `crate::run`).
+pub fn choose(choice: Choice, store: &Store, trace: bool) -> (Kind, String) {
     match choice {
-        Choice::Supervisor => (Kind::Supervisor, "asked for with --projection supervisor"),
-        Choice::Auto => (Kind::Supervisor, "the only projection this vrift has"),
+        Choice::Supervisor => (
+            Kind::Supervisor,
+            "asked for with --projection supervisor".into(),
+        ),
+        Choice::Overlay => (Kind::Overlay, "asked for with --projection overlay".into()),
+        // Its per-call classes (hit, miss, pass-through) come from the supervisor.
+        Choice::Auto if trace => (
+            Kind::Supervisor,
+            "vrift trace classifies each call through the supervisor".into(),
+        ),
+        Choice::Auto => match overlay::unavailable(store) {
+            None => (Kind::Overlay, "the kernel serves the view".into()),
+            Some(why) => (
+                Kind::Supervisor,
+                format!("the overlay cannot be used: {why}"),
+            ),
+        },
     }
 }
 
@@ -83,6 +106,7 @@ pub trait Projection: Send + Sync {
 /// Prepare `kind` for a run.
 pub fn prepare(kind: Kind, cx: &Context) -> Result<Arc<dyn Projection>> {
     Ok(match kind {
+        Kind::Overlay => Arc::new(overlay::OverlayProjection::prepare(cx)?),
         Kind::Supervisor => Arc::new(supervisor::SupervisorProjection::prepare(cx)?),
     })
 }
@@ -91,6 +115,7 @@ pub fn prepare(kind: Kind, cx: &Context) -> Result<Arc<dyn Projection>> {
 /// the run's directory.
 pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> Result<Manifest> {
     match rec.projection {
+        Kind::Overlay => overlay::recover(store, dir, rec, base),
         Kind::Supervisor => supervisor::recover(store, dir, rec, base),
     }
 }

@@ -12,6 +12,15 @@ use anyhow::{anyhow, Context, Result};
 use super::mounts::{self, Mount};
 use crate::sys::{fdpass, init, mount::Kernel, notify, ns, signals};
 
+/// A step of the child failed before the program could start.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SetupFailed {
+    /// The mount step that failed, if it was one.
+    pub mount: Option<Mount>,
+    pub message: String,
+}
+
 /// What the child does between fork and exec, prepared in the parent.
 pub struct LaunchPlan {
     pub ns: ns::NsConfig,
@@ -213,18 +222,22 @@ pub fn spawn(
         Err(e) => {
             let mut code = Vec::new();
             let _ = failed_step.read_to_end(&mut code);
-            let msg = match code.get(..4) {
-                Some(b) => explain(
-                    u32::from_le_bytes(b.try_into().unwrap_or([0; 4])),
-                    &plan,
-                    &e,
-                ),
+            let failed = match code.get(..4) {
+                Some(b) => {
+                    let step = u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
+                    SetupFailed {
+                        mount: step
+                            .checked_sub(MOUNT)
+                            .and_then(|i| plan.mounts.get(i as usize).cloned()),
+                        message: explain(step, &plan, &e),
+                    }
+                }
                 // No step failed: the exec itself did.
                 None => {
                     return Err(ExecFailed::new(program.to_string_lossy().into_owned(), e).into());
                 }
             };
-            return Err(anyhow!(msg));
+            return Err(failed.into());
         }
     };
     match received {

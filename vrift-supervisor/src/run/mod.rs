@@ -37,7 +37,7 @@ use vrift_common::store::Store;
 use vrift_common::vfs::Owner;
 
 use crate::projection::supervisor::served::ServedStats;
-use crate::projection::{self, Choice, Projection};
+use crate::projection::{self, Choice, Kind, Projection};
 use crate::sys::{ns, signals};
 use crate::trace::{EbpfTracer, TraceData, TraceUnavailable};
 use mounts::{cstring, Mount};
@@ -69,9 +69,28 @@ pub struct Finished {
 
 /// Run the program; its exit status is the one to give (128+N when killed by signal N).
 pub fn run(opts: RunOptions) -> Result<Finished> {
+    if !crate::sys::notify::listener_available() {
+        bail!(
+            "this process already runs under a seccomp supervisor (vrift inside vrift, or \
+             inside another sandbox that uses seccomp user notification); the kernel allows \
+             only one, so vrift cannot serve a view here"
+        );
+    }
     let store = Store::open_default()?;
     // Held for the whole run: gc --delete waits, so no blob this run relies on disappears.
-    let _lock = store.lock_shared()?;
+    let _lock = store.lock_shared().map_err(|e| {
+        let read_only = matches!(&e, vrift_common::store::StoreError::Io { source, .. }
+            if source.raw_os_error() == Some(libc::EROFS));
+        if read_only {
+            anyhow::anyhow!(
+                "{e}: the store is read-only here, as it is inside a vrift run (vrift inside \
+                 vrift cannot serve a view: the outer run keeps the store and its mounts \
+                 read-only)"
+            )
+        } else {
+            e.into()
+        }
+    })?;
     let cwd = std::env::current_dir().context("current directory")?;
     recover::recover_interrupted(&store);
     let spec = view::choose(
@@ -80,29 +99,70 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
         opts.mount.as_deref(),
         &cwd,
     )?;
-    let (kind, why) = projection::choose(opts.projection);
+    let (kind, why) = projection::choose(opts.projection, &store, opts.trace);
     tracing::info!("projection: {} ({why})", kind.name());
+    match run_with(kind, &store, &spec, &opts, &cwd) {
+        Err(e)
+            if kind == Kind::Overlay && opts.projection == Choice::Auto && overlay_refused(&e) =>
+        {
+            tracing::info!(
+                "projection: supervisor (the overlay could not be mounted: {})",
+                crate::describe_error(&e)
+            );
+            run_with(Kind::Supervisor, &store, &spec, &opts, &cwd)
+        }
+        r => r,
+    }
+}
 
-    let run_dir = RunDir::create(&store)?;
+/// The program did not start because the kernel refused the overlay mount.
+fn overlay_refused(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<launch::SetupFailed>()
+        .is_some_and(|f| matches!(f.mount, Some(Mount::Overlay { .. })))
+}
+
+/// One attempt at the run with projection `kind`: prepare, launch, wait, harvest, save.
+fn run_with(
+    kind: Kind,
+    store: &Store,
+    spec: &ViewSpec,
+    opts: &RunOptions,
+    cwd: &Path,
+) -> Result<Finished> {
+    let run_dir = RunDir::create(store)?;
     let runner = Owner {
         uid: nix::unistd::geteuid().as_raw(),
         gid: nix::unistd::getegid().as_raw(),
     };
-    let owner = view_owner(&spec, runner);
-    let projection = projection::prepare(
+    // The supervisor judges permissions itself, against the view's owner; the overlay leaves
+    // them to the kernel, over layers made for the runner.
+    let owner = if kind == Kind::Supervisor {
+        view_owner(spec, runner)
+    } else {
+        runner
+    };
+    let prepared = projection::prepare(
         kind,
         &projection::Context {
-            store: &store,
-            spec: &spec,
+            store,
+            spec,
             run_dir: &run_dir,
             owner,
         },
-    )?;
+    );
+    let projection = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            // Nothing ran: the run leaves nothing behind.
+            run_dir.remove();
+            return Err(e);
+        }
+    };
     // What recovery needs if this vrift is killed: written before the program starts.
     spec.manifest.save_atomic(&run_dir.join(BASE))?;
     RunRecord {
         version: RECORD_VERSION,
-        projection: kind,
+        projection: projection.kind(),
         pid: std::process::id(),
         start_ticks: rundir::start_ticks(std::process::id()).unwrap_or(0),
         root: spec.root.clone(),
@@ -114,19 +174,21 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
     }
     .write(run_dir.path())?;
 
-    let plan = launch_plan(&store, &opts, &spec, &cwd, runner, projection.as_ref())?;
+    let plan = launch_plan(store, opts, spec, cwd, runner, projection.as_ref())?;
     let mut finished = match start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace) {
         Ok(f) => f,
-        Err(e) if e.is::<launch::ExecFailed>() => {
-            // The program never ran: nothing to save, nothing to recover.
-            run_dir.remove();
+        Err(e) => {
+            // Nothing ran (the view could not be set up, or the program not started): the
+            // run leaves nothing behind.
+            if e.downcast_ref::<launch::SetupFailed>().is_some() || e.is::<launch::ExecFailed>() {
+                run_dir.remove();
+            }
             return Err(e);
         }
-        Err(e) => return Err(e),
     };
 
     let new_manifest = projection.harvest().context("saving the run's changes")?;
-    let saved = destination::save(&store, &spec.manifest, &spec.destination, &new_manifest)?;
+    let saved = destination::save(store, &spec.manifest, &spec.destination, &new_manifest)?;
     // Saved or kept aside: the run directory is done with either way.
     run_dir.remove();
     if saved != destination::Saved::Done && finished.status == 0 {
@@ -250,14 +312,6 @@ fn start_and_wait(
     projection: Arc<dyn Projection>,
     trace: bool,
 ) -> Result<Finished> {
-    if plan.filter.is_some() && !crate::sys::notify::listener_available() {
-        bail!(
-            "this process already runs under a seccomp supervisor (vrift inside vrift, or \
-             inside another sandbox that uses seccomp user notification); the kernel allows \
-             only one, so the {} projection cannot serve a view here",
-            projection.kind().name()
-        );
-    }
     signals::block_forwarded().context("blocking signals")?;
     let served = trace.then(|| Arc::new(ServedStats::default()));
     let served2 = served.clone();

@@ -29,6 +29,11 @@ pub enum Mount {
     Tmpfs {
         dst: CString,
     },
+    /// overlayfs: `options` is the whole option string (lowerdir, upperdir, workdir...).
+    Overlay {
+        dst: CString,
+        options: CString,
+    },
     /// A /proc of the program's pid namespace; a refusal is tolerated (some containers lock
     /// /proc), since /proc/self is still right then.
     Proc,
@@ -78,6 +83,7 @@ pub fn apply(plan: &[Mount], sys: &mut impl MountSys) -> Result<(), (usize, io::
             Mount::PrivateRoot => sys.make_private(c"/"),
             Mount::Bind { src, dst, readonly } => sys.bind(src, dst, *readonly),
             Mount::Tmpfs { dst } => sys.mount_fs(c"tmpfs", dst, c"mode=0755"),
+            Mount::Overlay { dst, options } => sys.mount_fs(c"overlay", dst, options),
             Mount::Proc => {
                 let _ = sys.mount_fs(c"proc", c"/proc", c"");
                 Ok(())
@@ -109,6 +115,7 @@ pub fn describe(step: &Mount) -> String {
         Mount::PrivateRoot => "making the run's mounts private".into(),
         Mount::Bind { src, dst, .. } => format!("bind-mounting {} on {}", s(src), s(dst)),
         Mount::Tmpfs { dst } => format!("mounting a tmpfs on {}", s(dst)),
+        Mount::Overlay { dst, .. } => format!("mounting the overlay view on {}", s(dst)),
         Mount::Proc => "mounting /proc".into(),
         Mount::Mkdir { path } => format!("making the directory {}", s(path)),
         Mount::MakeFile { path } => format!("making the mount point {}", s(path)),

@@ -25,6 +25,9 @@ pub const LOCK: &str = "lock";
 pub const BASE: &str = vrift_common::gc::RUN_BASE_MANIFEST;
 pub const JOURNAL: &str = "journal";
 pub const FARM: &str = "farm";
+pub const UPPER: &str = "upper";
+pub const WORK: &str = "work";
+pub const MNT: &str = "mnt";
 
 /// The version of `run.json` this vrift writes. Version 1 (no version field) had no
 /// projection and no lock; its runs are from the supervisor.
@@ -157,10 +160,28 @@ impl RunDir {
         self.path.join(name)
     }
 
-    /// Remove the directory once its result is saved.
+    /// Remove the directory once its result is saved. Directories the run left without
+    /// permissions for their owner (overlayfs's work directory is mode 0) are opened up.
     pub fn remove(self) {
+        if std::fs::remove_dir_all(&self.path).is_ok() {
+            return;
+        }
+        open_up(&self.path);
         if let Err(e) = std::fs::remove_dir_all(&self.path) {
             tracing::warn!("{}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Give the owner full access to every directory under `dir`.
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    if let Ok(listing) = std::fs::read_dir(dir) {
+        for e in listing.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                open_up(&e.path());
+            }
         }
     }
 }

@@ -434,3 +434,75 @@ pub fn replay(view: &mut ViewOf, records: &[Record]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use vrift_common::manifest::{Entry, EntryKind};
+    use vrift_common::vfs::Owner;
+
+    /// A backend whose first change panics, as a handler with a bug would.
+    #[derive(Default)]
+    struct Flaky {
+        calls: AtomicUsize,
+    }
+
+    impl Backend for Flaky {
+        fn carry_out(&self, _: &ViewOf, _: &Op, _: Done) -> io::Result<Outcome> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("a handler with a bug");
+            }
+            Ok(Outcome::Value(0))
+        }
+        fn undo_create(&self, _: &[u8]) {}
+        fn pending_stat(&self, _: &[u8], _: &mut Stat) {}
+        fn commit_pending(&self, _: &[u8]) -> anyhow::Result<Committed> {
+            anyhow::bail!("no private copies here")
+        }
+    }
+
+    fn state() -> ViewState<Flaky> {
+        let root = Entry {
+            kind: EntryKind::Dir,
+            hash: Hash([0; 32]),
+            size: 0,
+            mode: 0o755,
+            mtime_ns: 0,
+            target: Vec::new(),
+        };
+        let manifest = Manifest::from_entries([(Vec::new(), root)]);
+        let owner = Owner { uid: 0, gid: 0 };
+        let view =
+            super::super::view::make(std::path::Path::new("/p"), owner, manifest, 1).unwrap();
+        ViewState::new(view, [], Flaky::default(), None)
+    }
+
+    #[test]
+    fn a_panicking_change_leaves_the_view_usable() {
+        let s = Arc::new(state());
+        let root = CallerStatus {
+            cred: Cred::root(),
+            umask: 0o022,
+        };
+        let mkdir = |p: &[u8]| Op::Mkdir {
+            path: p.to_vec(),
+            mode: 0o755,
+        };
+        let s2 = Arc::clone(&s);
+        let r2 = root.clone();
+        let panicked = std::thread::spawn(move || s2.change(&r2, mkdir(b"/p/a"))).join();
+        assert!(
+            panicked.is_err(),
+            "the first change panics while holding the view"
+        );
+        // The lock it held is taken back: later calls and the end of the run go on.
+        assert!(matches!(s.change(&root, mkdir(b"/p/b")), Outcome::Value(0)));
+        assert!(matches!(
+            s.stat(&Cred::root(), b"/p/b", true),
+            Outcome::Stat(_)
+        ));
+        let m = s.commit().unwrap();
+        assert!(m.get(b"b").is_some());
+    }
+}

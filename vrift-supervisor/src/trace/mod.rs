@@ -2,12 +2,10 @@
 //! that follow exactly one process tree and record, per syscall, calls, time and a latency
 //! histogram, plus a timeline of calls.
 //!
-//! Typical use (see [`gate`] for why the child is held):
-//! ```ignore
-//! let (mut child, tracer) = gate::spawn_gated(&mut cmd, EbpfTracer::start)?;
-//! let status = child.wait()?;
-//! let data = tracer?.finish()?; // or report why eBPF columns are missing
-//! ```
+//! A traced run (`crate::run`) starts the tracer on the program's process while the program
+//! is held before exec (the launch's ready callback), so nothing it does is missed, and
+//! after the program ends calls `EbpfTracer::finish` for the counts, or reports why the eBPF
+//! columns are missing. `gate` does the same for the kernel tests, without a view.
 
 pub mod ebpf;
 #[cfg(test)]

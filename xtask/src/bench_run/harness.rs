@@ -62,6 +62,9 @@ pub fn target_dir(workspace: &Path) -> PathBuf {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runner {
     Native,
+    /// `vrift run --projection overlay`: the kernel serves the view.
+    VriftOverlay,
+    /// `vrift run --projection supervisor`: the seccomp supervisor over a link farm.
     Vrift,
     /// `vrift trace`: the same run with eBPF tracing and the supervisor's counts.
     VriftTrace,
@@ -74,6 +77,8 @@ impl Runner {
     pub fn cli_name(self) -> &'static str {
         match self {
             Runner::VriftTrace => "vrift-trace",
+            Runner::VriftOverlay => "vrift-overlay",
+            Runner::Vrift => "vrift-supervisor",
             r => r.name(),
         }
     }
@@ -81,7 +86,8 @@ impl Runner {
     pub fn name(self) -> &'static str {
         match self {
             Runner::Native => "native",
-            Runner::Vrift => "vrift",
+            Runner::VriftOverlay => "vrift overlay",
+            Runner::Vrift => "vrift supervisor",
             Runner::VriftTrace => "vrift trace",
             Runner::Proot => "proot",
             Runner::Bwrap => "bwrap",
@@ -110,7 +116,7 @@ impl Place {
         match self {
             Place::InPlace(d) => d,
             Place::Mounted { real, mount, .. } => match runner {
-                Runner::Vrift | Runner::VriftTrace | Runner::Proot => mount,
+                Runner::Vrift | Runner::VriftOverlay | Runner::VriftTrace | Runner::Proot => mount,
                 Runner::Native | Runner::Bwrap => real,
             },
         }
@@ -133,13 +139,19 @@ impl Wrappers {
                 c.args(&argv[1..]).current_dir(dir);
                 c
             }
-            Runner::Vrift | Runner::VriftTrace => {
+            Runner::Vrift | Runner::VriftOverlay | Runner::VriftTrace => {
                 let mut c = Command::new(&self.vrift);
-                c.arg(if runner == Runner::Vrift {
-                    "run"
-                } else {
+                c.arg(if runner == Runner::VriftTrace {
                     "trace"
+                } else {
+                    "run"
                 });
+                c.arg("--projection")
+                    .arg(if runner == Runner::VriftOverlay {
+                        "overlay"
+                    } else {
+                        "supervisor"
+                    });
                 match place {
                     Place::InPlace(d) => {
                         c.current_dir(d);

@@ -10,6 +10,7 @@
 mod build;
 mod fixtures;
 mod harness;
+mod project;
 mod stats;
 mod syscalls;
 mod table;
@@ -25,8 +26,8 @@ use harness::{Runner, Wrappers};
 use table::Table;
 
 const USAGE: &str =
-    "usage: cargo xtask bench run [--runs N] [--quick] [--only syscalls,tree,build,writes] \
-     [--without vrift-trace,proot,bwrap]";
+    "usage: cargo xtask bench run [--runs N] [--quick] [--only syscalls,tree,build,writes,project] \
+     [--without vrift-overlay,vrift-supervisor,vrift-trace,proot,bwrap]";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -34,13 +35,15 @@ pub enum Workload {
     Tree,
     Build,
     Writes,
+    Project,
 }
 
-const ALL: [Workload; 4] = [
+const ALL: [Workload; 5] = [
     Workload::Syscalls,
     Workload::Tree,
     Workload::Build,
     Workload::Writes,
+    Workload::Project,
 ];
 
 impl Workload {
@@ -50,6 +53,7 @@ impl Workload {
             Workload::Tree => "tree",
             Workload::Build => "build",
             Workload::Writes => "writes",
+            Workload::Project => "project",
         }
     }
 }
@@ -211,6 +215,7 @@ pub fn main(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&cache).with_context(|| format!("{}", cache.display()))?;
     let mut runners = vec![
         Runner::Native,
+        Runner::VriftOverlay,
         Runner::Vrift,
         Runner::VriftTrace,
         Runner::Proot,
@@ -221,8 +226,7 @@ pub fn main(args: &[String]) -> Result<()> {
         eprintln!("bench: bwrap not found, leaving it out (scripts/setup.sh installs it)");
     }
     runners.retain(|&r| {
-        matches!(r, Runner::Native | Runner::Vrift)
-            || !opts.without.iter().any(|w| w == r.cli_name())
+        matches!(r, Runner::Native) || !opts.without.iter().any(|w| w == r.cli_name())
     });
     let bench = Bench {
         runners,
@@ -242,6 +246,7 @@ pub fn main(args: &[String]) -> Result<()> {
             Workload::Tree => vec![tree::run(&bench)?],
             Workload::Build => vec![build::run(&bench)?],
             Workload::Writes => writes::run(&bench)?,
+            Workload::Project => project::run(&bench)?,
         };
         for t in new {
             println!("{}", t.render());
