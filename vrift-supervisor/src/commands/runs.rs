@@ -178,8 +178,11 @@ fn discard(store: &Store, id: &str) -> Result<ExitCode> {
     match RunDir::claim(&path)? {
         None => bail!("{id}: the run is still going; it cannot be discarded"),
         Some(dir) => {
-            std::fs::remove_dir_all(dir.path())
-                .with_context(|| format!("{}", dir.path().display()))?;
+            // Opens up what the run left shut (an overlay's work directory) as it goes.
+            dir.remove();
+            if path.exists() {
+                bail!("{}: could not be removed", path.display());
+            }
         }
     }
     eprintln!("vrift: interrupted run {id} discarded");

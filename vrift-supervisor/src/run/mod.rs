@@ -99,7 +99,21 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
         opts.mount.as_deref(),
         &cwd,
     )?;
-    let (kind, why) = projection::choose(opts.projection, &store, opts.trace);
+    let (mut kind, mut why) = projection::choose(opts.projection, &store, opts.trace);
+    if kind == Kind::Overlay && opts.projection == Choice::Auto {
+        let runner = Owner {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        };
+        if view_owner(&spec, runner) != runner {
+            // Only the supervisor judges a write as the disk would when the project is not
+            // the runner's to write; the overlay would accept it and fail at write-back.
+            kind = Kind::Supervisor;
+            why = "the project directory is not writable by you: the supervisor refuses the \
+                   writes the disk would refuse"
+                .into();
+        }
+    }
     tracing::info!("projection: {} ({why})", kind.name());
     match run_with(kind, &store, &spec, &opts, &cwd) {
         Err(e)
