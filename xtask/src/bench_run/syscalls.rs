@@ -38,9 +38,12 @@ pub fn run(b: &Bench) -> Result<Vec<Table>> {
         &[
             "calls",
             "native ms",
-            "vrift ms",
-            "vrift/native",
-            "vrift +us/call",
+            "overlay ms",
+            "overlay/native",
+            "overlay +us/call",
+            "supervisor ms",
+            "supervisor/native",
+            "supervisor +us/call",
             "trace ms",
             "trace/vrift",
             "proot ms",
@@ -78,6 +81,9 @@ pub fn run(b: &Bench) -> Result<Vec<Table>> {
             t.row(vec![
                 format!("{what}, {label}"),
                 ms(Runner::Native),
+                ms(Runner::VriftOverlay),
+                rel(Runner::VriftOverlay),
+                added(Runner::VriftOverlay),
                 ms(Runner::Vrift),
                 rel(Runner::Vrift),
                 added(Runner::Vrift),
@@ -97,8 +103,8 @@ pub fn run(b: &Bench) -> Result<Vec<Table>> {
     }
     t.notes.push(format!(
         "Loop time measured inside the program (start-up excluded); {FILES} files of 4 KiB \
-         cycled by absolute path. One notified call per iteration (newfstatat, openat; read \
-         and close are not notified). \"+us/call\" = (runner - native) / calls."
+         cycled by absolute path. Under the supervisor one notified call per iteration \
+         (newfstatat, openat; read and close are not notified); under the overlay none. \"+us/call\" = (runner - native) / calls."
     ));
     Ok(vec![t, floor(b)?])
 }
