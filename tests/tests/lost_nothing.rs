@@ -1107,3 +1107,76 @@ fn unrecoverable_run(as_user: bool) {
     assert!(!runs[0].exists());
 }
 matrix!(an_unrecoverable_run_is_named_once_and_never_blocks_later_runs => unrecoverable_run);
+
+// ---- 7. vrift trace: one unit, and listings are file calls ----
+
+/// `vrift trace -- ls` (eBPF as root): every duration in ms, and getdents64 in the file
+/// syscall table, not among "other syscalls" (before: `3200.0us`, and getdents64 and
+/// fsetxattr listed as other syscalls).
+#[test]
+fn trace_reports_ms_and_counts_listings_as_file_calls() {
+    if !is_root() {
+        eprintln!("not run: eBPF tracing needs root");
+        return;
+    }
+    let env = Env::new();
+    let m = env.dir.path().join("m.manifest");
+    make_manifest(
+        &env,
+        &m,
+        &[Node::Dir("d", 0o755), Node::File("d/f", b"f\n", 0o644)],
+    );
+    let cwd = env.mkdir("cwd");
+    let json = env.dir.path().join("report.json");
+    let mount = env.dir.path().join("view");
+    let bb = busybox();
+    let out = run_expect(
+        &mut env.vrift(
+            &cwd,
+            &[
+                "trace",
+                "--json",
+                json.to_str().unwrap(),
+                "--manifest",
+                m.to_str().unwrap(),
+                "--mount",
+                mount.to_str().unwrap(),
+                "--",
+                &bb,
+                "ls",
+                "-R",
+            ],
+        ),
+        true,
+    );
+    let text = stderr_of(&out);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    if report["ebpf_missing"].is_string() {
+        eprintln!("not run: eBPF unavailable here: {}", report["ebpf_missing"]);
+        return;
+    }
+    for word in text.split_whitespace() {
+        assert!(
+            !(word.ends_with("us") && word.starts_with(|c: char| c.is_ascii_digit())),
+            "a duration not in ms: {word}\n{text}"
+        );
+    }
+    let names = |key: &str| -> Vec<String> {
+        report[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        names("file_syscalls").contains(&"getdents64".to_string()),
+        "{report:#}"
+    );
+    assert!(
+        !names("other_syscalls")
+            .iter()
+            .any(|n| n.starts_with("getdents") || n.contains("xattr")),
+        "{report:#}"
+    );
+}

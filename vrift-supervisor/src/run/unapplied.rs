@@ -183,3 +183,63 @@ pub fn load(entry: &Entry) -> Result<(Kept, Manifest, Manifest)> {
     let result = Manifest::load(&entry.dir.join(RESULT))?;
     Ok((kept, base, result))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vrift_common::hash::Hash;
+    use vrift_common::manifest::{Entry, EntryKind};
+
+    fn manifest(store: &Store, content: &[u8]) -> Manifest {
+        let ins = store.insert_bytes(content).unwrap();
+        Manifest::from_entries([(
+            b"f".to_vec(),
+            Entry {
+                kind: EntryKind::File,
+                hash: ins.hash,
+                size: ins.size,
+                mode: 0o644,
+                mtime_ns: 0,
+                target: Vec::new(),
+            },
+        )])
+    }
+
+    #[test]
+    fn each_result_is_kept_under_its_own_id_and_discarded_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let before = manifest(&store, b"before");
+        let new = manifest(&store, b"after");
+        let dest = Destination::Project {
+            dir: d.path().join("proj"),
+            has_manifest: false,
+        };
+        // The same result twice in the same second: two ids, neither replaced.
+        let a = keep(&store, &dest, &before, &new, "one".into()).unwrap();
+        let b = keep(&store, &dest, &before, &new, "two".into()).unwrap();
+        assert_ne!(a, b);
+        let all = list(&store).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].kept.as_ref().unwrap().reason, "one");
+        // Both manifests of each are gc roots.
+        assert_eq!(store.roots().unwrap().len(), 4);
+        let entry = find(&store, &a).unwrap().unwrap();
+        let (kept, base, result) = load(&entry).unwrap();
+        assert_eq!(kept.reason, "one");
+        assert_eq!((base.hash(), result.hash()), (before.hash(), new.hash()));
+        discard(&store, &entry).unwrap();
+        assert!(find(&store, &a).unwrap().is_none());
+        assert!(find(&store, &b).unwrap().is_some());
+        assert_eq!(store.roots().unwrap().len(), 2);
+        assert!(store.contains(&Hash::of(b"after")));
+    }
+
+    #[test]
+    fn conflict_lists_escape_odd_bytes() {
+        assert_eq!(
+            conflict_list(&[b"a\nb".to_vec(), b"c".to_vec()]),
+            "a\\nb, c"
+        );
+    }
+}
