@@ -1,10 +1,13 @@
 //! The `vrift` command: parses the command line and hands each subcommand to its module.
 
 mod commands;
+mod mounts;
 mod projection;
 mod run;
+mod rundir;
 mod sys;
 mod trace;
+mod view;
 
 use std::process::ExitCode;
 

@@ -12,8 +12,8 @@ use vrift_common::store::Store;
 use super::display::print_json;
 use crate::run::destination::Destination;
 use crate::run::recover::UNRECOVERABLE;
-use crate::run::rundir::{RunDir, RunRecord, RECORD};
 use crate::run::{project, unapplied, writeback};
+use crate::rundir::{RunDir, RunRecord, RECORD};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -15,32 +15,16 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 use vrift_common::manifest::Manifest;
 use vrift_common::store::Store;
 use vrift_common::vfs::Owner;
 
-use crate::run::mounts::Mount;
-use crate::run::rundir::{RunDir, RunRecord};
-use crate::run::view::ViewSpec;
+use crate::mounts::Mount;
+use crate::rundir::{RunDir, RunRecord};
+use crate::view::spec::ViewSpec;
 use supervisor::served::ServedStats;
 
-/// The projections vrift has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Overlay,
-    Supervisor,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Overlay => "overlay",
-            Kind::Supervisor => "supervisor",
-        }
-    }
-}
+pub use crate::view::spec::Kind;
 
 /// What `--projection` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -1,33 +1,12 @@
 //! Where a run's result goes when it ends: written back to the project, or saved over the
 //! `--manifest` file.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use vrift_common::manifest::Manifest;
 use vrift_common::store::Store;
 
 use super::{project, unapplied, writeback};
-
-/// Where a run's changes go when it ends.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Destination {
-    /// A project directory: changes are written back to the real tree, and its
-    /// vrift.manifest (if it has one) refreshed.
-    Project { dir: PathBuf, has_manifest: bool },
-    /// A manifest file given with --manifest: it is replaced atomically by the new one.
-    ManifestFile(PathBuf),
-}
-
-impl Destination {
-    pub fn describe(&self) -> String {
-        match self {
-            Destination::Project { dir, .. } => dir.display().to_string(),
-            Destination::ManifestFile(p) => p.display().to_string(),
-        }
-    }
-}
+pub use crate::view::spec::Destination;
 
 /// What became of a run's result.
 #[derive(Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::process::{Child, Command};
 
 use anyhow::{anyhow, Context, Result};
 
-use super::mounts::{self, Mount};
+use crate::mounts::{self, Mount};
 use crate::sys::{fdpass, init, mount::Kernel, notify, ns, signals};
 
 /// A step of the child failed before the program could start.

@@ -10,18 +10,14 @@
 //! 6. save it to its destination: written back to the project, or over the `--manifest`
 //!    file ([`destination`], [`writeback`]).
 //!
-//! The view state a projection may drive in user space ([`state`]) and its journal
-//! ([`journal`]) live here too: they are the same for every projection that has them.
+//! What the life cycle hands a projection (the view's spec, the view state and its journal,
+//! the mount plan, the run directory) lives outside this folder (`crate::view`,
+//! `crate::mounts`, `crate::rundir`), so projections never depend on the life cycle.
 
 pub mod destination;
-pub mod journal;
 pub mod launch;
-pub mod lexical;
-pub mod mounts;
 pub mod project;
 pub mod recover;
-pub mod rundir;
-pub mod state;
 pub mod unapplied;
 pub mod view;
 pub mod writeback;
@@ -36,14 +32,14 @@ use anyhow::{bail, Context, Result};
 use vrift_common::store::Store;
 use vrift_common::vfs::Owner;
 
+use crate::mounts::{self, cstring, Mount};
 use crate::projection::supervisor::served::ServedStats;
 use crate::projection::{self, Choice, Kind, Projection};
+use crate::rundir::{self, RunDir, RunRecord, BASE, RECORD_VERSION};
 use crate::sys::{ns, signals};
 use crate::trace::{EbpfTracer, TraceData, TraceUnavailable};
-use mounts::{cstring, Mount};
-use rundir::{RunDir, RunRecord, BASE, RECORD_VERSION};
-use state::lock;
-use view::ViewSpec;
+use crate::view::spec::ViewSpec;
+use crate::view::state::lock;
 
 pub struct RunOptions {
     pub manifest: Option<PathBuf>,

@@ -10,7 +10,7 @@ use vrift_common::ingest::{self, IngestOptions, IngestReport};
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::store::Store;
 
-use super::view::PassthroughKind;
+use crate::view::spec::PassthroughKind;
 
 pub const MANIFEST_NAME: &str = "vrift.manifest";
 

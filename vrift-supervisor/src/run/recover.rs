@@ -7,11 +7,11 @@ use vrift_common::manifest::Manifest;
 use vrift_common::store::Store;
 
 use super::destination;
-use super::rundir::{RunDir, RunRecord, BASE, RECORD};
+use crate::projection;
+use crate::rundir::{RunDir, RunRecord, BASE, RECORD};
 
 /// In a run directory: recovering it failed (the error inside); it is not tried again.
 pub const UNRECOVERABLE: &str = "unrecoverable";
-use crate::projection;
 
 /// Recover every run whose vrift is gone. Returns how many were recovered.
 pub fn recover_interrupted(store: &Store) -> usize {

@@ -17,7 +17,7 @@ use vrift_common::manifest::{display_path, Manifest, RelPath};
 use vrift_common::store::Store;
 
 use super::destination::Destination;
-use super::rundir::write_atomic;
+use crate::rundir::write_atomic;
 
 /// The store directory of kept results.
 pub const DIR: &str = "unapplied";

@@ -4,7 +4,7 @@
 use std::ffi::CStr;
 use std::io;
 
-use crate::run::mounts::MountSys;
+use crate::mounts::MountSys;
 
 fn check(r: libc::c_int) -> io::Result<()> {
     if r < 0 {

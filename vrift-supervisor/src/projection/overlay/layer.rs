@@ -132,7 +132,7 @@ pub fn ensure_stack(
     }
     build_atomic(store, &full, |tmp| build(store, manifest, tmp, flavor))?;
     manifest.save_atomic(&sidecar_of(&full))?;
-    crate::run::rundir::write_atomic(&pointer, manifest.hash().to_hex().as_bytes())?;
+    crate::rundir::write_atomic(&pointer, manifest.hash().to_hex().as_bytes())?;
     Ok(Stack {
         layers: vec![full],
         how: "built now".into(),

@@ -22,9 +22,9 @@ use vrift_common::store::Store;
 
 use super::supervisor::served::ServedStats;
 use super::{Context, Kind, Projection};
-use crate::run::mounts::{cstring, Mount};
-use crate::run::rundir::{RunDir, RunRecord, MNT, UPPER, WORK};
-use crate::run::view::PassthroughKind;
+use crate::mounts::{cstring, Mount};
+use crate::rundir::{RunDir, RunRecord, MNT, UPPER, WORK};
+use crate::view::spec::PassthroughKind;
 use layer::Flavor;
 
 pub struct OverlayProjection {
@@ -70,8 +70,8 @@ impl OverlayProjection {
         let spec = cx.spec;
         let flavor = Flavor::for_uid(cx.owner.uid);
         let key = match &spec.destination {
-            crate::run::destination::Destination::Project { dir, .. } => dir.clone(),
-            crate::run::destination::Destination::ManifestFile(p) => p.clone(),
+            crate::view::spec::Destination::Project { dir, .. } => dir.clone(),
+            crate::view::spec::Destination::ManifestFile(p) => p.clone(),
         };
         let stack = layer::ensure_stack(cx.store, &spec.manifest, flavor, cx.owner.uid, &key)?;
         tracing::info!(

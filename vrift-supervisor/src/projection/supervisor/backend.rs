@@ -12,8 +12,8 @@ use anyhow::Context as _;
 use vrift_common::store::Store;
 use vrift_common::vfs::{Content, Opened, Seed, Stat};
 
-use crate::run::journal::Op;
-use crate::run::state::{Backend, Committed, Done, Outcome, ViewOf};
+use crate::view::journal::Op;
+use crate::view::state::{Backend, Committed, Done, Outcome, ViewOf};
 
 pub struct FarmBackend {
     root: Vec<u8>,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use vrift_common::hash::Hash;
 use vrift_common::manifest::{EntryKind, Manifest, RelPath};
 
-pub use crate::run::view::PassthroughKind;
+pub use crate::view::spec::PassthroughKind;
 
 fn placeholders(dest: &Path, passthrough: &[(RelPath, PassthroughKind)]) -> Result<(), FarmError> {
     for (rel, kind) in passthrough {

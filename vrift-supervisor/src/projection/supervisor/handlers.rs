@@ -10,9 +10,9 @@ use vrift_common::vfs::TimeSpec;
 
 use super::model::{Model, Outcome, Place};
 use super::{paths, Reply, Served};
-use crate::run::journal::Op;
 use crate::sys::mem;
 use crate::sys::notify::{Listener, Notif};
+use crate::view::journal::Op;
 
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_REMOVEDIR: u64 = 0x200;

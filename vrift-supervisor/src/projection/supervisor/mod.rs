@@ -26,12 +26,12 @@ use vrift_common::store::Store;
 use vrift_common::vfs::Owner;
 
 use super::{Context, Kind, Projection};
-use crate::run::journal::{self, Journal};
-use crate::run::mounts::{cstring, Mount};
-use crate::run::rundir::{RunDir, RunRecord, FARM, JOURNAL};
-use crate::run::state::{replay, ViewState};
-use crate::run::view;
+use crate::mounts::{cstring, Mount};
+use crate::rundir::{RunDir, RunRecord, FARM, JOURNAL};
 use crate::sys::notify::Listener;
+use crate::view::journal::{self, Journal};
+use crate::view::spec as view;
+use crate::view::state::{replay, ViewState};
 use backend::FarmBackend;
 pub use model::Model;
 use served::ServedStats;

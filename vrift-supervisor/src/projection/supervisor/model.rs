@@ -5,9 +5,9 @@ use vrift_common::vfs::{Cred, OpenFlags, View};
 
 use super::backend::FarmBackend;
 use super::creds::CredCache;
-use crate::run::journal::Op;
-use crate::run::state::{CallerStatus, ViewState};
-pub use crate::run::state::{Outcome, Place, Undo};
+use crate::view::journal::Op;
+use crate::view::state::{CallerStatus, ViewState};
+pub use crate::view::state::{Outcome, Place, Undo};
 
 pub struct Model {
     pub state: ViewState<FarmBackend>,

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::sys::mem;
 
-pub use crate::run::lexical::join;
+pub use crate::view::lexical::join;
 
 const PATH_MAX: usize = 4096;
 

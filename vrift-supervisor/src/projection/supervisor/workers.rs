@@ -12,8 +12,8 @@ use std::sync::Arc;
 use super::handlers;
 use super::model::Model;
 use super::served;
-use crate::run::state::lock;
 use crate::sys::notify::{Listener, Notif};
+use crate::view::state::lock;
 
 /// How one notification was served (counted per syscall by `vrift trace`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

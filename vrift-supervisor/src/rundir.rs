@@ -17,8 +17,7 @@ use std::fs::TryLockError;
 use vrift_common::manifest::RelPath;
 use vrift_common::store::Store;
 
-use super::destination::Destination;
-use crate::projection::Kind;
+use crate::view::spec::{Destination, Kind};
 
 pub const RECORD: &str = "run.json";
 pub const LOCK: &str = "lock";

@@ -473,8 +473,7 @@ mod tests {
         };
         let manifest = Manifest::from_entries([(Vec::new(), root)]);
         let owner = Owner { uid: 0, gid: 0 };
-        let view =
-            super::super::view::make(std::path::Path::new("/p"), owner, manifest, 1).unwrap();
+        let view = crate::view::spec::make(std::path::Path::new("/p"), owner, manifest, 1).unwrap();
         ViewState::new(view, [], Flaky::default(), None)
     }
 

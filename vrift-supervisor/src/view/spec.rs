@@ -1,0 +1,84 @@
+//! What a projection is given: the view a run projects, where its result goes, and which
+//! projection serves it.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use vrift_common::manifest::{Manifest, RelPath};
+use vrift_common::vfs::Owner;
+
+use super::state::ViewOf;
+
+/// The projections vrift has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Overlay,
+    Supervisor,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Overlay => "overlay",
+            Kind::Supervisor => "supervisor",
+        }
+    }
+}
+
+/// Where a run's changes go when it ends.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Destination {
+    /// A project directory: changes are written back to the real tree, and its
+    /// vrift.manifest (if it has one) refreshed.
+    Project { dir: PathBuf, has_manifest: bool },
+    /// A manifest file given with --manifest: it is replaced atomically by the new one.
+    ManifestFile(PathBuf),
+}
+
+impl Destination {
+    pub fn describe(&self) -> String {
+        match self {
+            Destination::Project { dir, .. } => dir.display().to_string(),
+            Destination::ManifestFile(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// What a pass-through path is on disk: a directory or a file to mount over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassthroughKind {
+    Dir,
+    File,
+}
+
+/// The view a run projects.
+pub struct ViewSpec {
+    pub manifest: Manifest,
+    pub root: PathBuf,
+    /// Real paths excluded by the filters, which pass through to the real tree.
+    pub passthrough: Vec<(RelPath, PassthroughKind)>,
+    pub destination: Destination,
+}
+
+impl ViewSpec {
+    /// The real directory pass-through paths come from.
+    pub fn real_dir(&self) -> &Path {
+        match &self.destination {
+            Destination::Project { dir, .. } => dir,
+            Destination::ManifestFile(_) => &self.root,
+        }
+    }
+}
+
+/// The state machine's view of `manifest` at `root`, owned by `owner`, reporting `dev`.
+pub fn make(root: &Path, owner: Owner, manifest: Manifest, dev: u64) -> Result<ViewOf> {
+    Ok(
+        ViewOf::new(root.as_os_str().as_bytes(), owner, vec![Arc::new(manifest)])
+            .with_context(|| format!("{}: cannot make a view", root.display()))?
+            .with_dev(dev),
+    )
+}
