@@ -82,6 +82,34 @@ pub fn run(b: &Bench) -> Result<Vec<Table>> {
         b.interleaved_on(&runners, "project grep -r", true, |r| Ok(vec![grep_ok(r)?]))?,
     ));
 
+    // A Python script importing 24 standard modules and pip's command line from a venv that
+    // lives in the view.
+    let venv = tree.join("pyvenv");
+    if !venv.join("bin/python3").exists() {
+        let python = which("python3").context("python3")?;
+        run_step(Command::new(python).args(["-m", "venv"]).arg(&venv))?;
+        // A new subtree: refresh the manifest so the venv is part of the view.
+        run_step(
+            Command::new(&b.wrappers.vrift)
+                .arg("init")
+                .current_dir(&tree)
+                .env("VRIFT_HOME", &b.wrappers.vrift_home),
+        )?;
+    }
+    let imports = "import pip._internal.cli.main, json, asyncio, email.parser, http.client, \
+                   xml.etree.ElementTree, sqlite3, decimal, argparse, logging, unittest, \
+                   urllib.request, zipfile, tarfile, csv, subprocess, concurrent.futures, \
+                   dataclasses, typing, pathlib, shutil, tempfile, hashlib, inspect, ssl";
+    let py: Vec<OsString> = vec![
+        "pyvenv/bin/python3".into(),
+        "-c".into(),
+        imports.into(),
+    ];
+    rows.push((
+        "python imports (venv in the view)".into(),
+        b.interleaved_on(&runners, "python imports", true, |r| Ok(vec![time(r, &py)?]))?,
+    ));
+
     let mut t1 = Table::new(
         format!("project of {files} files: start-up, find, grep -r (seconds, medians)"),
         &["what", "runner", "median s", "ratio to native"],
