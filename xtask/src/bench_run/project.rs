@@ -100,14 +100,12 @@ pub fn run(b: &Bench) -> Result<Vec<Table>> {
                    xml.etree.ElementTree, sqlite3, decimal, argparse, logging, unittest, \
                    urllib.request, zipfile, tarfile, csv, subprocess, concurrent.futures, \
                    dataclasses, typing, pathlib, shutil, tempfile, hashlib, inspect, ssl";
-    let py: Vec<OsString> = vec![
-        "pyvenv/bin/python3".into(),
-        "-c".into(),
-        imports.into(),
-    ];
+    let py: Vec<OsString> = vec!["pyvenv/bin/python3".into(), "-c".into(), imports.into()];
     rows.push((
         "python imports (venv in the view)".into(),
-        b.interleaved_on(&runners, "python imports", true, |r| Ok(vec![time(r, &py)?]))?,
+        b.interleaved_on(&runners, "python imports", true, |r| {
+            Ok(vec![time(r, &py)?])
+        })?,
     ));
 
     let mut t1 = Table::new(
