@@ -119,15 +119,19 @@ fn status_reports_exact_numbers() {
     assert_eq!(empty["manifests"], 0);
     assert_eq!(empty["blobs"], 0);
 
-    two_projects(&env, &store);
+    let (a, b, _) = two_projects(&env, &store);
+    // Each root keeps a copy of its manifest in the store.
+    let pins = fs::metadata(&a).unwrap().len() + fs::metadata(&b).unwrap().len();
     let v = json(&stdout_ok(&mut env.vrift(&cwd, &["status", "--json"])));
     assert_eq!(v["manifests"], 2);
     assert_eq!(v["logical_bytes"], 1000 + 300 + 1000 + 20);
-    assert_eq!(v["blobs"], 4);
-    assert_eq!(v["stored_bytes"], 1000 + 300 + 20 + 14);
-    assert_eq!(v["saved_bytes"], 2320 - 1334);
+    assert_eq!(v["blobs"], 4 + 2);
+    assert_eq!(v["stored_bytes"], 1000 + 300 + 20 + 14 + pins);
+    assert_eq!(v["pinned_bytes"], pins);
+    // What sharing saves; the orphan (garbage) and the manifest copies are not counted.
+    assert_eq!(v["saved_bytes"], 2320 - 1320);
     let pct = v["saved_percent"].as_f64().unwrap();
-    assert!((pct - 986.0 * 100.0 / 2320.0).abs() < 1e-9, "{pct}");
+    assert!((pct - 1000.0 * 100.0 / 2320.0).abs() < 1e-9, "{pct}");
     assert_eq!(v["unreferenced_blobs"], 1);
     assert_eq!(v["unreferenced_bytes"], 14);
     assert_eq!(
@@ -137,7 +141,7 @@ fn status_reports_exact_numbers() {
 
     let text = stdout_ok(&mut env.vrift(&cwd, &["status"]));
     assert!(text.contains("manifests:     2"), "{text}");
-    assert!(text.contains("(986 bytes, 42.5%)"), "{text}");
+    assert!(text.contains("(1000 bytes, 43.1% of logical"), "{text}");
     assert!(text.contains(&env.home().display().to_string()), "{text}");
 }
 
@@ -154,7 +158,7 @@ fn gc_dry_run_lists_exactly_the_orphan_and_deletes_nothing() {
     assert_eq!(v["unreferenced_blobs"], 1);
     assert_eq!(v["unreferenced_bytes"], 14);
     assert_eq!(v["unreferenced"][0]["hash"], orphan.to_hex());
-    assert_eq!(v["referenced_blobs"], 3);
+    assert_eq!(v["referenced_blobs"], 3 + 2);
 
     let text = stdout_ok(&mut env.vrift(&cwd, &["gc"]));
     assert!(text.contains("unreferenced: 1 blobs"), "{text}");
@@ -190,36 +194,56 @@ fn gc_delete_deletes_exactly_the_orphan() {
 }
 
 #[test]
-fn deleting_a_manifest_unprotects_its_blobs() {
+fn deleting_a_manifest_keeps_its_blobs_until_forgotten() {
     let env = Env::new();
     let store = open_store(&env);
     let cwd = env.mkdir("cwd");
     let (a, _b, orphan) = two_projects(&env, &store);
+    let a_pin = Hash::of(&fs::read(&a).unwrap());
+    let a_canon = fs::canonicalize(&a).unwrap();
     fs::remove_file(&a).unwrap();
     let v = json(&stdout_ok(&mut env.vrift(&cwd, &["gc", "--json"])));
-    let mut listed: Vec<String> = v["unreferenced"]
+    let listed: Vec<&str> = v["unreferenced"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|x| x["hash"].as_str().unwrap().to_string())
+        .map(|x| x["hash"].as_str().unwrap())
         .collect();
-    listed.sort();
-    // a.txt's blob and the orphan; the shared blob is still b's.
-    let mut want = vec![Hash::of(&[b'a'; 300]).to_hex(), orphan.to_hex()];
-    want.sort();
-    assert_eq!(listed, want);
-    assert_eq!(v["stale_roots"].as_array().unwrap().len(), 1);
+    assert_eq!(listed, vec![orphan.to_hex()]);
+    assert_eq!(v["moved_roots"].as_array().unwrap().len(), 1);
+    assert_eq!(v["moved_roots"][0]["blobs_kept"], 2);
+    let text = stdout_ok(&mut env.vrift(&cwd, &["gc", "--delete"]));
+    let hint = format!(
+        "manifest moved or deleted: {}: 2 blobs kept; `vrift gc --forget {}` to release them",
+        a_canon.display(),
+        a_canon.display()
+    );
+    assert!(text.contains(&hint), "{text}");
+    assert!(store.contains(&Hash::of(&[b'a'; 300])));
 
-    let v = json(&stdout_ok(
-        &mut env.vrift(&cwd, &["gc", "--delete", "--json"]),
-    ));
+    let v = json(&stdout_ok(&mut env.vrift(
+        &cwd,
+        &["gc", "--forget", a.to_str().unwrap(), "--delete", "--json"],
+    )));
+    // a.txt's blob and a's pinned manifest copy; the shared blob is still b's.
     assert_eq!(v["unreferenced_blobs"], 2);
     assert!(!store.contains(&Hash::of(&[b'a'; 300])));
+    assert!(!store.contains(&a_pin));
     assert!(store.contains(&Hash::of(&[b's'; 1000])));
-    assert_eq!(store.roots().unwrap().len(), 1, "stale root removed");
+    assert_eq!(store.roots().unwrap().len(), 1, "forgotten root removed");
     let v = json(&stdout_ok(&mut env.vrift(&cwd, &["status", "--json"])));
     assert_eq!(v["manifests"], 1);
-    assert_eq!(v["stale_roots"], 0);
+    assert_eq!(v["moved_roots"], 0);
+    // Forgetting it again names the path and fails.
+    let out = run_expect(
+        &mut env.vrift(&cwd, &["gc", "--forget", a.to_str().unwrap()]),
+        false,
+    );
+    assert!(
+        stderr_of(&out).contains("a/vrift.manifest: not a gc root"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! the program wrote and closed files leaves the project (and its vrift.manifest, or the
 //! --manifest file) old or new, never torn, and the next run recovers the writes and says
 //! so; a file changed on disk during the run keeps the disk's version, is named on stderr,
-//! and the run's version is kept in .vrift/unapplied.manifest; with --manifest the writes
+//! and the run's version is kept in the store's unapplied/<id>/ (see `vrift runs`); with --manifest the writes
 //! land in the manifest file only. Root and an ordinary user; the store keeps every blob.
 
 use std::path::Path;
@@ -241,7 +241,14 @@ fn conflict(as_user: bool) {
     }
     assert!(!stderr.contains("other.txt"), "{stderr}");
     // The run's whole result is kept.
-    let kept = Manifest::load(&p.dir.join(".vrift/unapplied.manifest")).expect("unapplied");
+    // In the store, under an id of its own, beside the manifest it started from.
+    let kept: Vec<_> = std::fs::read_dir(p.env.home().join("unapplied"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("result.manifest"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(stderr.contains("vrift runs apply "), "{stderr}");
+    let kept = Manifest::load(&kept[0]).expect("unapplied");
     assert_eq!(entry_hash(&kept, "f.txt"), Some(Hash::of(b"run-version\n")));
     assert_eq!(entry_hash(&kept, "new.txt"), Some(Hash::of(b"run-new\n")));
     assert_eq!(

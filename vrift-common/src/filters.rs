@@ -190,6 +190,9 @@ pub enum ExcludeReason {
     BuildOutput(Option<ProjectType>),
     /// A `.gitignore` (or `.git/info/exclude`) rule; the file, relative to the root.
     Gitignore(PathBuf),
+    /// Not a filter: ingest could not read it (permission denied), so it stays on disk as
+    /// it is and passes through, exactly as unreadable, to the view.
+    Unreadable,
 }
 
 impl fmt::Display for ExcludeReason {
@@ -202,6 +205,7 @@ impl fmt::Display for ExcludeReason {
             ExcludeReason::BuildOutput(Some(t)) => write!(f, "{t} build output"),
             ExcludeReason::BuildOutput(None) => f.write_str("build cache"),
             ExcludeReason::Gitignore(p) => write!(f, "{}", p.display()),
+            ExcludeReason::Unreadable => f.write_str("unreadable, passed through as it is"),
         }
     }
 }

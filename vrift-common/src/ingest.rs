@@ -76,6 +76,9 @@ pub enum IngestWarning {
     SpecialFileSkipped { path: PathBuf, kind: &'static str },
     /// The file was deleted while the ingest was running.
     Vanished { path: PathBuf },
+    /// The user may not read it: left out of the manifest, kept on disk as it is, and passed
+    /// through to the view (where it is just as unreadable).
+    Unreadable { path: PathBuf },
     /// The stat cache could not be used (corrupt, unreadable); every file was read.
     StatCacheIgnored { reason: String },
     /// The stat cache could not be written; the next ingest will read every file again.
@@ -91,6 +94,11 @@ impl fmt::Display for IngestWarning {
             IngestWarning::Vanished { path } => {
                 write!(f, "{}: deleted during ingest, left out", path.display())
             }
+            IngestWarning::Unreadable { path } => write!(
+                f,
+                "{}: Permission denied; left out of the manifest and passed through as it is on disk",
+                path.display()
+            ),
             IngestWarning::StatCacheIgnored { reason } => {
                 write!(f, "stat cache ignored: {reason}")
             }
@@ -198,7 +206,11 @@ pub fn ingest(
         StatCache::empty()
     };
 
-    let mut walked = walk::walk(&root, &opts.filter, &mut |seen| {
+    let store_root = store
+        .root()
+        .canonicalize()
+        .unwrap_or_else(|_| store.root().to_path_buf());
+    let mut walked = walk::walk(&root, &opts.filter, &store_root, &mut |seen| {
         progress(IngestProgress {
             phase: IngestPhase::Walking,
             entries_seen: seen,
@@ -246,6 +258,7 @@ pub fn ingest(
     report_progress(0, 0);
     let (mut files_done, mut bytes_done, mut bytes_new) = (0u64, 0u64, 0u64);
     let mut vanished = Vec::new();
+    let mut unreadable = Vec::new();
     store_files::store_all(store, &walked.files, &jobs, threads, &mut |i, stored| {
         match stored {
             Stored::Done { stat, inserted } => {
@@ -258,6 +271,7 @@ pub fn ingest(
                 bytes_done += inserted.size;
             }
             Stored::Vanished => vanished.push(i),
+            Stored::Unreadable => unreadable.push(i),
         }
         files_done += 1;
         if files_done & 127 == 0 || files_done == files_total {
@@ -268,6 +282,18 @@ pub fn ingest(
     for &i in &vanished {
         warnings.push(IngestWarning::Vanished {
             path: walked.files[i].abs.clone(),
+        });
+    }
+
+    unreadable.sort_unstable();
+    for &i in &unreadable {
+        warnings.push(IngestWarning::Unreadable {
+            path: walked.files[i].abs.clone(),
+        });
+        walked.excluded.push(Excluded {
+            path: walked.files[i].rel.clone(),
+            is_dir: false,
+            reason: ExcludeReason::Unreadable,
         });
     }
 
@@ -314,7 +340,7 @@ pub fn ingest(
         bytes,
         bytes_new,
         bytes_present,
-        files_hashed: files_done - vanished.len() as u64,
+        files_hashed: files_done - vanished.len() as u64 - unreadable.len() as u64,
         files_unchanged,
         excluded,
         warnings,

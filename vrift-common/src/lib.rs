@@ -12,4 +12,5 @@ pub mod manifest;
 pub mod runlog;
 pub mod statcache;
 pub mod store;
+pub mod verify;
 pub mod vfs;

@@ -8,8 +8,10 @@
 //!   blobs through hardlinks, and a hardlink shares the blob's mode);
 //! - `tmp/`: in-flight writes (same file system, so a finished blob is renamed into place);
 //! - `roots/<blake3 of a manifest path>`: the registry of manifests that protect blobs from gc;
+//! - `quarantine/<hex>.<n>`: blobs found damaged, moved aside so that nothing serves them;
 //! - `lock`: flock'd shared by ingests and runs, exclusively by `gc --delete`.
 
+mod heal;
 mod insert;
 mod place;
 pub use place::renameat2;
@@ -26,6 +28,7 @@ use fs2::FileExt;
 
 use crate::hash::Hash;
 
+pub use heal::{BlobDamage, QUARANTINE_DIR};
 pub use roots::Root;
 
 /// Errors from the store. Every variant names the path it concerns.

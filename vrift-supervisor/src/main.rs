@@ -50,6 +50,12 @@ enum Command {
     /// manifest file, saving the run's changes into it.
     #[command(hide = true)]
     ShimRun(commands::shim_run::Args),
+    /// List runs whose result is not applied yet (kept aside, or interrupted); apply or
+    /// discard one.
+    Runs(commands::runs::Args),
+    /// Check the store itself: re-hash its blobs, move damaged ones aside, repair them.
+    #[command(subcommand)]
+    Store(commands::store::Command),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +76,8 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args),
         Command::Gc(args) => commands::gc::run(args),
         Command::Manifest(cmd) => commands::manifest::run(cmd),
+        Command::Store(cmd) => commands::store::run(cmd),
+        Command::Runs(args) => commands::runs::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Trace(args) => commands::trace::run(args),
         Command::ShimRun(args) => commands::shim_run::run(args),
@@ -78,7 +86,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("vrift: {}", describe_error(&err));
-            ExitCode::from(1)
+            // A program that could not be started exits as a shell's would.
+            match err.downcast_ref::<run::launch::ExecFailed>() {
+                Some(e) => ExitCode::from(e.exit_code()),
+                None => ExitCode::from(1),
+            }
         }
     }
 }

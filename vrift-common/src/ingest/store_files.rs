@@ -19,6 +19,8 @@ pub(crate) enum Stored {
     Done { stat: FileStat, inserted: Inserted },
     /// The file was deleted while we were at it: it is not part of the tree.
     Vanished,
+    /// The user may not read it: it stays on disk and passes through to the view.
+    Unreadable,
 }
 
 /// Store one file, re-reading it (up to [`ATTEMPTS`] times) when it changes meanwhile.
@@ -65,6 +67,11 @@ pub(crate) fn store_one_with(
                 }
             },
             Err(e) if e.is_not_found() => return Ok(Stored::Vanished),
+            Err(StoreError::Io { path, source })
+                if path == item.abs && super::walk::is_denied(&source) =>
+            {
+                return Ok(Stored::Unreadable)
+            }
             Err(StoreError::Io { path, source }) if path == item.abs => {
                 return Err(IngestError::Io { path, source })
             }

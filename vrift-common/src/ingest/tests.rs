@@ -425,7 +425,7 @@ fn store_one_retries_when_the_walk_stat_is_stale() {
             assert_eq!(stat, real);
             assert_eq!(inserted.hash, Hash::of(b"new content"));
         }
-        Stored::Vanished => panic!("vanished"),
+        Stored::Vanished | Stored::Unreadable => panic!("not stored"),
     }
 }
 
@@ -470,7 +470,7 @@ fn a_file_that_keeps_changing_is_retried_then_reported() {
     };
     match store_files::store_one_with(&item, &once).unwrap() {
         Stored::Done { inserted, .. } => assert_eq!(inserted.hash, Hash::of(b"data")),
-        Stored::Vanished => panic!("vanished"),
+        Stored::Vanished | Stored::Unreadable => panic!("not stored"),
     }
     assert_eq!(calls.get(), 2);
 }
@@ -484,18 +484,41 @@ fn unreadable_file_error_names_the_file() {
         abs: w.root.join("f"),
         stat: FileStat::from_metadata(&fs::symlink_metadata(w.root.join("f")).unwrap()),
     };
-    let denied = |p: &Path| {
+    // (Permission denied is no error: the file is recorded as unreadable, see below.)
+    let failing = |p: &std::path::Path| {
         Err(StoreError::Io {
             path: p.to_path_buf(),
-            source: std::io::Error::from_raw_os_error(libc::EACCES),
+            source: std::io::Error::from_raw_os_error(libc::EIO),
         })
     };
-    let err = match store_files::store_one_with(&item, &denied) {
+    let err = match store_files::store_one_with(&item, &failing) {
         Err(e) => e,
         Ok(_) => panic!("no error"),
     };
     assert_eq!(
         err.to_string(),
-        format!("{}: Permission denied (os error 13)", item.abs.display())
+        format!("{}: Input/output error (os error 5)", item.abs.display())
     );
+}
+
+#[test]
+fn a_file_denied_to_the_reader_is_reported_unreadable_not_an_error() {
+    let w = world();
+    fs::write(w.root.join("f"), b"x").unwrap();
+    let real = FileStat::from_metadata(&fs::symlink_metadata(w.root.join("f")).unwrap());
+    let item = walk::FileItem {
+        rel: b"f".to_vec(),
+        abs: w.root.join("f"),
+        stat: real,
+    };
+    let denied = |p: &std::path::Path| {
+        Err(crate::store::StoreError::Io {
+            path: p.to_path_buf(),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        })
+    };
+    assert!(matches!(
+        store_files::store_one_with(&item, &denied).unwrap(),
+        Stored::Unreadable
+    ));
 }

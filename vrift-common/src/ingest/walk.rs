@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::{Excluded, IngestError, IngestWarning};
-use crate::filters::Filter;
+use crate::filters::{ExcludeReason, Filter};
 use crate::hash::Hash;
 use crate::manifest::{Entry, EntryKind, RelPath};
 use crate::statcache::FileStat;
@@ -38,6 +38,11 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
     }
 }
 
+/// Permission denied (EACCES or EPERM).
+pub(crate) fn is_denied(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::PermissionDenied
+}
+
 pub(crate) fn mtime_ns(m: &fs::Metadata) -> i64 {
     m.mtime() * 1_000_000_000 + m.mtime_nsec()
 }
@@ -60,6 +65,7 @@ fn special_kind(ft: &fs::FileType) -> &'static str {
 pub(crate) fn walk(
     root: &Path,
     filter: &Filter,
+    store_root: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Walked, IngestError> {
     let mut out = Walked::default();
@@ -72,7 +78,25 @@ pub(crate) fn walk(
         // DirEntry::metadata is an lstat relative to the open directory (fstatat), which
         // spares resolving the whole path again for every file.
         let mut listed: Vec<(std::ffi::OsString, std::io::Result<fs::Metadata>)> = Vec::new();
-        for e in fs::read_dir(&dir_abs).map_err(io_err(&dir_abs))? {
+        let listing = match fs::read_dir(&dir_abs) {
+            Ok(l) => l,
+            // A directory the user may not list is not part of the view; it passes through,
+            // so it stays exactly as unreadable as it is on disk.
+            Err(e) if is_denied(&e) && !dir_rel.is_empty() => {
+                out.entries.retain(|(p, _)| *p != dir_rel);
+                out.dirs -= 1;
+                out.warnings
+                    .push(IngestWarning::Unreadable { path: dir_abs });
+                out.excluded.push(Excluded {
+                    path: dir_rel,
+                    is_dir: true,
+                    reason: ExcludeReason::Unreadable,
+                });
+                continue;
+            }
+            Err(e) => return Err(io_err(&dir_abs)(e)),
+        };
+        for e in listing {
             let e = e.map_err(io_err(&dir_abs))?;
             listed.push((e.file_name(), e.metadata()));
         }
@@ -97,7 +121,14 @@ pub(crate) fn walk(
                 Err(e) => return Err(io_err(&abs)(e)),
             };
             let ft = meta.file_type();
-            if let Some(reason) = filter.exclusion(&rel, ft.is_dir()) {
+            // The store itself (a project that holds it, such as a home directory) is never
+            // part of a tree: it passes through, as vrift's own files do.
+            let exclusion = if ft.is_dir() && abs == store_root {
+                Some(ExcludeReason::Internal)
+            } else {
+                filter.exclusion(&rel, ft.is_dir())
+            };
+            if let Some(reason) = exclusion {
                 out.excluded.push(Excluded {
                     path: rel,
                     is_dir: ft.is_dir(),

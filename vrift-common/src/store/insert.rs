@@ -3,8 +3,10 @@
 //!
 //! Blobs are not fsync'd one by one (that would make a first ingest of a large tree many times
 //! slower than `cp -r`); manifests are. A blob torn by a crash is caught by
-//! `Store::verify_blob` / `vrift manifest verify`, and one whose size is wrong is replaced the
-//! next time the same content is inserted.
+//! `Store::verify_blob` / `vrift store verify`. Inserting content whose blob already exists
+//! checks that blob: its size, then its content (one read of the blob); a blob that fails
+//! either is moved aside to `quarantine/` (see `heal.rs`) and replaced by the content just
+//! read, so storing a file again repairs its blob.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -89,7 +91,7 @@ impl Store {
     pub fn insert_bytes(&self, data: &[u8]) -> Result<Inserted, StoreError> {
         let hash = Hash::of(data);
         let size = data.len() as u64;
-        if self.existing_size(&hash) == Some(size) {
+        if self.existing_size(&hash) == Some(size) && self.existing_matches(&hash, Some(data)) {
             return Ok(Inserted {
                 hash,
                 size,
@@ -105,11 +107,23 @@ impl Store {
         fs::metadata(self.blob_path(hash)).ok().map(|m| m.len())
     }
 
+    /// Whether the existing blob `hash` holds that content: compared with `data` when the
+    /// caller has it in memory, else re-hashed. An unreadable blob counts as not matching
+    /// (it is then moved aside and replaced, which is what a reader of it needs).
+    fn existing_matches(&self, hash: &Hash, data: Option<&[u8]>) -> bool {
+        let path = self.blob_path(hash);
+        match data {
+            Some(data) => fs::read(&path).is_ok_and(|b| b == data),
+            None => super::hash_file(&path).is_ok_and(|h| h == *hash),
+        }
+    }
+
     /// Make the finished temp file the blob `hash`, unless that blob already exists.
     fn commit(&self, mut temp: TempBlob, hash: Hash, size: u64) -> Result<Inserted, StoreError> {
         temp.finish()?;
         let dest = self.blob_path(&hash);
         let mut made_shard = false;
+        let mut replaced = 0;
         let newly_stored = loop {
             // Fails when the name exists, so a present blob is never replaced, and two
             // concurrent inserts of the same content both succeed with exactly one writer.
@@ -128,15 +142,23 @@ impl Store {
                     made_shard = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    if self.existing_size(&hash) == Some(size) {
+                    if self.existing_size(&hash) == Some(size) && self.existing_matches(&hash, None)
+                    {
                         break false;
                     }
-                    // The blob's size is wrong: torn by a crash before its data reached the
-                    // disk. Replace it atomically with the content we just wrote.
+                    // The blob's size or content is wrong (torn by a crash before its data
+                    // reached the disk, or overwritten): move it aside, where nothing serves
+                    // it, and put the content we just wrote in its place.
                     tracing::warn!(blob = %dest.display(), "replacing a damaged blob");
-                    fs::rename(&temp.path, &dest).map_err(|e| StoreError::io(&dest, e))?;
-                    temp.placed = true;
-                    break true;
+                    replaced += 1;
+                    if replaced > 3 {
+                        return Err(StoreError::io(
+                            &dest,
+                            io::Error::other("a damaged blob keeps coming back at this name"),
+                        ));
+                    }
+                    self.quarantine_blob(&hash)?;
+                    continue;
                 }
                 Err(e) => return Err(StoreError::io(&dest, e)),
             }

@@ -1,5 +1,12 @@
-//! The gc-roots registry: `roots/<BLAKE3 of the manifest path, hex>` holds the manifest path
-//! (raw bytes and a newline). Every manifest listed there protects its blobs from gc.
+//! The gc-roots registry: `roots/<BLAKE3 of the manifest path, hex>` names a manifest that
+//! protects its blobs from gc.
+//!
+//! A root file is `vrift-root 2 <hex>\n<manifest path bytes>\n`, where `<hex>` names a blob
+//! holding the manifest's own bytes as they were when it was registered (its *pin*), or is
+//! `-` when the manifest could not be read then. The pin is what lets a root survive its
+//! manifest being moved or deleted: gc reads the pinned copy and keeps its blobs until the
+//! user says `vrift gc --forget PATH`. Root files of older vrifts (the path and a newline)
+//! are read as unpinned roots.
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
@@ -19,19 +26,33 @@ pub struct Root {
     pub manifest: PathBuf,
     /// The registry file itself, `<store>/roots/<hex>`.
     pub file: PathBuf,
+    /// The blob holding the manifest's bytes as registered (None: an unpinned root).
+    pub pinned: Option<Hash>,
 }
 
+/// The first bytes of a root file that records its pin.
+const ROOT_HEADER: &[u8] = b"vrift-root 2 ";
+
 impl Store {
-    /// Record `manifest_path` (absolute) in the roots registry so gc keeps its blobs.
+    /// Record `manifest_path` (absolute) in the roots registry so gc keeps its blobs, and
+    /// keep a copy of the manifest's bytes in the store (the root's pin), so that the blobs
+    /// stay protected if the manifest file is later moved or deleted.
     ///
     /// A relative path is taken against the current directory; when the manifest's directory
     /// exists its symlinks are resolved, so one manifest reached two ways is one root.
-    /// Registering the same path again changes nothing.
+    /// Registering the same path again with the same content changes nothing; with new
+    /// content it moves the pin to the new content. A path that cannot be read as a manifest
+    /// is registered unpinned.
     pub fn register_root(&self, manifest_path: &Path) -> Result<(), StoreError> {
         let manifest = canonical_manifest_path(manifest_path)?;
+        let pinned = match fs::read(&manifest) {
+            Ok(bytes) if crate::manifest::Manifest::decode(&bytes, &manifest).is_ok() => {
+                Some(self.insert_bytes(&bytes)?.hash)
+            }
+            _ => None,
+        };
         let file = self.root_file(&manifest);
-        let mut content = manifest.as_os_str().as_bytes().to_vec();
-        content.push(b'\n');
+        let content = encode_root(&manifest, pinned);
         if fs::read(&file).ok().as_deref() == Some(&content[..]) {
             return Ok(());
         }
@@ -65,6 +86,19 @@ impl Store {
         remove_if_present(&self.root_file(&manifest))
     }
 
+    /// The registered roots that `path` names: the root registered under `path` made
+    /// absolute, or under `path` with its directory's symlinks resolved (a moved or deleted
+    /// manifest can only be named the way it was registered).
+    pub fn find_roots(&self, path: &Path) -> Result<Vec<Root>, StoreError> {
+        let literal = absolute(path)?;
+        let canonical = canonical_manifest_path(path)?;
+        Ok(self
+            .roots()?
+            .into_iter()
+            .filter(|r| r.manifest == literal || r.manifest == canonical)
+            .collect())
+    }
+
     /// Remove one registry file (gc does this for roots whose manifest is gone).
     pub fn remove_root(&self, root: &Root) -> Result<(), StoreError> {
         remove_if_present(&root.file)
@@ -83,13 +117,12 @@ impl Store {
                 continue;
             }
             let file = e.path();
-            let mut bytes = fs::read(&file).map_err(|e| StoreError::io(&file, e))?;
-            if bytes.last() == Some(&b'\n') {
-                bytes.pop();
-            }
+            let bytes = fs::read(&file).map_err(|e| StoreError::io(&file, e))?;
+            let (manifest, pinned) = decode_root(bytes);
             out.push(Root {
-                manifest: PathBuf::from(OsString::from_vec(bytes)),
+                manifest,
                 file,
+                pinned,
             });
         }
         out.sort();
@@ -100,6 +133,35 @@ impl Store {
         let name = Hash::of(manifest.as_os_str().as_bytes()).to_hex();
         self.roots_dir().join(name)
     }
+}
+
+fn encode_root(manifest: &Path, pinned: Option<Hash>) -> Vec<u8> {
+    let mut content = ROOT_HEADER.to_vec();
+    match pinned {
+        Some(h) => content.extend_from_slice(h.to_hex().as_bytes()),
+        None => content.push(b'-'),
+    }
+    content.push(b'\n');
+    content.extend_from_slice(manifest.as_os_str().as_bytes());
+    content.push(b'\n');
+    content
+}
+
+/// A root file's manifest path and pin; the old format (path and newline) has no pin.
+fn decode_root(mut bytes: Vec<u8>) -> (PathBuf, Option<Hash>) {
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    let mut pinned = None;
+    if let Some(rest) = bytes.strip_prefix(ROOT_HEADER) {
+        if let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            pinned = std::str::from_utf8(&rest[..nl])
+                .ok()
+                .and_then(|t| t.parse::<Hash>().ok());
+            bytes = rest[nl + 1..].to_vec();
+        }
+    }
+    (PathBuf::from(OsString::from_vec(bytes)), pinned)
 }
 
 fn remove_if_present(path: &Path) -> Result<(), StoreError> {

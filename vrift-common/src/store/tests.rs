@@ -404,3 +404,123 @@ fn bench_insert_vs_cp() {
         "{n} files, best of 3: cp -r {cp:?}; first insert 1 thread {one:?}, 2 threads {two:?}; re-insert {again:?}"
     );
 }
+
+/// Overwrite a blob's bytes in place (as a bad disk or a stray `cp` over it would).
+fn damage(store: &Store, hash: &Hash, bytes: &[u8]) {
+    let path = store.blob_path(hash);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&path, bytes).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(BLOB_MODE)).unwrap();
+}
+
+#[test]
+fn inserting_content_over_a_same_size_corrupt_blob_repairs_it() {
+    let (d, store) = new_store();
+    // Small files (compared in memory), from bytes and from a file.
+    let ins = store.insert_bytes(b"the right bytes").unwrap();
+    damage(&store, &ins.hash, b"the wrong bytes");
+    assert_eq!(
+        store.check_blob(&ins.hash).unwrap(),
+        Some(BlobDamage::Corrupt)
+    );
+    let again = store.insert_bytes(b"the right bytes").unwrap();
+    assert!(
+        again.newly_stored,
+        "a corrupt blob is not 'already present'"
+    );
+    assert_eq!(store.check_blob(&ins.hash).unwrap(), None);
+    let q = store.quarantined().unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].0, ins.hash);
+    assert_eq!(fs::read(&q[0].1).unwrap(), b"the wrong bytes");
+
+    let f = d.path().join("f");
+    fs::write(&f, b"the right bytes").unwrap();
+    damage(&store, &ins.hash, b"THE RIGHT BYTES");
+    assert!(store.insert_file(&f).unwrap().newly_stored);
+    assert!(store.verify_blob(&ins.hash).unwrap());
+    assert_eq!(
+        store.quarantined().unwrap().len(),
+        2,
+        "each damaged copy kept"
+    );
+
+    // A large file (streamed, then re-hashed against the existing blob).
+    let big = d.path().join("big");
+    let content = big_content();
+    fs::write(&big, &content).unwrap();
+    let b = store.insert_file(&big).unwrap();
+    let mut wrong = content.clone();
+    wrong[12345] ^= 1;
+    damage(&store, &b.hash, &wrong);
+    assert!(store.insert_file(&big).unwrap().newly_stored);
+    assert!(store.verify_blob(&b.hash).unwrap());
+    assert!(tmp_is_empty(&store));
+    // Whole blobs are still never rewritten.
+    let ino = fs::metadata(store.blob_path(&b.hash)).unwrap().ino();
+    assert!(!store.insert_file(&big).unwrap().newly_stored);
+    assert_eq!(fs::metadata(store.blob_path(&b.hash)).unwrap().ino(), ino);
+}
+
+#[test]
+fn quarantine_moves_a_blob_aside_and_repair_from_puts_it_back() {
+    let (d, store) = new_store();
+    let ins = store.insert_bytes(b"content").unwrap();
+    damage(&store, &ins.hash, b"garbage");
+    let to = store.quarantine_blob(&ins.hash).unwrap().expect("moved");
+    assert!(to.starts_with(store.root().join(QUARANTINE_DIR)));
+    assert!(
+        !store.contains(&ins.hash),
+        "a quarantined blob is served by nobody"
+    );
+    assert_eq!(store.quarantine_blob(&ins.hash).unwrap(), None);
+    // A file with other content is no source; the right one is.
+    let wrong = d.path().join("wrong");
+    fs::write(&wrong, b"other").unwrap();
+    assert!(!store.repair_from(&ins.hash, &wrong).unwrap());
+    assert!(!store
+        .repair_from(&ins.hash, &d.path().join("absent"))
+        .unwrap());
+    assert!(!store.contains(&ins.hash));
+    let right = d.path().join("right");
+    fs::write(&right, b"content").unwrap();
+    assert!(store.repair_from(&ins.hash, &right).unwrap());
+    assert!(store.verify_blob(&ins.hash).unwrap());
+    assert_eq!(store.quarantined().unwrap().len(), 1);
+}
+
+#[test]
+fn roots_pin_a_copy_of_their_manifest() {
+    use crate::manifest::Manifest;
+    let (d, store) = new_store();
+    let m = d.path().join("m.manifest");
+    Manifest::from_entries([]).save_atomic(&m).unwrap();
+    store.register_root(&m).unwrap();
+    let bytes = fs::read(&m).unwrap();
+    let root = store.roots().unwrap().remove(0);
+    assert_eq!(root.pinned, Some(Hash::of(&bytes)));
+    assert!(store.verify_blob(&Hash::of(&bytes)).unwrap());
+    // Not a manifest: registered, unpinned.
+    let junk = d.path().join("junk.manifest");
+    fs::write(&junk, b"junk").unwrap();
+    store.register_root(&junk).unwrap();
+    let roots = store.roots().unwrap();
+    let j = roots
+        .iter()
+        .find(|r| r.manifest.ends_with("junk.manifest"))
+        .unwrap();
+    assert_eq!(j.pinned, None);
+    // find_roots: by the registered path even after its directory is gone.
+    let sub = d.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    let s = sub.join("vrift.manifest");
+    Manifest::from_entries([]).save_atomic(&s).unwrap();
+    store.register_root(&s).unwrap();
+    let registered = fs::canonicalize(&sub).unwrap().join("vrift.manifest");
+    fs::remove_dir_all(&sub).unwrap();
+    assert_eq!(store.find_roots(&registered).unwrap().len(), 1);
+    assert!(store
+        .find_roots(&d.path().join("other"))
+        .unwrap()
+        .is_empty());
+}

@@ -1,6 +1,8 @@
-//! `vrift gc [--delete]`: list (and delete) blobs no registered manifest references.
+//! `vrift gc [--delete] [--forget PATH]`: list (and delete) blobs no registered manifest
+//! references; release the roots of manifests that were moved or deleted on purpose.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::json;
@@ -14,6 +16,11 @@ pub struct Args {
     /// Delete the unreferenced blobs (without it, only list them).
     #[arg(long)]
     pub delete: bool,
+    /// Stop protecting the blobs of the manifest registered as PATH (one that was moved or
+    /// deleted, as `vrift gc` lists them); repeatable. With --delete, what nothing else
+    /// needs is deleted at once.
+    #[arg(long, value_name = "PATH")]
+    pub forget: Vec<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -21,6 +28,14 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = Store::open_default()?;
+    for path in &args.forget {
+        for root in gc::forget(&store, path)? {
+            eprintln!(
+                "vrift gc: forgot {}: its blobs are kept only if another manifest needs them",
+                root.manifest.display()
+            );
+        }
+    }
     // Held to the end: no run starts (and mounts a layer) while layers are removed.
     let mut exclusive = None;
     let plan = if args.delete {
@@ -68,7 +83,11 @@ fn plan_json(plan: &GcPlan, deleted: bool) -> serde_json::Value {
             .collect::<Vec<_>>(),
         "referenced_blobs": plan.referenced_blobs,
         "live_roots": plan.live_roots.iter().map(|r| r.manifest.display().to_string()).collect::<Vec<_>>(),
-        "stale_roots": plan.stale_roots.iter().map(|r| r.manifest.display().to_string()).collect::<Vec<_>>(),
+        "moved_roots": plan.moved_roots.iter().map(|m| json!({
+            "manifest": m.root.manifest.display().to_string(),
+            "blobs_kept": m.blobs,
+            "same_as": m.same_as.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "missing_blobs": plan.missing_blobs.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
         "tmp_leftovers": plan.tmp_leftovers.len(),
     })
@@ -87,16 +106,18 @@ fn print_text(plan: &GcPlan, deleted: bool) -> std::io::Result<()> {
     for (hash, size) in &plan.unreferenced {
         writeln!(out, "  {hash}  {size} bytes")?;
     }
-    if !plan.stale_roots.is_empty() {
-        let verb = if deleted { "removed" } else { "stale" };
-        writeln!(
+    for m in &plan.moved_roots {
+        let path = m.root.manifest.display();
+        write!(
             out,
-            "{verb} roots (manifest gone): {}",
-            plan.stale_roots.len()
+            "manifest moved or deleted: {path}: {} blobs kept; `vrift gc --forget {path}` to release them",
+            m.blobs
         )?;
-        for r in &plan.stale_roots {
-            writeln!(out, "  {}", r.manifest.display())?;
+        if !m.same_as.is_empty() {
+            let same: Vec<String> = m.same_as.iter().map(|p| p.display().to_string()).collect();
+            write!(out, " (same content as {})", same.join(", "))?;
         }
+        writeln!(out)?;
     }
     if !plan.tmp_leftovers.is_empty() {
         let verb = if deleted { "removed" } else { "left over" };

@@ -3,12 +3,12 @@
 
 use std::cell::Cell;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use serde_json::json;
-use vrift_common::filters::{ExcludeReason, Filter, FilterOptions};
+use vrift_common::filters::{ExcludeReason, Filter, FilterOptions, VRIFTIGNORE};
 use vrift_common::ingest::{self, IngestOptions, IngestPhase, IngestProgress, IngestReport};
 use vrift_common::manifest::display_path;
 use vrift_common::store::Store;
@@ -66,6 +66,17 @@ fn init(args: Args) -> anyhow::Result<ExitCode> {
         },
     )?;
 
+    // `vrift run` refreshes vrift.manifest with the filters a project keeps in its
+    // .vriftignore: --exclude patterns are written there (before the walk, so the manifest
+    // records the file as it will be), or the next run would bring the paths back.
+    let remembered = remember_excludes(&root, &args.exclude)?;
+    if args.no_gitignore || args.no_default_filters {
+        eprintln!(
+            "vrift: note: --no-gitignore and --no-default-filters apply to this init only: the              next `vrift run` refreshes vrift.manifest with the default filters; to keep a path              in, add a `!PATTERN` line to {}",
+            root.join(VRIFTIGNORE).display()
+        );
+    }
+
     // Held until the manifest is registered, so gc cannot take the new blobs in between.
     let _lock = store.lock_shared()?;
     let bar = progress_bar();
@@ -73,7 +84,19 @@ fn init(args: Args) -> anyhow::Result<ExitCode> {
         show_progress(&bar, p)
     });
     bar.finish_and_clear();
-    let report = report?;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            remembered.undo();
+            return Err(e.into());
+        }
+    };
+    if let Some(path) = &remembered.path {
+        eprintln!(
+            "vrift: --exclude patterns saved in {}, so `vrift run` leaves them out too",
+            path.display()
+        );
+    }
     let manifest_path = ingest::write_project_manifest(&root, &report.manifest, &store)?;
 
     for w in &report.warnings {
@@ -85,6 +108,57 @@ fn init(args: Args) -> anyhow::Result<ExitCode> {
         print_text(&filter, &report, &manifest_path);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `remember_excludes` changed, to put back if the init fails.
+struct Remembered {
+    /// The .vriftignore written (None: nothing to remember).
+    path: Option<PathBuf>,
+    /// Its content before (None: it did not exist).
+    before: Option<Vec<u8>>,
+}
+
+impl Remembered {
+    fn undo(&self) {
+        let Some(path) = &self.path else { return };
+        let _ = match &self.before {
+            Some(b) => std::fs::write(path, b),
+            None => std::fs::remove_file(path),
+        };
+    }
+}
+
+/// Append the `--exclude` patterns that are not yet lines of `root/.vriftignore` to it.
+fn remember_excludes(root: &Path, patterns: &[String]) -> anyhow::Result<Remembered> {
+    let path = root.join(VRIFTIGNORE);
+    let before = match std::fs::read(&path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => anyhow::bail!("{}: {e}", path.display()),
+    };
+    let text = String::from_utf8_lossy(before.as_deref().unwrap_or_default()).into_owned();
+    let have: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let mut add = String::new();
+    for p in patterns {
+        if !have.contains(&p.as_str()) && !add.lines().any(|l| l == p) {
+            add.push_str(p);
+            add.push('\n');
+        }
+    }
+    if add.is_empty() {
+        return Ok(Remembered { path: None, before });
+    }
+    let mut content = before.clone().unwrap_or_default();
+    if !content.is_empty() && !content.ends_with(b"\n") {
+        content.push(b'\n');
+    }
+    content.extend_from_slice(b"# added by `vrift init --exclude`\n");
+    content.extend_from_slice(add.as_bytes());
+    std::fs::write(&path, &content).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Remembered {
+        path: Some(path),
+        before,
+    })
 }
 
 struct Bar {

@@ -262,7 +262,8 @@ fn verify(path: &Path) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
-            "vrift: {}: {} of {} blobs missing or damaged in store {}",
+            "vrift: {}: {} of {} blobs missing or damaged in store {}; `vrift store verify \
+             --repair` moves damaged blobs aside and restores them from your files",
             path.display(),
             problems.len(),
             blobs.len(),

@@ -5,6 +5,8 @@ pub mod gc;
 pub mod init;
 pub mod manifest;
 pub mod run;
+pub mod runs;
 pub mod shim_run;
 pub mod status;
+pub mod store;
 pub mod trace;

@@ -30,7 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_json(&json!({
             "store": store.root().display().to_string(),
             "manifests": u.manifests,
-            "stale_roots": u.stale_roots,
+            "moved_roots": u.moved_roots,
             "broken_roots": u.broken_roots.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(),
             "blobs": u.blobs,
             "logical_bytes": u.logical_bytes,
@@ -39,6 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "saved_percent": u.saved_percent(),
             "unreferenced_blobs": u.unreferenced_blobs,
             "unreferenced_bytes": u.unreferenced_bytes,
+            "pinned_bytes": u.pinned_bytes,
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -46,8 +47,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let r = (|| -> std::io::Result<()> {
         writeln!(out, "store:         {}", store.root().display())?;
         write!(out, "manifests:     {}", u.manifests)?;
-        if u.stale_roots > 0 {
-            write!(out, " ({} stale roots: manifest gone)", u.stale_roots)?;
+        if u.moved_roots > 0 {
+            write!(
+                out,
+                " (and {} moved or deleted, still kept: `vrift gc` lists them)",
+                u.moved_roots
+            )?;
         }
         writeln!(out)?;
         writeln!(out, "blobs:         {}", u.blobs)?;
@@ -63,12 +68,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             human_bytes(u.stored_bytes),
             u.stored_bytes
         )?;
-        let saved = u.saved_bytes();
         writeln!(
             out,
-            "saved:         {}{} ({saved} bytes, {:.1}%)",
-            if saved < 0 { "-" } else { "" },
-            human_bytes(saved.unsigned_abs()),
+            "saved:         {} ({} bytes, {:.1}% of logical, by storing shared content once)",
+            human_bytes(u.saved_bytes()),
+            u.saved_bytes(),
             u.saved_percent()
         )?;
         if u.unreferenced_blobs > 0 {

@@ -1,23 +1,70 @@
 //! Where a run's result goes when it ends: written back to the project, or saved over the
 //! `--manifest` file.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use vrift_common::manifest::Manifest;
 use vrift_common::store::Store;
 
-use super::{project, writeback};
+use super::{project, unapplied, writeback};
 pub use crate::view::spec::Destination;
 
-/// Put the run's result (`new`, from a view that started as `before`) where it belongs.
+/// What became of a run's result.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Saved {
+    /// Applied (or there was nothing to apply); paths that changed on disk meanwhile may
+    /// have been kept aside, as a result of their own.
+    Done,
+    /// Applying it failed; the whole result is kept as `vrift runs` entry `id` (and the user
+    /// has been told how to apply it).
+    Kept { id: String },
+}
+
+/// Put the run's result (`new`, from a view that started as `before`) where it belongs. A
+/// failure to apply it keeps it (see [`unapplied`]) and says so; only a failure to keep it
+/// is an error.
 pub fn save(
     store: &Store,
     before: &Manifest,
     destination: &Destination,
     new: &Manifest,
-) -> Result<()> {
+) -> Result<Saved> {
     if new.hash() == before.hash() {
-        return Ok(());
+        return Ok(Saved::Done);
     }
+    match apply(store, before, destination, new) {
+        Ok(()) => Ok(Saved::Done),
+        Err(e) => {
+            let why = format!("{e:#}");
+            let id = unapplied::keep(
+                store,
+                destination,
+                before,
+                new,
+                format!("saving failed: {why}"),
+            )
+            .with_context(|| {
+                format!(
+                    "saving the run's result to {} failed ({why}), and keeping it failed too",
+                    destination.describe()
+                )
+            })?;
+            eprintln!(
+                "vrift: saving the run's result to {} failed: {why}",
+                destination.describe()
+            );
+            unapplied::tell_kept(store, &id);
+            Ok(Saved::Kept { id })
+        }
+    }
+}
+
+/// Apply `new` to its destination (the part of [`save`] that may fail half way).
+pub fn apply(
+    store: &Store,
+    before: &Manifest,
+    destination: &Destination,
+    new: &Manifest,
+) -> Result<()> {
     match destination {
         Destination::ManifestFile(path) => {
             new.save_atomic(path)?;
@@ -32,24 +79,7 @@ pub fn save(
                 report.removed
             );
             if !report.conflicts.is_empty() {
-                let kept = dir.join(".vrift").join("unapplied.manifest");
-                std::fs::create_dir_all(dir.join(".vrift"))?;
-                new.save_atomic(&kept)?;
-                store.register_root(&kept)?;
-                eprintln!(
-                    "vrift: {} path(s) changed on disk during the run were left as they are: {}",
-                    report.conflicts.len(),
-                    report
-                        .conflicts
-                        .iter()
-                        .map(|p| String::from_utf8_lossy(p).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                eprintln!(
-                    "vrift: the run's full result is kept in {} (compare with `vrift manifest diff`)",
-                    kept.display()
-                );
+                unapplied::keep_conflicts(store, destination, before, new, &report.conflicts)?;
             }
             if *has_manifest {
                 project::refresh(store, dir)?;

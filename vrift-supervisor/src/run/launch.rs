@@ -40,6 +40,60 @@ const FILTER: u32 = 5;
 const HANDSHAKE: u32 = 6;
 const MOUNT: u32 = 1000;
 
+/// The program could not be started (the view and its namespaces were ready): as a shell
+/// says it, with a shell's exit status (127 not found, 126 found but not runnable).
+#[derive(Debug)]
+pub struct ExecFailed {
+    pub program: String,
+    pub error: std::io::Error,
+}
+
+impl ExecFailed {
+    /// `exec` reports EACCES when a PATH search met a directory it may not search, even
+    /// though no such program exists anywhere; a shell says "command not found" then.
+    fn new(program: String, error: std::io::Error) -> ExecFailed {
+        let searched = !program.contains('/');
+        let exists_on_path = || {
+            std::env::var_os("PATH").is_some_and(|path| {
+                std::env::split_paths(&path).any(|d| d.join(&program).symlink_metadata().is_ok())
+            })
+        };
+        let error = if searched
+            && error.kind() == std::io::ErrorKind::PermissionDenied
+            && !exists_on_path()
+        {
+            std::io::Error::from_raw_os_error(libc::ENOENT)
+        } else {
+            error
+        };
+        ExecFailed { program, error }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        if self.error.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        }
+    }
+}
+
+impl std::fmt::Display for ExecFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.error.kind() == std::io::ErrorKind::NotFound {
+            write!(f, "{}: command not found", self.program)
+        } else {
+            let e = std::io::Error::from_raw_os_error(self.error.raw_os_error().unwrap_or(0));
+            let text = e.to_string();
+            // "Permission denied (os error 13)" -> "Permission denied", as a shell says it.
+            let text = text.split(" (os error").next().unwrap_or(&text);
+            write!(f, "{}: {text}", self.program)
+        }
+    }
+}
+
+impl std::error::Error for ExecFailed {}
+
 /// A step of the child that failed, in words, with what to do about it.
 fn explain(step: u32, plan: &LaunchPlan, err: &std::io::Error) -> String {
     let refused = matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
@@ -180,7 +234,7 @@ pub fn spawn(
                 }
                 // No step failed: the exec itself did.
                 None => {
-                    return Err(e).context(format!("{}", program.to_string_lossy()));
+                    return Err(ExecFailed::new(program.to_string_lossy().into_owned(), e).into());
                 }
             };
             return Err(failed.into());

@@ -18,6 +18,7 @@ pub mod destination;
 pub mod launch;
 pub mod project;
 pub mod recover;
+pub mod unapplied;
 pub mod view;
 pub mod writeback;
 
@@ -106,7 +107,21 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
             traced: None,
         });
     }
-    let (kind, why) = projection::choose(opts.projection, &store, opts.trace);
+    let (mut kind, mut why) = projection::choose(opts.projection, &store, opts.trace);
+    if kind == Kind::Overlay && opts.projection == Choice::Auto {
+        let runner = Owner {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        };
+        if view_owner(&spec, runner) != runner {
+            // Only the supervisor judges a write as the disk would when the project is not
+            // the runner's to write; the overlay would accept it and fail at write-back.
+            kind = Kind::Supervisor;
+            why = "the project directory is not writable by you: the supervisor refuses the \
+                   writes the disk would refuse"
+                .into();
+        }
+    }
     tracing::info!("projection: {} ({why})", kind.name());
     match run_with(kind, &store, &spec, &opts, &cwd) {
         Err(e)
@@ -137,9 +152,16 @@ fn run_with(
     cwd: &Path,
 ) -> Result<Finished> {
     let run_dir = RunDir::create(store)?;
-    let owner = Owner {
+    let runner = Owner {
         uid: nix::unistd::geteuid().as_raw(),
         gid: nix::unistd::getegid().as_raw(),
+    };
+    // The supervisor judges permissions itself, against the view's owner; the overlay leaves
+    // them to the kernel, over layers made for the runner.
+    let owner = if kind == Kind::Supervisor {
+        view_owner(spec, runner)
+    } else {
+        runner
     };
     let prepared = projection::prepare(
         kind,
@@ -174,12 +196,13 @@ fn run_with(
     }
     .write(run_dir.path())?;
 
-    let plan = launch_plan(store, opts, spec, cwd, owner, projection.as_ref())?;
-    let finished = match start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace) {
+    let plan = launch_plan(store, opts, spec, cwd, runner, projection.as_ref())?;
+    let mut finished = match start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace) {
         Ok(f) => f,
         Err(e) => {
-            // Nothing ran: the run leaves nothing behind.
-            if e.downcast_ref::<launch::SetupFailed>().is_some() {
+            // Nothing ran (the view could not be set up, or the program not started): the
+            // run leaves nothing behind.
+            if e.downcast_ref::<launch::SetupFailed>().is_some() || e.is::<launch::ExecFailed>() {
                 run_dir.remove();
             }
             return Err(e);
@@ -187,8 +210,13 @@ fn run_with(
     };
 
     let new_manifest = projection.harvest().context("saving the run's changes")?;
-    destination::save(store, &spec.manifest, &spec.destination, &new_manifest)?;
+    let saved = destination::save(store, &spec.manifest, &spec.destination, &new_manifest)?;
+    // Saved or kept aside: the run directory is done with either way.
     run_dir.remove();
+    if saved != destination::Saved::Done && finished.status == 0 {
+        // The program succeeded but its result is not where it belongs: `a && b` stops.
+        finished.status = 1;
+    }
     Ok(finished)
 }
 
@@ -216,12 +244,16 @@ fn launch_plan(
     }
     steps.extend(projection.mounts()?);
     // The store itself, at its own path, read-only too: a program that finds a blob's path
-    // must not be able to write or chmod it there either.
-    steps.push(Mount::Bind {
-        src: cstring(store.root())?,
-        dst: cstring(store.root())?,
-        readonly: true,
-    });
+    // must not be able to write or chmod it there either. A store inside the view's root
+    // (a run from the home directory that holds it) is there only if it passes through; in
+    // a view that does not show it there is nothing to reach it by.
+    if store_reachable(store.root(), spec) {
+        steps.push(Mount::Bind {
+            src: cstring(store.root())?,
+            dst: cstring(store.root())?,
+            readonly: true,
+        });
+    }
     // A /proc of the new pid namespace, so /proc/PID agrees with getpid.
     steps.push(Mount::Proc);
     let start_dir = if opts.mount.is_some() {
@@ -244,6 +276,54 @@ fn launch_plan(
         ns: ns::NsConfig { id_maps },
         mounts: steps,
         filter: projection.filter()?,
+    })
+}
+
+/// Who the view's entries belong to. A manifest records no owner, so a view reports its
+/// files as the runner's own, except in a project directory the runner may not write (and
+/// does not own): there they are reported as its owner's, so that permissions are judged
+/// when a write is made as the disk would judge them (a write the disk would refuse gets
+/// EACCES at once, instead of succeeding in the view and failing at write-back). A shared
+/// directory the runner may write (`/tmp`) keeps the runner as owner. Root owns everything
+/// it may write.
+fn view_owner(spec: &ViewSpec, runner: Owner) -> Owner {
+    use std::os::unix::fs::MetadataExt;
+    if runner.uid == 0 {
+        return runner;
+    }
+    match &spec.destination {
+        destination::Destination::Project { dir, .. } => match std::fs::metadata(dir) {
+            Ok(m)
+                if m.uid() != runner.uid
+                    && nix::unistd::access(dir.as_path(), nix::unistd::AccessFlags::W_OK)
+                        .is_err() =>
+            {
+                Owner {
+                    uid: m.uid(),
+                    gid: m.gid(),
+                }
+            }
+            _ => runner,
+        },
+        destination::Destination::ManifestFile(_) => runner,
+    }
+}
+
+/// Whether the store's own path exists in the program's mount namespace once the view
+/// covers its root.
+fn store_reachable(store: &Path, spec: &ViewSpec) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let store = store.canonicalize().unwrap_or_else(|_| store.to_path_buf());
+    let root = spec
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| spec.root.clone());
+    let Ok(rel) = store.strip_prefix(&root) else {
+        return true;
+    };
+    let rel = rel.as_os_str().as_bytes();
+    spec.passthrough.iter().any(|(p, _)| {
+        rel == p.as_slice() || (rel.starts_with(p) && rel.get(p.len()) == Some(&b'/'))
     })
 }
 

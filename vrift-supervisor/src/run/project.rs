@@ -63,6 +63,13 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
     };
     let mut passthrough = Vec::new();
     for ex in &report.excluded {
+        // vrift's own files (vrift.manifest, .vrift, a store inside the project) describe
+        // the tree; they are not part of it, so the view does not show them at all (a
+        // `git clean -fdx` or `rm -rf *` in the view leaves them be, and vrift keeps
+        // vrift.manifest up to date itself).
+        if ex.reason == vrift_common::filters::ExcludeReason::Internal {
+            continue;
+        }
         let p = root.join(std::ffi::OsStr::from_bytes(&ex.path));
         match std::fs::symlink_metadata(&p) {
             Ok(m) if m.is_dir() => passthrough.push((ex.path.clone(), PassthroughKind::Dir)),

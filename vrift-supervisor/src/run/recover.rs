@@ -10,6 +10,9 @@ use super::destination;
 use crate::projection;
 use crate::rundir::{RunDir, RunRecord, BASE, RECORD};
 
+/// In a run directory: recovering it failed (the error inside); it is not tried again.
+pub const UNRECOVERABLE: &str = "unrecoverable";
+
 /// Recover every run whose vrift is gone. Returns how many were recovered.
 pub fn recover_interrupted(store: &Store) -> usize {
     let runs = store.root().join(vrift_common::gc::RUNS_DIR);
@@ -21,6 +24,9 @@ pub fn recover_interrupted(store: &Store) -> usize {
         let path = d.path();
         if !path.join(RECORD).exists() {
             continue; // not yet started, or not a run directory
+        }
+        if path.join(UNRECOVERABLE).exists() {
+            continue; // said once; `vrift runs` lists it, `vrift runs discard` drops it
         }
         let dir = match RunDir::claim(&path) {
             Ok(Some(dir)) => dir,
@@ -42,10 +48,19 @@ pub fn recover_interrupted(store: &Store) -> usize {
                 n += 1;
                 dir.remove();
             }
-            Err(e) => eprintln!(
-                "vrift: could not recover the interrupted run in {}: {e:#}; it is kept there",
-                dir.path().display()
-            ),
+            Err(e) => {
+                let id = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                eprintln!(
+                    "vrift: could not recover the interrupted run {id} in {}: {e:#}; it is kept \
+                     there and not tried again (`vrift runs` lists it, `vrift runs discard {id}` \
+                     drops it)",
+                    dir.path().display()
+                );
+                let _ = std::fs::write(dir.join(UNRECOVERABLE), format!("{e:#}\n"));
+            }
         }
     }
     n
@@ -59,6 +74,8 @@ fn recover(store: &Store, dir: &RunDir) -> Result<(RunRecord, bool)> {
     if new.hash() == base.hash() {
         return Ok((rec, false));
     }
+    // A result that cannot be applied is kept aside (and the user told): the run directory
+    // is done with either way.
     destination::save(store, &base, &rec.destination, &new)?;
     Ok((rec, true))
 }

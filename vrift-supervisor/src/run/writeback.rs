@@ -32,6 +32,20 @@ fn real(root: &Path, rel: &[u8]) -> PathBuf {
     }
 }
 
+/// A path write-back cannot even look at (a name too long for the destination, a directory
+/// it may not search) is a failure, not a change on disk: the result is then kept.
+fn check_reachable(p: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(p) {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("{}", p.display())),
+    }
+}
+
 /// Does the real path still look the way the run's starting manifest saw it?
 fn unchanged_on_disk(p: &Path, before: Option<&Entry>) -> bool {
     let meta = std::fs::symlink_metadata(p);
@@ -48,6 +62,21 @@ fn unchanged_on_disk(p: &Path, before: Option<&Entry>) -> bool {
                     && m.mtime() * 1_000_000_000 + m.mtime_nsec() == e.mtime_ns
             }
         },
+    }
+}
+
+/// Is the real path already what the run made of it?
+fn already_there(p: &Path, e: &Entry) -> bool {
+    match e.kind {
+        EntryKind::Symlink => {
+            std::fs::read_link(p).is_ok_and(|t| t.as_os_str().as_bytes() == e.target.as_slice())
+        }
+        EntryKind::File => {
+            unchanged_on_disk(p, Some(e))
+                && std::fs::symlink_metadata(p)
+                    .is_ok_and(|m| m.permissions().mode() & 0o7777 == e.mode & 0o7777)
+        }
+        EntryKind::Dir => unchanged_on_disk(p, Some(e)),
     }
 }
 
@@ -147,6 +176,7 @@ fn apply_changes(
     gone.sort_by(|a, b| b.0.cmp(a.0));
     for (rel, e) in gone {
         let p = real(root, rel);
+        check_reachable(&p)?;
         if !unchanged_on_disk(&p, Some(e)) {
             if p.symlink_metadata().is_ok() {
                 report.conflicts.push(rel.to_vec());
@@ -176,9 +206,14 @@ fn apply_changes(
             continue;
         }
         let p = real(root, rel);
+        check_reachable(&p)?;
         let dir_already_there = e.kind == EntryKind::Dir && p.is_dir();
         if !dir_already_there && !unchanged_on_disk(&p, old) {
-            report.conflicts.push(rel.to_vec());
+            // Already as the run left it (a kept result applied again after a failure half
+            // way): nothing to do. Anything else changed on disk meanwhile.
+            if !already_there(&p, e) {
+                report.conflicts.push(rel.to_vec());
+            }
             continue;
         }
         if !rel.is_empty() {

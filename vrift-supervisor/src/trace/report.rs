@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::syscall_names::{syscall_name, syscall_number};
+use super::syscall_names::{syscall_name, syscall_number, KERNEL_FILE_CALLS};
 use super::{TraceData, TraceUnavailable};
 use crate::projection::supervisor::filter::FILE_CALLS;
 use crate::projection::supervisor::served::{PathCount, ServedStats};
@@ -76,10 +76,13 @@ impl Report {
         ebpf: &Result<TraceData, TraceUnavailable>,
         served: &ServedStats,
     ) -> Report {
-        let file_nrs: Vec<u32> = FILE_CALLS
+        let mut file_nrs: Vec<u32> = FILE_CALLS
             .iter()
+            .chain(KERNEL_FILE_CALLS)
             .filter_map(|n| syscall_number(n))
             .collect();
+        file_nrs.sort_unstable();
+        file_nrs.dedup();
         let served_rows: HashMap<u32, _> = served.rows().into_iter().collect();
         let ebpf_rows: HashMap<u32, &super::SyscallRow> = match ebpf {
             Ok(d) => d.per_syscall.iter().map(|r| (r.nr, r)).collect(),
@@ -169,7 +172,7 @@ impl Report {
         }
         let _ = writeln!(
             o,
-            "\n{:<12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6} {:>10} {:>9} {:>9} {:>11}",
+            "\n{:<14} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6} {:>10} {:>9} {:>9} {:>11}",
             "file syscall",
             "calls",
             "hit",
@@ -186,7 +189,7 @@ impl Report {
         for r in &self.file_syscalls {
             let _ = writeln!(
                 o,
-                "{:<12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6} {:>10} {:>9} {:>9} {:>11}",
+                "{:<14} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6} {:>10} {:>9} {:>9} {:>11}",
                 r.name,
                 r.calls,
                 r.hit,
@@ -217,7 +220,7 @@ impl Report {
         let rate = (t[1] + t[2] > 0).then(|| t[1] as f64 / (t[1] + t[2]) as f64);
         let _ = writeln!(
             o,
-            "{:<12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6} {:>10} {:>9} {:>9} {:>11}",
+            "{:<14} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6} {:>10} {:>9} {:>9} {:>11}",
             "total",
             t[0],
             t[1],
@@ -255,9 +258,9 @@ impl Report {
             if rows.is_empty() {
                 continue;
             }
-            let _ = writeln!(o, "\n{title:<12} {:>9} {:>9}  path", "calls", "misses");
+            let _ = writeln!(o, "\n{title:<14} {:>9} {:>9}  path", "calls", "misses");
             for r in rows {
-                let _ = writeln!(o, "{:<12} {:>9} {:>9}  {}", "", r.calls, r.misses, r.path);
+                let _ = writeln!(o, "{:<14} {:>9} {:>9}  {}", "", r.calls, r.misses, r.path);
             }
         }
         if self.untimed > 0 {
@@ -281,18 +284,62 @@ impl Report {
     }
 }
 
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_all_in_ms() {
+        assert_eq!(dur(Some(3_200_000)), "3.200ms");
+        assert_eq!(dur(Some(1_234)), "0.0012ms");
+        assert_eq!(dur(Some(12_345_678)), "12.3ms");
+        assert_eq!(dur(Some(12_345_678_901)), "12345.7ms");
+        assert_eq!(dur(None), "-");
+    }
+
+    #[test]
+    fn listings_and_xattrs_are_file_calls() {
+        let nr = |n| syscall_number(n).unwrap();
+        let data = TraceData {
+            per_syscall: ["getdents64", "fsetxattr", "close"]
+                .iter()
+                .map(|n| super::super::SyscallRow {
+                    nr: nr(n),
+                    name: n.to_string(),
+                    calls: 3,
+                    timed: 3,
+                    total_ns: 3_000,
+                    p50_ns: Some(1_000),
+                    p99_ns: Some(1_000),
+                })
+                .collect(),
+            ..TraceData::default()
+        };
+        let r = Report::build(vec!["x".into()], 0, 1, &Ok(data), &ServedStats::default());
+        let files: Vec<&str> = r.file_syscalls.iter().map(|f| f.name.as_str()).collect();
+        assert!(
+            files.contains(&"getdents64") && files.contains(&"fsetxattr"),
+            "{files:?}"
+        );
+        let others: Vec<&str> = r.other_syscalls.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(others, vec!["close"]);
+        assert!(!r.to_text().contains("us "), "{}", r.to_text());
+    }
+}
+
 fn pct(r: Option<f64>) -> String {
     r.map(|r| format!("{:.1}", r * 100.0))
         .unwrap_or_else(|| "-".into())
 }
 
-fn dur(ns: Option<u64>) -> String {
+/// A duration in milliseconds, the one unit of the whole report: four decimals below 1 ms
+/// (a tenth of a microsecond still shows), three below 10 ms, one above.
+pub(crate) fn dur(ns: Option<u64>) -> String {
     match ns {
         None => "-".into(),
-        Some(n) if n < 10_000 => format!("{n}ns"),
-        Some(n) if n < 10_000_000 => format!("{:.1}us", n as f64 / 1e3),
-        Some(n) if n < 10_000_000_000 => format!("{:.1}ms", n as f64 / 1e6),
-        Some(n) => format!("{:.2}s", n as f64 / 1e9),
+        Some(n) if n < 1_000_000 => format!("{:.4}ms", n as f64 / 1e6),
+        Some(n) if n < 10_000_000 => format!("{:.3}ms", n as f64 / 1e6),
+        Some(n) => format!("{:.1}ms", n as f64 / 1e6),
     }
 }
 

@@ -518,3 +518,39 @@ mod tests {
         assert_eq!(syscall_number("no_such_call"), None);
     }
 }
+
+/// File syscalls the supervisor does not trap (the kernel serves them on the view's real
+/// directories and files) but that the trace report still counts as file calls: directory
+/// listings and extended attributes.
+pub const KERNEL_FILE_CALLS: &[&str] = &[
+    "getdents",
+    "getdents64",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "getxattr",
+    "lgetxattr",
+    "fgetxattr",
+    "listxattr",
+    "llistxattr",
+    "flistxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "setxattrat",
+    "getxattrat",
+    "listxattrat",
+    "removexattrat",
+];
+
+#[cfg(test)]
+mod kernel_file_call_tests {
+    use super::*;
+
+    #[test]
+    fn every_kernel_file_call_has_a_number() {
+        for name in KERNEL_FILE_CALLS {
+            assert!(syscall_number(name).is_some(), "{name}");
+        }
+    }
+}

@@ -40,7 +40,11 @@ pub enum FarmError {
         #[source]
         source: io::Error,
     },
-    #[error("{path}: blob {hash} is missing from the store (run `vrift manifest verify`)")]
+    #[error(
+        "{path}: blob {hash} is missing from the store (or was moved aside as damaged): \
+         `vrift store verify --repair --from DIR` restores it from a directory holding a file \
+         with that content"
+    )]
     MissingBlob { path: String, hash: Hash },
 }
 
