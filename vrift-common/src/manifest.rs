@@ -58,6 +58,44 @@ pub struct Entry {
     pub target: Vec<u8>,
 }
 
+impl Entry {
+    /// A directory entry.
+    pub fn dir(mode: u32, mtime_ns: i64) -> Entry {
+        Entry {
+            kind: EntryKind::Dir,
+            hash: Hash([0; 32]),
+            size: 0,
+            mode,
+            mtime_ns,
+            target: Vec::new(),
+        }
+    }
+
+    /// A symlink entry (mode 0777, size the target's length).
+    pub fn symlink(target: Vec<u8>, mtime_ns: i64) -> Entry {
+        Entry {
+            kind: EntryKind::Symlink,
+            hash: Hash([0; 32]),
+            size: target.len() as u64,
+            mode: 0o777,
+            mtime_ns,
+            target,
+        }
+    }
+
+    /// A file entry.
+    pub fn file(hash: Hash, size: u64, mode: u32, mtime_ns: i64) -> Entry {
+        Entry {
+            kind: EntryKind::File,
+            hash,
+            size,
+            mode,
+            mtime_ns,
+            target: Vec::new(),
+        }
+    }
+}
+
 /// Errors reading or writing a manifest; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {

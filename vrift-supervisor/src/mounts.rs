@@ -125,6 +125,33 @@ pub fn describe(step: &Mount) -> String {
     }
 }
 
+/// Bind each real path that passes through (`rel` under `real_dir`) onto its placeholder in
+/// `staged`, then bind `staged` (recursively, so with them) at the view's `root`. Binding
+/// onto the staged tree first lets the sources resolve to the real tree before the view
+/// covers it.
+pub fn stage_at_root<'a>(
+    real_dir: &Path,
+    passthrough: impl IntoIterator<Item = &'a Path>,
+    staged: &Path,
+    root: &Path,
+    readonly: bool,
+) -> Result<Vec<Mount>> {
+    let mut steps = Vec::new();
+    for rel in passthrough {
+        steps.push(Mount::Bind {
+            src: cstring(&real_dir.join(rel))?,
+            dst: cstring(&staged.join(rel))?,
+            readonly: false,
+        });
+    }
+    steps.push(Mount::Bind {
+        src: cstring(staged)?,
+        dst: cstring(root)?,
+        readonly,
+    });
+    Ok(steps)
+}
+
 /// The steps that make a view root that does not exist on disk appear: its nearest existing
 /// ancestor (the anchor) is covered by a tmpfs (`stage`, an empty directory vrift owns)
 /// holding bind mounts of all of the anchor's children plus the missing directories. When the

@@ -439,7 +439,7 @@ pub fn replay(view: &mut ViewOf, records: &[Record]) {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-    use vrift_common::manifest::{Entry, EntryKind};
+    use vrift_common::manifest::Entry;
     use vrift_common::vfs::Owner;
 
     /// A backend whose first change panics, as a handler with a bug would.
@@ -463,14 +463,7 @@ mod tests {
     }
 
     fn state() -> ViewState<Flaky> {
-        let root = Entry {
-            kind: EntryKind::Dir,
-            hash: Hash([0; 32]),
-            size: 0,
-            mode: 0o755,
-            mtime_ns: 0,
-            target: Vec::new(),
-        };
+        let root = Entry::dir(0o755, 0);
         let manifest = Manifest::from_entries([(Vec::new(), root)]);
         let owner = Owner { uid: 0, gid: 0 };
         let view = crate::view::spec::make(std::path::Path::new("/p"), owner, manifest, 1).unwrap();

@@ -193,6 +193,22 @@ impl Wrappers {
     }
 }
 
+/// `vrift init` in `dir` unless it already has a vrift.manifest, so each run refreshes it by
+/// a stat check as a user's would.
+pub fn ensure_init(w: &Wrappers, dir: &Path) -> Result<()> {
+    if dir.join("vrift.manifest").is_file() {
+        return Ok(());
+    }
+    run_step(
+        Command::new(&w.vrift)
+            .arg("init")
+            .current_dir(dir)
+            .env("VRIFT_HOME", &w.vrift_home),
+    )
+    .with_context(|| format!("vrift init in {}", dir.display()))
+    .map(drop)
+}
+
 /// One finished run: its wall time and what it printed.
 pub struct Timed {
     pub wall: Duration,

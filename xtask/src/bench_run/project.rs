@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use super::fixtures;
-use super::harness::{run_step, run_timed, which, Place, Runner};
+use super::harness::{self, run_step, run_timed, which, Place, Runner};
 use super::table::Table;
 use super::{stats, Bench};
 
@@ -17,15 +17,7 @@ pub fn run(b: &Bench) -> Result<Vec<Table>> {
     let files = if b.opts.quick { 2_000 } else { 20_000 };
     let tree = b.cache.join(format!("project-{files}"));
     fixtures::generated_tree(&tree, files)?;
-    if !tree.join("vrift.manifest").is_file() {
-        run_step(
-            Command::new(&b.wrappers.vrift)
-                .arg("init")
-                .current_dir(&tree)
-                .env("VRIFT_HOME", &b.wrappers.vrift_home),
-        )
-        .with_context(|| format!("vrift init in {}", tree.display()))?;
-    }
+    harness::ensure_init(&b.wrappers, &tree)?;
     let busybox = which("busybox").context("busybox")?;
     let bb = |args: &[&str]| -> Vec<OsString> {
         std::iter::once(busybox.clone().into_os_string())

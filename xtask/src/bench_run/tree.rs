@@ -3,12 +3,11 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
 use super::fixtures;
-use super::harness::{run_step, run_timed, which, Place, Runner};
+use super::harness::{self, run_timed, which, Place, Runner};
 use super::table::Table;
 use super::Bench;
 
@@ -16,16 +15,7 @@ pub fn run(b: &Bench) -> Result<Table> {
     let files = if b.opts.quick { 2_000 } else { 20_000 };
     let tree = b.cache.join(format!("tree-{files}"));
     fixtures::generated_tree(&tree, files)?;
-    // A project manifest, so each run refreshes it by a stat check as a user's would.
-    if !tree.join("vrift.manifest").is_file() {
-        run_step(
-            Command::new(&b.wrappers.vrift)
-                .arg("init")
-                .current_dir(&tree)
-                .env("VRIFT_HOME", &b.wrappers.vrift_home),
-        )
-        .with_context(|| format!("vrift init in {}", tree.display()))?;
-    }
+    harness::ensure_init(&b.wrappers, &tree)?;
     let busybox = which("busybox").context("busybox")?;
     let out_dir = b.cache.join("out");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("{}", out_dir.display()))?;

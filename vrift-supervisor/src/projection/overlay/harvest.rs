@@ -10,7 +10,6 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use vrift_common::hash::Hash;
 use vrift_common::manifest::{Entry, EntryKind, Manifest, RelPath};
 use vrift_common::store::Store;
 
@@ -117,17 +116,7 @@ fn walk(
             if opaque.as_deref() == Some(b"y") || !was_dir {
                 remove_tree(entries, &crel);
             }
-            entries.insert(
-                crel.clone(),
-                Entry {
-                    kind: EntryKind::Dir,
-                    hash: Hash([0; 32]),
-                    size: 0,
-                    mode,
-                    mtime_ns: mtime_of(&meta),
-                    target: Vec::new(),
-                },
-            );
+            entries.insert(crel.clone(), Entry::dir(mode, mtime_of(&meta)));
             walk(store, upper, &crel, flavor, passthrough, entries)?;
         } else if ft.is_file() {
             let ins = with_owner_access(&path, || {
@@ -138,33 +127,13 @@ fn walk(
             })
             .with_context(|| format!("{}", path.display()))?;
             remove_tree(entries, &crel);
-            entries.insert(
-                crel,
-                Entry {
-                    kind: EntryKind::File,
-                    hash: ins.hash,
-                    size: ins.size,
-                    mode,
-                    mtime_ns: mtime_of(&meta),
-                    target: Vec::new(),
-                },
-            );
+            entries.insert(crel, Entry::file(ins.hash, ins.size, mode, mtime_of(&meta)));
         } else if ft.is_symlink() {
             let target =
                 std::fs::read_link(&path).with_context(|| format!("{}", path.display()))?;
             let target = target.as_os_str().as_bytes().to_vec();
             remove_tree(entries, &crel);
-            entries.insert(
-                crel,
-                Entry {
-                    kind: EntryKind::Symlink,
-                    hash: Hash([0; 32]),
-                    size: target.len() as u64,
-                    mode: 0o777,
-                    mtime_ns: mtime_of(&meta),
-                    target,
-                },
-            );
+            entries.insert(crel, Entry::symlink(target, mtime_of(&meta)));
         } else {
             // FIFOs, sockets and device nodes live for the run only (a manifest has no such
             // kind); whatever they replaced is gone from the view.
@@ -179,14 +148,7 @@ mod tests {
     use super::*;
 
     fn dir_entry() -> Entry {
-        Entry {
-            kind: EntryKind::Dir,
-            hash: Hash([0; 32]),
-            size: 0,
-            mode: 0o755,
-            mtime_ns: 0,
-            target: Vec::new(),
-        }
+        Entry::dir(0o755, 0)
     }
 
     #[test]

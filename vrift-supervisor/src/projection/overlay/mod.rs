@@ -22,7 +22,7 @@ use vrift_common::store::Store;
 
 use super::supervisor::served::ServedStats;
 use super::{Context, Kind, Projection};
-use crate::mounts::{cstring, Mount};
+use crate::mounts::{self, cstring, Mount};
 use crate::rundir::{RunDir, RunRecord, MNT, UPPER, WORK};
 use crate::view::spec::PassthroughKind;
 use layer::Flavor;
@@ -181,19 +181,17 @@ impl Projection for OverlayProjection {
             dst: cstring(&self.mnt)?,
             options: self.options()?,
         }];
-        for rel in &self.passthrough {
-            let rel = Path::new(OsStr::from_bytes(rel));
-            steps.push(Mount::Bind {
-                src: cstring(&self.real_dir.join(rel))?,
-                dst: cstring(&self.mnt.join(rel))?,
-                readonly: false,
-            });
-        }
-        steps.push(Mount::Bind {
-            src: cstring(&self.mnt)?,
-            dst: cstring(&self.root)?,
-            readonly: false,
-        });
+        let passthrough = self
+            .passthrough
+            .iter()
+            .map(|rel| Path::new(OsStr::from_bytes(rel)));
+        steps.extend(mounts::stage_at_root(
+            &self.real_dir,
+            passthrough,
+            &self.mnt,
+            &self.root,
+            false,
+        )?);
         Ok(steps)
     }
 

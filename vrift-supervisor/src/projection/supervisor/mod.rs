@@ -26,7 +26,7 @@ use vrift_common::store::Store;
 use vrift_common::vfs::Owner;
 
 use super::{Context, Kind, Projection};
-use crate::mounts::{cstring, Mount};
+use crate::mounts::{self, Mount};
 use crate::rundir::{RunDir, RunRecord, FARM, JOURNAL};
 use crate::sys::notify::Listener;
 use crate::view::journal::{self, Journal};
@@ -85,24 +85,10 @@ impl Projection for SupervisorProjection {
     }
 
     fn mounts(&self) -> Result<Vec<Mount>> {
-        // Real paths that pass through are bound onto their placeholders in the farm first;
-        // the recursive bind of the farm then carries them to the view (still writable,
-        // while the farm itself is remounted read-only). Their sources resolve before the
-        // farm covers the real tree.
-        let mut steps = Vec::new();
-        for rel in &self.passthrough {
-            steps.push(Mount::Bind {
-                src: cstring(&self.real_dir.join(rel))?,
-                dst: cstring(&self.farm.join(rel))?,
-                readonly: false,
-            });
-        }
-        steps.push(Mount::Bind {
-            src: cstring(&self.farm)?,
-            dst: cstring(&self.root)?,
-            readonly: true,
-        });
-        Ok(steps)
+        // The farm is remounted read-only at the view; the pass-through paths bound onto
+        // its placeholders stay writable.
+        let passthrough = self.passthrough.iter().map(PathBuf::as_path);
+        mounts::stage_at_root(&self.real_dir, passthrough, &self.farm, &self.root, true)
     }
 
     fn filter(&self) -> Result<Option<Vec<u8>>> {
