@@ -65,3 +65,14 @@ if [ "$(id -u)" -eq 0 ] && [ -d /sys/kernel/tracing ] && ! [ -e /sys/kernel/trac
   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || log "could not mount tracefs (vrift trace will say why)"
 fi
 log "eBPF prerequisites ready"
+
+# ---------------------------------------------------------------------------------------------
+# Garage, the S3-compatible server the remote-store tests (tests/tests/remote.rs) and
+# `cargo xtask bench remote` run on 127.0.0.1. It compiles for about 15 minutes, once: the
+# step is skipped while a garage binary is on PATH or in ~/.cargo/bin.
+# ---------------------------------------------------------------------------------------------
+if ! command -v garage >/dev/null && ! [ -x "$HOME/.cargo/bin/garage" ]; then
+  log "installing Garage 2.5.0 for the remote-store tests (compiles for about 15 minutes)"
+  cargo install --locked garage@2.5.0
+fi
+log "Garage ready"

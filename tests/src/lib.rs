@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod garage;
+
 /// The `vrift` binary built beside this test executable (target/<profile>/vrift).
 pub fn vrift_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");

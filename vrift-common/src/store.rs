@@ -25,6 +25,7 @@ use fs2::FileExt;
 
 use crate::hash::Hash;
 
+pub use insert::{BlobWriter, Verified};
 pub use roots::Root;
 
 /// Errors from the store. Every variant names the path it concerns.

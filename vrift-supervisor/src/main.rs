@@ -44,6 +44,13 @@ enum Command {
     /// Inspect, compare and verify manifests.
     #[command(subcommand)]
     Manifest(commands::manifest::Command),
+    /// Add, list and remove remote stores (S3-compatible object stores shared by a team or CI).
+    #[command(subcommand)]
+    Remote(commands::remote::Command),
+    /// Upload manifests and the blobs they name that the remote lacks.
+    Push(commands::remote::PushArgs),
+    /// Fetch a manifest (by hash or ref) and the blobs the store lacks, each verified.
+    Pull(commands::remote::PullArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +66,9 @@ fn main() -> ExitCode {
         Command::Manifest(cmd) => commands::manifest::run(cmd),
         Command::Run(args) => commands::run::run(args),
         Command::Trace(args) => commands::trace::run(args),
+        Command::Remote(cmd) => commands::remote::run(cmd),
+        Command::Push(args) => commands::remote::push(args),
+        Command::Pull(args) => commands::remote::pull(args),
     };
     match result {
         Ok(code) => code,
