@@ -20,7 +20,11 @@ pub fn binary() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(p));
     }
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("garage")).collect())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("garage"))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(home) = std::env::var_os("HOME") {
         candidates.push(Path::new(&home).join(".cargo/bin/garage"));
@@ -119,7 +123,11 @@ root_domain = ".s3.garage.localhost"
         let listening = crate::wait_until(Duration::from_secs(60), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok() || self.exited()
         });
-        assert!(listening && !self.exited(), "garage did not start: {}", self.log());
+        assert!(
+            listening && !self.exited(),
+            "garage did not start: {}",
+            self.log()
+        );
         // The port answers before the bucket and key exist: poll a listing until it works.
         let remote = self.remote("ready", "");
         let mut last = String::new();
@@ -130,7 +138,11 @@ root_domain = ".s3.garage.localhost"
                 false
             }
         });
-        assert!(ready, "garage never served the bucket: {last}\n{}", self.log());
+        assert!(
+            ready,
+            "garage never served the bucket: {last}\n{}",
+            self.log()
+        );
     }
 
     fn exited(&mut self) -> bool {

@@ -85,7 +85,10 @@ fn tree(dir: &Path, tag: &str, n: usize) {
         let body: String = format!("{tag}-{i};").repeat(len / 8 + 1);
         write(&dir.join(format!("src/d{}/{tag}{i}.txt", i / 40)), body);
     }
-    write(&dir.join("bin/hello.sh"), "#!/bin/sh\necho hello from the view\n");
+    write(
+        &dir.join("bin/hello.sh"),
+        "#!/bin/sh\necho hello from the view\n",
+    );
     let mut perm = std::fs::metadata(dir.join("bin/hello.sh"))
         .unwrap()
         .permissions();
@@ -101,7 +104,8 @@ fn init(env: &Env, dir: &Path) -> Hash {
 
 /// What the test program prints in a view: every path, every file's content digest, and
 /// the output of a script run from the view.
-const PROGRAM: &str = "find . | LC_ALL=C sort; find . -type f | LC_ALL=C sort | xargs cat | cksum; ./bin/hello.sh";
+const PROGRAM: &str =
+    "find . | LC_ALL=C sort; find . -type f | LC_ALL=C sort | xargs cat | cksum; ./bin/hello.sh";
 
 fn run_in_view(env: &Env, g: &Garage, manifest: &str) -> String {
     let work = tempfile::tempdir_in(env.dir.path()).unwrap();
@@ -144,7 +148,9 @@ fn two_stores_share_trees_through_the_remote() {
     let proj = a.mkdir("proj");
     tree(&proj, "a", 300);
     // One blob large enough to go up in parts.
-    let big: Vec<u8> = (0..(40u32 << 20) / 4).flat_map(|i| i.to_le_bytes()).collect();
+    let big: Vec<u8> = (0..(40u32 << 20) / 4)
+        .flat_map(|i| i.to_le_bytes())
+        .collect();
     write(&proj.join("big.bin"), &big);
     let hash = init(&a, &proj);
     let hex = hash.to_hex();
@@ -157,7 +163,11 @@ fn two_stores_share_trees_through_the_remote() {
     assert_eq!(pushed["already_complete"], 0);
     let remote = g.remote("check", PREFIX);
     let on_remote = remote.list_raw("blobs").unwrap();
-    assert_eq!(on_remote.len(), blobs.len() + 1, "every blob and the manifest");
+    assert_eq!(
+        on_remote.len(),
+        blobs.len() + 1,
+        "every blob and the manifest"
+    );
     let big_key = format!("blobs/{}", Hash::of(&big).to_hex());
     assert!(on_remote.contains(&(big_key, big.len() as u64)));
     assert_eq!(
@@ -202,7 +212,12 @@ fn two_stores_share_trees_through_the_remote() {
 
     // A hash the remote does not have: a clear error naming the object.
     let absent = Hash::of(b"no such manifest").to_hex();
-    let err = fails(&mut vr(&c, &g, &work, &["run", "--manifest", &absent, "--", "true"]));
+    let err = fails(&mut vr(
+        &c,
+        &g,
+        &work,
+        &["run", "--manifest", &absent, "--", "true"],
+    ));
     assert!(
         err.contains(&format!("blobs/{absent}")) && err.contains("not found"),
         "{err}"
@@ -266,7 +281,10 @@ fn a_corrupt_object_on_the_remote_is_refused() {
     assert!(err.contains("does not match"), "{err}");
     let store = Store::open(&b.home()).unwrap();
     assert!(!store.contains(&victim));
-    assert!(!store.contains(&Hash::of(&bad)), "the bad content is not kept either");
+    assert!(
+        !store.contains(&Hash::of(&bad)),
+        "the bad content is not kept either"
+    );
     store_sound(&b);
     // Nothing registered a manifest whose blobs are not all there.
     assert!(store.roots().unwrap().is_empty());
@@ -287,8 +305,15 @@ fn a_corrupt_object_on_the_remote_is_refused() {
     mbytes[last] ^= 0xff;
     remote.put_raw(&mkey, mbytes).unwrap();
     let err = fails(&mut vr(&c, &g, &work, &["pull", &hash.to_hex()]));
-    assert!(err.contains(&mkey) && err.contains("does not match"), "{err}");
-    assert!(Store::open(&c.home()).unwrap().list_blobs().unwrap().is_empty());
+    assert!(
+        err.contains(&mkey) && err.contains("does not match"),
+        "{err}"
+    );
+    assert!(Store::open(&c.home())
+        .unwrap()
+        .list_blobs()
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -329,7 +354,10 @@ fn a_push_cut_off_by_the_server_dying_completes_when_retried() {
 
     let retried = json(&mut vr(&a, &g, &proj, &["push", "--json"]));
     let sent = retried["uploaded"].as_u64().unwrap() as usize;
-    assert!(sent <= total - seen, "the retry resends at most what was missing ({sent})");
+    assert!(
+        sent <= total - seen,
+        "the retry resends at most what was missing ({sent})"
+    );
     assert_eq!(retried["checked"], total);
     assert_eq!(remote.list_raw("manifests").unwrap().len(), 1);
 
@@ -391,21 +419,46 @@ fn bad_credentials_missing_bucket_and_unreachable_endpoint_are_clear_errors() {
     let endpoint = g.endpoint();
     ok(&mut a.vrift(
         &proj,
-        &["remote", "add", "nobucket", "s3://no-such-bucket", "--endpoint", &endpoint, "--region", REGION],
+        &[
+            "remote",
+            "add",
+            "nobucket",
+            "s3://no-such-bucket",
+            "--endpoint",
+            &endpoint,
+            "--region",
+            REGION,
+        ],
     ));
     let err = fails(&mut vr(&a, &g, &proj, &["push", "--remote", "nobucket"]));
-    assert!(err.contains("no-such-bucket") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("no-such-bucket") && err.contains("does not exist"),
+        "{err}"
+    );
 
     // An endpoint nobody answers at: a prompt, clear failure.
     let dead = format!("http://127.0.0.1:{}", garage::free_port());
     ok(&mut a.vrift(
         &proj,
-        &["remote", "add", "dead", "s3://vrift-test", "--endpoint", &dead, "--region", REGION],
+        &[
+            "remote",
+            "add",
+            "dead",
+            "s3://vrift-test",
+            "--endpoint",
+            &dead,
+            "--region",
+            REGION,
+        ],
     ));
     let t = Instant::now();
     let err = fails(&mut vr(&a, &g, &proj, &["push", "--remote", "dead"]));
     assert!(err.contains("cannot reach") && err.contains(&dead), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(60), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
     let err = fails(&mut vr(
         &a,
         &g,
@@ -434,7 +487,10 @@ fn concurrent_pushes_of_overlapping_trees_from_two_stores() {
     all.extend(&blobs_b);
     all.sort();
     all.dedup();
-    assert!(all.len() < blobs_a.len() + blobs_b.len(), "the trees overlap");
+    assert!(
+        all.len() < blobs_a.len() + blobs_b.len(),
+        "the trees overlap"
+    );
 
     let spawn = |env: &Env, dir: &Path| {
         let mut cmd = vr(env, &g, dir, &["push", "--json"]);
@@ -444,7 +500,11 @@ fn concurrent_pushes_of_overlapping_trees_from_two_stores() {
     let (ca, cb) = (spawn(&a, &pa), spawn(&b, &pb));
     for child in [ca, cb] {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let remote = g.remote("check", PREFIX);
     assert_eq!(remote.list_raw("blobs").unwrap().len(), all.len() + 2);
@@ -459,7 +519,12 @@ fn concurrent_pushes_of_overlapping_trees_from_two_stores() {
         assert!(store.contains(h));
     }
     store_sound(&c);
-    let report = json(&mut vr(&c, &g, &work, &["gc", "--remote", "team", "--json"]));
+    let report = json(&mut vr(
+        &c,
+        &g,
+        &work,
+        &["gc", "--remote", "team", "--json"],
+    ));
     assert_eq!(report["unreferenced_blobs"], 0, "{report}");
     assert_eq!(report["referenced"], all.len() + 2);
 }
@@ -478,33 +543,67 @@ fn remote_gc_deletes_only_what_no_pushed_manifest_or_ref_references() {
     let stray = b"left by an interrupted push".to_vec();
     let stray_key = format!("blobs/{}", Hash::of(&stray).to_hex());
     remote.put_raw(&stray_key, stray).unwrap();
-    remote.put_raw("blobs/README", b"not vrift's".to_vec()).unwrap();
+    remote
+        .put_raw("blobs/README", b"not vrift's".to_vec())
+        .unwrap();
     let before = remote.list_raw("blobs").unwrap();
 
-    let dry = json(&mut vr(&a, &g, &proj, &["gc", "--remote", "team", "--json", "--min-age", "0"]));
+    let dry = json(&mut vr(
+        &a,
+        &g,
+        &proj,
+        &["gc", "--remote", "team", "--json", "--min-age", "0"],
+    ));
     assert_eq!(dry["unreferenced_blobs"], 1, "{dry}");
-    assert!(dry["unreferenced"][0]["key"].as_str().unwrap().ends_with(&stray_key));
-    assert_eq!(remote.list_raw("blobs").unwrap(), before, "a dry run deletes nothing");
+    assert!(dry["unreferenced"][0]["key"]
+        .as_str()
+        .unwrap()
+        .ends_with(&stray_key));
+    assert_eq!(
+        remote.list_raw("blobs").unwrap(),
+        before,
+        "a dry run deletes nothing"
+    );
     // Young garbage is kept by default: it may belong to a push under way.
-    let young = json(&mut vr(&a, &g, &proj, &["gc", "--remote", "team", "--json", "--delete"]));
+    let young = json(&mut vr(
+        &a,
+        &g,
+        &proj,
+        &["gc", "--remote", "team", "--json", "--delete"],
+    ));
     assert_eq!(young["young"], 1);
     assert_eq!(remote.list_raw("blobs").unwrap(), before);
 
     // The ref alone keeps the manifest once its marker is gone.
     let marker = format!("manifests/{}", hash.to_hex());
-    assert!(remote.list_raw("manifests").unwrap().iter().any(|(k, _)| *k == marker));
+    assert!(remote
+        .list_raw("manifests")
+        .unwrap()
+        .iter()
+        .any(|(k, _)| *k == marker));
     remote.delete_raw(&marker).unwrap();
     let deleted = json(&mut vr(
         &a,
         &g,
         &proj,
-        &["gc", "--remote", "team", "--json", "--delete", "--min-age", "0"],
+        &[
+            "gc",
+            "--remote",
+            "team",
+            "--json",
+            "--delete",
+            "--min-age",
+            "0",
+        ],
     ));
     assert_eq!(deleted["unreferenced_blobs"], 1);
     let after = remote.list_raw("blobs").unwrap();
     assert_eq!(after.len(), before.len() - 1);
     assert!(!after.iter().any(|(k, _)| *k == stray_key));
-    assert!(after.iter().any(|(k, _)| k == "blobs/README"), "foreign objects stay");
+    assert!(
+        after.iter().any(|(k, _)| k == "blobs/README"),
+        "foreign objects stay"
+    );
 
     let work = b.mkdir("work");
     ok(&mut vr(&b, &g, &work, &["pull", "main"]));
@@ -521,19 +620,38 @@ fn remotes_are_added_listed_defaulted_and_removed() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     run_expect(
-        &mut a.vrift(&dir, &["remote", "add", "one", "s3://bucket-one/p", "--endpoint", "http://127.0.0.1:1"]),
+        &mut a.vrift(
+            &dir,
+            &[
+                "remote",
+                "add",
+                "one",
+                "s3://bucket-one/p",
+                "--endpoint",
+                "http://127.0.0.1:1",
+            ],
+        ),
         true,
     );
-    run_expect(&mut a.vrift(&dir, &["remote", "add", "two", "s3://bucket-two"]), true);
+    run_expect(
+        &mut a.vrift(&dir, &["remote", "add", "two", "s3://bucket-two"]),
+        true,
+    );
     let v = list(&a);
     assert_eq!(v["default"], "one");
     assert_eq!(v["remotes"]["one"]["url"], "s3://bucket-one/p");
     assert_eq!(v["remotes"]["two"]["url"], "s3://bucket-two");
 
     // Bad input: a clear message naming it, non-zero exit, nothing changed.
-    let out = run_expect(&mut a.vrift(&dir, &["remote", "add", "x", "bucket-three"]), false);
+    let out = run_expect(
+        &mut a.vrift(&dir, &["remote", "add", "x", "bucket-three"]),
+        false,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"bucket-three\": not a remote URL"));
-    let out = run_expect(&mut a.vrift(&dir, &["remote", "add", "one", "s3://bucket-x"]), false);
+    let out = run_expect(
+        &mut a.vrift(&dir, &["remote", "add", "one", "s3://bucket-x"]),
+        false,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
     let out = run_expect(&mut a.vrift(&dir, &["remote", "remove", "nope"]), false);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no remote named \"nope\""));
@@ -541,8 +659,14 @@ fn remotes_are_added_listed_defaulted_and_removed() {
 
     run_expect(&mut a.vrift(&dir, &["remote", "default", "two"]), true);
     assert_eq!(list(&a)["default"], "two");
-    run_expect(&mut a.vrift(&dir, &["remote", "default", "one", "--project"]), true);
-    assert_eq!(std::fs::read_to_string(dir.join(".vrift/remote")).unwrap(), "one\n");
+    run_expect(
+        &mut a.vrift(&dir, &["remote", "default", "one", "--project"]),
+        true,
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join(".vrift/remote")).unwrap(),
+        "one\n"
+    );
     run_expect(&mut a.vrift(&dir, &["remote", "remove", "two"]), true);
     let v = list(&a);
     assert_eq!(v["default"], Value::Null);
@@ -550,5 +674,8 @@ fn remotes_are_added_listed_defaulted_and_removed() {
     // Text listing marks nothing as default now, and names the endpoint.
     let out = run_expect(&mut a.vrift(&dir, &["remote", "list"]), true);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("one\ts3://bucket-one/p\tendpoint http://127.0.0.1:1"), "{text}");
+    assert!(
+        text.contains("one\ts3://bucket-one/p\tendpoint http://127.0.0.1:1"),
+        "{text}"
+    );
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
-use object_store::{ClientOptions, ObjectStoreExt, RetryConfig};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 use vrift_common::hash::Hash;
 
 use crate::config::RemoteDef;
@@ -103,7 +103,10 @@ pub fn credentials() -> Result<Credentials, RemoteError> {
     }
     let profile = profile();
     let files = [
-        (aws_dir_file("AWS_SHARED_CREDENTIALS_FILE", "credentials"), profile.clone()),
+        (
+            aws_dir_file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+            profile.clone(),
+        ),
         (
             aws_dir_file("AWS_CONFIG_FILE", "config"),
             if profile == "default" {
@@ -135,7 +138,12 @@ pub fn credentials() -> Result<Credentials, RemoteError> {
 /// The region: the remote's own, else `$AWS_REGION`, `$AWS_DEFAULT_REGION`, the profile's
 /// `region` in `~/.aws/config`, else `us-east-1`.
 fn region(def: &RemoteDef) -> String {
-    if let Some(r) = def.region.clone().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION")) {
+    if let Some(r) = def
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+    {
         return r;
     }
     let profile = profile();
@@ -206,7 +214,11 @@ impl Remote {
     }
 
     /// [`Remote::open`] with the credentials given.
-    pub fn open_with(name: &str, def: &RemoteDef, creds: Credentials) -> Result<Remote, RemoteError> {
+    pub fn open_with(
+        name: &str,
+        def: &RemoteDef,
+        creds: Credentials,
+    ) -> Result<Remote, RemoteError> {
         let (bucket, prefix) = def.bucket_and_prefix()?;
         let region = region(def);
         let tuning = Tuning::from_env();
@@ -298,16 +310,21 @@ impl Remote {
                 remote,
                 key: self.describe(key),
             },
-            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-                RemoteError::Denied {
-                    remote,
-                    creds: self.creds_source.clone(),
-                    detail,
-                }
-            }
-            _ if ["invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden", "403"]
-                .iter()
-                .any(|w| lower.contains(w)) =>
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => RemoteError::Denied {
+                remote,
+                creds: self.creds_source.clone(),
+                detail,
+            },
+            _ if [
+                "invalidaccesskeyid",
+                "signaturedoesnotmatch",
+                "accessdenied",
+                "forbidden",
+                "403",
+            ]
+            .iter()
+            .any(|w| lower.contains(w)) =>
             {
                 RemoteError::Denied {
                     remote,
@@ -385,7 +402,11 @@ impl Remote {
     pub fn get_raw(&self, rel: &str) -> Result<Vec<u8>, RemoteError> {
         let key = self.key(rel.to_string());
         crate::block_on(async {
-            let got = self.s3.get(&key).await.map_err(|e| self.classify(&key, e))?;
+            let got = self
+                .s3
+                .get(&key)
+                .await
+                .map_err(|e| self.classify(&key, e))?;
             got.bytes()
                 .await
                 .map(|b| b.to_vec())
@@ -395,14 +416,18 @@ impl Remote {
 
     pub fn delete_raw(&self, rel: &str) -> Result<(), RemoteError> {
         let key = self.key(rel.to_string());
-        crate::block_on(async { self.s3.delete(&key).await.map_err(|e| self.classify(&key, e)) })?
+        crate::block_on(async {
+            self.s3
+                .delete(&key)
+                .await
+                .map_err(|e| self.classify(&key, e))
+        })?
     }
 
     /// The objects under `dir` (`blobs`, `manifests`, `refs`): names relative to the
     /// prefix, with sizes, sorted.
     pub fn list_raw(&self, dir: &str) -> Result<Vec<(String, u64)>, RemoteError> {
         use futures::TryStreamExt;
-        use object_store::ObjectStore;
         let key = self.dir_key(dir);
         let skip = if self.prefix.is_empty() {
             0
@@ -447,7 +472,10 @@ mod tests {
         let kv = ini_section(text, "default");
         assert_eq!(kv.len(), 2);
         assert_eq!(kv[1], ("aws_secret_access_key".into(), "SEKRET".into()));
-        assert_eq!(ini_section(text, "profile x"), vec![("region".into(), "eu-west-1".into())]);
+        assert_eq!(
+            ini_section(text, "profile x"),
+            vec![("region".into(), "eu-west-1".into())]
+        );
         let c = Credentials {
             access_key_id: "AK".into(),
             secret_access_key: "SEKRET".into(),
@@ -455,6 +483,9 @@ mod tests {
             source: "test".into(),
         };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("SEKRET") && !shown.contains("TOKEN"), "{shown}");
+        assert!(
+            !shown.contains("SEKRET") && !shown.contains("TOKEN"),
+            "{shown}"
+        );
     }
 }

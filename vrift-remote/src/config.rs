@@ -143,7 +143,11 @@ impl Remotes {
     /// Which remote a command uses: the one named (`--remote`), else `$VRIFT_REMOTE`, else
     /// the project's `.vrift/remote` (nearest at or above `cwd`), else the user's default,
     /// else the only remote there is.
-    pub fn resolve(&self, named: Option<&str>, cwd: &Path) -> Result<(String, RemoteDef), RemoteError> {
+    pub fn resolve(
+        &self,
+        named: Option<&str>,
+        cwd: &Path,
+    ) -> Result<(String, RemoteDef), RemoteError> {
         let env = std::env::var("VRIFT_REMOTE").ok().filter(|v| !v.is_empty());
         let name = match named.map(str::to_string).or(env) {
             Some(n) => n,
@@ -227,13 +231,26 @@ mod tests {
 
     #[test]
     fn urls_split_into_bucket_and_prefix() {
-        assert_eq!(parse_url("s3://team-cache").unwrap(), ("team-cache".into(), "".into()));
+        assert_eq!(
+            parse_url("s3://team-cache").unwrap(),
+            ("team-cache".into(), "".into())
+        );
         assert_eq!(
             parse_url("s3://team-cache/ci/vrift/").unwrap(),
             ("team-cache".into(), "ci/vrift".into())
         );
-        for bad in ["team-cache", "http://b/x", "s3://", "s3://B", "s3://b/../x", "s3://bk/a//b"] {
-            assert!(matches!(parse_url(bad), Err(RemoteError::BadUrl { .. })), "{bad}");
+        for bad in [
+            "team-cache",
+            "http://b/x",
+            "s3://",
+            "s3://B",
+            "s3://b/../x",
+            "s3://bk/a//b",
+        ] {
+            assert!(
+                matches!(parse_url(bad), Err(RemoteError::BadUrl { .. })),
+                "{bad}"
+            );
         }
     }
 
@@ -243,8 +260,14 @@ mod tests {
         let mut r = Remotes::default();
         r.add("one", def("s3://bucket-a")).unwrap();
         r.add("two", def("s3://bucket-b/p")).unwrap();
-        assert!(matches!(r.add("one", def("s3://bucket-c")), Err(RemoteError::Exists(_))));
-        assert!(matches!(r.add("../x", def("s3://bucket-c")), Err(RemoteError::BadName(_))));
+        assert!(matches!(
+            r.add("one", def("s3://bucket-c")),
+            Err(RemoteError::Exists(_))
+        ));
+        assert!(matches!(
+            r.add("../x", def("s3://bucket-c")),
+            Err(RemoteError::BadName(_))
+        ));
         assert_eq!(r.default.as_deref(), Some("one"));
         r.save(d.path()).unwrap();
         let back = Remotes::load(d.path()).unwrap();
@@ -255,7 +278,10 @@ mod tests {
         assert_eq!(r.resolve(Some("two"), &proj).unwrap().0, "two");
         set_project_default(&d.path().join("proj"), "two").unwrap();
         assert_eq!(r.resolve(None, &proj).unwrap().0, "two");
-        assert!(matches!(r.resolve(Some("nope"), &proj), Err(RemoteError::UnknownRemote(_))));
+        assert!(matches!(
+            r.resolve(Some("nope"), &proj),
+            Err(RemoteError::UnknownRemote(_))
+        ));
         r.remove("one").unwrap();
         assert_eq!(r.default, None);
         assert!(matches!(

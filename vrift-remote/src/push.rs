@@ -92,7 +92,11 @@ async fn push_async(
     // Which manifests need their blobs checked at all.
     let mut todo = Vec::new();
     for loaded in manifests {
-        if remote.size_of(&remote.marker_key(&loaded.1)).await?.is_some() {
+        if remote
+            .size_of(&remote.marker_key(&loaded.1))
+            .await?
+            .is_some()
+        {
             report.already_complete += 1;
         } else {
             todo.push(loaded);

@@ -108,7 +108,16 @@ impl Bench {
         timed(&mut self.vrift(
             home,
             Path::new("/"),
-            &["remote", "add", name, &url, "--endpoint", &ep, "--region", REGION],
+            &[
+                "remote",
+                "add",
+                name,
+                &url,
+                "--endpoint",
+                &ep,
+                "--region",
+                REGION,
+            ],
         ))?;
         Ok(())
     }
@@ -168,7 +177,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         garage,
         jobs: o.jobs,
     };
-    let work = tempfile::Builder::new().prefix("vrift-bench-remote").tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix("vrift-bench-remote")
+        .tempdir()?;
     let src = work.path().join("tree");
     eprintln!(
         "generating {} small files in {} dirs + {} x {} MiB ...",
@@ -191,7 +202,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let (t, out) = timed(&mut b.vrift(&home_a, &src, &["push", "--json", "--remote", &name]))?;
         let report = json(&out)?;
         if report["uploaded"] != report["blobs"] || report["blobs"] == 0 {
-            bail!("first push sent {} of {} blobs", report["uploaded"], report["blobs"]);
+            bail!(
+                "first push sent {} of {} blobs",
+                report["uploaded"],
+                report["blobs"]
+            );
         }
         s.push.push(t);
         let dest = format!("g:{BUCKET}/rclone{i}");
@@ -203,14 +218,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             bail!("unchanged push sent blobs");
         }
         s.repush.push(t);
-        s.rclone_repush.push(b.rclone(src.to_str().unwrap(), &dest)?);
+        s.rclone_repush
+            .push(b.rclone(src.to_str().unwrap(), &dest)?);
 
         let home_b = work.path().join(format!("store-b{i}"));
         b.add_remote(&home_b, &name, &format!("vrift{i}"))?;
         sync()?;
         let (t, out) = timed(&mut b.vrift(&home_b, work.path(), &["pull", "--json", &hash]))?;
         if json(&out)?["fetched"] != report["blobs"] {
-            bail!("pull fetched {} blobs, wanted {}", json(&out)?["fetched"], report["blobs"]);
+            bail!(
+                "pull fetched {} blobs, wanted {}",
+                json(&out)?["fetched"],
+                report["blobs"]
+            );
         }
         s.pull.push(t);
         let back = work.path().join(format!("back{i}"));
@@ -221,7 +241,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let empty = work.path().join(format!("view{i}"));
         fs::create_dir_all(&empty)?;
         sync()?;
-        let (t, _) = timed(&mut b.vrift(&home_c, &empty, &["run", "--manifest", &hash, "--", "true"]))?;
+        let (t, _) =
+            timed(&mut b.vrift(&home_c, &empty, &["run", "--manifest", &hash, "--", "true"]))?;
         s.run.push(t);
         for d in [home_b, home_c, back] {
             let _ = fs::remove_dir_all(d);
@@ -245,8 +266,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for (name, v, r) in [
         ("first push", m(&s.push), Some(m(&s.rclone_push))),
         ("unchanged push", m(&s.repush), Some(m(&s.rclone_repush))),
-        ("pull into an empty store", m(&s.pull), Some(m(&s.rclone_pull))),
-        ("`vrift run --manifest HASH -- true`, empty store", m(&s.run), None),
+        (
+            "pull into an empty store",
+            m(&s.pull),
+            Some(m(&s.rclone_pull)),
+        ),
+        (
+            "`vrift run --manifest HASH -- true`, empty store",
+            m(&s.run),
+            None,
+        ),
     ] {
         match r {
             Some(r) => table.push_str(&format!(

@@ -22,7 +22,12 @@ pub struct Args {
     pub remote: Option<String>,
     /// With --remote: keep unreferenced blobs younger than this many seconds (a push may
     /// still be under way).
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600, requires = "remote")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        requires = "remote"
+    )]
     pub min_age: u64,
 }
 

@@ -226,13 +226,7 @@ pub fn pull(args: PullArgs) -> Result<ExitCode> {
     let store = Store::open_default()?;
     let target = PullTarget::parse(&args.target)?;
     let remote = open_remote(&store, args.remote.as_deref())?;
-    let report = vrift_remote::pull(
-        &store,
-        &remote,
-        &target,
-        args.output.as_deref(),
-        args.json,
-    )?;
+    let report = vrift_remote::pull(&store, &remote, &target, args.output.as_deref(), args.json)?;
     if args.json {
         print_json(&json!({
             "remote": remote.name,
