@@ -63,7 +63,7 @@ fn add_remote(env: &Env, g: &Garage, name: &str) {
     let url = format!("s3://{BUCKET}/{PREFIX}");
     let endpoint = g.endpoint();
     ok(&mut env.vrift(
-        &env.home().parent().unwrap().to_path_buf(),
+        env.dir.path(),
         &[
             "remote",
             "add",
