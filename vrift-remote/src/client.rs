@@ -246,6 +246,15 @@ impl Remote {
             .with_virtual_hosted_style_request(false)
             .with_client_options(options)
             .with_retry(retry);
+        // Plain-http endpoints (a store on the same host or network, such as Garage) get the
+        // quick-ACK client; `VRIFT_REMOTE_QUICKACK=0` keeps object_store's own.
+        if endpoint.starts_with("http://") && env("VRIFT_REMOTE_QUICKACK").as_deref() != Some("0") {
+            b = b.with_http_connector(crate::quickack::QuickAckHttp {
+                connect_timeout: Duration::from_secs(5),
+                timeout: tuning.timeout,
+                pool: tuning.jobs.max(tuning.checks),
+            });
+        }
         if let Some(t) = &creds.session_token {
             b = b.with_token(t);
         }

@@ -15,6 +15,7 @@ mod gc;
 mod progress;
 mod pull;
 mod push;
+mod quickack;
 
 use std::path::PathBuf;
 
