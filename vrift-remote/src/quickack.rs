@@ -175,3 +175,110 @@ impl HttpService for QuickAckClient {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    use object_store::aws::AmazonS3Builder;
+    use object_store::path::Path;
+    use object_store::ObjectStoreExt;
+
+    use super::*;
+
+    /// An HTTP/1.1 server that, like Garage, leaves Nagle's algorithm on and writes each
+    /// response in two pieces: headers, then a 5-byte body. Keep-alive, one thread per
+    /// connection; it serves until the test process ends.
+    fn serve_in_two_writes() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match conn.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => req.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        req.drain(..end);
+                        let head = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: \"e\"\r\n\
+                                    Last-Modified: Tue, 01 Dec 2026 00:00:00 GMT\r\n\r\n";
+                        if conn.write_all(head.as_bytes()).is_err()
+                            || conn.write_all(b"hello").is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    fn median(mut v: Vec<Duration>) -> Duration {
+        v.sort();
+        v[v.len() / 2]
+    }
+
+    /// Sequential small GETs on one reused connection, with and without quick ACKs. Not a
+    /// benchmark: it shows the stall and that the quick-ACK client avoids it.
+    #[test]
+    fn quick_acks_avoid_the_delayed_ack_stall() {
+        let port = serve_in_two_writes();
+        let build = |quick: bool| {
+            let mut b = AmazonS3Builder::new()
+                .with_bucket_name("bucket")
+                .with_region("test")
+                .with_access_key_id("key")
+                .with_secret_access_key("secret")
+                .with_endpoint(format!("http://127.0.0.1:{port}"))
+                .with_allow_http(true);
+            if quick {
+                b = b.with_http_connector(QuickAckHttp {
+                    connect_timeout: Duration::from_secs(5),
+                    timeout: Duration::from_secs(30),
+                    pool: 1,
+                });
+            }
+            b.build().unwrap()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let times = |quick: bool| {
+            let s3 = build(quick);
+            rt.block_on(async {
+                let mut v = Vec::new();
+                for _ in 0..15 {
+                    let t = Instant::now();
+                    let body = s3
+                        .get(&Path::from("k"))
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap();
+                    assert_eq!(&body[..], b"hello");
+                    v.push(t.elapsed());
+                }
+                v
+            })
+        };
+        let plain = median(times(false));
+        let quick = median(times(true));
+        eprintln!("median small GET on a reused connection: default client {plain:?}, quick-ACK client {quick:?}");
+        assert!(
+            quick < Duration::from_millis(25),
+            "quick-ACK client still stalls: {quick:?} (default client: {plain:?})"
+        );
+    }
+}
