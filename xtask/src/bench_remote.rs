@@ -3,7 +3,8 @@
 //!
 //! Each run uses fresh key prefixes, so every "first" transfer really starts from nothing;
 //! vrift and rclone steps are interleaved so that load on the machine hits both alike.
-//! Steps: first push / first `rclone copy`; unchanged push / unchanged `rclone copy`; pull
+//! Steps: first push / first `rclone copy`; unchanged push / unchanged `rclone copy`; push /
+//! `rclone copy` after one file changed (a new manifest: every blob checked, one sent); pull
 //! into an empty store / `rclone copy` back into an empty directory; `vrift run --manifest
 //! HASH -- true` on an empty store (pull and start-up together).
 
@@ -160,6 +161,8 @@ struct Samples {
     rclone_push: Vec<Duration>,
     repush: Vec<Duration>,
     rclone_repush: Vec<Duration>,
+    changed: Vec<Duration>,
+    rclone_changed: Vec<Duration>,
     pull: Vec<Duration>,
     rclone_pull: Vec<Duration>,
     run: Vec<Duration>,
@@ -191,10 +194,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let home_a = work.path().join("store-a");
     let (_, out) = timed(&mut b.vrift(&home_a, &src, &["init", "--json"]))?;
     let files = json(&out)?["files"].clone();
-    let hash = vrift_common::manifest::Manifest::load(&src.join("vrift.manifest"))?
-        .hash()
-        .to_hex();
-
     let mut s = Samples::default();
     for i in 0..o.runs {
         eprintln!("run {}/{} ...", i + 1, o.runs);
@@ -221,6 +220,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         s.repush.push(t);
         s.rclone_repush
+            .push(b.rclone(src.to_str().unwrap(), &dest)?);
+
+        // One file changed: a new manifest, so every blob is checked and one is sent.
+        let changed = src.join("pkg000/mod000/file0000.dat");
+        fs::write(&changed, format!("changed in run {i}\n"))?;
+        timed(&mut b.vrift(&home_a, &src, &["init"]))?;
+        let hash = vrift_common::manifest::Manifest::load(&src.join("vrift.manifest"))?
+            .hash()
+            .to_hex();
+        sync()?;
+        let (t, out) = timed(&mut b.vrift(&home_a, &src, &["push", "--json", "--remote", &name]))?;
+        let report = json(&out)?;
+        if report["uploaded"] != 1 {
+            bail!("push of one changed file sent {} blobs", report["uploaded"]);
+        }
+        s.changed.push(t);
+        s.rclone_changed
             .push(b.rclone(src.to_str().unwrap(), &dest)?);
 
         let home_b = work.path().join(format!("store-b{i}"));
@@ -269,6 +285,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ("first push", m(&s.push), Some(m(&s.rclone_push))),
         ("unchanged push", m(&s.repush), Some(m(&s.rclone_repush))),
         (
+            "push after one file changed",
+            m(&s.changed),
+            Some(m(&s.rclone_changed)),
+        ),
+        (
             "pull into an empty store",
             m(&s.pull),
             Some(m(&s.rclone_pull)),
@@ -281,7 +302,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     ] {
         match r {
             Some(r) => table.push_str(&format!(
-                "| {name} | {} | {} | {:.2}x |\n",
+                "| {name} | {} | {} | {:.3}x |\n",
                 secs(v),
                 secs(r),
                 ratio(v, r)
