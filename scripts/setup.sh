@@ -75,3 +75,14 @@ if command -v rustup >/dev/null; then
       || log "could not add the $t target: scripts/check-darwin.sh will say so"
   done
 fi
+
+# ---------------------------------------------------------------------------------------------
+# Garage, the S3-compatible server the remote-store tests (tests/tests/remote.rs) and
+# `cargo xtask bench remote` run on 127.0.0.1. It compiles for about 15 minutes, once: the
+# step is skipped while a garage binary is on PATH or in ~/.cargo/bin.
+# ---------------------------------------------------------------------------------------------
+if ! command -v garage >/dev/null && ! [ -x "$HOME/.cargo/bin/garage" ]; then
+  log "installing Garage 2.5.0 for the remote-store tests (compiles for about 15 minutes)"
+  cargo install --locked garage@2.5.0
+fi
+log "Garage ready"

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod garage;
 pub mod shim;
 
 /// The `vrift` binary built beside this test executable (target/<profile>/vrift).

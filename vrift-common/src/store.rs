@@ -29,6 +29,7 @@ use fs2::FileExt;
 use crate::hash::Hash;
 
 pub use heal::{BlobDamage, QUARANTINE_DIR};
+pub use insert::{BlobWriter, Verified};
 pub use roots::Root;
 
 /// Errors from the store. Every variant names the path it concerns.

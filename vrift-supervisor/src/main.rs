@@ -56,6 +56,13 @@ enum Command {
     /// Check the store itself: re-hash its blobs, move damaged ones aside, repair them.
     #[command(subcommand)]
     Store(commands::store::Command),
+    /// Add, list and remove remote stores (S3-compatible object stores shared by a team or CI).
+    #[command(subcommand)]
+    Remote(commands::remote::Command),
+    /// Upload manifests and the blobs they name that the remote lacks.
+    Push(commands::remote::PushArgs),
+    /// Fetch a manifest (by hash or ref) and the blobs the store lacks, each verified.
+    Pull(commands::remote::PullArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +88,9 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Trace(args) => commands::trace::run(args),
         Command::ShimRun(args) => commands::shim_run::run(args),
+        Command::Remote(cmd) => commands::remote::run(cmd),
+        Command::Push(args) => commands::remote::push(args),
+        Command::Pull(args) => commands::remote::pull(args),
     };
     match result {
         Ok(code) => code,

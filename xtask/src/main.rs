@@ -5,8 +5,12 @@
 //!   side; medians go to docs/BENCHMARKS.md.
 //! - `bench run [--runs N] [--quick] [--only syscalls,tree,build]`: the supervisor's
 //!   workloads under native, `vrift run`, proot and bwrap, side by side.
+//! - `bench remote [--runs N] [--files N] [--large N] [--large-mib N] [--jobs N]`: push,
+//!   unchanged push, pull and `vrift run --manifest HASH` against a local Garage, side by side
+//!   with `rclone copy`.
 
 mod bench_ingest;
+mod bench_remote;
 mod gen;
 mod timing;
 
@@ -20,10 +24,15 @@ fn main() -> anyhow::Result<()> {
             Some("ingest") => bench_ingest::run(&args[2..]),
             Some("run") => bench_run::main(&args[2..]),
             Some("shim") => bench_shim::run(&args[2..]),
-            other => anyhow::bail!("unknown benchmark {other:?}; benchmarks: ingest, run, shim"),
+            Some("remote") => bench_remote::run(&args[2..]),
+            other => {
+                anyhow::bail!("unknown benchmark {other:?}; benchmarks: ingest, run, shim, remote")
+            }
         },
         other => {
-            anyhow::bail!("unknown task {other:?}; tasks: bench ingest, bench run, bench shim")
+            anyhow::bail!(
+                "unknown task {other:?}; tasks: bench ingest, bench run, bench shim, bench remote"
+            )
         }
     }
 }

@@ -103,6 +103,20 @@ impl Store {
         self.commit(temp, hash, size)
     }
 
+    /// A writer for content that must turn out to be the blob `expected` (a blob fetched from
+    /// somewhere untrusted, such as a remote store). The bytes go to a temp file in `tmp/`
+    /// while they are hashed; [`BlobWriter::commit`] moves the file into place only when the
+    /// hash matches, so nothing that is not the named content ever enters the store.
+    pub fn blob_writer(&self, expected: Hash) -> Result<BlobWriter, StoreError> {
+        Ok(BlobWriter {
+            store: self.clone(),
+            expected,
+            temp: TempBlob::create(self)?,
+            hasher: blake3::Hasher::new(),
+            size: 0,
+        })
+    }
+
     fn existing_size(&self, hash: &Hash) -> Option<u64> {
         fs::metadata(self.blob_path(hash)).ok().map(|m| m.len())
     }
@@ -168,6 +182,51 @@ impl Store {
             size,
             newly_stored,
         })
+    }
+}
+
+/// See [`Store::blob_writer`]. Dropping it without committing removes the temp file.
+pub struct BlobWriter {
+    store: Store,
+    expected: Hash,
+    temp: TempBlob,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+/// What [`BlobWriter::commit`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verified {
+    /// The content was the expected blob; it is in the store now (or already was).
+    Stored(Inserted),
+    /// The content hashed to something else: nothing was stored, the temp file is gone.
+    Mismatch { actual: Hash, size: u64 },
+}
+
+impl BlobWriter {
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        self.hasher.update(data);
+        self.size += data.len() as u64;
+        self.temp.write_all(data)
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Store the content if, and only if, it hashes to the expected name.
+    pub fn commit(self) -> Result<Verified, StoreError> {
+        let actual: Hash = self.hasher.finalize().into();
+        if actual != self.expected {
+            // `temp` is dropped here, which removes the file.
+            return Ok(Verified::Mismatch {
+                actual,
+                size: self.size,
+            });
+        }
+        let inserted = self.store.commit(self.temp, actual, self.size)?;
+        Ok(Verified::Stored(inserted))
     }
 }
 

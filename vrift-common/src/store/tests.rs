@@ -524,3 +524,39 @@ fn roots_pin_a_copy_of_their_manifest() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn blob_writer_stores_only_the_named_content() {
+    let (_d, store) = new_store();
+    let good = big_content();
+    let want = Hash::of(&good);
+    let mut w = store.blob_writer(want).unwrap();
+    for chunk in good.chunks(100_000) {
+        w.write(chunk).unwrap();
+    }
+    assert_eq!(w.size(), good.len() as u64);
+    match w.commit().unwrap() {
+        Verified::Stored(ins) => assert!(ins.newly_stored && ins.hash == want),
+        other => panic!("{other:?}"),
+    }
+    assert!(store.verify_blob(&want).unwrap());
+    // Content that is not what its name says is refused and leaves nothing behind.
+    let name = Hash::of(b"expected");
+    let mut w = store.blob_writer(name).unwrap();
+    w.write(b"something else").unwrap();
+    match w.commit().unwrap() {
+        Verified::Mismatch { actual, size } => {
+            assert_eq!(actual, Hash::of(b"something else"));
+            assert_eq!(size, 14);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!store.contains(&name));
+    assert!(!store.contains(&Hash::of(b"something else")));
+    // A writer dropped half-way leaves nothing either.
+    let mut w = store.blob_writer(name).unwrap();
+    w.write(b"exp").unwrap();
+    drop(w);
+    assert!(tmp_is_empty(&store));
+    assert_eq!(store.list_blobs().unwrap().len(), 1);
+}

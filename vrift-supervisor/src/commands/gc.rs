@@ -24,9 +24,24 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Collect garbage on this remote instead of the local store.
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// With --remote: keep unreferenced blobs younger than this many seconds (a push may
+    /// still be under way).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        requires = "remote"
+    )]
+    pub min_age: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(name) = &args.remote {
+        return super::remote::gc(name, args.delete, args.min_age, args.json);
+    }
     let store = Store::open_default()?;
     for path in &args.forget {
         for root in gc::forget(&store, path)? {

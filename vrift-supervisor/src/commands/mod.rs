@@ -4,6 +4,7 @@ mod display;
 pub mod gc;
 pub mod init;
 pub mod manifest;
+pub mod remote;
 pub mod run;
 pub mod runs;
 pub mod shim_run;

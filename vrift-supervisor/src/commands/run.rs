@@ -46,7 +46,9 @@ pub struct Args {
     pub view: ViewArgs,
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(mut args: Args) -> Result<ExitCode> {
+    // A manifest hash that is not a file is pulled from the default remote when needed.
+    args.view.manifest = super::remote::resolve_manifest_arg(args.view.manifest.take())?;
     let finished = life::run(args.view.into_options(false))?;
     Ok(ExitCode::from(finished.status))
 }
