@@ -326,22 +326,6 @@ impl Remote {
                 detail,
             },
             _ if [
-                "invalidaccesskeyid",
-                "signaturedoesnotmatch",
-                "accessdenied",
-                "forbidden",
-                "403",
-            ]
-            .iter()
-            .any(|w| lower.contains(w)) =>
-            {
-                RemoteError::Denied {
-                    remote,
-                    creds: self.creds_source.clone(),
-                    detail,
-                }
-            }
-            _ if [
                 "error sending request",
                 "connection refused",
                 "connect",
@@ -358,6 +342,22 @@ impl Remote {
                 RemoteError::Unreachable {
                     remote,
                     endpoint: self.endpoint.clone(),
+                    detail,
+                }
+            }
+            // Words only: the detail names the key, and a blob's hex name may hold "403".
+            _ if [
+                "invalidaccesskeyid",
+                "signaturedoesnotmatch",
+                "accessdenied",
+                "forbidden",
+            ]
+            .iter()
+            .any(|w| lower.contains(w)) =>
+            {
+                RemoteError::Denied {
+                    remote,
+                    creds: self.creds_source.clone(),
                     detail,
                 }
             }
@@ -496,5 +496,34 @@ mod tests {
             !shown.contains("SEKRET") && !shown.contains("TOKEN"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_refused_connection_is_unreachable_even_when_the_key_holds_403() {
+        let def = RemoteDef {
+            url: "s3://bucket/prefix".into(),
+            endpoint: Some("http://127.0.0.1:1".into()),
+            region: None,
+        };
+        let r = Remote::open_with("team", &def, Credentials::new("AK", "SK")).unwrap();
+        let key = Key::from("p/blobs/07a4c4b3158f58403adbab52");
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing PUT http://127.0.0.1:1/b/p/blobs/07a4c4b3158f58403adbab52 \
+                     - HTTP error: client error (Connect): tcp connect error: Connection refused"
+                .into(),
+        };
+        assert!(
+            matches!(r.classify(&key, refused), RemoteError::Unreachable { .. }),
+            "a hash holding 403 is not a 403 answer"
+        );
+        let denied = object_store::Error::Generic {
+            store: "S3",
+            source: "Received 403 Forbidden: AccessDenied".into(),
+        };
+        assert!(matches!(
+            r.classify(&key, denied),
+            RemoteError::Denied { .. }
+        ));
     }
 }
