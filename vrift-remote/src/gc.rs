@@ -105,14 +105,14 @@ async fn gc_async(remote: &Remote, opts: &RemoteGcOptions) -> Result<RemoteGcRep
     let mut referenced: BTreeSet<Hash> = roots.clone();
     let manifests: Vec<(Hash, Manifest)> = stream::iter(roots.iter().map(|h| async move {
         let key = remote.blob_key(h);
-        let m = fetch_verified_manifest(remote, h)
+        let m = crate::pull::fetch_verified_manifest(remote, h)
             .await
             .map_err(|e| RemoteError::BrokenRoot {
                 remote: remote.name.clone(),
                 key: remote.describe(&key),
                 reason: e.to_string(),
             })?;
-        Ok::<_, RemoteError>((*h, m))
+        Ok::<_, RemoteError>((*h, m.0))
     }))
     .buffer_unordered(remote.tuning.jobs)
     .try_collect()
@@ -161,33 +161,4 @@ async fn gc_async(remote: &Remote, opts: &RemoteGcOptions) -> Result<RemoteGcRep
         .await?;
     }
     Ok(report)
-}
-
-/// A manifest from the remote, hashed and decoded (not stored locally).
-async fn fetch_verified_manifest(remote: &Remote, hash: &Hash) -> Result<Manifest, RemoteError> {
-    let key = remote.blob_key(hash);
-    let bytes = remote
-        .s3
-        .get(&key)
-        .await
-        .map_err(|e| remote.classify(&key, e))?
-        .bytes()
-        .await
-        .map_err(|e| remote.classify(&key, e))?;
-    let actual = Hash::of(&bytes);
-    if actual != *hash {
-        return Err(RemoteError::Corrupt {
-            remote: remote.name.clone(),
-            key: remote.describe(&key),
-            actual,
-            size: bytes.len() as u64,
-        });
-    }
-    Manifest::decode(&bytes, std::path::Path::new(&remote.describe(&key))).map_err(|e| {
-        RemoteError::BadManifest {
-            remote: remote.name.clone(),
-            key: remote.describe(&key),
-            reason: e.to_string(),
-        }
-    })
 }

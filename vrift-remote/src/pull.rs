@@ -166,6 +166,17 @@ pub(crate) async fn fetch_manifest(
     remote: &Remote,
     hash: &Hash,
 ) -> Result<Manifest, RemoteError> {
+    let (m, bytes) = fetch_verified_manifest(remote, hash).await?;
+    store.insert_bytes(&bytes)?;
+    Ok(m)
+}
+
+/// The manifest `hash` from the remote, checked against its name and decoded, with its
+/// bytes (nothing is stored).
+pub(crate) async fn fetch_verified_manifest(
+    remote: &Remote,
+    hash: &Hash,
+) -> Result<(Manifest, bytes::Bytes), RemoteError> {
     let key = remote.blob_key(hash);
     let bytes = remote
         .s3
@@ -191,8 +202,7 @@ pub(crate) async fn fetch_manifest(
             reason: e.to_string(),
         }
     })?;
-    store.insert_bytes(&bytes)?;
-    Ok(m)
+    Ok((m, bytes))
 }
 
 /// Fetch the blobs of `m` that the store lacks; returns (fetched, bytes, distinct blobs).

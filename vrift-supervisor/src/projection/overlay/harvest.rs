@@ -48,21 +48,6 @@ fn mtime_of(m: &std::fs::Metadata) -> i64 {
     m.mtime() * 1_000_000_000 + m.mtime_nsec()
 }
 
-/// Run `f`; if the owner is shut out of `path` by its mode (a file the program made 0000),
-/// open it up for the duration and put the mode back.
-fn with_owner_access<T>(path: &Path, f: impl Fn() -> io::Result<T>) -> io::Result<T> {
-    match f() {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            let mode = std::fs::symlink_metadata(path)?.permissions().mode() & 0o7777;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o700))?;
-            let r = f();
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-            r
-        }
-        r => r,
-    }
-}
-
 /// The manifest of the view that started as `base` and whose changes are in `upper`.
 /// `passthrough` paths (mount points vrift made) are not part of the view.
 pub fn harvest(
@@ -91,7 +76,7 @@ fn walk(
     } else {
         upper.join(std::ffi::OsStr::from_bytes(rel))
     };
-    let listing = with_owner_access(&dir, || {
+    let listing = crate::sys::fsops::with_owner_access(&dir, || {
         std::fs::read_dir(&dir)?.collect::<io::Result<Vec<_>>>()
     })
     .with_context(|| format!("{}", dir.display()))?;
@@ -119,7 +104,7 @@ fn walk(
             entries.insert(crel.clone(), Entry::dir(mode, mtime_of(&meta)));
             walk(store, upper, &crel, flavor, passthrough, entries)?;
         } else if ft.is_file() {
-            let ins = with_owner_access(&path, || {
+            let ins = crate::sys::fsops::with_owner_access(&path, || {
                 store.insert_file(&path).map_err(|e| match e {
                     vrift_common::store::StoreError::Io { source, .. } => source,
                     other => io::Error::other(other.to_string()),

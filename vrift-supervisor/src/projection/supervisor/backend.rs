@@ -34,22 +34,6 @@ fn system_time(ns: i64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64)
 }
 
-/// Run `f` on a private copy the supervisor owns; if its mode shuts the owner out (a file
-/// the program made 0444 or 0200), open it up for the duration and put the mode back. The
-/// state machine already decided the program may do what `f` does.
-fn with_owner_access<T>(path: &Path, f: impl Fn() -> io::Result<T>) -> io::Result<T> {
-    match f() {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            let mode = std::fs::symlink_metadata(path)?.permissions().mode() & 0o7777;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o600))?;
-            let r = f();
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-            r
-        }
-        r => r,
-    }
-}
-
 impl FarmBackend {
     pub fn new(root: &[u8], farm: PathBuf, store: Store) -> FarmBackend {
         FarmBackend {
@@ -158,7 +142,7 @@ impl FarmBackend {
                 | libc::O_ACCMODE);
         let acc = raw_flags & libc::O_ACCMODE;
         let path = self.farm_path(rel);
-        let f = with_owner_access(&path, || {
+        let f = crate::sys::fsops::with_owner_access(&path, || {
             std::fs::OpenOptions::new()
                 .read(acc != libc::O_WRONLY)
                 .write(acc != libc::O_RDONLY)
@@ -253,7 +237,7 @@ impl Backend for FarmBackend {
                     .unwrap_or((0o644, now_ns()));
                 self.prepare_private(&t.rel, t.seed, perm, mtime)?;
                 let p = self.farm_path(&t.rel);
-                with_owner_access(&p, || {
+                crate::sys::fsops::with_owner_access(&p, || {
                     std::fs::OpenOptions::new()
                         .write(true)
                         .open(&p)?
@@ -285,7 +269,7 @@ impl Backend for FarmBackend {
     fn commit_pending(&self, rel: &[u8]) -> anyhow::Result<Committed> {
         let p = self.farm_path(rel);
         let meta = std::fs::symlink_metadata(&p).with_context(|| format!("{}", p.display()))?;
-        let ins = with_owner_access(&p, || {
+        let ins = crate::sys::fsops::with_owner_access(&p, || {
             self.store.insert_file(&p).map_err(|e| match e {
                 vrift_common::store::StoreError::Io { source, .. } => source,
                 other => io::Error::other(other.to_string()),
