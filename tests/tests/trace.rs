@@ -1,5 +1,7 @@
 //! `vrift trace`: exact counts per syscall and per way of serving, only the traced process
 //! tree, a report for people, JSON for tools, a timeline, and an honest fallback without eBPF.
+//! Every projection gives the same classes: the supervisor from its own answers, the overlay
+//! from the eBPF side's path records.
 
 use std::process::{Command, Stdio};
 
@@ -63,7 +65,7 @@ fn trace(
     (report, text)
 }
 
-#[test]
+projections! {
 fn counts_are_exact_and_only_the_traced_tree_is_counted() {
     let env = Env::new();
     let (proj, outside, m) = setup(&env);
@@ -121,17 +123,24 @@ fn counts_are_exact_and_only_the_traced_tree_is_counted() {
     assert!(text.contains("file syscall"), "{text}");
     assert!(text.contains("hot misses"), "{text}");
     assert!(text.contains("data/missing"), "{text}");
+    assert_eq!(report["projection"], env.projection, "{text}");
+    assert_eq!(report["unclassified"], 0, "{text}");
+}
 }
 
-#[test]
-fn without_ebpf_the_supervisor_counts_remain_and_the_gap_is_explained() {
+projections! {
+fn without_ebpf_the_gap_is_explained() {
     let env = Env::new();
     let (proj, outside, m) = setup(&env);
     env.give_to_nobody();
     let (report, text) = trace(&env, &proj, &m, &outside, true);
-    assert_eq!(row(&report, "newfstatat")["hit"], 1000, "{text}");
-    assert_eq!(row(&report, "newfstatat")["miss"], 500, "{text}");
-    assert_eq!(row(&report, "openat")["passthrough"], 250, "{text}");
+    if env.projection == "supervisor" {
+        // The supervisor's own counts need no eBPF.
+        assert_eq!(row(&report, "newfstatat")["hit"], 1000, "{text}");
+        assert_eq!(row(&report, "newfstatat")["miss"], 500, "{text}");
+        assert_eq!(row(&report, "openat")["passthrough"], 250, "{text}");
+        assert!(report["classes_missing"].is_null(), "{text}");
+    }
     if is_root() {
         // Run as nobody: no CAP_BPF, so the eBPF columns are missing, and it says why.
         let why = report["ebpf_missing"]
@@ -139,5 +148,123 @@ fn without_ebpf_the_supervisor_counts_remain_and_the_gap_is_explained() {
             .unwrap_or_else(|| panic!("{text}"));
         assert!(!why.is_empty());
         assert!(text.contains("are missing"), "{text}");
+        if env.projection == "overlay" {
+            // Nothing but eBPF sees the overlay's calls: no class is made up.
+            let why = report["classes_missing"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{text}"));
+            assert!(why.contains("eBPF"), "{why}");
+            assert!(text.contains("--projection supervisor"), "{text}");
+            assert!(report["file_syscalls"].as_array().unwrap().is_empty(), "{text}");
+        }
     }
+}
+}
+
+/// With `auto`, a trace runs on the overlay where eBPF can classify its calls, and on the
+/// supervisor where it cannot.
+#[test]
+fn auto_traces_on_the_overlay_with_ebpf_and_on_the_supervisor_without() {
+    let env = Env::new();
+    let (proj, outside, m) = setup(&env);
+    let json = env.dir.path().join("auto.json");
+    let (m, json_s, out_s) = (
+        m.display().to_string(),
+        json.display().to_string(),
+        outside.display().to_string(),
+    );
+    let args = [
+        "trace",
+        "--manifest",
+        &m,
+        "--json",
+        &json_s,
+        "--",
+        "./tool",
+        &out_s,
+    ];
+    let mut cmd = env.vrift(&proj, &args);
+    cmd.env("VRIFT_PROJECTION", "auto");
+    let out = run_expect(&mut cmd, true);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    if is_root() {
+        assert_eq!(report["projection"], "overlay", "{text}");
+    } else {
+        assert_eq!(report["projection"], "supervisor", "{text}");
+    }
+    assert_eq!(row(&report, "newfstatat")["hit"], 1000, "{text}");
+}
+
+/// A shell that changes directory, opens directories and walks a tree with fds: the overlay's
+/// classes (worked out from paths, cwd and fds the eBPF side saw) are the supervisor's.
+#[test]
+fn the_overlay_classifies_every_call_as_the_supervisor_does() {
+    if !is_root() {
+        eprintln!("not run: eBPF tracing needs root");
+        return;
+    }
+    let env = Env::new();
+    let (proj, outside, m) = setup(&env);
+    let bb = require_tool("busybox");
+    let script = format!(
+        "cd data && cat f1 f2 nope 2>/dev/null; ls -la . >/dev/null; cd ..; \
+         find . -name 'f*' | wc -l; (cd /; cat {out} >/dev/null); ls -R >/dev/null; \
+         mkdir -p made/deeper && cd made && echo x > deeper/new && mv deeper/new n2; \
+         rm -f ../data/missing; cat ../data/f3 >/dev/null; true",
+        out = outside.display()
+    );
+    let mut reports = Vec::new();
+    for projection in ["supervisor", "overlay"] {
+        let json = env.dir.path().join(format!("{projection}.json"));
+        let json_s = json.display().to_string();
+        // Each run starts from the same view (a run saves its changes into its manifest).
+        let own = env.dir.path().join(format!("{projection}.manifest"));
+        std::fs::copy(&m, &own).unwrap();
+        let m = own.display().to_string();
+        let bb = bb.display().to_string();
+        let args = [
+            "trace",
+            "--manifest",
+            &m,
+            "--json",
+            &json_s,
+            "--",
+            &bb,
+            "sh",
+            "-c",
+            &script,
+        ];
+        let mut cmd = env.vrift(&proj, &args);
+        cmd.env("VRIFT_PROJECTION", projection);
+        let out = run_expect(&mut cmd, true);
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(report["unclassified"], 0, "{text}");
+        let classes: Vec<(String, [u64; 4])> = report["file_syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let n = |k: &str| r[k].as_u64().unwrap();
+                (
+                    r["name"].as_str().unwrap().to_string(),
+                    [n("hit"), n("miss"), n("passthrough"), n("denied")],
+                )
+            })
+            .filter(|(_, c)| c.iter().sum::<u64>() > 0)
+            .collect();
+        reports.push((classes, text));
+    }
+    let (supervisor, overlay) = (&reports[0], &reports[1]);
+    assert!(supervisor.0.len() >= 4, "{}", supervisor.1);
+    let mut sorted = [supervisor.0.clone(), overlay.0.clone()];
+    for s in &mut sorted {
+        s.sort();
+    }
+    assert_eq!(
+        sorted[0], sorted[1],
+        "classes differ:\nsupervisor:\n{}\noverlay:\n{}",
+        supervisor.1, overlay.1
+    );
 }

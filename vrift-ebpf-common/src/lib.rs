@@ -36,8 +36,93 @@ pub mod counter {
     pub const INFLIGHT_FULL: u32 = 1;
     /// Children not followed because `TRACED` was full.
     pub const TRACED_FULL: u32 = 2;
+    /// Path records lost (ring buffer or in-flight map full): the classes are then short.
+    pub const PATHS_DROPPED: u32 = 3;
     /// Number of counters.
-    pub const COUNT: u32 = 3;
+    pub const COUNT: u32 = 4;
+}
+
+/// Bytes of a path argument captured per call, NUL included; a longer path is cut (see
+/// [`PathRecord::path_len`]).
+pub const PATH_CAPTURE: usize = 256;
+/// Size of the path-record ring buffer (a power of two, a multiple of the page size).
+pub const PATHS_RING_BYTES: u32 = 16 << 20;
+/// Most threads of the traced tree inside a path call at once.
+pub const MAX_PATH_INFLIGHT: u32 = 4096;
+
+/// What user space asks the programs to record of one syscall number, in the `ARG_SPECS`
+/// array: whether to record it at all, which argument is a path to copy, and whether to
+/// record at entry instead of at return (for `close`, whose fd may be reused by another
+/// thread before `close` returns).
+///
+/// The path is copied at return, when the kernel has itself read it (so its page is in
+/// memory: a copy at entry fails on a page not yet faulted in), except for exec, whose old
+/// memory is gone by then.
+pub mod arg_spec {
+    /// Record this syscall.
+    pub const RECORD: u32 = 1;
+    /// Record at `sys_enter` (the result is then unknown, 0).
+    pub const AT_ENTER: u32 = 1 << 1;
+    /// Copy the path at `sys_enter` (exec).
+    pub const PATH_AT_ENTER: u32 = 1 << 2;
+    /// Bits 4..8: the index of the path argument plus one (0: none).
+    const PATH_SHIFT: u32 = 4;
+
+    /// The spec of a syscall whose argument `path` (0..=2), if any, is a path.
+    pub const fn new(path: Option<u32>, at_enter: bool, path_at_enter: bool) -> u32 {
+        let path = match path {
+            Some(i) => (i + 1) << PATH_SHIFT,
+            None => 0,
+        };
+        RECORD
+            | path
+            | if at_enter { AT_ENTER } else { 0 }
+            | if path_at_enter { PATH_AT_ENTER } else { 0 }
+    }
+
+    /// The index of the path argument.
+    #[inline(always)]
+    pub fn path_arg(spec: u32) -> Option<u32> {
+        match (spec >> PATH_SHIFT) & 0xf {
+            0 => None,
+            i => Some(i - 1),
+        }
+    }
+}
+
+/// [`PathRecord::flags`]: the path argument was not null but could not be copied.
+pub const PATH_UNREADABLE: u32 = 1;
+
+/// Kinds of [`PathRecord`].
+pub mod path_kind {
+    /// A syscall: `nr`, its first arguments, its result and its path argument.
+    pub const CALL: u32 = 0;
+    /// A process of the traced tree made a child: `args[0]` is the child's pid.
+    pub const FORK: u32 = 1;
+}
+
+/// One recorded call of the traced tree with its path argument, for classifying it against
+/// the view in user space (the overlay projection, where no supervisor sees the calls).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PathRecord {
+    /// TGID and thread id, as seen from the initial PID namespace.
+    pub pid: u32,
+    pub tid: u32,
+    /// Syscall number.
+    pub nr: u32,
+    /// See [`path_kind`].
+    pub kind: u32,
+    /// The first three arguments, raw.
+    pub args: [u64; 3],
+    /// The call's result (a negative errno on failure; 0 when recorded at entry).
+    pub ret: i64,
+    /// Bytes of `path` in use, without the NUL; 0 when there is none or it was unreadable.
+    /// `PATH_CAPTURE - 1` means the path may have been cut.
+    pub path_len: u32,
+    /// [`PATH_UNREADABLE`] when the path argument could not be copied.
+    pub flags: u32,
+    pub path: [u8; PATH_CAPTURE],
 }
 
 /// Per-syscall statistics for the traced tree, one per syscall number and CPU.
@@ -141,11 +226,38 @@ mod pod {
     unsafe impl aya::Pod for super::Inflight {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SyscallEvent {}
+    // SAFETY: as above (the byte array has no padding either).
+    unsafe impl aya::Pod for super::PathRecord {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arg_specs_say_which_argument_is_the_path() {
+        use arg_spec::*;
+        let open = new(Some(0), false, false);
+        let openat = new(Some(1), false, false);
+        let close = new(None, true, false);
+        let exec = new(Some(0), false, true);
+        assert!(exec & PATH_AT_ENTER != 0 && open & PATH_AT_ENTER == 0);
+        assert_eq!(
+            (path_arg(open), path_arg(openat), path_arg(close)),
+            (Some(0), Some(1), None)
+        );
+        assert!(open & RECORD != 0 && close & RECORD != 0);
+        assert!(close & AT_ENTER != 0 && openat & AT_ENTER == 0);
+        assert_eq!(path_arg(0), None);
+    }
+
+    #[test]
+    fn path_records_have_no_implicit_padding() {
+        assert_eq!(
+            core::mem::size_of::<PathRecord>(),
+            16 + 24 + 8 + 8 + PATH_CAPTURE
+        );
+    }
 
     #[test]
     fn small_values_have_exact_buckets() {

@@ -13,6 +13,12 @@
 //! - `sched_process_exit` removes an exiting process (when its thread group is dead) and
 //!   the thread's extra key.
 //!
+//! - With `RECORD_PATHS` set, the syscalls user space lists in `ARG_SPECS` are also recorded
+//!   one by one with their first arguments, their path argument and their result
+//!   (`PATHS`), so that user space can classify each against the view (hit, miss,
+//!   pass-through) where no supervisor sees the calls. Forks are recorded there too, so
+//!   user space can follow each process's working directory and open directories.
+//!
 //! Field offsets of the two sched tracepoints differ between kernels, so user space reads
 //! them from tracefs and sets the globals below before loading.
 
@@ -21,16 +27,20 @@
 
 use aya_ebpf::{
     bindings::BPF_RB_NO_WAKEUP,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_probe_read_user_str_bytes,
+    },
     macros::{map, raw_tracepoint, tracepoint},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::{RawTracePointContext, TracePointContext},
     Global,
 };
 use aya_log_ebpf::warn;
 use vrift_ebpf_common::{
-    counter, hist_bucket, syscall_slot, Inflight, SyscallEvent, SyscallSlot, EVENTS_RING_BYTES,
-    MAX_INFLIGHT, MAX_SYSCALLS, MAX_TRACED,
+    arg_spec, counter, hist_bucket, path_kind, syscall_slot, Inflight, PathRecord, SyscallEvent,
+    SyscallSlot, EVENTS_RING_BYTES, MAX_INFLIGHT, MAX_PATH_INFLIGHT, MAX_SYSCALLS, MAX_TRACED,
+    PATHS_RING_BYTES, PATH_UNREADABLE,
 };
 
 /// Offset of `child_pid` in the `sched_process_fork` record (set by user space).
@@ -43,6 +53,9 @@ static EXIT_GROUP_DEAD_OFFSET: Global<u32> = Global::new(0);
 /// 1 to send timeline records, 0 for statistics only.
 #[no_mangle]
 static RECORD_EVENTS: Global<u32> = Global::new(1);
+/// 1 to send path records of the syscalls in `ARG_SPECS`, 0 for none.
+#[no_mangle]
+static RECORD_PATHS: Global<u32> = Global::new(0);
 
 /// TGIDs of the traced tree (value unused).
 #[map]
@@ -59,6 +72,23 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT
 /// Timeline of completed syscalls.
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
+/// Per syscall number: what to record of it (`vrift_ebpf_common::arg_spec`), set by user
+/// space; 0 for the syscalls not recorded.
+#[map]
+static ARG_SPECS: Array<u32> = Array::with_max_entries(MAX_SYSCALLS, 0);
+/// Thread id -> its path call in flight, completed at `sys_exit`.
+#[map]
+static PATH_INFLIGHT: HashMap<u32, PathRecord> = HashMap::with_max_entries(MAX_PATH_INFLIGHT, 0);
+/// Per CPU: where a path record is built (it is too big for the 512-byte stack).
+#[map]
+static PATH_SCRATCH: PerCpuArray<PathRecord> = PerCpuArray::with_max_entries(1, 0);
+/// Path records for user space.
+#[map]
+static PATHS: RingBuf = RingBuf::with_byte_size(PATHS_RING_BYTES, 0);
+
+/// Offsets in x86_64's `struct pt_regs` of the registers holding a syscall's first three
+/// arguments (di, si, dx): the kernel's ABI, fixed since the struct's layout is.
+const ARG_REG_OFFSETS: [usize; 3] = [14 * 8, 13 * 8, 12 * 8];
 
 #[inline(always)]
 fn current_ids() -> (u32, u32) {
@@ -112,7 +142,94 @@ pub fn vrift_sys_enter(ctx: RawTracePointContext) -> u32 {
             "vrift: in-flight syscall map full; some durations are not measured"
         );
     }
+    if RECORD_PATHS.load() != 0 {
+        record_path_call(&ctx, tgid, tid, nr);
+    }
     0
+}
+
+/// Starts the path record of a call `ARG_SPECS` lists: sent now when recorded at entry,
+/// else kept until `sys_exit` adds the result.
+#[inline(always)]
+fn record_path_call(ctx: &RawTracePointContext, tgid: u32, tid: u32, nr: u32) {
+    let spec = match ARG_SPECS.get(nr) {
+        Some(spec) if *spec & arg_spec::RECORD != 0 => *spec,
+        _ => return,
+    };
+    let Some(rec) = PATH_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch slot; programs do not preempt each other on one CPU.
+    let rec = unsafe { &mut *rec };
+    rec.pid = tgid;
+    rec.tid = tid;
+    rec.nr = nr;
+    rec.kind = path_kind::CALL;
+    rec.ret = 0;
+    rec.path_len = 0;
+    let regs: *const u8 = ctx.arg(0);
+    for (i, offset) in ARG_REG_OFFSETS.iter().enumerate() {
+        // SAFETY: `regs` is the tracepoint's `struct pt_regs *`; the helper checks the read.
+        rec.args[i] = unsafe { bpf_probe_read_kernel(regs.add(*offset) as *const u64) }
+            .unwrap_or(0);
+    }
+    rec.flags = 0;
+    // The spec travels in `nr`'s slot of ARG_SPECS; `sys_exit` reads it again.
+    if spec & arg_spec::PATH_AT_ENTER != 0 {
+        copy_path(rec, spec);
+    }
+    let sent = if spec & arg_spec::AT_ENTER != 0 {
+        PATHS.output::<PathRecord>(rec, BPF_RB_NO_WAKEUP as u64).is_ok()
+    } else {
+        PATH_INFLIGHT.insert(tid, rec, 0).is_ok()
+    };
+    if !sent && bump(counter::PATHS_DROPPED) == 0 {
+        warn!(ctx, "vrift: path record dropped; the view classes are short");
+    }
+}
+
+/// Copies the path argument the spec names into the record.
+#[inline(always)]
+fn copy_path(rec: &mut PathRecord, spec: u32) {
+    let path_ptr = match arg_spec::path_arg(spec) {
+        Some(0) => rec.args[0],
+        Some(1) => rec.args[1],
+        Some(2) => rec.args[2],
+        _ => 0,
+    };
+    if path_ptr == 0 {
+        return;
+    }
+    // SAFETY: reads a NUL-terminated string from the caller's memory; the helper checks the
+    // address and stops at the buffer's end.
+    match unsafe { bpf_probe_read_user_str_bytes(path_ptr as *const u8, &mut rec.path) } {
+        Ok(path) => rec.path_len = path.len() as u32,
+        Err(_) => rec.flags |= PATH_UNREADABLE,
+    }
+}
+
+/// Completes and sends the path record of the call this thread is returning from.
+#[inline(always)]
+fn finish_path_call(ctx: &RawTracePointContext, tid: u32) {
+    let Some(rec) = PATH_INFLIGHT.get_ptr_mut(tid) else {
+        return;
+    };
+    // SAFETY: pointer from a lookup of this thread's own key; only this thread writes it.
+    let rec = unsafe { &mut *rec };
+    rec.ret = ctx.arg(1);
+    if let Some(spec) = ARG_SPECS.get(rec.nr) {
+        if *spec & arg_spec::PATH_AT_ENTER == 0 {
+            copy_path(rec, *spec);
+        }
+    }
+    if PATHS
+        .output::<PathRecord>(rec, BPF_RB_NO_WAKEUP as u64)
+        .is_err()
+        && bump(counter::PATHS_DROPPED) == 0
+    {
+        warn!(ctx, "vrift: path ring buffer full; the view classes are short");
+    }
+    let _ = PATH_INFLIGHT.remove(tid);
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
@@ -120,6 +237,9 @@ pub fn vrift_sys_exit(ctx: RawTracePointContext) -> u32 {
     // SAFETY: a helper without arguments or preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let (tgid, tid) = current_ids();
+    if RECORD_PATHS.load() != 0 {
+        finish_path_call(&ctx, tid);
+    }
     // Only traced threads have entries, so this is the filter too.
     let Some(p) = INFLIGHT.get_ptr(tid) else {
         return 0;
@@ -177,7 +297,36 @@ pub fn vrift_fork(ctx: TracePointContext) -> u32 {
             "vrift: traced-process map full; child {} not followed", child
         );
     }
+    if RECORD_PATHS.load() != 0 {
+        record_fork(&ctx, tgid, child as u32);
+    }
     0
+}
+
+/// Tells user space that `parent` made `child` (which starts with its parent's working
+/// directory and open files), before the child's own records.
+#[inline(always)]
+fn record_fork(ctx: &TracePointContext, parent: u32, child: u32) {
+    let Some(rec) = PATH_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch slot, see `record_path_call`.
+    let rec = unsafe { &mut *rec };
+    rec.pid = parent;
+    rec.tid = child;
+    rec.nr = 0;
+    rec.kind = path_kind::FORK;
+    rec.args = [child as u64, 0, 0];
+    rec.ret = 0;
+    rec.path_len = 0;
+    rec.flags = 0;
+    if PATHS
+        .output::<PathRecord>(rec, BPF_RB_NO_WAKEUP as u64)
+        .is_err()
+        && bump(counter::PATHS_DROPPED) == 0
+    {
+        warn!(ctx, "vrift: path ring buffer full; the view classes are short");
+    }
 }
 
 #[tracepoint(category = "sched", name = "sched_process_exit")]
@@ -187,6 +336,7 @@ pub fn vrift_exit(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let _ = INFLIGHT.remove(tid);
+    let _ = PATH_INFLIGHT.remove(tid);
     if tid != tgid {
         // The extra key the fork handler added for this thread.
         let _ = TRACED.remove(tid);

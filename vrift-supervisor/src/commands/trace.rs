@@ -29,24 +29,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let overlay = args.view.projection == crate::projection::Choice::Overlay;
     let finished = life::run(args.view.into_options(true))?;
     let traced = finished.traced.context("the run was not traced")?;
     let report = Report::build(
         command,
         finished.status,
         traced.wall.as_nanos() as u64,
+        traced.projection.name(),
         &traced.ebpf,
-        &traced.served,
+        traced.served.as_deref(),
     );
     eprint!("{}", report.to_text());
-    if overlay {
-        eprintln!(
-            "vrift trace: under the overlay projection the kernel serves every call, so the \
-             hit, miss, pass-through and denied columns are empty; `--projection supervisor` \
-             (what `auto` uses for vrift trace) classifies them"
-        );
-    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("{}", path.display()))?;

@@ -49,11 +49,15 @@ pub fn choose(choice: Choice, store: &Store, trace: bool) -> (Kind, String) {
             "asked for with --projection supervisor".into(),
         ),
         Choice::Overlay => (Kind::Overlay, "asked for with --projection overlay".into()),
-        // Its per-call classes (hit, miss, pass-through) come from the supervisor. (A run
-        // with the shim never comes here: `crate::run` starts it itself.)
-        Choice::Auto | Choice::Shim if trace => (
+        // The per-call classes (hit, miss, pass-through) come from the eBPF side under the
+        // overlay; without eBPF only the supervisor can tell them. (A run with the shim
+        // never comes here untraced: `crate::run` starts it itself.)
+        Choice::Auto | Choice::Shim if trace && crate::trace::ebpf::unavailable().is_some() => (
             Kind::Supervisor,
-            "vrift trace classifies each call through the supervisor".into(),
+            format!(
+                "vrift trace without eBPF ({}) classifies each call through the supervisor",
+                crate::trace::ebpf::unavailable().unwrap_or_default()
+            ),
         ),
         Choice::Auto | Choice::Shim => match overlay::unavailable(store) {
             None => (Kind::Overlay, "the kernel serves the view".into()),

@@ -23,6 +23,7 @@ pub mod view;
 pub mod writeback;
 
 use std::ffi::{CString, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,7 +38,7 @@ use crate::projection::supervisor::served::ServedStats;
 use crate::projection::{self, Choice, Kind, Projection};
 use crate::rundir::{self, RunDir, RunRecord, BASE, RECORD_VERSION};
 use crate::sys::{ns, signals};
-use crate::trace::{EbpfTracer, TraceData, TraceUnavailable};
+use crate::trace::{EbpfTracer, TraceData, TraceOptions, TraceUnavailable, ViewPaths};
 use crate::view::spec::ViewSpec;
 use crate::view::state::lock;
 
@@ -53,7 +54,11 @@ pub struct RunOptions {
 /// What `vrift trace` gets back besides the exit status.
 pub struct Traced {
     pub ebpf: Result<TraceData, TraceUnavailable>,
-    pub served: Arc<ServedStats>,
+    /// The hit, miss, pass-through and denied classes: the supervisor's answers, or the
+    /// eBPF path records classified against the view (the overlay). `None` when the overlay
+    /// ran without eBPF, which alone could tell them.
+    pub served: Option<Arc<ServedStats>>,
+    pub projection: Kind,
     pub wall: std::time::Duration,
 }
 
@@ -197,7 +202,20 @@ fn run_with(
     .write(run_dir.path())?;
 
     let plan = launch_plan(store, opts, spec, cwd, runner, projection.as_ref())?;
-    let mut finished = match start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace) {
+    let trace = opts.trace.then(|| TraceOptions {
+        // With no supervisor to see the calls, the eBPF side records their paths.
+        classify: (kind != Kind::Supervisor).then(|| {
+            (
+                ViewPaths::new(
+                    spec.root.as_os_str().as_bytes(),
+                    spec.passthrough.iter().map(|(p, _)| p.to_vec()),
+                ),
+                start_dir(opts, spec, cwd).into_os_string().into_vec(),
+            )
+        }),
+        ..TraceOptions::default()
+    });
+    let mut finished = match start_and_wait(&opts.cmd, plan, Arc::clone(&projection), trace) {
         Ok(f) => f,
         Err(e) => {
             // Nothing ran (the view could not be set up, or the program not started): the
@@ -256,13 +274,8 @@ fn launch_plan(
     }
     // A /proc of the new pid namespace, so /proc/PID agrees with getpid.
     steps.push(Mount::Proc);
-    let start_dir = if opts.mount.is_some() {
-        spec.root.clone()
-    } else {
-        cwd.to_path_buf()
-    };
     steps.push(Mount::Chdir {
-        path: cstring(&start_dir)?,
+        path: cstring(&start_dir(opts, spec, cwd))?,
     });
     let id_maps = if owner.uid != 0 {
         Some((
@@ -277,6 +290,15 @@ fn launch_plan(
         mounts: steps,
         filter: projection.filter()?,
     })
+}
+
+/// The directory the program starts in.
+fn start_dir(opts: &RunOptions, spec: &ViewSpec, cwd: &Path) -> PathBuf {
+    if opts.mount.is_some() {
+        spec.root.clone()
+    } else {
+        cwd.to_path_buf()
+    }
 }
 
 /// Who the view's entries belong to. A manifest records no owner, so a view reports its
@@ -332,11 +354,18 @@ fn start_and_wait(
     cmd_line: &[OsString],
     plan: launch::LaunchPlan,
     projection: Arc<dyn Projection>,
-    trace: bool,
+    trace: Option<TraceOptions>,
 ) -> Result<Finished> {
     signals::block_forwarded().context("blocking signals")?;
-    let served = trace.then(|| Arc::new(ServedStats::default()));
+    let kind = projection.kind();
+    // The supervisor counts what it serves; without it, the eBPF side classifies.
+    let classified_by_ebpf = trace.as_ref().is_some_and(|t| t.classify.is_some());
+    let served = trace
+        .as_ref()
+        .filter(|_| !classified_by_ebpf)
+        .map(|_| Arc::new(ServedStats::default()));
     let served2 = served.clone();
+    let tracing = trace.is_some();
     type Tracer = Result<EbpfTracer, TraceUnavailable>;
     let tracer: Arc<Mutex<Option<Tracer>>> = Arc::new(Mutex::new(None));
     let tracer2 = Arc::clone(&tracer);
@@ -344,10 +373,10 @@ fn start_and_wait(
     let serve_error2 = Arc::clone(&serve_error);
     let started = std::time::Instant::now();
     let ready = move |listener: Option<std::os::fd::OwnedFd>| {
-        if trace {
+        if let Some(options) = trace {
             // The program is held until this returns, so tracing starts before it runs.
             *lock(&tracer2) = Some(match program_pid() {
-                Some(pid) => EbpfTracer::start(pid),
+                Some(pid) => EbpfTracer::start_with(pid, options),
                 None => Err(TraceUnavailable::NotPermitted(
                     "the program's process could not be found".into(),
                 )),
@@ -382,20 +411,26 @@ fn start_and_wait(
     // the kernel ends whatever it left running.
     let status = wait_child(child)?;
     let wall = started.elapsed();
-    let traced = match served {
-        Some(served) => {
-            let t = lock(&tracer).take();
-            let ebpf = match t {
-                Some(Ok(t)) => t.finish(),
-                Some(Err(e)) => Err(e),
-                None => Err(TraceUnavailable::NotPermitted(
-                    "tracing did not start".into(),
-                )),
-            };
-            Some(Traced { ebpf, served, wall })
+    let traced = tracing.then(|| {
+        let t = lock(&tracer).take();
+        let ebpf = match t {
+            Some(Ok(t)) => t.finish(),
+            Some(Err(e)) => Err(e),
+            None => Err(TraceUnavailable::NotPermitted(
+                "tracing did not start".into(),
+            )),
+        };
+        let served = match served {
+            Some(s) => Some(s),
+            None => ebpf.as_ref().ok().and_then(|d| d.classes.clone()),
+        };
+        Traced {
+            ebpf,
+            served,
+            projection: kind,
+            wall,
         }
-        None => None,
-    };
+    });
     Ok(Finished { status, traced })
 }
 

@@ -2,30 +2,33 @@
 //! one process tree with them, and reading back what they measured.
 //!
 //! Usage, so that no syscall of the traced program is missed: create the child held before
-//! it runs (see [`super::gate`]), call [`EbpfTracer::start`] with its pid, let it go, wait
+//! it runs (see [`super::gate`]), call [`EbpfTracer::start_with`] with its pid, let it go, wait
 //! for it, then call [`EbpfTracer::finish`].
 
 use std::{
     io,
     os::fd::{AsFd, BorrowedFd, OwnedFd},
     path::Path,
+    sync::Arc,
     thread::JoinHandle,
 };
 
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         raw_trace_point::RawTracePointLinkId, trace_point::TracePointLinkId, ProgramError,
         RawTracePoint, TracePoint,
     },
     Ebpf, EbpfError, EbpfLoader,
 };
-use vrift_ebpf_common::{counter, SyscallSlot, MAX_SYSCALLS};
+use vrift_ebpf_common::{counter, PathRecord, SyscallSlot, MAX_SYSCALLS, PATH_CAPTURE};
 
 use super::{
+    classify::{self, Classifier, ViewPaths},
     stats::{merge_slots, rows, SyscallRow},
     tracefs,
 };
+use crate::projection::supervisor::served::ServedStats;
 
 /// The eBPF object built from ../vrift-ebpf; empty when built with `VRIFT_SKIP_EBPF=1`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vrift-ebpf"));
@@ -70,6 +73,15 @@ impl TraceUnavailable {
     }
 }
 
+/// Why eBPF tracing cannot run here (this build, this process's privileges), or `None`
+/// when it may: checked before a run chooses its projection.
+pub fn unavailable() -> Option<String> {
+    if EBPF_OBJECT.is_empty() {
+        return Some(TraceUnavailable::NotBuilt.to_string());
+    }
+    check_capabilities().err().map(|e| e.to_string())
+}
+
 /// What to collect.
 #[derive(Clone, Debug)]
 pub struct TraceOptions {
@@ -77,6 +89,10 @@ pub struct TraceOptions {
     pub record_events: bool,
     /// Keep at most this many timeline records in memory; later ones count as dropped.
     pub max_events: usize,
+    /// Classify each file call against this view (root, pass-through paths) from its path
+    /// argument, for a projection with no supervisor to count them; the traced process
+    /// starts in the directory given.
+    pub classify: Option<(ViewPaths, Vec<u8>)>,
 }
 
 impl Default for TraceOptions {
@@ -84,6 +100,7 @@ impl Default for TraceOptions {
         Self {
             record_events: true,
             max_events: 2_000_000,
+            classify: None,
         }
     }
 }
@@ -116,6 +133,11 @@ pub struct TraceData {
     pub unfollowed_children: u64,
     /// `CLOCK_MONOTONIC` nanoseconds when tracing started.
     pub clock_start_ns: u64,
+    /// The hit, miss, pass-through and denied classes, when asked for
+    /// ([`TraceOptions::classify`]).
+    pub classes: Option<Arc<ServedStats>>,
+    /// File calls in no class: their path record was lost, or their path unreadable.
+    pub paths_dropped: u64,
 }
 
 /// Attached eBPF programs following one process tree. Dropping it detaches them.
@@ -140,6 +162,7 @@ impl EbpfTracer {
     /// [`super::gate`]). Needs root (or CAP_BPF + CAP_PERFMON) and tracefs, which it mounts
     /// at /sys/kernel/tracing when missing. Starts one thread that drains the timeline
     /// until [`finish`](Self::finish).
+    #[cfg(test)]
     pub fn start(root_pid: u32) -> Result<Self, TraceUnavailable> {
         Self::start_with(root_pid, TraceOptions::default())
     }
@@ -155,10 +178,12 @@ impl EbpfTracer {
         raise_memlock_limit();
 
         let record = u32::from(options.record_events);
+        let record_paths = u32::from(options.classify.is_some());
         let mut bpf = EbpfLoader::new()
             .override_global("FORK_CHILD_PID_OFFSET", &fork_offset, true)
             .override_global("EXIT_GROUP_DEAD_OFFSET", &exit_offset, true)
             .override_global("RECORD_EVENTS", &record, true)
+            .override_global("RECORD_PATHS", &record_paths, true)
             .load(EBPF_OBJECT)
             .map_err(load_error)?;
         // Log lines from the programs (rare: a full map) go to vrift's log.
@@ -171,14 +196,23 @@ impl EbpfTracer {
                 map: "TRACED",
                 message: format!("cannot add pid {root_pid}: {e}"),
             })?;
-        let ring: RingBuf<MapData> = bpf
-            .take_map("EVENTS")
-            .ok_or_else(|| missing_map("EVENTS"))?
-            .try_into()
-            .map_err(|e: aya::maps::MapError| TraceUnavailable::Map {
-                map: "EVENTS",
-                message: e.to_string(),
-            })?;
+        let ring = take_ring(&mut bpf, "EVENTS")?;
+        let paths = match options.classify {
+            Some((view, cwd)) => {
+                let mut specs: Array<_, u32> = map(&mut bpf, "ARG_SPECS")?;
+                for (nr, spec) in classify::arg_specs() {
+                    specs.set(nr, spec, 0).map_err(|e| TraceUnavailable::Map {
+                        map: "ARG_SPECS",
+                        message: format!("syscall {nr}: {e}"),
+                    })?;
+                }
+                Some((
+                    take_ring(&mut bpf, "PATHS")?,
+                    Classifier::new(view, root_pid, &cwd),
+                ))
+            }
+            None => None,
+        };
 
         let mut tracer = Self {
             bpf,
@@ -192,7 +226,7 @@ impl EbpfTracer {
         tracer.attach_tracepoint("vrift_fork", "sched_process_fork")?;
         tracer.attach_raw("vrift_sys_exit", "sys_exit")?;
         tracer.attach_raw("vrift_sys_enter", "sys_enter")?;
-        tracer.reader = Some(Reader::spawn(ring, logger, options.max_events)?);
+        tracer.reader = Some(Reader::spawn(ring, paths, logger, options.max_events)?);
         Ok(tracer)
     }
 
@@ -200,10 +234,11 @@ impl EbpfTracer {
     /// (syscalls made after this are not counted).
     pub fn finish(mut self) -> Result<TraceData, TraceUnavailable> {
         self.detach();
-        let (events, over_limit) = match self.reader.take() {
+        let drained = match self.reader.take() {
             Some(reader) => reader.finish()?,
-            None => (Vec::new(), 0),
+            None => Drained::default(),
         };
+        let classes = drained.classes.map(Classifier::finish);
 
         let stats: PerCpuArray<_, SyscallSlot> = map(&mut self.bpf, "STATS")?;
         let mut slots = Vec::new();
@@ -225,11 +260,15 @@ impl EbpfTracer {
 
         Ok(TraceData {
             per_syscall: rows(slots),
-            events,
-            dropped: count(counter::EVENTS_DROPPED)? + over_limit,
+            events: drained.events,
+            dropped: count(counter::EVENTS_DROPPED)? + drained.over_limit,
             untimed: count(counter::INFLIGHT_FULL)?,
             unfollowed_children: count(counter::TRACED_FULL)?,
             clock_start_ns: self.clock_start_ns,
+            paths_dropped: count(counter::PATHS_DROPPED)?
+                + drained.paths_unreadable
+                + classes.as_ref().map_or(0, |c| c.1),
+            classes: classes.map(|c| Arc::new(c.0)),
         })
     }
 
@@ -303,10 +342,22 @@ impl Drop for EbpfTracer {
     }
 }
 
-/// The thread that drains the timeline ring buffer (and the programs' log) while tracing.
+/// The thread that drains the timeline and path ring buffers (and the programs' log) while
+/// tracing.
 struct Reader {
     stop: OwnedFd,
-    thread: JoinHandle<(Vec<Event>, u64)>,
+    thread: JoinHandle<Drained>,
+}
+
+/// What the reader drained.
+#[derive(Default)]
+struct Drained {
+    events: Vec<Event>,
+    /// Timeline records past `max_events`.
+    over_limit: u64,
+    classes: Option<Classifier>,
+    /// Path records too short to parse.
+    paths_unreadable: u64,
 }
 
 impl Reader {
@@ -317,6 +368,7 @@ impl Reader {
 
     fn spawn(
         mut ring: RingBuf<MapData>,
+        paths: Option<(RingBuf<MapData>, Classifier)>,
         mut logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
         max_events: usize,
     ) -> Result<Self, TraceUnavailable> {
@@ -325,15 +377,25 @@ impl Reader {
         let thread = std::thread::Builder::new()
             .name("vrift-trace-reader".into())
             .spawn(move || {
-                let mut events = Vec::new();
-                let mut over_limit = 0u64;
+                let mut out = Drained::default();
+                let (mut path_ring, classifier) = paths.unzip();
+                out.classes = classifier;
                 loop {
-                    let stopping =
-                        wait_readable(stop_read.as_fd(), ring.as_fd(), Self::DRAIN_INTERVAL_MS);
+                    let mut fds = vec![stop_read.as_fd(), ring.as_fd()];
+                    fds.extend(path_ring.as_ref().map(|r| r.as_fd()));
+                    let stopping = wait_readable(&fds, Self::DRAIN_INTERVAL_MS);
                     while let Some(item) = ring.next() {
                         match parse_event(&item) {
-                            Some(event) if events.len() < max_events => events.push(event),
-                            _ => over_limit += 1,
+                            Some(event) if out.events.len() < max_events => out.events.push(event),
+                            _ => out.over_limit += 1,
+                        }
+                    }
+                    if let (Some(r), Some(c)) = (path_ring.as_mut(), out.classes.as_mut()) {
+                        while let Some(item) = r.next() {
+                            match parse_path_record(&item) {
+                                Some(rec) => c.feed(&rec),
+                                None => out.paths_unreadable += 1,
+                            }
                         }
                     }
                     if let Some(logger) = logger.as_mut() {
@@ -343,7 +405,7 @@ impl Reader {
                         break;
                     }
                 }
-                (events, over_limit)
+                out
             })
             .map_err(|e| TraceUnavailable::Reader(format!("cannot start thread: {e}")))?;
         Ok(Self {
@@ -353,15 +415,42 @@ impl Reader {
     }
 
     /// Stops the thread after one last drain; returns the timeline by start time.
-    fn finish(self) -> Result<(Vec<Event>, u64), TraceUnavailable> {
+    fn finish(self) -> Result<Drained, TraceUnavailable> {
         drop(self.stop); // the thread sees end-of-file on its end
-        let (mut events, over_limit) = self
+        let mut drained = self
             .thread
             .join()
             .map_err(|_| TraceUnavailable::Reader("reader thread panicked".into()))?;
-        events.sort_by_key(|e| (e.start_ns, e.tid));
-        Ok((events, over_limit))
+        drained.events.sort_by_key(|e| (e.start_ns, e.tid));
+        Ok(drained)
     }
+}
+
+/// Parses one path record (the layout of `vrift_ebpf_common::PathRecord`).
+fn parse_path_record(bytes: &[u8]) -> Option<PathRecord> {
+    let u32_at = |i: usize| Some(u32::from_ne_bytes(bytes.get(i..i + 4)?.try_into().ok()?));
+    let u64_at = |i: usize| Some(u64::from_ne_bytes(bytes.get(i..i + 8)?.try_into().ok()?));
+    Some(PathRecord {
+        pid: u32_at(0)?,
+        tid: u32_at(4)?,
+        nr: u32_at(8)?,
+        kind: u32_at(12)?,
+        args: [u64_at(16)?, u64_at(24)?, u64_at(32)?],
+        ret: u64_at(40)? as i64,
+        path_len: u32_at(48)?,
+        flags: u32_at(52)?,
+        path: bytes.get(56..56 + PATH_CAPTURE)?.try_into().ok()?,
+    })
+}
+
+fn take_ring(bpf: &mut Ebpf, name: &'static str) -> Result<RingBuf<MapData>, TraceUnavailable> {
+    bpf.take_map(name)
+        .ok_or_else(|| missing_map(name))?
+        .try_into()
+        .map_err(|e: aya::maps::MapError| TraceUnavailable::Map {
+            map: name,
+            message: e.to_string(),
+        })
 }
 
 /// Parses one timeline record (the layout of `vrift_ebpf_common::SyscallEvent`).
@@ -443,16 +532,16 @@ fn monotonic_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until `stop` or `ring` is readable or `timeout_ms` passes; true when `stop` is
-/// readable or closed (time to finish).
-fn wait_readable(stop: BorrowedFd<'_>, ring: BorrowedFd<'_>, timeout_ms: u16) -> bool {
+/// Waits until one of `fds` is readable or `timeout_ms` passes; true when the first (the
+/// stop pipe) is readable or closed (time to finish).
+fn wait_readable(fds: &[BorrowedFd<'_>], timeout_ms: u16) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [
-        PollFd::new(stop, PollFlags::POLLIN),
-        PollFd::new(ring, PollFlags::POLLIN),
-    ];
-    matches!(poll(&mut fds, PollTimeout::from(timeout_ms)), Ok(n) if n > 0)
-        && fds[0].revents().is_some_and(|r| !r.is_empty())
+    let mut polled: Vec<PollFd> = fds
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    matches!(poll(&mut polled, PollTimeout::from(timeout_ms)), Ok(n) if n > 0)
+        && polled[0].revents().is_some_and(|r| !r.is_empty())
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -578,5 +667,29 @@ mod tests {
             }
         );
         assert_eq!(parse_event(&bytes[..31]), None);
+    }
+
+    #[test]
+    fn path_records_parse_in_the_shared_layout() {
+        let mut bytes = Vec::new();
+        for v in [7u32, 8, 257, 0] {
+            bytes.extend_from_slice(&v.to_ne_bytes());
+        }
+        for v in [(-100i64) as u64, 0x1000, 0] {
+            bytes.extend_from_slice(&v.to_ne_bytes());
+        }
+        bytes.extend_from_slice(&(-2i64).to_ne_bytes());
+        bytes.extend_from_slice(&3u32.to_ne_bytes());
+        bytes.extend_from_slice(&0u32.to_ne_bytes());
+        let mut path = [0u8; PATH_CAPTURE];
+        path[..3].copy_from_slice(b"a/b");
+        bytes.extend_from_slice(&path);
+        assert_eq!(bytes.len(), std::mem::size_of::<PathRecord>());
+        let rec = parse_path_record(&bytes).unwrap();
+        assert_eq!((rec.pid, rec.tid, rec.nr, rec.kind), (7, 8, 257, 0));
+        assert_eq!(rec.args[0] as i64, -100);
+        assert_eq!((rec.ret, rec.path_len), (-2, 3));
+        assert_eq!(&rec.path[..3], b"a/b");
+        assert!(parse_path_record(&bytes[..bytes.len() - 1]).is_none());
     }
 }

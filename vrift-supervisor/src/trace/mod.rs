@@ -7,6 +7,7 @@
 //! after the program ends calls `EbpfTracer::finish` for the counts, or reports why the eBPF
 //! columns are missing. `gate` does the same for the kernel tests, without a view.
 
+pub mod classify;
 pub mod ebpf;
 #[cfg(test)]
 pub mod gate;
@@ -18,7 +19,6 @@ mod tracefs;
 #[cfg(test)]
 mod tests;
 
-#[cfg(test)]
-pub use ebpf::TraceOptions;
-pub use ebpf::{EbpfTracer, TraceData, TraceUnavailable};
+pub use classify::ViewPaths;
+pub use ebpf::{EbpfTracer, TraceData, TraceOptions, TraceUnavailable};
 pub use stats::SyscallRow;

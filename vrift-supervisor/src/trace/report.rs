@@ -52,8 +52,15 @@ pub struct Report {
     pub command: Vec<String>,
     pub exit_status: u8,
     pub wall_ns: u64,
+    /// The projection that served the view (`overlay`, `supervisor`).
+    pub projection: String,
     /// Why the eBPF columns (calls of other syscalls, total, p50, p99) are missing.
     pub ebpf_missing: Option<String>,
+    /// Why the hit, miss, pass-through and denied columns are missing (the overlay without
+    /// eBPF: nothing else sees the calls).
+    pub classes_missing: Option<String>,
+    /// File calls whose path record was lost: counted in `calls`, in no class.
+    pub unclassified: u64,
     pub file_syscalls: Vec<FileRow>,
     pub other_syscalls: Vec<OtherRow>,
     pub top_paths: Vec<PathRow>,
@@ -73,9 +80,20 @@ impl Report {
         command: Vec<String>,
         exit_status: u8,
         wall_ns: u64,
+        projection: &str,
         ebpf: &Result<TraceData, TraceUnavailable>,
-        served: &ServedStats,
+        served: Option<&ServedStats>,
     ) -> Report {
+        let none = ServedStats::default();
+        let classes_missing = match (served, ebpf) {
+            (Some(_), _) => None,
+            (None, Err(e)) => Some(format!(
+                "under the {projection} projection the kernel serves every call, and only \
+                 eBPF could classify them, which is unavailable: {e}"
+            )),
+            (None, Ok(_)) => Some("the eBPF side recorded no paths".into()),
+        };
+        let served = served.unwrap_or(&none);
         let mut file_nrs: Vec<u32> = FILE_CALLS
             .iter()
             .chain(KERNEL_FILE_CALLS)
@@ -142,7 +160,10 @@ impl Report {
             command,
             exit_status,
             wall_ns,
+            projection: projection.to_string(),
             ebpf_missing: ebpf.as_ref().err().map(|e| e.to_string()),
+            classes_missing,
+            unclassified: ebpf.as_ref().map(|d| d.paths_dropped).unwrap_or(0),
             file_syscalls,
             other_syscalls,
             top_paths,
@@ -156,6 +177,8 @@ impl Report {
     /// The report for a person.
     pub fn to_text(&self) -> String {
         let mut o = String::new();
+        // Only the supervisor spends time of its own on a call.
+        let supervised = self.projection == "supervisor";
         let _ = writeln!(
             o,
             "vrift trace: `{}` exited {} after {}",
@@ -163,11 +186,25 @@ impl Report {
             self.exit_status,
             dur(Some(self.wall_ns))
         );
-        if let Some(why) = &self.ebpf_missing {
+        if let Some(why) = &self.classes_missing {
+            let _ = writeln!(
+                o,
+                "The hit, miss, pass and denied columns are missing: {why}. \
+                 `--projection supervisor` classifies the calls without eBPF."
+            );
+        } else if let Some(why) = &self.ebpf_missing {
             let _ = writeln!(
                 o,
                 "eBPF measurements unavailable ({why}): calls of non-file syscalls, total, \
                  p50 and p99 are missing; the supervisor's counts below are complete."
+            );
+        }
+        if self.unclassified > 0 {
+            let _ = writeln!(
+                o,
+                "{} file calls were counted but lost their path record (the ring buffer was \
+                 full): they are in `calls`, in no class.",
+                self.unclassified
             );
         }
         let _ = writeln!(
@@ -200,7 +237,7 @@ impl Report {
                 dur(r.total_ns),
                 dur(r.p50_ns),
                 dur(r.p99_ns),
-                dur(Some(r.supervisor_ns))
+                dur(supervised.then_some(r.supervisor_ns))
             );
             for (i, v) in [
                 r.calls,
@@ -231,7 +268,7 @@ impl Report {
             dur(self.ebpf_missing.is_none().then_some(t[5])),
             "",
             "",
-            dur(Some(t[6]))
+            dur(supervised.then_some(t[6]))
         );
         if !self.other_syscalls.is_empty() {
             let _ = writeln!(
@@ -315,7 +352,14 @@ mod unit_tests {
                 .collect(),
             ..TraceData::default()
         };
-        let r = Report::build(vec!["x".into()], 0, 1, &Ok(data), &ServedStats::default());
+        let r = Report::build(
+            vec!["x".into()],
+            0,
+            1,
+            "supervisor",
+            &Ok(data),
+            Some(&ServedStats::default()),
+        );
         let files: Vec<&str> = r.file_syscalls.iter().map(|f| f.name.as_str()).collect();
         assert!(
             files.contains(&"getdents64") && files.contains(&"fsetxattr"),
@@ -403,7 +447,14 @@ mod tests {
             ],
             ..Default::default()
         };
-        let r = Report::build(vec!["x".into()], 0, 1, &Ok(data), &served);
+        let r = Report::build(
+            vec!["x".into()],
+            0,
+            1,
+            "supervisor",
+            &Ok(data),
+            Some(&served),
+        );
         assert_eq!(r.file_syscalls.len(), 1);
         let f = &r.file_syscalls[0];
         assert_eq!((f.calls, f.hit, f.miss, f.passthrough), (6, 3, 1, 2));
@@ -425,8 +476,9 @@ mod tests {
             vec!["x".into()],
             0,
             1,
+            "supervisor",
             &Err(TraceUnavailable::NotPermitted("no CAP_BPF".into())),
-            &served,
+            Some(&served),
         );
         assert_eq!(r.file_syscalls[0].calls, 1);
         assert_eq!(r.file_syscalls[0].total_ns, None);

@@ -52,6 +52,14 @@ impl ServedRow {
     }
 }
 
+impl std::fmt::Debug for ServedStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedStats")
+            .field("rows", &self.rows())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for ServedStats {
     fn default() -> Self {
         ServedStats {
