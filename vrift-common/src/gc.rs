@@ -287,6 +287,9 @@ pub fn execute(store: &Store, lock: &StoreLock) -> Result<GcPlan, GcError> {
         }
     }
     let plan = plan(store)?;
+    if !plan.unreferenced.is_empty() {
+        store.note_blobs_removed()?;
+    }
     for (hash, _) in &plan.unreferenced {
         store.remove_blob(hash)?;
     }

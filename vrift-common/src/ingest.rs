@@ -191,8 +191,10 @@ pub fn ingest(
         return Err(IngestError::NotADirectory { path: root });
     }
 
-    // Taken before any file is looked at: files modified from now on are racy.
+    // Taken before any file is looked at: files modified from now on are racy. Under the
+    // shared lock gc cannot remove blobs meanwhile, so the generation holds for this ingest.
     let racy_ref = statcache::racy_reference_now();
+    let blob_generation = store.blob_generation();
     let cache_path = statcache::cache_path(store.root(), &root);
     let mut warnings = Vec::new();
     let cache = if opts.use_stat_cache {
@@ -229,7 +231,7 @@ pub fn ingest(
         opts.threads
     };
     // Per file: the stat and hash that end up in the manifest; None until known.
-    let mut results = cached_hashes(store, &cache, &walked.files, threads);
+    let mut results = cached_hashes(store, &cache, blob_generation, &walked.files, threads);
     let mut jobs = Vec::new();
     let mut bytes_present = 0u64;
     let mut files_unchanged = 0u64;
@@ -320,8 +322,16 @@ pub fn ingest(
     let files = cache_entries.len() as u64;
     let manifest = Manifest::from_entries(entries);
 
-    if opts.use_stat_cache {
-        let encoded = statcache::encode(&root, racy_ref, cache_entries.into_iter());
+    // A cache that vouched for every file, with nothing new to record, stays as it is: its
+    // racy reference is older, so it trusts no more than a new one would, and not writing
+    // it leaves nothing for the next sync of the file system to do (a run's overlay is
+    // unmounted with a sync of the store's file system).
+    let cache_still_right = files_done == 0
+        && files_unchanged == cache.len() as u64
+        && cache.blob_generation() == Some(blob_generation);
+    if opts.use_stat_cache && !cache_still_right {
+        let encoded =
+            statcache::encode(&root, racy_ref, blob_generation, cache_entries.into_iter());
         if let Err(e) = statcache::save(&cache_path, &encoded) {
             warnings.push(IngestWarning::StatCacheNotSaved {
                 reason: format!("{}: {e}", cache_path.display()),
@@ -349,23 +359,32 @@ pub fn ingest(
 }
 
 /// For each file, its stat and hash when the stat cache vouches for it and the blob is still
-/// in the store, whole (gc may have removed it). One `stat` of a blob per file: done on
-/// `threads` scoped threads, as it is most of a re-ingest's time.
+/// in the store, whole. While the store has removed no blob since the cache was written
+/// (`blob_generation`), every blob the cache names is there and none is looked at; else one
+/// `stat` of a blob per file (gc may have removed it), done on `threads` scoped threads, as
+/// it is then most of a re-ingest's time.
 fn cached_hashes(
     store: &Store,
     cache: &StatCache,
+    blob_generation: u64,
     files: &[walk::FileItem],
     threads: usize,
 ) -> Vec<Option<(FileStat, crate::hash::Hash)>> {
+    if cache.is_empty() {
+        return vec![None; files.len()];
+    }
+    if cache.blob_generation() == Some(blob_generation) {
+        return files
+            .iter()
+            .map(|item| cache.lookup(&item.rel, &item.stat).map(|h| (item.stat, h)))
+            .collect();
+    }
     let check = |item: &walk::FileItem| {
         cache
             .lookup(&item.rel, &item.stat)
             .filter(|h| store.blob_size(h).ok() == Some(item.stat.size))
             .map(|h| (item.stat, h))
     };
-    if cache.is_empty() {
-        return vec![None; files.len()];
-    }
     let chunk = files.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|s| {
         // A part whose thread cannot be made (or that panicked) is checked on this thread.

@@ -9,10 +9,17 @@
 //! started could have been changed again within the same timestamp tick after it was hashed,
 //! so it is re-hashed next time (git's "racy clean" problem).
 //!
-//! Format (little-endian): magic `VRIFTSC1`, root path (u32 length + bytes), racy reference
-//! (i64 ns), entry count (u64), entries (path u32 length + bytes, size u64, mtime i64,
-//! ctime i64, ino u64, dev u64, mode u32, hash 32 bytes), then the BLAKE3 of everything
-//! before it. A file that fails any check is reported as corrupt and never trusted.
+//! The cache also records the store's blob generation (`Store::blob_generation`) when it
+//! was written: while the store has removed no blob since, every hash in the cache names a
+//! blob still there, so a re-ingest need not look at the blobs at all (one stat per file, the
+//! file's own, instead of two).
+//!
+//! Format (little-endian): magic `VRIFTSC2`, root path (u32 length + bytes), racy reference
+//! (i64 ns), blob generation (u64), entry count (u64), entries (path u32 length + bytes,
+//! size u64, mtime i64, ctime i64, ino u64, dev u64, mode u32, hash 32 bytes), then the
+//! BLAKE3 of everything before it. `VRIFTSC1` (the same without the generation) is still
+//! read, with its blobs checked. A file that fails any check is reported as corrupt and
+//! never trusted.
 
 use std::collections::HashMap;
 use std::fs;
@@ -24,7 +31,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::hash::Hash;
 
-const MAGIC: &[u8; 8] = b"VRIFTSC1";
+const MAGIC: &[u8; 8] = b"VRIFTSC2";
+/// The format before the blob generation was recorded.
+const MAGIC_V1: &[u8; 8] = b"VRIFTSC1";
 
 /// How far the racy reference is put before the ingest's start: the kernel stamps files
 /// from a coarse clock that can lag the real-time clock by a scheduler tick.
@@ -92,6 +101,8 @@ pub fn cache_path(store_root: &Path, canonical_root: &Path) -> PathBuf {
 #[derive(Clone, Debug, Default)]
 pub struct StatCache {
     racy_ref_ns: i64,
+    /// The store's blob generation when the cache was written (`None`: not recorded).
+    blob_generation: Option<u64>,
     entries: HashMap<Vec<u8>, (FileStat, Hash)>,
 }
 
@@ -107,6 +118,11 @@ impl StatCache {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The store's blob generation when this cache was written, if it recorded one.
+    pub fn blob_generation(&self) -> Option<u64> {
+        self.blob_generation
     }
 
     /// The hash recorded for `rel_path`, if `stat` matches what was recorded and the entry
@@ -149,10 +165,12 @@ fn is_racy(mtime_ns: i64, racy_ref_ns: i64) -> bool {
 }
 
 /// Encode a cache for `canonical_root`; `racy_ref_ns` is [`racy_reference_now`] taken before
-/// the ingest that produced `entries` looked at any file.
+/// the ingest that produced `entries` looked at any file, and `blob_generation` the store's
+/// blob generation read then (every hash in `entries` names a blob stored since).
 pub fn encode<'a>(
     canonical_root: &Path,
     racy_ref_ns: i64,
+    blob_generation: u64,
     entries: impl ExactSizeIterator<Item = (&'a [u8], &'a FileStat, &'a Hash)>,
 ) -> Vec<u8> {
     let root = canonical_root.as_os_str().as_bytes();
@@ -161,6 +179,7 @@ pub fn encode<'a>(
     out.extend_from_slice(&(root.len() as u32).to_le_bytes());
     out.extend_from_slice(root);
     out.extend_from_slice(&racy_ref_ns.to_le_bytes());
+    out.extend_from_slice(&blob_generation.to_le_bytes());
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
     for (path, st, hash) in entries {
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
@@ -214,9 +233,14 @@ impl<'a> Reader<'a> {
 }
 
 fn decode(bytes: &[u8], canonical_root: &Path) -> Result<StatCache, String> {
-    if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
+    if bytes.len() < MAGIC.len() + 32 {
         return Err("bad magic".into());
     }
+    let v1 = match &bytes[..MAGIC.len()] {
+        m if m == MAGIC => false,
+        m if m == MAGIC_V1 => true,
+        _ => return Err("bad magic".into()),
+    };
     let (body, sum) = bytes.split_at(bytes.len() - 32);
     if blake3::hash(body).as_bytes() != sum {
         return Err("checksum mismatch".into());
@@ -229,6 +253,7 @@ fn decode(bytes: &[u8], canonical_root: &Path) -> Result<StatCache, String> {
         return Err("written for another directory".into());
     }
     let racy_ref_ns = r.i64()?;
+    let blob_generation = if v1 { None } else { Some(r.u64()?) };
     let count = r.u64()?;
     // Each entry is at least 80 bytes: refuse counts the data cannot hold.
     if count > (r.buf.len() / 80) as u64 {
@@ -254,6 +279,7 @@ fn decode(bytes: &[u8], canonical_root: &Path) -> Result<StatCache, String> {
     }
     Ok(StatCache {
         racy_ref_ns,
+        blob_generation,
         entries,
     })
 }
@@ -277,7 +303,12 @@ mod tests {
 
     fn cache_with(path: &[u8], s: FileStat, racy_ref: i64) -> StatCache {
         let h = Hash::of(b"x");
-        let bytes = encode(Path::new("/r"), racy_ref, vec![(path, &s, &h)].into_iter());
+        let bytes = encode(
+            Path::new("/r"),
+            racy_ref,
+            0,
+            vec![(path, &s, &h)].into_iter(),
+        );
         decode(&bytes, Path::new("/r")).unwrap()
     }
 
@@ -341,7 +372,12 @@ mod tests {
     fn corruption_is_detected() {
         let s = st(1);
         let h = Hash::of(b"x");
-        let good = encode(Path::new("/r"), NOW, vec![(&b"f"[..], &s, &h)].into_iter());
+        let good = encode(
+            Path::new("/r"),
+            NOW,
+            0,
+            vec![(&b"f"[..], &s, &h)].into_iter(),
+        );
         assert!(decode(&good, Path::new("/r")).is_ok());
         assert!(decode(&good, Path::new("/other")).is_err());
         for i in [0, 9, 20, good.len() / 2, good.len() - 1] {
@@ -355,6 +391,32 @@ mod tests {
                 "truncated at {n}"
             );
         }
+    }
+
+    #[test]
+    fn the_blob_generation_round_trips_and_the_first_format_is_still_read() {
+        let (s, h) = (st(1), Hash::of(b"x"));
+        let v2 = encode(
+            Path::new("/r"),
+            NOW,
+            7,
+            vec![(&b"f"[..], &s, &h)].into_iter(),
+        );
+        let c = decode(&v2, Path::new("/r")).unwrap();
+        assert_eq!(c.blob_generation(), Some(7));
+        assert_eq!(c.len(), 1);
+        // The first format: no generation field, its own magic, its own checksum.
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(MAGIC_V1);
+        v1.extend_from_slice(&2u32.to_le_bytes());
+        v1.extend_from_slice(b"/r");
+        v1.extend_from_slice(&NOW.to_le_bytes());
+        v1.extend_from_slice(&v2[8 + 4 + 2 + 8 + 8..v2.len() - 32]);
+        let sum = blake3::hash(&v1);
+        v1.extend_from_slice(sum.as_bytes());
+        let c = decode(&v1, Path::new("/r")).unwrap();
+        assert_eq!(c.blob_generation(), None);
+        assert_eq!(c.len(), 1);
     }
 
     #[test]
@@ -378,6 +440,7 @@ mod tests {
             &encode(
                 Path::new("/proj"),
                 NOW,
+                0,
                 vec![(&b"f"[..], &s, &h)].into_iter(),
             ),
         )

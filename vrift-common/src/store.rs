@@ -92,6 +92,8 @@ impl StoreLock {
 
 /// Blob files are read-only for everyone and executable (see the module comment).
 pub const BLOB_MODE: u32 = 0o555;
+/// The file under the store root holding [`Store::blob_generation`].
+const BLOB_GENERATION_FILE: &str = "blobs.generation";
 
 impl Store {
     /// Open (creating if needed) the store at `root`.
@@ -207,7 +209,30 @@ impl Store {
         Ok(out)
     }
 
-    /// Delete a blob. Only gc calls this, holding the exclusive lock.
+    /// How many times blobs have been removed from this store (by gc, or moved aside as
+    /// damaged): while it stays the same, every blob seen earlier is still there. The stat
+    /// cache relies on it to skip checking each file's blob (see `statcache`).
+    pub fn blob_generation(&self) -> u64 {
+        fs::read_to_string(self.root().join(BLOB_GENERATION_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Say that blobs are about to be removed: called before removing any, so that a crash
+    /// part-way leaves the generation changed.
+    pub(crate) fn note_blobs_removed(&self) -> Result<(), StoreError> {
+        let path = self.root().join(BLOB_GENERATION_FILE);
+        let next = self.blob_generation().wrapping_add(1);
+        let tmp = self
+            .tmp_dir()
+            .join(format!("generation.{}", std::process::id()));
+        fs::write(&tmp, format!("{next}\n")).map_err(|e| StoreError::io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))
+    }
+
+    /// Delete a blob. Only gc calls this, holding the exclusive lock, after
+    /// [`Store::note_blobs_removed`].
     pub(crate) fn remove_blob(&self, hash: &Hash) -> Result<(), StoreError> {
         let path = self.blob_path(hash);
         match fs::remove_file(&path) {

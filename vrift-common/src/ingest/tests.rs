@@ -317,16 +317,78 @@ fn corrupt_stat_cache_is_ignored_with_a_warning() {
 }
 
 #[test]
-fn cache_is_not_trusted_when_the_blob_is_gone() {
+fn cache_is_not_trusted_when_gc_removed_the_blob() {
+    let w = world();
+    write(&w.root.join("f"), b"aaaa");
+    age(&w.root);
+    run(&w);
+    // What gc --delete does: say so, then remove.
+    let blob = w.store.blob_path(&Hash::of(b"aaaa"));
+    w.store.note_blobs_removed().unwrap();
+    w.store.remove_blob(&Hash::of(b"aaaa")).unwrap();
+    let r = run(&w);
+    assert_eq!(r.files_hashed, 1);
+    assert!(blob.exists());
+}
+
+#[test]
+fn cache_is_not_trusted_when_a_blob_was_moved_aside_as_damaged() {
     let w = world();
     write(&w.root.join("f"), b"aaaa");
     age(&w.root);
     run(&w);
     let blob = w.store.blob_path(&Hash::of(b"aaaa"));
-    fs::remove_file(&blob).unwrap();
+    w.store.quarantine_blob(&Hash::of(b"aaaa")).unwrap();
+    assert!(!blob.exists());
     let r = run(&w);
     assert_eq!(r.files_hashed, 1);
     assert!(blob.exists());
+}
+
+#[test]
+fn while_no_blob_was_removed_the_blobs_are_not_looked_at() {
+    let w = world();
+    write(&w.root.join("f"), b"aaaa");
+    age(&w.root);
+    run(&w);
+    let generation = w.store.blob_generation();
+    // A blob removed behind vrift's back (not through gc) is not noticed by a re-ingest:
+    // `vrift store verify` finds it (and `--repair` puts it back from this file).
+    fs::remove_file(w.store.blob_path(&Hash::of(b"aaaa"))).unwrap();
+    let r = run(&w);
+    assert_eq!(r.files_unchanged, 1);
+    assert_eq!(w.store.blob_generation(), generation);
+}
+
+#[test]
+fn an_unchanged_tree_leaves_its_stat_cache_unwritten() {
+    let w = world();
+    write(&w.root.join("f"), b"aaaa");
+    write(&w.root.join("g"), b"bbbb");
+    age(&w.root);
+    run(&w);
+    let cache = statcache::cache_path(w.store.root(), &w.root.canonicalize().unwrap());
+    let written = fs::read(&cache).unwrap();
+    // The cache is saved by renaming a new file over it: a new inode each time.
+    let ino = || std::os::unix::fs::MetadataExt::ino(&fs::metadata(&cache).unwrap());
+    let before = ino();
+    let r = run(&w);
+    assert_eq!((r.files_unchanged, r.files_hashed), (2, 0));
+    assert_eq!(ino(), before);
+    // A change is recorded, and a removed file too.
+    write(&w.root.join("g"), b"cccc");
+    age(&w.root);
+    assert!(run(&w).files_hashed >= 1);
+    assert_ne!(fs::read(&cache).unwrap(), written);
+    fs::remove_file(w.root.join("f")).unwrap();
+    let before = fs::read(&cache).unwrap();
+    run(&w);
+    assert_ne!(
+        fs::read(&cache).unwrap(),
+        before,
+        "a removed file leaves the cache"
+    );
+    assert_eq!(run(&w).files_unchanged, 1);
 }
 
 #[test]

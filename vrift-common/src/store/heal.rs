@@ -46,6 +46,7 @@ impl Store {
             Err(e) => return Err(StoreError::io(dir, e)),
         }
         let from = self.blob_path(hash);
+        self.note_blobs_removed()?;
         for n in 0u32.. {
             let to = dir.join(format!("{}.{n}", hash.to_hex()));
             match super::place::place_noreplace(&from, &to) {
