@@ -367,3 +367,46 @@ fn refreshed(as_user: bool) {
 }
 
 matrix!(a_run_in_a_subdirectory_writes_back_and_refreshes_vrift_manifest => refreshed);
+
+// ---- a file the run only appended to ----
+
+/// Appending to a project file writes the new bytes at its end, in place: the file keeps
+/// its inode, so a hard link to it outside the view sees the appended bytes too, and the
+/// next run reads none of it again.
+fn appended(as_user: bool) {
+    use std::os::unix::fs::MetadataExt;
+    let mut p = Project::new(as_user);
+    let big: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    p.file("log.txt", &big, 0o644);
+    p.file("other.txt", "other\n", 0o644);
+    run_expect(&mut p.env.vrift(&p.dir, &["init"]), true);
+    p.ready();
+    let link = p.out.join("log-link");
+    std::fs::hard_link(p.dir.join("log.txt"), &link).unwrap();
+    let ino = std::fs::metadata(p.dir.join("log.txt")).unwrap().ino();
+    p.sh("echo one more >> log.txt && echo replaced > other.txt");
+    let want = format!("{big}one more\n");
+    assert_eq!(
+        std::fs::read_to_string(p.dir.join("log.txt")).unwrap(),
+        want
+    );
+    assert_eq!(std::fs::metadata(p.dir.join("log.txt")).unwrap().ino(), ino);
+    assert_eq!(
+        std::fs::read_to_string(&link).unwrap(),
+        want,
+        "the hard link sees it"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.dir.join("other.txt")).unwrap(),
+        "replaced\n"
+    );
+    let m = Manifest::load(&p.dir.join("vrift.manifest")).unwrap();
+    assert_eq!(entry_hash(&m, "log.txt"), Some(Hash::of(want.as_bytes())));
+    // Not an append (the old bytes changed): the whole file is replaced.
+    p.sh("$BB sed -i s/line/LINE/ log.txt");
+    let text = std::fs::read_to_string(p.dir.join("log.txt")).unwrap();
+    assert!(text.starts_with("LINE 0\n") && text.ends_with("one more\n"));
+    p.check_store();
+}
+
+matrix!(an_append_is_written_back_in_place => appended);

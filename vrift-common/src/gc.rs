@@ -151,18 +151,22 @@ pub fn scan_roots(store: &Store) -> Result<RootScan, StoreError> {
         }
     }
     // A run that was interrupted (its vrift killed) keeps the manifest it started from in
-    // `runs/<id>/base.manifest` until the next `vrift run` recovers it: its blobs stay.
-    // (Runs in progress hold the shared lock, so gc --delete waits for them anyway.)
+    // `runs/<id>/base.manifest` until the next `vrift run` recovers it: its blobs stay. So do
+    // those of the result it had harvested (`result.manifest`), whose new files may already
+    // have been moved into the store. (Runs in progress hold the shared lock, so gc
+    // --delete waits for them anyway.)
     if let Ok(runs) = std::fs::read_dir(store.root().join(RUNS_DIR)) {
         for run in runs.flatten() {
-            let base = run.path().join(RUN_BASE_MANIFEST);
-            if let Ok(m) = Manifest::load(&base) {
-                let root = Root {
-                    manifest: base,
-                    file: run.path(),
-                    pinned: None,
-                };
-                scan.live.push((root, m));
+            for name in [RUN_BASE_MANIFEST, RUN_RESULT_MANIFEST] {
+                let path = run.path().join(name);
+                if let Ok(m) = Manifest::load(&path) {
+                    let root = Root {
+                        manifest: path,
+                        file: run.path(),
+                        pinned: None,
+                    };
+                    scan.live.push((root, m));
+                }
             }
         }
     }
@@ -172,6 +176,8 @@ pub fn scan_roots(store: &Store) -> Result<RootScan, StoreError> {
 /// Where `vrift run` keeps a run's state in the store, and the manifest it started from.
 pub const RUNS_DIR: &str = "runs";
 pub const RUN_BASE_MANIFEST: &str = "base.manifest";
+/// A run's harvested result, written before its new files are moved into the store.
+pub const RUN_RESULT_MANIFEST: &str = "result.manifest";
 
 /// A root whose manifest file is gone, and what its pinned copy keeps.
 #[derive(Debug, Clone)]

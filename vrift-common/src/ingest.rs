@@ -8,11 +8,13 @@
 mod store_files;
 mod walk;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::filters::{ExcludeReason, Filter, MANIFEST_FILE};
+use crate::hash::Hash;
 use crate::manifest::{Entry, EntryKind, Manifest, ManifestError, RelPath};
 use crate::statcache::{self, FileStat, StatCache};
 use crate::store::{Store, StoreError};
@@ -28,6 +30,10 @@ pub struct IngestOptions {
     pub use_stat_cache: bool,
     /// Threads storing files; 0 picks a small number from the machine's cores.
     pub threads: usize,
+    /// Files whose content the caller knows, with their `lstat` as it was once that content
+    /// was in place: vrift wrote them itself from these stored blobs (a run's write-back).
+    /// Trusted like stat-cache entries, when the file's stat is still the same.
+    pub known: HashMap<RelPath, (FileStat, Hash)>,
 }
 
 impl IngestOptions {
@@ -36,6 +42,7 @@ impl IngestOptions {
             filter,
             use_stat_cache: true,
             threads: 0,
+            known: HashMap::new(),
         }
     }
 }
@@ -232,6 +239,17 @@ pub fn ingest(
     };
     // Per file: the stat and hash that end up in the manifest; None until known.
     let mut results = cached_hashes(store, &cache, blob_generation, &walked.files, threads);
+    let mut known_used = 0u64;
+    for (item, result) in walked.files.iter().zip(results.iter_mut()) {
+        if result.is_none() {
+            *result = opts
+                .known
+                .get(&item.rel)
+                .filter(|(stat, hash)| *stat == item.stat && store.contains(hash))
+                .map(|(stat, hash)| (*stat, *hash));
+            known_used += u64::from(result.is_some());
+        }
+    }
     let mut jobs = Vec::new();
     let mut bytes_present = 0u64;
     let mut files_unchanged = 0u64;
@@ -327,6 +345,7 @@ pub fn ingest(
     // it leaves nothing for the next sync of the file system to do (a run's overlay is
     // unmounted with a sync of the store's file system).
     let cache_still_right = files_done == 0
+        && known_used == 0
         && files_unchanged == cache.len() as u64
         && cache.blob_generation() == Some(blob_generation);
     if opts.use_stat_cache && !cache_still_right {

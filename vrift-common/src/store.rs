@@ -14,6 +14,7 @@
 mod heal;
 mod insert;
 mod place;
+mod prefixes;
 pub use place::renameat2;
 mod roots;
 
@@ -163,6 +164,36 @@ impl Store {
         fs::metadata(&path)
             .map(|m| m.len())
             .map_err(|e| StoreError::io(path, e))
+    }
+
+    /// Whether the first `len` bytes of blob `hash` hash to `prefix` (the blob of a file that
+    /// grew from content `prefix` by appending). A blob shorter than `len` does not match.
+    pub fn blob_starts_with(
+        &self,
+        hash: &Hash,
+        len: u64,
+        prefix: &Hash,
+    ) -> Result<bool, StoreError> {
+        if let Some(known) = prefixes::known(hash, len) {
+            return Ok(known == *prefix);
+        }
+        let path = self.blob_path(hash);
+        let file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+        let mut head = file.take(len);
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; insert::CHUNK];
+        let mut read = 0u64;
+        loop {
+            let n = match head.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StoreError::io(&path, e)),
+            };
+            hasher.update(&buf[..n]);
+            read += n as u64;
+        }
+        Ok(read == len && Hash::from(hasher.finalize()) == *prefix)
     }
 
     /// Re-hash a stored blob: `Ok(true)` when its content still matches its name, `Ok(false)`

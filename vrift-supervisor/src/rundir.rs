@@ -22,6 +22,7 @@ use crate::view::spec::{Destination, Kind};
 pub const RECORD: &str = "run.json";
 pub const LOCK: &str = "lock";
 pub const BASE: &str = vrift_common::gc::RUN_BASE_MANIFEST;
+pub const RESULT: &str = vrift_common::gc::RUN_RESULT_MANIFEST;
 pub const JOURNAL: &str = "journal";
 pub const FARM: &str = "farm";
 pub const UPPER: &str = "upper";

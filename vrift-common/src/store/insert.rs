@@ -87,6 +87,109 @@ impl Store {
         self.commit(temp, hasher.finalize().into(), size)
     }
 
+    /// Hash the regular file at `path` where it is, without storing it: its hash and size.
+    /// Fails with `ChangedDuringIngest` when it changed while being read (see
+    /// [`Store::insert_file`]). With `prefix_at` = Some(n) and a longer file, the hash of its
+    /// first n bytes is computed on the way and remembered for [`Store::blob_starts_with`]
+    /// (a file that grew by appending: its write-back then appends without reading it again).
+    pub fn hash_in_place(path: &Path, prefix_at: Option<u64>) -> Result<(Hash, u64), StoreError> {
+        let io_err = |e| StoreError::io(path, e);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        if !meta.is_file() {
+            return Err(io_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        let before = Stamp::of(&meta);
+        let mut hasher = blake3::Hasher::new();
+        let mut prefix = None;
+        let mut buf = vec![0u8; CHUNK];
+        let mut size = 0u64;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(e)),
+            };
+            let chunk = &buf[..n];
+            match prefix_at {
+                Some(at) if prefix.is_none() && at > 0 && size + n as u64 >= at => {
+                    let (head, tail) = chunk.split_at((at - size) as usize);
+                    hasher.update(head);
+                    prefix = Some(Hash::from(hasher.finalize()));
+                    hasher.update(tail);
+                }
+                _ => {
+                    hasher.update(chunk);
+                }
+            }
+            size += n as u64;
+        }
+        check_unchanged(path, &file, before, size)?;
+        let hash: Hash = hasher.finalize().into();
+        if let (Some(at), Some(p)) = (prefix_at, prefix) {
+            if size > at {
+                super::prefixes::remember(hash, at, p);
+            }
+        }
+        Ok((hash, size))
+    }
+
+    /// Whether the blob `hash` is in the store with `size` bytes.
+    pub fn has_blob(&self, hash: &Hash, size: u64) -> bool {
+        self.existing_size(hash) == Some(size)
+    }
+
+    /// Make the file at `path`, which [`Store::hash_in_place`] found to hold `hash` (`size`
+    /// bytes) and which nothing writes any more, the blob `hash` by moving it into the store:
+    /// no copy. For files the caller owns and is done with (a finished run's upper
+    /// directory, on the store's file system). `path` is gone afterwards, unless the store
+    /// already had the blob. On another file system it is copied (and left in place).
+    pub fn adopt_file(&self, path: &Path, hash: Hash, size: u64) -> Result<Inserted, StoreError> {
+        if self.has_blob(&hash, size) {
+            return Ok(Inserted {
+                hash,
+                size,
+                newly_stored: false,
+            });
+        }
+        let mut temp = TempBlob::create(self)?;
+        temp.file = None;
+        match fs::rename(path, &temp.path) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                drop(temp);
+                let inserted = self.insert_file(path)?;
+                if inserted.hash != hash {
+                    return Err(StoreError::ChangedDuringIngest {
+                        path: path.to_path_buf(),
+                    });
+                }
+                return Ok(inserted);
+            }
+            Err(e) => return Err(StoreError::io(path, e)),
+        }
+        let meta = fs::symlink_metadata(&temp.path).map_err(|e| StoreError::io(&temp.path, e))?;
+        if !meta.is_file() || meta.len() != size {
+            // Not what was hashed: put it back where it was, and say so.
+            let _ = fs::rename(&temp.path, path);
+            temp.placed = true;
+            return Err(StoreError::ChangedDuringIngest {
+                path: path.to_path_buf(),
+            });
+        }
+        fs::set_permissions(&temp.path, fs::Permissions::from_mode(BLOB_MODE))
+            .map_err(|e| StoreError::io(&temp.path, e))?;
+        self.commit(temp, hash, size)
+    }
+
     /// Put bytes into the store.
     pub fn insert_bytes(&self, data: &[u8]) -> Result<Inserted, StoreError> {
         let hash = Hash::of(data);

@@ -560,3 +560,65 @@ fn blob_writer_stores_only_the_named_content() {
     assert!(tmp_is_empty(&store));
     assert_eq!(store.list_blobs().unwrap().len(), 1);
 }
+
+#[test]
+fn hashing_in_place_stores_nothing_and_adopting_moves_the_file_in() {
+    let (dir, store) = new_store();
+    let data = big_content();
+    let path = dir.path().join("upper-file");
+    fs::write(&path, &data).unwrap();
+    let (hash, size) = Store::hash_in_place(&path, None).unwrap();
+    assert_eq!((hash, size), (Hash::of(&data), data.len() as u64));
+    assert!(!store.has_blob(&hash, size));
+    let ino = fs::metadata(&path).unwrap().ino();
+    let ins = store.adopt_file(&path, hash, size).unwrap();
+    assert!(ins.newly_stored);
+    assert!(!path.exists());
+    let blob = fs::metadata(store.blob_path(&hash)).unwrap();
+    assert_eq!(blob.ino(), ino, "moved, not copied");
+    assert_eq!(blob.permissions().mode() & 0o7777, BLOB_MODE);
+    assert!(store.verify_blob(&hash).unwrap());
+    assert!(tmp_is_empty(&store));
+    // Content the store has already: the file is left where it is.
+    fs::write(&path, &data).unwrap();
+    assert!(!store.adopt_file(&path, hash, size).unwrap().newly_stored);
+    assert!(path.exists());
+}
+
+#[test]
+fn a_file_that_is_not_what_was_hashed_is_not_adopted() {
+    let (dir, store) = new_store();
+    let path = dir.path().join("f");
+    fs::write(&path, b"short").unwrap();
+    let claimed = Hash::of(b"something longer");
+    assert!(store.adopt_file(&path, claimed, 16).is_err());
+    assert!(path.exists(), "put back");
+    assert!(!store.contains(&claimed));
+    assert!(tmp_is_empty(&store));
+}
+
+#[test]
+fn a_grown_file_tells_the_hash_of_its_old_length() {
+    let (dir, store) = new_store();
+    let old = big_content();
+    let mut new = old.clone();
+    new.extend_from_slice(b"appended");
+    let path = dir.path().join("grown");
+    fs::write(&path, &new).unwrap();
+    let (hash, _) = Store::hash_in_place(&path, Some(old.len() as u64)).unwrap();
+    // Known without the blob being there at all.
+    assert!(store
+        .blob_starts_with(&hash, old.len() as u64, &Hash::of(&old))
+        .unwrap());
+    assert!(!store
+        .blob_starts_with(&hash, old.len() as u64, &Hash::of(b"other"))
+        .unwrap());
+    // And from the blob itself, for a length nobody remembered.
+    store.adopt_file(&path, hash, new.len() as u64).unwrap();
+    assert!(store
+        .blob_starts_with(&hash, 10, &Hash::of(&old[..10]))
+        .unwrap());
+    assert!(!store
+        .blob_starts_with(&hash, new.len() as u64 + 1, &Hash::of(&new))
+        .unwrap());
+}

@@ -156,7 +156,7 @@ fn apply(store: &Store, id: &str) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             if *has_manifest {
-                project::refresh(store, dir)?;
+                project::refresh(store, dir, report.files)?;
             }
         }
     }

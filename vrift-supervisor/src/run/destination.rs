@@ -82,7 +82,7 @@ pub fn apply(
                 unapplied::keep_conflicts(store, destination, before, new, &report.conflicts)?;
             }
             if *has_manifest {
-                project::refresh(store, dir)?;
+                project::refresh(store, dir, report.files)?;
             }
         }
     }

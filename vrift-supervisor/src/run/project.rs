@@ -1,13 +1,16 @@
 //! Finding or making the manifest a plain `vrift run` uses: the project's vrift.manifest,
 //! refreshed from disk by a stat check, or a transient ingest of the current directory.
 
+use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use vrift_common::filters::{Filter, FilterOptions};
+use vrift_common::hash::Hash;
 use vrift_common::ingest::{self, IngestOptions, IngestReport};
 use vrift_common::manifest::{Manifest, RelPath};
+use vrift_common::statcache::FileStat;
 use vrift_common::store::Store;
 
 use crate::view::spec::PassthroughKind;
@@ -30,18 +33,25 @@ pub fn find_root(dir: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// Files vrift has just written itself, with their stat and content (see
+/// [`IngestOptions::known`]).
+pub type Known = HashMap<RelPath, (FileStat, Hash)>;
+
 /// Ingest `root` with the filters `vrift init` applies by default (a project's own
 /// adjustments live in its `.vriftignore`, so runs and inits agree). Files unchanged since
-/// the last ingest are not read again (stat cache).
-fn ingest(store: &Store, root: &Path) -> Result<IngestReport> {
+/// the last ingest are not read again (stat cache), nor are the `known` ones.
+fn ingest(store: &Store, root: &Path, known: Known) -> Result<IngestReport> {
     let filter = Filter::new(root, &FilterOptions::default())?;
-    ingest::ingest(store, root, &IngestOptions::new(filter), &|_| {})
+    let mut opts = IngestOptions::new(filter);
+    opts.known = known;
+    ingest::ingest(store, root, &opts, &|_| {})
         .with_context(|| format!("ingesting {}", root.display()))
 }
 
-/// Re-ingest a project with a vrift.manifest and save it if anything changed on disk.
-pub fn refresh(store: &Store, root: &Path) -> Result<IngestReport> {
-    let report = ingest(store, root)?;
+/// Re-ingest a project with a vrift.manifest and save it if anything changed on disk;
+/// `known` are files vrift has just written there.
+pub fn refresh(store: &Store, root: &Path, known: Known) -> Result<IngestReport> {
+    let report = ingest(store, root, known)?;
     let path = root.join(MANIFEST_NAME);
     let old = Manifest::load(&path).ok();
     if old.as_ref().map(Manifest::hash) != Some(report.manifest.hash()) {
@@ -57,9 +67,9 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
         None => (cwd.to_path_buf(), false),
     };
     let report = if persistent {
-        refresh(store, &root)?
+        refresh(store, &root, Known::new())?
     } else {
-        ingest(store, &root)?
+        ingest(store, &root, Known::new())?
     };
     let mut passthrough = Vec::new();
     for ex in &report.excluded {

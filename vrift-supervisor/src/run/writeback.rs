@@ -5,6 +5,11 @@
 //! directory, so a user finds the program's output where the program put it. A path that
 //! changed on disk while the run went on is left alone and reported: nothing is overwritten
 //! that the run did not see.
+//!
+//! A file is replaced whole (a new file beside it, renamed over it), except a file the run
+//! only appended to: its new bytes are written at its end, in place, so a log or a data file
+//! that grows costs what was added, and the file keeps its inode (owner, extended
+//! attributes, hard links).
 
 use std::ffi::OsStr;
 use std::io;
@@ -12,8 +17,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
 use anyhow::{Context, Result};
+use vrift_common::hash::Hash;
 use vrift_common::manifest::{Entry, EntryKind, Manifest, RelPath};
+use vrift_common::statcache::FileStat;
 use vrift_common::store::Store;
 
 #[derive(Debug, Default)]
@@ -22,6 +31,9 @@ pub struct Report {
     pub removed: usize,
     /// Paths left as they are because they changed on disk during the run.
     pub conflicts: Vec<RelPath>,
+    /// The files written, with their stat once written and their content's hash: the
+    /// refresh of the project's manifest that follows need not read them again.
+    pub files: HashMap<RelPath, (FileStat, Hash)>,
 }
 
 fn real(root: &Path, rel: &[u8]) -> PathBuf {
@@ -86,6 +98,40 @@ fn set_mtime(p: &Path, mtime_ns: i64) -> io::Result<()> {
         .write(true)
         .open(p)?
         .set_modified(t)
+}
+
+/// Whether `new` is `old` with bytes appended (its first `old.size` bytes are `old`'s).
+fn is_append(store: &Store, old: &Entry, new: &Entry) -> bool {
+    old.kind == EntryKind::File
+        && new.kind == EntryKind::File
+        && old.size > 0
+        && old.size < new.size
+        && store
+            .blob_starts_with(&new.hash, old.size, &old.hash)
+            .unwrap_or(false)
+}
+
+/// Append what `new` has past `old.size` to the file at `p` (which holds `old`, as checked
+/// before), then give it `new`'s mode and mtime.
+fn append_in_place(store: &Store, p: &Path, old: &Entry, new: &Entry) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut blob = std::fs::File::open(store.blob_path(&new.hash))?;
+    blob.seek(SeekFrom::Start(old.size))?;
+    let mut file = std::fs::OpenOptions::new().write(true).open(p)?;
+    file.seek(SeekFrom::Start(old.size))?;
+    let copied = io::copy(&mut blob, &mut file)?;
+    if old.size + copied != new.size {
+        return Err(io::Error::other(format!(
+            "the store's copy is {} bytes, not {}",
+            old.size + copied,
+            new.size
+        )));
+    }
+    if file.metadata()?.permissions().mode() & 0o7777 != new.mode & 0o7777 {
+        file.set_permissions(std::fs::Permissions::from_mode(new.mode & 0o7777))?;
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(new.mtime_ns.max(0) as u64);
+    file.set_modified(t)
 }
 
 /// Put one file's content from the store at `p`: a new file beside it, renamed over it.
@@ -237,8 +283,16 @@ fn apply_changes(
                     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))
                         .and_then(|()| set_mtime(&p, e.mtime_ns).or(Ok(())))
                         .with_context(|| format!("{}", p.display()))?;
+                } else if let Some(old) = old.filter(|o| is_append(store, o, e)) {
+                    append_in_place(store, &p, old, e)
+                        .with_context(|| format!("{}", p.display()))?;
                 } else {
                     write_file(store, &p, e).with_context(|| format!("{}", p.display()))?;
+                }
+                if let Ok(m) = std::fs::symlink_metadata(&p) {
+                    report
+                        .files
+                        .insert(rel.to_vec(), (FileStat::from_metadata(&m), e.hash));
                 }
             }
             EntryKind::Symlink => {

@@ -1,15 +1,21 @@
 //! Reading a run's result out of its overlay upper directory: every new or changed file is
-//! hashed into the store, whiteouts and opaque directories become removals, and modes,
-//! mtimes and symlinks are taken from what the upper directory holds. The upper directory
-//! is the run's journal: this is also how a killed run is recovered.
+//! hashed, whiteouts and opaque directories become removals, and modes, mtimes and symlinks
+//! are taken from what the upper directory holds. The upper directory is the run's journal:
+//! this is also how a killed run is recovered.
+//!
+//! New content is moved into the store, not copied: the upper directory is on the store's
+//! file system and the run is done with it. Before the first file moves, the result is
+//! saved in the run directory (`result.manifest`), since from then on the upper directory
+//! no longer holds the whole result; a recovery that finds it finishes the moves from it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use vrift_common::hash::Hash;
 use vrift_common::manifest::{Entry, EntryKind, Manifest, RelPath};
 use vrift_common::store::Store;
 
@@ -48,19 +54,100 @@ fn mtime_of(m: &std::fs::Metadata) -> i64 {
     m.mtime() * 1_000_000_000 + m.mtime_nsec()
 }
 
-/// The manifest of the view that started as `base` and whose changes are in `upper`.
-/// `passthrough` paths (mount points vrift made) are not part of the view.
+/// A new file's content, hashed where it is, for the store to take in.
+struct NewContent {
+    path: PathBuf,
+    hash: Hash,
+    size: u64,
+}
+
+/// The manifest of the view that started as `base` and whose changes are in `upper`, with
+/// every blob it names in the store. `passthrough` paths (mount points vrift made) are not
+/// part of the view. `result` is where the result is saved before new files leave `upper`;
+/// when it already exists (a recovery after a harvest that was cut short), it is the result.
 pub fn harvest(
     store: &Store,
     base: &Manifest,
     upper: &Path,
     flavor: Flavor,
     passthrough: &HashSet<RelPath>,
+    result: &Path,
 ) -> Result<Manifest> {
+    if result.exists() {
+        return finish_interrupted(store, upper, result);
+    }
     let mut entries: BTreeMap<RelPath, Entry> =
         base.iter().map(|(p, e)| (p.to_vec(), e.clone())).collect();
-    walk(store, upper, b"", flavor, passthrough, &mut entries)?;
-    Ok(Manifest::from_entries(entries))
+    let mut new = Vec::new();
+    walk(
+        store,
+        upper,
+        b"",
+        flavor,
+        passthrough,
+        &mut entries,
+        &mut new,
+    )?;
+    let manifest = Manifest::from_entries(entries);
+    if !new.is_empty() {
+        manifest
+            .save_atomic(result)
+            .with_context(|| format!("{}", result.display()))?;
+    }
+    for n in new {
+        adopt(store, &n)?;
+    }
+    Ok(manifest)
+}
+
+fn adopt(store: &Store, n: &NewContent) -> Result<()> {
+    // Moving the file out needs its directory writable (a program may have made it 0555).
+    let dir = n.path.parent().unwrap_or(Path::new("/"));
+    crate::sys::fsops::with_owner_access(dir, || {
+        store
+            .adopt_file(&n.path, n.hash, n.size)
+            .map(|_| ())
+            .map_err(store_io)
+    })
+    .with_context(|| format!("{}", n.path.display()))
+}
+
+fn store_io(e: vrift_common::store::StoreError) -> io::Error {
+    match e {
+        vrift_common::store::StoreError::Io { source, .. } => source,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// A harvest whose result was saved but whose new files were not all moved yet: move the
+/// rest (each still at its path in `upper`, with the content the result names).
+fn finish_interrupted(store: &Store, upper: &Path, result: &Path) -> Result<Manifest> {
+    let manifest = Manifest::load(result).with_context(|| format!("{}", result.display()))?;
+    for (rel, e) in manifest.iter() {
+        if e.kind != EntryKind::File || store.has_blob(&e.hash, e.size) {
+            continue;
+        }
+        let path = upper.join(std::ffi::OsStr::from_bytes(rel));
+        let hashed = crate::sys::fsops::with_owner_access(&path, || {
+            Store::hash_in_place(&path, None).map_err(store_io)
+        });
+        match hashed {
+            Ok((hash, size)) if hash == e.hash => adopt(
+                store,
+                &NewContent {
+                    path,
+                    hash,
+                    size,
+                },
+            )?,
+            _ => anyhow::bail!(
+                "{}: the run's result names content for {} that is neither in the store nor                  in the run's upper directory",
+                result.display(),
+                String::from_utf8_lossy(rel)
+            ),
+        }
+    }
+    Ok(manifest)
 }
 
 fn walk(
@@ -70,6 +157,7 @@ fn walk(
     flavor: Flavor,
     passthrough: &HashSet<RelPath>,
     entries: &mut BTreeMap<RelPath, Entry>,
+    new: &mut Vec<NewContent>,
 ) -> Result<()> {
     let dir = if rel.is_empty() {
         upper.to_path_buf()
@@ -102,17 +190,23 @@ fn walk(
                 remove_tree(entries, &crel);
             }
             entries.insert(crel.clone(), Entry::dir(mode, mtime_of(&meta)));
-            walk(store, upper, &crel, flavor, passthrough, entries)?;
+            walk(store, upper, &crel, flavor, passthrough, entries, new)?;
         } else if ft.is_file() {
-            let ins = crate::sys::fsops::with_owner_access(&path, || {
-                store.insert_file(&path).map_err(|e| match e {
-                    vrift_common::store::StoreError::Io { source, .. } => source,
-                    other => io::Error::other(other.to_string()),
-                })
+            // A file that was there before may have only grown: learn the hash of its old
+            // length on the way, for the write-back.
+            let before = entries
+                .get(&crel)
+                .filter(|e| e.kind == EntryKind::File)
+                .map(|e| e.size);
+            let (hash, size) = crate::sys::fsops::with_owner_access(&path, || {
+                Store::hash_in_place(&path, before).map_err(store_io)
             })
             .with_context(|| format!("{}", path.display()))?;
             remove_tree(entries, &crel);
-            entries.insert(crel, Entry::file(ins.hash, ins.size, mode, mtime_of(&meta)));
+            entries.insert(crel, Entry::file(hash, size, mode, mtime_of(&meta)));
+            if !store.has_blob(&hash, size) {
+                new.push(NewContent { path, hash, size });
+            }
         } else if ft.is_symlink() {
             let target =
                 std::fs::read_link(&path).with_context(|| format!("{}", path.display()))?;
@@ -131,6 +225,125 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct World {
+        _dir: tempfile::TempDir,
+        store: Store,
+        upper: PathBuf,
+        result: PathBuf,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let upper = dir.path().join("run/upper");
+        std::fs::create_dir_all(&upper).unwrap();
+        World {
+            result: dir.path().join("run/result.manifest"),
+            _dir: dir,
+            store,
+            upper,
+        }
+    }
+
+    fn harvest_of(w: &World, base: &Manifest) -> Result<Manifest> {
+        harvest(
+            &w.store,
+            base,
+            &w.upper,
+            Flavor::for_uid(nix::unistd::geteuid().as_raw()),
+            &HashSet::new(),
+            &w.result,
+        )
+    }
+
+    #[test]
+    fn new_content_moves_into_the_store_after_the_result_is_saved() {
+        let w = world();
+        std::fs::write(w.upper.join("new"), b"fresh content").unwrap();
+        std::fs::write(w.upper.join("same"), b"already stored").unwrap();
+        let stored = w.store.insert_bytes(b"already stored").unwrap().hash;
+        let m = harvest_of(&w, &Manifest::from_entries(vec![(Vec::new(), dir_entry())])).unwrap();
+        let new = m.get(b"new").unwrap();
+        assert_eq!(new.hash, Hash::of(b"fresh content"));
+        assert_eq!(
+            std::fs::read(w.store.blob_path(&new.hash)).unwrap(),
+            b"fresh content"
+        );
+        // Moved, not copied; what the store had stays where it is.
+        assert!(!w.upper.join("new").exists());
+        assert!(w.upper.join("same").exists());
+        assert_eq!(m.get(b"same").unwrap().hash, stored);
+        assert_eq!(Manifest::load(&w.result).unwrap().hash(), m.hash());
+    }
+
+    #[test]
+    fn new_files_in_read_only_directories_are_moved_too() {
+        use std::os::unix::fs::PermissionsExt;
+        let w = world();
+        let d = w.upper.join("closed");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("f"), b"inside a read-only directory").unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let m = harvest_of(&w, &Manifest::from_entries(vec![(Vec::new(), dir_entry())])).unwrap();
+        assert_eq!(m.get(b"closed").unwrap().mode, 0o555);
+        assert!(w
+            .store
+            .has_blob(&Hash::of(b"inside a read-only directory"), 28));
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o555, "the directory's mode is put back");
+    }
+
+    #[test]
+    fn nothing_new_writes_no_result_file() {
+        let w = world();
+        std::fs::write(w.upper.join("same"), b"already stored").unwrap();
+        w.store.insert_bytes(b"already stored").unwrap();
+        harvest_of(&w, &Manifest::from_entries(vec![(Vec::new(), dir_entry())])).unwrap();
+        assert!(!w.result.exists());
+    }
+
+    #[test]
+    fn a_harvest_cut_short_is_finished_from_its_saved_result() {
+        let w = world();
+        // The saved result names two new files: one already moved into the store, one still
+        // in the upper directory.
+        let moved = w.store.insert_bytes(b"moved already").unwrap().hash;
+        std::fs::write(w.upper.join("b"), b"still in upper").unwrap();
+        let result = Manifest::from_entries(vec![
+            (Vec::new(), dir_entry()),
+            (b"a".to_vec(), Entry::file(moved, 13, 0o644, 0)),
+            (
+                b"b".to_vec(),
+                Entry::file(Hash::of(b"still in upper"), 14, 0o600, 0),
+            ),
+        ]);
+        result.save_atomic(&w.result).unwrap();
+        // Whatever the upper directory shows now, the saved result is the run's result.
+        std::fs::write(w.upper.join("stray"), b"x").unwrap();
+        let m = harvest_of(&w, &Manifest::from_entries(vec![])).unwrap();
+        assert_eq!(m.hash(), result.hash());
+        assert!(w.store.has_blob(&Hash::of(b"still in upper"), 14));
+        assert!(!w.upper.join("b").exists());
+    }
+
+    #[test]
+    fn a_saved_result_whose_content_is_nowhere_is_an_error_naming_the_path() {
+        let w = world();
+        let result = Manifest::from_entries(vec![
+            (Vec::new(), dir_entry()),
+            (
+                b"lost".to_vec(),
+                Entry::file(Hash::of(b"gone"), 4, 0o644, 0),
+            ),
+        ]);
+        result.save_atomic(&w.result).unwrap();
+        let err = format!(
+            "{:#}",
+            harvest_of(&w, &Manifest::from_entries(vec![])).unwrap_err()
+        );
+        assert!(err.contains("lost"), "{err}");
+    }
 
     fn dir_entry() -> Entry {
         Entry::dir(0o755, 0)

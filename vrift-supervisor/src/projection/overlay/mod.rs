@@ -23,7 +23,7 @@ use vrift_common::store::Store;
 use super::supervisor::served::ServedStats;
 use super::{Context, Kind, Projection};
 use crate::mounts::{self, cstring, Mount};
-use crate::rundir::{RunDir, RunRecord, MNT, UPPER, WORK};
+use crate::rundir::{RunDir, RunRecord, MNT, RESULT, UPPER, WORK};
 use crate::view::spec::PassthroughKind;
 use layer::Flavor;
 
@@ -211,6 +211,7 @@ impl Projection for OverlayProjection {
             &self.upper,
             self.flavor,
             &passthrough,
+            &self.upper.with_file_name(RESULT),
         )
     }
 }
@@ -224,5 +225,6 @@ pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> 
         &dir.join(UPPER),
         Flavor::for_uid(rec.owner_uid),
         &passthrough,
+        &dir.join(RESULT),
     )
 }
