@@ -179,20 +179,11 @@ impl Store {
         }
         let path = self.blob_path(hash);
         let file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
-        let mut head = file.take(len);
         let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; insert::CHUNK];
-        let mut read = 0u64;
-        loop {
-            let n = match head.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(StoreError::io(&path, e)),
-            };
-            hasher.update(&buf[..n]);
-            read += n as u64;
-        }
+        let read = read_chunks(&mut file.take(len), &path, |chunk| {
+            hasher.update(chunk);
+            Ok(())
+        })?;
         Ok(read == len && Hash::from(hasher.finalize()) == *prefix)
     }
 
@@ -384,17 +375,32 @@ pub(crate) fn absolute(path: &Path) -> Result<PathBuf, StoreError> {
 pub(crate) fn hash_file(path: &Path) -> Result<Hash, StoreError> {
     let mut file = File::open(path).map_err(|e| StoreError::io(path, e))?;
     let mut hasher = blake3::Hasher::new();
+    read_chunks(&mut file, path, |chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })?;
+    Ok(hasher.finalize().into())
+}
+
+/// Read `from` to its end in chunks, handing each to `each`; the bytes read. Errors name
+/// `path`.
+pub(crate) fn read_chunks(
+    from: &mut impl Read,
+    path: &Path,
+    mut each: impl FnMut(&[u8]) -> Result<(), StoreError>,
+) -> Result<u64, StoreError> {
     let mut buf = vec![0u8; insert::CHUNK];
+    let mut size = 0u64;
     loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(size),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(StoreError::io(path, e)),
         };
-        hasher.update(&buf[..n]);
+        each(&buf[..n])?;
+        size += n as u64;
     }
-    Ok(hasher.finalize().into())
 }
 
 /// The (size, mtime, ctime, inode) a file had; compared before and after reading it.

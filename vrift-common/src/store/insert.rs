@@ -69,19 +69,10 @@ impl Store {
 
         let mut temp = TempBlob::create(self)?;
         let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut size = 0u64;
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err(e)),
-            };
-            hasher.update(&buf[..n]);
-            temp.write_all(&buf[..n])?;
-            size += n as u64;
-        }
+        let size = super::read_chunks(&mut file, path, |chunk| {
+            hasher.update(chunk);
+            temp.write_all(chunk)
+        })?;
         after_read();
         check_unchanged(path, &file, before, size)?;
         self.commit(temp, hasher.finalize().into(), size)
@@ -109,19 +100,11 @@ impl Store {
         let before = Stamp::of(&meta);
         let mut hasher = blake3::Hasher::new();
         let mut prefix = None;
-        let mut buf = vec![0u8; CHUNK];
-        let mut size = 0u64;
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err(e)),
-            };
-            let chunk = &buf[..n];
+        let mut seen = 0u64;
+        let size = super::read_chunks(&mut file, path, |chunk| {
             match prefix_at {
-                Some(at) if prefix.is_none() && at > 0 && size + n as u64 >= at => {
-                    let (head, tail) = chunk.split_at((at - size) as usize);
+                Some(at) if prefix.is_none() && at > 0 && seen + chunk.len() as u64 >= at => {
+                    let (head, tail) = chunk.split_at((at - seen) as usize);
                     hasher.update(head);
                     prefix = Some(Hash::from(hasher.finalize()));
                     hasher.update(tail);
@@ -130,8 +113,9 @@ impl Store {
                     hasher.update(chunk);
                 }
             }
-            size += n as u64;
-        }
+            seen += chunk.len() as u64;
+            Ok(())
+        })?;
         check_unchanged(path, &file, before, size)?;
         let hash: Hash = hasher.finalize().into();
         if let (Some(at), Some(p)) = (prefix_at, prefix) {
