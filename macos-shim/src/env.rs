@@ -109,12 +109,29 @@ impl Config {
 }
 
 /// `envp` with the shim's variables set as `keep` says, the preload variable holding the
-/// shim's library (added in front if the program dropped it), and the cwd handed on.
+/// shim's library (added in front if the program dropped it), and the cwd handed on. An
+/// `envp` naming another run (a vrift started inside the run, which prepared its own run's
+/// environment) is left as it is: the child belongs to that run.
 pub fn merge_child_env(
     envp: Vec<Vec<u8>>,
     keep: &[(Vec<u8>, Vec<u8>)],
     cwd: &[u8],
 ) -> Vec<Vec<u8>> {
+    let run_line = |(n, v): &(Vec<u8>, Vec<u8>)| {
+        let mut l = n.clone();
+        l.push(b'=');
+        l.extend_from_slice(v);
+        l
+    };
+    if let Some(ours) = keep.iter().find(|(n, _)| n == RUN.as_bytes()).map(run_line) {
+        let prefix = format!("{RUN}=");
+        if envp
+            .iter()
+            .any(|l| l.starts_with(prefix.as_bytes()) && *l != ours)
+        {
+            return envp;
+        }
+    }
     let lib = keep
         .iter()
         .find(|(n, _)| n == LIB.as_bytes())
@@ -235,6 +252,19 @@ mod tests {
             vec![(3, false, b"a/\xff b".to_vec()), (7, true, Vec::new())]
         );
         assert_eq!(decode_fds(b"x,f,00\n4,q,00\n5,f,0\n6,f,zz"), vec![]);
+    }
+
+    #[test]
+    fn a_nested_runs_environment_is_left_alone() {
+        let nested = vec![
+            format!("{RUN}=/other/run").into_bytes(),
+            format!("{PRELOAD}=/other/lib.so").into_bytes(),
+        ];
+        let mut ours = keep();
+        ours.push((RUN.as_bytes().to_vec(), b"/this/run".to_vec()));
+        assert_eq!(merge_child_env(nested.clone(), &ours, b"/v"), nested);
+        let same = vec![format!("{RUN}=/this/run").into_bytes()];
+        assert!(merge_child_env(same, &ours, b"/v").len() > 1);
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn write_attempts(as_user: bool) {
     }
     let before = store_snapshot(&env.home());
     assert!(!before.is_empty());
-    let bin = build_static_c("gcc", "writeattempts.c", &[]);
+    let bin = build_c("gcc", "writeattempts.c", &[]);
     let outs = out.to_str().unwrap();
     let mut all = String::new();
     for file in ["src/shared.txt", "src/mine.txt"] {
@@ -145,7 +145,7 @@ fn store_paths_are_read_only(as_user: bool) {
         env.give_to_nobody();
     }
     let before = store_snapshot(&env.home());
-    let bb = require_tool("busybox").display().to_string();
+    let bb = busybox().display().to_string();
     let script = "for f in $(find \"$VRIFT_HOME/blobs\" -type f); do \
         echo x >> \"$f\" && echo WROTE; chmod 666 \"$f\" && echo CHMOD; \
         truncate -s 0 \"$f\" && echo TRUNCATED; rm -f \"$f\" && echo REMOVED; \

@@ -359,7 +359,7 @@ fn passthrough(as_user: bool) {
     let go = p.out.join("go");
     mkfifo(&go);
     p.ready();
-    let bb = require_tool("busybox");
+    let bb = busybox();
     let mut child = p
         .cmd(&[
             bb.to_str().unwrap(),

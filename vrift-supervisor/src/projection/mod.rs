@@ -96,6 +96,7 @@ pub fn prepare(kind: Kind, cx: &Context) -> Result<Arc<dyn Projection>> {
     Ok(match kind {
         Kind::Overlay => Arc::new(overlay::OverlayProjection::prepare(cx)?),
         Kind::Supervisor => Arc::new(supervisor::SupervisorProjection::prepare(cx)?),
+        Kind::Shim => anyhow::bail!("the shim projection is started by projection_shim::run"),
     })
 }
 
@@ -105,5 +106,6 @@ pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> 
     match rec.projection {
         Kind::Overlay => overlay::recover(store, dir, rec, base),
         Kind::Supervisor => supervisor::recover(store, dir, rec, base),
+        Kind::Shim => crate::projection_shim::recover(store, dir, rec, base),
     }
 }

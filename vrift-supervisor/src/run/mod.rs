@@ -273,7 +273,7 @@ fn launch_plan(
         None
     };
     Ok(launch::LaunchPlan {
-        ns: ns::NsConfig { id_maps },
+        ns: Some(ns::NsConfig { id_maps }),
         mounts: steps,
         filter: projection.filter()?,
     })

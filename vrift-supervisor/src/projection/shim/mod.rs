@@ -2,18 +2,21 @@
 //! with the interposition shim (`vrift-shim`, loaded through LD_PRELOAD) serving the view
 //! inside its own processes.
 //!
-//! Three steps, each a plain function so any front end (the `Projection` seam, the hidden
-//! `vrift shim-run` entry the tests use) can drive them:
-//! 1. [`prepare`]: the manifest's index (cached in the store), the run directory (change log,
-//!    generation counter, private copies, an empty directory) and the environment;
+//! [`run`] is a whole run, in three steps, each a plain function:
+//! 1. [`prepare`]: the manifest's index (cached in the store), the run's state in its run
+//!    directory (`crate::rundir`: change log, generation counter, private copies, an empty
+//!    directory) and the environment;
 //! 2. [`command`]: the program to start, refused with a clear message when it is statically
-//!    linked (the shim would see none of its calls);
+//!    linked (the shim would see none of its calls); it is started without namespaces, its
+//!    process tree kept by a subreaper (`crate::sys::init::split_keeper_for_tree`);
 //! 3. [`harvest`]: replay the run's change log, hash the private copies into the store, and
-//!    return the run's new manifest for the usual write-back.
+//!    return the run's new manifest for the usual write-back. A run whose vrift was killed
+//!    is harvested the same way by the next run ([`recover`]).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,8 +27,11 @@ use vrift_common::runlog;
 use vrift_common::store::Store;
 use vrift_common::vfs::{DeltaId, Owner, View};
 
-/// Where shim runs keep their state, under the store's root.
-pub const RUNS: &str = "shim-runs";
+use crate::run::launch;
+use crate::rundir::{self, RunDir, RunRecord, BASE, RECORD_VERSION};
+use crate::sys::signals;
+use crate::view::spec::{Kind, ViewSpec};
+
 /// The library's file name, looked for beside the `vrift` executable.
 pub const LIBRARY: &str = "libvrift_shim.so";
 /// Overrides where the library is.
@@ -81,7 +87,9 @@ pub fn find_library() -> Result<PathBuf> {
     Ok(p)
 }
 
-/// Make the run's directory and index, and the program's environment.
+/// Make the run's state in `run_dir` (a fresh run directory), the index, and the
+/// program's environment.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     store: &Store,
     manifest: &Manifest,
@@ -90,6 +98,7 @@ pub fn prepare(
     owner: Owner,
     library: &Path,
     passthrough: &[PathBuf],
+    run_dir: &Path,
 ) -> Result<Prepared> {
     if !root.is_absolute() {
         bail!(
@@ -98,14 +107,8 @@ pub fn prepare(
         );
     }
     let ix = index::cached(store, manifest)?;
-    let runs = store.root().join(RUNS);
-    std::fs::create_dir_all(&runs).with_context(|| format!("{}", runs.display()))?;
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let run_dir = runs.join(format!("{}-{stamp}", std::process::id()));
-    for d in [run_dir.clone(), run_dir.join(WRITES), run_dir.join(EMPTY)] {
+    let run_dir = run_dir.to_path_buf();
+    for d in [run_dir.join(WRITES), run_dir.join(EMPTY)] {
         std::fs::create_dir(&d).with_context(|| format!("{}", d.display()))?;
     }
     for (name, len) in [(LOG, 0u64), (GENERATION, 8)] {
@@ -274,21 +277,32 @@ pub fn command(
 }
 
 /// The run's new manifest: its change log replayed over `manifest`, every private copy
-/// hashed into the store. The run directory is left for [`finish`].
+/// hashed into the store.
 pub fn harvest(store: &Store, manifest: &Manifest, prep: &Prepared) -> Result<Manifest> {
-    let log_path = prep.run_dir.join(LOG);
+    replay_run(store, manifest, &prep.run_dir, &prep.root, prep.owner)
+}
+
+/// The result of the shim run whose state is in `run_dir` (see [`harvest`]).
+fn replay_run(
+    store: &Store,
+    manifest: &Manifest,
+    run_dir: &Path,
+    root: &Path,
+    owner: Owner,
+) -> Result<Manifest> {
+    let log_path = run_dir.join(LOG);
     let bytes = std::fs::read(&log_path).with_context(|| format!("{}", log_path.display()))?;
     let records =
         runlog::decode_all(&bytes, 0).with_context(|| format!("{}", log_path.display()))?;
-    let mut view = View::new(prep.root.as_os_str().as_bytes(), prep.owner, vec![manifest])
-        .with_context(|| format!("{}: cannot make a view", prep.root.display()))?;
+    let mut view = View::new(root.as_os_str().as_bytes(), owner, vec![manifest])
+        .with_context(|| format!("{}: cannot make a view", root.display()))?;
     runlog::replay(&mut view, &records);
     let mut done = std::collections::HashSet::new();
     for (DeltaId(id), _) in view.pending() {
         if !done.insert(id) {
             continue;
         }
-        let p = prep.run_dir.join(WRITES).join(id.to_string());
+        let p = run_dir.join(WRITES).join(id.to_string());
         let meta = std::fs::metadata(&p).with_context(|| format!("{}", p.display()))?;
         let ins = store.insert_file(&p)?;
         view.commit(
@@ -301,16 +315,22 @@ pub fn harvest(store: &Store, manifest: &Manifest, prep: &Prepared) -> Result<Ma
     Ok(Manifest::from_entries(view.flatten()?))
 }
 
+/// Rebuild the result of a shim run whose vrift was killed: its change log and private
+/// copies are in its run directory, as they are at the end of every run.
+pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> Result<Manifest> {
+    let owner = Owner {
+        uid: rec.owner_uid,
+        gid: rec.owner_gid,
+    };
+    replay_run(store, &base, dir.path(), &rec.root, owner)
+}
+
 /// A whole run of `vrift run --projection shim`: prepare, start the program in `start`,
-/// wait, harvest, save the result where the view's destination says. Returns the exit
-/// status to give (128+N when killed by signal N).
-pub fn run(
-    store: &Store,
-    spec: &crate::view::spec::ViewSpec,
-    start: &Path,
-    cmd: &[OsString],
-) -> Result<u8> {
-    use std::os::unix::process::ExitStatusExt;
+/// wait (passing termination signals on), harvest, save the result where the view's
+/// destination says. Returns the exit status to give (128+N when killed by signal N). The
+/// run has a run directory like every projection's (`crate::rundir`), so a run whose vrift
+/// is killed is recovered by the next one.
+pub fn run(store: &Store, spec: &ViewSpec, start: &Path, cmd: &[OsString]) -> Result<u8> {
     let library = find_library()?;
     let owner = Owner {
         uid: nix::unistd::geteuid().as_raw(),
@@ -321,7 +341,8 @@ pub fn run(
         .iter()
         .map(|(rel, _)| spec.root.join(OsStr::from_bytes(rel)))
         .collect();
-    let prep = prepare(
+    let run_dir = RunDir::create(store)?;
+    let prepared = prepare(
         store,
         &spec.manifest,
         &spec.root,
@@ -329,29 +350,77 @@ pub fn run(
         owner,
         &library,
         &through,
-    )?;
-    let result = (|| {
-        let mut c = command(store, &spec.manifest, &prep, cmd)?;
-        let status = c
-            .status()
-            .with_context(|| format!("{}", Path::new(&cmd[0]).display()))?;
-        let new = harvest(store, &spec.manifest, &prep).context("saving the run's changes")?;
-        crate::run::destination::save(store, &spec.manifest, &spec.destination, &new)?;
-        Ok(match (status.code(), status.signal()) {
-            (Some(c), _) => c as u8,
-            (None, Some(s)) => 128u8.wrapping_add(s as u8),
-            _ => 1,
-        })
-    })();
-    finish(&prep);
-    result
+        run_dir.path(),
+    )
+    .and_then(|prep| Ok((command(store, &spec.manifest, &prep, cmd)?, prep)));
+    let (command, prep) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            // Nothing ran: the run leaves nothing behind.
+            run_dir.remove();
+            return Err(e);
+        }
+    };
+    // What recovery needs if this vrift is killed: written before the program starts.
+    spec.manifest.save_atomic(&run_dir.join(BASE))?;
+    RunRecord {
+        version: RECORD_VERSION,
+        projection: Kind::Shim,
+        pid: std::process::id(),
+        start_ticks: rundir::start_ticks(std::process::id()).unwrap_or(0),
+        root: spec.root.clone(),
+        owner_uid: owner.uid,
+        owner_gid: owner.gid,
+        dev: VIEW_DEV,
+        passthrough: spec.passthrough.iter().map(|(p, _)| p.clone()).collect(),
+        destination: spec.destination.clone(),
+    }
+    .write(run_dir.path())?;
+    let status = match start_and_wait(command) {
+        Ok(s) => s,
+        Err(e) => {
+            if e.is::<launch::ExecFailed>() || e.is::<launch::SetupFailed>() {
+                run_dir.remove();
+            }
+            return Err(e);
+        }
+    };
+    let new = harvest(store, &spec.manifest, &prep).context("saving the run's changes")?;
+    let saved = crate::run::destination::save(store, &spec.manifest, &spec.destination, &new)?;
+    run_dir.remove();
+    if saved != crate::run::destination::Saved::Done && status == 0 {
+        return Ok(1);
+    }
+    Ok(status)
 }
 
-/// Remove the run's directory.
-pub fn finish(prep: &Prepared) {
-    if let Err(e) = std::fs::remove_dir_all(&prep.run_dir) {
-        tracing::warn!("{}: {e}", prep.run_dir.display());
-    }
+/// Start `command` with no namespaces (its tree kept by a subreaper that ends with vrift),
+/// pass termination signals on to it, and wait for it.
+fn start_and_wait(command: Command) -> Result<u8> {
+    signals::block_forwarded().context("blocking signals")?;
+    let plan = launch::LaunchPlan {
+        ns: None,
+        mounts: Vec::new(),
+        filter: None,
+    };
+    let mut child = launch::spawn(command, plan, |_| {})?;
+    let pid = child.id() as i32;
+    std::thread::Builder::new()
+        .name("vrift-signals".into())
+        .spawn(move || {
+            while let Ok((sig, from_process)) = signals::wait_forwarded() {
+                if from_process {
+                    signals::kill(pid, sig);
+                }
+            }
+        })
+        .context("starting the signal thread")?;
+    let status = child.wait().context("waiting for the program")?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => c as u8,
+        (None, Some(s)) => 128u8.wrapping_add(s as u8),
+        _ => 1,
+    })
 }
 
 #[cfg(test)]
