@@ -126,7 +126,107 @@ fn join_abs(dir: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
+/// `p` with "." and ".." applied lexically.
+fn lexical(p: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in p.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = Vec::with_capacity(p.len());
+    for c in parts {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// `/proc/self/fd/N` or `/dev/fd/N`: the descriptor N.
+fn fd_path(p: &[u8]) -> Option<i32> {
+    let n = p
+        .strip_prefix(b"/proc/self/fd/")
+        .or_else(|| p.strip_prefix(b"/dev/fd/"))?;
+    std::str::from_utf8(n).ok()?.parse().ok()
+}
+
 impl Shim {
+    /// Is `abs` in the store? The run's program may read the store's blobs (they back the
+    /// view) but never change them: without the read-only mount the other projections
+    /// make, the shim refuses every change there with EROFS.
+    fn in_store(&self, abs: &[u8]) -> bool {
+        let store = self.store.as_os_str().as_bytes();
+        let p = lexical(abs);
+        p == store || (p.starts_with(store) && p.get(store.len()) == Some(&b'/'))
+    }
+
+    /// `act` for a change, unless it would reach the store (see [`Shim::in_store`]), or
+    /// link a descriptor of the view (whose file is a blob) by its `/proc/self/fd` name.
+    fn guard_change<T>(&self, given: &[u8], act: Act<T>) -> Act<T> {
+        let refused = match &act {
+            Act::Real(Some(p)) => self.in_store(p),
+            Act::Real(None) => given.first() == Some(&b'/') && self.in_store(given),
+            Act::RealBoth(a, b) => {
+                self.in_store(a)
+                    || self.in_store(b)
+                    || fd_path(a).is_some_and(|fd| self.fds.contains_key(&fd))
+            }
+            Act::Done(_) => false,
+        };
+        if refused {
+            Act::Done(Err(Errno(libc::EROFS)))
+        } else {
+            act
+        }
+    }
+
+    /// chown, lchown, fchownat on a path: the view records no owners, so a change of owner
+    /// is allowed (and changes nothing) where the kernel would allow it, else EPERM.
+    pub fn chown(
+        &mut self,
+        dirfd: Option<i32>,
+        path: &[u8],
+        uid: u32,
+        gid: u32,
+        follow: bool,
+    ) -> Act<()> {
+        let Some(abs) = self.abs(dirfd, path) else {
+            return Act::Real(None);
+        };
+        if !self.may_enter(&abs) {
+            return self.guard_change(path, outside(path, abs));
+        }
+        self.catch_up();
+        let cred = self.cred.clone();
+        Act::from_routed(self.view.stat(&self.caller(), &abs, follow), |st: Stat| {
+            let keeps_uid = uid == u32::MAX || uid == st.uid;
+            let own_group =
+                gid == u32::MAX || gid == st.gid || gid == cred.gid || cred.groups.contains(&gid);
+            if cred.privileged || (cred.uid == st.uid && keeps_uid && own_group) {
+                Ok(())
+            } else {
+                Err(Errno(libc::EPERM))
+            }
+        })
+    }
+
+    /// fchown on a descriptor: as [`Shim::chown`] on the path a view descriptor was opened
+    /// at; `Real` for any other descriptor.
+    pub fn fchown(&mut self, fd: i32, uid: u32, gid: u32) -> Act<()> {
+        let Some(info) = self.fds.get(&fd) else {
+            return Act::Real(None);
+        };
+        let abs = self.view.abs_path(&info.rel.clone());
+        self.chown(None, &abs, uid, gid, false)
+    }
+
     /// Set up from the environment vrift gave the program; `Ok(None)` when it gave none
     /// (the library was loaded outside a run: every call passes through).
     pub fn from_env() -> Result<Option<Shim>, String> {
@@ -226,6 +326,26 @@ impl Shim {
             return Some(base);
         }
         Some(join_abs(&base, path))
+    }
+
+    /// [`Shim::abs`], also for a descriptor the view did not open (a real directory): its
+    /// path as the kernel names it. For two-path calls, where one side may be in the view
+    /// and the other a real directory (`mv` opens its target directory with O_PATH).
+    fn abs_any(&self, dirfd: Option<i32>, path: &[u8]) -> Option<Vec<u8>> {
+        if let Some(p) = self.abs(dirfd, path) {
+            return Some(p);
+        }
+        let fd = dirfd?;
+        let base = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+        let base = base.as_os_str().as_bytes();
+        if base.first() != Some(&b'/') {
+            return None; // a socket, a pipe, a deleted directory
+        }
+        Some(if path.is_empty() {
+            base.to_vec()
+        } else {
+            join_abs(base, path)
+        })
     }
 
     /// Could `abs` lead into the view? (A lexical test: paths with "." or ".." components or
@@ -417,11 +537,17 @@ impl Shim {
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
-        if !self.may_enter(&abs) {
-            return outside(path, abs);
-        }
         let of = OpenFlags::from_raw(flags);
-        if !View::<Index>::open_changes_view(of) {
+        let changes = View::<Index>::open_changes_view(of);
+        if !self.may_enter(&abs) {
+            let act = outside(path, abs);
+            return if changes {
+                self.guard_change(path, act)
+            } else {
+                act
+            };
+        }
+        if !changes {
             self.catch_up();
             // The flags the view's answer depends on (not O_CLOEXEC, O_NONBLOCK...).
             let key = (
@@ -466,7 +592,7 @@ impl Shim {
         };
         match self.change(op) {
             Err(e) => Act::Done(Err(e)),
-            Ok(Routed::Outside(p)) => Act::Real(Some(p)),
+            Ok(Routed::Outside(p)) => self.guard_change(path, Act::Real(Some(p))),
             Ok(Routed::OutsideBoth(..)) => Act::Real(None),
             Ok(Routed::View(Done::Opened(o))) => Act::Done(self.deliver(o, flags)),
             Ok(Routed::View(_)) => Act::Done(Err(Errno(libc::EIO))),
@@ -737,9 +863,10 @@ impl Shim {
             return Act::Real(None);
         };
         if !self.may_enter(&abs) {
-            return outside(path, abs);
+            return self.guard_change(path, outside(path, abs));
         }
-        Act::from_routed(self.change(make(abs)), |_| Ok(()))
+        let act = Act::from_routed(self.change(make(abs)), |_| Ok(()));
+        self.guard_change(path, act)
     }
 
     /// A two-path change (rename, link).
@@ -749,18 +876,18 @@ impl Shim {
         new: (Option<i32>, &[u8]),
         make: impl FnOnce(Vec<u8>, Vec<u8>) -> Op,
     ) -> Act<()> {
-        let (Some(a), Some(b)) = (self.abs(old.0, old.1), self.abs(new.0, new.1)) else {
+        let (Some(a), Some(b)) = (self.abs_any(old.0, old.1), self.abs_any(new.0, new.1)) else {
             return Act::Real(None);
         };
         if !self.may_enter(&a) && !self.may_enter(&b) {
-            return Act::RealBoth(a, b);
+            return self.guard_change(b"", Act::RealBoth(a, b));
         }
         match self.change(make(a, b)) {
             Err(e) => Act::Done(Err(e)),
             Ok(Routed::View(_)) => Act::Done(Ok(())),
             // Both outside (through a view symlink, or relative to the program's cwd): the
             // kernel gets both absolute. One in and one out cannot be a single rename.
-            Ok(Routed::OutsideBoth(a, b)) => Act::RealBoth(a, b),
+            Ok(Routed::OutsideBoth(a, b)) => self.guard_change(b"", Act::RealBoth(a, b)),
             Ok(Routed::Outside(_)) => Act::Done(Err(Errno::EXDEV)),
         }
     }

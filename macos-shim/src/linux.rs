@@ -102,6 +102,8 @@ mod real {
     real!(utimensat(d: c_int, p: *const c_char, t: *const libc::timespec, f: c_int) -> c_int);
     real!(futimens(fd: c_int, t: *const libc::timespec) -> c_int);
     real!(truncate(p: *const c_char, n: libc::off_t) -> c_int);
+    real!(fchownat(d: c_int, p: *const c_char, u: libc::uid_t, g: libc::gid_t, f: c_int) -> c_int);
+    real!(fchown(fd: c_int, u: libc::uid_t, g: libc::gid_t) -> c_int);
     real!(umask(m: libc::mode_t) -> libc::mode_t);
     real!(rmdir(p: *const c_char) -> c_int);
     real!(mkostemps(t: *mut c_char, s: c_int, f: c_int) -> c_int);
@@ -1427,6 +1429,46 @@ pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: *const c_char, mode: Mode) 
             Some(p) => real::mkdirat(libc::AT_FDCWD, p.as_ptr(), mode),
             None => real::mkdirat(dirfd, path, mode),
         })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fchownat(
+    dirfd: c_int,
+    path: *const c_char,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    flags: c_int,
+) -> c_int {
+    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+    // SAFETY: fchownat(2)'s arguments.
+    unsafe {
+        let act = ask(path, |s, p| s.chown(at(dirfd), p, uid, gid, follow));
+        changed(act, |p| match p {
+            Some(p) => real::fchownat(libc::AT_FDCWD, p.as_ptr(), uid, gid, flags),
+            None => real::fchownat(dirfd, path, uid, gid, flags),
+        })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn chown(path: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
+    // SAFETY: chown(2)'s arguments.
+    unsafe { fchownat(libc::AT_FDCWD, path, uid, gid, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lchown(path: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
+    // SAFETY: lchown(2)'s arguments.
+    unsafe { fchownat(libc::AT_FDCWD, path, uid, gid, libc::AT_SYMLINK_NOFOLLOW) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
+    // SAFETY: fchown(2)'s arguments.
+    unsafe {
+        let act = with(|s| s.fchown(fd, uid, gid));
+        changed(act, |_| real::fchown(fd, uid, gid))
     }
 }
 

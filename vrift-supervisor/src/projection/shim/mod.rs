@@ -221,18 +221,39 @@ fn locate(store: &Store, manifest: &Manifest, prep: &Prepared, program: &OsStr) 
         if let Ok(rel) = c.strip_prefix(&prep.root) {
             let rel = rel.as_os_str().as_bytes();
             match manifest.get(rel) {
-                Some(e) if e.kind == EntryKind::File => return Ok(store.blob_path(&e.hash)),
+                Some(e) if e.kind == EntryKind::File && e.mode & 0o111 != 0 => {
+                    return Ok(store.blob_path(&e.hash))
+                }
+                Some(e) if e.kind == EntryKind::File => {
+                    return Err(launch::ExecFailed {
+                        program: shown,
+                        error: std::io::Error::from_raw_os_error(libc::EACCES),
+                    }
+                    .into())
+                }
                 Some(_) => bail!("{}: not a regular file in the view", c.display()),
                 None => continue,
             }
         }
-        if c.metadata()
-            .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
-        {
-            return Ok(c);
+        match c.metadata() {
+            Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => return Ok(c),
+            // Named by path and there, but not runnable: as a shell says it (126).
+            Ok(_) if program.as_bytes().contains(&b'/') => {
+                return Err(launch::ExecFailed {
+                    program: shown,
+                    error: std::io::Error::from_raw_os_error(libc::EACCES),
+                }
+                .into())
+            }
+            _ => {}
         }
     }
-    bail!("{shown}: program not found")
+    // As a shell says it: "command not found", 127.
+    Err(launch::ExecFailed {
+        program: shown,
+        error: std::io::Error::from_raw_os_error(libc::ENOENT),
+    }
+    .into())
 }
 
 /// The program's command: the shim preloaded, the shim's variables set, started in the
