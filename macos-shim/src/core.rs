@@ -8,7 +8,6 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::IntoRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -88,6 +87,11 @@ pub struct Shim {
     umask: u32,
     /// `NAME=value` lines a child needs to keep the shim (see [`env`]).
     pub child_env: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A supervisor serves the run behind the shim ([`env::NET`]): `generation` is then the
+    /// number of changes the supervisor has made, and `served` counts the calls the shim
+    /// answered.
+    net: bool,
+    served: Option<SharedCounter>,
 }
 
 fn errno_of(e: &std::io::Error) -> Errno {
@@ -197,6 +201,9 @@ impl Shim {
         gid: u32,
         follow: bool,
     ) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
@@ -220,6 +227,9 @@ impl Shim {
     /// fchown on a descriptor: as [`Shim::chown`] on the path a view descriptor was opened
     /// at; `Real` for any other descriptor.
     pub fn fchown(&mut self, fd: i32, uid: u32, gid: u32) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
         let Some(info) = self.fds.get(&fd) else {
             return Act::Real(None);
         };
@@ -247,15 +257,35 @@ impl Shim {
             .map_err(|e| e.to_string())?
             .with_dev(cfg.dev);
         let log_path = cfg.run.join(env::LOG);
-        let log = open_log(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        // With a supervisor the run directory is read-only to the program (it lies in the
+        // store) and the shim only reads the generation the supervisor publishes.
+        let log = if cfg.net {
+            File::open(&log_path)
+        } else {
+            open_log(&log_path)
+        }
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
         let gen_path = cfg.run.join(env::GENERATION);
         let gen_file = std::fs::OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(!cfg.net)
             .open(&gen_path)
             .map_err(|e| format!("{}: {e}", gen_path.display()))?;
-        let generation =
-            SharedCounter::open(&gen_file).map_err(|e| format!("{}: {e}", gen_path.display()))?;
+        let generation = if cfg.net {
+            SharedCounter::open_read_only(&gen_file)
+        } else {
+            SharedCounter::open(&gen_file)
+        }
+        .map_err(|e| format!("{}: {e}", gen_path.display()))?;
+        // Counting is for the run's summary only: no counter, no count.
+        let served = cfg.served.as_ref().filter(|_| cfg.net).and_then(|p| {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(p)
+                .ok()?;
+            SharedCounter::open(&f).ok()
+        });
         let (uid, gid, groups) = sys::ids();
         let cwd = match cfg.cwd.clone() {
             Some(c) => c,
@@ -287,6 +317,8 @@ impl Shim {
             },
             umask: sys::read_umask(),
             child_env: cfg.child_env.clone(),
+            net: cfg.net,
+            served,
         };
         // Descriptors the parent opened in the view and this process still has open (those
         // closed on exec are gone, and their numbers not reused yet).
@@ -361,6 +393,9 @@ impl Shim {
 
     /// Bring this process's view up to date with the changes other processes logged.
     fn catch_up(&mut self) {
+        if self.net {
+            return; // the supervisor keeps the changes; see `aside`
+        }
         let gen = self.generation.load();
         if gen <= self.log_read {
             return;
@@ -408,6 +443,17 @@ impl Shim {
 
     /// stat, lstat, fstatat, statx on a path.
     pub fn stat(&mut self, dirfd: Option<i32>, path: &[u8], follow: bool) -> Act<Stat> {
+        if self.aside() {
+            return Act::Real(None);
+        }
+        let act = self.stat_view(dirfd, path, follow);
+        if matches!(act, Act::Done(_)) {
+            self.count_served();
+        }
+        act
+    }
+
+    fn stat_view(&mut self, dirfd: Option<i32>, path: &[u8], follow: bool) -> Act<Stat> {
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
@@ -458,6 +504,14 @@ impl Shim {
 
     /// fstat on a descriptor the view handed out (`Real` for any other).
     pub fn fstat(&mut self, fd: i32) -> Act<Stat> {
+        let act = self.fstat_view(fd);
+        if matches!(act, Act::Done(_)) {
+            self.count_served();
+        }
+        act
+    }
+
+    fn fstat_view(&mut self, fd: i32) -> Act<Stat> {
         let Some(info) = self.fds.get(&fd).cloned() else {
             return Act::Real(None);
         };
@@ -470,6 +524,17 @@ impl Shim {
     }
 
     pub fn access(&mut self, dirfd: Option<i32>, path: &[u8], mode: u32, follow: bool) -> Act<()> {
+        if self.aside() {
+            return Act::Real(None);
+        }
+        let act = self.access_view(dirfd, path, mode, follow);
+        if matches!(act, Act::Done(_)) {
+            self.count_served();
+        }
+        act
+    }
+
+    fn access_view(&mut self, dirfd: Option<i32>, path: &[u8], mode: u32, follow: bool) -> Act<()> {
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
@@ -481,6 +546,17 @@ impl Shim {
     }
 
     pub fn readlink(&mut self, dirfd: Option<i32>, path: &[u8]) -> Act<Vec<u8>> {
+        if self.aside() {
+            return Act::Real(None);
+        }
+        let act = self.readlink_view(dirfd, path);
+        if matches!(act, Act::Done(_)) {
+            self.count_served();
+        }
+        act
+    }
+
+    fn readlink_view(&mut self, dirfd: Option<i32>, path: &[u8]) -> Act<Vec<u8>> {
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
@@ -493,6 +569,9 @@ impl Shim {
 
     /// realpath(3): the canonical absolute path.
     pub fn realpath(&mut self, path: &[u8]) -> Act<Vec<u8>> {
+        if self.aside() {
+            return Act::Real(None);
+        }
         let Some(abs) = self.abs(None, path) else {
             return Act::Real(None);
         };
@@ -510,6 +589,29 @@ impl Shim {
 
     // ---- descriptors ---------------------------------------------------------------------------
 
+    /// With a supervisor behind the shim: has the view changed since the run started? The
+    /// supervisor made the change (the shim leaves every change to it) and keeps the view's
+    /// state from then on, so the shim steps aside and every call reaches the supervisor;
+    /// only the descriptors the shim opened keep their answers.
+    fn aside(&self) -> bool {
+        self.net && self.generation.load() != 0
+    }
+
+    /// Count one call the shim answered (with a supervisor behind it).
+    pub fn count_served(&self) {
+        if let Some(c) = &self.served {
+            c.add_one();
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn open_real(&self, path: &Path, flags: i32, mode: u32) -> Result<i32, Errno> {
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno(libc::EINVAL))?;
+        let flags = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC);
+        sys::openat_marked(&c, flags, mode).map_err(Errno)
+    }
+
+    #[cfg(not(target_os = "linux"))]
     fn open_real(&self, path: &Path, flags: i32, mode: u32) -> Result<i32, Errno> {
         let acc = flags & libc::O_ACCMODE;
         let mut o = std::fs::OpenOptions::new();
@@ -522,7 +624,7 @@ impl Shim {
             o.read(true);
         }
         o.open(path)
-            .map(|f| f.into_raw_fd())
+            .map(std::os::fd::IntoRawFd::into_raw_fd)
             .map_err(|e| errno_of(&e))
     }
 
@@ -534,6 +636,20 @@ impl Shim {
     /// open, openat, creat, fopen: a descriptor on the blob, the private copy, or (for a
     /// directory) the run's empty directory, remembered as the view path it was opened at.
     pub fn open(&mut self, dirfd: Option<i32>, path: &[u8], flags: i32, mode: u32) -> Act<i32> {
+        if self.aside() {
+            return Act::Real(None);
+        }
+        if self.net && View::<Index>::open_changes_view(OpenFlags::from_raw(flags)) {
+            return Act::Real(None); // the supervisor makes every change
+        }
+        let act = self.open_view(dirfd, path, flags, mode);
+        if matches!(act, Act::Done(_)) {
+            self.count_served();
+        }
+        act
+    }
+
+    fn open_view(&mut self, dirfd: Option<i32>, path: &[u8], flags: i32, mode: u32) -> Act<i32> {
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
@@ -612,7 +728,14 @@ impl Shim {
                 (self.open_real(&p, flags, PRIVATE_MODE)?, rel, false)
             }
             Opened::Dir { rel } => {
-                let p = self.empty_dir();
+                // With a supervisor, the view's directories exist (its farm is mounted at the
+                // view's root): a descriptor on the real one stays right when the shim
+                // steps aside.
+                let p = if self.net {
+                    PathBuf::from(std::ffi::OsStr::from_bytes(&self.view.abs_path(&rel)))
+                } else {
+                    self.empty_dir()
+                };
                 let fd = self.open_real(&p, libc::O_RDONLY | libc::O_DIRECTORY | keep, 0)?;
                 (fd, rel, true)
             }
@@ -704,6 +827,9 @@ impl Shim {
     /// chdir(2): into a view directory, the cwd is this process's alone (the kernel's stays
     /// where it was); elsewhere the real call runs and `set_real_cwd` records the result.
     pub fn chdir(&mut self, path: &[u8]) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
         let Some(abs) = self.abs(None, path) else {
             return Act::Real(None);
         };
@@ -723,6 +849,9 @@ impl Shim {
     }
 
     pub fn fchdir(&mut self, fd: i32) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
         let Some(info) = self.fds.get(&fd) else {
             return Act::Real(None);
         };
@@ -859,6 +988,9 @@ impl Shim {
         path: &[u8],
         make: impl FnOnce(Vec<u8>) -> Op,
     ) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
@@ -876,6 +1008,9 @@ impl Shim {
         new: (Option<i32>, &[u8]),
         make: impl FnOnce(Vec<u8>, Vec<u8>) -> Op,
     ) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
         let (Some(a), Some(b)) = (self.abs_any(old.0, old.1), self.abs_any(new.0, new.1)) else {
             return Act::Real(None);
         };
@@ -894,6 +1029,9 @@ impl Shim {
 
     /// fchmod / futimens on a view descriptor: the same change on the path it was opened at.
     pub fn change_fd(&mut self, fd: i32, make: impl FnOnce(Vec<u8>) -> Op) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
         let Some(info) = self.fds.get(&fd) else {
             return Act::Real(None);
         };
@@ -927,6 +1065,9 @@ impl Shim {
 
     /// execve / posix_spawn of `path`: the real file to run (the blob or the private copy).
     pub fn exec(&mut self, path: &[u8]) -> Act<Vec<u8>> {
+        if self.aside() {
+            return Act::Real(None);
+        }
         let Some(abs) = self.abs(None, path) else {
             return Act::Real(None);
         };

@@ -29,6 +29,17 @@ pub const PASSTHROUGH: &str = "VRIFT_SHIM_PASSTHROUGH";
 pub const FDS: &str = "VRIFT_SHIM_FDS";
 /// Set to anything: print a line per refused or failed set-up to stderr.
 pub const DEBUG: &str = "VRIFT_SHIM_DEBUG";
+/// Set (to "1") when a seccomp supervisor serves the run behind the shim (`--projection
+/// shim+supervisor`): the shim answers reads while the view is unchanged and leaves every
+/// change, and every call once the view has changed, to the supervisor (see `core::Shim`).
+pub const NET: &str = "VRIFT_SHIM_NET";
+/// The value the shim puts in the spare sixth argument register of the system calls it
+/// makes itself, so the supervisor's filter lets them through unnotified.
+pub const MARKER: u64 = 0x7672_6966_745f_7368;
+/// Where the shim counts the calls it answered itself in a run with a supervisor: an
+/// 8-byte file every process of the run adds to (outside the store, which is read-only to
+/// the program then).
+pub const SERVED: &str = "VRIFT_SHIM_SERVED";
 
 /// The variable the loader reads.
 #[cfg(target_os = "macos")]
@@ -50,6 +61,10 @@ pub struct Config {
     pub owner: (u32, u32),
     pub dev: u64,
     pub cwd: Option<Vec<u8>>,
+    /// A supervisor serves the run behind the shim ([`NET`]).
+    pub net: bool,
+    /// The served-calls counter ([`SERVED`]).
+    pub served: Option<PathBuf>,
     pub passthrough: Vec<Vec<u8>>,
     /// Descriptors inherited from the parent: (fd, is a directory, view path).
     pub fds: Vec<(i32, bool, Vec<u8>)>,
@@ -83,7 +98,7 @@ impl Config {
             .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
             .unwrap_or(0);
         let mut child_env = Vec::new();
-        for name in [ROOT, INDEX, RUN, STORE, OWNER, DEV, LIB, DEBUG, PASSTHROUGH] {
+        for name in [ROOT, INDEX, RUN, STORE, OWNER, DEV, LIB, DEBUG, PASSTHROUGH, NET, SERVED] {
             if let Some(v) = var(name) {
                 child_env.push((name.as_bytes().to_vec(), v));
             }
@@ -96,6 +111,8 @@ impl Config {
             owner,
             dev,
             cwd: var(CWD).filter(|c| c.first() == Some(&b'/')),
+            net: var(NET).is_some_and(|v| v == b"1"),
+            served: var(SERVED).map(|v| PathBuf::from(OsStr::from_bytes(&v))),
             fds: var(FDS).map(|v| decode_fds(&v)).unwrap_or_default(),
             passthrough: var(PASSTHROUGH)
                 .unwrap_or_default()

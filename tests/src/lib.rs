@@ -29,7 +29,9 @@ pub fn vrift_bin() -> PathBuf {
 /// a static program (or needs what only namespaces give) says so where it is declared,
 /// `matrix!(name => scenario, not_shim = "why")`, and gets no shim tests. Under the shim the
 /// scenarios' `busybox` is a dynamically linked build of it ([`busybox`]).
-pub const PROJECTIONS: &[&str] = &["supervisor", "overlay", "shim"];
+/// `shim+supervisor` (the shim in front of the supervisor) serves every program, static
+/// ones included, and runs every scenario.
+pub const PROJECTIONS: &[&str] = &["supervisor", "overlay", "shim", "shim+supervisor"];
 
 thread_local! {
     static PROJECTION: std::cell::RefCell<Option<&'static str>> = const { std::cell::RefCell::new(None) };
@@ -110,6 +112,14 @@ macro_rules! matrix {
     };
     (@kernel $scenario:ident) => {
         #[test]
+        fn root_shim_supervisor() {
+            $crate::with_projection("shim+supervisor", || super::$scenario(false));
+        }
+        #[test]
+        fn user_shim_supervisor() {
+            $crate::with_projection("shim+supervisor", || super::$scenario(true));
+        }
+        #[test]
         fn root_supervisor() {
             $crate::with_projection("supervisor", || super::$scenario(false));
         }
@@ -153,6 +163,10 @@ macro_rules! projections {
         #[allow(unused_imports)]
         use super::*;
         fn scenario() $body
+        #[test]
+        fn shim_supervisor() {
+            $crate::with_projection("shim+supervisor", scenario);
+        }
         #[test]
         fn supervisor() {
             $crate::with_projection("supervisor", scenario);

@@ -38,6 +38,10 @@ pub enum Choice {
     /// The interposition shim alone (LD_PRELOAD): no mounts, namespaces or seccomp; dynamic
     /// programs only (see `projection_shim`).
     Shim,
+    /// The shim in front of the supervisor: the shim answers dynamic programs' reads from
+    /// memory, the supervisor serves the rest (static programs, raw system calls, changes).
+    #[value(name = "shim+supervisor")]
+    ShimSupervisor,
 }
 
 /// Which projection a run uses, and why (said with `-v`). With `auto`, a run whose overlay
@@ -49,6 +53,10 @@ pub fn choose(choice: Choice, store: &Store, trace: bool) -> (Kind, String) {
             "asked for with --projection supervisor".into(),
         ),
         Choice::Overlay => (Kind::Overlay, "asked for with --projection overlay".into()),
+        Choice::ShimSupervisor => (
+            Kind::Supervisor,
+            "asked for with --projection shim+supervisor (the shim in front)".into(),
+        ),
         // Its per-call classes (hit, miss, pass-through) come from the supervisor. (A run
         // with the shim never comes here: `crate::run` starts it itself.)
         Choice::Auto | Choice::Shim if trace => (
@@ -71,6 +79,9 @@ pub struct Context<'a> {
     pub spec: &'a ViewSpec,
     pub run_dir: &'a RunDir,
     pub owner: Owner,
+    /// The shim serves in front of this projection (`shim+supervisor`): its calls carry
+    /// the marker the filter lets through, and the journal's count is published to it.
+    pub with_shim: bool,
 }
 
 /// One prepared projection of one run.

@@ -163,6 +163,16 @@ fn run_with(
     } else {
         runner
     };
+    // With the shim in front (shim+supervisor), its state lives in the same run directory.
+    let with_shim = opts.projection == Choice::ShimSupervisor && kind == Kind::Supervisor;
+    let shim = match with_shim.then(|| prepare_shim(store, spec, opts, cwd, owner, &run_dir)) {
+        Some(Err(e)) => {
+            run_dir.remove();
+            return Err(e);
+        }
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
     let prepared = projection::prepare(
         kind,
         &projection::Context {
@@ -170,6 +180,7 @@ fn run_with(
             spec,
             run_dir: &run_dir,
             owner,
+            with_shim,
         },
     );
     let projection = match prepared {
@@ -197,7 +208,30 @@ fn run_with(
     .write(run_dir.path())?;
 
     let plan = launch_plan(store, opts, spec, cwd, runner, projection.as_ref())?;
-    let mut finished = match start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace) {
+    let counter = shim
+        .as_ref()
+        .and_then(|_| crate::projection_shim::ServedCounter::create());
+    let env = shim
+        .as_ref()
+        .map(|p| crate::projection_shim::env_with_supervisor(p, projection.dev(), counter.as_ref()))
+        .unwrap_or_default();
+    let served = (opts.trace || with_shim).then(|| Arc::new(ServedStats::default()));
+    let started = start_and_wait(
+        &opts.cmd,
+        &env,
+        plan,
+        Arc::clone(&projection),
+        served.clone(),
+        opts.trace,
+    );
+    if let (true, Some(served)) = (with_shim, &served) {
+        let by_supervisor: u64 = served.rows().iter().map(|(_, r)| r.total()).sum();
+        tracing::info!(
+            "calls served: {} by the shim, {by_supervisor} by the supervisor",
+            counter.as_ref().map_or(0, |c| c.count())
+        );
+    }
+    let mut finished = match started {
         Ok(f) => f,
         Err(e) => {
             // Nothing ran (the view could not be set up, or the program not started): the
@@ -327,15 +361,50 @@ fn store_reachable(store: &Path, spec: &ViewSpec) -> bool {
     })
 }
 
-/// Start the program, pass signals on, wait for it.
+/// The shim's state and environment in the run directory, for shim+supervisor.
+fn prepare_shim(
+    store: &Store,
+    spec: &ViewSpec,
+    opts: &RunOptions,
+    cwd: &Path,
+    owner: Owner,
+    run_dir: &RunDir,
+) -> Result<crate::projection_shim::Prepared> {
+    use std::os::unix::ffi::OsStrExt;
+    let start = if opts.mount.is_some() {
+        spec.root.clone()
+    } else {
+        cwd.to_path_buf()
+    };
+    let through: Vec<PathBuf> = spec
+        .passthrough
+        .iter()
+        .map(|(rel, _)| spec.root.join(std::ffi::OsStr::from_bytes(rel)))
+        .collect();
+    let library = crate::projection_shim::find_library()?;
+    crate::projection_shim::prepare(
+        store,
+        &spec.manifest,
+        &spec.root,
+        &start,
+        owner,
+        &library,
+        &through,
+        run_dir.path(),
+    )
+}
+
+/// Start the program (with `env` added to its environment), pass signals on, wait for it;
+/// the supervisor counts what it served into `served` when given.
 fn start_and_wait(
     cmd_line: &[OsString],
+    env: &[(OsString, OsString)],
     plan: launch::LaunchPlan,
     projection: Arc<dyn Projection>,
+    served: Option<Arc<ServedStats>>,
     trace: bool,
 ) -> Result<Finished> {
     signals::block_forwarded().context("blocking signals")?;
-    let served = trace.then(|| Arc::new(ServedStats::default()));
     let served2 = served.clone();
     type Tracer = Result<EbpfTracer, TraceUnavailable>;
     let tracer: Arc<Mutex<Option<Tracer>>> = Arc::new(Mutex::new(None));
@@ -360,7 +429,7 @@ fn start_and_wait(
         }
     };
     let mut cmd = Command::new(&cmd_line[0]);
-    cmd.args(&cmd_line[1..]);
+    cmd.args(&cmd_line[1..]).envs(env.iter().map(|(k, v)| (k, v)));
     let child = launch::spawn(cmd, plan, ready)?;
     if let Some(e) = lock(&serve_error).take() {
         // Nobody answers the program's calls: end it rather than let it hang.
@@ -382,7 +451,7 @@ fn start_and_wait(
     // the kernel ends whatever it left running.
     let status = wait_child(child)?;
     let wall = started.elapsed();
-    let traced = match served {
+    let traced = match served.filter(|_| trace) {
         Some(served) => {
             let t = lock(&tracer).take();
             let ebpf = match t {

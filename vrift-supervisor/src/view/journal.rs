@@ -125,6 +125,10 @@ impl Record {
 pub struct Journal {
     file: std::fs::File,
     next_seq: u64,
+    /// Where the number of records is published (8 bytes, little-endian) for the shim in
+    /// the run's processes (`shim+supervisor`): a change is recorded here before it is
+    /// carried out and answered, so no process can see its effect and not the count.
+    published: Option<std::fs::File>,
 }
 
 impl Journal {
@@ -133,7 +137,17 @@ impl Journal {
             .create_new(true)
             .append(true)
             .open(path)?;
-        Ok(Journal { file, next_seq: 1 })
+        Ok(Journal {
+            file,
+            next_seq: 1,
+            published: None,
+        })
+    }
+
+    /// Publish the number of records into `file` from now on (see [`Journal`]).
+    pub fn publish_count_to(mut self, file: std::fs::File) -> Journal {
+        self.published = Some(file);
+        self
     }
 
     /// Append a record; returns its sequence number. An error means the record is not
@@ -155,6 +169,9 @@ impl Journal {
         line.push(b'\n');
         // One write per record: a record is either whole in the file or absent.
         self.file.write_all(&line)?;
+        if let Some(f) = &self.published {
+            std::os::unix::fs::FileExt::write_all_at(f, &seq.to_le_bytes(), 0)?;
+        }
         Ok(seq)
     }
 }

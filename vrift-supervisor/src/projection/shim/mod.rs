@@ -47,8 +47,15 @@ const ENV_DEV: &str = "VRIFT_SHIM_DEV";
 const ENV_CWD: &str = "VRIFT_SHIM_CWD";
 const ENV_LIB: &str = "VRIFT_SHIM_LIB";
 const ENV_PASSTHROUGH: &str = "VRIFT_SHIM_PASSTHROUGH";
+const ENV_NET: &str = "VRIFT_SHIM_NET";
 const LOG: &str = "changes.log";
-const GENERATION: &str = "generation";
+/// The run's generation: the change log's length, or with a supervisor behind the shim the
+/// number of changes it made (`vrift_shim::env`).
+pub const GENERATION: &str = "generation";
+const ENV_SERVED: &str = "VRIFT_SHIM_SERVED";
+/// What the shim puts in the sixth argument register of its own system calls, so the
+/// supervisor's filter lets them through (the same value as `vrift_shim::env::MARKER`).
+pub const MARKER: u64 = 0x7672_6966_745f_7368;
 const WRITES: &str = "w";
 const EMPTY: &str = "empty";
 
@@ -149,6 +156,71 @@ pub fn prepare(
         cwd: cwd.to_path_buf(),
         env,
     })
+}
+
+/// The environment of a program run with the shim in front of the supervisor: the shim's
+/// variables (its view reporting the supervisor's device `dev`), the net flag, the counter
+/// of calls the shim answers (`served`, see [`ServedCounter`]), and the library preloaded.
+pub fn env_with_supervisor(
+    prep: &Prepared,
+    dev: u64,
+    served: Option<&ServedCounter>,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = prep
+        .env
+        .iter()
+        .filter(|(k, _)| k != ENV_DEV)
+        .cloned()
+        .collect();
+    env.push((ENV_DEV.into(), dev.to_string().into()));
+    env.push((ENV_NET.into(), "1".into()));
+    if let Some(c) = served {
+        env.push((ENV_SERVED.into(), c.path.clone().into_os_string()));
+    }
+    let mut preload = prep.library.as_os_str().to_owned();
+    if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+        preload.push(":");
+        preload.push(old);
+    }
+    env.push(("LD_PRELOAD".into(), preload));
+    env
+}
+
+/// The 8-byte file the shim counts the calls it answered in (shim+supervisor). It lives in
+/// /dev/shm, since the store (and the run directory in it) is read-only to the program;
+/// removed when dropped. Only for the run's summary: where /dev/shm is missing, nothing
+/// is counted.
+pub struct ServedCounter {
+    path: PathBuf,
+}
+
+impl ServedCounter {
+    pub fn create() -> Option<ServedCounter> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = PathBuf::from(format!(
+            "/dev/shm/vrift-shim-served-{}-{stamp}",
+            std::process::id()
+        ));
+        let f = std::fs::File::create_new(&path).ok()?;
+        f.set_len(8).ok()?;
+        Some(ServedCounter { path })
+    }
+
+    pub fn count(&self) -> u64 {
+        std::fs::read(&self.path)
+            .ok()
+            .and_then(|b| b.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap())))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for ServedCounter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Is the ELF file at `path` dynamically linked (has a PT_INTERP program header)?
