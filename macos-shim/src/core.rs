@@ -153,6 +153,22 @@ fn lexical(p: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Absolute `p` without "." components and empty ones ("//").
+fn without_dots(p: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.len());
+    for c in p.split(|&b| b == b'/') {
+        if c.is_empty() || c == b"." {
+            continue;
+        }
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
 /// `/proc/self/fd/N` or `/dev/fd/N`: the descriptor N.
 fn fd_path(p: &[u8]) -> Option<i32> {
     let n = p
@@ -385,7 +401,14 @@ impl Shim {
     pub fn may_enter(&self, abs: &[u8]) -> bool {
         let under =
             |dir: &[u8]| abs.starts_with(dir) && (abs.len() == dir.len() || abs[dir.len()] == b'/');
-        if self.passthrough.iter().any(|p| under(p)) {
+        // Pass-through paths are judged without "." components and doubled slashes, which
+        // change nothing ("./__pycache__/x.pyc" is in `__pycache__`); ".." may cross a
+        // symlink, so it is left to the resolver.
+        let plain = without_dots(abs);
+        let through = |dir: &[u8]| {
+            plain.starts_with(dir) && (plain.len() == dir.len() || plain[dir.len()] == b'/')
+        };
+        if self.passthrough.iter().any(|p| through(p)) {
             return false;
         }
         self.root == b"/" || under(&self.root) || abs.windows(2).any(|w| w == b"//" || w == b"/.")
@@ -606,7 +629,8 @@ impl Shim {
 
     #[cfg(target_os = "linux")]
     fn open_real(&self, path: &Path, flags: i32, mode: u32) -> Result<i32, Errno> {
-        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno(libc::EINVAL))?;
+        let c =
+            std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno(libc::EINVAL))?;
         let flags = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC);
         sys::openat_marked(&c, flags, mode).map_err(Errno)
     }

@@ -98,7 +98,19 @@ impl Config {
             .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
             .unwrap_or(0);
         let mut child_env = Vec::new();
-        for name in [ROOT, INDEX, RUN, STORE, OWNER, DEV, LIB, DEBUG, PASSTHROUGH, NET, SERVED] {
+        for name in [
+            ROOT,
+            INDEX,
+            RUN,
+            STORE,
+            OWNER,
+            DEV,
+            LIB,
+            DEBUG,
+            PASSTHROUGH,
+            NET,
+            SERVED,
+        ] {
             if let Some(v) = var(name) {
                 child_env.push((name.as_bytes().to_vec(), v));
             }

@@ -154,7 +154,9 @@ pub fn openat_marked(path: &std::ffi::CStr, flags: i32, mode: u32) -> Result<i32
         )
     };
     if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
     } else {
         Ok(r as i32)
     }

@@ -429,7 +429,8 @@ fn start_and_wait(
         }
     };
     let mut cmd = Command::new(&cmd_line[0]);
-    cmd.args(&cmd_line[1..]).envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.args(&cmd_line[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)));
     let child = launch::spawn(cmd, plan, ready)?;
     if let Some(e) = lock(&serve_error).take() {
         // Nobody answers the program's calls: end it rather than let it hang.

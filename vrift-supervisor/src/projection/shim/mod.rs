@@ -212,7 +212,10 @@ impl ServedCounter {
     pub fn count(&self) -> u64 {
         std::fs::read(&self.path)
             .ok()
-            .and_then(|b| b.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap())))
+            .and_then(|b| {
+                b.get(..8)
+                    .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            })
             .unwrap_or(0)
     }
 }

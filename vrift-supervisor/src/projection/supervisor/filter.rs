@@ -6,7 +6,9 @@
 //! libseccomp in the parent and installed raw by the child (see `sys::notify`).
 
 use anyhow::{Context, Result};
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 use std::io::Read;
 
 /// File system calls the supervisor serves for view paths (x86_64 names).
