@@ -225,9 +225,12 @@ fn run_with(
         opts.trace,
     );
     if let (true, Some(served)) = (with_shim, &served) {
-        let by_supervisor: u64 = served.rows().iter().map(|(_, r)| r.total()).sum();
+        let rows = served.rows();
+        let by_supervisor: u64 = rows.iter().map(|(_, r)| r.total()).sum();
+        let outside: u64 = rows.iter().map(|(_, r)| r.passthrough).sum();
         tracing::info!(
-            "calls served: {} by the shim, {by_supervisor} by the supervisor",
+            "calls served: {} by the shim, {by_supervisor} by the supervisor ({outside} of \
+             them outside the view, handed back to the kernel)",
             counter.as_ref().map_or(0, |c| c.count())
         );
     }

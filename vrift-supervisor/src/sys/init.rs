@@ -127,12 +127,14 @@ pub fn split_keeper_and_init() -> io::Result<()> {
 /// as with a pid namespace, nothing runs on over a view nobody keeps.
 pub fn split_keeper_for_tree() -> io::Result<()> {
     let set = prepare_signals()?;
-    // SAFETY: getppid cannot fail; prctl takes integers.
+    // SAFETY: getppid cannot fail.
     let vrift = unsafe { libc::getppid() };
+    // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // A catchable parent-death signal, so the keeper can end the tree before it goes.
+    // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());
     }

@@ -262,11 +262,33 @@ mod tests {
         let mut j = Journal {
             file: std::fs::OpenOptions::new().append(true).open(&p).unwrap(),
             next_seq: 3,
+            published: None,
         };
         j.append(&cred, 0o022, 6, mkdir(b"/p/b")).unwrap();
         let e = read(&p).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn the_count_is_published_before_the_change_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("generation");
+        std::fs::write(&count, [0u8; 8]).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&count)
+            .unwrap();
+        let mut j = Journal::create(&dir.path().join("journal"))
+            .unwrap()
+            .publish_count_to(f);
+        let published =
+            || u64::from_le_bytes(std::fs::read(&count).unwrap()[..8].try_into().unwrap());
+        assert_eq!(published(), 0);
+        j.append(&Cred::user(1, 1), 0, 0, mkdir(b"/p/x")).unwrap();
+        assert_eq!(published(), 1);
+        j.append(&Cred::user(1, 1), 0, 0, mkdir(b"/p/y")).unwrap();
+        assert_eq!(published(), 2);
     }
 
     #[test]
@@ -278,6 +300,7 @@ mod tests {
                 .open("/dev/full")
                 .unwrap(),
             next_seq: 1,
+            published: None,
         };
         let e = j
             .append(&Cred::user(1, 1), 0, 0, mkdir(b"/p/x"))
