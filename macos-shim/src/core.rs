@@ -190,6 +190,29 @@ impl Shim {
     /// `act` for a change, unless it would reach the store (see [`Shim::in_store`]), or
     /// link a descriptor of the view (whose file is a blob) by its `/proc/self/fd` name.
     fn guard_change<T>(&self, given: &[u8], act: Act<T>) -> Act<T> {
+        self.guard_change_of(given, act, false)
+    }
+
+    /// [`Shim::guard_change`]; for a `mkdir` (`exists_is_eexist`), a path that exists gets
+    /// EEXIST, as from a read-only mount (`create_dir_all` of the store's own directories,
+    /// by a vrift run inside the run, relies on it).
+    fn guard_change_of<T>(&self, given: &[u8], act: Act<T>, exists_is_eexist: bool) -> Act<T> {
+        if exists_is_eexist {
+            let target = match &act {
+                Act::Real(Some(p)) => Some(p.as_slice()),
+                Act::Real(None) if given.first() == Some(&b'/') => Some(given),
+                _ => None,
+            };
+            if let Some(t) = target.filter(|t| self.in_store(t)) {
+                if std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(t)).is_ok() {
+                    return Act::Done(Err(Errno(libc::EEXIST)));
+                }
+            }
+        }
+        self.guard_change_inner(given, act)
+    }
+
+    fn guard_change_inner<T>(&self, given: &[u8], act: Act<T>) -> Act<T> {
         let refused = match &act {
             Act::Real(Some(p)) => self.in_store(p),
             Act::Real(None) => given.first() == Some(&b'/') && self.in_store(given),
@@ -1018,11 +1041,13 @@ impl Shim {
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
+        let op = make(abs.clone());
+        let mkdir = matches!(op, Op::Mkdir { .. });
         if !self.may_enter(&abs) {
-            return self.guard_change(path, outside(path, abs));
+            return self.guard_change_of(path, outside(path, abs), mkdir);
         }
-        let act = Act::from_routed(self.change(make(abs)), |_| Ok(()));
-        self.guard_change(path, act)
+        let act = Act::from_routed(self.change(op), |_| Ok(()));
+        self.guard_change_of(path, act, mkdir)
     }
 
     /// A two-path change (rename, link).
