@@ -643,6 +643,24 @@ impl Shim {
         self.net && self.generation.load() != 0
     }
 
+    /// With a supervisor behind the shim, may a read call the shim passes to the kernel
+    /// carry the marker (skip the supervisor)? Only while the shim serves (the view is
+    /// unchanged), and only when the shim itself judged the path outside the view: an
+    /// absolute path, one relative to the cwd (the kernel's, in this mode), or to a
+    /// directory the shim opened. A path relative to another descriptor may be relative to
+    /// a directory of the view the kernel opened, and goes to the supervisor.
+    pub fn marks(&self, dirfd: Option<i32>, path: &[u8]) -> bool {
+        self.net
+            && !self.aside()
+            && (path.first() == Some(&b'/') || dirfd.is_none_or(|fd| self.fds.contains_key(&fd)))
+    }
+
+    /// [`Shim::marks`] for an open: never for one that changes the view (the supervisor
+    /// carries out every change).
+    pub fn marks_open(&self, dirfd: Option<i32>, path: &[u8], flags: i32) -> bool {
+        self.marks(dirfd, path) && !View::<Index>::open_changes_view(OpenFlags::from_raw(flags))
+    }
+
     /// Count one call the shim answered (with a supervisor behind it).
     pub fn count_served(&self) {
         if let Some(c) = &self.served {

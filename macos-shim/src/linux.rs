@@ -155,6 +155,27 @@ unsafe fn ask<T>(
     with(|s| f(s, p))
 }
 
+/// Does the shim mark this pass-through read call (see `Shim::marks`)?
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+unsafe fn marks(dirfd: c_int, path: *const c_char) -> bool {
+    // SAFETY: forwarded contract.
+    let Some(p) = (unsafe { bytes(path) }) else {
+        return false;
+    };
+    with(|s| s.marks(at(dirfd), p)).unwrap_or(false)
+}
+
+/// The pointer and descriptor a pass-through call uses: the rewritten absolute path, or
+/// the caller's own arguments.
+fn target(p: &Option<CString>, dirfd: c_int, path: *const c_char) -> (usize, usize) {
+    match p {
+        Some(c) => (libc::AT_FDCWD as usize, c.as_ptr() as usize),
+        None => (dirfd as usize, path as usize),
+    }
+}
+
 fn split_dev(dev: u64) -> (u32, u32) {
     let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
     let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
@@ -226,6 +247,20 @@ unsafe fn do_open(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint)
     match unsafe { ask(path, |s, p| s.open(at(dirfd), p, flags, mode)) } {
         Some(Act::Done(Ok(fd))) => fd,
         Some(Act::Done(Err(e))) => fail(e),
+        // SAFETY: `path` is the caller's C string.
+        Some(Act::Real(p))
+            if unsafe { bytes(path) }
+                .and_then(|b| with(|s| s.marks_open(at(dirfd), b, flags)))
+                .unwrap_or(false) =>
+        {
+            let p = p.map(cstring);
+            let (d, q) = target(&p, dirfd, path);
+            // SAFETY: openat's arguments, the path valid for the call.
+            unsafe {
+                crate::sys::marked(libc::SYS_openat, d, q, flags as usize, mode as usize, 0)
+                    as c_int
+            }
+        }
         // SAFETY: the real openat with the caller's (or the view's rewritten) arguments.
         Some(Act::Real(Some(p))) => unsafe {
             real::openat(libc::AT_FDCWD, cstring(p).as_ptr(), flags, mode)
@@ -446,6 +481,16 @@ unsafe fn do_stat(dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags
             0
         }
         Some(Act::Done(Err(e))) => fail(e),
+        // SAFETY: `path` is the caller's C string.
+        Some(Act::Real(p)) if unsafe { marks(dirfd, path) } => {
+            let p = p.map(cstring);
+            let (d, q) = target(&p, dirfd, path);
+            // SAFETY: newfstatat's arguments: the kernel's struct stat is glibc's here.
+            unsafe {
+                crate::sys::marked(libc::SYS_newfstatat, d, q, buf as usize, flags as usize, 0)
+                    as c_int
+            }
+        }
         // SAFETY: the real call on the rewritten path.
         Some(Act::Real(Some(p))) => unsafe {
             real::fstatat(libc::AT_FDCWD, cstring(p).as_ptr(), buf, flags)
@@ -587,6 +632,18 @@ pub unsafe extern "C" fn statx(
                 0
             }
             Some(Act::Done(Err(e))) => fail(e),
+            Some(Act::Real(p)) if marks(dirfd, path) => {
+                let p = p.map(cstring);
+                let (d, q) = target(&p, dirfd, path);
+                crate::sys::marked(
+                    libc::SYS_statx,
+                    d,
+                    q,
+                    flags as usize,
+                    mask as usize,
+                    buf as usize,
+                ) as c_int
+            }
             Some(Act::Real(Some(p))) => {
                 real::statx(libc::AT_FDCWD, cstring(p).as_ptr(), flags, mask, buf)
             }
@@ -605,6 +662,16 @@ unsafe fn do_access(dirfd: c_int, path: *const c_char, mode: c_int, flags: c_int
     match unsafe { ask(path, |s, p| s.access(at(dirfd), p, mode as u32, follow)) } {
         Some(Act::Done(Ok(()))) => 0,
         Some(Act::Done(Err(e))) => fail(e),
+        // SAFETY: `path` is the caller's C string.
+        Some(Act::Real(p)) if unsafe { marks(dirfd, path) } => {
+            let p = p.map(cstring);
+            let (d, q) = target(&p, dirfd, path);
+            // SAFETY: faccessat2's arguments.
+            unsafe {
+                crate::sys::marked(libc::SYS_faccessat2, d, q, mode as usize, flags as usize, 0)
+                    as c_int
+            }
+        }
         // SAFETY: the real call on the rewritten path.
         Some(Act::Real(Some(p))) => unsafe {
             real::faccessat(libc::AT_FDCWD, cstring(p).as_ptr(), mode, flags)
@@ -655,6 +722,15 @@ unsafe fn do_readlink(dirfd: c_int, path: *const c_char, buf: *mut c_char, size:
             n as isize
         }
         Some(Act::Done(Err(e))) => fail(e) as isize,
+        // SAFETY: `path` is the caller's C string.
+        Some(Act::Real(p)) if unsafe { marks(dirfd, path) } => {
+            let p = p.map(cstring);
+            let (d, q) = target(&p, dirfd, path);
+            // SAFETY: readlinkat's arguments, `buf` holding `size` bytes.
+            unsafe {
+                crate::sys::marked(libc::SYS_readlinkat, d, q, buf as usize, size, 0) as isize
+            }
+        }
         // SAFETY: the real call on the rewritten path.
         Some(Act::Real(Some(p))) => unsafe {
             real::readlinkat(libc::AT_FDCWD, cstring(p).as_ptr(), buf, size)

@@ -161,3 +161,22 @@ pub fn openat_marked(path: &std::ffi::CStr, flags: i32, mode: u32) -> Result<i32
         Ok(r as i32)
     }
 }
+
+/// A system call of up to five arguments with [`crate::env::MARKER`] in the sixth register:
+/// a call the shim passes to the kernel for a path outside the view, which a supervisor's
+/// filter then lets through unnotified. Returns what `syscall(2)` returns (errno set).
+///
+/// # Safety
+/// `nr` and the arguments form a valid call of that system call (pointers valid for it).
+#[cfg(target_os = "linux")]
+pub unsafe fn marked(
+    nr: libc::c_long,
+    a: usize,
+    b: usize,
+    c: usize,
+    d: usize,
+    e: usize,
+) -> libc::c_long {
+    // SAFETY: the caller's contract; the kernel ignores the sixth register of these calls.
+    unsafe { libc::syscall(nr, a, b, c, d, e, crate::env::MARKER) }
+}
