@@ -247,11 +247,13 @@ unsafe fn do_open(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint)
     match unsafe { ask(path, |s, p| s.open(at(dirfd), p, flags, mode)) } {
         Some(Act::Done(Ok(fd))) => fd,
         Some(Act::Done(Err(e))) => fail(e),
-        // SAFETY: `path` is the caller's C string.
         Some(Act::Real(p))
-            if unsafe { bytes(path) }
-                .and_then(|b| with(|s| s.marks_open(at(dirfd), b, flags)))
-                .unwrap_or(false) =>
+            if {
+                // SAFETY: `path` is the caller's C string.
+                let b = unsafe { bytes(path) };
+                b.and_then(|b| with(|s| s.marks_open(at(dirfd), b, flags)))
+                    .unwrap_or(false)
+            } =>
         {
             let p = p.map(cstring);
             let (d, q) = target(&p, dirfd, path);
