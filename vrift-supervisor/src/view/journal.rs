@@ -97,6 +97,38 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The change as the state machine takes it (`vrift_common::runlog::Op`, which the
+    /// shim's change log records too); None for an undo, which changes nothing.
+    pub fn change(&self) -> Option<vrift_common::runlog::Op> {
+        use vrift_common::runlog::Op as C;
+        Some(match self.clone() {
+            Op::Open { path, flags, mode } => C::Open { path, flags, mode },
+            Op::Mkdir { path, mode } => C::Mkdir { path, mode },
+            Op::Rmdir { path } => C::Rmdir { path },
+            Op::Unlink { path } => C::Unlink { path },
+            Op::Rename { old, new, flags } => C::Rename { old, new, flags },
+            Op::Link { old, new, follow } => C::Link { old, new, follow },
+            Op::Symlink { target, path } => C::Symlink { target, path },
+            Op::Mknod { path, mode } => C::Mknod { path, mode },
+            Op::Chmod { path, mode, follow } => C::Chmod { path, mode, follow },
+            Op::Utimens {
+                path,
+                atime,
+                mtime,
+                follow,
+            } => C::Utimens {
+                path,
+                atime: atime.into(),
+                mtime: mtime.into(),
+                follow,
+            },
+            Op::Truncate { path, len } => C::Truncate { path, len },
+            Op::Undo { .. } => return None,
+        })
+    }
+}
+
 /// Who made a change, and when (the view reads no clock).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
