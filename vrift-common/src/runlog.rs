@@ -498,6 +498,10 @@ mod tests {
                 target: b"b".to_vec(),
                 path: b"/r/l".to_vec(),
             },
+            Op::Mknod {
+                path: b"/r/fifo".to_vec(),
+                mode: 0o10644,
+            },
             Op::Chmod {
                 path: b"/r/b".to_vec(),
                 mode: 0o600,
