@@ -210,7 +210,7 @@ fn run_with(
     let plan = launch_plan(store, opts, spec, cwd, runner, projection.as_ref())?;
     let counter = shim
         .as_ref()
-        .and_then(|_| crate::projection_shim::ServedCounter::create());
+        .and_then(|_| crate::projection_shim::ServedCounter::create(run_dir.path()));
     let env = shim
         .as_ref()
         .map(|p| crate::projection_shim::env_with_supervisor(p, projection.dev(), counter.as_ref()))

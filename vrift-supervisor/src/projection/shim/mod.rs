@@ -188,25 +188,32 @@ pub fn env_with_supervisor(
 
 /// The 8-byte file the shim counts the calls it answered in (shim+supervisor). It lives in
 /// /dev/shm, since the store (and the run directory in it) is read-only to the program;
-/// removed when dropped. Only for the run's summary: where /dev/shm is missing, nothing
+/// removed when dropped (or by the recovery of a killed run). Only for the run's summary: where /dev/shm is missing, nothing
 /// is counted.
 pub struct ServedCounter {
     path: PathBuf,
 }
 
 impl ServedCounter {
-    pub fn create() -> Option<ServedCounter> {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = PathBuf::from(format!(
-            "/dev/shm/vrift-shim-served-{}-{stamp}",
-            std::process::id()
-        ));
+    /// The counter of the run whose directory is `run_dir` (named after it, so that the
+    /// recovery of a killed run can remove it: [`ServedCounter::remove_left`]).
+    pub fn create(run_dir: &Path) -> Option<ServedCounter> {
+        let path = Self::path_for(run_dir)?;
         let f = std::fs::File::create_new(&path).ok()?;
         f.set_len(8).ok()?;
         Some(ServedCounter { path })
+    }
+
+    fn path_for(run_dir: &Path) -> Option<PathBuf> {
+        let id = run_dir.file_name()?.to_str()?;
+        Some(PathBuf::from(format!("/dev/shm/vrift-shim-served-{id}")))
+    }
+
+    /// Remove the counter a killed run left behind, if any.
+    pub fn remove_left(run_dir: &Path) {
+        if let Some(p) = Self::path_for(run_dir) {
+            let _ = std::fs::remove_file(p);
+        }
     }
 
     pub fn count(&self) -> u64 {

@@ -144,6 +144,8 @@ fn worker_count() -> usize {
 
 /// Rebuild the view of a killed run from its journal, and commit its private copies.
 pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> Result<Manifest> {
+    // A shim in front of this run (shim+supervisor) counted its calls outside the store.
+    crate::projection_shim::ServedCounter::remove_left(dir.path());
     let owner = Owner {
         uid: rec.owner_uid,
         gid: rec.owner_gid,
