@@ -24,6 +24,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# A dynamically linked busybox of the same version, for the end-to-end suites under the shim
+# projection (which serves dynamic programs only). Debian's dynamic `busybox` package
+# conflicts with busybox-static, so its binary is unpacked beside, not installed.
+DYNAMIC_BUSYBOX=/usr/local/libexec/vrift-tests/busybox
+if [ ! -x "$DYNAMIC_BUSYBOX" ]; then
+  log "unpacking a dynamically linked busybox into $DYNAMIC_BUSYBOX"
+  work=$(mktemp -d)
+  (cd "$work" && apt-get download -q busybox >/dev/null 2>&1 || { as_root apt-get update -qq && apt-get download -q busybox; })
+  dpkg-deb -x "$work"/busybox_*.deb "$work/x"
+  as_root install -D -m 0755 "$work/x/bin/busybox" "$DYNAMIC_BUSYBOX"
+  rm -rf "$work"
+fi
+
 command -v cargo >/dev/null || { log "cargo not found: install Rust with rustup first"; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt

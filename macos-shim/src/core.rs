@@ -8,7 +8,6 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::IntoRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -88,6 +87,11 @@ pub struct Shim {
     umask: u32,
     /// `NAME=value` lines a child needs to keep the shim (see [`env`]).
     pub child_env: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A supervisor serves the run behind the shim ([`env::NET`]): `generation` is then the
+    /// number of changes the supervisor has made, and `served` counts the calls the shim
+    /// answered.
+    net: bool,
+    served: Option<SharedCounter>,
 }
 
 fn errno_of(e: &std::io::Error) -> Errno {
@@ -126,7 +130,152 @@ fn join_abs(dir: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
+/// `p` with "." and ".." applied lexically.
+fn lexical(p: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in p.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = Vec::with_capacity(p.len());
+    for c in parts {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// Absolute `p` without "." components and empty ones ("//").
+fn without_dots(p: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.len());
+    for c in p.split(|&b| b == b'/') {
+        if c.is_empty() || c == b"." {
+            continue;
+        }
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// `/proc/self/fd/N` or `/dev/fd/N`: the descriptor N.
+fn fd_path(p: &[u8]) -> Option<i32> {
+    let n = p
+        .strip_prefix(b"/proc/self/fd/")
+        .or_else(|| p.strip_prefix(b"/dev/fd/"))?;
+    std::str::from_utf8(n).ok()?.parse().ok()
+}
+
 impl Shim {
+    /// Is `abs` in the store? The run's program may read the store's blobs (they back the
+    /// view) but never change them: without the read-only mount the other projections
+    /// make, the shim refuses every change there with EROFS.
+    fn in_store(&self, abs: &[u8]) -> bool {
+        let store = self.store.as_os_str().as_bytes();
+        let p = lexical(abs);
+        p == store || (p.starts_with(store) && p.get(store.len()) == Some(&b'/'))
+    }
+
+    /// `act` for a change, unless it would reach the store (see [`Shim::in_store`]), or
+    /// link a descriptor of the view (whose file is a blob) by its `/proc/self/fd` name.
+    fn guard_change<T>(&self, given: &[u8], act: Act<T>) -> Act<T> {
+        self.guard_change_of(given, act, false)
+    }
+
+    /// [`Shim::guard_change`]; for a `mkdir` (`exists_is_eexist`), a path that exists gets
+    /// EEXIST, as from a read-only mount (`create_dir_all` of the store's own directories,
+    /// by a vrift run inside the run, relies on it).
+    fn guard_change_of<T>(&self, given: &[u8], act: Act<T>, exists_is_eexist: bool) -> Act<T> {
+        if exists_is_eexist {
+            let target = match &act {
+                Act::Real(Some(p)) => Some(p.as_slice()),
+                Act::Real(None) if given.first() == Some(&b'/') => Some(given),
+                _ => None,
+            };
+            if let Some(t) = target.filter(|t| self.in_store(t)) {
+                if std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(t)).is_ok() {
+                    return Act::Done(Err(Errno(libc::EEXIST)));
+                }
+            }
+        }
+        self.guard_change_inner(given, act)
+    }
+
+    fn guard_change_inner<T>(&self, given: &[u8], act: Act<T>) -> Act<T> {
+        let refused = match &act {
+            Act::Real(Some(p)) => self.in_store(p),
+            Act::Real(None) => given.first() == Some(&b'/') && self.in_store(given),
+            Act::RealBoth(a, b) => {
+                self.in_store(a)
+                    || self.in_store(b)
+                    || fd_path(a).is_some_and(|fd| self.fds.contains_key(&fd))
+            }
+            Act::Done(_) => false,
+        };
+        if refused {
+            Act::Done(Err(Errno(libc::EROFS)))
+        } else {
+            act
+        }
+    }
+
+    /// chown, lchown, fchownat on a path: the view records no owners, so a change of owner
+    /// is allowed (and changes nothing) where the kernel would allow it, else EPERM.
+    pub fn chown(
+        &mut self,
+        dirfd: Option<i32>,
+        path: &[u8],
+        uid: u32,
+        gid: u32,
+        follow: bool,
+    ) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
+        let Some(abs) = self.abs(dirfd, path) else {
+            return Act::Real(None);
+        };
+        if !self.may_enter(&abs) {
+            return self.guard_change(path, outside(path, abs));
+        }
+        self.catch_up();
+        let cred = self.cred.clone();
+        Act::from_routed(self.view.stat(&self.caller(), &abs, follow), |st: Stat| {
+            let keeps_uid = uid == u32::MAX || uid == st.uid;
+            let own_group =
+                gid == u32::MAX || gid == st.gid || gid == cred.gid || cred.groups.contains(&gid);
+            if cred.privileged || (cred.uid == st.uid && keeps_uid && own_group) {
+                Ok(())
+            } else {
+                Err(Errno(libc::EPERM))
+            }
+        })
+    }
+
+    /// fchown on a descriptor: as [`Shim::chown`] on the path a view descriptor was opened
+    /// at; `Real` for any other descriptor.
+    pub fn fchown(&mut self, fd: i32, uid: u32, gid: u32) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
+        let Some(info) = self.fds.get(&fd) else {
+            return Act::Real(None);
+        };
+        let abs = self.view.abs_path(&info.rel.clone());
+        self.chown(None, &abs, uid, gid, false)
+    }
+
     /// Set up from the environment vrift gave the program; `Ok(None)` when it gave none
     /// (the library was loaded outside a run: every call passes through).
     pub fn from_env() -> Result<Option<Shim>, String> {
@@ -147,15 +296,35 @@ impl Shim {
             .map_err(|e| e.to_string())?
             .with_dev(cfg.dev);
         let log_path = cfg.run.join(env::LOG);
-        let log = open_log(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        // With a supervisor the run directory is read-only to the program (it lies in the
+        // store) and the shim only reads the generation the supervisor publishes.
+        let log = if cfg.net {
+            File::open(&log_path)
+        } else {
+            open_log(&log_path)
+        }
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
         let gen_path = cfg.run.join(env::GENERATION);
         let gen_file = std::fs::OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(!cfg.net)
             .open(&gen_path)
             .map_err(|e| format!("{}: {e}", gen_path.display()))?;
-        let generation =
-            SharedCounter::open(&gen_file).map_err(|e| format!("{}: {e}", gen_path.display()))?;
+        let generation = if cfg.net {
+            SharedCounter::open_read_only(&gen_file)
+        } else {
+            SharedCounter::open(&gen_file)
+        }
+        .map_err(|e| format!("{}: {e}", gen_path.display()))?;
+        // Counting is for the run's summary only: no counter, no count.
+        let served = cfg.served.as_ref().filter(|_| cfg.net).and_then(|p| {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(p)
+                .ok()?;
+            SharedCounter::open(&f).ok()
+        });
         let (uid, gid, groups) = sys::ids();
         let cwd = match cfg.cwd.clone() {
             Some(c) => c,
@@ -187,6 +356,8 @@ impl Shim {
             },
             umask: sys::read_umask(),
             child_env: cfg.child_env.clone(),
+            net: cfg.net,
+            served,
         };
         // Descriptors the parent opened in the view and this process still has open (those
         // closed on exec are gone, and their numbers not reused yet).
@@ -228,12 +399,39 @@ impl Shim {
         Some(join_abs(&base, path))
     }
 
+    /// [`Shim::abs`], also for a descriptor the view did not open (a real directory): its
+    /// path as the kernel names it. For two-path calls, where one side may be in the view
+    /// and the other a real directory (`mv` opens its target directory with O_PATH).
+    fn abs_any(&self, dirfd: Option<i32>, path: &[u8]) -> Option<Vec<u8>> {
+        if let Some(p) = self.abs(dirfd, path) {
+            return Some(p);
+        }
+        let fd = dirfd?;
+        let base = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+        let base = base.as_os_str().as_bytes();
+        if base.first() != Some(&b'/') {
+            return None; // a socket, a pipe, a deleted directory
+        }
+        Some(if path.is_empty() {
+            base.to_vec()
+        } else {
+            join_abs(base, path)
+        })
+    }
+
     /// Could `abs` lead into the view? (A lexical test: paths with "." or ".." components or
     /// "//" go to the resolver.)
     pub fn may_enter(&self, abs: &[u8]) -> bool {
         let under =
             |dir: &[u8]| abs.starts_with(dir) && (abs.len() == dir.len() || abs[dir.len()] == b'/');
-        if self.passthrough.iter().any(|p| under(p)) {
+        // Pass-through paths are judged without "." components and doubled slashes, which
+        // change nothing ("./__pycache__/x.pyc" is in `__pycache__`); ".." may cross a
+        // symlink, so it is left to the resolver.
+        let plain = without_dots(abs);
+        let through = |dir: &[u8]| {
+            plain.starts_with(dir) && (plain.len() == dir.len() || plain[dir.len()] == b'/')
+        };
+        if self.passthrough.iter().any(|p| through(p)) {
             return false;
         }
         self.root == b"/" || under(&self.root) || abs.windows(2).any(|w| w == b"//" || w == b"/.")
@@ -241,6 +439,9 @@ impl Shim {
 
     /// Bring this process's view up to date with the changes other processes logged.
     fn catch_up(&mut self) {
+        if self.net {
+            return; // the supervisor keeps the changes; see `aside`
+        }
         let gen = self.generation.load();
         if gen <= self.log_read {
             return;
@@ -288,6 +489,17 @@ impl Shim {
 
     /// stat, lstat, fstatat, statx on a path.
     pub fn stat(&mut self, dirfd: Option<i32>, path: &[u8], follow: bool) -> Act<Stat> {
+        if self.aside() {
+            return Act::Real(None);
+        }
+        let act = self.stat_view(dirfd, path, follow);
+        if matches!(act, Act::Done(_)) {
+            self.count_served();
+        }
+        act
+    }
+
+    fn stat_view(&mut self, dirfd: Option<i32>, path: &[u8], follow: bool) -> Act<Stat> {
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
@@ -338,6 +550,14 @@ impl Shim {
 
     /// fstat on a descriptor the view handed out (`Real` for any other).
     pub fn fstat(&mut self, fd: i32) -> Act<Stat> {
+        let act = self.fstat_view(fd);
+        if matches!(act, Act::Done(_)) {
+            self.count_served();
+        }
+        act
+    }
+
+    fn fstat_view(&mut self, fd: i32) -> Act<Stat> {
         let Some(info) = self.fds.get(&fd).cloned() else {
             return Act::Real(None);
         };
@@ -350,6 +570,17 @@ impl Shim {
     }
 
     pub fn access(&mut self, dirfd: Option<i32>, path: &[u8], mode: u32, follow: bool) -> Act<()> {
+        if self.aside() {
+            return Act::Real(None);
+        }
+        let act = self.access_view(dirfd, path, mode, follow);
+        if matches!(act, Act::Done(_)) {
+            self.count_served();
+        }
+        act
+    }
+
+    fn access_view(&mut self, dirfd: Option<i32>, path: &[u8], mode: u32, follow: bool) -> Act<()> {
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
@@ -361,6 +592,17 @@ impl Shim {
     }
 
     pub fn readlink(&mut self, dirfd: Option<i32>, path: &[u8]) -> Act<Vec<u8>> {
+        if self.aside() {
+            return Act::Real(None);
+        }
+        let act = self.readlink_view(dirfd, path);
+        if matches!(act, Act::Done(_)) {
+            self.count_served();
+        }
+        act
+    }
+
+    fn readlink_view(&mut self, dirfd: Option<i32>, path: &[u8]) -> Act<Vec<u8>> {
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
@@ -373,6 +615,9 @@ impl Shim {
 
     /// realpath(3): the canonical absolute path.
     pub fn realpath(&mut self, path: &[u8]) -> Act<Vec<u8>> {
+        if self.aside() {
+            return Act::Real(None);
+        }
         let Some(abs) = self.abs(None, path) else {
             return Act::Real(None);
         };
@@ -390,6 +635,48 @@ impl Shim {
 
     // ---- descriptors ---------------------------------------------------------------------------
 
+    /// With a supervisor behind the shim: has the view changed since the run started? The
+    /// supervisor made the change (the shim leaves every change to it) and keeps the view's
+    /// state from then on, so the shim steps aside and every call reaches the supervisor;
+    /// only the descriptors the shim opened keep their answers.
+    fn aside(&self) -> bool {
+        self.net && self.generation.load() != 0
+    }
+
+    /// With a supervisor behind the shim, may a read call the shim passes to the kernel
+    /// carry the marker (skip the supervisor)? Only while the shim serves (the view is
+    /// unchanged), and only when the shim itself judged the path outside the view: an
+    /// absolute path, one relative to the cwd (the kernel's, in this mode), or to a
+    /// directory the shim opened. A path relative to another descriptor may be relative to
+    /// a directory of the view the kernel opened, and goes to the supervisor.
+    pub fn marks(&self, dirfd: Option<i32>, path: &[u8]) -> bool {
+        self.net
+            && !self.aside()
+            && (path.first() == Some(&b'/') || dirfd.is_none_or(|fd| self.fds.contains_key(&fd)))
+    }
+
+    /// [`Shim::marks`] for an open: never for one that changes the view (the supervisor
+    /// carries out every change).
+    pub fn marks_open(&self, dirfd: Option<i32>, path: &[u8], flags: i32) -> bool {
+        self.marks(dirfd, path) && !View::<Index>::open_changes_view(OpenFlags::from_raw(flags))
+    }
+
+    /// Count one call the shim answered (with a supervisor behind it).
+    pub fn count_served(&self) {
+        if let Some(c) = &self.served {
+            c.add_one();
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn open_real(&self, path: &Path, flags: i32, mode: u32) -> Result<i32, Errno> {
+        let c =
+            std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno(libc::EINVAL))?;
+        let flags = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC);
+        sys::openat_marked(&c, flags, mode).map_err(Errno)
+    }
+
+    #[cfg(not(target_os = "linux"))]
     fn open_real(&self, path: &Path, flags: i32, mode: u32) -> Result<i32, Errno> {
         let acc = flags & libc::O_ACCMODE;
         let mut o = std::fs::OpenOptions::new();
@@ -402,7 +689,7 @@ impl Shim {
             o.read(true);
         }
         o.open(path)
-            .map(|f| f.into_raw_fd())
+            .map(std::os::fd::IntoRawFd::into_raw_fd)
             .map_err(|e| errno_of(&e))
     }
 
@@ -414,14 +701,34 @@ impl Shim {
     /// open, openat, creat, fopen: a descriptor on the blob, the private copy, or (for a
     /// directory) the run's empty directory, remembered as the view path it was opened at.
     pub fn open(&mut self, dirfd: Option<i32>, path: &[u8], flags: i32, mode: u32) -> Act<i32> {
+        if self.aside() {
+            return Act::Real(None);
+        }
+        if self.net && View::<Index>::open_changes_view(OpenFlags::from_raw(flags)) {
+            return Act::Real(None); // the supervisor makes every change
+        }
+        let act = self.open_view(dirfd, path, flags, mode);
+        if matches!(act, Act::Done(_)) {
+            self.count_served();
+        }
+        act
+    }
+
+    fn open_view(&mut self, dirfd: Option<i32>, path: &[u8], flags: i32, mode: u32) -> Act<i32> {
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
-        if !self.may_enter(&abs) {
-            return outside(path, abs);
-        }
         let of = OpenFlags::from_raw(flags);
-        if !View::<Index>::open_changes_view(of) {
+        let changes = View::<Index>::open_changes_view(of);
+        if !self.may_enter(&abs) {
+            let act = outside(path, abs);
+            return if changes {
+                self.guard_change(path, act)
+            } else {
+                act
+            };
+        }
+        if !changes {
             self.catch_up();
             // The flags the view's answer depends on (not O_CLOEXEC, O_NONBLOCK...).
             let key = (
@@ -466,7 +773,7 @@ impl Shim {
         };
         match self.change(op) {
             Err(e) => Act::Done(Err(e)),
-            Ok(Routed::Outside(p)) => Act::Real(Some(p)),
+            Ok(Routed::Outside(p)) => self.guard_change(path, Act::Real(Some(p))),
             Ok(Routed::OutsideBoth(..)) => Act::Real(None),
             Ok(Routed::View(Done::Opened(o))) => Act::Done(self.deliver(o, flags)),
             Ok(Routed::View(_)) => Act::Done(Err(Errno(libc::EIO))),
@@ -486,7 +793,14 @@ impl Shim {
                 (self.open_real(&p, flags, PRIVATE_MODE)?, rel, false)
             }
             Opened::Dir { rel } => {
-                let p = self.empty_dir();
+                // With a supervisor, the view's directories exist (its farm is mounted at the
+                // view's root): a descriptor on the real one stays right when the shim
+                // steps aside.
+                let p = if self.net {
+                    PathBuf::from(std::ffi::OsStr::from_bytes(&self.view.abs_path(&rel)))
+                } else {
+                    self.empty_dir()
+                };
                 let fd = self.open_real(&p, libc::O_RDONLY | libc::O_DIRECTORY | keep, 0)?;
                 (fd, rel, true)
             }
@@ -578,6 +892,9 @@ impl Shim {
     /// chdir(2): into a view directory, the cwd is this process's alone (the kernel's stays
     /// where it was); elsewhere the real call runs and `set_real_cwd` records the result.
     pub fn chdir(&mut self, path: &[u8]) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
         let Some(abs) = self.abs(None, path) else {
             return Act::Real(None);
         };
@@ -597,6 +914,9 @@ impl Shim {
     }
 
     pub fn fchdir(&mut self, fd: i32) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
         let Some(info) = self.fds.get(&fd) else {
             return Act::Real(None);
         };
@@ -733,13 +1053,19 @@ impl Shim {
         path: &[u8],
         make: impl FnOnce(Vec<u8>) -> Op,
     ) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
         let Some(abs) = self.abs(dirfd, path) else {
             return Act::Real(None);
         };
+        let op = make(abs.clone());
+        let mkdir = matches!(op, Op::Mkdir { .. });
         if !self.may_enter(&abs) {
-            return outside(path, abs);
+            return self.guard_change_of(path, outside(path, abs), mkdir);
         }
-        Act::from_routed(self.change(make(abs)), |_| Ok(()))
+        let act = Act::from_routed(self.change(op), |_| Ok(()));
+        self.guard_change_of(path, act, mkdir)
     }
 
     /// A two-path change (rename, link).
@@ -749,24 +1075,30 @@ impl Shim {
         new: (Option<i32>, &[u8]),
         make: impl FnOnce(Vec<u8>, Vec<u8>) -> Op,
     ) -> Act<()> {
-        let (Some(a), Some(b)) = (self.abs(old.0, old.1), self.abs(new.0, new.1)) else {
+        if self.net {
+            return Act::Real(None);
+        }
+        let (Some(a), Some(b)) = (self.abs_any(old.0, old.1), self.abs_any(new.0, new.1)) else {
             return Act::Real(None);
         };
         if !self.may_enter(&a) && !self.may_enter(&b) {
-            return Act::RealBoth(a, b);
+            return self.guard_change(b"", Act::RealBoth(a, b));
         }
         match self.change(make(a, b)) {
             Err(e) => Act::Done(Err(e)),
             Ok(Routed::View(_)) => Act::Done(Ok(())),
             // Both outside (through a view symlink, or relative to the program's cwd): the
             // kernel gets both absolute. One in and one out cannot be a single rename.
-            Ok(Routed::OutsideBoth(a, b)) => Act::RealBoth(a, b),
+            Ok(Routed::OutsideBoth(a, b)) => self.guard_change(b"", Act::RealBoth(a, b)),
             Ok(Routed::Outside(_)) => Act::Done(Err(Errno::EXDEV)),
         }
     }
 
     /// fchmod / futimens on a view descriptor: the same change on the path it was opened at.
     pub fn change_fd(&mut self, fd: i32, make: impl FnOnce(Vec<u8>) -> Op) -> Act<()> {
+        if self.net {
+            return Act::Real(None);
+        }
         let Some(info) = self.fds.get(&fd) else {
             return Act::Real(None);
         };
@@ -800,6 +1132,9 @@ impl Shim {
 
     /// execve / posix_spawn of `path`: the real file to run (the blob or the private copy).
     pub fn exec(&mut self, path: &[u8]) -> Act<Vec<u8>> {
+        if self.aside() {
+            return Act::Real(None);
+        }
         let Some(abs) = self.abs(None, path) else {
             return Act::Real(None);
         };

@@ -29,6 +29,17 @@ pub const PASSTHROUGH: &str = "VRIFT_SHIM_PASSTHROUGH";
 pub const FDS: &str = "VRIFT_SHIM_FDS";
 /// Set to anything: print a line per refused or failed set-up to stderr.
 pub const DEBUG: &str = "VRIFT_SHIM_DEBUG";
+/// Set (to "1") when a seccomp supervisor serves the run behind the shim (`--projection
+/// shim+supervisor`): the shim answers reads while the view is unchanged and leaves every
+/// change, and every call once the view has changed, to the supervisor (see `core::Shim`).
+pub const NET: &str = "VRIFT_SHIM_NET";
+/// The value the shim puts in the spare sixth argument register of the system calls it
+/// makes itself, so the supervisor's filter lets them through unnotified.
+pub const MARKER: u64 = 0x7672_6966_745f_7368;
+/// Where the shim counts the calls it answered itself in a run with a supervisor: an
+/// 8-byte file every process of the run adds to (outside the store, which is read-only to
+/// the program then).
+pub const SERVED: &str = "VRIFT_SHIM_SERVED";
 
 /// The variable the loader reads.
 #[cfg(target_os = "macos")]
@@ -50,6 +61,10 @@ pub struct Config {
     pub owner: (u32, u32),
     pub dev: u64,
     pub cwd: Option<Vec<u8>>,
+    /// A supervisor serves the run behind the shim ([`NET`]).
+    pub net: bool,
+    /// The served-calls counter ([`SERVED`]).
+    pub served: Option<PathBuf>,
     pub passthrough: Vec<Vec<u8>>,
     /// Descriptors inherited from the parent: (fd, is a directory, view path).
     pub fds: Vec<(i32, bool, Vec<u8>)>,
@@ -83,7 +98,19 @@ impl Config {
             .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
             .unwrap_or(0);
         let mut child_env = Vec::new();
-        for name in [ROOT, INDEX, RUN, STORE, OWNER, DEV, LIB, DEBUG, PASSTHROUGH] {
+        for name in [
+            ROOT,
+            INDEX,
+            RUN,
+            STORE,
+            OWNER,
+            DEV,
+            LIB,
+            DEBUG,
+            PASSTHROUGH,
+            NET,
+            SERVED,
+        ] {
             if let Some(v) = var(name) {
                 child_env.push((name.as_bytes().to_vec(), v));
             }
@@ -96,6 +123,8 @@ impl Config {
             owner,
             dev,
             cwd: var(CWD).filter(|c| c.first() == Some(&b'/')),
+            net: var(NET).is_some_and(|v| v == b"1"),
+            served: var(SERVED).map(|v| PathBuf::from(OsStr::from_bytes(&v))),
             fds: var(FDS).map(|v| decode_fds(&v)).unwrap_or_default(),
             passthrough: var(PASSTHROUGH)
                 .unwrap_or_default()
@@ -109,12 +138,29 @@ impl Config {
 }
 
 /// `envp` with the shim's variables set as `keep` says, the preload variable holding the
-/// shim's library (added in front if the program dropped it), and the cwd handed on.
+/// shim's library (added in front if the program dropped it), and the cwd handed on. An
+/// `envp` naming another run (a vrift started inside the run, which prepared its own run's
+/// environment) is left as it is: the child belongs to that run.
 pub fn merge_child_env(
     envp: Vec<Vec<u8>>,
     keep: &[(Vec<u8>, Vec<u8>)],
     cwd: &[u8],
 ) -> Vec<Vec<u8>> {
+    let run_line = |(n, v): &(Vec<u8>, Vec<u8>)| {
+        let mut l = n.clone();
+        l.push(b'=');
+        l.extend_from_slice(v);
+        l
+    };
+    if let Some(ours) = keep.iter().find(|(n, _)| n == RUN.as_bytes()).map(run_line) {
+        let prefix = format!("{RUN}=");
+        if envp
+            .iter()
+            .any(|l| l.starts_with(prefix.as_bytes()) && *l != ours)
+        {
+            return envp;
+        }
+    }
     let lib = keep
         .iter()
         .find(|(n, _)| n == LIB.as_bytes())
@@ -235,6 +281,19 @@ mod tests {
             vec![(3, false, b"a/\xff b".to_vec()), (7, true, Vec::new())]
         );
         assert_eq!(decode_fds(b"x,f,00\n4,q,00\n5,f,0\n6,f,zz"), vec![]);
+    }
+
+    #[test]
+    fn a_nested_runs_environment_is_left_alone() {
+        let nested = vec![
+            format!("{RUN}=/other/run").into_bytes(),
+            format!("{PRELOAD}=/other/lib.so").into_bytes(),
+        ];
+        let mut ours = keep();
+        ours.push((RUN.as_bytes().to_vec(), b"/this/run".to_vec()));
+        assert_eq!(merge_child_env(nested.clone(), &ours, b"/v"), nested);
+        let same = vec![format!("{RUN}=/this/run").into_bytes()];
+        assert!(merge_child_env(same, &ours, b"/v").len() > 1);
     }
 
     #[test]

@@ -102,6 +102,8 @@ mod real {
     real!(utimensat(d: c_int, p: *const c_char, t: *const libc::timespec, f: c_int) -> c_int);
     real!(futimens(fd: c_int, t: *const libc::timespec) -> c_int);
     real!(truncate(p: *const c_char, n: libc::off_t) -> c_int);
+    real!(fchownat(d: c_int, p: *const c_char, u: libc::uid_t, g: libc::gid_t, f: c_int) -> c_int);
+    real!(fchown(fd: c_int, u: libc::uid_t, g: libc::gid_t) -> c_int);
     real!(umask(m: libc::mode_t) -> libc::mode_t);
     real!(rmdir(p: *const c_char) -> c_int);
     real!(mkostemps(t: *mut c_char, s: c_int, f: c_int) -> c_int);
@@ -151,6 +153,27 @@ unsafe fn ask<T>(
     // SAFETY: forwarded contract.
     let p = unsafe { bytes(path) }?;
     with(|s| f(s, p))
+}
+
+/// Does the shim mark this pass-through read call (see `Shim::marks`)?
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+unsafe fn marks(dirfd: c_int, path: *const c_char) -> bool {
+    // SAFETY: forwarded contract.
+    let Some(p) = (unsafe { bytes(path) }) else {
+        return false;
+    };
+    with(|s| s.marks(at(dirfd), p)).unwrap_or(false)
+}
+
+/// The pointer and descriptor a pass-through call uses: the rewritten absolute path, or
+/// the caller's own arguments.
+fn target(p: &Option<CString>, dirfd: c_int, path: *const c_char) -> (usize, usize) {
+    match p {
+        Some(c) => (libc::AT_FDCWD as usize, c.as_ptr() as usize),
+        None => (dirfd as usize, path as usize),
+    }
 }
 
 fn split_dev(dev: u64) -> (u32, u32) {
@@ -224,6 +247,22 @@ unsafe fn do_open(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint)
     match unsafe { ask(path, |s, p| s.open(at(dirfd), p, flags, mode)) } {
         Some(Act::Done(Ok(fd))) => fd,
         Some(Act::Done(Err(e))) => fail(e),
+        Some(Act::Real(p))
+            if {
+                // SAFETY: `path` is the caller's C string.
+                let b = unsafe { bytes(path) };
+                b.and_then(|b| with(|s| s.marks_open(at(dirfd), b, flags)))
+                    .unwrap_or(false)
+            } =>
+        {
+            let p = p.map(cstring);
+            let (d, q) = target(&p, dirfd, path);
+            // SAFETY: openat's arguments, the path valid for the call.
+            unsafe {
+                crate::sys::marked(libc::SYS_openat, d, q, flags as usize, mode as usize, 0)
+                    as c_int
+            }
+        }
         // SAFETY: the real openat with the caller's (or the view's rewritten) arguments.
         Some(Act::Real(Some(p))) => unsafe {
             real::openat(libc::AT_FDCWD, cstring(p).as_ptr(), flags, mode)
@@ -444,6 +483,16 @@ unsafe fn do_stat(dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags
             0
         }
         Some(Act::Done(Err(e))) => fail(e),
+        // SAFETY: `path` is the caller's C string.
+        Some(Act::Real(p)) if unsafe { marks(dirfd, path) } => {
+            let p = p.map(cstring);
+            let (d, q) = target(&p, dirfd, path);
+            // SAFETY: newfstatat's arguments: the kernel's struct stat is glibc's here.
+            unsafe {
+                crate::sys::marked(libc::SYS_newfstatat, d, q, buf as usize, flags as usize, 0)
+                    as c_int
+            }
+        }
         // SAFETY: the real call on the rewritten path.
         Some(Act::Real(Some(p))) => unsafe {
             real::fstatat(libc::AT_FDCWD, cstring(p).as_ptr(), buf, flags)
@@ -585,6 +634,18 @@ pub unsafe extern "C" fn statx(
                 0
             }
             Some(Act::Done(Err(e))) => fail(e),
+            Some(Act::Real(p)) if marks(dirfd, path) => {
+                let p = p.map(cstring);
+                let (d, q) = target(&p, dirfd, path);
+                crate::sys::marked(
+                    libc::SYS_statx,
+                    d,
+                    q,
+                    flags as usize,
+                    mask as usize,
+                    buf as usize,
+                ) as c_int
+            }
             Some(Act::Real(Some(p))) => {
                 real::statx(libc::AT_FDCWD, cstring(p).as_ptr(), flags, mask, buf)
             }
@@ -603,6 +664,16 @@ unsafe fn do_access(dirfd: c_int, path: *const c_char, mode: c_int, flags: c_int
     match unsafe { ask(path, |s, p| s.access(at(dirfd), p, mode as u32, follow)) } {
         Some(Act::Done(Ok(()))) => 0,
         Some(Act::Done(Err(e))) => fail(e),
+        // SAFETY: `path` is the caller's C string.
+        Some(Act::Real(p)) if unsafe { marks(dirfd, path) } => {
+            let p = p.map(cstring);
+            let (d, q) = target(&p, dirfd, path);
+            // SAFETY: faccessat2's arguments.
+            unsafe {
+                crate::sys::marked(libc::SYS_faccessat2, d, q, mode as usize, flags as usize, 0)
+                    as c_int
+            }
+        }
         // SAFETY: the real call on the rewritten path.
         Some(Act::Real(Some(p))) => unsafe {
             real::faccessat(libc::AT_FDCWD, cstring(p).as_ptr(), mode, flags)
@@ -653,6 +724,15 @@ unsafe fn do_readlink(dirfd: c_int, path: *const c_char, buf: *mut c_char, size:
             n as isize
         }
         Some(Act::Done(Err(e))) => fail(e) as isize,
+        // SAFETY: `path` is the caller's C string.
+        Some(Act::Real(p)) if unsafe { marks(dirfd, path) } => {
+            let p = p.map(cstring);
+            let (d, q) = target(&p, dirfd, path);
+            // SAFETY: readlinkat's arguments, `buf` holding `size` bytes.
+            unsafe {
+                crate::sys::marked(libc::SYS_readlinkat, d, q, buf as usize, size, 0) as isize
+            }
+        }
         // SAFETY: the real call on the rewritten path.
         Some(Act::Real(Some(p))) => unsafe {
             real::readlinkat(libc::AT_FDCWD, cstring(p).as_ptr(), buf, size)
@@ -1427,6 +1507,46 @@ pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: *const c_char, mode: Mode) 
             Some(p) => real::mkdirat(libc::AT_FDCWD, p.as_ptr(), mode),
             None => real::mkdirat(dirfd, path, mode),
         })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fchownat(
+    dirfd: c_int,
+    path: *const c_char,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    flags: c_int,
+) -> c_int {
+    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+    // SAFETY: fchownat(2)'s arguments.
+    unsafe {
+        let act = ask(path, |s, p| s.chown(at(dirfd), p, uid, gid, follow));
+        changed(act, |p| match p {
+            Some(p) => real::fchownat(libc::AT_FDCWD, p.as_ptr(), uid, gid, flags),
+            None => real::fchownat(dirfd, path, uid, gid, flags),
+        })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn chown(path: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
+    // SAFETY: chown(2)'s arguments.
+    unsafe { fchownat(libc::AT_FDCWD, path, uid, gid, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lchown(path: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
+    // SAFETY: lchown(2)'s arguments.
+    unsafe { fchownat(libc::AT_FDCWD, path, uid, gid, libc::AT_SYMLINK_NOFOLLOW) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
+    // SAFETY: fchown(2)'s arguments.
+    unsafe {
+        let act = with(|s| s.fchown(fd, uid, gid));
+        changed(act, |_| real::fchown(fd, uid, gid))
     }
 }
 

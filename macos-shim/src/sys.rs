@@ -28,10 +28,23 @@ pub fn read_umask() -> u32 {
 /// An 8-byte file mapped shared: the run's generation, the length of its change log that
 /// every process may read.
 pub struct SharedCounter {
-    map: memmap2::MmapMut,
+    map: Mapping,
+}
+
+/// A counter's mapping: writable, or read-only for a counter another process keeps.
+enum Mapping {
+    Write(memmap2::MmapMut),
+    Read(memmap2::Mmap),
 }
 
 impl SharedCounter {
+    /// Add one (a count every process of the run adds to).
+    pub fn add_one(&self) {
+        if let Mapping::Write(_) = self.map {
+            self.atomic().fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn open(file: &std::fs::File) -> std::io::Result<SharedCounter> {
         // SAFETY: the file is the run's 8-byte generation file, created by vrift before the
         // program started and never truncated during the run; other processes change it only
@@ -42,11 +55,30 @@ impl SharedCounter {
                 "generation file shorter than 8 bytes",
             ));
         }
-        Ok(SharedCounter { map })
+        Ok(SharedCounter {
+            map: Mapping::Write(map),
+        })
+    }
+
+    /// A counter this process only reads (see [`SharedCounter::load`]).
+    pub fn open_read_only(file: &std::fs::File) -> std::io::Result<SharedCounter> {
+        // SAFETY: as for `open`; this process never writes through the mapping.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        if map.len() < 8 {
+            return Err(std::io::Error::other(
+                "generation file shorter than 8 bytes",
+            ));
+        }
+        Ok(SharedCounter {
+            map: Mapping::Read(map),
+        })
     }
 
     fn atomic(&self) -> &AtomicU64 {
-        let p = self.map.as_ptr() as *const AtomicU64;
+        let p = match &self.map {
+            Mapping::Write(m) => m.as_ptr(),
+            Mapping::Read(m) => m.as_ptr(),
+        } as *const AtomicU64;
         // SAFETY: the mapping is at least 8 bytes and page aligned (so aligned for u64), it
         // lives as long as `self`, and every access to these bytes, in any process, is atomic.
         unsafe { &*p }
@@ -56,8 +88,12 @@ impl SharedCounter {
         self.atomic().load(Ordering::Acquire)
     }
 
+    /// Only on a counter opened with [`SharedCounter::open`] (a read-only mapping would
+    /// fault): the change log's writer.
     pub fn store(&self, v: u64) {
-        self.atomic().store(v, Ordering::Release)
+        if let Mapping::Write(_) = self.map {
+            self.atomic().store(v, Ordering::Release)
+        }
     }
 }
 
@@ -97,4 +133,50 @@ pub fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern 
     unsafe {
         libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
     }
+}
+
+/// openat(2) as a raw system call carrying [`crate::env::MARKER`] in its sixth argument:
+/// the shim's own opens (a blob, a private copy, a directory), which a supervisor's filter
+/// lets through unnotified. Returns the descriptor or the errno.
+#[cfg(target_os = "linux")]
+pub fn openat_marked(path: &std::ffi::CStr, flags: i32, mode: u32) -> Result<i32, i32> {
+    // SAFETY: openat takes a NUL-terminated path that outlives the call and integers; the
+    // unused fifth and sixth argument registers are ignored by the kernel.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            mode,
+            0,
+            crate::env::MARKER,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    } else {
+        Ok(r as i32)
+    }
+}
+
+/// A system call of up to five arguments with [`crate::env::MARKER`] in the sixth register:
+/// a call the shim passes to the kernel for a path outside the view, which a supervisor's
+/// filter then lets through unnotified. Returns what `syscall(2)` returns (errno set).
+///
+/// # Safety
+/// `nr` and the arguments form a valid call of that system call (pointers valid for it).
+#[cfg(target_os = "linux")]
+pub unsafe fn marked(
+    nr: libc::c_long,
+    a: usize,
+    b: usize,
+    c: usize,
+    d: usize,
+    e: usize,
+) -> libc::c_long {
+    // SAFETY: the caller's contract; the kernel ignores the sixth register of these calls.
+    unsafe { libc::syscall(nr, a, b, c, d, e, crate::env::MARKER) }
 }

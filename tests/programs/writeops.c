@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
         return report(op, rename(argv[2], argv[3]));
     if (!strcmp(op, "rename2") && argc == 5) {
         unsigned flags = !strcmp(argv[4], "exchange") ? RENAME_EXCHANGE : RENAME_NOREPLACE;
-        return report(op, syscall(SYS_renameat2, AT_FDCWD, argv[2], AT_FDCWD, argv[3], flags));
+        return report(op, renameat2(AT_FDCWD, argv[2], AT_FDCWD, argv[3], flags));
     }
     if (!strcmp(op, "rmdir"))
         return report(op, rmdir(argv[2]));

@@ -24,7 +24,14 @@ pub fn vrift_bin() -> PathBuf {
 /// The projections the end-to-end suites run under, each test once per projection (see
 /// [`matrix!`]). `VRIFT_TEST_PROJECTIONS=supervisor` (a comma-separated list) narrows a run
 /// to some of them; by default every one runs.
-pub const PROJECTIONS: &[&str] = &["supervisor", "overlay"];
+///
+/// `shim` (the interposition shim alone) serves dynamic programs only: a scenario that runs
+/// a static program (or needs what only namespaces give) says so where it is declared,
+/// `matrix!(name => scenario, not_shim = "why")`, and gets no shim tests. Under the shim the
+/// scenarios' `busybox` is a dynamically linked build of it ([`busybox`]).
+/// `shim+supervisor` (the shim in front of the supervisor) serves every program, static
+/// ones included, and runs every scenario.
+pub const PROJECTIONS: &[&str] = &["supervisor", "overlay", "shim", "shim+supervisor"];
 
 thread_local! {
     static PROJECTION: std::cell::RefCell<Option<&'static str>> = const { std::cell::RefCell::new(None) };
@@ -54,50 +61,119 @@ pub fn current_projection() -> String {
         .unwrap_or_else(|| "auto".to_string())
 }
 
+/// Does the test on this thread run under the shim alone (no supervisor behind it)?
+pub fn shim_alone() -> bool {
+    current_projection() == "shim"
+}
+
+/// The busybox the scenarios run: the static one the set-up installs, except under the
+/// shim alone, which serves dynamic programs only: there, a dynamically linked build of the
+/// same version (`scripts/setup.sh` puts it in /usr/local/libexec/vrift-tests).
+pub fn busybox() -> PathBuf {
+    if shim_alone() {
+        let p = PathBuf::from(DYNAMIC_BUSYBOX);
+        assert!(
+            p.exists(),
+            "{DYNAMIC_BUSYBOX} is not installed: run scripts/setup.sh"
+        );
+        return p;
+    }
+    require_tool("busybox")
+}
+
+/// Where the set-up puts the dynamically linked busybox.
+pub const DYNAMIC_BUSYBOX: &str = "/usr/local/libexec/vrift-tests/busybox";
+
 /// One test per user (root, and an ordinary user) and per projection for a scenario
 /// `fn(as_user: bool)`: `matrix!(name => scenario);` makes `name::root_supervisor`,
 /// `name::user_supervisor`, and so on for every projection in [`PROJECTIONS`].
+/// `matrix!(name => scenario, not_shim = "why")` leaves the shim alone out, for a scenario
+/// it cannot serve (a static program), and says why in the module's documentation.
 #[macro_export]
 macro_rules! matrix {
     ($name:ident => $scenario:ident) => {
         mod $name {
+            $crate::matrix!(@kernel $scenario);
             #[test]
-            fn root_supervisor() {
-                $crate::with_projection("supervisor", || super::$scenario(false));
+            fn root_shim() {
+                $crate::with_projection("shim", || super::$scenario(false));
             }
             #[test]
-            fn user_supervisor() {
-                $crate::with_projection("supervisor", || super::$scenario(true));
+            fn user_shim() {
+                $crate::with_projection("shim", || super::$scenario(true));
             }
-            #[test]
-            fn root_overlay() {
-                $crate::with_projection("overlay", || super::$scenario(false));
-            }
-            #[test]
-            fn user_overlay() {
-                $crate::with_projection("overlay", || super::$scenario(true));
-            }
+        }
+    };
+    ($name:ident => $scenario:ident, not_shim = $why:literal) => {
+        #[doc = concat!("Not under the shim alone: ", $why, ".")]
+        mod $name {
+            $crate::matrix!(@kernel $scenario);
+        }
+    };
+    (@kernel $scenario:ident) => {
+        #[test]
+        fn root_shim_supervisor() {
+            $crate::with_projection("shim+supervisor", || super::$scenario(false));
+        }
+        #[test]
+        fn user_shim_supervisor() {
+            $crate::with_projection("shim+supervisor", || super::$scenario(true));
+        }
+        #[test]
+        fn root_supervisor() {
+            $crate::with_projection("supervisor", || super::$scenario(false));
+        }
+        #[test]
+        fn user_supervisor() {
+            $crate::with_projection("supervisor", || super::$scenario(true));
+        }
+        #[test]
+        fn root_overlay() {
+            $crate::with_projection("overlay", || super::$scenario(false));
+        }
+        #[test]
+        fn user_overlay() {
+            $crate::with_projection("overlay", || super::$scenario(true));
         }
     };
 }
 
 /// One test per projection for a test that picks its own users: `projections! { fn name()
-/// { ... } }` makes `name::supervisor` and `name::overlay`.
+/// { ... } }` makes `name::supervisor`, `name::overlay` and `name::shim`;
+/// `projections! { not_shim = "why"; fn name() { ... } }` leaves the shim alone out (see
+/// [`matrix!`]).
 #[macro_export]
 macro_rules! projections {
     (fn $name:ident() $body:block) => {
         mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            fn scenario() $body
+            $crate::projections!(@kernel $body);
             #[test]
-            fn supervisor() {
-                $crate::with_projection("supervisor", scenario);
+            fn shim() {
+                $crate::with_projection("shim", scenario);
             }
-            #[test]
-            fn overlay() {
-                $crate::with_projection("overlay", scenario);
-            }
+        }
+    };
+    (not_shim = $why:literal; fn $name:ident() $body:block) => {
+        #[doc = concat!("Not under the shim alone: ", $why, ".")]
+        mod $name {
+            $crate::projections!(@kernel $body);
+        }
+    };
+    (@kernel $body:block) => {
+        #[allow(unused_imports)]
+        use super::*;
+        fn scenario() $body
+        #[test]
+        fn shim_supervisor() {
+            $crate::with_projection("shim+supervisor", scenario);
+        }
+        #[test]
+        fn supervisor() {
+            $crate::with_projection("supervisor", scenario);
+        }
+        #[test]
+        fn overlay() {
+            $crate::with_projection("overlay", scenario);
         }
     };
 }
@@ -470,6 +546,29 @@ pub fn build_static_c(cc: &str, src: &str, extra: &[&str]) -> PathBuf {
     })
 }
 
+/// A test program for a scenario that only needs it to be a native program: built
+/// statically with `cc` ([`build_static_c`]), except under the shim alone, which serves
+/// dynamic programs only: there, an ordinary dynamic executable built with gcc.
+pub fn build_c(cc: &str, src: &str, extra: &[&str]) -> PathBuf {
+    if !shim_alone() {
+        return build_static_c(cc, src, extra);
+    }
+    require_tool("gcc");
+    let path = program_source(src);
+    let mut key = std::fs::read(&path).unwrap();
+    key.extend(std::fs::read(program_source("errname.h")).unwrap());
+    key.extend(format!("\0dynamic\0{extra:?}").bytes());
+    let name = format!("{}-dynamic", src.trim_end_matches(".c"));
+    cached_build(&name, &key, |out| {
+        let mut c = Command::new("gcc");
+        c.args(["-O1", "-Wall", "-o"])
+            .arg(out)
+            .arg(&path)
+            .args(extra);
+        run_expect(&mut c, true);
+    })
+}
+
 /// Build tests/programs/`src` (a one-file Go main package) with CGO_ENABLED=0; returns the
 /// (cached, static) binary.
 pub fn build_go(src: &str) -> PathBuf {
@@ -760,7 +859,7 @@ impl Project {
     /// [`Project::cmd`] started in `cwd` (the project or a directory under it).
     pub fn cmd_in(&self, cwd: &Path, cmd: &[&str]) -> Command {
         let mut c = vrift_run_project(&self.env, cwd, self.as_user, cmd);
-        c.env("BB", require_tool("busybox"))
+        c.env("BB", busybox())
             .env("OUT", &self.out)
             .env("TZ", "UTC")
             .env("LC_ALL", "C");
@@ -774,7 +873,7 @@ impl Project {
 
     /// `busybox sh -c SCRIPT` in the view, to success; returns what it printed.
     pub fn sh(&self, script: &str) -> String {
-        let bb = require_tool("busybox");
+        let bb = busybox();
         let out = self.run(&[bb.to_str().unwrap(), "sh", "-c", script]);
         String::from_utf8(out.stdout).unwrap()
     }

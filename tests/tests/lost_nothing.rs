@@ -15,7 +15,7 @@ use vrift_common::store::Store;
 use vrift_tests::*;
 
 fn busybox() -> String {
-    require_tool("busybox").display().to_string()
+    vrift_tests::busybox().display().to_string()
 }
 
 fn stderr_of(out: &std::process::Output) -> String {

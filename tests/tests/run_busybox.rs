@@ -10,7 +10,7 @@ use std::process::Command;
 use vrift_tests::*;
 
 fn busybox() -> String {
-    require_tool("busybox").display().to_string()
+    vrift_tests::busybox().display().to_string()
 }
 
 /// What the view should hold: path -> (kind, mode, content or symlink target).

@@ -7,7 +7,7 @@ use std::path::Path;
 use vrift_tests::*;
 
 fn busybox() -> String {
-    require_tool("busybox").display().to_string()
+    vrift_tests::busybox().display().to_string()
 }
 
 fn runs_at(env: &Env, mount: &Path, as_user: bool) {

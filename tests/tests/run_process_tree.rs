@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use vrift_tests::*;
 
 fn busybox() -> String {
-    require_tool("busybox").display().to_string()
+    vrift_tests::busybox().display().to_string()
 }
 
 fn chmod(p: &Path, mode: u32) {
@@ -46,8 +46,8 @@ struct Project {
 fn project() -> Project {
     let env = Env::new();
     let proj = env.mkdir("proj");
-    let tool = build_static_c("musl-gcc", "probe.c", &[]);
-    let spawner = build_static_c("gcc", "spawner.c", &["-pthread"]);
+    let tool = build_c("musl-gcc", "probe.c", &[]);
+    let spawner = build_c("gcc", "spawner.c", &["-pthread"]);
     std::fs::create_dir_all(proj.join("bin")).unwrap();
     std::fs::copy(&tool, proj.join("bin/tool")).unwrap();
     std::fs::copy(&spawner, proj.join("bin/spawner")).unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use vrift_tests::*;
 
 fn busybox() -> String {
-    require_tool("busybox").display().to_string()
+    vrift_tests::busybox().display().to_string()
 }
 
 /// An env with an empty-ish view at `proj` and a real directory `out` outside it.

@@ -184,7 +184,7 @@ fn atcalls(as_user: bool) {
     assert_lines(&got, &want);
 }
 
-matrix!(at_calls_statx_getdents_getcwd_and_symlinks_follow_the_manifest => atcalls);
+matrix!(at_calls_statx_getdents_getcwd_and_symlinks_follow_the_manifest => atcalls, not_shim = "it runs statically linked C programs");
 
 /// A file of a test tree: relative path, content, mode.
 type FileSpec = (String, Vec<u8>, u32);
@@ -254,18 +254,21 @@ fn probe_with(cc: &str, as_user: bool) {
 }
 
 projections! {
+    not_shim = "it runs statically linked C programs";
     fn gcc_static_program_reads_manifest_content_and_metadata() {
     probe_with("gcc", false);
 }
 }
 
 projections! {
+    not_shim = "it runs statically linked C programs";
     fn musl_static_program_reads_manifest_content_and_metadata() {
     probe_with("musl-gcc", false);
 }
 }
 
 projections! {
+    not_shim = "it runs statically linked C programs";
     fn musl_static_program_as_an_ordinary_user() {
     probe_with("musl-gcc", true);
 }
@@ -287,12 +290,14 @@ fn threads_with(cc: &str, extra: &[&str]) {
 }
 
 projections! {
+    not_shim = "it runs statically linked C programs";
     fn musl_static_eight_threads_read_the_view_concurrently() {
     threads_with("musl-gcc", &[]);
 }
 }
 
 projections! {
+    not_shim = "it runs statically linked C programs";
     fn glibc_static_eight_threads_read_the_view_concurrently() {
     threads_with("gcc", &["-pthread"]);
 }
@@ -370,4 +375,4 @@ fn modes_enforced(as_user: bool) {
     assert!(err.contains("permission denied"), "stderr: {err}");
 }
 
-matrix!(manifest_modes_for_root => modes_enforced);
+matrix!(manifest_modes_for_root => modes_enforced, not_shim = "it runs statically linked C programs");

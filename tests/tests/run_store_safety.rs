@@ -61,7 +61,7 @@ fn write_attempts(as_user: bool) {
     }
     let before = store_snapshot(&env.home());
     assert!(!before.is_empty());
-    let bin = build_static_c("gcc", "writeattempts.c", &[]);
+    let bin = build_c("gcc", "writeattempts.c", &[]);
     let outs = out.to_str().unwrap();
     let mut all = String::new();
     for file in ["src/shared.txt", "src/mine.txt"] {
@@ -90,12 +90,19 @@ fn write_attempts(as_user: bool) {
             ));
         }
     }
-    // Remounting the view read-write must fail too: it would open every route again.
+    // Remounting the view read-write must fail too: it would open every route again. (Under
+    // the shim alone the view is no mount at all: root's remount gets EINVAL, there is
+    // nothing to remount.)
     for line in all
         .lines()
         .filter(|l| l.starts_with("remount the view read-write"))
     {
-        if !line.ends_with("EPERM") && !line.ends_with("EACCES") && !line.ends_with("EROFS") {
+        let no_mount = shim_alone() && line.ends_with("EINVAL");
+        if !no_mount
+            && !line.ends_with("EPERM")
+            && !line.ends_with("EACCES")
+            && !line.ends_with("EROFS")
+        {
             bad.push(line.to_string());
         }
     }
@@ -145,7 +152,7 @@ fn store_paths_are_read_only(as_user: bool) {
         env.give_to_nobody();
     }
     let before = store_snapshot(&env.home());
-    let bb = require_tool("busybox").display().to_string();
+    let bb = busybox().display().to_string();
     let script = "for f in $(find \"$VRIFT_HOME/blobs\" -type f); do \
         echo x >> \"$f\" && echo WROTE; chmod 666 \"$f\" && echo CHMOD; \
         truncate -s 0 \"$f\" && echo TRUNCATED; rm -f \"$f\" && echo REMOVED; \

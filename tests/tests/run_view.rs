@@ -4,10 +4,10 @@
 use vrift_tests::*;
 
 fn busybox() -> String {
-    require_tool("busybox").display().to_string()
+    vrift_tests::busybox().display().to_string()
 }
 
-matrix!(static_busybox_reads_the_view_not_the_disk => reads_the_view);
+matrix!(static_busybox_reads_the_view_not_the_disk => reads_the_view, not_shim = "it runs the static busybox");
 
 fn reads_the_view(as_user: bool) {
     let env = Env::new();

@@ -434,6 +434,10 @@ const HOOKS: &[&str] = &[
     "futimens",
     "utimes",
     "truncate",
+    "chown",
+    "lchown",
+    "fchown",
+    "fchownat",
     "truncate64",
     "getxattr",
     "lgetxattr",
@@ -677,4 +681,109 @@ fn shim_temporary_files_of_the_view_are_made_in_the_view() {
     let script = format!("mktemp {}/x.XXXXXX", tmp.display());
     let made = sh(&fx, &script);
     assert!(Path::new(made.trim()).is_file(), "{made}");
+}
+
+/// `vrift gc` removes the cached indexes under the store's `index/` that no root's manifest
+/// needs (a dry run only counts them), keeps the one of the project's current manifest, and
+/// a later run works (building what it needs again).
+#[test]
+fn shim_gc_prunes_the_indexes_no_root_needs() {
+    let mut env = Env::new();
+    env.projection = "shim".into();
+    let proj = env.mkdir("proj");
+    write(&proj.join("a.txt"), "first\n");
+    stdout_ok(&mut env.vrift(&proj, &["init"]));
+    let cat = |env: &Env| stdout_ok(&mut env.vrift(&proj, &["run", "--", "/bin/cat", "a.txt"]));
+    assert_eq!(cat(&env), "first\n");
+    write(&proj.join("a.txt"), "second\n");
+    assert_eq!(cat(&env), "second\n");
+    let indexes = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(env.home().join("index"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = indexes();
+    assert_eq!(before.len(), 2, "one index per manifest run: {before:?}");
+    let current = Manifest::load(&proj.join("vrift.manifest"))
+        .unwrap()
+        .hash()
+        .to_hex();
+    let dry = stdout_ok(&mut env.vrift(&proj, &["gc"]));
+    assert!(dry.contains("unused manifest indexes: 1"), "{dry}");
+    assert_eq!(indexes(), before, "a dry run removes nothing");
+    let done = stdout_ok(&mut env.vrift(&proj, &["gc", "--delete"]));
+    assert!(done.contains("deleted manifest indexes: 1"), "{done}");
+    assert_eq!(indexes(), vec![format!("{current}.vidx")]);
+    assert_eq!(cat(&env), "second\n");
+}
+
+/// A shim run whose vrift is killed with SIGKILL: its program tree ends with it, and the
+/// next run recovers the changes it had made (from the run's change log and private
+/// copies) into the manifest file, and says so.
+#[test]
+fn shim_a_killed_run_is_recovered_by_the_next() {
+    let fx = fixture();
+    let marker = fx.work.join("written");
+    let script = format!(
+        "echo killed-run > new.txt && echo changed > a.txt && rm sub/b.txt && : > {} && exec sleep 600",
+        marker.display()
+    );
+    let mut child = shim_run(
+        &fx.env,
+        &fx.work,
+        &fx.m,
+        &fx.view,
+        &["/bin/sh", "-c", &script],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    assert!(
+        wait_until(T, || marker.exists()),
+        "the program never wrote its marker"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Nothing was saved: the manifest is as it was.
+    assert!(manifest(&fx).get(b"new.txt").is_none());
+    let runs = fx.env.home().join("runs");
+    assert_eq!(
+        std::fs::read_dir(&runs).unwrap().count(),
+        1,
+        "the run's directory stays"
+    );
+    // The next run (any run of the store) recovers it.
+    let mut next = fx.env.vrift(
+        &fx.work,
+        &[
+            "run",
+            "--projection",
+            "shim",
+            "--manifest",
+            fx.m.to_str().unwrap(),
+            "--",
+            "/bin/true",
+        ],
+    );
+    let out = ok_within(&mut next, T);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("recovered the changes of an interrupted run"),
+        "{stderr}"
+    );
+    let m = manifest(&fx);
+    let hash = |rel: &[u8]| m.get(rel).map(|e| e.hash);
+    use vrift_common::hash::Hash;
+    assert_eq!(hash(b"new.txt"), Some(Hash::of(b"killed-run\n")));
+    assert_eq!(hash(b"a.txt"), Some(Hash::of(b"changed\n")));
+    assert!(m.get(b"sub/b.txt").is_none());
+    assert_eq!(
+        std::fs::read_dir(&runs).unwrap().count(),
+        0,
+        "run directories left"
+    );
 }

@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 use vrift_tests::*;
 
 fn writeops() -> String {
-    build_static_c("gcc", "writeops.c", &[])
-        .display()
-        .to_string()
+    build_c("gcc", "writeops.c", &[]).display().to_string()
 }
 
 /// `busybox sh -c SCRIPT` with `$W` the writeops program.

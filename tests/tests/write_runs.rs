@@ -14,7 +14,7 @@ use vrift_common::manifest::{EntryKind, Manifest};
 use vrift_tests::*;
 
 fn busybox() -> String {
-    require_tool("busybox").display().to_string()
+    vrift_tests::busybox().display().to_string()
 }
 
 /// Wait (bounded) for the program to write `marker`; kill the run and panic if it never does.

@@ -354,6 +354,43 @@ pub fn cache_path(store: &Store, manifest: &Hash) -> PathBuf {
         .join(format!("{}.vidx", manifest.to_hex()))
 }
 
+/// The cached indexes (and leftovers of interrupted builds) under the store's `index/`
+/// that no manifest in `keep` (hex hashes of the manifests some root needs) uses; removed
+/// when `delete`. Called by `vrift gc` under the store's exclusive lock, so no run has one
+/// of them mapped; a run that needs a removed one builds it again.
+pub fn collect_garbage(
+    store: &Store,
+    keep: &std::collections::HashSet<String>,
+    delete: bool,
+) -> Result<Vec<PathBuf>, IndexError> {
+    let dir = store.root().join(INDEX_DIR);
+    let Ok(listing) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut gone = Vec::new();
+    for e in listing.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let needed = name
+            .strip_suffix(".vidx")
+            .is_some_and(|hash| keep.contains(hash));
+        if needed {
+            continue;
+        }
+        let path = e.path();
+        if delete {
+            match std::fs::remove_file(&path) {
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(IndexError::Io { path, source });
+                }
+                _ => {}
+            }
+        }
+        gone.push(path);
+    }
+    gone.sort();
+    Ok(gone)
+}
+
 /// The index of `manifest`, from the store's cache, building and saving it (temp file,
 /// fsync, rename) when it is missing or fails verification.
 pub fn cached(store: &Store, manifest: &Manifest) -> Result<Index, IndexError> {

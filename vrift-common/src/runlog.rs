@@ -50,6 +50,11 @@ pub enum Op {
         target: Vec<u8>,
         path: Vec<u8>,
     },
+    /// A FIFO, socket or device node (the supervisor's; the shim serves none).
+    Mknod {
+        path: Vec<u8>,
+        mode: u32,
+    },
     Chmod {
         path: Vec<u8>,
         mode: u32,
@@ -104,6 +109,23 @@ pub struct LogError {
 /// Run `r` through the state machine. The live process and every replay share this, so all
 /// reach the same state.
 pub fn apply<L: LayerSource>(view: &mut View<L>, r: &Record) -> Result<Routed<Done>, Errno> {
+    let root = view.root().to_vec();
+    let c = Caller {
+        cred: &r.cred,
+        cwd: &root,
+        umask: r.umask,
+        now_ns: r.now_ns,
+    };
+    apply_op(view, &c, &r.op)
+}
+
+/// Run `op` through the state machine as `c`: the one dispatch from a change to the state
+/// machine, for the shim's log and the supervisor's journal alike.
+pub fn apply_op<L: LayerSource>(
+    view: &mut View<L>,
+    c: &Caller,
+    op: &Op,
+) -> Result<Routed<Done>, Errno> {
     fn map<T>(
         res: Result<Routed<T>, Errno>,
         f: impl FnOnce(T) -> Done,
@@ -114,39 +136,33 @@ pub fn apply<L: LayerSource>(view: &mut View<L>, r: &Record) -> Result<Routed<Do
             Routed::OutsideBoth(a, b) => Routed::OutsideBoth(a, b),
         })
     }
-    let root = view.root().to_vec();
-    let c = Caller {
-        cred: &r.cred,
-        cwd: &root,
-        umask: r.umask,
-        now_ns: r.now_ns,
-    };
-    match &r.op {
+    match op {
         Op::Open { path, flags, mode } => map(
-            view.open(&c, path, OpenFlags::from_raw(*flags), *mode),
+            view.open(c, path, OpenFlags::from_raw(*flags), *mode),
             Done::Opened,
         ),
-        Op::Mkdir { path, mode } => map(view.mkdir(&c, path, *mode), Done::Rel),
-        Op::Rmdir { path } => map(view.rmdir(&c, path), Done::Rel),
-        Op::Unlink { path } => map(view.unlink(&c, path), Done::Rel),
+        Op::Mkdir { path, mode } => map(view.mkdir(c, path, *mode), Done::Rel),
+        Op::Rmdir { path } => map(view.rmdir(c, path), Done::Rel),
+        Op::Unlink { path } => map(view.unlink(c, path), Done::Rel),
         Op::Rename { old, new, flags } => {
             let mode = RenameMode::from_linux_flags(*flags)?;
-            map(view.rename(&c, old, new, mode), |(a, b)| Done::Pair(a, b))
+            map(view.rename(c, old, new, mode), |(a, b)| Done::Pair(a, b))
         }
-        Op::Link { old, new, follow } => map(view.link(&c, old, new, *follow), Done::Rel),
-        Op::Symlink { target, path } => map(view.symlink(&c, target, path), Done::Rel),
+        Op::Link { old, new, follow } => map(view.link(c, old, new, *follow), Done::Rel),
+        Op::Symlink { target, path } => map(view.symlink(c, target, path), Done::Rel),
+        Op::Mknod { path, mode } => map(view.mknod(c, path, *mode), Done::Rel),
         Op::Chmod { path, mode, follow } => {
-            map(view.chmod(&c, path, *mode, *follow), |()| Done::Unit)
+            map(view.chmod(c, path, *mode, *follow), |()| Done::Unit)
         }
         Op::Utimens {
             path,
             atime,
             mtime,
             follow,
-        } => map(view.utimens(&c, path, *atime, *mtime, *follow), |()| {
+        } => map(view.utimens(c, path, *atime, *mtime, *follow), |()| {
             Done::Unit
         }),
-        Op::Truncate { path, len } => map(view.truncate(&c, path, *len), Done::Truncate),
+        Op::Truncate { path, len } => map(view.truncate(c, path, *len), Done::Truncate),
         Op::Commit {
             id,
             hash,
@@ -300,6 +316,11 @@ pub fn encode(r: &Record) -> Vec<u8> {
             w.bytes(path);
             w.u64(*len as u64);
         }
+        Op::Mknod { path, mode } => {
+            w.u8(11);
+            w.bytes(path);
+            w.u32(*mode);
+        }
         Op::Commit {
             id,
             hash,
@@ -376,6 +397,10 @@ fn decode_body(b: &[u8]) -> Option<Record> {
             hash: Hash(r.take(32)?.try_into().ok()?),
             size: r.u64()?,
             mtime_ns: r.u64()? as i64,
+        },
+        11 => Op::Mknod {
+            path: r.bytes()?,
+            mode: r.u32()?,
         },
         _ => return None,
     };
@@ -472,6 +497,10 @@ mod tests {
             Op::Symlink {
                 target: b"b".to_vec(),
                 path: b"/r/l".to_vec(),
+            },
+            Op::Mknod {
+                path: b"/r/fifo".to_vec(),
+                mode: 0o10644,
             },
             Op::Chmod {
                 path: b"/r/b".to_vec(),

@@ -1,6 +1,7 @@
 //! `cargo xtask bench shim [--runs N] [--calls N]`: the stat and open loops of
-//! `bench-programs/syscalls.c`, built as an ordinary dynamic executable, run natively, under
-//! `vrift run --projection shim` and under `vrift run --projection supervisor`, interleaved;
+//! `bench-programs/syscalls.c`, built as an ordinary dynamic executable, run natively and
+//! under `vrift run --projection P` for P in shim, shim+supervisor, supervisor and overlay,
+//! interleaved;
 //! prints the median nanoseconds per call of each and the ratio to native. Then
 //! `git status` in a repository of `--files` files (default 5,000), whole runs timed.
 
@@ -10,6 +11,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 const FILES: usize = 100;
+
+/// The runners, natively first, then each projection.
+const PROJECTIONS: [&str; 5] = ["native", "shim", "shim+supervisor", "supervisor", "overlay"];
 
 struct Opts {
     runs: usize,
@@ -122,7 +126,7 @@ pub fn run(args: &[String]) -> Result<()> {
             .env("VRIFT_HOME", &home),
     )?;
 
-    let runners = ["native", "shim", "supervisor"];
+    let runners = PROJECTIONS;
     let mut stat: Vec<Vec<f64>> = vec![Vec::new(); runners.len()];
     let mut open: Vec<Vec<f64>> = vec![Vec::new(); runners.len()];
     let calls = o.calls.to_string();
@@ -202,20 +206,15 @@ fn git_status(o: &Opts, vrift: &Path, cache: &Path) -> Result<()> {
     )?;
     // The same runs of /bin/true: what vrift costs around any program (refreshing the
     // project's manifest, the index, starting, harvesting).
-    let runners = [
-        "native",
-        "shim",
-        "supervisor",
-        "shim: true",
-        "supervisor: true",
-    ];
+    let mut runners: Vec<String> = PROJECTIONS.iter().map(|r| r.to_string()).collect();
+    runners.extend(PROJECTIONS[1..].iter().map(|r| format!("{r}: true")));
     let mut secs: Vec<Vec<f64>> = vec![Vec::new(); runners.len()];
     for run in 0..o.runs {
         for (k, r) in runners.iter().enumerate() {
             eprintln!("bench shim: git status, run {}/{}, {r}", run + 1, o.runs);
             let (projection, program) = match r.split_once(": ") {
                 Some((p, _)) => (p, "/bin/true"),
-                None => (*r, "git"),
+                None => (r.as_str(), "git"),
             };
             let mut c = if projection == "native" {
                 Command::new("git")
@@ -247,9 +246,11 @@ fn git_status(o: &Opts, vrift: &Path, cache: &Path) -> Result<()> {
     println!("| runner | ms | vs native | git's part (run minus the run of /bin/true), ms |");
     println!("| --- | --- | --- | --- |");
     for (k, r) in runners.iter().enumerate() {
-        let part = match k {
-            1 | 2 => format!("{:.0}", (med[k] - med[k + 2]) * 1e3),
-            _ => "-".into(),
+        let projections = PROJECTIONS.len() - 1;
+        let part = if (1..=projections).contains(&k) {
+            format!("{:.0}", (med[k] - med[k + projections]) * 1e3)
+        } else {
+            "-".into()
         };
         println!(
             "| {r} | {:.0} | {:.2}x | {part} |",

@@ -80,6 +80,8 @@ fn run() -> Run {
         passthrough: vec![b"/v/through".to_vec()],
         fds: Vec::new(),
         child_env: vec![(env::LIB.as_bytes().to_vec(), b"/lib/shim.so".to_vec())],
+        net: false,
+        served: None,
     };
     Run { _dir: dir, cfg }
 }
@@ -103,6 +105,12 @@ fn stat_answers_view_paths_and_leaves_the_rest_to_the_kernel() {
     assert_eq!(size(s.stat(None, b"a.txt/x", true)), Err(Errno::ENOTDIR));
     assert_eq!(s.stat(None, b"/elsewhere/x", true), Act::Real(None));
     assert_eq!(s.stat(None, b"/v/through/x", true), Act::Real(None));
+    // "." components do not hide a pass-through path.
+    assert_eq!(s.stat(None, b"/v/./through//x", true), Act::Real(None));
+    assert_eq!(
+        s.stat(None, b"./through/x", true),
+        Act::Real(Some(b"/v/./through/x".to_vec()))
+    );
     assert_eq!(s.stat(None, b"/vv", true), Act::Real(None));
     // Relative, outside the view: the kernel gets it absolute (its cwd is not the program's).
     assert_eq!(s.chdir(b"/v/sub"), Act::Done(Ok(())));

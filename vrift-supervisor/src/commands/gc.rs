@@ -74,15 +74,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|m| m.hash().to_hex())
         .collect();
     let layers = crate::projection::overlay::layer::collect_garbage(&store, &keep, args.delete)?;
+    // The shim's cached manifest indexes, likewise.
+    let indexes = vrift_common::index::collect_garbage(&store, &keep, args.delete)?;
     drop(exclusive);
     if args.json {
         let mut v = plan_json(&plan, args.delete);
         v["unused_layers"] = json!(layers.len());
+        v["unused_indexes"] = json!(indexes.len());
         print_json(&v)?;
     } else {
         finish_output(print_text(&plan, args.delete).and_then(|()| {
             let verb = if args.delete { "deleted" } else { "unused" };
-            writeln!(stdout(), "{verb} metadata layers: {}", layers.len())
+            writeln!(stdout(), "{verb} metadata layers: {}", layers.len())?;
+            writeln!(stdout(), "{verb} manifest indexes: {}", indexes.len())
         }))?;
     }
     Ok(ExitCode::SUCCESS)

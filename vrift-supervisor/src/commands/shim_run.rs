@@ -3,16 +3,15 @@
 //! until `vrift run --projection shim` takes its place.
 
 use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use vrift_common::manifest::Manifest;
 use vrift_common::store::Store;
-use vrift_common::vfs::Owner;
 
 use crate::projection_shim as shim;
+use crate::view::spec::{Destination, ViewSpec};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -33,37 +32,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let store = Store::open_default()?;
     let _lock = store.lock_shared()?;
-    let manifest = Manifest::load(&args.manifest)?;
-    let library = shim::find_library()?;
-    let owner = Owner {
-        uid: nix::unistd::geteuid().as_raw(),
-        gid: nix::unistd::getegid().as_raw(),
+    let spec = ViewSpec {
+        manifest: Manifest::load(&args.manifest)?,
+        root: args.mount.clone(),
+        passthrough: Vec::new(),
+        destination: Destination::ManifestFile(args.manifest.clone()),
     };
-    let prep = shim::prepare(
-        &store,
-        &manifest,
-        &args.mount,
-        &args.mount,
-        owner,
-        &library,
-        &[],
-    )?;
-    let result = (|| {
-        let mut cmd = shim::command(&store, &manifest, &prep, &args.cmd)?;
-        let status = cmd
-            .status()
-            .with_context(|| format!("{}", PathBuf::from(&args.cmd[0]).display()))?;
-        let new = shim::harvest(&store, &manifest, &prep).context("saving the run's changes")?;
-        if new.hash() != manifest.hash() {
-            new.save_atomic(&args.manifest)?;
-            store.register_root(&args.manifest)?;
-        }
-        Ok::<_, anyhow::Error>(match (status.code(), status.signal()) {
-            (Some(c), _) => c as u8,
-            (None, Some(s)) => 128u8.wrapping_add(s as u8),
-            _ => 1,
-        })
-    })();
-    shim::finish(&prep);
-    Ok(ExitCode::from(result?))
+    let status = shim::run(&store, &spec, &args.mount, &args.cmd)?;
+    Ok(ExitCode::from(status))
 }

@@ -38,6 +38,10 @@ pub enum Choice {
     /// The interposition shim alone (LD_PRELOAD): no mounts, namespaces or seccomp; dynamic
     /// programs only (see `projection_shim`).
     Shim,
+    /// The shim in front of the supervisor: the shim answers dynamic programs' reads from
+    /// memory, the supervisor serves the rest (static programs, raw system calls, changes).
+    #[value(name = "shim+supervisor")]
+    ShimSupervisor,
 }
 
 /// Which projection a run uses, and why (said with `-v`). With `auto`, a run whose overlay
@@ -49,6 +53,16 @@ pub fn choose(choice: Choice, store: &Store, trace: bool) -> (Kind, String) {
             "asked for with --projection supervisor".into(),
         ),
         Choice::Overlay => (Kind::Overlay, "asked for with --projection overlay".into()),
+        Choice::ShimSupervisor if trace => (
+            Kind::Supervisor,
+            "vrift trace runs shim+supervisor without the shim: what the shim answers inside \
+             the process, nothing can count"
+                .into(),
+        ),
+        Choice::ShimSupervisor => (
+            Kind::Supervisor,
+            "asked for with --projection shim+supervisor (the shim in front)".into(),
+        ),
         // The per-call classes (hit, miss, pass-through) come from the eBPF side under the
         // overlay; without eBPF only the supervisor can tell them. (A run with the shim
         // never comes here untraced: `crate::run` starts it itself.)
@@ -75,6 +89,9 @@ pub struct Context<'a> {
     pub spec: &'a ViewSpec,
     pub run_dir: &'a RunDir,
     pub owner: Owner,
+    /// The shim serves in front of this projection (`shim+supervisor`): its calls carry
+    /// the marker the filter lets through, and the journal's count is published to it.
+    pub with_shim: bool,
 }
 
 /// One prepared projection of one run.
@@ -100,6 +117,7 @@ pub fn prepare(kind: Kind, cx: &Context) -> Result<Arc<dyn Projection>> {
     Ok(match kind {
         Kind::Overlay => Arc::new(overlay::OverlayProjection::prepare(cx)?),
         Kind::Supervisor => Arc::new(supervisor::SupervisorProjection::prepare(cx)?),
+        Kind::Shim => anyhow::bail!("the shim projection is started by projection_shim::run"),
     })
 }
 
@@ -109,5 +127,6 @@ pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> 
     match rec.projection {
         Kind::Overlay => overlay::recover(store, dir, rec, base),
         Kind::Supervisor => supervisor::recover(store, dir, rec, base),
+        Kind::Shim => crate::projection_shim::recover(store, dir, rec, base),
     }
 }

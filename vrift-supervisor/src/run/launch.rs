@@ -23,7 +23,9 @@ pub struct SetupFailed {
 
 /// What the child does between fork and exec, prepared in the parent.
 pub struct LaunchPlan {
-    pub ns: ns::NsConfig,
+    /// The namespaces to enter; None for a run without them (the shim), whose process tree
+    /// is kept by a subreaper instead of a pid namespace's init.
+    pub ns: Option<ns::NsConfig>,
     pub mounts: Vec<Mount>,
     /// A seccomp filter (BPF program) whose listener vrift serves; None for a projection the
     /// kernel serves alone.
@@ -99,7 +101,7 @@ fn explain(step: u32, plan: &LaunchPlan, err: &std::io::Error) -> String {
     let refused = matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
     match step {
         NAMESPACES => {
-            let what = if plan.ns.id_maps.is_some() {
+            let what = if plan.ns.as_ref().is_some_and(|n| n.id_maps.is_some()) {
                 "creating the run's user, mount and pid namespaces (unshare)"
             } else {
                 "creating the run's mount and pid namespaces (unshare)"
@@ -184,10 +186,16 @@ pub fn spawn(
                 e
             };
             signals::die_with_parent().map_err(|e| fail(PARENT_DEATH, e))?;
-            ns::enter_namespaces(&plan.ns).map_err(|e| fail(NAMESPACES, e))?;
-            init::split_keeper_and_init().map_err(|e| fail(INIT, e))?;
-            mounts::apply(&plan.mounts, &mut Kernel).map_err(|(i, e)| fail(MOUNT + i as u32, e))?;
-            ns::drop_mount_capability().map_err(|e| fail(DROP_CAP, e))?;
+            match &plan.ns {
+                Some(config) => {
+                    ns::enter_namespaces(config).map_err(|e| fail(NAMESPACES, e))?;
+                    init::split_keeper_and_init().map_err(|e| fail(INIT, e))?;
+                    mounts::apply(&plan.mounts, &mut Kernel)
+                        .map_err(|(i, e)| fail(MOUNT + i as u32, e))?;
+                    ns::drop_mount_capability().map_err(|e| fail(DROP_CAP, e))?;
+                }
+                None => init::split_keeper_for_tree().map_err(|e| fail(INIT, e))?,
+            }
             signals::unblock_all().map_err(|e| fail(SIGNALS, e))?;
             match &plan.filter {
                 Some(program) => {

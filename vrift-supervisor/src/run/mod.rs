@@ -168,6 +168,19 @@ fn run_with(
     } else {
         runner
     };
+    // With the shim in front (shim+supervisor), its state lives in the same run directory.
+    // A trace runs without it: what the shim answers inside the process, neither eBPF nor
+    // the supervisor sees.
+    let with_shim =
+        opts.projection == Choice::ShimSupervisor && kind == Kind::Supervisor && !opts.trace;
+    let shim = match with_shim.then(|| prepare_shim(store, spec, opts, cwd, owner, &run_dir)) {
+        Some(Err(e)) => {
+            run_dir.remove();
+            return Err(e);
+        }
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
     let prepared = projection::prepare(
         kind,
         &projection::Context {
@@ -175,6 +188,7 @@ fn run_with(
             spec,
             run_dir: &run_dir,
             owner,
+            with_shim,
         },
     );
     let projection = match prepared {
@@ -215,7 +229,36 @@ fn run_with(
         }),
         ..TraceOptions::default()
     });
-    let mut finished = match start_and_wait(&opts.cmd, plan, Arc::clone(&projection), trace) {
+    let counter = shim
+        .as_ref()
+        .and_then(|_| crate::projection_shim::ServedCounter::create(run_dir.path()));
+    let env = shim
+        .as_ref()
+        .map(|p| crate::projection_shim::env_with_supervisor(p, projection.dev(), counter.as_ref()))
+        .unwrap_or_default();
+    // The supervisor counts what it serves (for a trace, or to report beside the shim's
+    // count); under the overlay a trace's classes come from the eBPF side instead.
+    let served = ((opts.trace && kind == Kind::Supervisor) || with_shim)
+        .then(|| Arc::new(ServedStats::default()));
+    let started = start_and_wait(
+        &opts.cmd,
+        &env,
+        plan,
+        Arc::clone(&projection),
+        served.clone(),
+        trace,
+    );
+    if let (true, Some(served)) = (with_shim, &served) {
+        let rows = served.rows();
+        let by_supervisor: u64 = rows.iter().map(|(_, r)| r.total()).sum();
+        let outside: u64 = rows.iter().map(|(_, r)| r.passthrough).sum();
+        tracing::info!(
+            "calls served: {} by the shim, {by_supervisor} by the supervisor ({outside} of \
+             them outside the view, handed back to the kernel)",
+            counter.as_ref().map_or(0, |c| c.count())
+        );
+    }
+    let mut finished = match started {
         Ok(f) => f,
         Err(e) => {
             // Nothing ran (the view could not be set up, or the program not started): the
@@ -286,7 +329,7 @@ fn launch_plan(
         None
     };
     Ok(launch::LaunchPlan {
-        ns: ns::NsConfig { id_maps },
+        ns: Some(ns::NsConfig { id_maps }),
         mounts: steps,
         filter: projection.filter()?,
     })
@@ -349,21 +392,51 @@ fn store_reachable(store: &Path, spec: &ViewSpec) -> bool {
     })
 }
 
-/// Start the program, pass signals on, wait for it.
+/// The shim's state and environment in the run directory, for shim+supervisor.
+fn prepare_shim(
+    store: &Store,
+    spec: &ViewSpec,
+    opts: &RunOptions,
+    cwd: &Path,
+    owner: Owner,
+    run_dir: &RunDir,
+) -> Result<crate::projection_shim::Prepared> {
+    use std::os::unix::ffi::OsStrExt;
+    let start = if opts.mount.is_some() {
+        spec.root.clone()
+    } else {
+        cwd.to_path_buf()
+    };
+    let through: Vec<PathBuf> = spec
+        .passthrough
+        .iter()
+        .map(|(rel, _)| spec.root.join(std::ffi::OsStr::from_bytes(rel)))
+        .collect();
+    let library = crate::projection_shim::find_library()?;
+    crate::projection_shim::prepare(
+        store,
+        &spec.manifest,
+        &spec.root,
+        &start,
+        owner,
+        &library,
+        &through,
+        run_dir.path(),
+    )
+}
+
+/// Start the program (with `env` added to its environment), pass signals on, wait for it;
+/// the supervisor counts what it served into `served` when given.
 fn start_and_wait(
     cmd_line: &[OsString],
+    env: &[(OsString, OsString)],
     plan: launch::LaunchPlan,
     projection: Arc<dyn Projection>,
+    served: Option<Arc<ServedStats>>,
     trace: Option<TraceOptions>,
 ) -> Result<Finished> {
     signals::block_forwarded().context("blocking signals")?;
     let kind = projection.kind();
-    // The supervisor counts what it serves; without it, the eBPF side classifies.
-    let classified_by_ebpf = trace.as_ref().is_some_and(|t| t.classify.is_some());
-    let served = trace
-        .as_ref()
-        .filter(|_| !classified_by_ebpf)
-        .map(|_| Arc::new(ServedStats::default()));
     let served2 = served.clone();
     let tracing = trace.is_some();
     type Tracer = Result<EbpfTracer, TraceUnavailable>;
@@ -389,7 +462,8 @@ fn start_and_wait(
         }
     };
     let mut cmd = Command::new(&cmd_line[0]);
-    cmd.args(&cmd_line[1..]);
+    cmd.args(&cmd_line[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)));
     let child = launch::spawn(cmd, plan, ready)?;
     if let Some(e) = lock(&serve_error).take() {
         // Nobody answers the program's calls: end it rather than let it hang.
@@ -420,6 +494,7 @@ fn start_and_wait(
                 "tracing did not start".into(),
             )),
         };
+        // The supervisor's counts, or the eBPF side's classes where no supervisor served.
         let served = match served {
             Some(s) => Some(s),
             None => ebpf.as_ref().ok().and_then(|d| d.classes.clone()),

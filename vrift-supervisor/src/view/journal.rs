@@ -97,6 +97,38 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The change as the state machine takes it (`vrift_common::runlog::Op`, which the
+    /// shim's change log records too); None for an undo, which changes nothing.
+    pub fn change(&self) -> Option<vrift_common::runlog::Op> {
+        use vrift_common::runlog::Op as C;
+        Some(match self.clone() {
+            Op::Open { path, flags, mode } => C::Open { path, flags, mode },
+            Op::Mkdir { path, mode } => C::Mkdir { path, mode },
+            Op::Rmdir { path } => C::Rmdir { path },
+            Op::Unlink { path } => C::Unlink { path },
+            Op::Rename { old, new, flags } => C::Rename { old, new, flags },
+            Op::Link { old, new, follow } => C::Link { old, new, follow },
+            Op::Symlink { target, path } => C::Symlink { target, path },
+            Op::Mknod { path, mode } => C::Mknod { path, mode },
+            Op::Chmod { path, mode, follow } => C::Chmod { path, mode, follow },
+            Op::Utimens {
+                path,
+                atime,
+                mtime,
+                follow,
+            } => C::Utimens {
+                path,
+                atime: atime.into(),
+                mtime: mtime.into(),
+                follow,
+            },
+            Op::Truncate { path, len } => C::Truncate { path, len },
+            Op::Undo { .. } => return None,
+        })
+    }
+}
+
 /// Who made a change, and when (the view reads no clock).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -125,6 +157,10 @@ impl Record {
 pub struct Journal {
     file: std::fs::File,
     next_seq: u64,
+    /// Where the number of records is published (8 bytes, little-endian) for the shim in
+    /// the run's processes (`shim+supervisor`): a change is recorded here before it is
+    /// carried out and answered, so no process can see its effect and not the count.
+    published: Option<std::fs::File>,
 }
 
 impl Journal {
@@ -133,7 +169,17 @@ impl Journal {
             .create_new(true)
             .append(true)
             .open(path)?;
-        Ok(Journal { file, next_seq: 1 })
+        Ok(Journal {
+            file,
+            next_seq: 1,
+            published: None,
+        })
+    }
+
+    /// Publish the number of records into `file` from now on (see [`Journal`]).
+    pub fn publish_count_to(mut self, file: std::fs::File) -> Journal {
+        self.published = Some(file);
+        self
     }
 
     /// Append a record; returns its sequence number. An error means the record is not
@@ -155,6 +201,9 @@ impl Journal {
         line.push(b'\n');
         // One write per record: a record is either whole in the file or absent.
         self.file.write_all(&line)?;
+        if let Some(f) = &self.published {
+            std::os::unix::fs::FileExt::write_all_at(f, &seq.to_le_bytes(), 0)?;
+        }
         Ok(seq)
     }
 }
@@ -245,11 +294,33 @@ mod tests {
         let mut j = Journal {
             file: std::fs::OpenOptions::new().append(true).open(&p).unwrap(),
             next_seq: 3,
+            published: None,
         };
         j.append(&cred, 0o022, 6, mkdir(b"/p/b")).unwrap();
         let e = read(&p).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn the_count_is_published_before_the_change_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("generation");
+        std::fs::write(&count, [0u8; 8]).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&count)
+            .unwrap();
+        let mut j = Journal::create(&dir.path().join("journal"))
+            .unwrap()
+            .publish_count_to(f);
+        let published =
+            || u64::from_le_bytes(std::fs::read(&count).unwrap()[..8].try_into().unwrap());
+        assert_eq!(published(), 0);
+        j.append(&Cred::user(1, 1), 0, 0, mkdir(b"/p/x")).unwrap();
+        assert_eq!(published(), 1);
+        j.append(&Cred::user(1, 1), 0, 0, mkdir(b"/p/y")).unwrap();
+        assert_eq!(published(), 2);
     }
 
     #[test]
@@ -261,6 +332,7 @@ mod tests {
                 .open("/dev/full")
                 .unwrap(),
             next_seq: 1,
+            published: None,
         };
         let e = j
             .append(&Cred::user(1, 1), 0, 0, mkdir(b"/p/x"))

@@ -18,6 +18,9 @@ use super::state::ViewOf;
 pub enum Kind {
     Overlay,
     Supervisor,
+    /// The interposition shim alone (`crate::projection_shim`), started outside the
+    /// `Projection` seam: it has no mounts and no listener.
+    Shim,
 }
 
 impl Kind {
@@ -25,6 +28,7 @@ impl Kind {
         match self {
             Kind::Overlay => "overlay",
             Kind::Supervisor => "supervisor",
+            Kind::Shim => "shim",
         }
     }
 }

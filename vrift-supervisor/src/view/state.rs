@@ -16,10 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 
 use vrift_common::hash::Hash;
 use vrift_common::manifest::{Manifest, RelPath};
-use vrift_common::vfs::{
-    Caller, Cred, DeltaNode, Errno, OpenFlags, Opened, RenameMode, Resolved, Routed, Stat,
-    Truncate, View,
-};
+use vrift_common::vfs::{Caller, Cred, DeltaNode, Errno, OpenFlags, Resolved, Routed, Stat, View};
 
 use super::journal::{Journal, Op, Record};
 
@@ -64,14 +61,8 @@ impl From<Errno> for Outcome {
     }
 }
 
-/// What the state machine did, per kind of call.
-pub enum Done {
-    Opened(Opened),
-    Rel(RelPath),
-    Pair(RelPath, RelPath),
-    Unit,
-    Truncate(Truncate),
-}
+/// What the state machine did, per kind of call (the shim's log and this journal share it).
+pub use vrift_common::runlog::Done;
 
 /// A committed private copy: what the store now holds for it.
 pub struct Committed {
@@ -376,45 +367,9 @@ impl<B: Backend> ViewState<B> {
 /// Run `op` through the state machine (no backend, no journal): the live path and the
 /// replay of a journal share it.
 pub fn apply(view: &mut ViewOf, c: &Caller, op: &Op) -> Result<Routed<Done>, Errno> {
-    fn map<T>(
-        r: Result<Routed<T>, Errno>,
-        f: impl FnOnce(T) -> Done,
-    ) -> Result<Routed<Done>, Errno> {
-        r.map(|routed| match routed {
-            Routed::View(t) => Routed::View(f(t)),
-            Routed::Outside(p) => Routed::Outside(p),
-            Routed::OutsideBoth(a, b) => Routed::OutsideBoth(a, b),
-        })
-    }
-    match op {
-        Op::Open { path, flags, mode } => map(
-            view.open(c, path, OpenFlags::from_raw(*flags), *mode),
-            Done::Opened,
-        ),
-        Op::Mkdir { path, mode } => map(view.mkdir(c, path, *mode), Done::Rel),
-        Op::Rmdir { path } => map(view.rmdir(c, path), Done::Rel),
-        Op::Unlink { path } => map(view.unlink(c, path), Done::Rel),
-        Op::Rename { old, new, flags } => {
-            let mode = RenameMode::from_linux_flags(*flags)?;
-            map(view.rename(c, old, new, mode), |(a, b)| Done::Pair(a, b))
-        }
-        Op::Link { old, new, follow } => map(view.link(c, old, new, *follow), Done::Rel),
-        Op::Symlink { target, path } => map(view.symlink(c, target, path), Done::Rel),
-        Op::Mknod { path, mode } => map(view.mknod(c, path, *mode), Done::Rel),
-        Op::Chmod { path, mode, follow } => {
-            map(view.chmod(c, path, *mode, *follow), |()| Done::Unit)
-        }
-        Op::Utimens {
-            path,
-            atime,
-            mtime,
-            follow,
-        } => map(
-            view.utimens(c, path, (*atime).into(), (*mtime).into(), *follow),
-            |()| Done::Unit,
-        ),
-        Op::Truncate { path, len } => map(view.truncate(c, path, *len), Done::Truncate),
-        Op::Undo { .. } => Ok(Routed::View(Done::Unit)),
+    match op.change() {
+        Some(change) => vrift_common::runlog::apply_op(view, c, &change),
+        None => Ok(Routed::View(Done::Unit)),
     }
 }
 

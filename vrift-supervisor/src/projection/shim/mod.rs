@@ -2,18 +2,21 @@
 //! with the interposition shim (`vrift-shim`, loaded through LD_PRELOAD) serving the view
 //! inside its own processes.
 //!
-//! Three steps, each a plain function so any front end (the `Projection` seam, the hidden
-//! `vrift shim-run` entry the tests use) can drive them:
-//! 1. [`prepare`]: the manifest's index (cached in the store), the run directory (change log,
-//!    generation counter, private copies, an empty directory) and the environment;
+//! [`run`] is a whole run, in three steps, each a plain function:
+//! 1. [`prepare`]: the manifest's index (cached in the store), the run's state in its run
+//!    directory (`crate::rundir`: change log, generation counter, private copies, an empty
+//!    directory) and the environment;
 //! 2. [`command`]: the program to start, refused with a clear message when it is statically
-//!    linked (the shim would see none of its calls);
+//!    linked (the shim would see none of its calls); it is started without namespaces, its
+//!    process tree kept by a subreaper (`crate::sys::init::split_keeper_for_tree`);
 //! 3. [`harvest`]: replay the run's change log, hash the private copies into the store, and
-//!    return the run's new manifest for the usual write-back.
+//!    return the run's new manifest for the usual write-back. A run whose vrift was killed
+//!    is harvested the same way by the next run ([`recover`]).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,8 +27,11 @@ use vrift_common::runlog;
 use vrift_common::store::Store;
 use vrift_common::vfs::{DeltaId, Owner, View};
 
-/// Where shim runs keep their state, under the store's root.
-pub const RUNS: &str = "shim-runs";
+use crate::run::launch;
+use crate::rundir::{self, RunDir, RunRecord, BASE, RECORD_VERSION};
+use crate::sys::signals;
+use crate::view::spec::{Kind, ViewSpec};
+
 /// The library's file name, looked for beside the `vrift` executable.
 pub const LIBRARY: &str = "libvrift_shim.so";
 /// Overrides where the library is.
@@ -41,8 +47,15 @@ const ENV_DEV: &str = "VRIFT_SHIM_DEV";
 const ENV_CWD: &str = "VRIFT_SHIM_CWD";
 const ENV_LIB: &str = "VRIFT_SHIM_LIB";
 const ENV_PASSTHROUGH: &str = "VRIFT_SHIM_PASSTHROUGH";
+const ENV_NET: &str = "VRIFT_SHIM_NET";
 const LOG: &str = "changes.log";
-const GENERATION: &str = "generation";
+/// The run's generation: the change log's length, or with a supervisor behind the shim the
+/// number of changes it made (`vrift_shim::env`).
+pub const GENERATION: &str = "generation";
+const ENV_SERVED: &str = "VRIFT_SHIM_SERVED";
+/// What the shim puts in the sixth argument register of its own system calls, so the
+/// supervisor's filter lets them through (the same value as `vrift_shim::env::MARKER`).
+pub const MARKER: u64 = 0x7672_6966_745f_7368;
 const WRITES: &str = "w";
 const EMPTY: &str = "empty";
 
@@ -81,7 +94,9 @@ pub fn find_library() -> Result<PathBuf> {
     Ok(p)
 }
 
-/// Make the run's directory and index, and the program's environment.
+/// Make the run's state in `run_dir` (a fresh run directory), the index, and the
+/// program's environment.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     store: &Store,
     manifest: &Manifest,
@@ -90,6 +105,7 @@ pub fn prepare(
     owner: Owner,
     library: &Path,
     passthrough: &[PathBuf],
+    run_dir: &Path,
 ) -> Result<Prepared> {
     if !root.is_absolute() {
         bail!(
@@ -98,14 +114,8 @@ pub fn prepare(
         );
     }
     let ix = index::cached(store, manifest)?;
-    let runs = store.root().join(RUNS);
-    std::fs::create_dir_all(&runs).with_context(|| format!("{}", runs.display()))?;
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let run_dir = runs.join(format!("{}-{stamp}", std::process::id()));
-    for d in [run_dir.clone(), run_dir.join(WRITES), run_dir.join(EMPTY)] {
+    let run_dir = run_dir.to_path_buf();
+    for d in [run_dir.join(WRITES), run_dir.join(EMPTY)] {
         std::fs::create_dir(&d).with_context(|| format!("{}", d.display()))?;
     }
     for (name, len) in [(LOG, 0u64), (GENERATION, 8)] {
@@ -146,6 +156,81 @@ pub fn prepare(
         cwd: cwd.to_path_buf(),
         env,
     })
+}
+
+/// The environment of a program run with the shim in front of the supervisor: the shim's
+/// variables (its view reporting the supervisor's device `dev`), the net flag, the counter
+/// of calls the shim answers (`served`, see [`ServedCounter`]), and the library preloaded.
+pub fn env_with_supervisor(
+    prep: &Prepared,
+    dev: u64,
+    served: Option<&ServedCounter>,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = prep
+        .env
+        .iter()
+        .filter(|(k, _)| k != ENV_DEV)
+        .cloned()
+        .collect();
+    env.push((ENV_DEV.into(), dev.to_string().into()));
+    env.push((ENV_NET.into(), "1".into()));
+    if let Some(c) = served {
+        env.push((ENV_SERVED.into(), c.path.clone().into_os_string()));
+    }
+    let mut preload = prep.library.as_os_str().to_owned();
+    if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+        preload.push(":");
+        preload.push(old);
+    }
+    env.push(("LD_PRELOAD".into(), preload));
+    env
+}
+
+/// The 8-byte file the shim counts the calls it answered in (shim+supervisor). It lives in
+/// /dev/shm, since the store (and the run directory in it) is read-only to the program;
+/// removed when dropped (or by the recovery of a killed run). Only for the run's summary: where /dev/shm is missing, nothing
+/// is counted.
+pub struct ServedCounter {
+    path: PathBuf,
+}
+
+impl ServedCounter {
+    /// The counter of the run whose directory is `run_dir` (named after it, so that the
+    /// recovery of a killed run can remove it: [`ServedCounter::remove_left`]).
+    pub fn create(run_dir: &Path) -> Option<ServedCounter> {
+        let path = Self::path_for(run_dir)?;
+        let f = std::fs::File::create_new(&path).ok()?;
+        f.set_len(8).ok()?;
+        Some(ServedCounter { path })
+    }
+
+    fn path_for(run_dir: &Path) -> Option<PathBuf> {
+        let id = run_dir.file_name()?.to_str()?;
+        Some(PathBuf::from(format!("/dev/shm/vrift-shim-served-{id}")))
+    }
+
+    /// Remove the counter a killed run left behind, if any.
+    pub fn remove_left(run_dir: &Path) {
+        if let Some(p) = Self::path_for(run_dir) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        std::fs::read(&self.path)
+            .ok()
+            .and_then(|b| {
+                b.get(..8)
+                    .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for ServedCounter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Is the ELF file at `path` dynamically linked (has a PT_INTERP program header)?
@@ -218,18 +303,39 @@ fn locate(store: &Store, manifest: &Manifest, prep: &Prepared, program: &OsStr) 
         if let Ok(rel) = c.strip_prefix(&prep.root) {
             let rel = rel.as_os_str().as_bytes();
             match manifest.get(rel) {
-                Some(e) if e.kind == EntryKind::File => return Ok(store.blob_path(&e.hash)),
+                Some(e) if e.kind == EntryKind::File && e.mode & 0o111 != 0 => {
+                    return Ok(store.blob_path(&e.hash))
+                }
+                Some(e) if e.kind == EntryKind::File => {
+                    return Err(launch::ExecFailed {
+                        program: shown,
+                        error: std::io::Error::from_raw_os_error(libc::EACCES),
+                    }
+                    .into())
+                }
                 Some(_) => bail!("{}: not a regular file in the view", c.display()),
                 None => continue,
             }
         }
-        if c.metadata()
-            .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
-        {
-            return Ok(c);
+        match c.metadata() {
+            Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => return Ok(c),
+            // Named by path and there, but not runnable: as a shell says it (126).
+            Ok(_) if program.as_bytes().contains(&b'/') => {
+                return Err(launch::ExecFailed {
+                    program: shown,
+                    error: std::io::Error::from_raw_os_error(libc::EACCES),
+                }
+                .into())
+            }
+            _ => {}
         }
     }
-    bail!("{shown}: program not found")
+    // As a shell says it: "command not found", 127.
+    Err(launch::ExecFailed {
+        program: shown,
+        error: std::io::Error::from_raw_os_error(libc::ENOENT),
+    }
+    .into())
 }
 
 /// The program's command: the shim preloaded, the shim's variables set, started in the
@@ -274,21 +380,32 @@ pub fn command(
 }
 
 /// The run's new manifest: its change log replayed over `manifest`, every private copy
-/// hashed into the store. The run directory is left for [`finish`].
+/// hashed into the store.
 pub fn harvest(store: &Store, manifest: &Manifest, prep: &Prepared) -> Result<Manifest> {
-    let log_path = prep.run_dir.join(LOG);
+    replay_run(store, manifest, &prep.run_dir, &prep.root, prep.owner)
+}
+
+/// The result of the shim run whose state is in `run_dir` (see [`harvest`]).
+fn replay_run(
+    store: &Store,
+    manifest: &Manifest,
+    run_dir: &Path,
+    root: &Path,
+    owner: Owner,
+) -> Result<Manifest> {
+    let log_path = run_dir.join(LOG);
     let bytes = std::fs::read(&log_path).with_context(|| format!("{}", log_path.display()))?;
     let records =
         runlog::decode_all(&bytes, 0).with_context(|| format!("{}", log_path.display()))?;
-    let mut view = View::new(prep.root.as_os_str().as_bytes(), prep.owner, vec![manifest])
-        .with_context(|| format!("{}: cannot make a view", prep.root.display()))?;
+    let mut view = View::new(root.as_os_str().as_bytes(), owner, vec![manifest])
+        .with_context(|| format!("{}: cannot make a view", root.display()))?;
     runlog::replay(&mut view, &records);
     let mut done = std::collections::HashSet::new();
     for (DeltaId(id), _) in view.pending() {
         if !done.insert(id) {
             continue;
         }
-        let p = prep.run_dir.join(WRITES).join(id.to_string());
+        let p = run_dir.join(WRITES).join(id.to_string());
         let meta = std::fs::metadata(&p).with_context(|| format!("{}", p.display()))?;
         let ins = store.insert_file(&p)?;
         view.commit(
@@ -301,16 +418,22 @@ pub fn harvest(store: &Store, manifest: &Manifest, prep: &Prepared) -> Result<Ma
     Ok(Manifest::from_entries(view.flatten()?))
 }
 
+/// Rebuild the result of a shim run whose vrift was killed: its change log and private
+/// copies are in its run directory, as they are at the end of every run.
+pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> Result<Manifest> {
+    let owner = Owner {
+        uid: rec.owner_uid,
+        gid: rec.owner_gid,
+    };
+    replay_run(store, &base, dir.path(), &rec.root, owner)
+}
+
 /// A whole run of `vrift run --projection shim`: prepare, start the program in `start`,
-/// wait, harvest, save the result where the view's destination says. Returns the exit
-/// status to give (128+N when killed by signal N).
-pub fn run(
-    store: &Store,
-    spec: &crate::view::spec::ViewSpec,
-    start: &Path,
-    cmd: &[OsString],
-) -> Result<u8> {
-    use std::os::unix::process::ExitStatusExt;
+/// wait (passing termination signals on), harvest, save the result where the view's
+/// destination says. Returns the exit status to give (128+N when killed by signal N). The
+/// run has a run directory like every projection's (`crate::rundir`), so a run whose vrift
+/// is killed is recovered by the next one.
+pub fn run(store: &Store, spec: &ViewSpec, start: &Path, cmd: &[OsString]) -> Result<u8> {
     let library = find_library()?;
     let owner = Owner {
         uid: nix::unistd::geteuid().as_raw(),
@@ -321,7 +444,8 @@ pub fn run(
         .iter()
         .map(|(rel, _)| spec.root.join(OsStr::from_bytes(rel)))
         .collect();
-    let prep = prepare(
+    let run_dir = RunDir::create(store)?;
+    let prepared = prepare(
         store,
         &spec.manifest,
         &spec.root,
@@ -329,29 +453,77 @@ pub fn run(
         owner,
         &library,
         &through,
-    )?;
-    let result = (|| {
-        let mut c = command(store, &spec.manifest, &prep, cmd)?;
-        let status = c
-            .status()
-            .with_context(|| format!("{}", Path::new(&cmd[0]).display()))?;
-        let new = harvest(store, &spec.manifest, &prep).context("saving the run's changes")?;
-        crate::run::destination::save(store, &spec.manifest, &spec.destination, &new)?;
-        Ok(match (status.code(), status.signal()) {
-            (Some(c), _) => c as u8,
-            (None, Some(s)) => 128u8.wrapping_add(s as u8),
-            _ => 1,
-        })
-    })();
-    finish(&prep);
-    result
+        run_dir.path(),
+    )
+    .and_then(|prep| Ok((command(store, &spec.manifest, &prep, cmd)?, prep)));
+    let (command, prep) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            // Nothing ran: the run leaves nothing behind.
+            run_dir.remove();
+            return Err(e);
+        }
+    };
+    // What recovery needs if this vrift is killed: written before the program starts.
+    spec.manifest.save_atomic(&run_dir.join(BASE))?;
+    RunRecord {
+        version: RECORD_VERSION,
+        projection: Kind::Shim,
+        pid: std::process::id(),
+        start_ticks: rundir::start_ticks(std::process::id()).unwrap_or(0),
+        root: spec.root.clone(),
+        owner_uid: owner.uid,
+        owner_gid: owner.gid,
+        dev: VIEW_DEV,
+        passthrough: spec.passthrough.iter().map(|(p, _)| p.clone()).collect(),
+        destination: spec.destination.clone(),
+    }
+    .write(run_dir.path())?;
+    let status = match start_and_wait(command) {
+        Ok(s) => s,
+        Err(e) => {
+            if e.is::<launch::ExecFailed>() || e.is::<launch::SetupFailed>() {
+                run_dir.remove();
+            }
+            return Err(e);
+        }
+    };
+    let new = harvest(store, &spec.manifest, &prep).context("saving the run's changes")?;
+    let saved = crate::run::destination::save(store, &spec.manifest, &spec.destination, &new)?;
+    run_dir.remove();
+    if saved != crate::run::destination::Saved::Done && status == 0 {
+        return Ok(1);
+    }
+    Ok(status)
 }
 
-/// Remove the run's directory.
-pub fn finish(prep: &Prepared) {
-    if let Err(e) = std::fs::remove_dir_all(&prep.run_dir) {
-        tracing::warn!("{}: {e}", prep.run_dir.display());
-    }
+/// Start `command` with no namespaces (its tree kept by a subreaper that ends with vrift),
+/// pass termination signals on to it, and wait for it.
+fn start_and_wait(command: Command) -> Result<u8> {
+    signals::block_forwarded().context("blocking signals")?;
+    let plan = launch::LaunchPlan {
+        ns: None,
+        mounts: Vec::new(),
+        filter: None,
+    };
+    let mut child = launch::spawn(command, plan, |_| {})?;
+    let pid = child.id() as i32;
+    std::thread::Builder::new()
+        .name("vrift-signals".into())
+        .spawn(move || {
+            while let Ok((sig, from_process)) = signals::wait_forwarded() {
+                if from_process {
+                    signals::kill(pid, sig);
+                }
+            }
+        })
+        .context("starting the signal thread")?;
+    let status = child.wait().context("waiting for the program")?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => c as u8,
+        (None, Some(s)) => 128u8.wrapping_add(s as u8),
+        _ => 1,
+    })
 }
 
 #[cfg(test)]

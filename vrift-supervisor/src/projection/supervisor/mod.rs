@@ -44,6 +44,7 @@ pub struct SupervisorProjection {
     root: PathBuf,
     real_dir: PathBuf,
     passthrough: Vec<PathBuf>,
+    with_shim: bool,
 }
 
 impl SupervisorProjection {
@@ -56,8 +57,17 @@ impl SupervisorProjection {
             .dev();
         let view = view::make(&spec.root, cx.owner, spec.manifest.clone(), dev)?;
         let journal_path = cx.run_dir.join(JOURNAL);
-        let journal = Journal::create(&journal_path)
+        let mut journal = Journal::create(&journal_path)
             .with_context(|| format!("{}", journal_path.display()))?;
+        if cx.with_shim {
+            // The shim steps aside once the view has changed (see the shim's `core`).
+            let p = cx.run_dir.join(crate::projection_shim::GENERATION);
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .with_context(|| format!("{}", p.display()))?;
+            journal = journal.publish_count_to(f);
+        }
         let backend = FarmBackend::new(view.root(), farm.clone(), cx.store.clone());
         let passthrough: Vec<_> = spec.passthrough.iter().map(|(p, _)| p.clone()).collect();
         let state = ViewState::new(view, passthrough.clone(), backend, Some(journal));
@@ -71,6 +81,7 @@ impl SupervisorProjection {
                 .iter()
                 .map(|p| PathBuf::from(OsStr::from_bytes(p)))
                 .collect(),
+            with_shim: cx.with_shim,
         })
     }
 }
@@ -92,7 +103,11 @@ impl Projection for SupervisorProjection {
     }
 
     fn filter(&self) -> Result<Option<Vec<u8>>> {
-        Ok(Some(filter::build_program()?))
+        Ok(Some(if self.with_shim {
+            filter::build_program_for_shim(crate::projection_shim::MARKER)?
+        } else {
+            filter::build_program()?
+        }))
     }
 
     fn serve(&self, listener: OwnedFd, served: Option<Arc<ServedStats>>) -> Result<()> {
@@ -129,6 +144,8 @@ fn worker_count() -> usize {
 
 /// Rebuild the view of a killed run from its journal, and commit its private copies.
 pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> Result<Manifest> {
+    // A shim in front of this run (shim+supervisor) counted its calls outside the store.
+    crate::projection_shim::ServedCounter::remove_left(dir.path());
     let owner = Owner {
         uid: rec.owner_uid,
         gid: rec.owner_gid,
