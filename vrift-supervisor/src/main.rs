@@ -26,6 +26,9 @@ struct Cli {
     /// VRIFT_LOG=debug says everything.
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// Print only errors and what was asked for (no summaries, notes or progress).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,6 +37,8 @@ struct Cli {
 enum Command {
     /// Ingest the current project into the store and write vrift.manifest.
     Init(commands::init::Args),
+    /// Store any directory and write its manifest to FILE, without writing into it.
+    Ingest(commands::ingest::Args),
     /// Show what the store holds and how much deduplication saves.
     Status(commands::status::Args),
     /// List (and with --delete, remove) blobs no known manifest references.
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
     let filter = match std::env::var("VRIFT_LOG") {
         Ok(f) => tracing_subscriber::EnvFilter::new(f),
         Err(_) if cli.verbose => tracing_subscriber::EnvFilter::new("info"),
+        Err(_) if cli.quiet => tracing_subscriber::EnvFilter::new("error"),
         Err(_) => tracing_subscriber::EnvFilter::new("warn"),
     };
     tracing_subscriber::fmt()
@@ -80,6 +86,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Init(args) => commands::init::run(args),
+        Command::Ingest(args) => commands::ingest::run(args, cli.quiet),
         Command::Status(args) => commands::status::run(args),
         Command::Gc(args) => commands::gc::run(args),
         Command::Manifest(cmd) => commands::manifest::run(cmd),

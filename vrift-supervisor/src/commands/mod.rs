@@ -2,6 +2,7 @@
 
 mod display;
 pub mod gc;
+pub mod ingest;
 pub mod init;
 pub mod manifest;
 pub mod remote;

@@ -16,9 +16,20 @@ pub struct ViewArgs {
     /// a transient ingest of the current directory when there is none).
     #[arg(long)]
     pub manifest: Option<PathBuf>,
-    /// Put the view at this absolute path (which need not exist) and start CMD there.
+    /// Put the view at this absolute path (which need not exist). CMD starts in the current
+    /// directory (at the mount when that lies inside it but not in the view); see -C.
     #[arg(long)]
     pub mount: Option<PathBuf>,
+    /// Stack manifest M under the view (repeatable, lowest first): the program sees the
+    /// merged tree, writes land in the top layer only. With --isolate, the bases are the
+    /// program's root file system instead.
+    #[arg(long = "base", value_name = "M")]
+    pub bases: Vec<PathBuf>,
+    /// Start CMD in DIR (a path as the program sees it; relative to the current directory).
+    #[arg(short = 'C', long = "cwd", value_name = "DIR")]
+    pub start: Option<PathBuf>,
+    #[command(flatten)]
+    pub isolate: crate::run::isolate::IsolateArgs,
     /// How the view reaches the program (`auto`: the best one that works here; `-v`, or
     /// VRIFT_LOG=info, says which ran and why).
     #[arg(long, value_enum, default_value = "auto", env = "VRIFT_PROJECTION")]
@@ -36,6 +47,9 @@ impl ViewArgs {
             projection: self.projection,
             cmd: self.cmd,
             trace,
+            bases: self.bases,
+            isolate: self.isolate,
+            start: self.start,
         }
     }
 }
