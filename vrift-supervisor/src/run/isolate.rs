@@ -413,7 +413,7 @@ fn cgroup(args: &IsolateArgs, run_id: &str) -> Result<Option<Cgroup>> {
         }
         if !available.split_whitespace().any(|c| c == *controller) {
             bail!(
-                "--{}: the {controller} controller is not delegated to {} (it has: {}); ask \
+                "--{}: the cgroup v2 {controller} controller is not delegated to {} (it has: {}); ask \
                  for a cgroup with it delegated, or run without the limit",
                 if *controller == "memory" {
                     "memory"
