@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+pub mod completions;
 mod display;
+pub mod doctor;
 pub mod gc;
 pub mod ingest;
 pub mod init;
@@ -11,4 +13,5 @@ pub mod runs;
 pub mod shim_run;
 pub mod status;
 pub mod store;
+pub mod style;
 pub mod trace;

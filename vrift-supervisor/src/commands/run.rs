@@ -55,6 +55,16 @@ impl ViewArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  vrift run -- make
+  vrift run --manifest env.manifest --mount /opt/env -- ./build.sh
+  vrift run --manifest go.manifest --mount /opt/go -C src -- go build
+  vrift run --isolate -- python3 untrusted.py
+  vrift run --isolate --base busybox.manifest --manifest app.manifest -- /bin/sh
+  vrift run --isolate --net --memory 512M --pids 64 -- ./server
+
+Exit status: the program's (128+N when killed by signal N; 127 not found, 126 not
+runnable); 1 when vrift itself fails or the result could not be saved.")]
 pub struct Args {
     #[command(flatten)]
     pub view: ViewArgs,

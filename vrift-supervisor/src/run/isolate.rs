@@ -453,7 +453,7 @@ fn cgroup(args: &IsolateArgs, run_id: &str) -> Result<Option<Cgroup>> {
 }
 
 /// The cgroup v2 directory vrift runs in, if cgroup v2 is mounted and writable there.
-fn own_cgroup_v2() -> std::result::Result<PathBuf, String> {
+pub fn own_cgroup_v2() -> std::result::Result<PathBuf, String> {
     let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
     let rel = text
         .lines()
