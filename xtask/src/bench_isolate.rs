@@ -30,6 +30,10 @@ pub fn run(args: &[String]) -> Result<()> {
     let rootfs = t.path().join("rootfs");
     let proj = t.path().join("proj");
     std::fs::create_dir_all(rootfs.join("bin"))?;
+    // Mount points bwrap needs in a read-only root.
+    for d in ["proc", "dev", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d))?;
+    }
     std::fs::create_dir_all(&proj)?;
     let busybox = which("busybox")?;
     std::fs::copy(&busybox, rootfs.join("bin/busybox"))?;
