@@ -88,3 +88,31 @@ fn doctor_reports_every_check_as_json() {
     let text = stdout_ok(&mut env.vrift(env.dir.path(), &["doctor"]));
     assert!(!text.contains('\x1b'), "{text:?}");
 }
+
+#[test]
+fn run_writes_a_json_summary() {
+    let env = Env::new();
+    let dir = env.mkdir("proj");
+    write(&dir.join("f"), "x");
+    let summary = env.dir.path().join("summary.json");
+    let out = run_expect(
+        &mut env.vrift(
+            &dir,
+            &[
+                "run",
+                "--json",
+                summary.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                "exit 3",
+            ],
+        ),
+        false,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(v["status"], 3);
+    assert_eq!(v["isolate"], false);
+    assert!(v["wall_ms"].as_f64().unwrap() > 0.0);
+}

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::projection::Choice;
 use crate::run::{self as life, RunOptions};
@@ -68,11 +68,36 @@ runnable); 1 when vrift itself fails or the result could not be saved.")]
 pub struct Args {
     #[command(flatten)]
     pub view: ViewArgs,
+    /// Write a JSON summary of the run to FILE (`-` for stderr; stdout stays the
+    /// program's): its exit status, wall time, view and options.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 pub fn run(mut args: Args) -> Result<ExitCode> {
     // A manifest hash that is not a file is pulled from the default remote when needed.
     args.view.manifest = super::remote::resolve_manifest_arg(args.view.manifest.take())?;
+    let summary = args.json.as_ref().map(|_| {
+        serde_json::json!({
+            "command": args.view.cmd.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+            "manifest": args.view.manifest.as_ref().map(|p| p.display().to_string()),
+            "mount": args.view.mount.as_ref().map(|p| p.display().to_string()),
+            "bases": args.view.bases.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "isolate": args.view.isolate.isolate,
+            "projection_asked": format!("{:?}", args.view.projection).to_lowercase(),
+        })
+    });
+    let started = std::time::Instant::now();
     let finished = life::run(args.view.into_options(false))?;
+    if let (Some(path), Some(mut summary)) = (&args.json, summary) {
+        summary["status"] = finished.status.into();
+        summary["wall_ms"] = (started.elapsed().as_secs_f64() * 1000.0).into();
+        let text = summary.to_string() + "\n";
+        if path.as_os_str() == "-" {
+            eprint!("{text}");
+        } else {
+            std::fs::write(path, text).with_context(|| format!("--json {}", path.display()))?;
+        }
+    }
     Ok(ExitCode::from(finished.status))
 }

@@ -126,7 +126,7 @@ mod tests {
         entries.push((b"etc/new".to_vec(), file(4)));
         let out = top_layer(&st, &Manifest::from_entries(entries));
         let paths: Vec<String> = out.iter().map(|(p, _)| display_path(p)).collect();
-        assert_eq!(paths, ["", "app", "bin", "bin/sh", "etc", "etc/new"]);
+        assert_eq!(paths, [".", "app", "bin", "bin/sh", "etc", "etc/new"]);
         assert_eq!(out.get(b"bin/sh"), Some(&file(3)));
     }
 }
