@@ -242,12 +242,28 @@ fn base_layers(store: &Store, bases: &[PathBuf], uid: u32) -> Result<Vec<PathBuf
     for base in bases.iter().rev() {
         let manifest = Manifest::load(base)?;
         let key = std::path::absolute(base).with_context(|| format!("{}", base.display()))?;
+        // Built once per manifest; the first time may take a while for a large base.
+        let bar = layer_spinner(base);
         let stack = layer::ensure_stack(store, &manifest, flavor, uid, &key)
-            .with_context(|| format!("--base {}: building its layer", base.display()))?;
+            .with_context(|| format!("--base {}: building its layer", base.display()));
+        bar.finish_and_clear();
+        let stack = stack?;
         tracing::info!("base layer {} ({})", stack.layers[0].display(), stack.how);
         layers.extend(stack.layers);
     }
     Ok(layers)
+}
+
+/// A spinner on stderr while a base's layer is looked up or built; hidden off a terminal.
+fn layer_spinner(base: &Path) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(format!("layer of --base {}", base.display()));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 /// A read-only overlay of the base layers, with the run's skeleton (mount points) on top.
