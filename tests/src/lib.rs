@@ -459,11 +459,12 @@ pub fn vrift_run_as_user(env: &Env, cwd: &Path, manifest: &Path, cmd: &[&str]) -
     env.vrift_as_user(cwd, &run_args(manifest, None, cmd))
 }
 
-/// The arguments of `vrift run --manifest M [--mount DIR] -- CMD...`.
+/// The arguments of `vrift run --manifest M [--mount DIR -C DIR] -- CMD...` (CMD starts at
+/// the mount).
 pub fn run_args<'a>(manifest: &'a Path, mount: Option<&'a Path>, cmd: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec!["run", "--manifest", manifest.to_str().unwrap()];
     if let Some(m) = mount {
-        a.extend(["--mount", m.to_str().unwrap()]);
+        a.extend(["--mount", m.to_str().unwrap(), "-C", m.to_str().unwrap()]);
     }
     a.push("--");
     a.extend_from_slice(cmd);

@@ -1141,6 +1141,8 @@ fn trace_reports_ms_and_counts_listings_as_file_calls() {
                 m.to_str().unwrap(),
                 "--mount",
                 mount.to_str().unwrap(),
+                "-C",
+                mount.to_str().unwrap(),
                 "--",
                 &bb,
                 "ls",

@@ -37,6 +37,11 @@ pub enum Mount {
     /// A /proc of the program's pid namespace; a refusal is tolerated (some containers lock
     /// /proc), since /proc/self is still right then.
     Proc,
+    /// A /proc of the program's pid namespace at `dst` (an isolated run's new root, before
+    /// the pivot: the kernel lets a user namespace mount proc only while one is visible).
+    ProcAt {
+        dst: CString,
+    },
     Mkdir {
         path: CString,
     },
@@ -88,6 +93,7 @@ pub fn apply(plan: &[Mount], sys: &mut impl MountSys) -> Result<(), (usize, io::
                 let _ = sys.mount_fs(c"proc", c"/proc", c"");
                 Ok(())
             }
+            Mount::ProcAt { dst } => sys.mount_fs(c"proc", dst, c""),
             Mount::Mkdir { path } => sys.mkdir(path, 0o755),
             Mount::MakeFile { path } => sys.make_file(path),
             Mount::Symlink { target, path } => sys.symlink(target, path),
@@ -117,6 +123,7 @@ pub fn describe(step: &Mount) -> String {
         Mount::Tmpfs { dst } => format!("mounting a tmpfs on {}", s(dst)),
         Mount::Overlay { dst, .. } => format!("mounting the overlay view on {}", s(dst)),
         Mount::Proc => "mounting /proc".into(),
+        Mount::ProcAt { dst } => format!("mounting a /proc at {}", s(dst)),
         Mount::Mkdir { path } => format!("making the directory {}", s(path)),
         Mount::MakeFile { path } => format!("making the mount point {}", s(path)),
         Mount::Symlink { path, .. } => format!("making the symlink {}", s(path)),

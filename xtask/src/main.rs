@@ -8,8 +8,10 @@
 //! - `bench remote [--runs N] [--files N] [--large N] [--large-mib N] [--jobs N]`: push,
 //!   unchanged push, pull and `vrift run --manifest HASH` against a local Garage, side by side
 //!   with `rclone copy`.
+//! - `bench isolate [--runs N]`: start-up of `vrift run --isolate` against bwrap.
 
 mod bench_ingest;
+mod bench_isolate;
 mod bench_remote;
 mod gen;
 mod timing;
@@ -20,18 +22,21 @@ mod bench_shim;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("bench") => match args.get(1).map(String::as_str) {
-            Some("ingest") => bench_ingest::run(&args[2..]),
-            Some("run") => bench_run::main(&args[2..]),
-            Some("shim") => bench_shim::run(&args[2..]),
-            Some("remote") => bench_remote::run(&args[2..]),
-            other => {
-                anyhow::bail!("unknown benchmark {other:?}; benchmarks: ingest, run, shim, remote")
+        Some("bench") => {
+            match args.get(1).map(String::as_str) {
+                Some("ingest") => bench_ingest::run(&args[2..]),
+                Some("run") => bench_run::main(&args[2..]),
+                Some("shim") => bench_shim::run(&args[2..]),
+                Some("remote") => bench_remote::run(&args[2..]),
+                Some("isolate") => bench_isolate::run(&args[2..]),
+                other => {
+                    anyhow::bail!("unknown benchmark {other:?}; benchmarks: ingest, run, shim, remote, isolate")
+                }
             }
-        },
+        }
         other => {
             anyhow::bail!(
-                "unknown task {other:?}; tasks: bench ingest, bench run, bench shim, bench remote"
+                "unknown task {other:?}; tasks: bench ingest, bench run, bench shim, bench remote, bench isolate"
             )
         }
     }

@@ -161,12 +161,12 @@ fn remember_excludes(root: &Path, patterns: &[String]) -> anyhow::Result<Remembe
     })
 }
 
-struct Bar {
+pub(super) struct Bar {
     bar: ProgressBar,
     storing: Cell<bool>,
 }
 
-fn progress_bar() -> Bar {
+pub(super) fn progress_bar() -> Bar {
     let bar = if std::io::stderr().is_terminal() {
         let b = ProgressBar::new_spinner();
         b.set_style(
@@ -184,12 +184,12 @@ fn progress_bar() -> Bar {
 }
 
 impl Bar {
-    fn finish_and_clear(&self) {
+    pub(super) fn finish_and_clear(&self) {
         self.bar.finish_and_clear();
     }
 }
 
-fn show_progress(b: &Bar, p: IngestProgress) {
+pub(super) fn show_progress(b: &Bar, p: IngestProgress) {
     match p.phase {
         IngestPhase::Walking => b.bar.set_position(p.entries_seen),
         IngestPhase::Storing => {

@@ -1,7 +1,10 @@
 //! One module per subcommand.
 
+pub mod completions;
 mod display;
+pub mod doctor;
 pub mod gc;
+pub mod ingest;
 pub mod init;
 pub mod manifest;
 pub mod remote;
@@ -10,4 +13,5 @@ pub mod runs;
 pub mod shim_run;
 pub mod status;
 pub mod store;
+pub mod style;
 pub mod trace;

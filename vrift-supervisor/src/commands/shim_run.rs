@@ -37,6 +37,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         root: args.mount.clone(),
         passthrough: Vec::new(),
         destination: Destination::ManifestFile(args.manifest.clone()),
+        stacked: None,
     };
     let status = shim::run(&store, &spec, &args.mount, &args.cmd)?;
     Ok(ExitCode::from(status))

@@ -40,6 +40,7 @@ const DROP_CAP: u32 = 3;
 const SIGNALS: u32 = 4;
 const FILTER: u32 = 5;
 const HANDSHAKE: u32 = 6;
+const ISOLATION: u32 = 7;
 const MOUNT: u32 = 1000;
 
 /// The program could not be started (the view and its namespaces were ready): as a shell
@@ -131,6 +132,7 @@ fn explain(step: u32, plan: &LaunchPlan, err: &std::io::Error) -> String {
         DROP_CAP => format!("dropping CAP_SYS_ADMIN from the program: {err}"),
         SIGNALS => format!("unblocking signals: {err}"),
         HANDSHAKE => format!("handing the program over to vrift: {err}"),
+        ISOLATION => format!("isolating the program (hostname, user namespace, fds): {err}"),
         m if m >= MOUNT => match plan.mounts.get((m - MOUNT) as usize) {
             Some(step) => {
                 let hint = if refused {
@@ -192,6 +194,7 @@ pub fn spawn(
                     init::split_keeper_and_init().map_err(|e| fail(INIT, e))?;
                     mounts::apply(&plan.mounts, &mut Kernel)
                         .map_err(|(i, e)| fail(MOUNT + i as u32, e))?;
+                    ns::finish_isolation(config).map_err(|e| fail(ISOLATION, e))?;
                     ns::drop_mount_capability().map_err(|e| fail(DROP_CAP, e))?;
                 }
                 None => init::split_keeper_for_tree().map_err(|e| fail(INIT, e))?,
@@ -210,6 +213,9 @@ pub fn spawn(
             }
             let mut go = [0u8; 1];
             match (&child_sock).read(&mut go) {
+                Ok(1) if plan.ns.as_ref().is_some_and(|n| n.isolation.is_some()) => {
+                    ns::close_others_on_exec().map_err(|e| fail(ISOLATION, e))
+                }
                 Ok(1) => Ok(()),
                 _ => Err(fail(
                     HANDSHAKE,

@@ -14,10 +14,13 @@
 //! the mount plan, the run directory) lives outside this folder (`crate::view`,
 //! `crate::mounts`, `crate::rundir`), so projections never depend on the life cycle.
 
+pub mod base;
 pub mod destination;
+pub mod isolate;
 pub mod launch;
 pub mod project;
 pub mod recover;
+pub mod start;
 pub mod unapplied;
 pub mod view;
 pub mod writeback;
@@ -49,6 +52,11 @@ pub struct RunOptions {
     pub cmd: Vec<OsString>,
     /// Measure the run for `vrift trace`.
     pub trace: bool,
+    /// `--base` manifests, lowest first.
+    pub bases: Vec<PathBuf>,
+    pub isolate: isolate::IsolateArgs,
+    /// `-C/--cwd`: where the program starts.
+    pub start: Option<PathBuf>,
 }
 
 /// What `vrift trace` gets back besides the exit status.
@@ -100,12 +108,16 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
         opts.mount.as_deref(),
         &cwd,
     )?;
+    let spec = if opts.isolate.isolate {
+        spec
+    } else {
+        base::stack(spec, &opts.bases)?
+    };
     if opts.projection == Choice::Shim && !opts.trace {
-        let start = if opts.mount.is_some() {
-            spec.root.clone()
-        } else {
-            cwd.clone()
-        };
+        if opts.isolate.isolate {
+            bail!("--isolate needs a projection that mounts the view: overlay or supervisor");
+        }
+        let start = start::dir(&opts, &spec, &cwd)?;
         let status = crate::projection_shim::run(&store, &spec, &start, &opts.cmd)?;
         return Ok(Finished {
             status,
@@ -215,20 +227,38 @@ fn run_with(
     }
     .write(run_dir.path())?;
 
-    let plan = launch_plan(store, opts, spec, cwd, runner, projection.as_ref())?;
-    let trace = opts.trace.then(|| TraceOptions {
+    let (plan, _isolation) = match launch_plan(
+        store,
+        opts,
+        spec,
+        cwd,
+        runner,
+        projection.as_ref(),
+        &run_dir,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            run_dir.remove();
+            return Err(e);
+        }
+    };
+    let trace = match opts.trace {
         // With no supervisor to see the calls, the eBPF side records their paths.
-        classify: (kind != Kind::Supervisor).then(|| {
-            (
-                ViewPaths::new(
-                    spec.root.as_os_str().as_bytes(),
-                    spec.passthrough.iter().map(|(p, _)| p.to_vec()),
-                ),
-                start_dir(opts, spec, cwd).into_os_string().into_vec(),
-            )
+        true => Some(TraceOptions {
+            classify: match kind {
+                Kind::Supervisor => None,
+                _ => Some((
+                    ViewPaths::new(
+                        spec.root.as_os_str().as_bytes(),
+                        spec.passthrough.iter().map(|(p, _)| p.to_vec()),
+                    ),
+                    start::dir(opts, spec, cwd)?.into_os_string().into_vec(),
+                )),
+            },
+            ..TraceOptions::default()
         }),
-        ..TraceOptions::default()
-    });
+        false => None,
+    };
     let counter = shim
         .as_ref()
         .and_then(|_| crate::projection_shim::ServedCounter::create(run_dir.path()));
@@ -271,7 +301,8 @@ fn run_with(
     };
 
     let new_manifest = projection.harvest().context("saving the run's changes")?;
-    let saved = destination::save(store, &spec.manifest, &spec.destination, &new_manifest)?;
+    let (start_manifest, new_manifest) = base::unstack(spec, new_manifest)?;
+    let saved = destination::save(store, start_manifest, &spec.destination, &new_manifest)?;
     // Saved or kept aside: the run directory is done with either way.
     run_dir.remove();
     if saved != destination::Saved::Done && finished.status == 0 {
@@ -289,7 +320,12 @@ fn launch_plan(
     cwd: &Path,
     owner: Owner,
     projection: &dyn Projection,
-) -> Result<launch::LaunchPlan> {
+    run_dir: &RunDir,
+) -> Result<(launch::LaunchPlan, Option<isolate::Prepared>)> {
+    let start_dir = start::dir(opts, spec, cwd)?;
+    if opts.isolate.isolate {
+        return isolated_plan(store, opts, spec, &start_dir, owner, projection, run_dir);
+    }
     let mut steps = vec![Mount::PrivateRoot];
     if spec.root.exists() {
         if !spec.root.is_dir() {
@@ -318,30 +354,70 @@ fn launch_plan(
     // A /proc of the new pid namespace, so /proc/PID agrees with getpid.
     steps.push(Mount::Proc);
     steps.push(Mount::Chdir {
-        path: cstring(&start_dir(opts, spec, cwd))?,
+        path: cstring(&start_dir)?,
     });
-    let id_maps = if owner.uid != 0 {
+    Ok((
+        launch::LaunchPlan {
+            ns: Some(ns::NsConfig {
+                id_maps: user_maps(owner)?,
+                isolation: None,
+            }),
+            mounts: steps,
+            filter: projection.filter()?,
+        },
+        None,
+    ))
+}
+
+/// For a caller without root: a user namespace mapping the caller to itself.
+fn user_maps(owner: Owner) -> Result<Option<(CString, CString)>> {
+    Ok(if owner.uid != 0 {
         Some((
             CString::new(format!("{0} {0} 1", owner.uid))?,
             CString::new(format!("{0} {0} 1", owner.gid))?,
         ))
     } else {
         None
-    };
-    Ok(launch::LaunchPlan {
-        ns: Some(ns::NsConfig { id_maps }),
-        mounts: steps,
-        filter: projection.filter()?,
     })
 }
 
-/// The directory the program starts in.
-fn start_dir(opts: &RunOptions, spec: &ViewSpec, cwd: &Path) -> PathBuf {
-    if opts.mount.is_some() {
-        spec.root.clone()
-    } else {
-        cwd.to_path_buf()
-    }
+/// The launch plan of `--isolate` ([`isolate`]).
+fn isolated_plan(
+    store: &Store,
+    opts: &RunOptions,
+    spec: &ViewSpec,
+    start_dir: &Path,
+    owner: Owner,
+    projection: &dyn Projection,
+    run_dir: &RunDir,
+) -> Result<(launch::LaunchPlan, Option<isolate::Prepared>)> {
+    let id = run_dir
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (isolation, prepared) = isolate::namespaces(&opts.isolate, &id, owner.uid, owner.gid)?;
+    let mounts = isolate::mounts(isolate::Plan {
+        store,
+        bases: &opts.bases,
+        run_dir: run_dir.path(),
+        view_root: &spec.root,
+        start_dir,
+        runner_uid: owner.uid,
+        runner_gid: owner.gid,
+        projection_mounts: projection.mounts()?,
+    })?;
+    Ok((
+        launch::LaunchPlan {
+            ns: Some(ns::NsConfig {
+                id_maps: user_maps(owner)?,
+                isolation: Some(isolation),
+            }),
+            mounts,
+            filter: projection.filter()?,
+        },
+        Some(prepared),
+    ))
 }
 
 /// Who the view's entries belong to. A manifest records no owner, so a view reports its

@@ -29,6 +29,7 @@ pub fn choose(
             root: mount.map_or_else(|| cwd.to_path_buf(), Path::to_path_buf),
             passthrough: Vec::new(),
             destination: Destination::ManifestFile(path),
+            stacked: None,
         });
     }
     let prepared = project::prepare(store, cwd)?;
@@ -40,5 +41,6 @@ pub fn choose(
             dir: prepared.root,
             has_manifest: prepared.persistent,
         },
+        stacked: None,
     })
 }

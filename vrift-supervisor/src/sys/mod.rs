@@ -10,5 +10,6 @@ pub mod mem;
 pub mod mount;
 pub mod notify;
 pub mod ns;
+pub mod probe;
 pub mod signals;
 pub mod xattr;

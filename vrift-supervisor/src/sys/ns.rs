@@ -12,6 +12,20 @@ pub struct NsConfig {
     /// For a caller without root: `uid_map`/`gid_map` lines mapping the caller to itself in a
     /// new user namespace (so it may mount). None for root, who needs no user namespace.
     pub id_maps: Option<(CString, CString)>,
+    /// `--isolate`: the namespaces and settings beyond the view's own.
+    pub isolation: Option<Isolation>,
+}
+
+/// What an isolated run adds (see `run::isolate`).
+#[derive(Debug)]
+pub struct Isolation {
+    /// Keep the caller's network namespace.
+    pub net: bool,
+    pub hostname: CString,
+    /// For root: `uid_map`/`gid_map` of a user namespace entered once the mounts are made.
+    pub late_user: Option<(CString, CString)>,
+    /// The run's `cgroup.procs`, joined before anything else.
+    pub cgroup_procs: Option<CString>,
 }
 
 fn check(r: libc::c_int) -> io::Result<()> {
@@ -47,6 +61,15 @@ pub fn enter_namespaces(plan: &NsConfig) -> io::Result<()> {
     if plan.id_maps.is_some() {
         flags |= libc::CLONE_NEWUSER;
     }
+    if let Some(iso) = &plan.isolation {
+        if let Some(procs) = &iso.cgroup_procs {
+            write_file(procs.as_bytes_with_nul(), b"0")?;
+        }
+        flags |= libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+        if !iso.net {
+            flags |= libc::CLONE_NEWNET;
+        }
+    }
     // SAFETY: unshare takes flags only; the child is single-threaded (just forked).
     check(unsafe { libc::unshare(flags) })?;
     if let Some((uid_map, gid_map)) = &plan.id_maps {
@@ -55,6 +78,35 @@ pub fn enter_namespaces(plan: &NsConfig) -> io::Result<()> {
         write_file(b"/proc/self/gid_map\0", gid_map.as_bytes())?;
     }
     Ok(())
+}
+
+/// Run in the child once the mounts are made, for an isolated run: set the hostname, enter
+/// root's own user namespace, and forbid new privileges (set-id and file capabilities).
+pub fn finish_isolation(plan: &NsConfig) -> io::Result<()> {
+    let Some(iso) = &plan.isolation else {
+        return Ok(());
+    };
+    let name = iso.hostname.as_bytes();
+    // SAFETY: `name` is a live buffer of the given length.
+    check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })?;
+    if let Some((uid_map, gid_map)) = &iso.late_user {
+        // SAFETY: unshare takes flags only; this process is single-threaded.
+        check(unsafe { libc::unshare(libc::CLONE_NEWUSER) })?;
+        write_file(b"/proc/self/setgroups\0", b"deny")?;
+        write_file(b"/proc/self/uid_map\0", uid_map.as_bytes())?;
+        write_file(b"/proc/self/gid_map\0", gid_map.as_bytes())?;
+    }
+    // SAFETY: prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+}
+
+/// Mark every descriptor above stderr close-on-exec, so the program inherits none of
+/// vrift's (nor of whoever started vrift).
+pub fn close_others_on_exec() -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with integer arguments; it only sets flags on this process's fds.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    check(r as libc::c_int)
 }
 
 /// Drop CAP_SYS_ADMIN from the bounding set, so the program (root included) can never get

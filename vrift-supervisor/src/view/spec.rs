@@ -66,6 +66,17 @@ pub struct ViewSpec {
     /// Real paths excluded by the filters, which pass through to the real tree.
     pub passthrough: Vec<(RelPath, PassthroughKind)>,
     pub destination: Destination,
+    /// `--base`: the manifests stacked under the view's own (`manifest` is then the merged
+    /// tree).
+    pub stacked: Option<Stacked>,
+}
+
+/// A view over `--base` layers.
+pub struct Stacked {
+    /// The base manifests merged (lowest first, as the layers of a view merge).
+    pub base: Manifest,
+    /// The view's own manifest (the top layer), as the run started.
+    pub top: Manifest,
 }
 
 impl ViewSpec {

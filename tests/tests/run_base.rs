@@ -1,0 +1,107 @@
+//! `--base M` stacks manifests under the view (writes land in the top layer only), and
+//! where a run starts: the caller's cwd (also with `--mount`), or `-C DIR`.
+
+use vrift_common::manifest::Manifest;
+use vrift_tests::*;
+
+fn stacked_layers(as_user: bool) {
+    let env = Env::new();
+    let work = env.mkdir("work");
+    let base = env.dir.path().join("base.manifest");
+    let top = env.dir.path().join("top.manifest");
+    make_manifest(
+        &env,
+        &base,
+        &[
+            Node::Dir("etc", 0o755),
+            Node::File("etc/base.conf", b"from the base\n", 0o644),
+            Node::File("shared.txt", b"base version\n", 0o644),
+        ],
+    );
+    make_manifest(
+        &env,
+        &top,
+        &[Node::File("shared.txt", b"top version\n", 0o644)],
+    );
+    if as_user {
+        env.give_to_nobody();
+    }
+    let base_before = std::fs::read(&base).unwrap();
+    let bb = require_tool("busybox");
+    let mount = env.dir.path().join("view");
+    let args = [
+        "run",
+        "--manifest",
+        top.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+        "--mount",
+        mount.to_str().unwrap(),
+        "-C",
+        mount.to_str().unwrap(),
+        "--",
+        bb.to_str().unwrap(),
+        "sh",
+        "-c",
+        "cat etc/base.conf shared.txt; echo new > etc/new.conf",
+    ];
+    let mut c = if as_user {
+        env.vrift_as_user(&work, &args)
+    } else {
+        env.vrift(&work, &args)
+    };
+    let out = stdout_ok(&mut c);
+    assert_eq!(out, "from the base\ntop version\n");
+    assert_eq!(
+        std::fs::read(&base).unwrap(),
+        base_before,
+        "the base changed"
+    );
+    let top = Manifest::load(&top).unwrap();
+    assert!(
+        top.get(b"etc/new.conf").is_some(),
+        "the write is in the top layer"
+    );
+    assert!(
+        top.get(b"etc/base.conf").is_none(),
+        "the base's entries stay in the base"
+    );
+}
+matrix!(writes_land_in_the_top_layer => stacked_layers);
+
+fn start_dir(as_user: bool) {
+    let env = Env::new();
+    let work = env.mkdir("work");
+    let m = env.dir.path().join("m.manifest");
+    make_manifest(&env, &m, &[Node::Dir("sub", 0o755)]);
+    if as_user {
+        env.give_to_nobody();
+    }
+    let mount = env.dir.path().join("tool");
+    let bb = require_tool("busybox");
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "--manifest",
+            m.to_str().unwrap(),
+            "--mount",
+            mount.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a.extend(["--", bb.to_str().unwrap(), "pwd"]);
+        let mut c = if as_user {
+            env.vrift_as_user(&work, &a)
+        } else {
+            env.vrift(&work, &a)
+        };
+        stdout_ok(&mut c)
+    };
+    // The caller's cwd lies outside the mount: the program starts there.
+    assert_eq!(run(&[]), format!("{}\n", work.display()));
+    let sub = mount.join("sub");
+    assert_eq!(
+        run(&["-C", sub.to_str().unwrap()]),
+        format!("{}\n", sub.display())
+    );
+}
+matrix!(mount_keeps_the_callers_cwd_and_c_chooses => start_dir);
