@@ -7,6 +7,7 @@ mod projection;
 mod projection_shim;
 mod run;
 mod rundir;
+mod session;
 mod sys;
 mod trace;
 mod view;
@@ -63,6 +64,12 @@ enum Command {
     Push(commands::remote::PushArgs),
     /// Fetch a manifest (by hash or ref) and the blobs the store lacks, each verified.
     Pull(commands::remote::PullArgs),
+    /// List, diff and discard the sessions of the current git repository (`vrift run
+    /// --session NAME` makes and enters them).
+    #[command(subcommand)]
+    Session(commands::session::Command),
+    /// Turn a session into a commit at refs/vibes/NAME.
+    Promote(commands::promote::Args),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +98,8 @@ fn main() -> ExitCode {
         Command::Remote(cmd) => commands::remote::run(cmd),
         Command::Push(args) => commands::remote::push(args),
         Command::Pull(args) => commands::remote::pull(args),
+        Command::Session(cmd) => commands::session::run(cmd),
+        Command::Promote(args) => commands::promote::run(args),
     };
     match result {
         Ok(code) => code,

@@ -36,6 +36,7 @@ impl ViewArgs {
             projection: self.projection,
             cmd: self.cmd,
             trace,
+            session: None,
         }
     }
 }
@@ -43,12 +44,16 @@ impl ViewArgs {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
+    pub session: crate::session::enter::Args,
+    #[command(flatten)]
     pub view: ViewArgs,
 }
 
 pub fn run(mut args: Args) -> Result<ExitCode> {
     // A manifest hash that is not a file is pulled from the default remote when needed.
     args.view.manifest = super::remote::resolve_manifest_arg(args.view.manifest.take())?;
-    let finished = life::run(args.view.into_options(false))?;
+    let mut opts = args.view.into_options(false);
+    opts.session = args.session.into_options()?;
+    let finished = life::run(opts)?;
     Ok(ExitCode::from(finished.status))
 }

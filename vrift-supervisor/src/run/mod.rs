@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub cmd: Vec<OsString>,
     /// Measure the run for `vrift trace`.
     pub trace: bool,
+    /// Run in a named session instead (see `crate::session`).
+    pub session: Option<crate::session::enter::Options>,
 }
 
 /// What `vrift trace` gets back besides the exit status.
@@ -89,6 +91,9 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
     })?;
     let cwd = std::env::current_dir().context("current directory")?;
     recover::recover_interrupted(&store);
+    if let Some(session) = &opts.session {
+        return crate::session::enter::run(&store, &opts, session, &cwd);
+    }
     let spec = view::choose(
         &store,
         opts.manifest.as_deref(),
@@ -197,7 +202,8 @@ fn run_with(
     .write(run_dir.path())?;
 
     let plan = launch_plan(store, opts, spec, cwd, runner, projection.as_ref())?;
-    let mut finished = match start_and_wait(&opts.cmd, plan, Arc::clone(&projection), opts.trace) {
+    let started = Arc::clone(&projection);
+    let mut finished = match start_and_wait(&opts.cmd, plan, started, opts.trace, || {}) {
         Ok(f) => f,
         Err(e) => {
             // Nothing ran (the view could not be set up, or the program not started): the
@@ -221,7 +227,7 @@ fn run_with(
 }
 
 /// The child's namespaces, mounts and filter.
-fn launch_plan(
+pub(crate) fn launch_plan(
     store: &Store,
     opts: &RunOptions,
     spec: &ViewSpec,
@@ -273,7 +279,10 @@ fn launch_plan(
         None
     };
     Ok(launch::LaunchPlan {
-        ns: ns::NsConfig { id_maps },
+        ns: ns::NsConfig {
+            id_maps,
+            join: None,
+        },
         mounts: steps,
         filter: projection.filter()?,
     })
@@ -327,12 +336,13 @@ fn store_reachable(store: &Path, spec: &ViewSpec) -> bool {
     })
 }
 
-/// Start the program, pass signals on, wait for it.
-fn start_and_wait(
+/// Start the program, pass signals on, wait for it (`on_started` is called once it runs).
+pub(crate) fn start_and_wait(
     cmd_line: &[OsString],
     plan: launch::LaunchPlan,
     projection: Arc<dyn Projection>,
     trace: bool,
+    on_started: impl FnOnce(),
 ) -> Result<Finished> {
     signals::block_forwarded().context("blocking signals")?;
     let served = trace.then(|| Arc::new(ServedStats::default()));
@@ -362,6 +372,7 @@ fn start_and_wait(
     let mut cmd = Command::new(&cmd_line[0]);
     cmd.args(&cmd_line[1..]);
     let child = launch::spawn(cmd, plan, ready)?;
+    on_started();
     if let Some(e) = lock(&serve_error).take() {
         // Nobody answers the program's calls: end it rather than let it hang.
         signals::kill(child.id() as i32, libc::SIGKILL);
@@ -408,7 +419,7 @@ fn program_pid() -> Option<u32> {
 }
 
 /// Children of every thread of process `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
+pub(crate) fn children_of(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };

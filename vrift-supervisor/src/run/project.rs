@@ -33,7 +33,7 @@ pub fn find_root(dir: &Path) -> Option<PathBuf> {
 /// Ingest `root` with the filters `vrift init` applies by default (a project's own
 /// adjustments live in its `.vriftignore`, so runs and inits agree). Files unchanged since
 /// the last ingest are not read again (stat cache).
-fn ingest(store: &Store, root: &Path) -> Result<IngestReport> {
+pub fn ingest(store: &Store, root: &Path) -> Result<IngestReport> {
     let filter = Filter::new(root, &FilterOptions::default())?;
     ingest::ingest(store, root, &IngestOptions::new(filter), &|_| {})
         .with_context(|| format!("ingesting {}", root.display()))
@@ -61,6 +61,18 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
     } else {
         ingest(store, &root)?
     };
+    let passthrough = passthrough_of(&root, &report);
+    Ok(Prepared {
+        manifest: report.manifest,
+        root,
+        persistent,
+        passthrough,
+    })
+}
+
+/// The paths an ingest of `root` left out that exist on disk as directories or files: they
+/// pass through to the real tree.
+pub fn passthrough_of(root: &Path, report: &IngestReport) -> Vec<(RelPath, PassthroughKind)> {
     let mut passthrough = Vec::new();
     for ex in &report.excluded {
         // vrift's own files (vrift.manifest, .vrift, a store inside the project) describe
@@ -78,10 +90,5 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
             _ => {}
         }
     }
-    Ok(Prepared {
-        manifest: report.manifest,
-        root,
-        persistent,
-        passthrough,
-    })
+    passthrough
 }
