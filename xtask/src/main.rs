@@ -8,9 +8,12 @@
 //! - `bench remote [--runs N] [--files N] [--large N] [--large-mib N] [--jobs N]`: push,
 //!   unchanged push, pull and `vrift run --manifest HASH` against a local Garage, side by side
 //!   with `rclone copy`.
+//! - `bench sessions [--files N] [--sessions N] [--runs N]`: create and enter sessions over a
+//!   git repository and read every file in each, beside `git worktree add`.
 
 mod bench_ingest;
 mod bench_remote;
+mod bench_sessions;
 mod gen;
 mod timing;
 
@@ -25,13 +28,17 @@ fn main() -> anyhow::Result<()> {
             Some("run") => bench_run::main(&args[2..]),
             Some("shim") => bench_shim::run(&args[2..]),
             Some("remote") => bench_remote::run(&args[2..]),
+            Some("sessions") => bench_sessions::run(&args[2..]),
             other => {
-                anyhow::bail!("unknown benchmark {other:?}; benchmarks: ingest, run, shim, remote")
+                anyhow::bail!(
+                    "unknown benchmark {other:?}; benchmarks: ingest, run, shim, remote, sessions"
+                )
             }
         },
         other => {
             anyhow::bail!(
-                "unknown task {other:?}; tasks: bench ingest, bench run, bench shim, bench remote"
+                "unknown task {other:?}; tasks: bench ingest, bench run, bench shim, bench remote, \
+                 bench sessions"
             )
         }
     }

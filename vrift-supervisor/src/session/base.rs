@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 
 use anyhow::{bail, Context, Result};
 use gix::objs::tree::EntryKind;
-use vrift_common::manifest::{Entry, EntryKind as Kind, Manifest, RelPath};
+use vrift_common::manifest::{Entry, Manifest, RelPath};
 use vrift_common::store::Store;
 
 use super::gitmap::GitMap;
@@ -115,16 +115,19 @@ pub fn make(store: &Store, repo: &gix::Repository, from: &str) -> Result<Base> {
                 }
                 EntryKind::Commit => Entry::dir(0o755, time_ns),
                 EntryKind::Blob | EntryKind::BlobExecutable => {
-                    let hash = match map.blake(&f.oid).filter(|h| store.contains(h)) {
-                        Some(h) => h,
+                    // A blob gc removed since is imported again.
+                    let known = map
+                        .blake(&f.oid)
+                        .and_then(|h| Some((h, store.blob_size(&h).ok()?)));
+                    let (hash, size) = match known {
+                        Some(k) => k,
                         None => {
                             let blob = repo.find_blob(f.oid)?;
                             let ins = store.insert_bytes(&blob.data)?;
                             map.insert(&f.oid, ins.hash);
-                            ins.hash
+                            (ins.hash, ins.size)
                         }
                     };
-                    let size = store.blob_size(&hash)?;
                     let mode = if f.kind == EntryKind::BlobExecutable {
                         0o755
                     } else {
@@ -137,6 +140,8 @@ pub fn make(store: &Store, repo: &gix::Repository, from: &str) -> Result<Base> {
             entries.insert(path.clone(), e);
         }
         map.flush()?;
+        // The tree's directories first, so the working tree's copies of them are known.
+        add_parents(&mut entries, time_ns);
         if let Some((w, _)) = &worktree {
             // A file whose content is the working tree's keeps the working tree's mtime,
             // so build tools see it as they last saw it.
@@ -154,9 +159,6 @@ pub fn make(store: &Store, repo: &gix::Repository, from: &str) -> Result<Base> {
             };
             for (p, e) in w.iter() {
                 if p.is_empty() || entries.contains_key(p) || index.contains(p) {
-                    continue;
-                }
-                if e.kind == Kind::Dir && files.keys().any(|f| is_under(f, p)) {
                     continue;
                 }
                 entries.insert(p.to_vec(), e.clone());
