@@ -74,6 +74,8 @@ pub fn make(store: &Store, repo: &gix::Repository, from: &str) -> Result<Base> {
 
     let mut entries: BTreeMap<RelPath, Entry> = BTreeMap::new();
     let mut cow = Vec::new();
+    // Blobs known from the map, not looked at in the store (see `restore_missing`).
+    let mut map_blobs: Vec<(vrift_common::hash::Hash, gix::ObjectId)> = Vec::new();
     let root_mode = std::fs::metadata(&root).map_or(0o755, |m| m.mode() & 0o7777);
     entries.insert(Vec::new(), Entry::dir(root_mode, time_ns));
 
@@ -115,16 +117,15 @@ pub fn make(store: &Store, repo: &gix::Repository, from: &str) -> Result<Base> {
                 }
                 EntryKind::Commit => Entry::dir(0o755, time_ns),
                 EntryKind::Blob | EntryKind::BlobExecutable => {
-                    // A blob gc removed since is imported again.
-                    let known = map
-                        .blake(&f.oid)
-                        .and_then(|h| Some((h, store.blob_size(&h).ok()?)));
-                    let (hash, size) = match known {
-                        Some(k) => k,
+                    let (hash, size) = match map.blake(&f.oid) {
+                        Some(k) => {
+                            map_blobs.push((k.0, f.oid));
+                            k
+                        }
                         None => {
                             let blob = repo.find_blob(f.oid)?;
                             let ins = store.insert_bytes(&blob.data)?;
-                            map.insert(&f.oid, ins.hash);
+                            map.insert(&f.oid, ins.hash, ins.size);
                             (ins.hash, ins.size)
                         }
                     };
@@ -205,11 +206,36 @@ pub fn make(store: &Store, repo: &gix::Repository, from: &str) -> Result<Base> {
         }
     }
     add_parents(&mut entries, time_ns);
+    let manifest = Manifest::from_entries(entries);
+    restore_missing(store, repo, &manifest, &map_blobs)?;
     Ok(Base {
-        manifest: Manifest::from_entries(entries),
+        manifest,
         commit: commit_id,
         cow,
     })
+}
+
+/// Blobs the map named are in the store: certainly when the base's metadata layer exists
+/// (a layer is kept only while a gc root needs its manifest, and roots keep their blobs),
+/// else each is checked and one gc removed is imported from git again.
+fn restore_missing(
+    store: &Store,
+    repo: &gix::Repository,
+    manifest: &Manifest,
+    blobs: &[(vrift_common::hash::Hash, gix::ObjectId)],
+) -> Result<()> {
+    use crate::projection::overlay::layer::{self, Flavor};
+    let uid = nix::unistd::geteuid().as_raw();
+    if layer::path_of(store, manifest, Flavor::for_uid(uid), uid).is_dir() {
+        return Ok(());
+    }
+    for (hash, oid) in blobs {
+        if !store.contains(hash) {
+            let blob = repo.find_blob(*oid)?;
+            store.insert_bytes(&blob.data)?;
+        }
+    }
+    Ok(())
 }
 
 fn mtime_ns(m: &std::fs::Metadata) -> i64 {

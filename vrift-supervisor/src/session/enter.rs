@@ -109,7 +109,7 @@ pub fn open_or_create(
         std::fs::create_dir_all(c.join(UPPER))?;
         std::fs::create_dir_all(c.join(WORK))?;
     }
-    base.manifest.save_atomic(&session.join(BASE))?;
+    save_base(store, &git_dir, &base.manifest, &session.join(BASE))?;
     session.save()?;
     std::fs::rename(&tmp, &dir).with_context(|| format!("{}", dir.display()))?;
     store.register_root(&dir.join(BASE))?;
@@ -122,6 +122,22 @@ pub fn open_or_create(
         &session.record.base_commit[..12]
     );
     Ok(session)
+}
+
+/// Save the base manifest at `dest`, as a hard link to one copy per distinct base in the
+/// repository's sessions directory (sessions of one base share it, as they share its layer).
+fn save_base(store: &Store, git_dir: &Path, manifest: &Manifest, dest: &Path) -> Result<()> {
+    // A ref name component cannot start with '.', so no session is called `.bases`.
+    let bases = super::repo_dir(store, git_dir).join(".bases");
+    std::fs::create_dir_all(&bases).with_context(|| format!("{}", bases.display()))?;
+    let shared = bases.join(format!("{}.manifest", manifest.hash().to_hex()));
+    if !shared.exists() {
+        manifest.save_atomic(&shared)?;
+    }
+    if std::fs::hard_link(&shared, dest).is_err() {
+        manifest.save_atomic(dest)?;
+    }
+    Ok(())
 }
 
 pub fn run(store: &Store, opts: &RunOptions, s: &Options, cwd: &Path) -> Result<Finished> {

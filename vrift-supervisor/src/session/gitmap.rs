@@ -2,7 +2,8 @@
 //! from the object database is imported into the store once, and a session's files map back
 //! to git blobs without being hashed again.
 //!
-//! `$VRIFT_HOME/gitmap` is a flat file of 52-byte records (20-byte git id, 32-byte BLAKE3),
+//! `$VRIFT_HOME/gitmap` is a flat file of 60-byte records (20-byte git id, 32-byte BLAKE3,
+//! the size as 8 bytes little-endian),
 //! only ever appended to, one `write` per batch with `O_APPEND` (so concurrent writers never
 //! interleave inside a record). Both names are content addresses, so a record never goes
 //! stale; a torn last record is ignored. A blob gc removed is simply imported again.
@@ -15,11 +16,11 @@ use anyhow::{Context, Result};
 use vrift_common::hash::Hash;
 use vrift_common::store::Store;
 
-const RECORD: usize = 52;
+const RECORD: usize = 60;
 
 pub struct GitMap {
     path: PathBuf,
-    to_blake: HashMap<[u8; 20], Hash>,
+    to_blake: HashMap<[u8; 20], (Hash, u64)>,
     to_git: HashMap<Hash, [u8; 20]>,
     pending: Vec<u8>,
 }
@@ -38,8 +39,9 @@ impl GitMap {
             let mut git = [0u8; 20];
             git.copy_from_slice(&rec[..20]);
             let mut b = [0u8; 32];
-            b.copy_from_slice(&rec[20..]);
-            to_blake.insert(git, Hash(b));
+            b.copy_from_slice(&rec[20..52]);
+            let size = u64::from_le_bytes(rec[52..].try_into().expect("8 bytes"));
+            to_blake.insert(git, (Hash(b), size));
             to_git.insert(Hash(b), git);
         }
         Ok(GitMap {
@@ -50,7 +52,8 @@ impl GitMap {
         })
     }
 
-    pub fn blake(&self, git: &gix::oid) -> Option<Hash> {
+    /// The store blob holding git blob `git`, and its size.
+    pub fn blake(&self, git: &gix::oid) -> Option<(Hash, u64)> {
         let key: [u8; 20] = git.as_bytes().try_into().ok()?;
         self.to_blake.get(&key).copied()
     }
@@ -61,14 +64,15 @@ impl GitMap {
             .map(|g| gix::ObjectId::from_bytes_or_panic(g))
     }
 
-    pub fn insert(&mut self, git: &gix::oid, hash: Hash) {
+    pub fn insert(&mut self, git: &gix::oid, hash: Hash, size: u64) {
         let Ok(key) = <[u8; 20]>::try_from(git.as_bytes()) else {
             return;
         };
-        if self.to_blake.insert(key, hash) != Some(hash) {
+        if self.to_blake.insert(key, (hash, size)) != Some((hash, size)) {
             self.to_git.insert(hash, key);
             self.pending.extend_from_slice(&key);
             self.pending.extend_from_slice(&hash.0);
+            self.pending.extend_from_slice(&size.to_le_bytes());
         }
     }
 

@@ -160,13 +160,14 @@ impl Session {
             return Ok(out);
         };
         for e in listing.flatten() {
-            // Lock files, and sessions half made or half discarded, are not sessions.
+            // Lock files, shared bases, sessions half made or half discarded are not
+            // sessions (their names hold a '.' no session's directory name ends with).
             let name = e.file_name();
             let name = name.to_string_lossy();
             if !e.file_type().is_ok_and(|t| t.is_dir())
-                || name.contains('.')
-                    && !name.starts_with('.')
-                    && (name.contains(".new-") || name.contains(".discarding-"))
+                || name.starts_with('.')
+                || name.contains(".new-")
+                || name.contains(".discarding-")
             {
                 continue;
             }

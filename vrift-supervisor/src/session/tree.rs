@@ -155,7 +155,7 @@ pub fn write(
                         let f = std::fs::File::open(&path)
                             .with_context(|| format!("{}", path.display()))?;
                         let oid = repo.write_blob_stream(f)?.detach();
-                        map.insert(&oid, e.hash);
+                        map.insert(&oid, e.hash, e.size);
                         oid
                     }
                 };
