@@ -593,3 +593,36 @@ fn bad_names_git_components_and_the_supervisor() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("overlay projection only"));
     });
 }
+
+// A session from an older revision in a working tree: its files and git's state are that
+// revision's (an index of its tree, HEAD detached at it), so `git status` inside is clean.
+fn from_rev(as_user: bool) {
+    let r = Repo::new(as_user, &base_files());
+    let first = r.git_ok(&["rev-parse", "HEAD"]);
+    write(&r.dir.join("shared.txt"), "second\n");
+    if as_user {
+        r.env.give_to_nobody();
+    }
+    r.git_ok(&["commit", "-q", "-am", "second"]);
+    let before = hash_all(&r.dir);
+    let out = ok_within(
+        &mut r.vrift(&[
+            "run",
+            "--session",
+            "old",
+            "--from",
+            "HEAD~1",
+            "--",
+            "sh",
+            "-c",
+            "cat shared.txt; git rev-parse HEAD; git status --porcelain",
+        ]),
+        T,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("shared\n{first}")
+    );
+    assert_eq!(hash_all(&r.dir), before);
+}
+roles!(from_an_older_revision_with_its_git_state => from_rev);

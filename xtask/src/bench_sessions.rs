@@ -56,13 +56,15 @@ fn git(dir: &Path, args: &[&str]) -> Result<()> {
     .map(|_| ())
 }
 
-/// Disk used under `path` (allocated blocks, as du counts them), in bytes.
-fn du(path: &Path) -> Result<u64> {
-    let out = Command::new("du").arg("-sB1").arg(path).output()?;
+/// Disk used under `paths` together (allocated blocks, as du counts them: a file hard-linked
+/// into several counts once), in bytes.
+fn du(paths: &[PathBuf]) -> Result<u64> {
+    let out = Command::new("du").arg("-scB1").args(paths).output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text
-        .split_whitespace()
-        .next()
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0))
 }
@@ -138,12 +140,11 @@ pub fn run(args: &[String]) -> Result<()> {
             .next()
             .context("no sessions")?
             .path();
-        let mut d = 0;
-        for i in 0..o.sessions {
-            d += du(&sessions_dir.join(format!("s{i}")))?;
-        }
-        disk = d;
-        layer = du(&home.join("layers"))?;
+        let dirs: Vec<PathBuf> = (0..o.sessions)
+            .map(|i| sessions_dir.join(format!("s{i}")))
+            .collect();
+        disk = du(&dirs)?;
+        layer = du(&[home.join("layers")])?;
 
         let start = Instant::now();
         for i in 0..o.sessions {
@@ -160,11 +161,10 @@ pub fn run(args: &[String]) -> Result<()> {
             timed(Command::new("sh").args(["-c", READ_ALL]).current_dir(&wt))?;
         }
         wt_read.push(start.elapsed());
-        let mut d = 0;
-        for i in 0..o.sessions {
-            d += du(&work.path().join(format!("wt{run}-{i}")))?;
-        }
-        wt_disk = d;
+        let dirs: Vec<PathBuf> = (0..o.sessions)
+            .map(|i| work.path().join(format!("wt{run}-{i}")))
+            .collect();
+        wt_disk = du(&dirs)?;
         for i in 0..o.sessions {
             let wt = work.path().join(format!("wt{run}-{i}"));
             git(

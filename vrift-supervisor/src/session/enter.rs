@@ -109,6 +109,7 @@ pub fn open_or_create(
         std::fs::create_dir_all(c.join(UPPER))?;
         std::fs::create_dir_all(c.join(WORK))?;
     }
+    start_git_state(repo, &session, base.commit)?;
     save_base(store, &git_dir, &base.manifest, &session.join(BASE))?;
     session.save()?;
     std::fs::rename(&tmp, &dir).with_context(|| format!("{}", dir.display()))?;
@@ -122,6 +123,36 @@ pub fn open_or_create(
         &session.record.base_commit[..12]
     );
     Ok(session)
+}
+
+/// A session from a revision starts with git's state saying so: an index of the revision's
+/// tree, and HEAD detached at it when it is not HEAD's commit. Both are written into the
+/// upper directory of the session's `.git`, so the real ones are untouched. (`--from
+/// worktree` keeps the real index and HEAD, staged changes included; a bare repository has
+/// no index.)
+fn start_git_state(repo: &gix::Repository, session: &Session, commit: gix::ObjectId) -> Result<()> {
+    if session.record.from == "worktree" || repo.workdir().is_none() {
+        return Ok(());
+    }
+    let Some(i) = session.record.cow.iter().position(|c| c.path == ".git") else {
+        return Ok(());
+    };
+    let upper = session.cow_dir(i).join(UPPER);
+    let tree = repo.find_commit(commit)?.tree_id()?.detach();
+    let index = repo.index_from_tree(&tree)?;
+    let path = upper.join("index");
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
+    );
+    index
+        .write_to(&mut out, gix::index::write::Options::default())
+        .with_context(|| format!("{}", path.display()))?;
+    std::io::Write::flush(&mut out)?;
+    let head = repo.head_id().ok().map(|h| h.detach());
+    if head != Some(commit) {
+        crate::rundir::write_atomic(&upper.join("HEAD"), format!("{commit}\n").as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Save the base manifest at `dest`, as a hard link to one copy per distinct base in the
