@@ -591,6 +591,18 @@ fn bad_names_git_components_and_the_supervisor() {
         let out = output_within(&mut c, T);
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("overlay projection only"));
+        let mut c = r.vrift(&[
+            "run",
+            "--session",
+            "s",
+            "--mount",
+            "/elsewhere",
+            "--",
+            "true",
+        ]);
+        let out = output_within(&mut c, T);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be combined"));
     });
 }
 

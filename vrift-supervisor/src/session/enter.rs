@@ -126,7 +126,8 @@ pub fn open_or_create(
 }
 
 /// A session from a revision starts with git's state saying so: an index of the revision's
-/// tree, and HEAD detached at it when it is not HEAD's commit. Both are written into the
+/// tree (unless the real index already matches it), and HEAD detached at it when it is not
+/// HEAD's commit. Both are written into the
 /// upper directory of the session's `.git`, so the real ones are untouched. (`--from
 /// worktree` keeps the real index and HEAD, staged changes included; a bare repository has
 /// no index.)
@@ -140,6 +141,21 @@ fn start_git_state(repo: &gix::Repository, session: &Session, commit: gix::Objec
     let upper = session.cow_dir(i).join(UPPER);
     let tree = repo.find_commit(commit)?.tree_id()?.detach();
     let index = repo.index_from_tree(&tree)?;
+    let head = repo.head_id().ok().map(|h| h.detach());
+    // The real index already says the same (the usual case: a clean checkout of HEAD): the
+    // session reads it through its overlay and costs no copy of it.
+    let same = |real: &gix::index::File| {
+        let key = |f: &gix::index::File| -> Vec<(Vec<u8>, gix::ObjectId, u32)> {
+            f.entries()
+                .iter()
+                .map(|e| (e.path(f).to_vec(), e.id, e.mode.bits()))
+                .collect()
+        };
+        key(real) == key(&index)
+    };
+    if head == Some(commit) && repo.open_index().is_ok_and(|real| same(&real)) {
+        return Ok(());
+    }
     let path = upper.join("index");
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
@@ -148,7 +164,6 @@ fn start_git_state(repo: &gix::Repository, session: &Session, commit: gix::Objec
         .write_to(&mut out, gix::index::write::Options::default())
         .with_context(|| format!("{}", path.display()))?;
     std::io::Write::flush(&mut out)?;
-    let head = repo.head_id().ok().map(|h| h.detach());
     if head != Some(commit) {
         crate::rundir::write_atomic(&upper.join("HEAD"), format!("{commit}\n").as_bytes())?;
     }
@@ -184,6 +199,12 @@ pub fn run(store: &Store, opts: &RunOptions, s: &Options, cwd: &Path) -> Result<
                 "supervisor"
             }
         ),
+    }
+    if opts.manifest.is_some() || opts.mount.is_some() {
+        bail!(
+            "--session shows the git repository around the current directory, at its own \
+             path: it cannot be combined with --manifest or --mount"
+        );
     }
     if let Some(why) = overlay::unavailable(store) {
         bail!("--session needs the overlay projection, which cannot be used here: {why}");
