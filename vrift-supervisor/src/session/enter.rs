@@ -86,7 +86,7 @@ pub fn open_or_create(
     let from = from.unwrap_or("HEAD");
     let base = super::base::make(store, repo, from)?;
     let dir = Session::dir_of(store, &git_dir, name);
-    let tmp = dir.with_extension(format!("new-{}", std::process::id()));
+    let tmp = super::aside(&dir, "new");
     std::fs::create_dir_all(&tmp).with_context(|| format!("{}", tmp.display()))?;
     let root = super::view_root(repo).canonicalize()?;
     let mut record = Record::new(

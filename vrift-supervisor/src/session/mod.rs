@@ -107,7 +107,7 @@ pub fn repo_dir(store: &Store, git_dir: &Path) -> PathBuf {
         .join(&key.to_hex().as_str()[..16])
 }
 
-/// The repository around `cwd`: (view root, git directory).
+/// The git repository around `cwd`.
 pub fn discover(cwd: &Path) -> Result<gix::Repository> {
     let repo = gix::discover(cwd).with_context(|| {
         format!(
@@ -202,13 +202,18 @@ impl Session {
     /// Remove the session's directory (its upper directories included).
     pub fn remove(&self, store: &Store) -> Result<()> {
         let _ = store.unregister_root(&self.join(BASE));
-        let tmp = self
-            .dir
-            .with_extension(format!("discarding-{}", std::process::id()));
+        let tmp = aside(&self.dir, "discarding");
         std::fs::rename(&self.dir, &tmp).with_context(|| format!("{}", self.dir.display()))?;
         crate::rundir::remove_tree(&tmp);
         Ok(())
     }
+}
+
+/// `dir` with `.WHAT-PID` appended: a name beside it that no session has.
+pub(crate) fn aside(dir: &Path, what: &str) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(format!(".{what}-{}", std::process::id()));
+    PathBuf::from(name)
 }
 
 impl Record {
