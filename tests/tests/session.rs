@@ -260,7 +260,23 @@ fn promote_matches_view(as_user: bool) {
          printf 'u\\n' > 'ünï.txt'; mkdir -p deep/er && echo d > deep/er/f; mkdir empty; \
          echo log > x.log; head -c 100000000 /dev/urandom > big.bin",
     );
+    let git_before = hash_all(&r.dir.join(".git"));
     let diff = r.vrift_ok(&["session", "diff", "work", "--name-status"]);
+    let stat = r.vrift_ok(&["session", "diff", "work", "--stat"]);
+    assert!(
+        stat.contains("shared.txt") && stat.contains("files changed"),
+        "{stat}"
+    );
+    let patch = r.vrift_ok(&["session", "diff", "work"]);
+    assert!(
+        patch.contains("+more") && patch.contains("deleted file mode"),
+        "{patch}"
+    );
+    assert_eq!(
+        hash_all(&r.dir.join(".git")),
+        git_before,
+        "session diff wrote to .git"
+    );
     let out = r.vrift_ok(&["promote", "work", "-m", "from the session"]);
     let commit = out.trim();
     assert_eq!(r.git_ok(&["rev-parse", "refs/vibes/work"]).trim(), commit);
