@@ -7,6 +7,7 @@ mod projection;
 mod projection_shim;
 mod run;
 mod rundir;
+mod session;
 mod sys;
 mod trace;
 mod view;
@@ -117,6 +118,12 @@ enum Command {
     Completions(commands::completions::Args),
     /// Write man pages for vrift and each of its commands into a directory.
     Man(commands::completions::ManArgs),
+    /// List, diff and discard the sessions of the current git repository (`vrift run
+    /// --session NAME` makes and enters them).
+    #[command(subcommand)]
+    Session(commands::session::Command),
+    /// Turn a session into a commit at refs/vibes/NAME.
+    Promote(commands::promote::Args),
 }
 
 fn main() -> ExitCode {
@@ -150,6 +157,8 @@ fn main() -> ExitCode {
         Command::Doctor(args) => commands::doctor::run(args, cli.quiet),
         Command::Completions(args) => commands::completions::completions(args, Cli::command()),
         Command::Man(args) => commands::completions::man(args, Cli::command(), cli.quiet),
+        Command::Session(cmd) => commands::session::run(cmd),
+        Command::Promote(args) => commands::promote::run(args),
     };
     match result {
         Ok(code) => code,

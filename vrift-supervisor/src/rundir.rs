@@ -163,13 +163,19 @@ impl RunDir {
     /// Remove the directory once its result is saved. Directories the run left without
     /// permissions for their owner (overlayfs's work directory is mode 0) are opened up.
     pub fn remove(self) {
-        if std::fs::remove_dir_all(&self.path).is_ok() {
-            return;
-        }
-        open_up(&self.path);
-        if let Err(e) = std::fs::remove_dir_all(&self.path) {
-            tracing::warn!("{}: {e}", self.path.display());
-        }
+        remove_tree(&self.path);
+    }
+}
+
+/// Remove `path` and everything under it, opening up directories an overlay's work
+/// directory leaves without access (a failure is only logged).
+pub fn remove_tree(path: &Path) {
+    if std::fs::remove_dir_all(path).is_ok() {
+        return;
+    }
+    open_up(path);
+    if let Err(e) = std::fs::remove_dir_all(path) {
+        tracing::warn!("{}: {e}", path.display());
     }
 }
 

@@ -50,6 +50,7 @@ impl ViewArgs {
             bases: self.bases,
             isolate: self.isolate,
             start: self.start,
+            session: None,
         }
     }
 }
@@ -66,6 +67,8 @@ impl ViewArgs {
 Exit status: the program's (128+N when killed by signal N; 127 not found, 126 not
 runnable); 1 when vrift itself fails or the result could not be saved.")]
 pub struct Args {
+    #[command(flatten)]
+    pub session: crate::session::enter::Args,
     #[command(flatten)]
     pub view: ViewArgs,
     /// Write a JSON summary of the run to FILE (`-` for stderr; stdout stays the
@@ -88,7 +91,9 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
         })
     });
     let started = std::time::Instant::now();
-    let finished = life::run(args.view.into_options(false))?;
+    let mut opts = args.view.into_options(false);
+    opts.session = args.session.into_options()?;
+    let finished = life::run(opts)?;
     if let (Some(path), Some(mut summary)) = (&args.json, summary) {
         summary["status"] = finished.status.into();
         summary["wall_ms"] = (started.elapsed().as_secs_f64() * 1000.0).into();

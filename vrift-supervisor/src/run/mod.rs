@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub isolate: isolate::IsolateArgs,
     /// `-C/--cwd`: where the program starts.
     pub start: Option<PathBuf>,
+    /// Run in a named session instead (see `crate::session`).
+    pub session: Option<crate::session::enter::Options>,
 }
 
 /// What `vrift trace` gets back besides the exit status.
@@ -102,6 +104,9 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
     })?;
     let cwd = std::env::current_dir().context("current directory")?;
     recover::recover_interrupted(&store);
+    if let Some(session) = &opts.session {
+        return crate::session::enter::run(&store, &opts, session, &cwd);
+    }
     let spec = view::choose(
         &store,
         opts.manifest.as_deref(),
@@ -234,7 +239,7 @@ fn run_with(
         cwd,
         runner,
         projection.as_ref(),
-        &run_dir,
+        Some(&run_dir),
     ) {
         Ok(p) => p,
         Err(e) => {
@@ -277,6 +282,7 @@ fn run_with(
         Arc::clone(&projection),
         served.clone(),
         trace,
+        || {},
     );
     if let (true, Some(served)) = (with_shim, &served) {
         let rows = served.rows();
@@ -313,17 +319,18 @@ fn run_with(
 }
 
 /// The child's namespaces, mounts and filter.
-fn launch_plan(
+pub(crate) fn launch_plan(
     store: &Store,
     opts: &RunOptions,
     spec: &ViewSpec,
     cwd: &Path,
     owner: Owner,
     projection: &dyn Projection,
-    run_dir: &RunDir,
+    run_dir: Option<&RunDir>,
 ) -> Result<(launch::LaunchPlan, Option<isolate::Prepared>)> {
     let start_dir = start::dir(opts, spec, cwd)?;
     if opts.isolate.isolate {
+        let run_dir = run_dir.context("--isolate does not combine with --session")?;
         return isolated_plan(store, opts, spec, &start_dir, owner, projection, run_dir);
     }
     let mut steps = vec![Mount::PrivateRoot];
@@ -361,6 +368,7 @@ fn launch_plan(
             ns: Some(ns::NsConfig {
                 id_maps: user_maps(owner)?,
                 isolation: None,
+                join: None,
             }),
             mounts: steps,
             filter: projection.filter()?,
@@ -412,6 +420,7 @@ fn isolated_plan(
             ns: Some(ns::NsConfig {
                 id_maps: user_maps(owner)?,
                 isolation: Some(isolation),
+                join: None,
             }),
             mounts,
             filter: projection.filter()?,
@@ -502,14 +511,16 @@ fn prepare_shim(
 }
 
 /// Start the program (with `env` added to its environment), pass signals on, wait for it;
-/// the supervisor counts what it served into `served` when given.
-fn start_and_wait(
+/// the supervisor counts what it served into `served` when given, and `on_started` is
+/// called once the program runs.
+pub(crate) fn start_and_wait(
     cmd_line: &[OsString],
     env: &[(OsString, OsString)],
     plan: launch::LaunchPlan,
     projection: Arc<dyn Projection>,
     served: Option<Arc<ServedStats>>,
     trace: Option<TraceOptions>,
+    on_started: impl FnOnce(),
 ) -> Result<Finished> {
     signals::block_forwarded().context("blocking signals")?;
     let kind = projection.kind();
@@ -541,6 +552,7 @@ fn start_and_wait(
     cmd.args(&cmd_line[1..])
         .envs(env.iter().map(|(k, v)| (k, v)));
     let child = launch::spawn(cmd, plan, ready)?;
+    on_started();
     if let Some(e) = lock(&serve_error).take() {
         // Nobody answers the program's calls: end it rather than let it hang.
         signals::kill(child.id() as i32, libc::SIGKILL);
@@ -594,7 +606,7 @@ fn program_pid() -> Option<u32> {
 }
 
 /// Children of every thread of process `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
+pub(crate) fn children_of(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };

@@ -40,7 +40,7 @@ pub type Known = HashMap<RelPath, (FileStat, Hash)>;
 /// Ingest `root` with the filters `vrift init` applies by default (a project's own
 /// adjustments live in its `.vriftignore`, so runs and inits agree). Files unchanged since
 /// the last ingest are not read again (stat cache), nor are the `known` ones.
-fn ingest(store: &Store, root: &Path, known: Known) -> Result<IngestReport> {
+fn ingest_knowing(store: &Store, root: &Path, known: Known) -> Result<IngestReport> {
     let filter = Filter::new(root, &FilterOptions::default())?;
     let mut opts = IngestOptions::new(filter);
     opts.known = known;
@@ -48,10 +48,15 @@ fn ingest(store: &Store, root: &Path, known: Known) -> Result<IngestReport> {
         .with_context(|| format!("ingesting {}", root.display()))
 }
 
+/// [`ingest_knowing`] nothing beyond the stat cache.
+pub fn ingest(store: &Store, root: &Path) -> Result<IngestReport> {
+    ingest_knowing(store, root, Known::new())
+}
+
 /// Re-ingest a project with a vrift.manifest and save it if anything changed on disk;
 /// `known` are files vrift has just written there.
 pub fn refresh(store: &Store, root: &Path, known: Known) -> Result<IngestReport> {
-    let report = ingest(store, root, known)?;
+    let report = ingest_knowing(store, root, known)?;
     let path = root.join(MANIFEST_NAME);
     let old = Manifest::load(&path).ok();
     if old.as_ref().map(Manifest::hash) != Some(report.manifest.hash()) {
@@ -69,8 +74,20 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
     let report = if persistent {
         refresh(store, &root, Known::new())?
     } else {
-        ingest(store, &root, Known::new())?
+        ingest(store, &root)?
     };
+    let passthrough = passthrough_of(&root, &report);
+    Ok(Prepared {
+        manifest: report.manifest,
+        root,
+        persistent,
+        passthrough,
+    })
+}
+
+/// The paths an ingest of `root` left out that exist on disk as directories or files: they
+/// pass through to the real tree.
+pub fn passthrough_of(root: &Path, report: &IngestReport) -> Vec<(RelPath, PassthroughKind)> {
     let mut passthrough = Vec::new();
     for ex in &report.excluded {
         // vrift's own files (vrift.manifest, .vrift, a store inside the project) describe
@@ -88,10 +105,5 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
             _ => {}
         }
     }
-    Ok(Prepared {
-        manifest: report.manifest,
-        root,
-        persistent,
-        passthrough,
-    })
+    passthrough
 }

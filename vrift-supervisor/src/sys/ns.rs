@@ -5,6 +5,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// The namespaces the child enters.
 #[derive(Debug, Default)]
@@ -14,6 +15,10 @@ pub struct NsConfig {
     pub id_maps: Option<(CString, CString)>,
     /// `--isolate`: the namespaces and settings beyond the view's own.
     pub isolation: Option<Isolation>,
+    /// Join a running session's namespaces first (see `session::members`): its user
+    /// namespace (None when it is this process's own) and its mount namespace, of which the
+    /// child then takes a private copy holding the same mounts.
+    pub join: Option<Join>,
 }
 
 /// What an isolated run adds (see `run::isolate`).
@@ -26,6 +31,12 @@ pub struct Isolation {
     pub late_user: Option<(CString, CString)>,
     /// The run's `cgroup.procs`, joined before anything else.
     pub cgroup_procs: Option<CString>,
+}
+
+#[derive(Debug)]
+pub struct Join {
+    pub user: Option<OwnedFd>,
+    pub mnt: OwnedFd,
 }
 
 fn check(r: libc::c_int) -> io::Result<()> {
@@ -58,7 +69,15 @@ fn write_file(path: &[u8], data: &[u8]) -> io::Result<()> {
 /// The caller's next child is the new pid namespace's init.
 pub fn enter_namespaces(plan: &NsConfig) -> io::Result<()> {
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID;
-    if plan.id_maps.is_some() {
+    if let Some(join) = &plan.join {
+        if let Some(user) = &join.user {
+            // SAFETY: setns takes a namespace fd (kept open by the parent's plan) and a flag;
+            // the child is single-threaded, as joining a user namespace requires.
+            check(unsafe { libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) })?;
+        }
+        // SAFETY: as above, for the mount namespace.
+        check(unsafe { libc::setns(join.mnt.as_raw_fd(), libc::CLONE_NEWNS) })?;
+    } else if plan.id_maps.is_some() {
         flags |= libc::CLONE_NEWUSER;
     }
     if let Some(iso) = &plan.isolation {

@@ -61,20 +61,31 @@ struct NewContent {
     size: u64,
 }
 
+/// What becomes of the upper directory's new content.
+#[derive(Clone, Copy)]
+pub enum Take<'a> {
+    /// The run is over: move it into the store, after saving the result at this path (when
+    /// it already exists, a harvest was cut short, and it is the result).
+    Move { result: &'a Path },
+    /// The upper directory lives on (a session's): copy it into the store.
+    Copy,
+}
+
 /// The manifest of the view that started as `base` and whose changes are in `upper`, with
 /// every blob it names in the store. `passthrough` paths (mount points vrift made) are not
-/// part of the view. `result` is where the result is saved before new files leave `upper`;
-/// when it already exists (a recovery after a harvest that was cut short), it is the result.
+/// part of the view.
 pub fn harvest(
     store: &Store,
     base: &Manifest,
     upper: &Path,
     flavor: Flavor,
     passthrough: &HashSet<RelPath>,
-    result: &Path,
+    take: Take,
 ) -> Result<Manifest> {
-    if result.exists() {
-        return finish_interrupted(store, upper, result);
+    if let Take::Move { result } = take {
+        if result.exists() {
+            return finish_interrupted(store, upper, result);
+        }
     }
     let mut entries: BTreeMap<RelPath, Entry> =
         base.iter().map(|(p, e)| (p.to_vec(), e.clone())).collect();
@@ -89,15 +100,35 @@ pub fn harvest(
         &mut new,
     )?;
     let manifest = Manifest::from_entries(entries);
-    if !new.is_empty() {
-        manifest
-            .save_atomic(result)
-            .with_context(|| format!("{}", result.display()))?;
-    }
-    for n in new {
-        adopt(store, &n)?;
+    match take {
+        Take::Move { result } => {
+            if !new.is_empty() {
+                manifest
+                    .save_atomic(result)
+                    .with_context(|| format!("{}", result.display()))?;
+            }
+            for n in new {
+                adopt(store, &n)?;
+            }
+        }
+        Take::Copy => {
+            for n in new {
+                copy_in(store, &n)?;
+            }
+        }
     }
     Ok(manifest)
+}
+
+fn copy_in(store: &Store, n: &NewContent) -> Result<()> {
+    let stored = crate::sys::fsops::with_owner_access(&n.path, || {
+        store.insert_file(&n.path).map_err(store_io)
+    })
+    .with_context(|| format!("{}", n.path.display()))?;
+    if stored.hash != n.hash {
+        anyhow::bail!("{}: changed while it was being stored", n.path.display());
+    }
+    Ok(())
 }
 
 fn adopt(store: &Store, n: &NewContent) -> Result<()> {
@@ -253,7 +284,7 @@ mod tests {
             &w.upper,
             Flavor::for_uid(nix::unistd::geteuid().as_raw()),
             &HashSet::new(),
-            &w.result,
+            Take::Move { result: &w.result },
         )
     }
 
@@ -292,6 +323,29 @@ mod tests {
             .has_blob(&Hash::of(b"inside a read-only directory"), 28));
         let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o555, "the directory's mode is put back");
+    }
+
+    #[test]
+    fn a_living_upper_directory_is_copied_from_not_moved() {
+        let w = world();
+        std::fs::write(w.upper.join("kept"), b"a session's file").unwrap();
+        let base = Manifest::from_entries(vec![(Vec::new(), dir_entry())]);
+        let flavor = Flavor::for_uid(nix::unistd::geteuid().as_raw());
+        let m = harvest(
+            &w.store,
+            &base,
+            &w.upper,
+            flavor,
+            &HashSet::new(),
+            Take::Copy,
+        )
+        .unwrap();
+        assert!(w.store.has_blob(&m.get(b"kept").unwrap().hash, 16));
+        assert_eq!(
+            std::fs::read(w.upper.join("kept")).unwrap(),
+            b"a session's file"
+        );
+        assert!(!w.result.exists());
     }
 
     #[test]

@@ -102,35 +102,51 @@ impl OverlayProjection {
 
     fn options(&self) -> Result<CString> {
         let blobs = self.store.root().join("blobs");
-        let lower: Vec<String> = self
-            .layers
-            .iter()
-            .map(|l| l.display().to_string())
-            .collect();
-        let mut o = format!(
-            "lowerdir={}::{},upperdir={},workdir={}",
-            lower.join(":"),
-            blobs.display(),
-            self.upper.display(),
-            self.work.display()
-        );
-        // Renaming a directory from the lower layer then gives EXDEV instead of a redirect
-        // xattr, and chmod copies data up: the upper directory holds plain files and
-        // directories only, which the harvest reads the same way for root and for users.
-        match self.flavor {
-            Flavor::Trusted => o.push_str(",redirect_dir=off,metacopy=off,index=off"),
-            Flavor::User => o.push_str(",userxattr"),
-        }
-        if o.len() >= 4096 {
-            bail!("the overlay's mount options are longer than a page: {o}");
-        }
-        Ok(CString::new(o)?)
+        options(
+            &self.layers,
+            Some(&blobs),
+            &self.upper,
+            &self.work,
+            self.flavor,
+        )
     }
+}
+
+/// The mount options of an overlay of `lower` (upper-most first) over the data-only layer
+/// `data` (the store's blobs), writing into `upper`.
+pub fn options(
+    lower: &[PathBuf],
+    data: Option<&Path>,
+    upper: &Path,
+    work: &Path,
+    flavor: Flavor,
+) -> Result<CString> {
+    let mut lower: Vec<String> = lower.iter().map(|l| l.display().to_string()).collect();
+    if let Some(data) = data {
+        lower.push(format!(":{}", data.display()));
+    }
+    let mut o = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    // Renaming a directory from the lower layer then gives EXDEV instead of a redirect
+    // xattr, and chmod copies data up: the upper directory holds plain files and
+    // directories only, which the harvest reads the same way for root and for users.
+    match flavor {
+        Flavor::Trusted => o.push_str(",redirect_dir=off,metacopy=off,index=off"),
+        Flavor::User => o.push_str(",userxattr"),
+    }
+    if o.len() >= 4096 {
+        bail!("the overlay's mount options are longer than a page: {o}");
+    }
+    Ok(CString::new(o)?)
 }
 
 /// Mount points for the paths that pass through to the real tree, made in the upper
 /// directory (their parents keep the manifest's modes and mtimes).
-fn make_placeholders(
+pub fn make_placeholders(
     upper: &Path,
     manifest: &Manifest,
     passthrough: &[(RelPath, PassthroughKind)],
@@ -211,7 +227,9 @@ impl Projection for OverlayProjection {
             &self.upper,
             self.flavor,
             &passthrough,
-            &self.upper.with_file_name(RESULT),
+            harvest::Take::Move {
+                result: &self.upper.with_file_name(RESULT),
+            },
         )
     }
 }
@@ -225,6 +243,8 @@ pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> 
         &dir.join(UPPER),
         Flavor::for_uid(rec.owner_uid),
         &passthrough,
-        &dir.join(RESULT),
+        harvest::Take::Move {
+            result: &dir.join(RESULT),
+        },
     )
 }
