@@ -27,7 +27,7 @@ fn stacked_layers(as_user: bool) {
         env.give_to_nobody();
     }
     let base_before = std::fs::read(&base).unwrap();
-    let bb = require_tool("busybox");
+    let bb = busybox();
     let mount = env.dir.path().join("view");
     let args = [
         "run",
@@ -67,7 +67,7 @@ fn stacked_layers(as_user: bool) {
         "the base's entries stay in the base"
     );
 }
-matrix!(writes_land_in_the_top_layer => stacked_layers);
+matrix!(writes_land_in_the_top_layer => stacked_layers, not_shim = "the shim alone serves one manifest and refuses --base");
 
 fn start_dir(as_user: bool) {
     let env = Env::new();
@@ -78,7 +78,7 @@ fn start_dir(as_user: bool) {
         env.give_to_nobody();
     }
     let mount = env.dir.path().join("tool");
-    let bb = require_tool("busybox");
+    let bb = busybox();
     let run = |extra: &[&str]| {
         let mut a = vec![
             "run",
@@ -105,3 +105,34 @@ fn start_dir(as_user: bool) {
     );
 }
 matrix!(mount_keeps_the_callers_cwd_and_c_chooses => start_dir);
+
+/// The shim alone serves one manifest and saves the run's changes over it: it refuses
+/// `--base` (and `--isolate`) with a message, and changes nothing.
+#[test]
+fn the_shim_alone_refuses_base_and_isolate() {
+    let env = Env::new();
+    let work = env.mkdir("work");
+    let base = env.dir.path().join("base.manifest");
+    let top = env.dir.path().join("top.manifest");
+    make_manifest(&env, &base, &[Node::File("b", b"b\n", 0o644)]);
+    make_manifest(&env, &top, &[Node::File("t", b"t\n", 0o644)]);
+    let before = std::fs::read(&top).unwrap();
+    for extra in [&["--base", base.to_str().unwrap()][..], &["--isolate"][..]] {
+        let mut a = vec![
+            "run",
+            "--projection",
+            "shim",
+            "--manifest",
+            top.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a.extend(["--", "true"]);
+        let out = run_expect(&mut env.vrift(&work, &a), false);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("needs a projection that mounts the view"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(&top).unwrap(), before);
+}

@@ -122,6 +122,12 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
         if opts.isolate.isolate {
             bail!("--isolate needs a projection that mounts the view: overlay or supervisor");
         }
+        if !opts.bases.is_empty() {
+            bail!(
+                "--base needs a projection that mounts the view (overlay or supervisor): the \
+                 shim alone serves one manifest and saves the run's changes over it"
+            );
+        }
         let start = start::dir(&opts, &spec, &cwd)?;
         let status = crate::projection_shim::run(&store, &spec, &start, &opts.cmd)?;
         return Ok(Finished {
@@ -487,11 +493,7 @@ fn prepare_shim(
     run_dir: &RunDir,
 ) -> Result<crate::projection_shim::Prepared> {
     use std::os::unix::ffi::OsStrExt;
-    let start = if opts.mount.is_some() {
-        spec.root.clone()
-    } else {
-        cwd.to_path_buf()
-    };
+    let start = start::dir(opts, spec, cwd)?;
     let through: Vec<PathBuf> = spec
         .passthrough
         .iter()
