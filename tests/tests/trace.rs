@@ -34,6 +34,30 @@ fn traced_by(env: &Env) -> &str {
     }
 }
 
+/// `vrift trace --manifest M --json FILE -- PROGRAM` under `projection`: the report and what
+/// vrift printed.
+fn trace_under(
+    env: &Env,
+    proj: &std::path::Path,
+    m: &std::path::Path,
+    projection: &str,
+    program: &[&str],
+) -> (Value, String) {
+    let json = env
+        .dir
+        .path()
+        .join(format!("{}.json", projection.replace('+', "-")));
+    let (m, json_s) = (m.display().to_string(), json.display().to_string());
+    let mut args = vec!["trace", "--manifest", &m, "--json", &json_s, "--"];
+    args.extend_from_slice(program);
+    let mut cmd = env.vrift(proj, &args);
+    cmd.env("VRIFT_PROJECTION", projection);
+    let out = run_expect(&mut cmd, true);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (report, text)
+}
+
 fn row<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["file_syscalls"]
         .as_array()
@@ -178,27 +202,8 @@ fn without_ebpf_the_gap_is_explained() {
 fn auto_traces_on_the_overlay_with_ebpf_and_on_the_supervisor_without() {
     let env = Env::new();
     let (proj, outside, m) = setup(&env);
-    let json = env.dir.path().join("auto.json");
-    let (m, json_s, out_s) = (
-        m.display().to_string(),
-        json.display().to_string(),
-        outside.display().to_string(),
-    );
-    let args = [
-        "trace",
-        "--manifest",
-        &m,
-        "--json",
-        &json_s,
-        "--",
-        "./tool",
-        &out_s,
-    ];
-    let mut cmd = env.vrift(&proj, &args);
-    cmd.env("VRIFT_PROJECTION", "auto");
-    let out = run_expect(&mut cmd, true);
-    let text = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let out_s = outside.display().to_string();
+    let (report, text) = trace_under(&env, &proj, &m, "auto", &["./tool", &out_s]);
     if is_root() {
         assert_eq!(report["projection"], "overlay", "{text}");
     } else {
@@ -227,30 +232,12 @@ fn the_overlay_classifies_every_call_as_the_supervisor_does() {
     );
     let mut reports = Vec::new();
     for projection in ["supervisor", "overlay"] {
-        let json = env.dir.path().join(format!("{projection}.json"));
-        let json_s = json.display().to_string();
         // Each run starts from the same view (a run saves its changes into its manifest).
         let own = env.dir.path().join(format!("{projection}.manifest"));
         std::fs::copy(&m, &own).unwrap();
-        let m = own.display().to_string();
         let bb = bb.display().to_string();
-        let args = [
-            "trace",
-            "--manifest",
-            &m,
-            "--json",
-            &json_s,
-            "--",
-            &bb,
-            "sh",
-            "-c",
-            &script,
-        ];
-        let mut cmd = env.vrift(&proj, &args);
-        cmd.env("VRIFT_PROJECTION", projection);
-        let out = run_expect(&mut cmd, true);
-        let text = String::from_utf8_lossy(&out.stderr).into_owned();
-        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let (report, text) =
+            trace_under(&env, &proj, &own, projection, &[&bb, "sh", "-c", &script]);
         assert_eq!(report["unclassified"], 0, "{text}");
         let classes: Vec<(String, [u64; 4])> = report["file_syscalls"]
             .as_array()

@@ -44,20 +44,7 @@ impl Store {
         after_read: &mut dyn FnMut(),
     ) -> Result<Inserted, StoreError> {
         let io_err = |e| StoreError::io(path, e);
-        let mut file = OpenOptions::new()
-            .read(true)
-            // O_NONBLOCK: opening a FIFO must not hang; it is rejected just below.
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(io_err)?;
-        let meta = file.metadata().map_err(io_err)?;
-        if !meta.is_file() {
-            return Err(io_err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
-        }
-        let before = Stamp::of(&meta);
+        let (mut file, before) = open_regular(path)?;
 
         if before.size() <= SMALL_FILE {
             let mut data = Vec::with_capacity(before.size() as usize + 1);
@@ -84,20 +71,7 @@ impl Store {
     /// first n bytes is computed on the way and remembered for [`Store::blob_starts_with`]
     /// (a file that grew by appending: its write-back then appends without reading it again).
     pub fn hash_in_place(path: &Path, prefix_at: Option<u64>) -> Result<(Hash, u64), StoreError> {
-        let io_err = |e| StoreError::io(path, e);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(io_err)?;
-        let meta = file.metadata().map_err(io_err)?;
-        if !meta.is_file() {
-            return Err(io_err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
-        }
-        let before = Stamp::of(&meta);
+        let (mut file, before) = open_regular(path)?;
         let mut hasher = blake3::Hasher::new();
         let mut prefix = None;
         let mut seen = 0u64;
@@ -315,6 +289,26 @@ impl BlobWriter {
         let inserted = self.store.commit(self.temp, actual, self.size)?;
         Ok(Verified::Stored(inserted))
     }
+}
+
+/// Open the regular file at `path` for reading, with its stamp. Symlinks are not followed,
+/// and O_NONBLOCK keeps the open of a FIFO from hanging; anything but a regular file is an
+/// `InvalidInput` error.
+fn open_regular(path: &Path) -> Result<(File, Stamp), StoreError> {
+    let io_err = |e| StoreError::io(path, e);
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(io_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    Ok((file, Stamp::of(&meta)))
 }
 
 fn check_unchanged(path: &Path, file: &File, before: Stamp, read: u64) -> Result<(), StoreError> {
