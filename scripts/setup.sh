@@ -79,6 +79,14 @@ if [ "$(id -u)" -eq 0 ] && [ -d /sys/kernel/tracing ] && ! [ -e /sys/kernel/trac
 fi
 log "eBPF prerequisites ready"
 
+# ---- cargo-fuzz, for the fuzz targets in fuzz/ (scripts/fuzz.sh, run by scripts/test.sh) ----
+# It builds the targets with the nightly toolchain installed above. Idempotent: skipped while
+# cargo-fuzz is installed.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  log "installing cargo-fuzz (fuzz targets)"
+  cargo install --locked cargo-fuzz
+fi
+
 # ---- Apple targets for type-checking the interposition shim (scripts/check-darwin.sh) ----
 # Only the standard library of each target is needed: the check builds no C code and links
 # nothing. Idempotent: rustup does nothing for a target already installed.

@@ -16,4 +16,8 @@ cargo test --workspace --release --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line over every test binary (cargo prints one per binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "vrift: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+# Every fuzz target for a bounded time (a panic found fails the suite); FUZZ_SECONDS=0 skips.
+if [ "${FUZZ_SECONDS:-45}" != 0 ]; then
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-45}" || status=1
+fi
 exit "$status"
