@@ -590,6 +590,31 @@ pub fn build_go(src: &str) -> PathBuf {
     })
 }
 
+/// The test binary of a package of Go's standard library (`go test -c PKG`, static, without
+/// cgo), cached per Go version; run it in `GOROOT/src/PKG` (see [`go_root`]).
+pub fn build_go_std_test(pkg: &str) -> PathBuf {
+    require_tool("go");
+    let version = stdout_ok(Command::new("go").arg("version"));
+    let key = format!("{version}\0{pkg}");
+    let name = format!("gostd-{}", pkg.replace('/', "_"));
+    cached_build(&name, key.as_bytes(), |out| {
+        let work = tempfile::tempdir().unwrap();
+        let mut c = Command::new("go");
+        c.args(["test", "-c", "-o"])
+            .arg(out)
+            .arg(pkg)
+            .current_dir(work.path());
+        go_env(&mut c, work.path());
+        run_expect(&mut c, true);
+    })
+}
+
+/// Go's GOROOT (`go env GOROOT`).
+pub fn go_root() -> PathBuf {
+    require_tool("go");
+    PathBuf::from(stdout_ok(Command::new("go").args(["env", "GOROOT"])).trim())
+}
+
 /// Point Go's caches and home into `dir` (and build statically, without cgo).
 pub fn go_env(c: &mut Command, dir: &Path) {
     c.env("CGO_ENABLED", "0")

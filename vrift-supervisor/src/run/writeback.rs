@@ -253,7 +253,10 @@ fn apply_changes(
         }
         let p = real(root, rel);
         check_reachable(&p)?;
-        let dir_already_there = e.kind == EntryKind::Dir && p.is_dir();
+        // A real directory, not a symlink to one: a directory that replaced a symlink in
+        // the run must replace it on disk too (and its mode must not go to the target).
+        let real_dir = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_dir());
+        let dir_already_there = e.kind == EntryKind::Dir && real_dir(&p);
         if !dir_already_there && !unchanged_on_disk(&p, old) {
             // Already as the run left it (a kept result applied again after a failure half
             // way): nothing to do. Anything else changed on disk meanwhile.
@@ -269,7 +272,7 @@ fn apply_changes(
         }
         match e.kind {
             EntryKind::Dir => {
-                if !p.is_dir() {
+                if !real_dir(&p) {
                     if p.symlink_metadata().is_ok() {
                         std::fs::remove_file(&p).with_context(|| format!("{}", p.display()))?;
                     }

@@ -154,7 +154,17 @@ impl FarmBackend {
 
     /// A private copy's real mode and mtime follow its entry, since stat reads its size and
     /// times from disk and the kernel checks its mode on native reads.
-    fn sync_private_attrs(&self, v: &ViewOf, abs: &[u8], follow: bool) -> io::Result<()> {
+    /// After a chmod (`set_mtime` false) or a utimensat that set the mtime (true) of a file
+    /// being written: give its private copy the view's new mode or mtime. Only what the call
+    /// changed: the view's mtime of a pending file is stale (the copy's is the file's), so a
+    /// chmod must not put it back.
+    fn sync_private_attrs(
+        &self,
+        v: &ViewOf,
+        abs: &[u8],
+        follow: bool,
+        set_mtime: bool,
+    ) -> io::Result<()> {
         let Some(rel) = self.rel_in(v, abs, follow) else {
             return Ok(());
         };
@@ -165,8 +175,11 @@ impl FarmBackend {
             return Ok(());
         }
         let p = self.farm_path(&rel);
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
-        crate::sys::fsops::set_mtime(&p, e.mtime_ns)
+        if set_mtime {
+            crate::sys::fsops::set_mtime(&p, e.mtime_ns)
+        } else {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))
+        }
     }
 }
 
@@ -226,8 +239,22 @@ impl Backend for FarmBackend {
                 crate::sys::fsops::mkfifo(&self.farm_path(&rel), perm)?;
                 ok
             }
-            (Op::Chmod { path, follow, .. } | Op::Utimens { path, follow, .. }, Done::Unit) => {
-                self.sync_private_attrs(view, path, *follow)?;
+            (Op::Chmod { path, follow, .. }, Done::Unit) => {
+                self.sync_private_attrs(view, path, *follow, false)?;
+                ok
+            }
+            (
+                Op::Utimens {
+                    path,
+                    follow,
+                    mtime,
+                    ..
+                },
+                Done::Unit,
+            ) => {
+                if *mtime != crate::view::journal::Ts::Omit {
+                    self.sync_private_attrs(view, path, *follow, true)?;
+                }
                 ok
             }
             (Op::Truncate { .. }, Done::Truncate(t)) => {
