@@ -51,7 +51,11 @@ pub(super) fn version_needed(entries: &[(RelPath, Entry)]) -> u32 {
 }
 
 pub(super) fn encode(entries: &[(RelPath, Entry)]) -> Vec<u8> {
-    let version = version_needed(entries);
+    encode_as(entries, version_needed(entries))
+}
+
+/// The layout of `version` whatever the entries need (the tests build non-canonical files).
+pub(super) fn encode_as(entries: &[(RelPath, Entry)], version: u32) -> Vec<u8> {
     let body: usize = entries
         .iter()
         .map(|(p, e)| 4 + p.len() + 1 + 4 + 8 + 8 + 32 + 4 + e.target.len())

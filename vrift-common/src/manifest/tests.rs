@@ -626,9 +626,7 @@ fn version_2_every_truncation_and_flipped_byte_is_an_error() {
 
 /// Encode entries exactly as given (no normalization), as version 2.
 fn raw_v2(entries: &[(RelPath, Entry)]) -> Vec<u8> {
-    let mut bytes = codec::encode(entries);
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    reseal(bytes)
+    codec::encode_as(entries, 2)
 }
 
 #[test]
