@@ -12,8 +12,9 @@ as_root() {
 }
 
 # Debian packages: libseccomp for the filter, test programs (busybox-static, musl-gcc, Go's
-# static toolchain, make), peers for benchmarks (proot, bubblewrap, hyperfine).
-APT_PACKAGES=(libseccomp-dev pkg-config busybox-static musl-tools golang-go make gcc proot bubblewrap hyperfine python3 git)
+# static toolchain, make), peers for benchmarks (proot, bubblewrap, hyperfine), and the tools
+# the metadata tests run through a view (rsync; attr and acl for setfattr, getfattr, setfacl).
+APT_PACKAGES=(libseccomp-dev pkg-config busybox-static musl-tools golang-go make gcc proot bubblewrap hyperfine python3 git rsync attr acl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -339,6 +339,7 @@ pub fn make_manifest(env: &Env, manifest_path: &Path, nodes: &[Node]) {
             mode: 0o755,
             mtime_ns: mtime,
             target: Vec::new(),
+            meta: Default::default(),
         },
     )];
     for n in nodes {
@@ -354,6 +355,7 @@ pub fn make_manifest(env: &Env, manifest_path: &Path, nodes: &[Node]) {
                         mode,
                         mtime_ns: mtime,
                         target: Vec::new(),
+                        meta: Default::default(),
                     },
                 )
             }
@@ -366,6 +368,7 @@ pub fn make_manifest(env: &Env, manifest_path: &Path, nodes: &[Node]) {
                     mode,
                     mtime_ns: mtime,
                     target: Vec::new(),
+                    meta: Default::default(),
                 },
             ),
             Node::Symlink(p, t) => (
@@ -377,6 +380,7 @@ pub fn make_manifest(env: &Env, manifest_path: &Path, nodes: &[Node]) {
                     mode: 0o777,
                     mtime_ns: mtime,
                     target: t.as_bytes().to_vec(),
+                    meta: Default::default(),
                 },
             ),
         };
@@ -414,6 +418,7 @@ pub fn manifest_of_dir(env: &Env, dir: &Path, manifest_path: &Path) {
             mode: meta.mode() & 0o7777,
             mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
             target: Vec::new(),
+            meta: Default::default(),
         };
         let ft = meta.file_type();
         if ft.is_dir() {

@@ -442,18 +442,24 @@ fn symlink_loops_are_recorded_not_followed() {
 }
 
 #[test]
-fn fifo_is_skipped_with_a_warning() {
+fn a_fifo_is_kept_as_a_fifo() {
     let env = Env::new();
     let p = env.mkdir("proj");
     files(&p, &["a"]);
     let st = Command::new("mkfifo").arg(p.join("pipe")).status().unwrap();
     assert!(st.success());
     let out = run_expect(&mut env.vrift(&p, &["init", "--json"]), true);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("pipe") && err.contains("fifo"), "{err}");
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["warnings"].as_array().unwrap().len(), 1);
-    assert_eq!(manifest_paths(&env, &p), ["", "a"]);
+    assert_eq!(r["warnings"].as_array().unwrap().len(), 0);
+    assert_eq!(manifest_paths(&env, &p), ["", "a", "pipe"]);
+    let shown = stdout_ok(&mut env.vrift(&p, &["manifest", "show"]));
+    assert!(shown.contains("format:   2"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("fifo ") && l.ends_with(" pipe")),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -804,6 +804,7 @@ fn store_inside_the_current_directory(as_user: bool) {
                     mode: 0o755,
                     mtime_ns: 0,
                     target: Vec::new(),
+                    meta: Default::default(),
                 },
             ),
             (
@@ -815,6 +816,7 @@ fn store_inside_the_current_directory(as_user: bool) {
                     mode: 0o644,
                     mtime_ns: 0,
                     target: Vec::new(),
+                    meta: Default::default(),
                 },
             ),
         ])

@@ -23,6 +23,7 @@ fn dir_entry() -> Entry {
         mode: 0o755,
         mtime_ns: T0,
         target: Vec::new(),
+        meta: Default::default(),
     }
 }
 
@@ -57,6 +58,7 @@ fn project(env: &Env, store: &Store, dir: &str, files: &[(&[u8], &[u8])]) -> Pat
                 mode: 0o644,
                 mtime_ns: T0,
                 target: Vec::new(),
+                meta: Default::default(),
             },
         ));
     }
@@ -69,6 +71,7 @@ fn project(env: &Env, store: &Store, dir: &str, files: &[(&[u8], &[u8])]) -> Pat
             mode: 0o777,
             mtime_ns: T0,
             target: b"target".to_vec(),
+            meta: Default::default(),
         },
     ));
     let manifest = root.join("vrift.manifest");

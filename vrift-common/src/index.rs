@@ -101,6 +101,7 @@ impl<'a> EntryRef<'a> {
             mode: self.mode,
             mtime_ns: self.mtime_ns,
             target: self.target.to_vec(),
+            meta: Default::default(),
         }
     }
 }
@@ -218,6 +219,7 @@ impl Index {
             0 => EntryKind::File,
             1 => EntryKind::Dir,
             2 => EntryKind::Symlink,
+            3 => EntryKind::Fifo,
             k => return Err(self.corrupt(format!("entry {i}: unknown kind {k}"))),
         };
         Ok(EntryRef {

@@ -5,6 +5,7 @@
 //! `<root>/vrift.manifest` when the caller wants it. A re-ingest of an unchanged tree reads
 //! no file content: the stat cache (see [`crate::statcache`]) vouches for unchanged files.
 
+mod meta;
 mod store_files;
 mod walk;
 
@@ -34,6 +35,20 @@ pub struct IngestOptions {
     /// was in place: vrift wrote them itself from these stored blobs (a run's write-back).
     /// Trusted like stat-cache entries, when the file's stat is still the same.
     pub known: HashMap<RelPath, (FileStat, Hash)>,
+    /// Record each entry's owner and group (see [`Owners`]).
+    pub owners: Owners,
+}
+
+/// When ingest records owners in the manifest (format version 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Owners {
+    /// When ingest runs as root over a tree with more than one owner (uid and gid): then
+    /// the tree's owners are part of what it is, and a view must keep them. A tree that is
+    /// all one user's is portable, and stays so.
+    #[default]
+    Auto,
+    /// Always (`--owners`).
+    Always,
 }
 
 impl IngestOptions {
@@ -43,6 +58,7 @@ impl IngestOptions {
             use_stat_cache: true,
             threads: 0,
             known: HashMap::new(),
+            owners: Owners::Auto,
         }
     }
 }
@@ -79,7 +95,7 @@ pub struct Excluded {
 /// Something the user should know that did not stop the ingest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IngestWarning {
-    /// FIFOs, sockets and devices are not part of a view.
+    /// Sockets and devices are not part of a view (FIFOs are).
     SpecialFileSkipped { path: PathBuf, kind: &'static str },
     /// The file was deleted while the ingest was running.
     Vanished { path: PathBuf },
@@ -332,11 +348,14 @@ pub fn ingest(
                 mode: stat.mode & 0o7777,
                 mtime_ns: stat.mtime_ns,
                 target: Vec::new(),
+                meta: Default::default(),
             },
         ));
         cache_entries.push((item.rel.as_slice(), stat, hash));
     }
     set_root_mtime(&mut entries);
+    meta::attach(&root, &mut entries, &walked.ids, opts.owners)
+        .map_err(|(path, source)| IngestError::Io { path, source })?;
     let files = cache_entries.len() as u64;
     let manifest = Manifest::from_entries(entries);
 

@@ -12,5 +12,6 @@ pub mod manifest;
 pub mod runlog;
 pub mod statcache;
 pub mod store;
+pub mod sys;
 pub mod verify;
 pub mod vfs;

@@ -8,6 +8,7 @@
 
 mod codec;
 mod diff;
+mod meta;
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -16,8 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hash::Hash;
 
-pub use codec::{FORMAT_VERSION, MAGIC};
+pub use codec::{FORMAT_VERSION, FORMAT_VERSION_1, MAGIC};
 pub use diff::{Change, Field};
+pub use meta::{is_kept_xattr, EntryMeta, EntryOwner, Xattr, XATTR_NAME_MAX, XATTR_SIZE_MAX};
 
 /// A path relative to a view's root, as raw bytes: no leading '/', no "." or ".." components,
 /// no trailing '/'. The root is the empty path.
@@ -29,15 +31,18 @@ pub enum EntryKind {
     File,
     Dir,
     Symlink,
+    /// A named pipe (format version 2): no content, only a name, mode and owner.
+    Fifo,
 }
 
 impl EntryKind {
-    /// "file", "dir" or "symlink".
+    /// "file", "dir", "symlink" or "fifo".
     pub fn name(self) -> &'static str {
         match self {
             EntryKind::File => "file",
             EntryKind::Dir => "dir",
             EntryKind::Symlink => "symlink",
+            EntryKind::Fifo => "fifo",
         }
     }
 }
@@ -56,6 +61,9 @@ pub struct Entry {
     pub mtime_ns: i64,
     /// Symlink target, raw bytes; empty for files and dirs.
     pub target: Vec<u8>,
+    /// Owner, extended attributes and hard-link group (format version 2); empty when the
+    /// manifest records none of them.
+    pub meta: EntryMeta,
 }
 
 impl Entry {
@@ -68,6 +76,7 @@ impl Entry {
             mode,
             mtime_ns,
             target: Vec::new(),
+            meta: EntryMeta::default(),
         }
     }
 
@@ -80,7 +89,27 @@ impl Entry {
             mode: 0o777,
             mtime_ns,
             target,
+            meta: EntryMeta::default(),
         }
+    }
+
+    /// A FIFO entry.
+    pub fn fifo(mode: u32, mtime_ns: i64) -> Entry {
+        Entry {
+            kind: EntryKind::Fifo,
+            hash: Hash([0; 32]),
+            size: 0,
+            mode,
+            mtime_ns,
+            target: Vec::new(),
+            meta: EntryMeta::default(),
+        }
+    }
+
+    /// With `meta` as its version 2 fields.
+    pub fn with_meta(mut self, meta: EntryMeta) -> Entry {
+        self.meta = meta;
+        self
     }
 
     /// A file entry.
@@ -92,6 +121,7 @@ impl Entry {
             mode,
             mtime_ns,
             target: Vec::new(),
+            meta: EntryMeta::default(),
         }
     }
 }
@@ -111,7 +141,7 @@ pub enum ManifestError {
         reason: String,
     },
     #[error(
-        "{path}: manifest format version {found} is not supported (this vrift reads {supported})"
+        "{path}: manifest format version {found} is not supported (this vrift reads versions 1 to {supported})"
     )]
     Version {
         path: std::path::PathBuf,
@@ -163,7 +193,40 @@ impl Manifest {
                 _ => out.push(item),
             }
         }
+        meta::canonical_links(&mut out);
         Manifest { entries: out }
+    }
+
+    /// The format version `encode` writes: 1 when no entry carries anything version 2 adds
+    /// (so manifests of plain trees keep their bytes and hash), 2 otherwise.
+    pub fn format_version(&self) -> u32 {
+        codec::version_needed(&self.entries)
+    }
+
+    /// The paths of each hard-link group, in path order; group `g` is at index `g - 1`.
+    pub fn link_groups(&self) -> Vec<Vec<&[u8]>> {
+        meta::groups(&self.entries)
+            .into_iter()
+            .map(|g| {
+                g.into_iter()
+                    .map(|i| self.entries[i].0.as_slice())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Make a run's result say what a disk would after writes through one name of a hard-link
+    /// group of `self` (the run's base): the names of the group that still carry it in
+    /// `entries` (so they are the same inode, not a file renamed over a name) all take the
+    /// newest state written through any of them. Without this, a write through `a` of a
+    /// linked pair `a`, `b` would leave `b` with the old content and split the group.
+    pub fn follow_link_writes(&self, entries: &mut [(RelPath, Entry)]) {
+        meta::follow_link_writes(self, entries)
+    }
+
+    /// True when some entry records an owner.
+    pub fn has_owners(&self) -> bool {
+        self.entries.iter().any(|(_, e)| e.meta.owner.is_some())
     }
 
     pub fn get(&self, path: &[u8]) -> Option<&Entry> {
@@ -314,6 +377,10 @@ fn normalize(mut e: Entry) -> Entry {
     if e.kind != EntryKind::Symlink {
         e.target.clear();
     }
+    if e.kind == EntryKind::Fifo {
+        e.size = 0;
+    }
+    meta::normalize_xattrs(&mut e.meta.xattrs);
     e
 }
 

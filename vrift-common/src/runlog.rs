@@ -563,6 +563,7 @@ mod tests {
             mode: 0o755,
             mtime_ns: 1,
             target: Vec::new(),
+            meta: Default::default(),
         };
         let m = Manifest::from_entries(vec![(b"".to_vec(), dir.clone())]);
         let owner = Owner {

@@ -129,6 +129,7 @@ pub fn manifest(n: usize) -> Manifest {
                     mode: 0o644,
                     mtime_ns: 1_700_000_000_000_000_000 + (rng.next() % 1_000_000_000) as i64,
                     target: Vec::new(),
+                    meta: Default::default(),
                 },
             ));
         }
@@ -145,5 +146,6 @@ fn dir_entry() -> Entry {
         mode: 0o755,
         mtime_ns: 1_700_000_000_000_000_000,
         target: Vec::new(),
+        meta: Default::default(),
     }
 }

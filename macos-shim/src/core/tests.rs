@@ -28,6 +28,7 @@ fn entry(kind: EntryKind, hash: Hash, size: u64, mode: u32, target: &[u8]) -> En
         mode,
         mtime_ns: 1_600_000_000_000_000_000,
         target: target.to_vec(),
+        meta: Default::default(),
     }
 }
 

@@ -28,6 +28,7 @@ impl World {
                 mode: 0o755,
                 mtime_ns: 0,
                 target: Vec::new(),
+                meta: Default::default(),
             },
         )];
         for (p, content) in files {
@@ -49,6 +50,7 @@ fn file_entry(hash: Hash, size: u64) -> Entry {
         mode: 0o644,
         mtime_ns: 0,
         target: Vec::new(),
+        meta: Default::default(),
     }
 }
 
@@ -478,6 +480,7 @@ fn an_interrupted_runs_base_manifest_protects_its_blobs() {
             mode: 0o644,
             mtime_ns: 0,
             target: Vec::new(),
+            meta: Default::default(),
         },
     )]);
     let run = t.path().join(RUNS_DIR).join("123-456");

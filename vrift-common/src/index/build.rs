@@ -35,6 +35,7 @@ pub fn encode(manifest: &Manifest, hash: &Hash) -> Result<Vec<u8>, String> {
                 EntryKind::File => 0,
                 EntryKind::Dir => 1,
                 EntryKind::Symlink => 2,
+                EntryKind::Fifo => 3,
             },
             mode: e.mode,
             size: e.size,

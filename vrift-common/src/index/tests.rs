@@ -42,6 +42,7 @@ fn entry(kind: EntryKind, rng: &mut Rng) -> Entry {
         mode: [0o644, 0o755, 0o600, 0o4755, 0o1777][rng.below(5) as usize],
         mtime_ns: rng.next() as i64,
         target,
+        meta: Default::default(),
     }
 }
 

@@ -140,7 +140,7 @@ fn non_utf8_names() {
 }
 
 #[test]
-fn own_files_and_special_files_are_left_out() {
+fn own_files_are_left_out_and_fifos_kept() {
     let w = world();
     write(&w.root.join("keep"), b"k");
     write(&w.root.join(MANIFEST_FILE), b"old manifest");
@@ -151,14 +151,14 @@ fn own_files_and_special_files_are_left_out() {
     // SAFETY: c is a valid NUL-terminated path for the duration of the call.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
     let r = run(&w);
-    assert_eq!(paths(&r.manifest), ["", "keep", "sub"]);
+    assert_eq!(paths(&r.manifest), ["", "keep", "pipe", "sub"]);
+    let pipe = r.manifest.get(b"pipe").unwrap();
     assert_eq!(
-        r.warnings,
-        vec![IngestWarning::SpecialFileSkipped {
-            path: w.root.canonicalize().unwrap().join("pipe"),
-            kind: "fifo"
-        }]
+        (pipe.kind, pipe.mode & 0o777),
+        (EntryKind::Fifo, 0o644 & !umask())
     );
+    assert_eq!(r.manifest.format_version(), 2);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     let ex: Vec<_> = r.excluded.iter().map(|e| e.path.clone()).collect();
     assert_eq!(
         ex,
@@ -583,4 +583,82 @@ fn a_file_denied_to_the_reader_is_reported_unreadable_not_an_error() {
         store_files::store_one_with(&item, &denied).unwrap(),
         Stored::Unreadable
     ));
+}
+
+fn umask() -> u32 {
+    let probe = tempfile::tempdir().unwrap();
+    let f = probe.path().join("f");
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .open(&f)
+        .unwrap();
+    !fs::metadata(&f).unwrap().permissions().mode() & 0o666
+}
+
+#[test]
+fn hard_links_inside_the_tree_become_a_group_and_outside_ones_do_not() {
+    let w = world();
+    write(&w.root.join("a"), b"shared");
+    fs::create_dir(w.root.join("sub")).unwrap();
+    fs::hard_link(w.root.join("a"), w.root.join("sub/b")).unwrap();
+    write(&w.root.join("lonely"), b"one name inside");
+    fs::hard_link(w.root.join("lonely"), w._dir.path().join("outside")).unwrap();
+    let r = run(&w);
+    let m = &r.manifest;
+    assert_eq!(m.link_groups(), vec![vec![&b"a"[..], b"sub/b"]]);
+    assert_eq!(m.get(b"lonely").unwrap().meta.link, 0);
+    assert_eq!(m.format_version(), 2);
+}
+
+#[test]
+fn user_xattrs_are_recorded_and_machine_ones_are_not() {
+    let w = world();
+    let f = w.root.join("tagged");
+    write(&f, b"t");
+    match crate::sys::xattr::lset(&f, b"user.mime", b"text/plain") {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {
+            eprintln!("skipped: this file system has no user xattrs");
+            return;
+        }
+        r => r.unwrap(),
+    }
+    let r = run(&w);
+    let e = r.manifest.get(b"tagged").unwrap();
+    assert_eq!(e.meta.xattr(b"user.mime"), Some(&b"text/plain"[..]));
+    assert!(e
+        .meta
+        .xattrs
+        .iter()
+        .all(|x| crate::manifest::is_kept_xattr(&x.name)));
+}
+
+#[test]
+fn owners_are_recorded_when_asked_and_a_one_owner_tree_stays_portable() {
+    let w = world();
+    write(&w.root.join("f"), b"f");
+    let r = run(&w);
+    // One owner (whoever runs the test): nothing recorded unless asked.
+    assert!(!r.manifest.has_owners());
+    assert_eq!(r.manifest.format_version(), 1);
+    let mut o = opts(&w);
+    o.owners = Owners::Always;
+    let r = ingest(&w.store, &w.root, &o, &|_| {}).unwrap();
+    let e = r.manifest.get(b"f").unwrap();
+    let m = fs::metadata(w.root.join("f")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        e.meta.owner,
+        Some(crate::manifest::EntryOwner {
+            uid: m.uid(),
+            gid: m.gid()
+        })
+    );
+    // Root over a tree with two owners records them on its own.
+    if crate::sys::euid() == 0 {
+        std::os::unix::fs::chown(w.root.join("f"), Some(65534), Some(65534)).unwrap();
+        let r = run(&w);
+        assert_eq!(r.manifest.get(b"f").unwrap().meta.owner.unwrap().uid, 65534);
+        assert_eq!(r.manifest.get(b"").unwrap().meta.owner.unwrap().uid, 0);
+    }
 }

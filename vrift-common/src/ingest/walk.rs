@@ -29,6 +29,31 @@ pub(crate) struct Walked {
     pub warnings: Vec<IngestWarning>,
     pub dirs: u64,
     pub symlinks: u64,
+    pub fifos: u64,
+    /// Who owns each path and which inode it is, for `meta::attach`.
+    pub ids: std::collections::HashMap<RelPath, DiskId>,
+}
+
+/// The inode behind a path, as the walk's `lstat` saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DiskId {
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl DiskId {
+    pub fn of(m: &fs::Metadata) -> DiskId {
+        DiskId {
+            dev: m.dev(),
+            ino: m.ino(),
+            nlink: m.nlink(),
+            uid: m.uid(),
+            gid: m.gid(),
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
@@ -71,6 +96,7 @@ pub(crate) fn walk(
     let mut out = Walked::default();
     let root_meta = fs::symlink_metadata(root).map_err(io_err(root))?;
     out.entries.push((RelPath::new(), dir_entry(&root_meta)));
+    out.ids.insert(RelPath::new(), DiskId::of(&root_meta));
     out.dirs = 1;
     let mut seen = 0u64;
     let mut stack: Vec<(RelPath, PathBuf)> = vec![(RelPath::new(), root.to_path_buf())];
@@ -136,6 +162,7 @@ pub(crate) fn walk(
                 });
                 continue;
             }
+            out.ids.insert(rel.clone(), DiskId::of(&meta));
             if ft.is_file() {
                 out.files.push(FileItem {
                     rel,
@@ -162,9 +189,14 @@ pub(crate) fn walk(
                         mode: meta.mode() & 0o7777,
                         mtime_ns: mtime_ns(&meta),
                         target,
+                        meta: Default::default(),
                     },
                 ));
                 out.symlinks += 1;
+            } else if ft.is_fifo() {
+                out.entries
+                    .push((rel, Entry::fifo(meta.mode() & 0o7777, mtime_ns(&meta))));
+                out.fifos += 1;
             } else {
                 out.warnings.push(IngestWarning::SpecialFileSkipped {
                     path: abs,
@@ -187,5 +219,6 @@ fn dir_entry(meta: &fs::Metadata) -> Entry {
         mode: meta.mode() & 0o7777,
         mtime_ns: mtime_ns(meta),
         target: Vec::new(),
+        meta: Default::default(),
     }
 }

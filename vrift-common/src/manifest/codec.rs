@@ -1,38 +1,68 @@
-//! The canonical binary encoding of a manifest (format version 1), all integers little-endian:
+//! The canonical binary encoding of a manifest, all integers little-endian:
 //!
 //! ```text
 //! magic    8 bytes  "VRIFTMF\0"
-//! version  u32      1
+//! version  u32      1 or 2
 //! count    u64      number of entries
-//! entries  count x  path_len u32, path bytes, kind u8 (0 file, 1 dir, 2 symlink), mode u32,
-//!                   size u64, mtime_ns i64, then for a file its 32-byte BLAKE3 hash, for a
-//!                   symlink target_len u32 and the target bytes
+//! entries  count x  path_len u32, path bytes, kind u8 (0 file, 1 dir, 2 symlink, 3 fifo),
+//!                   mode u32, size u64, mtime_ns i64, then for a file its 32-byte BLAKE3
+//!                   hash, for a symlink target_len u32 and the target bytes;
+//!                   version 2 only: flags u8 (1 owner, 2 link group, 4 xattrs), then as
+//!                   flagged uid u32 gid u32; link group u64; xattr count u32 and per xattr
+//!                   name_len u32, name, value_len u32, value
 //! checksum 32 bytes BLAKE3 of everything before it
 //! ```
 //!
-//! Entries are in strictly increasing raw-byte order of their paths, so one tree has exactly
-//! one encoding.
+//! Entries are in strictly increasing raw-byte order of their paths, xattrs in strictly
+//! increasing order of their names, link groups numbered in order of first appearance (see
+//! `meta`), so one tree has exactly one encoding. A manifest with nothing version 2 adds
+//! (no FIFO, owner, xattr or link group) is written as version 1: plain trees keep the bytes,
+//! and so the hash, they always had.
 
 use std::path::Path;
 
+use super::meta::{self, EntryMeta, EntryOwner, Xattr};
 use super::{is_valid_rel_path, Entry, EntryKind, ManifestError, RelPath};
 use crate::hash::Hash;
 
 pub const MAGIC: &[u8; 8] = b"VRIFTMF\0";
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest version this vrift reads and writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The version of manifests with nothing version 2 adds.
+pub const FORMAT_VERSION_1: u32 = 1;
+const FLAG_OWNER: u8 = 1;
+const FLAG_LINK: u8 = 2;
+const FLAG_XATTRS: u8 = 4;
 const HEADER_LEN: usize = 8 + 4 + 8;
 const CHECKSUM_LEN: usize = 32;
 /// The smallest encoded entry (the root dir, empty path), to bound allocations.
 const MIN_ENTRY_LEN: usize = 4 + 1 + 4 + 8 + 8;
 
+/// 2 if an entry carries anything version 1 cannot say, else 1.
+pub(super) fn version_needed(entries: &[(RelPath, Entry)]) -> u32 {
+    if entries
+        .iter()
+        .any(|(_, e)| e.kind == EntryKind::Fifo || !e.meta.is_empty())
+    {
+        FORMAT_VERSION
+    } else {
+        FORMAT_VERSION_1
+    }
+}
+
 pub(super) fn encode(entries: &[(RelPath, Entry)]) -> Vec<u8> {
+    encode_as(entries, version_needed(entries))
+}
+
+/// The layout of `version` whatever the entries need (the tests build non-canonical files).
+pub(super) fn encode_as(entries: &[(RelPath, Entry)], version: u32) -> Vec<u8> {
     let body: usize = entries
         .iter()
         .map(|(p, e)| 4 + p.len() + 1 + 4 + 8 + 8 + 32 + 4 + e.target.len())
         .sum();
     let mut out = Vec::with_capacity(HEADER_LEN + body + CHECKSUM_LEN);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
     for (path, e) in entries {
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
@@ -47,7 +77,10 @@ pub(super) fn encode(entries: &[(RelPath, Entry)]) -> Vec<u8> {
                 out.extend_from_slice(&(e.target.len() as u32).to_le_bytes());
                 out.extend_from_slice(&e.target);
             }
-            EntryKind::Dir => {}
+            EntryKind::Dir | EntryKind::Fifo => {}
+        }
+        if version >= 2 {
+            encode_meta(&mut out, &e.meta);
         }
     }
     let checksum = blake3::hash(&out);
@@ -55,11 +88,42 @@ pub(super) fn encode(entries: &[(RelPath, Entry)]) -> Vec<u8> {
     out
 }
 
+fn encode_meta(out: &mut Vec<u8>, m: &EntryMeta) {
+    let mut flags = 0;
+    if m.owner.is_some() {
+        flags |= FLAG_OWNER;
+    }
+    if m.link != 0 {
+        flags |= FLAG_LINK;
+    }
+    if !m.xattrs.is_empty() {
+        flags |= FLAG_XATTRS;
+    }
+    out.push(flags);
+    if let Some(o) = m.owner {
+        out.extend_from_slice(&o.uid.to_le_bytes());
+        out.extend_from_slice(&o.gid.to_le_bytes());
+    }
+    if m.link != 0 {
+        out.extend_from_slice(&m.link.to_le_bytes());
+    }
+    if !m.xattrs.is_empty() {
+        out.extend_from_slice(&(m.xattrs.len() as u32).to_le_bytes());
+        for x in &m.xattrs {
+            out.extend_from_slice(&(x.name.len() as u32).to_le_bytes());
+            out.extend_from_slice(&x.name);
+            out.extend_from_slice(&(x.value.len() as u32).to_le_bytes());
+            out.extend_from_slice(&x.value);
+        }
+    }
+}
+
 fn kind_byte(kind: EntryKind) -> u8 {
     match kind {
         EntryKind::File => 0,
         EntryKind::Dir => 1,
         EntryKind::Symlink => 2,
+        EntryKind::Fifo => 3,
     }
 }
 
@@ -82,7 +146,7 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>,
         return Err(corrupt(format!("truncated ({} bytes)", bytes.len())));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != FORMAT_VERSION_1 {
         return Err(ManifestError::Version {
             path: path.to_path_buf(),
             found: version,
@@ -112,7 +176,8 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>,
     }
     let mut entries: Vec<(RelPath, Entry)> = Vec::with_capacity(count as usize);
     for i in 0..count {
-        let entry = read_entry(&mut r).ok_or_else(|| corrupt(format!("entry {i} is truncated")))?;
+        let entry = read_entry(&mut r, version)
+            .ok_or_else(|| corrupt(format!("entry {i} is truncated")))?;
         let (rel, e) = entry.map_err(|reason| corrupt(format!("entry {i}: {reason}")))?;
         if !is_valid_rel_path(&rel) {
             return Err(corrupt(format!(
@@ -136,17 +201,28 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>,
             body.len() - r.pos
         )));
     }
+    if version >= 2 {
+        meta::check_links(&entries)
+            .map_err(|(i, reason)| corrupt(format!("entry {i}: {reason}")))?;
+        if version_needed(&entries) != version {
+            return Err(corrupt(
+                "version 2 manifest with nothing version 2 adds (it is written as version 1)"
+                    .to_string(),
+            ));
+        }
+    }
     Ok(entries)
 }
 
 /// `None`: ran out of bytes; `Some(Err)`: a field with an impossible value.
-fn read_entry(r: &mut Reader<'_>) -> Option<Result<(RelPath, Entry), String>> {
+fn read_entry(r: &mut Reader<'_>, version: u32) -> Option<Result<(RelPath, Entry), String>> {
     let path_len = r.u32()? as usize;
     let path = r.take(path_len)?.to_vec();
     let kind = match r.take(1)?[0] {
         0 => EntryKind::File,
         1 => EntryKind::Dir,
         2 => EntryKind::Symlink,
+        3 if version >= 2 => EntryKind::Fifo,
         k => return Some(Err(format!("bad kind {k}"))),
     };
     let mode = r.u32()?;
@@ -160,8 +236,19 @@ fn read_entry(r: &mut Reader<'_>) -> Option<Result<(RelPath, Entry), String>> {
             let len = r.u32()? as usize;
             target = r.take(len)?.to_vec();
         }
-        EntryKind::Dir => {}
+        EntryKind::Dir | EntryKind::Fifo => {}
     }
+    if kind == EntryKind::Fifo && size != 0 {
+        return Some(Err(format!("fifo with size {size}")));
+    }
+    let meta = if version >= 2 {
+        match read_meta(r)? {
+            Ok(m) => m,
+            Err(e) => return Some(Err(e)),
+        }
+    } else {
+        EntryMeta::default()
+    };
     Some(Ok((
         path,
         Entry {
@@ -171,8 +258,55 @@ fn read_entry(r: &mut Reader<'_>) -> Option<Result<(RelPath, Entry), String>> {
             mode,
             mtime_ns,
             target,
+            meta,
         },
     )))
+}
+
+/// The version 2 fields of one entry (same `None`/`Some(Err)` convention as `read_entry`).
+fn read_meta(r: &mut Reader<'_>) -> Option<Result<EntryMeta, String>> {
+    let flags = r.take(1)?[0];
+    if flags & !(FLAG_OWNER | FLAG_LINK | FLAG_XATTRS) != 0 {
+        return Some(Err(format!("unknown flags {flags:#04x}")));
+    }
+    let mut m = EntryMeta::default();
+    if flags & FLAG_OWNER != 0 {
+        let uid = r.u32()?;
+        let gid = r.u32()?;
+        m.owner = Some(EntryOwner { uid, gid });
+    }
+    if flags & FLAG_LINK != 0 {
+        m.link = r.u64()?;
+        if m.link == 0 {
+            return Some(Err("link group 0".to_string()));
+        }
+    }
+    if flags & FLAG_XATTRS != 0 {
+        let count = r.u32()? as usize;
+        if count == 0 {
+            return Some(Err("xattrs flagged but none listed".to_string()));
+        }
+        // Each xattr takes at least 9 bytes: bound the allocation by what is left.
+        m.xattrs = Vec::with_capacity(count.min(r.remaining() / 9 + 1));
+        for _ in 0..count {
+            let len = r.u32()? as usize;
+            let name = r.take(len)?.to_vec();
+            let len = r.u32()? as usize;
+            let value = r.take(len)?.to_vec();
+            let x = Xattr { name, value };
+            if let Err(e) = meta::valid_xattr(&x) {
+                return Some(Err(e));
+            }
+            if m.xattrs.last().is_some_and(|prev| prev.name >= x.name) {
+                return Some(Err(format!(
+                    "xattr {:?} is out of order or duplicated",
+                    super::escape_bytes(&x.name)
+                )));
+            }
+            m.xattrs.push(x);
+        }
+    }
+    Some(Ok(m))
 }
 
 struct Reader<'a> {
@@ -186,6 +320,9 @@ impl<'a> Reader<'a> {
         let s = self.bytes.get(self.pos..end)?;
         self.pos = end;
         Some(s)
+    }
+    fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
     }
     fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))

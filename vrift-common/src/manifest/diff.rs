@@ -16,6 +16,12 @@ pub enum Field {
     Mtime,
     /// The target of a symlink.
     Target,
+    /// Owner or group (format version 2).
+    Owner,
+    /// Extended attributes (format version 2).
+    Xattrs,
+    /// Hard-link group membership (format version 2).
+    Links,
 }
 
 impl Field {
@@ -27,6 +33,9 @@ impl Field {
             Field::Mode => "mode",
             Field::Mtime => "mtime",
             Field::Target => "target",
+            Field::Owner => "owner",
+            Field::Xattrs => "xattrs",
+            Field::Links => "links",
         }
     }
 }
@@ -82,6 +91,17 @@ pub fn changed_fields(old: &Entry, new: &Entry) -> Vec<Field> {
     }
     if old.target != new.target {
         fields.push(Field::Target);
+    }
+    if old.meta.owner != new.meta.owner {
+        fields.push(Field::Owner);
+    }
+    if old.meta.xattrs != new.meta.xattrs {
+        fields.push(Field::Xattrs);
+    }
+    // Group numbers are positions, not identities: only being linked or not is compared
+    // here (a group that gains or loses a name shows as that name's change).
+    if (old.meta.link == 0) != (new.meta.link == 0) {
+        fields.push(Field::Links);
     }
     fields
 }

@@ -11,6 +11,7 @@ fn file(content: &[u8], mode: u32, mtime_ns: i64) -> Entry {
         mode,
         mtime_ns,
         target: Vec::new(),
+        meta: Default::default(),
     }
 }
 
@@ -22,6 +23,7 @@ fn dir() -> Entry {
         mode: 0o755,
         mtime_ns: 1_700_000_000_000_000_000,
         target: Vec::new(),
+        meta: Default::default(),
     }
 }
 
@@ -33,6 +35,7 @@ fn symlink(target: &[u8]) -> Entry {
         mode: 0o777,
         mtime_ns: -5, // before the epoch: mtimes are signed
         target: target.to_vec(),
+        meta: Default::default(),
     }
 }
 
@@ -196,18 +199,18 @@ fn garbage_and_other_files_are_not_manifests() {
 #[test]
 fn a_future_version_is_a_version_error() {
     let mut bytes = sample().encode();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     // Even without a valid checksum: a newer format may seal differently.
     match Manifest::decode(&bytes, p()) {
         Err(
             e @ ManifestError::Version {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             },
         ) => {
             let msg = e.to_string();
-            assert!(msg.contains("/some/where/vrift.manifest") && msg.contains("version 2"));
+            assert!(msg.contains("/some/where/vrift.manifest") && msg.contains("version 3"));
         }
         other => panic!("wanted Version, got {other:?}"),
     }
@@ -452,4 +455,281 @@ fn loading_100k_entries_is_fast() {
     assert_eq!(kids.len(), 98);
     assert!(one.is_some());
     assert_eq!(loaded.children(b"node_modules").len(), 1000);
+}
+
+// ---- Format version 2: owners, xattrs, link groups, FIFOs ----
+
+fn owner(uid: u32, gid: u32) -> Option<EntryOwner> {
+    Some(EntryOwner { uid, gid })
+}
+
+fn xattr(name: &[u8], value: &[u8]) -> Xattr {
+    Xattr {
+        name: name.to_vec(),
+        value: value.to_vec(),
+    }
+}
+
+fn linked(e: Entry, link: u64) -> Entry {
+    let mut meta = e.meta.clone();
+    meta.link = link;
+    e.with_meta(meta)
+}
+
+fn v2_entries() -> Vec<(RelPath, Entry)> {
+    let mut entries = sample_entries();
+    let owned = file(b"nobody's", 0o644, 7).with_meta(EntryMeta {
+        owner: owner(65534, 65534),
+        xattrs: vec![
+            xattr(b"user.mime", b"text/plain"),
+            xattr(b"system.posix_acl_access", &[2, 0, 0, 0]),
+        ],
+        link: 0,
+    });
+    entries.push((b"owned".to_vec(), owned));
+    entries.push((b"pipe".to_vec(), Entry::fifo(0o600, 8)));
+    let pair = file(b"shared", 0o755, 9);
+    entries.push((b"n1".to_vec(), linked(pair.clone(), 42)));
+    entries.push((b"src/n2".to_vec(), linked(pair, 42)));
+    entries
+}
+
+#[test]
+fn a_plain_tree_stays_version_1_with_the_bytes_it_always_had() {
+    let m = sample();
+    assert_eq!(m.format_version(), 1);
+    let bytes = m.encode();
+    assert_eq!(&bytes[8..12], &1u32.to_le_bytes());
+    // The version 1 layout, by hand, for the first entry (the root dir).
+    let mut want = Vec::new();
+    want.extend_from_slice(MAGIC);
+    want.extend_from_slice(&1u32.to_le_bytes());
+    want.extend_from_slice(&(m.len() as u64).to_le_bytes());
+    want.extend_from_slice(&0u32.to_le_bytes());
+    want.push(1);
+    want.extend_from_slice(&0o755u32.to_le_bytes());
+    assert_eq!(&bytes[..want.len()], want.as_slice());
+}
+
+#[test]
+fn version_2_round_trips_owners_xattrs_links_and_fifos() {
+    let m = Manifest::from_entries(v2_entries());
+    assert_eq!(m.format_version(), 2);
+    let bytes = m.encode();
+    assert_eq!(&bytes[8..12], &2u32.to_le_bytes());
+    let back = Manifest::decode(&bytes, p()).unwrap();
+    assert_eq!(back, m);
+    assert_eq!(back.encode(), bytes);
+    let owned = back.get(b"owned").unwrap();
+    assert_eq!(owned.meta.owner, owner(65534, 65534));
+    // Xattrs come back sorted by name.
+    let names: Vec<&[u8]> = owned
+        .meta
+        .xattrs
+        .iter()
+        .map(|x| x.name.as_slice())
+        .collect();
+    assert_eq!(names, [&b"system.posix_acl_access"[..], b"user.mime"]);
+    assert_eq!(owned.meta.xattr(b"user.mime"), Some(&b"text/plain"[..]));
+    assert_eq!(back.get(b"pipe").unwrap().kind, EntryKind::Fifo);
+    // The group is renumbered 1, and lists both names in path order.
+    assert_eq!(back.get(b"n1").unwrap().meta.link, 1);
+    assert_eq!(back.link_groups(), vec![vec![&b"n1"[..], b"src/n2"]]);
+    assert!(back.has_owners());
+}
+
+#[test]
+fn version_2_is_deterministic_whatever_the_order_and_group_numbers() {
+    let want = Manifest::from_entries(v2_entries()).encode();
+    for seed in 1..20 {
+        let mut entries = shuffled(v2_entries(), seed);
+        // Any caller numbering of the same groups gives the same bytes.
+        for (_, e) in entries.iter_mut() {
+            if e.meta.link != 0 {
+                e.meta.link = 1000 + seed;
+            }
+            e.meta.xattrs.reverse();
+        }
+        assert_eq!(
+            Manifest::from_entries(entries).encode(),
+            want,
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn link_groups_of_one_or_of_disagreeing_names_are_dropped() {
+    let a = file(b"a", 0o644, 1);
+    let m = Manifest::from_entries([
+        (b"alone".to_vec(), linked(a.clone(), 5)),
+        (b"dir".to_vec(), linked(dir(), 6)),
+        (b"dir2".to_vec(), linked(dir(), 6)),
+        (b"x".to_vec(), linked(a.clone(), 7)),
+        (b"y".to_vec(), linked(file(b"other", 0o644, 1), 7)),
+    ]);
+    assert!(m.link_groups().is_empty());
+    assert!(m.iter().all(|(_, e)| e.meta.link == 0));
+    // Nothing left that needs version 2.
+    assert_eq!(m.format_version(), 1);
+    // Three names, one differing: the other two stay a group.
+    let m = Manifest::from_entries([
+        (b"x".to_vec(), linked(a.clone(), 7)),
+        (b"y".to_vec(), linked(file(b"other", 0o644, 1), 7)),
+        (b"z".to_vec(), linked(a, 7)),
+    ]);
+    assert_eq!(m.link_groups(), vec![vec![&b"x"[..], b"z"]]);
+    assert_eq!(m.get(b"y").unwrap().meta.link, 0);
+}
+
+#[test]
+fn xattrs_are_sorted_deduplicated_and_invalid_names_dropped() {
+    let e = file(b"a", 0o644, 1).with_meta(EntryMeta {
+        xattrs: vec![
+            xattr(b"user.b", b"1"),
+            xattr(b"user.a", b"old"),
+            xattr(b"", b"empty name"),
+            xattr(b"user.nul\0", b"x"),
+            xattr(b"user.a", b"new"),
+        ],
+        ..EntryMeta::default()
+    });
+    let m = Manifest::from_entries([(b"f".to_vec(), e)]);
+    let x = &m.get(b"f").unwrap().meta.xattrs;
+    assert_eq!(x, &vec![xattr(b"user.a", b"new"), xattr(b"user.b", b"1")]);
+    assert!(is_kept_xattr(b"user.a") && is_kept_xattr(b"system.posix_acl_default"));
+    assert!(!is_kept_xattr(b"trusted.overlay.redirect") && !is_kept_xattr(b"security.selinux"));
+}
+
+#[test]
+fn a_version_1_reader_path_still_reads_version_1_files() {
+    // A version 1 file written by hand (as an older vrift wrote it) loads, with empty meta.
+    let m = sample();
+    let bytes = m.encode();
+    let back = Manifest::decode(&bytes, p()).unwrap();
+    assert!(back.iter().all(|(_, e)| e.meta.is_empty()));
+    assert_eq!(back.hash(), m.hash());
+}
+
+#[test]
+fn version_2_every_truncation_and_flipped_byte_is_an_error() {
+    let bytes = Manifest::from_entries(v2_entries()).encode();
+    for len in 0..bytes.len() {
+        corrupt_reason(&bytes[..len]);
+    }
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x40;
+        assert!(Manifest::decode(&b, p()).is_err(), "byte {i}");
+    }
+}
+
+/// Encode entries exactly as given (no normalization), as version 2.
+fn raw_v2(entries: &[(RelPath, Entry)]) -> Vec<u8> {
+    codec::encode_as(entries, 2)
+}
+
+#[test]
+fn bad_version_2_fields_are_corrupt_with_a_reason() {
+    let a = file(b"a", 0o644, 1);
+    // A group of one member.
+    let one = [(b"x".to_vec(), linked(a.clone(), 1))];
+    assert!(corrupt_reason(&raw_v2(&one)).contains("one member"));
+    // Groups numbered out of order.
+    let gap = [
+        (b"x".to_vec(), linked(a.clone(), 2)),
+        (b"y".to_vec(), linked(a.clone(), 2)),
+    ];
+    assert!(corrupt_reason(&raw_v2(&gap)).contains("out of order"));
+    // Names of one group that disagree.
+    let split = [
+        (b"x".to_vec(), linked(a.clone(), 1)),
+        (b"y".to_vec(), linked(file(b"b", 0o644, 1), 1)),
+    ];
+    assert!(corrupt_reason(&raw_v2(&split)).contains("differs"));
+    // A directory in a group.
+    let d = [
+        (b"x".to_vec(), linked(dir(), 1)),
+        (b"y".to_vec(), linked(dir(), 1)),
+    ];
+    assert!(corrupt_reason(&raw_v2(&d)).contains("cannot be in a link group"));
+    // Unsorted and duplicated xattrs.
+    let unsorted = a.clone().with_meta(EntryMeta {
+        xattrs: vec![xattr(b"user.b", b""), xattr(b"user.a", b"")],
+        ..EntryMeta::default()
+    });
+    let enc = raw_v2(&[(b"f".to_vec(), unsorted)]);
+    assert!(corrupt_reason(&enc).contains("out of order or duplicated"));
+    // An xattr with an empty name.
+    let empty = a.clone().with_meta(EntryMeta {
+        xattrs: vec![xattr(b"", b"v")],
+        ..EntryMeta::default()
+    });
+    assert!(corrupt_reason(&raw_v2(&[(b"f".to_vec(), empty)])).contains("bad xattr name"));
+    // A version 2 header over entries that need nothing of it is not canonical.
+    assert!(corrupt_reason(&raw_v2(&[(b"f".to_vec(), a.clone())])).contains("version 1"));
+    // Unknown flags: header 20 + path_len 4 + path 1 + kind 1 + mode 4 + size 8 + mtime 8 +
+    // hash 32 = the flags byte at 78.
+    let owned = a.clone().with_meta(EntryMeta {
+        owner: owner(1, 1),
+        ..EntryMeta::default()
+    });
+    let mut enc = codec::encode(&[(b"f".to_vec(), owned)]);
+    assert_eq!(enc[78], 1);
+    enc[78] = 0x81;
+    assert!(corrupt_reason(&reseal(enc)).contains("unknown flags"));
+    // A FIFO kind in a version 1 file, and a FIFO with a size.
+    let mut enc = codec::encode(&[(b"f".to_vec(), a.clone())]);
+    enc[25] = 3;
+    assert!(corrupt_reason(&reseal(enc)).contains("bad kind 3"));
+    let mut fifo = Entry::fifo(0o644, 0);
+    fifo.size = 9;
+    assert!(corrupt_reason(&raw_v2(&[(b"p".to_vec(), fifo)])).contains("fifo with size"));
+    // A huge xattr count in a small file: an error, not an allocation of that size.
+    let x = a.with_meta(EntryMeta {
+        xattrs: vec![xattr(b"user.a", b"")],
+        ..EntryMeta::default()
+    });
+    let mut enc = codec::encode(&[(b"f".to_vec(), x)]);
+    assert_eq!(enc[78], 4);
+    enc[79..83].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(corrupt_reason(&reseal(enc)).contains("truncated"));
+}
+
+#[test]
+fn diff_reports_owner_xattr_and_link_changes() {
+    let a = file(b"a", 0o644, 1);
+    let old = Manifest::from_entries([(b"f".to_vec(), a.clone()), (b"g".to_vec(), a.clone())]);
+    let new = Manifest::from_entries([
+        (
+            b"f".to_vec(),
+            linked(
+                a.clone().with_meta(EntryMeta {
+                    owner: owner(0, 0),
+                    xattrs: vec![xattr(b"user.k", b"v")],
+                    link: 0,
+                }),
+                1,
+            ),
+        ),
+        (
+            b"g".to_vec(),
+            linked(
+                a.with_meta(EntryMeta {
+                    owner: owner(0, 0),
+                    xattrs: vec![xattr(b"user.k", b"v")],
+                    link: 0,
+                }),
+                1,
+            ),
+        ),
+    ]);
+    let changes = old.diff(&new);
+    assert_eq!(changes.len(), 2);
+    match &changes[0] {
+        Change::Changed { fields, .. } => {
+            assert_eq!(fields, &vec![Field::Owner, Field::Xattrs, Field::Links])
+        }
+        other => panic!("{other:?}"),
+    }
 }

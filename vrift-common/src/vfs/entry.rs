@@ -2,7 +2,7 @@
 //! live view has (content still being written, FIFOs, inode numbers).
 
 use crate::hash::Hash;
-use crate::manifest::{Entry, EntryKind};
+use crate::manifest::{Entry, EntryKind, EntryMeta};
 
 /// Names a private copy-on-write file that the projection is writing and has not hashed yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,7 +24,7 @@ pub enum Node {
     Dir,
     /// Raw target bytes, never empty.
     Symlink(Vec<u8>),
-    /// A named pipe made by `mknod`. Lives in the delta only: a manifest cannot hold it.
+    /// A named pipe: from a manifest (format version 2), or made by `mknod` in the run.
     Fifo,
 }
 
@@ -40,6 +40,9 @@ pub struct ViewEntry {
     pub mtime_ns: i64,
     /// Stable within a run: see [`path_ino`].
     pub ino: u64,
+    /// The manifest's owner, xattrs and link group of the entry it came from; it moves with
+    /// the entry (rename) and stays through writes to it. Empty for entries made in the run.
+    pub meta: EntryMeta,
 }
 
 impl ViewEntry {
@@ -63,7 +66,7 @@ impl ViewEntry {
     /// The view of a manifest entry found at `path`.
     pub fn from_manifest(path: &[u8], e: &Entry) -> ViewEntry {
         let mut v = ViewEntry::from_layer(e);
-        v.ino = path_ino(path);
+        v.fill_ino(path);
         v
     }
 
@@ -74,10 +77,11 @@ impl ViewEntry {
             EntryKind::File => Node::File(Content::Blob(e.hash)),
             EntryKind::Dir => Node::Dir,
             EntryKind::Symlink => Node::Symlink(e.target.clone()),
+            EntryKind::Fifo => Node::Fifo,
         };
         let size = match e.kind {
             EntryKind::File => e.size,
-            EntryKind::Dir => 0,
+            EntryKind::Dir | EntryKind::Fifo => 0,
             EntryKind::Symlink => e.target.len() as u64,
         };
         ViewEntry {
@@ -85,7 +89,12 @@ impl ViewEntry {
             size,
             mode: e.mode & 0o7777,
             mtime_ns: e.mtime_ns,
-            ino: 0,
+            ino: if e.meta.link != 0 {
+                link_ino(e.meta.link)
+            } else {
+                0
+            },
+            meta: e.meta.clone(),
         }
     }
 
@@ -97,12 +106,13 @@ impl ViewEntry {
     }
 
     /// The manifest entry for this view entry; `None` for what a manifest cannot hold
-    /// (a pending file or a FIFO).
+    /// (a pending file).
     pub fn to_manifest(&self) -> Option<Entry> {
         let zero = Hash([0; 32]);
         let (kind, hash, size, target) = match &self.node {
             Node::File(Content::Blob(h)) => (EntryKind::File, *h, self.size, Vec::new()),
-            Node::File(Content::Pending(_)) | Node::Fifo => return None,
+            Node::File(Content::Pending(_)) => return None,
+            Node::Fifo => (EntryKind::Fifo, zero, 0, Vec::new()),
             Node::Dir => (EntryKind::Dir, zero, 0, Vec::new()),
             Node::Symlink(t) => (EntryKind::Symlink, zero, t.len() as u64, t.clone()),
         };
@@ -113,8 +123,17 @@ impl ViewEntry {
             mode: self.mode & 0o7777,
             mtime_ns: self.mtime_ns,
             target,
+            meta: self.meta.clone(),
         })
     }
+}
+
+/// The inode number of the names of a manifest's hard-link group `group`: one number for all
+/// of them (a NUL cannot be in a path, so it never equals a path's number).
+pub fn link_ino(group: u64) -> u64 {
+    let mut key = b"\0link\0".to_vec();
+    key.extend_from_slice(&group.to_le_bytes());
+    path_ino(&key)
 }
 
 /// Inode numbers of entries made during a run have this bit set; path-derived ones do not,

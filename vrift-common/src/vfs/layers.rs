@@ -226,9 +226,8 @@ impl<L: LayerSource> View<L> {
     }
 
     /// The whole merged tree as manifest entries (root included, sorted by path), ready for
-    /// `Manifest::from_entries`. Fails while any file is still pending. FIFOs are left out:
-    /// a manifest describes content in the store, a FIFO has none, and a FIFO in a
-    /// materialized tree would block whoever opens it.
+    /// `Manifest::from_entries`. Fails while any file is still pending. FIFOs are kept, as
+    /// a disk keeps them (sockets are not: they never reach the view's entries).
     pub fn flatten(&self) -> Result<Vec<(RelPath, Entry)>, FlattenError> {
         let (root, mask) = self.root_node();
         let mut out = Vec::new();
@@ -240,7 +239,6 @@ impl<L: LayerSource> View<L> {
                 let path = join(&dir, &name);
                 match &e.node {
                     Node::File(Content::Pending(_)) => pending.push(path),
-                    Node::Fifo => {}
                     Node::Dir => {
                         out.push((path.clone(), e.to_manifest().expect("dir")));
                         stack.push((path, m));
@@ -284,6 +282,7 @@ impl<L: LayerSource> View<L> {
             mode: 0o755,
             mtime_ns: 0,
             ino: path_ino(b""),
+            meta: Default::default(),
         });
         // The root is a directory whatever a layer says.
         e.node = Node::Dir;

@@ -109,8 +109,9 @@ impl<L: LayerSource> View<L> {
             ino: e.ino,
             mode: kind.mode_bits() | perm,
             nlink,
-            uid: self.owner.uid,
-            gid: self.owner.gid,
+            // The manifest's owner where it records one (format version 2), else the view's.
+            uid: e.meta.owner.map_or(self.owner.uid, |o| o.uid),
+            gid: e.meta.owner.map_or(self.owner.gid, |o| o.gid),
             rdev: 0,
             size,
             blksize: 4096,

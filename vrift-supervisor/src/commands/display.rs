@@ -65,6 +65,15 @@ pub fn entry_json(path: &[u8], e: &Entry) -> Value {
         "mtime_ns": e.mtime_ns,
         "hash": (e.kind == EntryKind::File).then(|| e.hash.to_hex()),
         "target": (e.kind == EntryKind::Symlink).then(|| escape_bytes(&e.target)),
+        "owner": e.meta.owner.map(|o| json!({"uid": o.uid, "gid": o.gid})),
+        "link": (e.meta.link != 0).then_some(e.meta.link),
+        "xattrs": (!e.meta.xattrs.is_empty()).then(|| {
+            e.meta
+                .xattrs
+                .iter()
+                .map(|x| (escape_bytes(&x.name), json!(escape_bytes(&x.value))))
+                .collect::<serde_json::Map<String, Value>>()
+        }),
     })
 }
 

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::HumanBytes;
 use serde_json::json;
 use vrift_common::filters::{Filter, FilterOptions};
-use vrift_common::ingest::{self, IngestOptions};
+use vrift_common::ingest::{self, IngestOptions, Owners};
 use vrift_common::store::Store;
 
 use super::init::{progress_bar, show_progress};
@@ -29,6 +29,10 @@ pub struct Args {
     /// Nothing else is left out: no default filters, no .gitignore.
     #[arg(long = "exclude", value_name = "PATTERN", allow_hyphen_values = true)]
     exclude: Vec<String>,
+    /// Record each entry's owner and group in the manifest (done anyway when run as root
+    /// over a tree with more than one owner).
+    #[arg(long)]
+    owners: bool,
     /// Print a JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -64,9 +68,11 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     // Held until the manifest is registered, so gc cannot take the new blobs in between.
     let _lock = store.lock_shared()?;
     let bar = progress_bar();
-    let report = ingest::ingest(&store, &root, &IngestOptions::new(filter), &|p| {
-        show_progress(&bar, p)
-    });
+    let mut opts = IngestOptions::new(filter);
+    if args.owners {
+        opts.owners = Owners::Always;
+    }
+    let report = ingest::ingest(&store, &root, &opts, &|p| show_progress(&bar, p));
     bar.finish_and_clear();
     let report = report?;
     report.manifest.save_atomic(&output)?;

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use serde_json::json;
 use vrift_common::filters::{ExcludeReason, Filter, FilterOptions, VRIFTIGNORE};
-use vrift_common::ingest::{self, IngestOptions, IngestPhase, IngestProgress, IngestReport};
+use vrift_common::ingest::{
+    self, IngestOptions, IngestPhase, IngestProgress, IngestReport, Owners,
+};
 use vrift_common::manifest::display_path;
 use vrift_common::store::Store;
 
@@ -27,6 +29,10 @@ pub struct Args {
     /// Do not apply the default filters (VCS metadata, the project type's build outputs).
     #[arg(long)]
     no_default_filters: bool,
+    /// Record each entry's owner and group in the manifest (done anyway when run as root
+    /// over a tree with more than one owner).
+    #[arg(long)]
+    owners: bool,
     /// Print a JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -80,9 +86,11 @@ fn init(args: Args) -> anyhow::Result<ExitCode> {
     // Held until the manifest is registered, so gc cannot take the new blobs in between.
     let _lock = store.lock_shared()?;
     let bar = progress_bar();
-    let report = ingest::ingest(&store, &root, &IngestOptions::new(filter.clone()), &|p| {
-        show_progress(&bar, p)
-    });
+    let mut opts = IngestOptions::new(filter.clone());
+    if args.owners {
+        opts.owners = Owners::Always;
+    }
+    let report = ingest::ingest(&store, &root, &opts, &|p| show_progress(&bar, p));
     bar.finish_and_clear();
     let report = match report {
         Ok(r) => r,

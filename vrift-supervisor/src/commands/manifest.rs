@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use serde_json::json;
 use vrift_common::hash::Hash;
 use vrift_common::manifest::{
-    display_path, escape_bytes, Change, Entry, EntryKind, Field, Manifest, FORMAT_VERSION,
+    display_path, escape_bytes, Change, Entry, EntryKind, Field, Manifest,
 };
 use vrift_common::store::Store;
 
@@ -60,12 +60,14 @@ fn default_path() -> PathBuf {
     PathBuf::from(DEFAULT_MANIFEST)
 }
 
-fn kind_counts(m: &Manifest) -> (usize, usize, usize) {
-    m.iter().fold((0, 0, 0), |(f, d, s), (_, e)| match e.kind {
-        EntryKind::File => (f + 1, d, s),
-        EntryKind::Dir => (f, d + 1, s),
-        EntryKind::Symlink => (f, d, s + 1),
-    })
+fn kind_counts(m: &Manifest) -> (usize, usize, usize, usize) {
+    m.iter()
+        .fold((0, 0, 0, 0), |(f, d, s, p), (_, e)| match e.kind {
+            EntryKind::File => (f + 1, d, s, p),
+            EntryKind::Dir => (f, d + 1, s, p),
+            EntryKind::Symlink => (f, d, s + 1, p),
+            EntryKind::Fifo => (f, d, s, p + 1),
+        })
 }
 
 fn show(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
@@ -75,22 +77,27 @@ fn show(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         print_json(&json!({
             "manifest": path.display().to_string(),
             "hash": hash.to_hex(),
-            "format_version": FORMAT_VERSION,
+            "format_version": m.format_version(),
             "entries": m.len(),
             "total_file_bytes": m.total_file_bytes(),
             "items": m.iter().map(|(p, e)| entry_json(p, e)).collect::<Vec<_>>(),
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let (files, dirs, symlinks) = kind_counts(&m);
+    let (files, dirs, symlinks, fifos) = kind_counts(&m);
     let mut out = stdout();
     let r = (|| -> io::Result<()> {
         writeln!(out, "manifest: {}", path.display())?;
         writeln!(out, "hash:     {hash}")?;
-        writeln!(out, "format:   {FORMAT_VERSION}")?;
+        writeln!(out, "format:   {}", m.format_version())?;
+        let fifos = if fifos > 0 {
+            format!(", {fifos} fifos")
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "entries:  {} ({files} files, {dirs} dirs, {symlinks} symlinks)",
+            "entries:  {} ({files} files, {dirs} dirs, {symlinks} symlinks{fifos})",
             m.len()
         )?;
         writeln!(out, "bytes:    {} (file contents)", m.total_file_bytes())?;
@@ -122,7 +129,32 @@ fn write_entry_line(out: &mut impl Write, p: &[u8], e: &Entry) -> io::Result<()>
     if e.kind == EntryKind::Symlink {
         write!(out, " -> {}", escape_bytes(&e.target))?;
     }
+    let meta = meta_text(e);
+    if !meta.is_empty() {
+        write!(out, "  [{meta}]")?;
+    }
     writeln!(out)
+}
+
+/// The version 2 fields of an entry, as `owner=UID:GID link=G xattrs=NAME,NAME`.
+fn meta_text(e: &Entry) -> String {
+    let mut parts = Vec::new();
+    if let Some(o) = e.meta.owner {
+        parts.push(format!("owner={}:{}", o.uid, o.gid));
+    }
+    if e.meta.link != 0 {
+        parts.push(format!("link={}", e.meta.link));
+    }
+    if !e.meta.xattrs.is_empty() {
+        let names: Vec<String> = e
+            .meta
+            .xattrs
+            .iter()
+            .map(|x| escape_bytes(&x.name))
+            .collect();
+        parts.push(format!("xattrs={}", names.join(",")));
+    }
+    parts.join(" ")
 }
 
 fn diff(a_path: &Path, b_path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
@@ -203,6 +235,9 @@ fn describe(f: Field, old: &Entry, new: &Entry) -> String {
         Field::Mode => (format!("{:04o}", old.mode), format!("{:04o}", new.mode)),
         Field::Mtime => (fmt_mtime(old.mtime_ns), fmt_mtime(new.mtime_ns)),
         Field::Target => (escape_bytes(&old.target), escape_bytes(&new.target)),
+        Field::Owner => (owner_text(old), owner_text(new)),
+        Field::Xattrs => (xattrs_text(old), xattrs_text(new)),
+        Field::Links => (link_text(old), link_text(new)),
     };
     format!("{f} {o} -> {n}")
 }
@@ -311,5 +346,32 @@ fn check_blob(store: &Store, hash: Hash, size: u64) -> Option<Problem> {
         Ok(true) => None,
         Ok(false) => Some(Problem::Corrupt),
         Err(e) => Some(Problem::Unreadable(e.to_string())),
+    }
+}
+
+fn owner_text(e: &Entry) -> String {
+    e.meta
+        .owner
+        .map_or("-".to_string(), |o| format!("{}:{}", o.uid, o.gid))
+}
+
+fn xattrs_text(e: &Entry) -> String {
+    if e.meta.xattrs.is_empty() {
+        return "-".to_string();
+    }
+    let parts: Vec<String> = e
+        .meta
+        .xattrs
+        .iter()
+        .map(|x| format!("{}={}", escape_bytes(&x.name), escape_bytes(&x.value)))
+        .collect();
+    parts.join(",")
+}
+
+fn link_text(e: &Entry) -> String {
+    if e.meta.link == 0 {
+        "-".to_string()
+    } else {
+        format!("group {}", e.meta.link)
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use vrift_common::filters::{Filter, FilterOptions};
 use vrift_common::hash::Hash;
-use vrift_common::ingest::{self, IngestOptions, IngestReport};
+use vrift_common::ingest::{self, IngestOptions, IngestReport, Owners};
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::statcache::FileStat;
 use vrift_common::store::Store;
@@ -44,8 +44,23 @@ fn ingest_knowing(store: &Store, root: &Path, known: Known) -> Result<IngestRepo
     let filter = Filter::new(root, &FilterOptions::default())?;
     let mut opts = IngestOptions::new(filter);
     opts.known = known;
+    if records_owners(&root.join(MANIFEST_NAME)) {
+        opts.owners = Owners::Always;
+    }
     ingest::ingest(store, root, &opts, &|_| {})
         .with_context(|| format!("ingesting {}", root.display()))
+}
+
+/// Does the project's manifest record owners (`vrift init --owners`)? Then its re-ingests
+/// keep recording them. Only a version 2 manifest can; a version 1 one is not decoded.
+fn records_owners(manifest: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 12];
+    let is_v2 = std::fs::File::open(manifest)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && head[8..12] == vrift_common::manifest::FORMAT_VERSION.to_le_bytes();
+    is_v2 && Manifest::load(manifest).is_ok_and(|m| m.has_owners())
 }
 
 /// [`ingest_knowing`] nothing beyond the stat cache.

@@ -201,6 +201,7 @@ mod tests {
                 mode: 0o644,
                 mtime_ns: 0,
                 target: Vec::new(),
+                meta: Default::default(),
             },
         )])
     }

@@ -9,7 +9,13 @@
 //! A file is replaced whole (a new file beside it, renamed over it), except a file the run
 //! only appended to: its new bytes are written at its end, in place, so a log or a data file
 //! that grows costs what was added, and the file keeps its inode (owner, extended
-//! attributes, hard links).
+//! attributes, hard links). A file that is one of several names of an inode, and still is
+//! in the run's result (a hard-link group), is rewritten in place too, so its other names
+//! see the new content as they would natively. A replaced file keeps the owner and group of
+//! the file it replaces unless the manifest records others (`keep`); names of a link group
+//! made in the run become hard links on disk.
+
+mod keep;
 
 use std::ffi::OsStr;
 use std::io;
@@ -68,6 +74,10 @@ fn unchanged_on_disk(p: &Path, before: Option<&Entry>) -> bool {
         (Some(e), Ok(m)) => match e.kind {
             EntryKind::Dir => m.is_dir(),
             EntryKind::Symlink => m.file_type().is_symlink(),
+            EntryKind::Fifo => {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_fifo()
+            }
             EntryKind::File => {
                 m.is_file()
                     && m.size() == e.size
@@ -89,6 +99,11 @@ fn already_there(p: &Path, e: &Entry) -> bool {
                     .is_ok_and(|m| m.permissions().mode() & 0o7777 == e.mode & 0o7777)
         }
         EntryKind::Dir => unchanged_on_disk(p, Some(e)),
+        EntryKind::Fifo => {
+            unchanged_on_disk(p, Some(e))
+                && std::fs::symlink_metadata(p)
+                    .is_ok_and(|m| m.permissions().mode() & 0o7777 == e.mode & 0o7777)
+        }
     }
 }
 
@@ -142,9 +157,11 @@ fn write_file(store: &Store, p: &Path, e: &Entry) -> io::Result<()> {
         std::process::id(),
         e.hash.to_hex().get(..12).unwrap_or_default()
     ));
+    let replaced = std::fs::symlink_metadata(p).ok().filter(|m| m.is_file());
     std::fs::copy(store.blob_path(&e.hash), &tmp)?;
     let r = (|| {
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        keep::apply(&tmp, e, replaced.as_ref())?;
         set_mtime(&tmp, e.mtime_ns)?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
         if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
@@ -156,6 +173,59 @@ fn write_file(store: &Store, p: &Path, e: &Entry) -> io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     r
+}
+
+/// Rewrite the file at `p` in place with `e`'s content (truncate, copy), keeping its inode:
+/// for a file with other names, which must see the new content too.
+fn rewrite_in_place(store: &Store, p: &Path, e: &Entry) -> io::Result<()> {
+    let mut blob = std::fs::File::open(store.blob_path(&e.hash))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(p)?;
+    io::copy(&mut blob, &mut file)?;
+    drop(file);
+    finish_in_place(p, e)
+}
+
+/// Owner, xattrs, mode and mtime of a file written in place.
+fn finish_in_place(p: &Path, e: &Entry) -> io::Result<()> {
+    let before = std::fs::symlink_metadata(p)?;
+    keep::apply(p, e, Some(&before))?;
+    if std::fs::symlink_metadata(p)?.permissions().mode() & 0o7777 != e.mode & 0o7777 {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
+    }
+    // By path, without opening: a FIFO would block an open, a 0444 file refuse it.
+    crate::sys::fsops::set_mtime(p, e.mtime_ns)
+}
+
+/// Is the file at `p` one of several names of its inode?
+fn has_other_names(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.nlink() > 1)
+}
+
+/// Make `p` (whatever is there now) a new FIFO with `e`'s mode and mtime.
+fn make_fifo(p: &Path, e: &Entry) -> io::Result<()> {
+    let replaced = std::fs::symlink_metadata(p).ok();
+    if let Some(m) = &replaced {
+        if m.is_dir() {
+            std::fs::remove_dir_all(p)?;
+        } else {
+            std::fs::remove_file(p)?;
+        }
+    }
+    crate::sys::fsops::mkfifo(p, 0o600)?;
+    keep::apply(p, e, replaced.as_ref().filter(|m| !m.is_dir()))?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
+    crate::sys::fsops::set_mtime(p, e.mtime_ns)
+}
+
+/// Same inode?
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 /// Directories whose mode vrift opened up (u+wx) to change their contents, with the mode
@@ -246,8 +316,13 @@ fn apply_changes(
     }
     // Additions and changes, parents first.
     let mut dir_modes = Vec::new();
+    // Link group -> the real path of its first name (in path order) on disk.
+    let mut group_paths: HashMap<u64, PathBuf> = HashMap::new();
     for (rel, e) in new.iter() {
         let old = before.get(rel);
+        if e.meta.link != 0 && !group_paths.contains_key(&e.meta.link) {
+            group_paths.insert(e.meta.link, real(root, rel));
+        }
         if old == Some(e) {
             continue;
         }
@@ -257,6 +332,15 @@ fn apply_changes(
         // the run must replace it on disk too (and its mode must not go to the target).
         let real_dir = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_dir());
         let dir_already_there = e.kind == EntryKind::Dir && real_dir(&p);
+        // A later name of a link group whose first name is already written: one more link.
+        let first_name = group_paths.get(&e.meta.link).filter(|f| **f != p);
+        if let Some(first) = first_name.filter(|_| e.meta.link != 0) {
+            if same_file(first, &p) {
+                // Written through its first name (in place): nothing left to do.
+                report.written += 1;
+                continue;
+            }
+        }
         if !dir_already_there && !unchanged_on_disk(&p, old) {
             // Already as the run left it (a kept result applied again after a failure half
             // way): nothing to do. Anything else changed on disk meanwhile.
@@ -278,17 +362,28 @@ fn apply_changes(
                     }
                     std::fs::create_dir(&p).with_context(|| format!("{}", p.display()))?;
                 }
+                keep::apply(&p, e, None).with_context(|| format!("{}", p.display()))?;
                 dir_modes.push((p, e.mode));
             }
             EntryKind::File => {
-                if old.is_some_and(|o| o.kind == EntryKind::File && o.hash == e.hash) {
-                    // Same content: only the mode or the time changed.
-                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))
-                        .and_then(|()| set_mtime(&p, e.mtime_ns).or(Ok(())))
-                        .with_context(|| format!("{}", p.display()))?;
+                let first = group_paths
+                    .get(&e.meta.link)
+                    .filter(|f| e.meta.link != 0 && **f != p && f.is_file());
+                if let Some(first) = first {
+                    // Another name of a group whose first name is in place: link to it.
+                    if p.symlink_metadata().is_ok() {
+                        std::fs::remove_file(&p).with_context(|| format!("{}", p.display()))?;
+                    }
+                    std::fs::hard_link(first, &p).with_context(|| format!("{}", p.display()))?;
+                } else if old.is_some_and(|o| o.kind == EntryKind::File && o.hash == e.hash) {
+                    // Same content: only the mode, the time, the owner or xattrs changed.
+                    finish_in_place(&p, e).with_context(|| format!("{}", p.display()))?;
                 } else if let Some(old) = old.filter(|o| is_append(store, o, e)) {
                     append_in_place(store, &p, old, e)
+                        .and_then(|()| finish_in_place(&p, e))
                         .with_context(|| format!("{}", p.display()))?;
+                } else if e.meta.link != 0 && has_other_names(&p) {
+                    rewrite_in_place(store, &p, e).with_context(|| format!("{}", p.display()))?;
                 } else {
                     write_file(store, &p, e).with_context(|| format!("{}", p.display()))?;
                 }
@@ -309,6 +404,16 @@ fn apply_changes(
                 }
                 std::os::unix::fs::symlink(OsStr::from_bytes(&e.target), &p)
                     .with_context(|| format!("{}", p.display()))?;
+                if e.meta.owner.is_some() {
+                    keep::apply(&p, e, None).with_context(|| format!("{}", p.display()))?;
+                }
+            }
+            EntryKind::Fifo => {
+                if old.is_some_and(|o| o.kind == EntryKind::Fifo) && p.exists() {
+                    finish_in_place(&p, e).with_context(|| format!("{}", p.display()))?;
+                } else {
+                    make_fifo(&p, e).with_context(|| format!("{}", p.display()))?;
+                }
             }
         }
         report.written += 1;

@@ -69,6 +69,9 @@ pub struct Committed {
     pub hash: Hash,
     pub size: u64,
     pub mtime_ns: i64,
+    /// The private copy's own mode: it follows the view's, unless the program changed it
+    /// through the kernel (a POSIX ACL set with fsetxattr on the open copy).
+    pub mode: u32,
 }
 
 /// What a change means on the real objects behind the view.
@@ -358,9 +361,18 @@ impl<B: Backend> ViewState<B> {
                 continue;
             }
             let c = self.backend.commit_pending(&rel)?;
-            view.commit(id, c.hash, c.size, c.mtime_ns);
+            let was = view.lookup(&rel).map(|e| e.mode & 0o7777);
+            let paths = view.commit(id, c.hash, c.size, c.mtime_ns);
+            if was.is_some_and(|m| m != c.mode & 0o7777) {
+                view.set_committed_mode(&paths, c.mode);
+            }
         }
-        Ok(Manifest::from_entries(view.flatten()?))
+        let mut entries = view.flatten()?;
+        // Hard-link groups come from the project's own manifest (the upper layer).
+        if let Some(upper) = view.layers().last() {
+            upper.follow_link_writes(&mut entries);
+        }
+        Ok(Manifest::from_entries(entries))
     }
 }
 

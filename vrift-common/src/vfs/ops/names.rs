@@ -55,6 +55,7 @@ impl<L: LayerSource> View<L> {
             mode,
             mtime_ns: c.now_ns,
             ino: 0,
+            meta: Default::default(),
         };
         self.new_entry_at(c, &rel, e);
         Ok(Routed::View(rel))
@@ -173,6 +174,7 @@ impl<L: LayerSource> View<L> {
             mode: 0o777,
             mtime_ns: c.now_ns,
             ino: 0,
+            meta: Default::default(),
         };
         self.new_entry_at(c, &rel, e);
         Ok(Routed::View(rel))
@@ -204,6 +206,7 @@ impl<L: LayerSource> View<L> {
             mode: mode & 0o7777 & !c.umask,
             mtime_ns: c.now_ns,
             ino: 0,
+            meta: Default::default(),
         };
         self.new_entry_at(c, &rel, e);
         Ok(Routed::View(rel))

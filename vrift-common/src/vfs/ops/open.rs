@@ -317,6 +317,7 @@ impl<L: LayerSource> View<L> {
             mode: mode & 0o7777 & !c.umask,
             mtime_ns: c.now_ns,
             ino: 0,
+            meta: Default::default(),
         };
         self.new_entry_at(c, &rel, e);
         // No permission check on the new file itself: creat(path, 0444) returns a writable fd.
@@ -476,5 +477,16 @@ impl<L: LayerSource> View<L> {
     /// when none is left (the file was removed while open: discard the copy).
     pub fn commit(&mut self, id: DeltaId, hash: Hash, size: u64, mtime_ns: i64) -> Vec<RelPath> {
         self.delta.commit(id, hash, size, mtime_ns)
+    }
+
+    /// Give the files at `paths` (just committed) the mode their content had when it was
+    /// committed: a program may set a written file's mode through the kernel alone, by
+    /// setting its POSIX ACL on the open file (`sed -i`, `cp -p`).
+    pub fn set_committed_mode(&mut self, paths: &[RelPath], mode: u32) {
+        for p in paths {
+            if let Some(e) = self.delta.get_mut_entry(p) {
+                e.mode = mode & 0o7777;
+            }
+        }
     }
 }

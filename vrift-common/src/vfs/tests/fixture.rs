@@ -24,6 +24,7 @@ pub fn file(content: &str, mode: u32) -> Entry {
         mode,
         mtime_ns: OLD,
         target: Vec::new(),
+        meta: Default::default(),
     }
 }
 
@@ -35,6 +36,7 @@ pub fn dir(mode: u32) -> Entry {
         mode,
         mtime_ns: OLD,
         target: Vec::new(),
+        meta: Default::default(),
     }
 }
 
@@ -46,6 +48,7 @@ pub fn symlink(target: &str) -> Entry {
         mode: 0o777,
         mtime_ns: OLD,
         target: target.as_bytes().to_vec(),
+        meta: Default::default(),
     }
 }
 

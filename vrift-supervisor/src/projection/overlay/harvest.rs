@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use vrift_common::hash::Hash;
-use vrift_common::manifest::{Entry, EntryKind, Manifest, RelPath};
+use vrift_common::manifest::{Entry, EntryKind, EntryMeta, EntryOwner, Manifest, RelPath};
 use vrift_common::store::Store;
 
 use super::layer::Flavor;
@@ -90,6 +90,7 @@ pub fn harvest(
     let mut entries: BTreeMap<RelPath, Entry> =
         base.iter().map(|(p, e)| (p.to_vec(), e.clone())).collect();
     let mut new = Vec::new();
+    let mut meta = MetaReader::new(base);
     walk(
         store,
         upper,
@@ -98,7 +99,10 @@ pub fn harvest(
         passthrough,
         &mut entries,
         &mut new,
+        &mut meta,
     )?;
+    let mut entries: Vec<(RelPath, Entry)> = entries.into_iter().collect();
+    base.follow_link_writes(&mut entries);
     let manifest = Manifest::from_entries(entries);
     match take {
         Take::Move { result } => {
@@ -181,6 +185,59 @@ fn finish_interrupted(store: &Store, upper: &Path, result: &Path) -> Result<Mani
     Ok(manifest)
 }
 
+/// The version 2 fields of what the upper directory holds: xattrs as they are, owners where
+/// the manifest records them or where they are not the runner's (a file made by another
+/// user), link groups from the upper directory's own hard links, and, for a file copied up
+/// from a name of a link group, that group (the copy is the same file, written through one
+/// of its names: `Manifest::follow_link_writes` then updates the others).
+struct MetaReader<'a> {
+    base: &'a Manifest,
+    owners: bool,
+    runner: (u32, u32),
+    /// Upper inode -> link group number given to it.
+    inodes: std::collections::HashMap<u64, u64>,
+}
+
+impl<'a> MetaReader<'a> {
+    fn new(base: &'a Manifest) -> MetaReader<'a> {
+        MetaReader {
+            base,
+            owners: base.has_owners(),
+            runner: (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            ),
+            inodes: Default::default(),
+        }
+    }
+
+    fn read(&mut self, rel: &[u8], path: &Path, m: &std::fs::Metadata) -> Result<EntryMeta> {
+        let mut meta = EntryMeta::default();
+        if !m.file_type().is_symlink() {
+            meta.xattrs = vrift_common::sys::xattr::read_kept(path)
+                .with_context(|| format!("{}", path.display()))?;
+        }
+        if self.owners || (m.uid(), m.gid()) != self.runner {
+            meta.owner = Some(EntryOwner {
+                uid: m.uid(),
+                gid: m.gid(),
+            });
+        }
+        if m.is_file() || m.file_type().is_fifo() {
+            if m.nlink() > 1 {
+                // Numbers above any the base uses: only equality matters until the result
+                // is made canonical.
+                let next = (1u64 << 62) + self.inodes.len() as u64;
+                meta.link = *self.inodes.entry(m.ino()).or_insert(next);
+            } else if let Some(old) = self.base.get(rel).filter(|e| e.meta.link != 0) {
+                meta.link = old.meta.link;
+            }
+        }
+        Ok(meta)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn walk(
     store: &Store,
     upper: &Path,
@@ -189,6 +246,7 @@ fn walk(
     passthrough: &HashSet<RelPath>,
     entries: &mut BTreeMap<RelPath, Entry>,
     new: &mut Vec<NewContent>,
+    meta_of: &mut MetaReader<'_>,
 ) -> Result<()> {
     let dir = if rel.is_empty() {
         upper.to_path_buf()
@@ -220,8 +278,18 @@ fn walk(
             if opaque.as_deref() == Some(b"y") || !was_dir {
                 remove_tree(entries, &crel);
             }
-            entries.insert(crel.clone(), Entry::dir(mode, mtime_of(&meta)));
-            walk(store, upper, &crel, flavor, passthrough, entries, new)?;
+            let m = meta_of.read(&crel, &path, &meta)?;
+            entries.insert(crel.clone(), Entry::dir(mode, mtime_of(&meta)).with_meta(m));
+            walk(
+                store,
+                upper,
+                &crel,
+                flavor,
+                passthrough,
+                entries,
+                new,
+                meta_of,
+            )?;
         } else if ft.is_file() {
             // A file that was there before may have only grown: learn the hash of its old
             // length on the way, for the write-back.
@@ -234,7 +302,11 @@ fn walk(
             })
             .with_context(|| format!("{}", path.display()))?;
             remove_tree(entries, &crel);
-            entries.insert(crel, Entry::file(hash, size, mode, mtime_of(&meta)));
+            let m = meta_of.read(&crel, &path, &meta)?;
+            entries.insert(
+                crel,
+                Entry::file(hash, size, mode, mtime_of(&meta)).with_meta(m),
+            );
             if !store.has_blob(&hash, size) {
                 new.push(NewContent { path, hash, size });
             }
@@ -243,10 +315,15 @@ fn walk(
                 std::fs::read_link(&path).with_context(|| format!("{}", path.display()))?;
             let target = target.as_os_str().as_bytes().to_vec();
             remove_tree(entries, &crel);
-            entries.insert(crel, Entry::symlink(target, mtime_of(&meta)));
+            let m = meta_of.read(&crel, &path, &meta)?;
+            entries.insert(crel, Entry::symlink(target, mtime_of(&meta)).with_meta(m));
+        } else if ft.is_fifo() {
+            remove_tree(entries, &crel);
+            let m = meta_of.read(&crel, &path, &meta)?;
+            entries.insert(crel, Entry::fifo(mode, mtime_of(&meta)).with_meta(m));
         } else {
-            // FIFOs, sockets and device nodes live for the run only (a manifest has no such
-            // kind); whatever they replaced is gone from the view.
+            // Sockets and device nodes live for the run only; whatever they replaced is gone
+            // from the view.
             remove_tree(entries, &crel);
         }
     }

@@ -349,17 +349,36 @@ fn write_entries<'a>(
     std::fs::create_dir(dest).with_context(|| format!("{}", dest.display()))?;
     let ctx = |p: &Path| format!("{}", p.display());
     let mut dirs = Vec::new();
+    // Link group -> the layer path of its first name: later names are hard links to it, so
+    // overlayfs reports one inode and the group's link count.
+    let mut linked: std::collections::HashMap<u64, PathBuf> = Default::default();
     for (rel, e) in entries {
         let p = join(dest, rel);
+        if e.meta.link != 0 {
+            if let Some(first) = linked.get(&e.meta.link) {
+                std::fs::hard_link(first, &p).with_context(|| ctx(&p))?;
+                continue;
+            }
+            linked.insert(e.meta.link, p.clone());
+        }
         match e.kind {
             EntryKind::Dir => {
                 if !rel.is_empty() {
                     std::fs::create_dir(&p).with_context(|| ctx(&p))?;
                 }
+                set_meta(&p, e).with_context(|| ctx(&p))?;
                 dirs.push((p, e.mode, e.mtime_ns));
             }
             EntryKind::Symlink => {
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&e.target), &p)
+                    .with_context(|| ctx(&p))?;
+                set_meta(&p, e).with_context(|| ctx(&p))?;
+                fsops::set_mtime(&p, e.mtime_ns).with_context(|| ctx(&p))?;
+            }
+            EntryKind::Fifo => {
+                fsops::mkfifo(&p, 0o600).with_context(|| ctx(&p))?;
+                set_meta(&p, e).with_context(|| ctx(&p))?;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))
                     .with_context(|| ctx(&p))?;
                 fsops::set_mtime(&p, e.mtime_ns).with_context(|| ctx(&p))?;
             }
@@ -394,6 +413,7 @@ fn write_entries<'a>(
                         }
                     }
                 }
+                set_meta(&p, e).with_context(|| ctx(&p))?;
                 f.set_permissions(std::fs::Permissions::from_mode(e.mode & 0o7777))
                     .with_context(|| ctx(&p))?;
                 f.set_modified(system_time(e.mtime_ns))
@@ -407,6 +427,24 @@ fn write_entries<'a>(
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode & 0o7777))
             .with_context(|| ctx(p))?;
         fsops::set_mtime(p, *mtime).with_context(|| ctx(p))?;
+    }
+    Ok(())
+}
+
+/// The manifest's owner (where the layer's builder may give it: root) and kept xattrs on a
+/// layer path, before its mode (chown clears set-id bits; an ACL sets group bits).
+fn set_meta(p: &Path, e: &Entry) -> std::io::Result<()> {
+    if let Some(o) = e.meta.owner {
+        match std::os::unix::fs::lchown(p, Some(o.uid), Some(o.gid)) {
+            // An ordinary user's layer: every entry is the user's, as in their own checkout.
+            Err(err) if err.raw_os_error() == Some(libc::EPERM) => {}
+            r => r?,
+        }
+    }
+    if e.kind != EntryKind::Symlink {
+        for x in &e.meta.xattrs {
+            vrift_common::sys::xattr::lset(p, &x.name, &x.value)?;
+        }
     }
     Ok(())
 }

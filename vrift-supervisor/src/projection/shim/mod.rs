@@ -415,7 +415,11 @@ fn replay_run(
             meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
         );
     }
-    Ok(Manifest::from_entries(view.flatten()?))
+    let mut entries = view.flatten()?;
+    if let Some(base) = view.layers().last() {
+        base.follow_link_writes(&mut entries);
+    }
+    Ok(Manifest::from_entries(entries))
 }
 
 /// Rebuild the result of a shim run whose vrift was killed: its change log and private

@@ -283,8 +283,10 @@ impl Backend for FarmBackend {
     }
 
     fn pending_stat(&self, rel: &[u8], st: &mut Stat) {
-        // Size and times of a file being written are the private copy's.
+        // Size and times of a file being written are the private copy's, and so is its mode
+        // (it follows the view's, unless a POSIX ACL was set on the open copy).
         if let Ok(m) = std::fs::symlink_metadata(self.farm_path(rel)) {
+            st.mode = (st.mode & libc::S_IFMT) | (m.mode() & 0o7777);
             st.size = m.size();
             st.blocks = m.blocks();
             st.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
@@ -307,6 +309,7 @@ impl Backend for FarmBackend {
             hash: ins.hash,
             size: ins.size,
             mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            mode: meta.mode() & 0o7777,
         })
     }
 }

@@ -90,6 +90,8 @@ pub fn build(store: &Store, manifest: &Manifest, dest: &Path) -> Result<(), Farm
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&e.target), &p)
                     .map_err(io_err(&p))?
             }
+            // The kernel serves a FIFO's opens and data itself; the view gives its mode.
+            EntryKind::Fifo => crate::sys::fsops::mkfifo(&p, 0o666).map_err(io_err(&p))?,
             EntryKind::File => {
                 let blob = store.blob_path(&e.hash);
                 if let Err(err) = std::fs::hard_link(&blob, &p) {

@@ -1,0 +1,230 @@
+//! What a disk keeps besides content, through a run: modes set through a POSIX ACL (`sed -i`,
+//! `cp -p`), owners, extended attributes, hard links and FIFOs (manifest format version 2).
+//! Each case is one of the reproductions the faithfulness issue lists, or a real tool that
+//! copies metadata (`cp -a`, `rsync -aHX`, `tar -p --xattrs`). Root and an ordinary user.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use vrift_tests::*;
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn ino(p: &Path) -> u64 {
+    std::fs::symlink_metadata(p).unwrap().ino()
+}
+
+/// `getfattr -n NAME --only-values P` natively; None when it has no such attribute.
+fn xattr_of(p: &Path, name: &str) -> Option<String> {
+    let out = Command::new(require_tool("getfattr"))
+        .args(["-n", name, "--only-values", "--absolute-names"])
+        .arg(p)
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn setfattr(p: &Path, name: &str, value: &str) {
+    let mut c = Command::new(require_tool("setfattr"));
+    c.args(["-n", name, "-v", value]).arg(p);
+    run_expect(&mut c, true);
+}
+
+/// A shell line run in the view by the system's sh (GNU tools on PATH), its stdout.
+fn sh(p: &Project, script: &str) -> String {
+    let out = p.run(&["/bin/sh", "-c", script]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("changed on disk during the run"),
+        "the run reported a conflict: {err}"
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+// ---- sed -i and cp -p keep 0755 (the mode goes through fsetxattr(system.posix_acl_access))
+
+fn acl_modes(as_user: bool) {
+    require_tool("sed");
+    let mut p = Project::new(as_user);
+    p.file("run.sh", "#!/bin/sh\necho old\n", 0o755);
+    p.ready();
+    let out = sh(
+        &p,
+        "sed -i s/old/new/ run.sh && cp -p run.sh copy.sh && cp -a run.sh all.sh && \
+         stat -c %a run.sh copy.sh all.sh",
+    );
+    assert_eq!(out, "755\n755\n755\n", "modes in the view");
+    for f in ["run.sh", "copy.sh", "all.sh"] {
+        let path = p.dir.join(f);
+        assert_eq!(mode(&path), 0o755, "{f} on disk");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "#!/bin/sh\necho new\n"
+        );
+    }
+    p.check_store();
+}
+
+matrix!(sed_i_and_cp_p_keep_a_0755_mode => acl_modes, not_shim = "the shim alone does not see a mode set through an ACL on an open file");
+
+// ---- a user.* xattr survives an append and a rewrite
+
+fn xattr_survives(as_user: bool) {
+    require_tool("setfattr");
+    let mut p = Project::new(as_user);
+    let f = p.file("notes.txt", "one\n", 0o644);
+    let g = p.file("data.txt", "old\n", 0o644);
+    setfattr(&f, "user.mime", "text/plain");
+    setfattr(&g, "user.mime", "text/csv");
+    p.ready();
+    sh(&p, "echo two >> notes.txt && echo new > data.txt");
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "one\ntwo\n");
+    assert_eq!(std::fs::read_to_string(&g).unwrap(), "new\n");
+    assert_eq!(xattr_of(&f, "user.mime").as_deref(), Some("text/plain"));
+    assert_eq!(xattr_of(&g, "user.mime").as_deref(), Some("text/csv"));
+    // The manifest of the project records them (format version 2).
+    p.check_store();
+}
+
+matrix!(user_xattr_survives_an_append_and_a_rewrite => xattr_survives, not_shim = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups");
+
+// ---- as root, a file owned by nobody stays nobody's
+
+projections! {
+    not_shim = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups";
+    fn root_append_keeps_the_files_owner() {
+        if !is_root() {
+            eprintln!("skipped: needs root to give a file to nobody");
+            return;
+        }
+        let mut p = Project::new(false);
+        let f = p.file("log", "one\n", 0o644);
+        let g = p.file("conf", "old\n", 0o644);
+        std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
+        std::os::unix::fs::chown(&g, Some(65534), Some(65534)).unwrap();
+        p.ready();
+        sh(&p, "echo more >> log && echo new > conf");
+        for path in [&f, &g] {
+            let m = std::fs::metadata(path).unwrap();
+            assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", path.display());
+        }
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "one\nmore\n");
+        assert_eq!(std::fs::read_to_string(&g).unwrap(), "new\n");
+        p.check_store();
+    }
+}
+
+// ---- a hard-linked pair stays one file
+
+fn linked_pair(as_user: bool) {
+    let mut p = Project::new(as_user);
+    let a = p.file("a", "x\n", 0o644);
+    let b = p.dir.join("b");
+    std::fs::hard_link(&a, &b).unwrap();
+    p.ready();
+    sh(&p, "echo add >> a");
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), "x\nadd\n");
+    assert_eq!(ino(&a), ino(&b), "still one inode after an append");
+    sh(&p, "echo new > a");
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), "new\n");
+    assert_eq!(ino(&a), ino(&b), "still one inode after a rewrite");
+    p.check_store();
+}
+
+matrix!(a_hard_linked_pair_stays_one_file_after_writes => linked_pair, not_shim = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups");
+
+fn link_in_view(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file("keep", "k\n", 0o644);
+    p.ready();
+    let out = sh(&p, "echo x > n1 && ln n1 n2 && stat -c '%i %h' n1 n2");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(
+        lines[0], lines[1],
+        "one inode and link count in the view: {out}"
+    );
+    let (n1, n2) = (p.dir.join("n1"), p.dir.join("n2"));
+    assert_eq!(std::fs::read_to_string(&n2).unwrap(), "x\n");
+    assert_eq!(ino(&n1), ino(&n2), "one inode on disk");
+    assert_eq!(std::fs::metadata(&n1).unwrap().nlink(), 2);
+    p.check_store();
+}
+
+matrix!(ln_in_the_view_makes_one_inode => link_in_view, not_shim = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups");
+
+// ---- a FIFO in the project is kept
+
+fn fifo_kept(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file("keep", "k\n", 0o644);
+    mkfifo(&p.dir.join("pipe"));
+    p.ready();
+    let out = sh(
+        &p,
+        "test -p pipe && echo fifo; cat pipe > \"$OUT/got\" & echo through > pipe; wait; cat \"$OUT/got\"",
+    );
+    assert_eq!(out, "fifo\nthrough\n");
+    let m = std::fs::symlink_metadata(p.dir.join("pipe")).unwrap();
+    assert!(m.file_type().is_fifo(), "still a FIFO on disk");
+    // A FIFO made in the run is kept too.
+    sh(&p, "mkfifo made");
+    assert!(std::fs::symlink_metadata(p.dir.join("made"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    p.check_store();
+}
+
+matrix!(a_fifo_in_the_project_is_kept => fifo_kept, not_shim = "the shim alone serves no FIFOs in the view");
+
+// ---- cp -a, rsync -aHX and tar -p --xattrs keep modes, owners, xattrs and hard links
+
+fn copy_tools(as_user: bool) {
+    require_tool("rsync");
+    require_tool("setfattr");
+    let mut p = Project::new(as_user);
+    let tool = p.file("src/bin/tool", "#!/bin/sh\n", 0o755);
+    let data = p.file("src/data", "d\n", 0o640);
+    std::fs::hard_link(&data, p.dir.join("src/data.link")).unwrap();
+    setfattr(&data, "user.k", "v");
+    let root_owned = is_root() && !as_user;
+    if root_owned {
+        std::os::unix::fs::chown(&tool, Some(65534), Some(65534)).unwrap();
+    }
+    p.ready();
+    sh(
+        &p,
+        "cp -a src cpa && rsync -aHX src/ rsync/ && mkdir tar && \
+         tar -cpf - --xattrs -C src . | tar -xpf - --xattrs --xattrs-include='user.*' -C tar",
+    );
+    for d in ["cpa", "rsync", "tar"] {
+        let dir = p.dir.join(d);
+        assert_eq!(mode(&dir.join("bin/tool")), 0o755, "{d}: mode");
+        assert_eq!(mode(&dir.join("data")), 0o640, "{d}: mode");
+        assert_eq!(
+            xattr_of(&dir.join("data"), "user.k").as_deref(),
+            Some("v"),
+            "{d}: xattr"
+        );
+        assert_eq!(
+            ino(&dir.join("data")),
+            ino(&dir.join("data.link")),
+            "{d}: hard link"
+        );
+        // The supervisor's chown changes nothing yet (its in-run ownership is the POSIX
+        // work on chown); the overlay's kernel carries it out.
+        if root_owned && p.env.projection == "overlay" {
+            let m = std::fs::metadata(dir.join("bin/tool")).unwrap();
+            assert_eq!((m.uid(), m.gid()), (65534, 65534), "{d}: owner");
+        }
+    }
+    p.check_store();
+}
+
+matrix!(cp_a_rsync_and_tar_keep_modes_owners_xattrs_and_links => copy_tools, not_shim = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups");
