@@ -26,6 +26,9 @@ pub enum Node {
     Symlink(Vec<u8>),
     /// A named pipe made by `mknod`. Lives in the delta only: a manifest cannot hold it.
     Fifo,
+    /// A device node or socket made during the run: `kind` is `S_IFCHR`, `S_IFBLK` or
+    /// `S_IFSOCK`, `rdev` the device number. Lives in the delta only, like a FIFO.
+    Special { kind: u32, rdev: u64 },
 }
 
 /// One path of a view.
@@ -40,6 +43,10 @@ pub struct ViewEntry {
     pub mtime_ns: i64,
     /// Stable within a run: see [`path_ino`].
     pub ino: u64,
+    /// Last access and last status change, for the run only (a manifest records neither);
+    /// 0 means "the same as `mtime_ns`", which is what an entry from a manifest shows.
+    pub atime_ns: i64,
+    pub ctime_ns: i64,
 }
 
 impl ViewEntry {
@@ -86,6 +93,26 @@ impl ViewEntry {
             mode: e.mode & 0o7777,
             mtime_ns: e.mtime_ns,
             ino: 0,
+            atime_ns: 0,
+            ctime_ns: 0,
+        }
+    }
+
+    /// The access time stat reports.
+    pub fn atime(&self) -> i64 {
+        if self.atime_ns != 0 {
+            self.atime_ns
+        } else {
+            self.mtime_ns
+        }
+    }
+
+    /// The status-change time stat reports.
+    pub fn ctime(&self) -> i64 {
+        if self.ctime_ns != 0 {
+            self.ctime_ns
+        } else {
+            self.mtime_ns
         }
     }
 
@@ -102,7 +129,7 @@ impl ViewEntry {
         let zero = Hash([0; 32]);
         let (kind, hash, size, target) = match &self.node {
             Node::File(Content::Blob(h)) => (EntryKind::File, *h, self.size, Vec::new()),
-            Node::File(Content::Pending(_)) | Node::Fifo => return None,
+            Node::File(Content::Pending(_)) | Node::Fifo | Node::Special { .. } => return None,
             Node::Dir => (EntryKind::Dir, zero, 0, Vec::new()),
             Node::Symlink(t) => (EntryKind::Symlink, zero, t.len() as u64, t.clone()),
         };

@@ -8,12 +8,9 @@ use crate::vfs::errno::Errno;
 use crate::vfs::layers::{parent_of, LayerSource, View};
 use crate::vfs::perm::may_hardlink;
 use crate::vfs::resolve::{Follow, Last, PATH_MAX};
-use crate::vfs::stat::{S_IFIFO, S_IFMT, S_IFREG};
+use crate::vfs::stat::{S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
 
-const S_IFCHR: u32 = 0o020000;
-const S_IFBLK: u32 = 0o060000;
 const S_IFDIR: u32 = 0o040000;
-const S_IFSOCK: u32 = 0o140000;
 
 impl<L: LayerSource> View<L> {
     /// The kernel's `filename_create`: the new name must not exist; a trailing slash is only
@@ -55,6 +52,8 @@ impl<L: LayerSource> View<L> {
             mode,
             mtime_ns: c.now_ns,
             ino: 0,
+            atime_ns: 0,
+            ctime_ns: 0,
         };
         self.new_entry_at(c, &rel, e);
         Ok(Routed::View(rel))
@@ -145,6 +144,7 @@ impl<L: LayerSource> View<L> {
         if src.is_dir() {
             return Err(Errno::EPERM);
         }
+        self.update(&h.rel, |e| e.ctime_ns = c.now_ns);
         self.new_entry_at(c, &new_rel, src);
         Ok(Routed::View(new_rel))
     }
@@ -173,21 +173,36 @@ impl<L: LayerSource> View<L> {
             mode: 0o777,
             mtime_ns: c.now_ns,
             ino: 0,
+            atime_ns: 0,
+            ctime_ns: 0,
         };
         self.new_entry_at(c, &rel, e);
         Ok(Routed::View(rel))
     }
 
-    /// mknod(2): a FIFO, or an empty regular file (type 0 or S_IFREG). Its content is the
-    /// empty blob, which the store must hold. Device nodes and sockets cannot live in a view
-    /// (EPERM, whoever asks).
+    /// mknod(2) with no device number: see [`View::mknod_dev`].
     pub fn mknod(&mut self, c: &Caller, path: &[u8], mode: u32) -> Result<Routed<RelPath>, Errno> {
+        self.mknod_dev(c, path, mode, 0)
+    }
+
+    /// mknod(2): a FIFO, a socket, a device node (`rdev`; for a privileged caller only, as
+    /// the kernel wants CAP_MKNOD), or an empty regular file (type 0 or S_IFREG), whose
+    /// content is the empty blob, which the store must hold. FIFOs, sockets and devices live
+    /// for the run only.
+    pub fn mknod_dev(
+        &mut self,
+        c: &Caller,
+        path: &[u8],
+        mode: u32,
+        rdev: u64,
+    ) -> Result<Routed<RelPath>, Errno> {
         let kind = mode & S_IFMT;
         let node = match kind {
             0 | S_IFREG => Node::File(Content::Blob(Hash::of(b""))),
             S_IFIFO => Node::Fifo,
             S_IFDIR => return Err(Errno::EPERM),
-            S_IFCHR | S_IFBLK | S_IFSOCK => Node::Fifo, // refused below, after the name checks
+            S_IFCHR | S_IFBLK => Node::Special { kind, rdev },
+            S_IFSOCK => Node::Special { kind, rdev: 0 },
             _ => return Err(Errno::EINVAL),
         };
         let rel = match self.new_name(c, path, false)? {
@@ -195,7 +210,7 @@ impl<L: LayerSource> View<L> {
             Err(p) => return Ok(Routed::Outside(p)),
         };
         self.may_create(c, &rel)?;
-        if matches!(kind, S_IFCHR | S_IFBLK | S_IFSOCK) {
+        if matches!(kind, S_IFCHR | S_IFBLK) && !c.cred.privileged {
             return Err(Errno::EPERM);
         }
         let e = ViewEntry {
@@ -204,6 +219,8 @@ impl<L: LayerSource> View<L> {
             mode: mode & 0o7777 & !c.umask,
             mtime_ns: c.now_ns,
             ino: 0,
+            atime_ns: 0,
+            ctime_ns: 0,
         };
         self.new_entry_at(c, &rel, e);
         Ok(Routed::View(rel))

@@ -274,7 +274,7 @@ impl<L: LayerSource> View<L> {
         self.may_open_existing(c, &e, flags)?;
         Ok(Routed::View(match e.node {
             Node::Dir => Opened::Dir { rel: h.rel },
-            Node::Fifo => Opened::Fifo { rel: h.rel },
+            Node::Fifo | Node::Special { .. } => Opened::Fifo { rel: h.rel },
             Node::File(content) => Opened::Read {
                 rel: h.rel,
                 content,
@@ -317,6 +317,8 @@ impl<L: LayerSource> View<L> {
             mode: mode & 0o7777 & !c.umask,
             mtime_ns: c.now_ns,
             ino: 0,
+            atime_ns: 0,
+            ctime_ns: 0,
         };
         self.new_entry_at(c, &rel, e);
         // No permission check on the new file itself: creat(path, 0444) returns a writable fd.
@@ -368,7 +370,7 @@ impl<L: LayerSource> View<L> {
         let write_intent = flags.write || flags.trunc;
         match e.node {
             Node::Dir => Ok(Opened::Dir { rel }),
-            Node::Fifo => Ok(Opened::Fifo { rel }),
+            Node::Fifo | Node::Special { .. } => Ok(Opened::Fifo { rel }),
             Node::File(content) if !write_intent => Ok(Opened::Read { rel, content }),
             Node::File(content) => {
                 let (id, seed) = self.begin_write(

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use vrift_common::store::Store;
-use vrift_common::vfs::{Content, Opened, Seed, Stat};
+use vrift_common::vfs::{Content, Node, Opened, Seed, Stat};
 
 use crate::view::journal::Op;
 use crate::view::state::{Backend, Committed, Done, Outcome, ViewOf};
@@ -130,6 +130,28 @@ impl FarmBackend {
         result
     }
 
+    /// Bind the Unix socket `sock` at the farm's `rel` (where the view has just made the
+    /// socket's entry, and the farm a placeholder), through a short `/proc/self/fd` path to
+    /// its directory: the farm's own path may not fit in `sun_path`.
+    pub fn bind_socket(&self, rel: &[u8], sock: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let path = self.farm_path(rel);
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)?;
+        let short = [
+            format!("/proc/self/fd/{}/", dir.as_raw_fd()).as_bytes(),
+            name.as_bytes(),
+        ]
+        .concat();
+        std::fs::remove_file(&path)?;
+        crate::sys::pidfd::bind_unix(sock, &short)
+    }
+
     fn open_farm_file(&self, rel: &[u8], raw_flags: i32) -> io::Result<std::os::fd::OwnedFd> {
         // The view decided creation, exclusivity and truncation; the rest of the caller's
         // flags (access mode, O_APPEND, O_NONBLOCK, O_SYNC...) apply to the private copy.
@@ -222,8 +244,24 @@ impl Backend for FarmBackend {
                 ok
             }
             (Op::Mknod { .. }, Done::Rel(rel)) => {
-                let perm = view.lookup(&rel).map(|e| e.mode).unwrap_or(0o644);
-                crate::sys::fsops::mkfifo(&self.farm_path(&rel), perm)?;
+                let Some(e) = view.lookup(&rel) else {
+                    return ok;
+                };
+                let path = self.farm_path(&rel);
+                match e.node {
+                    Node::Fifo => crate::sys::fsops::mkfifo(&path, e.mode)?,
+                    Node::Special { kind, rdev } => {
+                        crate::sys::fsops::mknod(&path, kind, e.mode, rdev)?
+                    }
+                    // An empty regular file: the empty blob's link, like any view file.
+                    _ => {
+                        let empty = self
+                            .store
+                            .insert_bytes(b"")
+                            .map_err(|e| io::Error::other(e.to_string()))?;
+                        std::fs::hard_link(self.store.blob_path(&empty.hash), &path)?
+                    }
+                }
                 ok
             }
             (Op::Chmod { path, follow, .. } | Op::Utimens { path, follow, .. }, Done::Unit) => {
@@ -260,9 +298,15 @@ impl Backend for FarmBackend {
         if let Ok(m) = std::fs::symlink_metadata(self.farm_path(rel)) {
             st.size = m.size();
             st.blocks = m.blocks();
+            let view_mtime = st.mtime_ns;
             st.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
-            st.ctime_ns = st.mtime_ns;
-            st.atime_ns = st.mtime_ns;
+            // A write changes the status too; an access time set in the view stays.
+            st.ctime_ns = st
+                .ctime_ns
+                .max(m.ctime() * 1_000_000_000 + m.ctime_nsec());
+            if st.atime_ns == view_mtime {
+                st.atime_ns = st.mtime_ns;
+            }
         }
     }
 
