@@ -23,6 +23,9 @@ pub enum DeltaNode {
 pub struct Delta {
     nodes: BTreeMap<RelPath, DeltaNode>,
     pending: BTreeMap<DeltaId, BTreeSet<RelPath>>,
+    /// The delta's paths of each inode number that is not a directory's: more than one for
+    /// hard links made in the run (their `st_nlink`).
+    names: BTreeMap<u64, BTreeSet<RelPath>>,
     next_id: u64,
     next_ino: u64,
     /// While a change is being carried out: what each path it touched held before, oldest
@@ -55,6 +58,15 @@ impl Delta {
             .flat_map(|(id, paths)| paths.iter().map(move |p| (*id, p.clone())))
             .collect()
     }
+    /// The delta's paths that show the (non-directory) inode `ino`: every name of a file
+    /// hard-linked during the run.
+    pub fn names_of(&self, ino: u64) -> Vec<RelPath> {
+        self.names
+            .get(&ino)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Paths that currently show the pending file `id`.
     pub fn pending_paths(&self, id: DeltaId) -> Vec<RelPath> {
         self.pending
@@ -112,6 +124,9 @@ impl Delta {
             if let Some(Content::Pending(id)) = entry.content() {
                 self.pending.entry(id).or_default().insert(path.to_vec());
             }
+            if !entry.is_dir() {
+                self.names.entry(entry.ino).or_default().insert(path.to_vec());
+            }
         }
     }
 
@@ -128,11 +143,7 @@ impl Delta {
         if let Some(old) = self.nodes.remove(&path) {
             self.unindex(&path, &old);
         }
-        if let DeltaNode::Entry { entry, .. } = &node {
-            if let Some(Content::Pending(id)) = entry.content() {
-                self.pending.entry(id).or_default().insert(path.clone());
-            }
-        }
+        self.index(&path, &node);
         self.nodes.insert(path, node);
     }
 
@@ -195,6 +206,14 @@ impl Delta {
                     set.remove(path);
                     if set.is_empty() {
                         self.pending.remove(&id);
+                    }
+                }
+            }
+            if !entry.is_dir() {
+                if let Some(set) = self.names.get_mut(&entry.ino) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.names.remove(&entry.ino);
                     }
                 }
             }

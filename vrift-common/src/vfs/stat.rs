@@ -108,7 +108,9 @@ impl<L: LayerSource> View<L> {
         let kind = FileType::of(e);
         let nlink = match e.is_dir().then(|| self.locate(rel)).flatten() {
             Some((_, mask)) => self.dir_nlink(rel, mask),
-            None => 1,
+            None if e.is_dir() => 1,
+            // Names hard-linked during the run share the inode.
+            None => self.delta.names_of(e.ino).len().max(1) as u64,
         };
         // Symlinks always show 0777, as on Linux.
         let perm = if e.is_symlink() {

@@ -107,16 +107,20 @@ impl<L: LayerSource> View<L> {
         }
         self.may_delete(c, &h.rel, &e, false)?;
         self.remove(&h.rel);
+        // The file's other names see its link count drop: a status change.
+        for other in self.delta.names_of(e.ino) {
+            self.update(&other, |o| o.ctime_ns = c.now_ns);
+        }
         self.touch_dir(parent_of(&h.rel), c.now_ns);
         Ok(Routed::View(h.rel))
     }
 
     /// link(2) / linkat(2): `new` becomes another name for the content of `old`.
     ///
-    /// A manifest has no inode identity, so a hard link in a view is a second entry sharing
-    /// the blob (and, while a write is pending, the private copy) but with its own inode
-    /// number and nlink 1; after both are committed, writes through one name do not show
-    /// through the other.
+    /// During the run the two names are one inode: the same inode number, a link count
+    /// counting both, and a write through one name shows through the other. A manifest
+    /// (format 1) has no inode identity: after the commit they are two entries sharing a
+    /// blob.
     pub fn link(
         &mut self,
         c: &Caller,
@@ -144,8 +148,13 @@ impl<L: LayerSource> View<L> {
         if src.is_dir() {
             return Err(Errno::EPERM);
         }
+        // One inode under two names: the same number, the link count both show, and the
+        // status change both see.
         self.update(&h.rel, |e| e.ctime_ns = c.now_ns);
-        self.new_entry_at(c, &new_rel, src);
+        let mut e = src;
+        e.ctime_ns = c.now_ns;
+        self.create(&new_rel, e);
+        self.touch_dir(parent_of(&new_rel), c.now_ns);
         Ok(Routed::View(new_rel))
     }
 

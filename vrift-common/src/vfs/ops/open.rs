@@ -409,13 +409,23 @@ impl<L: LayerSource> View<L> {
             Content::Pending(id) => (id, Seed::Existing { truncate: empty }),
         };
         let now = c.now_ns;
-        self.update(rel, |e| {
+        let set = |e: &mut ViewEntry| {
             e.node = Node::File(Content::Pending(id));
             if let Some(len) = new_len {
                 e.size = len;
                 e.mtime_ns = now;
+                e.ctime_ns = now;
             }
-        });
+        };
+        self.update(rel, &set);
+        // Every other name of a file hard-linked during the run shows the same write.
+        if let Some(ino) = self.lookup(rel).map(|e| e.ino) {
+            for other in self.delta.names_of(ino) {
+                if other != rel {
+                    self.update(&other, &set);
+                }
+            }
+        }
         (id, seed)
     }
 

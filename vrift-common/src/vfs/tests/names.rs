@@ -236,14 +236,29 @@ fn unlink_of_a_file_created_in_this_run_leaves_no_trace() {
 // ---- link ----
 
 #[test]
-fn link_makes_a_new_entry_sharing_the_content() {
+fn link_makes_a_second_name_of_the_same_inode() {
     let mut v = view();
     ok(v.link(&at(&user()), b"src/main.rs", b"main2", false));
     let a = v.lookup(b"src/main.rs").unwrap();
     let b = v.lookup(b"main2").unwrap();
     assert_eq!(a.content(), b.content());
     assert_eq!(a.mode, b.mode);
-    assert_ne!(a.ino, b.ino);
+    assert_eq!(a.ino, b.ino);
+    assert_eq!(v.stat_rel(b"src/main.rs").unwrap().nlink, 2);
+    assert_eq!(v.stat_rel(b"main2").unwrap().nlink, 2);
+    // A write through one name is the write of both.
+    let o = ok(v.open(&at(&user()), b"main2", OpenFlags::from_raw(libc::O_WRONLY), 0));
+    assert!(matches!(o, Opened::Write { .. }));
+    let (a, b) = (v.lookup(b"src/main.rs").unwrap(), v.lookup(b"main2").unwrap());
+    assert!(matches!(a.content(), Some(Content::Pending(_))));
+    assert_eq!(a.content(), b.content());
+    // Removing one name: the other counts one link, and its status changed.
+    let u = user();
+    let mut later = at(&u);
+    later.now_ns = NOW + 5;
+    ok(v.unlink(&later, b"main2"));
+    let st = v.stat_rel(b"src/main.rs").unwrap();
+    assert_eq!((st.nlink, st.ctime_ns), (1, NOW + 5));
 }
 
 #[test]

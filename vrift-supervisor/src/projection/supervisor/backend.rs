@@ -23,6 +23,14 @@ pub struct FarmBackend {
     tmp_seq: std::sync::atomic::AtomicU64,
 }
 
+/// Is the view's file at `rel` an unchanged blob (its farm file the blob's own link)?
+fn is_blob(view: &ViewOf, rel: &[u8]) -> bool {
+    matches!(
+        view.lookup(rel).and_then(|e| e.content()),
+        Some(Content::Blob(_))
+    )
+}
+
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -152,6 +160,33 @@ impl FarmBackend {
         crate::sys::pidfd::bind_unix(sock, &short)
     }
 
+    /// A file hard-linked during the run has one private copy: once a new one is at `rel`,
+    /// the farm's other names of the inode are linked to it, so the kernel serves the write
+    /// through every name.
+    fn link_other_names(&self, view: &ViewOf, rel: &[u8]) -> io::Result<()> {
+        let Some(e) = view.lookup(rel) else {
+            return Ok(());
+        };
+        let copy = self.farm_path(rel);
+        for other in view.delta().names_of(e.ino) {
+            if other == rel {
+                continue;
+            }
+            let p = self.farm_path(&other);
+            let tmp = p.with_file_name(format!(
+                ".vrift-link-{}",
+                self.tmp_seq
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            std::fs::hard_link(&copy, &tmp)?;
+            if let Err(err) = std::fs::rename(&tmp, &p) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
     fn open_farm_file(&self, rel: &[u8], raw_flags: i32) -> io::Result<std::os::fd::OwnedFd> {
         // The view decided creation, exclusivity and truncation; the rest of the caller's
         // flags (access mode, O_APPEND, O_NONBLOCK, O_SYNC...) apply to the private copy.
@@ -201,7 +236,11 @@ impl Backend for FarmBackend {
                     .lookup(&rel)
                     .map(|e| (e.mode, e.mtime_ns))
                     .unwrap_or((0o644, now_ns()));
+                let fresh = !matches!(seed, Seed::Existing { .. });
                 self.prepare_private(&rel, seed, perm, mtime)?;
+                if fresh {
+                    self.link_other_names(view, &rel)?;
+                }
                 let file = self.open_farm_file(&rel, *flags)?;
                 Ok(Outcome::Fd {
                     file,
@@ -233,7 +272,15 @@ impl Backend for FarmBackend {
                 let src = self
                     .rel_in(view, old, *follow)
                     .ok_or_else(|| io::Error::from_raw_os_error(libc::EXDEV))?;
-                std::fs::hard_link(self.farm_path(&src), self.farm_path(&rel))?;
+                let (from, to) = (self.farm_path(&src), self.farm_path(&rel));
+                match std::fs::hard_link(&from, &to) {
+                    // The farm's file is a blob's link, and the blob is linked as often as
+                    // the file system allows: the view's link must not fail for that.
+                    Err(e) if e.raw_os_error() == Some(libc::EMLINK) && is_blob(view, &src) => {
+                        std::fs::copy(&from, &to)?;
+                    }
+                    r => r?,
+                }
                 ok
             }
             (Op::Symlink { target, .. }, Done::Rel(rel)) => {
@@ -273,7 +320,11 @@ impl Backend for FarmBackend {
                     .lookup(&t.rel)
                     .map(|e| (e.mode, e.mtime_ns))
                     .unwrap_or((0o644, now_ns()));
+                let fresh = !matches!(t.seed, Seed::Existing { .. });
                 self.prepare_private(&t.rel, t.seed, perm, mtime)?;
+                if fresh {
+                    self.link_other_names(view, &t.rel)?;
+                }
                 let p = self.farm_path(&t.rel);
                 crate::sys::fsops::with_owner_access(&p, || {
                     std::fs::OpenOptions::new()
@@ -298,15 +349,12 @@ impl Backend for FarmBackend {
         if let Ok(m) = std::fs::symlink_metadata(self.farm_path(rel)) {
             st.size = m.size();
             st.blocks = m.blocks();
-            let view_mtime = st.mtime_ns;
             st.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
             // A write changes the status too; an access time set in the view stays.
             st.ctime_ns = st
                 .ctime_ns
                 .max(m.ctime() * 1_000_000_000 + m.ctime_nsec());
-            if st.atime_ns == view_mtime {
-                st.atime_ns = st.mtime_ns;
-            }
+
         }
     }
 
