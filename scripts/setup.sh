@@ -99,6 +99,18 @@ if command -v rustup >/dev/null; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# pjdfstest 0.2.2, the POSIX file-system conformance suite the conformance test
+# (tests/tests/conformance.rs) runs natively and in views. Installed only when the one on PATH
+# (or in ~/.cargo/bin) is not that version.
+# ---------------------------------------------------------------------------------------------
+pjdfstest_version() { { command -v pjdfstest >/dev/null && pjdfstest --version; } || "$HOME/.cargo/bin/pjdfstest" --version; } 2>/dev/null
+if ! pjdfstest_version | grep -q ' 0\.2\.2$'; then
+  log "installing pjdfstest 0.2.2 (the conformance test's suite)"
+  cargo install --locked pjdfstest@0.2.2
+fi
+log "pjdfstest ready"
+
+# ---------------------------------------------------------------------------------------------
 # Garage, the S3-compatible server the remote-store tests (tests/tests/remote.rs) and
 # `cargo xtask bench remote` run on 127.0.0.1. It compiles for about 15 minutes, once: the
 # step is skipped while a garage binary is on PATH or in ~/.cargo/bin.

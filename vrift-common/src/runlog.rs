@@ -54,6 +54,8 @@ pub enum Op {
     Mknod {
         path: Vec<u8>,
         mode: u32,
+        /// The device number of a character or block device (0 otherwise).
+        rdev: u64,
     },
     Chmod {
         path: Vec<u8>,
@@ -150,7 +152,7 @@ pub fn apply_op<L: LayerSource>(
         }
         Op::Link { old, new, follow } => map(view.link(c, old, new, *follow), Done::Rel),
         Op::Symlink { target, path } => map(view.symlink(c, target, path), Done::Rel),
-        Op::Mknod { path, mode } => map(view.mknod(c, path, *mode), Done::Rel),
+        Op::Mknod { path, mode, rdev } => map(view.mknod_dev(c, path, *mode, *rdev), Done::Rel),
         Op::Chmod { path, mode, follow } => {
             map(view.chmod(c, path, *mode, *follow), |()| Done::Unit)
         }
@@ -316,10 +318,11 @@ pub fn encode(r: &Record) -> Vec<u8> {
             w.bytes(path);
             w.u64(*len as u64);
         }
-        Op::Mknod { path, mode } => {
+        Op::Mknod { path, mode, rdev } => {
             w.u8(11);
             w.bytes(path);
             w.u32(*mode);
+            w.u64(*rdev);
         }
         Op::Commit {
             id,
@@ -401,6 +404,7 @@ fn decode_body(b: &[u8]) -> Option<Record> {
         11 => Op::Mknod {
             path: r.bytes()?,
             mode: r.u32()?,
+            rdev: r.u64()?,
         },
         _ => return None,
     };
@@ -501,6 +505,7 @@ mod tests {
             Op::Mknod {
                 path: b"/r/fifo".to_vec(),
                 mode: 0o10644,
+                rdev: 0,
             },
             Op::Chmod {
                 path: b"/r/b".to_vec(),

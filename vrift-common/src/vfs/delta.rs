@@ -23,8 +23,14 @@ pub enum DeltaNode {
 pub struct Delta {
     nodes: BTreeMap<RelPath, DeltaNode>,
     pending: BTreeMap<DeltaId, BTreeSet<RelPath>>,
+    /// The delta's paths of each inode number that is not a directory's: more than one for
+    /// hard links made in the run (their `st_nlink`).
+    names: BTreeMap<u64, BTreeSet<RelPath>>,
     next_id: u64,
     next_ino: u64,
+    /// While a change is being carried out: what each path it touched held before, oldest
+    /// first, so a change the projection could not carry out can be taken back whole.
+    undo: Option<Vec<(RelPath, Option<DeltaNode>)>>,
 }
 
 impl Delta {
@@ -52,6 +58,15 @@ impl Delta {
             .flat_map(|(id, paths)| paths.iter().map(move |p| (*id, p.clone())))
             .collect()
     }
+    /// The delta's paths that show the (non-directory) inode `ino`: every name of a file
+    /// hard-linked during the run.
+    pub fn names_of(&self, ino: u64) -> Vec<RelPath> {
+        self.names
+            .get(&ino)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Paths that currently show the pending file `id`.
     pub fn pending_paths(&self, id: DeltaId) -> Vec<RelPath> {
         self.pending
@@ -69,6 +84,52 @@ impl Delta {
         NEW_INO_BIT | self.next_ino
     }
 
+    /// Start recording what changes, for [`Delta::roll_back`]; a recording already going on
+    /// is dropped.
+    pub fn begin_change(&mut self) {
+        self.undo = Some(Vec::new());
+    }
+
+    /// Stop recording: the changes since [`Delta::begin_change`] stay.
+    pub fn end_change(&mut self) {
+        self.undo = None;
+    }
+
+    /// Put back every path changed since [`Delta::begin_change`] as it was, and stop
+    /// recording.
+    pub fn roll_back(&mut self) {
+        let Some(log) = self.undo.take() else {
+            return;
+        };
+        for (path, prev) in log.into_iter().rev() {
+            if let Some(old) = self.nodes.remove(&path) {
+                self.unindex(&path, &old);
+            }
+            if let Some(node) = prev {
+                self.index(&path, &node);
+                self.nodes.insert(path, node);
+            }
+        }
+    }
+
+    /// Remember what `path` holds now, if a change is being recorded.
+    fn record(&mut self, path: &[u8]) {
+        if let Some(log) = self.undo.as_mut() {
+            log.push((path.to_vec(), self.nodes.get(path).cloned()));
+        }
+    }
+
+    fn index(&mut self, path: &[u8], node: &DeltaNode) {
+        if let DeltaNode::Entry { entry, .. } = node {
+            if let Some(Content::Pending(id)) = entry.content() {
+                self.pending.entry(id).or_default().insert(path.to_vec());
+            }
+            if !entry.is_dir() {
+                self.names.entry(entry.ino).or_default().insert(path.to_vec());
+            }
+        }
+    }
+
     pub(crate) fn get_mut_entry(&mut self, path: &[u8]) -> Option<&mut ViewEntry> {
         match self.nodes.get_mut(path) {
             Some(DeltaNode::Entry { entry, .. }) => Some(entry),
@@ -78,19 +139,17 @@ impl Delta {
 
     /// Put `node` at `path`, replacing what was there (not what is below it).
     pub(crate) fn insert(&mut self, path: RelPath, node: DeltaNode) {
+        self.record(&path);
         if let Some(old) = self.nodes.remove(&path) {
             self.unindex(&path, &old);
         }
-        if let DeltaNode::Entry { entry, .. } = &node {
-            if let Some(Content::Pending(id)) = entry.content() {
-                self.pending.entry(id).or_default().insert(path.clone());
-            }
-        }
+        self.index(&path, &node);
         self.nodes.insert(path, node);
     }
 
     /// Put back exactly `prev` (what [`Delta::get`] returned before) at `path` alone.
     pub(crate) fn restore(&mut self, path: &[u8], prev: Option<DeltaNode>) {
+        self.record(path);
         if let Some(old) = self.nodes.remove(path) {
             self.unindex(path, &old);
         }
@@ -104,6 +163,7 @@ impl Delta {
         if !matches!(self.nodes.get(path), Some(DeltaNode::Entry { .. })) {
             return false;
         }
+        self.record(path);
         let Some(DeltaNode::Entry { mut entry, opaque }) = self.nodes.remove(path) else {
             unreachable!("checked above");
         };
@@ -123,12 +183,14 @@ impl Delta {
     /// paths relative to `path` ("" is `path` itself).
     pub(crate) fn remove_tree(&mut self, path: &[u8]) -> Vec<(RelPath, DeltaNode)> {
         let mut out = Vec::new();
+        self.record(path);
         if let Some(n) = self.nodes.remove(path) {
             self.unindex(path, &n);
             out.push((Vec::new(), n));
         }
         let keys: Vec<RelPath> = subtree_keys(&self.nodes, path);
         for k in keys {
+            self.record(&k);
             if let Some(n) = self.nodes.remove(&k) {
                 self.unindex(&k, &n);
                 out.push((k[path.len() + usize::from(!path.is_empty())..].to_vec(), n));
@@ -144,6 +206,14 @@ impl Delta {
                     set.remove(path);
                     if set.is_empty() {
                         self.pending.remove(&id);
+                    }
+                }
+            }
+            if !entry.is_dir() {
+                if let Some(set) = self.names.get_mut(&entry.ino) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.names.remove(&entry.ino);
                     }
                 }
             }

@@ -26,6 +26,9 @@ pub enum Node {
     Symlink(Vec<u8>),
     /// A named pipe: from a manifest (format version 2), or made by `mknod` in the run.
     Fifo,
+    /// A device node or socket made during the run: `kind` is `S_IFCHR`, `S_IFBLK` or
+    /// `S_IFSOCK`, `rdev` the device number. Lives in the delta only, like a FIFO.
+    Special { kind: u32, rdev: u64 },
 }
 
 /// One path of a view.
@@ -43,6 +46,10 @@ pub struct ViewEntry {
     /// The manifest's owner, xattrs and link group of the entry it came from; it moves with
     /// the entry (rename) and stays through writes to it. Empty for entries made in the run.
     pub meta: EntryMeta,
+    /// Last access and last status change, for the run only (a manifest records neither);
+    /// 0 means "the same as `mtime_ns`", which is what an entry from a manifest shows.
+    pub atime_ns: i64,
+    pub ctime_ns: i64,
 }
 
 impl ViewEntry {
@@ -95,6 +102,26 @@ impl ViewEntry {
                 0
             },
             meta: e.meta.clone(),
+            atime_ns: 0,
+            ctime_ns: 0,
+        }
+    }
+
+    /// The access time stat reports.
+    pub fn atime(&self) -> i64 {
+        if self.atime_ns != 0 {
+            self.atime_ns
+        } else {
+            self.mtime_ns
+        }
+    }
+
+    /// The status-change time stat reports.
+    pub fn ctime(&self) -> i64 {
+        if self.ctime_ns != 0 {
+            self.ctime_ns
+        } else {
+            self.mtime_ns
         }
     }
 
@@ -111,7 +138,7 @@ impl ViewEntry {
         let zero = Hash([0; 32]);
         let (kind, hash, size, target) = match &self.node {
             Node::File(Content::Blob(h)) => (EntryKind::File, *h, self.size, Vec::new()),
-            Node::File(Content::Pending(_)) => return None,
+            Node::File(Content::Pending(_)) | Node::Special { .. } => return None,
             Node::Fifo => (EntryKind::Fifo, zero, 0, Vec::new()),
             Node::Dir => (EntryKind::Dir, zero, 0, Vec::new()),
             Node::Symlink(t) => (EntryKind::Symlink, zero, t.len() as u64, t.clone()),

@@ -221,6 +221,22 @@ impl<L: LayerSource> View<L> {
         self.delta.restore(rel, prev);
     }
 
+    /// Start recording a change, so that [`View::roll_back`] can take it back whole when the
+    /// projection cannot carry it out behind the view.
+    pub fn begin_change(&mut self) {
+        self.delta.begin_change();
+    }
+
+    /// Keep the change recorded since [`View::begin_change`].
+    pub fn end_change(&mut self) {
+        self.delta.end_change();
+    }
+
+    /// Put the view back as it was at [`View::begin_change`].
+    pub fn roll_back(&mut self) {
+        self.delta.roll_back();
+    }
+
     pub fn pending(&self) -> Vec<(DeltaId, RelPath)> {
         self.delta.pending()
     }
@@ -239,6 +255,7 @@ impl<L: LayerSource> View<L> {
                 let path = join(&dir, &name);
                 match &e.node {
                     Node::File(Content::Pending(_)) => pending.push(path),
+                    Node::Special { .. } => {}
                     Node::Dir => {
                         out.push((path.clone(), e.to_manifest().expect("dir")));
                         stack.push((path, m));
@@ -283,6 +300,8 @@ impl<L: LayerSource> View<L> {
             mtime_ns: 0,
             ino: path_ino(b""),
             meta: Default::default(),
+            atime_ns: 0,
+            ctime_ns: 0,
         });
         // The root is a directory whatever a layer says.
         e.node = Node::Dir;
@@ -501,6 +520,9 @@ impl<L: LayerSource> View<L> {
 
     /// Set a directory's mtime (entries were added or removed in it).
     pub(crate) fn touch_dir(&mut self, rel: &[u8], now_ns: i64) {
-        self.update(rel, |e| e.mtime_ns = now_ns);
+        self.update(rel, |e| {
+            e.mtime_ns = now_ns;
+            e.ctime_ns = now_ns;
+        });
     }
 }

@@ -10,6 +10,9 @@ pub const S_IFIFO: u32 = 0o010000;
 pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFREG: u32 = 0o100000;
 pub const S_IFLNK: u32 = 0o120000;
+pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFBLK: u32 = 0o060000;
+pub const S_IFSOCK: u32 = 0o140000;
 
 /// The kind of an entry, as stat and getdents name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +21,9 @@ pub enum FileType {
     Dir,
     Symlink,
     Fifo,
+    Char,
+    Block,
+    Socket,
 }
 
 impl FileType {
@@ -27,6 +33,9 @@ impl FileType {
             Node::Dir => FileType::Dir,
             Node::Symlink(_) => FileType::Symlink,
             Node::Fifo => FileType::Fifo,
+            Node::Special { kind: S_IFCHR, .. } => FileType::Char,
+            Node::Special { kind: S_IFBLK, .. } => FileType::Block,
+            Node::Special { .. } => FileType::Socket,
         }
     }
     /// The `S_IF*` bits.
@@ -36,12 +45,18 @@ impl FileType {
             FileType::Dir => S_IFDIR,
             FileType::Symlink => S_IFLNK,
             FileType::Fifo => S_IFIFO,
+            FileType::Char => S_IFCHR,
+            FileType::Block => S_IFBLK,
+            FileType::Socket => S_IFSOCK,
         }
     }
     /// The `d_type` of a dirent (`DT_REG`, ...; the same values on Linux and macOS).
     pub fn d_type(self) -> u8 {
         match self {
             FileType::Fifo => 1,
+            FileType::Char => 2,
+            FileType::Block => 6,
+            FileType::Socket => 12,
             FileType::Dir => 4,
             FileType::File => 8,
             FileType::Symlink => 10,
@@ -93,7 +108,9 @@ impl<L: LayerSource> View<L> {
         let kind = FileType::of(e);
         let nlink = match e.is_dir().then(|| self.locate(rel)).flatten() {
             Some((_, mask)) => self.dir_nlink(rel, mask),
-            None => 1,
+            None if e.is_dir() => 1,
+            // Names hard-linked during the run share the inode.
+            None => self.delta.names_of(e.ino).len().max(1) as u64,
         };
         // Symlinks always show 0777, as on Linux.
         let perm = if e.is_symlink() {
@@ -112,13 +129,16 @@ impl<L: LayerSource> View<L> {
             // The manifest's owner where it records one (format version 2), else the view's.
             uid: e.meta.owner.map_or(self.owner.uid, |o| o.uid),
             gid: e.meta.owner.map_or(self.owner.gid, |o| o.gid),
-            rdev: 0,
+            rdev: match e.node {
+                Node::Special { rdev, .. } => rdev,
+                _ => 0,
+            },
             size,
             blksize: 4096,
             blocks: size.div_ceil(4096) * 8,
-            atime_ns: e.mtime_ns,
+            atime_ns: e.atime(),
             mtime_ns: e.mtime_ns,
-            ctime_ns: e.mtime_ns,
+            ctime_ns: e.ctime(),
             pending: match e.content() {
                 Some(Content::Pending(id)) => Some(id),
                 _ => None,

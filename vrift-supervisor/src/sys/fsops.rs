@@ -24,6 +24,22 @@ pub fn mkfifo(path: &Path, perm: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Make a FIFO, socket or device node (`kind` is its `S_IF*` bits) with `perm`, whatever
+/// the umask.
+pub fn mknod(path: &Path, kind: u32, perm: u32, rdev: u64) -> io::Result<()> {
+    let p = c(path)?;
+    // SAFETY: `p` is NUL-terminated and lives for the calls.
+    unsafe {
+        if libc::mknod(p.as_ptr(), kind | 0o600, rdev as libc::dev_t) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::chmod(p.as_ptr(), perm & 0o7777) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Set a path's modification (and access) time without opening it, not following a
 /// symlink: the owner may do this whatever the file's mode.
 pub fn set_mtime(path: &Path, mtime_ns: i64) -> io::Result<()> {

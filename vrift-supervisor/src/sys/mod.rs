@@ -9,6 +9,7 @@ pub mod init;
 pub mod mem;
 pub mod mount;
 pub mod notify;
+pub mod pidfd;
 pub mod ns;
 pub mod probe;
 pub mod signals;

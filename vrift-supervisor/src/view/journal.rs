@@ -75,6 +75,9 @@ pub enum Op {
     Mknod {
         path: Vec<u8>,
         mode: u32,
+        /// The device number of a character or block device.
+        #[serde(default)]
+        rdev: u64,
     },
     Chmod {
         path: Vec<u8>,
@@ -110,7 +113,7 @@ impl Op {
             Op::Rename { old, new, flags } => C::Rename { old, new, flags },
             Op::Link { old, new, follow } => C::Link { old, new, follow },
             Op::Symlink { target, path } => C::Symlink { target, path },
-            Op::Mknod { path, mode } => C::Mknod { path, mode },
+            Op::Mknod { path, mode, rdev } => C::Mknod { path, mode, rdev },
             Op::Chmod { path, mode, follow } => C::Chmod { path, mode, follow },
             Op::Utimens {
                 path,

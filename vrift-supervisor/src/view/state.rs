@@ -192,6 +192,11 @@ impl<B: Backend> ViewState<B> {
         }
     }
 
+    /// The view, locked for reading, for a backend step that follows a change.
+    pub fn view_for_backend(&self) -> RwLockReadGuard<'_, ViewOf> {
+        read(&self.view)
+    }
+
     // ---- reads ----
 
     pub fn stat(&self, cred: &Cred, abs: &[u8], follow: bool) -> Outcome {
@@ -293,13 +298,19 @@ impl<B: Backend> ViewState<B> {
                 return Outcome::Errno(libc::EIO);
             }
         };
+        // Recorded, so a change the backend cannot carry out leaves the view as it was:
+        // a view that kept it would name what the backing tree does not have, and the end
+        // of the run would fail on it.
+        view.begin_change();
         let done = match apply(&mut view, &c, &op) {
             Ok(Routed::View(done)) => done,
             Ok(_) => {
+                view.roll_back();
                 self.journal_undo(seq);
                 return Outcome::Continue;
             }
             Err(e) => {
+                view.roll_back();
                 self.journal_undo(seq);
                 return e.into();
             }
@@ -308,13 +319,12 @@ impl<B: Backend> ViewState<B> {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!("carrying out a change behind the view: {e}");
-                if let Some((rel, prev)) = before_create {
-                    view.undo_create(&rel, prev);
-                }
+                view.roll_back();
                 self.journal_undo(seq);
                 return Outcome::Errno(e.raw_os_error().unwrap_or(libc::EIO));
             }
         };
+        view.end_change();
         match outcome {
             Outcome::Fd { file, cloexec, .. } => Outcome::Fd {
                 file,
@@ -463,5 +473,83 @@ mod tests {
         ));
         let m = s.commit().unwrap();
         assert!(m.get(b"b").is_some());
+    }
+
+    /// A backend that makes files but cannot make links, as a farm whose file reached its
+    /// link limit cannot.
+    struct NoLinks;
+
+    impl Backend for NoLinks {
+        fn carry_out(&self, _: &ViewOf, op: &Op, _: Done) -> io::Result<Outcome> {
+            match op {
+                Op::Link { .. } => Err(io::Error::from_raw_os_error(libc::EMLINK)),
+                Op::Open { .. } => Ok(Outcome::Fd {
+                    file: std::fs::File::open("/dev/null")?.into(),
+                    cloexec: true,
+                    undo: None,
+                }),
+                _ => Ok(Outcome::Value(0)),
+            }
+        }
+        fn undo_create(&self, _: &[u8]) {}
+        fn pending_stat(&self, _: &[u8], _: &mut Stat) {}
+        fn commit_pending(&self, rel: &[u8]) -> anyhow::Result<Committed> {
+            anyhow::ensure!(rel == b"d/f", "no private copy at {rel:?}");
+            Ok(Committed {
+                hash: Hash([7; 32]),
+                size: 0,
+                mtime_ns: 0,
+            })
+        }
+    }
+
+    #[test]
+    fn a_change_the_backend_cannot_carry_out_leaves_no_trace_in_the_view() {
+        let root_entry = Entry::dir(0o755, 0);
+        let manifest = Manifest::from_entries([(Vec::new(), root_entry)]);
+        let owner = Owner { uid: 0, gid: 0 };
+        let view = crate::view::spec::make(std::path::Path::new("/p"), owner, manifest, 1).unwrap();
+        let s = ViewState::new(view, [], NoLinks, None);
+        let root = CallerStatus {
+            cred: Cred::root(),
+            umask: 0o022,
+        };
+        let mkdir = Op::Mkdir {
+            path: b"/p/d".to_vec(),
+            mode: 0o755,
+        };
+        assert!(matches!(s.change(&root, mkdir), Outcome::Value(0)));
+        let create = Op::Open {
+            path: b"/p/d/f".to_vec(),
+            flags: libc::O_CREAT | libc::O_WRONLY,
+            mode: 0o644,
+        };
+        assert!(matches!(s.change(&root, create), Outcome::Fd { .. }));
+        let before = match s.stat(&Cred::root(), b"/p/d", true) {
+            Outcome::Stat(st) => st,
+            _ => panic!("d is in the view"),
+        };
+        let link = Op::Link {
+            old: b"/p/d/f".to_vec(),
+            new: b"/p/d/g".to_vec(),
+            follow: false,
+        };
+        assert!(matches!(
+            s.change(&root, link),
+            Outcome::Errno(libc::EMLINK)
+        ));
+        // The refused link is nowhere: not at its name, not in its directory's mtime.
+        assert!(matches!(
+            s.stat(&Cred::root(), b"/p/d/g", false),
+            Outcome::Errno(libc::ENOENT)
+        ));
+        match s.stat(&Cred::root(), b"/p/d", true) {
+            Outcome::Stat(st) => assert_eq!(st.mtime_ns, before.mtime_ns),
+            _ => panic!("d is in the view"),
+        }
+        // The end of the run commits the one private copy there is.
+        let m = s.commit().unwrap();
+        assert!(m.get(b"d/f").is_some());
+        assert!(m.get(b"d/g").is_none());
     }
 }

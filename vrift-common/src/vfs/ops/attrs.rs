@@ -136,11 +136,14 @@ impl<L: LayerSource> View<L> {
         if !c.cred.privileged && !in_group {
             mode &= !0o2000;
         }
-        self.update(&h.rel, |e| e.mode = mode);
+        self.update(&h.rel, |e| {
+            e.mode = mode;
+            e.ctime_ns = c.now_ns;
+        });
         Ok(Routed::View(()))
     }
 
-    /// utimensat / utimes. Only the modification time is recorded (a manifest has no atime).
+    /// utimensat / utimes. The access time is kept for the run only (a manifest has no atime).
     /// Explicit times need the owner (EPERM); "now" needs the owner or write access (EACCES).
     pub fn utimens(
         &mut self,
@@ -167,12 +170,21 @@ impl<L: LayerSource> View<L> {
                 return Err(Errno::EACCES);
             }
         }
-        let new = match mtime {
-            TimeSpec::Omit => return Ok(Routed::View(())),
-            TimeSpec::Now => c.now_ns,
-            TimeSpec::Set(t) => t,
+        let time = |t: TimeSpec| match t {
+            TimeSpec::Omit => None,
+            TimeSpec::Now => Some(c.now_ns),
+            TimeSpec::Set(t) => Some(t),
         };
-        self.update(&h.rel, |e| e.mtime_ns = new);
+        let (new_atime, new_mtime) = (time(atime), time(mtime));
+        self.update(&h.rel, |e| {
+            // Keep an atime that only followed mtime when mtime alone moves.
+            let old_atime = e.atime();
+            if let Some(m) = new_mtime {
+                e.mtime_ns = m;
+            }
+            e.atime_ns = new_atime.unwrap_or(old_atime);
+            e.ctime_ns = c.now_ns;
+        });
         Ok(Routed::View(()))
     }
 }

@@ -127,6 +127,8 @@ impl<L: LayerSource> View<L> {
     /// A new entry's inode number and the parent's mtime update.
     pub(crate) fn new_entry_at(&mut self, c: &Caller, rel: &[u8], mut e: ViewEntry) {
         e.ino = self.delta.new_ino();
+        e.ctime_ns = c.now_ns;
+        e.atime_ns = e.atime();
         self.create(rel, e);
         self.touch_dir(parent_of(rel), c.now_ns);
     }

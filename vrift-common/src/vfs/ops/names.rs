@@ -8,12 +8,9 @@ use crate::vfs::errno::Errno;
 use crate::vfs::layers::{parent_of, LayerSource, View};
 use crate::vfs::perm::may_hardlink;
 use crate::vfs::resolve::{Follow, Last, PATH_MAX};
-use crate::vfs::stat::{S_IFIFO, S_IFMT, S_IFREG};
+use crate::vfs::stat::{S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
 
-const S_IFCHR: u32 = 0o020000;
-const S_IFBLK: u32 = 0o060000;
 const S_IFDIR: u32 = 0o040000;
-const S_IFSOCK: u32 = 0o140000;
 
 impl<L: LayerSource> View<L> {
     /// The kernel's `filename_create`: the new name must not exist; a trailing slash is only
@@ -56,6 +53,8 @@ impl<L: LayerSource> View<L> {
             mtime_ns: c.now_ns,
             ino: 0,
             meta: Default::default(),
+            atime_ns: 0,
+            ctime_ns: 0,
         };
         self.new_entry_at(c, &rel, e);
         Ok(Routed::View(rel))
@@ -109,16 +108,20 @@ impl<L: LayerSource> View<L> {
         }
         self.may_delete(c, &h.rel, &e, false)?;
         self.remove(&h.rel);
+        // The file's other names see its link count drop: a status change.
+        for other in self.delta.names_of(e.ino) {
+            self.update(&other, |o| o.ctime_ns = c.now_ns);
+        }
         self.touch_dir(parent_of(&h.rel), c.now_ns);
         Ok(Routed::View(h.rel))
     }
 
     /// link(2) / linkat(2): `new` becomes another name for the content of `old`.
     ///
-    /// A manifest has no inode identity, so a hard link in a view is a second entry sharing
-    /// the blob (and, while a write is pending, the private copy) but with its own inode
-    /// number and nlink 1; after both are committed, writes through one name do not show
-    /// through the other.
+    /// During the run the two names are one inode: the same inode number, a link count
+    /// counting both, and a write through one name shows through the other. A manifest
+    /// (format 1) has no inode identity: after the commit they are two entries sharing a
+    /// blob.
     pub fn link(
         &mut self,
         c: &Caller,
@@ -146,7 +149,13 @@ impl<L: LayerSource> View<L> {
         if src.is_dir() {
             return Err(Errno::EPERM);
         }
-        self.new_entry_at(c, &new_rel, src);
+        // One inode under two names: the same number, the link count both show, and the
+        // status change both see.
+        self.update(&h.rel, |e| e.ctime_ns = c.now_ns);
+        let mut e = src;
+        e.ctime_ns = c.now_ns;
+        self.create(&new_rel, e);
+        self.touch_dir(parent_of(&new_rel), c.now_ns);
         Ok(Routed::View(new_rel))
     }
 
@@ -175,21 +184,36 @@ impl<L: LayerSource> View<L> {
             mtime_ns: c.now_ns,
             ino: 0,
             meta: Default::default(),
+            atime_ns: 0,
+            ctime_ns: 0,
         };
         self.new_entry_at(c, &rel, e);
         Ok(Routed::View(rel))
     }
 
-    /// mknod(2): a FIFO, or an empty regular file (type 0 or S_IFREG). Its content is the
-    /// empty blob, which the store must hold. Device nodes and sockets cannot live in a view
-    /// (EPERM, whoever asks).
+    /// mknod(2) with no device number: see [`View::mknod_dev`].
     pub fn mknod(&mut self, c: &Caller, path: &[u8], mode: u32) -> Result<Routed<RelPath>, Errno> {
+        self.mknod_dev(c, path, mode, 0)
+    }
+
+    /// mknod(2): a FIFO, a socket, a device node (`rdev`; for a privileged caller only, as
+    /// the kernel wants CAP_MKNOD), or an empty regular file (type 0 or S_IFREG), whose
+    /// content is the empty blob, which the store must hold. FIFOs, sockets and devices live
+    /// for the run only.
+    pub fn mknod_dev(
+        &mut self,
+        c: &Caller,
+        path: &[u8],
+        mode: u32,
+        rdev: u64,
+    ) -> Result<Routed<RelPath>, Errno> {
         let kind = mode & S_IFMT;
         let node = match kind {
             0 | S_IFREG => Node::File(Content::Blob(Hash::of(b""))),
             S_IFIFO => Node::Fifo,
             S_IFDIR => return Err(Errno::EPERM),
-            S_IFCHR | S_IFBLK | S_IFSOCK => Node::Fifo, // refused below, after the name checks
+            S_IFCHR | S_IFBLK => Node::Special { kind, rdev },
+            S_IFSOCK => Node::Special { kind, rdev: 0 },
             _ => return Err(Errno::EINVAL),
         };
         let rel = match self.new_name(c, path, false)? {
@@ -197,7 +221,7 @@ impl<L: LayerSource> View<L> {
             Err(p) => return Ok(Routed::Outside(p)),
         };
         self.may_create(c, &rel)?;
-        if matches!(kind, S_IFCHR | S_IFBLK | S_IFSOCK) {
+        if matches!(kind, S_IFCHR | S_IFBLK) && !c.cred.privileged {
             return Err(Errno::EPERM);
         }
         let e = ViewEntry {
@@ -207,6 +231,8 @@ impl<L: LayerSource> View<L> {
             mtime_ns: c.now_ns,
             ino: 0,
             meta: Default::default(),
+            atime_ns: 0,
+            ctime_ns: 0,
         };
         self.new_entry_at(c, &rel, e);
         Ok(Routed::View(rel))

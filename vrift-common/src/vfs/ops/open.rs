@@ -274,7 +274,7 @@ impl<L: LayerSource> View<L> {
         self.may_open_existing(c, &e, flags)?;
         Ok(Routed::View(match e.node {
             Node::Dir => Opened::Dir { rel: h.rel },
-            Node::Fifo => Opened::Fifo { rel: h.rel },
+            Node::Fifo | Node::Special { .. } => Opened::Fifo { rel: h.rel },
             Node::File(content) => Opened::Read {
                 rel: h.rel,
                 content,
@@ -318,6 +318,8 @@ impl<L: LayerSource> View<L> {
             mtime_ns: c.now_ns,
             ino: 0,
             meta: Default::default(),
+            atime_ns: 0,
+            ctime_ns: 0,
         };
         self.new_entry_at(c, &rel, e);
         // No permission check on the new file itself: creat(path, 0444) returns a writable fd.
@@ -369,7 +371,7 @@ impl<L: LayerSource> View<L> {
         let write_intent = flags.write || flags.trunc;
         match e.node {
             Node::Dir => Ok(Opened::Dir { rel }),
-            Node::Fifo => Ok(Opened::Fifo { rel }),
+            Node::Fifo | Node::Special { .. } => Ok(Opened::Fifo { rel }),
             Node::File(content) if !write_intent => Ok(Opened::Read { rel, content }),
             Node::File(content) => {
                 let (id, seed) = self.begin_write(
@@ -408,13 +410,23 @@ impl<L: LayerSource> View<L> {
             Content::Pending(id) => (id, Seed::Existing { truncate: empty }),
         };
         let now = c.now_ns;
-        self.update(rel, |e| {
+        let set = |e: &mut ViewEntry| {
             e.node = Node::File(Content::Pending(id));
             if let Some(len) = new_len {
                 e.size = len;
                 e.mtime_ns = now;
+                e.ctime_ns = now;
             }
-        });
+        };
+        self.update(rel, &set);
+        // Every other name of a file hard-linked during the run shows the same write.
+        if let Some(ino) = self.lookup(rel).map(|e| e.ino) {
+            for other in self.delta.names_of(ino) {
+                if other != rel {
+                    self.update(&other, &set);
+                }
+            }
+        }
         (id, seed)
     }
 

@@ -118,9 +118,16 @@ impl<L: LayerSource> View<L> {
                 }
             }
         }
-        let moving = self.subtree(&oh.rel);
+        // A renamed entry's status changes (Linux file systems update its ctime).
+        let renamed = |mut t: Vec<(RelPath, ViewEntry)>| {
+            if let Some((_, top)) = t.first_mut() {
+                top.ctime_ns = c.now_ns;
+            }
+            t
+        };
+        let moving = renamed(self.subtree(&oh.rel));
         let swapped = if exchange {
-            self.subtree(&nh.rel)
+            renamed(self.subtree(&nh.rel))
         } else {
             Vec::new()
         };

@@ -501,3 +501,48 @@ fn errno_names_itself() {
     assert!(Errno::EACCES.to_string().starts_with("EACCES"));
     assert_eq!(Errno::ENOENT.raw(), libc::ENOENT);
 }
+
+// ---- access and status-change times (kept for the run) ----
+
+#[test]
+fn utimens_sets_the_atime_and_every_change_the_ctime() {
+    let mut v = view();
+    ok(v.utimens(
+        &at(&user()),
+        b"src/main.rs",
+        TimeSpec::Set(55),
+        TimeSpec::Omit,
+        true,
+    ));
+    let st = ok(v.stat(&at(&user()), b"src/main.rs", true));
+    assert_eq!((st.atime_ns, st.mtime_ns, st.ctime_ns), (55, OLD, NOW));
+    // An mtime set alone keeps the atime set before.
+    ok(v.utimens(
+        &at(&user()),
+        b"src/main.rs",
+        TimeSpec::Omit,
+        TimeSpec::Set(77),
+        true,
+    ));
+    let st = ok(v.stat(&at(&user()), b"src/main.rs", true));
+    assert_eq!((st.atime_ns, st.mtime_ns), (55, 77));
+}
+
+#[test]
+fn chmod_link_and_rename_change_the_ctime_and_nothing_else() {
+    let mut v = view();
+    let before = ok(v.stat(&at(&user()), b"src/main.rs", true));
+    assert_eq!(before.ctime_ns, OLD, "a manifest's entry shows its mtime");
+    ok(v.chmod(&at(&user()), b"src/main.rs", 0o600, true));
+    let st = ok(v.stat(&at(&user()), b"src/main.rs", true));
+    assert_eq!((st.mtime_ns, st.atime_ns, st.ctime_ns), (OLD, OLD, NOW));
+
+    let mut v = view();
+    ok(v.link(&at(&user()), b"src/main.rs", b"src/again.rs", false));
+    assert_eq!(ok(v.stat(&at(&user()), b"src/main.rs", true)).ctime_ns, NOW);
+
+    let mut v = view();
+    ok(v.rename(&at(&user()), b"src/main.rs", b"src/moved.rs", RenameMode::Replace));
+    let st = ok(v.stat(&at(&user()), b"src/moved.rs", true));
+    assert_eq!((st.mtime_ns, st.ctime_ns), (OLD, NOW));
+}

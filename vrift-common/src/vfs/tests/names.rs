@@ -236,14 +236,29 @@ fn unlink_of_a_file_created_in_this_run_leaves_no_trace() {
 // ---- link ----
 
 #[test]
-fn link_makes_a_new_entry_sharing_the_content() {
+fn link_makes_a_second_name_of_the_same_inode() {
     let mut v = view();
     ok(v.link(&at(&user()), b"src/main.rs", b"main2", false));
     let a = v.lookup(b"src/main.rs").unwrap();
     let b = v.lookup(b"main2").unwrap();
     assert_eq!(a.content(), b.content());
     assert_eq!(a.mode, b.mode);
-    assert_ne!(a.ino, b.ino);
+    assert_eq!(a.ino, b.ino);
+    assert_eq!(v.stat_rel(b"src/main.rs").unwrap().nlink, 2);
+    assert_eq!(v.stat_rel(b"main2").unwrap().nlink, 2);
+    // A write through one name is the write of both.
+    let o = ok(v.open(&at(&user()), b"main2", OpenFlags::from_raw(libc::O_WRONLY), 0));
+    assert!(matches!(o, Opened::Write { .. }));
+    let (a, b) = (v.lookup(b"src/main.rs").unwrap(), v.lookup(b"main2").unwrap());
+    assert!(matches!(a.content(), Some(Content::Pending(_))));
+    assert_eq!(a.content(), b.content());
+    // Removing one name: the other counts one link, and its status changed.
+    let u = user();
+    let mut later = at(&u);
+    later.now_ns = NOW + 5;
+    ok(v.unlink(&later, b"main2"));
+    let st = v.stat_rel(b"src/main.rs").unwrap();
+    assert_eq!((st.nlink, st.ctime_ns), (1, NOW + 5));
 }
 
 #[test]
@@ -430,16 +445,32 @@ fn mknod_regular_makes_an_empty_file() {
 }
 
 #[test]
-fn mknod_of_a_device_is_eperm_even_for_root() {
+fn mknod_of_a_device_is_for_root_and_lives_for_the_run_only() {
     let mut v = view();
     assert_eq!(
-        errno(v.mknod(&at(&user()), b"dev", 0o020000 | 0o644)),
+        errno(v.mknod_dev(&at(&user()), b"dev", 0o020000 | 0o644, 0x0103)),
         Errno::EPERM
     );
-    assert_eq!(
-        errno(v.mknod(&at(&root()), b"dev", 0o060000 | 0o644)),
-        Errno::EPERM
-    );
+    ok(v.mknod_dev(&at(&root()), b"blk", 0o060000 | 0o644, 0x0801));
+    ok(v.mknod_dev(&at(&root()), b"chr", 0o020000 | 0o600, 0));
+    // A socket needs no privilege, as on a disk.
+    ok(v.mknod_dev(&at(&user()), b"sock", 0o140000 | 0o644, 0));
+    let blk = v.stat_rel(b"blk").unwrap();
+    assert_eq!((blk.mode, blk.rdev), (0o060000 | 0o644, 0x0801));
+    let chr = v.stat_rel(b"chr").unwrap();
+    assert_eq!((chr.mode, chr.rdev), (0o020000 | 0o600, 0));
+    assert_eq!(v.stat_rel(b"sock").unwrap().mode, 0o140000 | 0o644);
+    let kinds: Vec<_> = v
+        .list_dir(b"")
+        .unwrap()
+        .into_iter()
+        .filter(|d| [&b"blk"[..], b"chr", b"sock"].contains(&d.name.as_slice()))
+        .map(|d| d.kind)
+        .collect();
+    assert_eq!(kinds, [FileType::Block, FileType::Char, FileType::Socket]);
+    // A manifest keeps none of them.
+    let flat = v.flatten().unwrap();
+    assert!(flat.iter().all(|(p, _)| !p.starts_with(b"blk") && !p.starts_with(b"chr") && !p.starts_with(b"sock")));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use vrift_common::store::Store;
-use vrift_common::vfs::{Content, Opened, Seed, Stat};
+use vrift_common::vfs::{Content, Node, Opened, Seed, Stat};
 
 use crate::view::journal::Op;
 use crate::view::state::{Backend, Committed, Done, Outcome, ViewOf};
@@ -21,6 +21,14 @@ pub struct FarmBackend {
     farm_bytes: Vec<u8>,
     store: Store,
     tmp_seq: std::sync::atomic::AtomicU64,
+}
+
+/// Is the view's file at `rel` an unchanged blob (its farm file the blob's own link)?
+fn is_blob(view: &ViewOf, rel: &[u8]) -> bool {
+    matches!(
+        view.lookup(rel).and_then(|e| e.content()),
+        Some(Content::Blob(_))
+    )
 }
 
 fn now_ns() -> i64 {
@@ -130,6 +138,55 @@ impl FarmBackend {
         result
     }
 
+    /// Bind the Unix socket `sock` at the farm's `rel` (where the view has just made the
+    /// socket's entry, and the farm a placeholder), through a short `/proc/self/fd` path to
+    /// its directory: the farm's own path may not fit in `sun_path`.
+    pub fn bind_socket(&self, rel: &[u8], sock: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let path = self.farm_path(rel);
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)?;
+        let short = [
+            format!("/proc/self/fd/{}/", dir.as_raw_fd()).as_bytes(),
+            name.as_bytes(),
+        ]
+        .concat();
+        std::fs::remove_file(&path)?;
+        crate::sys::pidfd::bind_unix(sock, &short)
+    }
+
+    /// A file hard-linked during the run has one private copy: once a new one is at `rel`,
+    /// the farm's other names of the inode are linked to it, so the kernel serves the write
+    /// through every name.
+    fn link_other_names(&self, view: &ViewOf, rel: &[u8]) -> io::Result<()> {
+        let Some(e) = view.lookup(rel) else {
+            return Ok(());
+        };
+        let copy = self.farm_path(rel);
+        for other in view.delta().names_of(e.ino) {
+            if other == rel {
+                continue;
+            }
+            let p = self.farm_path(&other);
+            let tmp = p.with_file_name(format!(
+                ".vrift-link-{}",
+                self.tmp_seq
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            std::fs::hard_link(&copy, &tmp)?;
+            if let Err(err) = std::fs::rename(&tmp, &p) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
     fn open_farm_file(&self, rel: &[u8], raw_flags: i32) -> io::Result<std::os::fd::OwnedFd> {
         // The view decided creation, exclusivity and truncation; the rest of the caller's
         // flags (access mode, O_APPEND, O_NONBLOCK, O_SYNC...) apply to the private copy.
@@ -192,7 +249,11 @@ impl Backend for FarmBackend {
                     .lookup(&rel)
                     .map(|e| (e.mode, e.mtime_ns))
                     .unwrap_or((0o644, now_ns()));
+                let fresh = !matches!(seed, Seed::Existing { .. });
                 self.prepare_private(&rel, seed, perm, mtime)?;
+                if fresh {
+                    self.link_other_names(view, &rel)?;
+                }
                 let file = self.open_farm_file(&rel, *flags)?;
                 Ok(Outcome::Fd {
                     file,
@@ -224,7 +285,15 @@ impl Backend for FarmBackend {
                 let src = self
                     .rel_in(view, old, *follow)
                     .ok_or_else(|| io::Error::from_raw_os_error(libc::EXDEV))?;
-                std::fs::hard_link(self.farm_path(&src), self.farm_path(&rel))?;
+                let (from, to) = (self.farm_path(&src), self.farm_path(&rel));
+                match std::fs::hard_link(&from, &to) {
+                    // The farm's file is a blob's link, and the blob is linked as often as
+                    // the file system allows: the view's link must not fail for that.
+                    Err(e) if e.raw_os_error() == Some(libc::EMLINK) && is_blob(view, &src) => {
+                        std::fs::copy(&from, &to)?;
+                    }
+                    r => r?,
+                }
                 ok
             }
             (Op::Symlink { target, .. }, Done::Rel(rel)) => {
@@ -235,8 +304,24 @@ impl Backend for FarmBackend {
                 ok
             }
             (Op::Mknod { .. }, Done::Rel(rel)) => {
-                let perm = view.lookup(&rel).map(|e| e.mode).unwrap_or(0o644);
-                crate::sys::fsops::mkfifo(&self.farm_path(&rel), perm)?;
+                let Some(e) = view.lookup(&rel) else {
+                    return ok;
+                };
+                let path = self.farm_path(&rel);
+                match e.node {
+                    Node::Fifo => crate::sys::fsops::mkfifo(&path, e.mode)?,
+                    Node::Special { kind, rdev } => {
+                        crate::sys::fsops::mknod(&path, kind, e.mode, rdev)?
+                    }
+                    // An empty regular file: the empty blob's link, like any view file.
+                    _ => {
+                        let empty = self
+                            .store
+                            .insert_bytes(b"")
+                            .map_err(|e| io::Error::other(e.to_string()))?;
+                        std::fs::hard_link(self.store.blob_path(&empty.hash), &path)?
+                    }
+                }
                 ok
             }
             (Op::Chmod { path, follow, .. }, Done::Unit) => {
@@ -262,7 +347,11 @@ impl Backend for FarmBackend {
                     .lookup(&t.rel)
                     .map(|e| (e.mode, e.mtime_ns))
                     .unwrap_or((0o644, now_ns()));
+                let fresh = !matches!(t.seed, Seed::Existing { .. });
                 self.prepare_private(&t.rel, t.seed, perm, mtime)?;
+                if fresh {
+                    self.link_other_names(view, &t.rel)?;
+                }
                 let p = self.farm_path(&t.rel);
                 crate::sys::fsops::with_owner_access(&p, || {
                     std::fs::OpenOptions::new()
@@ -290,8 +379,11 @@ impl Backend for FarmBackend {
             st.size = m.size();
             st.blocks = m.blocks();
             st.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
-            st.ctime_ns = st.mtime_ns;
-            st.atime_ns = st.mtime_ns;
+            // A write changes the status too; an access time set in the view stays.
+            st.ctime_ns = st
+                .ctime_ns
+                .max(m.ctime() * 1_000_000_000 + m.ctime_nsec());
+
         }
     }
 

@@ -57,6 +57,10 @@ pub const FILE_CALLS: &[&str] = &[
     "utimensat",
 ];
 
+/// Calls that may put a name in the view but are not file calls: bind(2) of a Unix socket
+/// to a path (the supervisor binds the caller's socket on the farm's writable side).
+pub const SOCKET_CALLS: &[&str] = &["bind"];
+
 /// Credential changes, notified so the supervisor forgets what it cached about the caller.
 pub const CREDENTIAL_CALLS: &[&str] = &[
     "setuid",
@@ -111,7 +115,7 @@ fn build(marker: Option<u64>) -> Result<Vec<u8>> {
         .context("seccomp bad-arch action")?;
     ctx.set_ctl_optimize(2).ok(); // binary search over syscall numbers where supported
     ctx.add_arch(ScmpArch::Native).ok();
-    for name in FILE_CALLS.iter().chain(CREDENTIAL_CALLS) {
+    for name in FILE_CALLS.iter().chain(SOCKET_CALLS).chain(CREDENTIAL_CALLS) {
         let sc = ScmpSyscall::from_name(name).with_context(|| format!("syscall {name}"))?;
         match marker {
             Some(m) if FILE_CALLS.contains(name) => ctx

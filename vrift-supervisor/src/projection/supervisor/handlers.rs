@@ -113,7 +113,11 @@ impl Call<'_> {
 
     fn fd_arg(&self, fd: i32) -> io::Result<PathArg> {
         let abs = self.fd_abs(fd)?;
-        let place = if abs.first() == Some(&b'/') {
+        // An open file whose last name was removed ("PATH (deleted)" in /proc) is no longer
+        // in the view: the kernel answers for it from the farm's file, as a disk would.
+        let place = if abs.ends_with(b" (deleted)") {
+            Place::Outside
+        } else if abs.first() == Some(&b'/') {
             self.model.place(&abs)
         } else {
             Place::Outside // pipe:[..], socket:[..], anon_inode:...
@@ -267,8 +271,8 @@ pub fn dispatch(
                 m.change(t, Op::Unlink { path: p.to_vec() })
             }
         }),
-        libc::SYS_mknod => one_path(&c, cwd, a(0), |m, t, p, _| m.change(t, Op::Mknod { path: p.to_vec(), mode: a(1) as u32 })),
-        libc::SYS_mknodat => one_path(&c, a(0) as i32, a(1), |m, t, p, _| m.change(t, Op::Mknod { path: p.to_vec(), mode: a(2) as u32 })),
+        libc::SYS_mknod => one_path(&c, cwd, a(0), |m, t, p, _| m.change(t, Op::Mknod { path: p.to_vec(), mode: a(1) as u32, rdev: a(2) })),
+        libc::SYS_mknodat => one_path(&c, a(0) as i32, a(1), |m, t, p, _| m.change(t, Op::Mknod { path: p.to_vec(), mode: a(2) as u32, rdev: a(3) })),
         libc::SYS_truncate => one_path(&c, cwd, a(0), |m, t, p, _| m.change(t, Op::Truncate { path: p.to_vec(), len: a(1) as i64 })),
         libc::SYS_chmod => one_path(&c, cwd, a(0), |m, t, p, f| m.change(t, Op::Chmod { path: p.to_vec(), mode: a(1) as u32, follow: f })),
         libc::SYS_fchmodat => one_path(&c, a(0) as i32, a(1), |m, t, p, f| {
@@ -297,6 +301,7 @@ pub fn dispatch(
         }),
         libc::SYS_link => two_paths(&c, cwd, a(0), cwd, a(1), |m, t, o, n| m.change(t, Op::Link { old: o.to_vec(), new: n.to_vec(), follow: false })),
         libc::SYS_linkat => linkat(&c),
+        libc::SYS_bind => bind(&c, a(0) as i32, a(1), a(2)),
         libc::SYS_symlink => symlink(&c, a(0), cwd, a(1)),
         libc::SYS_symlinkat => symlink(&c, a(0), a(1) as i32, a(2)),
         libc::SYS_setuid
@@ -320,6 +325,39 @@ pub fn dispatch(
 }
 
 /// A call on one path: outside the view it goes to the kernel.
+/// bind(2): a Unix socket bound to a path in the view is bound by the supervisor on the
+/// farm (which the program sees read-only); every other address goes to the kernel.
+fn bind(c: &Call, fd: i32, addr: u64, len: u64) -> Handled {
+    const FAMILY: usize = std::mem::size_of::<libc::sa_family_t>();
+    let len = (len as usize).min(std::mem::size_of::<libc::sockaddr_un>());
+    if addr == 0 || len <= FAMILY {
+        return Ok(PASS);
+    }
+    let Ok(raw) = mem::read_bytes(c.tid(), addr, len) else {
+        return Ok(PASS);
+    };
+    let family = u16::from_ne_bytes([raw[0], raw[1]]);
+    let path = &raw[FAMILY..];
+    let path = &path[..path.iter().position(|&b| b == 0).unwrap_or(path.len())];
+    // Abstract sockets (a leading NUL) and other families name no file.
+    if family != libc::AF_UNIX as u16 || path.is_empty() {
+        return Ok(PASS);
+    }
+    let abs = if path[0] == b'/' {
+        path.to_vec()
+    } else {
+        paths::join(&paths::base_dir(c.tid(), libc::AT_FDCWD)?, path)
+    };
+    if c.model.place(&abs) != Place::View {
+        return Ok(PASS);
+    }
+    c.note(&abs);
+    if !c.still_valid() {
+        return Ok((Served::Hit, Reply::Done));
+    }
+    Ok(c.finish(c.model.bind(c.tid(), &abs, fd), 0, false))
+}
+
 fn one_path(
     c: &Call,
     dirfd: i32,

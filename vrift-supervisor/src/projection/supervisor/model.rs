@@ -76,6 +76,47 @@ impl Model {
         }
     }
 
+    /// bind(2) of the caller's Unix socket `fd` to the view path `abs`: the view makes the
+    /// socket's entry (as mknod would: EEXIST becomes EADDRINUSE), and the supervisor binds
+    /// the caller's socket itself at the farm's path, which the program sees read-only.
+    pub fn bind(&self, tid: u32, abs: &[u8], fd: i32) -> Outcome {
+        let sock = match crate::sys::pidfd::take_fd(tid, fd) {
+            Ok(s) => s,
+            Err(_) => return Outcome::Continue, // EBADF and the like: the kernel says so
+        };
+        let made = self.change(
+            tid,
+            Op::Mknod {
+                path: abs.to_vec(),
+                mode: vrift_common::vfs::S_IFSOCK | 0o777,
+                rdev: 0,
+            },
+        );
+        match made {
+            Outcome::Value(0) => {}
+            Outcome::Errno(libc::EEXIST) => return Outcome::Errno(libc::EADDRINUSE),
+            other => return other,
+        }
+        let bound = {
+            let view = self.state.view_for_backend();
+            match self.state.rel_in(&view, abs, false) {
+                Some(rel) => {
+                    use std::os::fd::AsFd;
+                    self.state.backend.bind_socket(&rel, sock.as_fd())
+                }
+                None => Err(std::io::Error::from_raw_os_error(libc::ENOENT)),
+            }
+        };
+        match bound {
+            Ok(()) => Outcome::Value(0),
+            Err(e) => {
+                // Take the entry back: the socket was not bound (already bound: EINVAL...).
+                let _ = self.change(tid, Op::Unlink { path: abs.to_vec() });
+                Outcome::Errno(e.raw_os_error().unwrap_or(libc::EIO))
+            }
+        }
+    }
+
     pub fn undo_create(&self, undo: Undo) {
         self.state.undo_create(undo)
     }
