@@ -244,8 +244,10 @@ fn walk_entries(
             // A whiteout: the lower entry (and what was below it) is gone.
             remove_tree(entries, &crel);
         } else if ft.is_dir() {
-            let opaque = xattr::lget(&path, flavor.opaque())
-                .with_context(|| format!("{}", path.display()))?;
+            // user.* xattrs need read permission: a directory made 0000 is opened up for it.
+            let opaque =
+                crate::sys::fsops::with_owner_access(&path, || xattr::lget(&path, flavor.opaque()))
+                    .with_context(|| format!("{}", path.display()))?;
             let was_dir = entries.get(&crel).map(|e| e.kind) == Some(EntryKind::Dir);
             if opaque.as_deref() == Some(b"y") || !was_dir {
                 remove_tree(entries, &crel);
