@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vrift_fuzz::{exercise_view, FUZZ_PATH};
 use vrift_common::manifest::Manifest;
+use vrift_fuzz::{exercise_view, FUZZ_PATH};
 
 fuzz_target!(|data: &[u8]| {
     check(data);

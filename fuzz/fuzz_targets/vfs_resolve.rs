@@ -6,9 +6,7 @@
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use vrift_common::hash::Hash;
-use vrift_common::vfs::{
-    Caller, OpenFlags, Opened, RenameMode, Routed, TimeSpec, View,
-};
+use vrift_common::vfs::{Caller, OpenFlags, Opened, RenameMode, Routed, TimeSpec, View};
 use vrift_fuzz::{caller, cred, exercise_view, layer, Node, TokenPath, OWNER, ROOT};
 
 #[derive(Arbitrary, Debug)]

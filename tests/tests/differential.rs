@@ -26,7 +26,7 @@ use vrift_tests::*;
 /// The seeds CI runs (each with [`DEFAULT_CASES`] sequences).
 const SEEDS: &[u64] = &[1, 2];
 /// Sequences per seed in CI.
-const DEFAULT_CASES: u32 = 6;
+const DEFAULT_CASES: u32 = 12;
 /// Operations per sequence in CI.
 const DEFAULT_OPS: usize = 80;
 
@@ -39,6 +39,9 @@ const REGRESSIONS: &[&str] = &[
     // The supervisor put a file's old mtime back on its private copy at a chmod while it
     // was being written.
     "open ro w 644 1 0\nchmod ro 644",
+    // Write-back of an append to a file that was read-only on disk (the run made it
+    // writable first) failed with EACCES as an ordinary user.
+    "chmod ro 644\ntruncate ro 11",
 ];
 
 /// Stat fields a projection does not promise, each with why; [`OTHERS`] keeps a minimal
@@ -93,6 +96,23 @@ const OTHERS: &[(&[&str], bool, &str, &str, &str)] = &[
          clears them on write and truncate)",
         "open dang rw,creat,trunc 4755 1 0",
     ),
+    (
+        &["supervisor", "shim+supervisor", "shim"],
+        false,
+        "vfs (rename across the view's edge)",
+        "rename from a path a view symlink leads out of the view (missing there) into the \
+         view: EXDEV, where the kernel answers ENOENT for the missing source",
+        "symlink ../d d/sub/n4\nrename lnd d/sub/n4 exchange\nrename lnd/g f1 0",
+    ),
+    (
+        &["overlay"],
+        true,
+        "overlay harvest (not fixed yet)",
+        "as an ordinary user, a file written below a directory the run left without its \
+         search bit cannot be moved from the upper directory into the store: the run fails \
+         saving its changes (EACCES), and its upper directory is kept for the next run",
+        "open d/sub/h rw,creat,trunc 644 0 0\nchmod lnd 644",
+    ),
 ];
 
 /// mtimes in this range were set explicitly (the initial tree, `utime`); others are "now"
@@ -106,9 +126,13 @@ const PATHS: &[&str] = &[
     "f1", "f2", "ro", "d", "d/g", "d/sub", "d/sub/h", "ln", "lnd", "dang", "n1", "n2", "d/n3",
     "nd", "nd/x", "nd/y", "lnd/g", "lnd/n5", "d/sub/n4", "f1/", "d/", "nd/", "d/.", "n1/x",
 ];
-/// Targets of new symlinks.
-const TARGETS: &[&str] = &["f1", "d", "nd", "n1", "d/g", "missing", "sub", "../d"];
-const MODES: &[&str] = &["644", "600", "755", "444", "000", "700", "711", "4755", "1777"];
+/// Targets of new symlinks. None leads out of the project: a rename between a path that a
+/// view symlink leads out of the view and one inside answers EXDEV where the kernel finds
+/// the outside path missing first (ENOENT); see [`OTHERS`].
+const TARGETS: &[&str] = &["f1", "d", "nd", "n1", "d/g", "missing", "sub", "."];
+const MODES: &[&str] = &[
+    "644", "600", "755", "444", "000", "700", "711", "4755", "1777",
+];
 const OPEN_FLAGS: &[&str] = &[
     "r",
     "w",
@@ -214,6 +238,9 @@ struct Exclusions {
     /// by a caller without CAP_FSETID leaves S_ISUID/S_ISGID set in the view, where the
     /// kernel clears them (the supervisor's POSIX behaviour, `pjd` branch; see [`OTHERS`]).
     no_setid_files: bool,
+    /// Overlay, as an ordinary user: chmod only to modes that keep the owner's search bit,
+    /// for the harvest's failure in [`OTHERS`].
+    keep_search_bit: bool,
 }
 
 impl Exclusions {
@@ -222,6 +249,7 @@ impl Exclusions {
             lower_dir_rename: projection == "overlay",
             no_links: projection != "overlay",
             no_setid_files: as_user && projection != "overlay",
+            keep_search_bit: as_user && projection == "overlay",
         }
     }
 
@@ -238,6 +266,9 @@ impl Exclusions {
                 !(lower(a) || (*f == "exchange" && lower(b)))
             }
             Op::Link(..) => !self.no_links,
+            Op::Chmod(_, m) if self.keep_search_bit => {
+                u32::from_str_radix(m, 8).is_ok_and(|m| m & 0o100 != 0)
+            }
             Op::Open(_, _, m, _, _) | Op::Chmod(_, m) if self.no_setid_files => !m.starts_with('4'),
             _ => true,
         }
@@ -478,7 +509,8 @@ fn differential(as_user: bool) {
             max_global_rejects: 100_000,
             ..Config::default()
         };
-        let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
+        let mut runner =
+            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
         let result = runner.run(&strategy, |ops| {
             ran.set(ran.get() + ops.len());
             let lines: Vec<String> = ops.iter().map(Op::line).collect();

@@ -132,7 +132,20 @@ fn append_in_place(store: &Store, p: &Path, old: &Entry, new: &Entry) -> io::Res
     use std::io::{Seek, SeekFrom};
     let mut blob = std::fs::File::open(store.blob_path(&new.hash))?;
     blob.seek(SeekFrom::Start(old.size))?;
-    let mut file = std::fs::OpenOptions::new().write(true).open(p)?;
+    let open = || std::fs::OpenOptions::new().write(true).open(p);
+    let mut file = match open() {
+        // The file's mode on disk shuts its owner out of writing (0444), but the run's
+        // result says what it becomes (the program made it writable, or wrote as the
+        // owner may): let the owner write for the append; the new mode is set below.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            let mode = std::fs::symlink_metadata(p)?.permissions().mode() & 0o7777;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o200))?;
+            open().inspect_err(|_| {
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+            })?
+        }
+        r => r?,
+    };
     file.seek(SeekFrom::Start(old.size))?;
     let copied = io::copy(&mut blob, &mut file)?;
     if old.size + copied != new.size {

@@ -253,8 +253,38 @@ fn walk(
     } else {
         upper.join(std::ffi::OsStr::from_bytes(rel))
     };
-    let listing = crate::sys::fsops::with_owner_access(&dir, || {
-        std::fs::read_dir(&dir)?.collect::<io::Result<Vec<_>>>()
+    // A directory the program shut its owner out of (chmod 0644, 0000: no search bit) is
+    // opened up while its entries are read and walked, and its mode put back after; the
+    // mode recorded for it is the one it had.
+    let mode = std::fs::symlink_metadata(&dir)
+        .with_context(|| format!("{}", dir.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    let opened = mode & 0o500 != 0o500
+        && std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode | 0o700)).is_ok();
+    let walked = walk_entries(store, upper, rel, &dir, flavor, passthrough, entries, new);
+    if opened {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("{}", dir.display()))?;
+    }
+    walked
+}
+
+/// The entries of the upper directory `dir` (`rel` in the view), opened up by [`walk`].
+#[allow(clippy::too_many_arguments)]
+fn walk_entries(
+    store: &Store,
+    upper: &Path,
+    rel: &[u8],
+    dir: &Path,
+    flavor: Flavor,
+    passthrough: &HashSet<RelPath>,
+    entries: &mut BTreeMap<RelPath, Entry>,
+    new: &mut Vec<NewContent>,
+) -> Result<()> {
+    let listing = crate::sys::fsops::with_owner_access(dir, || {
+        std::fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()
     })
     .with_context(|| format!("{}", dir.display()))?;
     for child in listing {
@@ -272,8 +302,10 @@ fn walk(
             // A whiteout: the lower entry (and what was below it) is gone.
             remove_tree(entries, &crel);
         } else if ft.is_dir() {
-            let opaque = xattr::lget(&path, flavor.opaque())
-                .with_context(|| format!("{}", path.display()))?;
+            // user.* xattrs need read permission: a directory made 0000 is opened up for it.
+            let opaque =
+                crate::sys::fsops::with_owner_access(&path, || xattr::lget(&path, flavor.opaque()))
+                    .with_context(|| format!("{}", path.display()))?;
             let was_dir = entries.get(&crel).map(|e| e.kind) == Some(EntryKind::Dir);
             if opaque.as_deref() == Some(b"y") || !was_dir {
                 remove_tree(entries, &crel);
@@ -400,6 +432,21 @@ mod tests {
             .has_blob(&Hash::of(b"inside a read-only directory"), 28));
         let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o555, "the directory's mode is put back");
+    }
+
+    #[test]
+    fn directories_without_a_search_bit_are_walked_and_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let w = world();
+        let d = w.upper.join("shut");
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/f"), b"below a 0644 directory").unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let m = harvest_of(&w, &Manifest::from_entries(vec![(Vec::new(), dir_entry())])).unwrap();
+        assert_eq!(m.get(b"shut").unwrap().mode, 0o644);
+        assert_eq!(m.get(b"shut/sub/f").unwrap().size, 22);
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644, "the directory's mode is put back");
     }
 
     #[test]
