@@ -232,6 +232,8 @@ impl<L: LayerSource> View<L> {
         let (root, mask) = self.root_node();
         let mut out = Vec::new();
         let mut pending = Vec::new();
+        // Inode number of each non-directory, to keep names of one inode one link group.
+        let mut inos: Vec<(RelPath, u64)> = Vec::new();
         out.push((Vec::new(), root.to_manifest().expect("root is a dir")));
         let mut stack = vec![(Vec::new(), mask)];
         while let Some((dir, mask)) = stack.pop() {
@@ -243,7 +245,10 @@ impl<L: LayerSource> View<L> {
                         out.push((path.clone(), e.to_manifest().expect("dir")));
                         stack.push((path, m));
                     }
-                    _ => out.push((path, e.to_manifest().expect("file or symlink"))),
+                    _ => {
+                        inos.push((path.clone(), e.ino));
+                        out.push((path, e.to_manifest().expect("file or symlink")));
+                    }
                 }
             }
         }
@@ -252,6 +257,7 @@ impl<L: LayerSource> View<L> {
             return Err(FlattenError::Pending { paths: pending });
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
+        link_shared_inodes(&mut out, &inos);
         Ok(out)
     }
 
@@ -502,5 +508,32 @@ impl<L: LayerSource> View<L> {
     /// Set a directory's mtime (entries were added or removed in it).
     pub(crate) fn touch_dir(&mut self, rel: &[u8], now_ns: i64) {
         self.update(rel, |e| e.mtime_ns = now_ns);
+    }
+}
+
+/// Names of one inode in the view (a manifest's link group, or names linked during the run)
+/// get one link group number in the flattened entries: the group's own where a name carries
+/// one, else a number above any a manifest uses. `Manifest::from_entries` makes them canonical.
+fn link_shared_inodes(out: &mut [(RelPath, Entry)], inos: &[(RelPath, u64)]) {
+    let mut names: std::collections::HashMap<u64, Vec<&[u8]>> = Default::default();
+    for (p, ino) in inos {
+        names.entry(*ino).or_default().push(p);
+    }
+    for (ino, paths) in names {
+        if paths.len() < 2 {
+            continue;
+        }
+        let idx: Vec<usize> = paths
+            .iter()
+            .filter_map(|p| out.binary_search_by(|(q, _)| q.as_slice().cmp(p)).ok())
+            .collect();
+        let group = idx
+            .iter()
+            .map(|&i| out[i].1.meta.link)
+            .find(|&g| g != 0)
+            .unwrap_or((1 << 62) | (ino & ((1 << 62) - 1)));
+        for i in idx {
+            out[i].1.meta.link = group;
+        }
     }
 }
