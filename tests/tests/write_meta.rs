@@ -138,6 +138,9 @@ fn linked_pair(as_user: bool) {
 
 matrix!(a_hard_linked_pair_stays_one_file_after_writes => linked_pair, not_shim = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups");
 
+/// Under the supervisor, one inode and link count for names linked during a run come from
+/// the view's in-run link tracking (the supervisor's POSIX work); the run's result then keeps
+/// them one link group (`View::flatten` groups names of one inode), and so does the disk.
 fn link_in_view(as_user: bool) {
     let mut p = Project::new(as_user);
     p.file("keep", "k\n", 0o644);
