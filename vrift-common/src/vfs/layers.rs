@@ -516,7 +516,9 @@ impl<L: LayerSource> View<L> {
 /// one, else a number above any a manifest uses. `Manifest::from_entries` makes them canonical.
 fn link_shared_inodes(out: &mut [(RelPath, Entry)], inos: &[(RelPath, u64)]) {
     let mut names: std::collections::HashMap<u64, Vec<&[u8]>> = Default::default();
-    for (p, ino) in inos {
+    // 0: an entry straight from a layer, whose number is not assigned yet; its group, if
+    // any, is the manifest's own.
+    for (p, ino) in inos.iter().filter(|(_, ino)| *ino != 0) {
         names.entry(*ino).or_default().push(p);
     }
     for (ino, paths) in names {
