@@ -452,7 +452,7 @@ fn a_fifo_is_kept_as_a_fifo() {
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["warnings"].as_array().unwrap().len(), 0);
     assert_eq!(manifest_paths(&env, &p), ["", "a", "pipe"]);
-    let shown = stdout_ok(&mut env.vrift(&p, &["manifest", "show"]));
+    let shown = vrift_tests::stdout_ok(&mut env.vrift(&p, &["manifest", "show"]));
     assert!(shown.contains("format:   2"), "{shown}");
     assert!(
         shown

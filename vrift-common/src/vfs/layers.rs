@@ -248,6 +248,8 @@ impl<L: LayerSource> View<L> {
         let (root, mask) = self.root_node();
         let mut out = Vec::new();
         let mut pending = Vec::new();
+        // Inode number of each non-directory, to keep names of one inode one link group.
+        let mut inos: Vec<(RelPath, u64)> = Vec::new();
         out.push((Vec::new(), root.to_manifest().expect("root is a dir")));
         let mut stack = vec![(Vec::new(), mask)];
         while let Some((dir, mask)) = stack.pop() {
@@ -260,7 +262,10 @@ impl<L: LayerSource> View<L> {
                         out.push((path.clone(), e.to_manifest().expect("dir")));
                         stack.push((path, m));
                     }
-                    _ => out.push((path, e.to_manifest().expect("file or symlink"))),
+                    _ => {
+                        inos.push((path.clone(), e.ino));
+                        out.push((path, e.to_manifest().expect("file or symlink")));
+                    }
                 }
             }
         }
@@ -269,6 +274,7 @@ impl<L: LayerSource> View<L> {
             return Err(FlattenError::Pending { paths: pending });
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
+        link_shared_inodes(&mut out, &inos);
         Ok(out)
     }
 
@@ -524,5 +530,34 @@ impl<L: LayerSource> View<L> {
             e.mtime_ns = now_ns;
             e.ctime_ns = now_ns;
         });
+    }
+}
+
+/// Names of one inode in the view (a manifest's link group, or names linked during the run)
+/// get one link group number in the flattened entries: the group's own where a name carries
+/// one, else a number above any a manifest uses. `Manifest::from_entries` makes them canonical.
+fn link_shared_inodes(out: &mut [(RelPath, Entry)], inos: &[(RelPath, u64)]) {
+    let mut names: std::collections::HashMap<u64, Vec<&[u8]>> = Default::default();
+    // 0: an entry straight from a layer, whose number is not assigned yet; its group, if
+    // any, is the manifest's own.
+    for (p, ino) in inos.iter().filter(|(_, ino)| *ino != 0) {
+        names.entry(*ino).or_default().push(p);
+    }
+    for (ino, paths) in names {
+        if paths.len() < 2 {
+            continue;
+        }
+        let idx: Vec<usize> = paths
+            .iter()
+            .filter_map(|p| out.binary_search_by(|(q, _)| q.as_slice().cmp(p)).ok())
+            .collect();
+        let group = idx
+            .iter()
+            .map(|&i| out[i].1.meta.link)
+            .find(|&g| g != 0)
+            .unwrap_or((1 << 62) | (ino & ((1 << 62) - 1)));
+        for i in idx {
+            out[i].1.meta.link = group;
+        }
     }
 }

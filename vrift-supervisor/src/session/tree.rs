@@ -135,6 +135,10 @@ pub fn write(
             dirs.push(p.to_vec());
             continue;
         }
+        // git has no FIFO kind: a FIFO stays in the manifest, not in the commit.
+        if e.kind == Kind::Fifo {
+            continue;
+        }
         let tracked = base.get(p);
         if tracked.is_none() && ignores.ignored(p, false) {
             continue;

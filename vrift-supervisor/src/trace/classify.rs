@@ -112,6 +112,8 @@ const SHAPES: &[(&str, CallShape)] = &[
     ("lchown", shape(None, Some(0), Effect::None, true)),
     ("fchown", shape(Some(0), None, Effect::None, true)),
     ("fchownat", shape(Some(0), Some(1), Effect::None, true)),
+    ("setxattr", shape(None, Some(0), Effect::None, true)),
+    ("lsetxattr", shape(None, Some(0), Effect::None, true)),
     ("utime", shape(None, Some(0), Effect::None, true)),
     ("utimes", shape(None, Some(0), Effect::None, true)),
     ("futimesat", shape(Some(0), Some(1), Effect::None, true)),

@@ -240,6 +240,17 @@ impl<B: Backend> ViewState<B> {
         }
     }
 
+    /// setxattr / lsetxattr on a view path: the view cannot set extended attributes (the
+    /// farm's files are the store's blobs), so ENOTSUP, as a file system without them says;
+    /// a path that does not resolve gets its usual error.
+    pub fn setxattr(&self, cred: &Cred, abs: &[u8], follow: bool) -> Outcome {
+        match read(&self.view).stat(&self.caller(cred, 0, now_ns()), abs, follow) {
+            Ok(Routed::View(_)) => Outcome::Errno(libc::EOPNOTSUPP),
+            Ok(_) => Outcome::Continue,
+            Err(e) => e.into(),
+        }
+    }
+
     /// chown on a view path: the view does not store ownership (manifests are portable), so
     /// only what the kernel would allow anyway succeeds, and changes nothing.
     pub fn chown(&self, cred: &Cred, abs: &[u8], uid: u32, gid: u32, follow: bool) -> Outcome {

@@ -51,6 +51,11 @@ pub const FILE_CALLS: &[&str] = &[
     "lchown",
     "fchown",
     "fchownat",
+    // By path: the farm is read-only, so the kernel would say EROFS; the view says ENOTSUP,
+    // on which tools that copy ACLs (cp -a, sed -i) fall back to chmod. fsetxattr on a
+    // written file reaches its private copy (a mode set through an ACL is read back).
+    "setxattr",
+    "lsetxattr",
     "utime",
     "utimes",
     "futimesat",

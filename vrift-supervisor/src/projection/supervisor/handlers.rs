@@ -288,6 +288,8 @@ pub fn dispatch(
         libc::SYS_fchownat => at_path(&c, a(0) as i32, a(1), a(4), |m, t, p, follow| {
             m.chown(t, p, a(2) as u32, a(3) as u32, follow)
         }),
+        libc::SYS_setxattr => one_path(&c, cwd, a(0), |m, t, p, f| m.setxattr(t, p, f)),
+        libc::SYS_lsetxattr => one_path(&c, cwd, a(0), |m, t, p, _| m.setxattr(t, p, false)),
         libc::SYS_utimensat => set_times(&c, a(0) as i32, a(1), a(2), a(3), Times::Timespec),
         libc::SYS_utimes => set_times(&c, cwd, a(0), a(1), 0, Times::Timeval),
         libc::SYS_futimesat => set_times(&c, a(0) as i32, a(1), a(2), 0, Times::Timeval),

@@ -121,6 +121,13 @@ impl Model {
         self.state.undo_create(undo)
     }
 
+    pub fn setxattr(&self, tid: u32, abs: &[u8], follow: bool) -> Outcome {
+        match self.creds.get(tid) {
+            Ok(cred) => self.state.setxattr(&cred, abs, follow),
+            Err(_) => Outcome::Continue,
+        }
+    }
+
     pub fn chown(&self, tid: u32, abs: &[u8], uid: u32, gid: u32, follow: bool) -> Outcome {
         match self.creds.get(tid) {
             Ok(cred) => self.state.chown(&cred, abs, uid, gid, follow),
