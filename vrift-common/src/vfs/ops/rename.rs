@@ -137,6 +137,14 @@ impl<L: LayerSource> View<L> {
         if exchange {
             self.place(&oh.rel, swapped);
         }
+        // The other names of a renamed file see its status change too.
+        for at in [&nh.rel, &oh.rel] {
+            if let Some(e) = self.lookup(at).filter(|e| !e.is_dir()) {
+                for other in self.delta.names_of(e.ino) {
+                    self.update(&other, |o| o.ctime_ns = c.now_ns);
+                }
+            }
+        }
         self.touch_dir(parent_of(&oh.rel), c.now_ns);
         self.touch_dir(parent_of(&nh.rel), c.now_ns);
         Ok(Routed::View((oh.rel, nh.rel)))

@@ -209,9 +209,15 @@ impl FarmBackend {
         Ok(f.into())
     }
 
-    /// A private copy's real mode and mtime follow its entry, since stat reads its size and
-    /// times from disk and the kernel checks its mode on native reads.
-    fn sync_private_attrs(&self, v: &ViewOf, abs: &[u8], follow: bool) -> io::Result<()> {
+    /// A private copy's real mode (and mtime, when the call set it) follow its entry, since
+    /// stat reads its size and mtime from disk and the kernel checks its mode on native reads.
+    fn sync_private_attrs(
+        &self,
+        v: &ViewOf,
+        abs: &[u8],
+        follow: bool,
+        with_mtime: bool,
+    ) -> io::Result<()> {
         let Some(rel) = self.rel_in(v, abs, follow) else {
             return Ok(());
         };
@@ -223,6 +229,9 @@ impl FarmBackend {
         }
         let p = self.farm_path(&rel);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
+        if !with_mtime {
+            return Ok(());
+        }
         crate::sys::fsops::set_mtime(&p, e.mtime_ns)
     }
 }
@@ -311,8 +320,21 @@ impl Backend for FarmBackend {
                 }
                 ok
             }
-            (Op::Chmod { path, follow, .. } | Op::Utimens { path, follow, .. }, Done::Unit) => {
-                self.sync_private_attrs(view, path, *follow)?;
+            (Op::Chmod { path, follow, .. }, Done::Unit) => {
+                self.sync_private_attrs(view, path, *follow, false)?;
+                ok
+            }
+            (
+                Op::Utimens {
+                    path,
+                    follow,
+                    mtime,
+                    ..
+                },
+                Done::Unit,
+            ) => {
+                let mtime_set = !matches!(mtime, crate::view::journal::Ts::Omit);
+                self.sync_private_attrs(view, path, *follow, mtime_set)?;
                 ok
             }
             (Op::Truncate { .. }, Done::Truncate(t)) => {
