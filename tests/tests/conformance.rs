@@ -38,7 +38,9 @@ fn conformance_dir() -> PathBuf {
 fn pjdfstest() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
         let candidates = std::env::var("PATH")
             .unwrap_or_default()
             .split(':')
@@ -62,7 +64,10 @@ fn pjdfstest() -> PathBuf {
             .map(|s| s.success())
             .unwrap_or(false);
         let p = home.join(".cargo/bin/pjdfstest");
-        assert!(ok && right_version(&p), "could not install pjdfstest {VERSION}");
+        assert!(
+            ok && right_version(&p),
+            "could not install pjdfstest {VERSION}"
+        );
         p
     })
     .clone()
@@ -102,7 +107,10 @@ fn suite_command(dir: &Path) -> Vec<String> {
     vec![
         pjdfstest().display().to_string(),
         "-c".into(),
-        conformance_dir().join("pjdfstest.toml").display().to_string(),
+        conformance_dir()
+            .join("pjdfstest.toml")
+            .display()
+            .to_string(),
         "-p".into(),
         dir.display().to_string(),
     ]
@@ -150,8 +158,7 @@ struct Allowed {
 fn allowed(projection: &str) -> Vec<Allowed> {
     let name = format!("pjdfstest-{}.txt", projection.replace('+', "-"));
     let path = conformance_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = Vec::new();
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
@@ -160,7 +167,11 @@ fn allowed(projection: &str) -> Vec<Allowed> {
         let (pattern, reason) = line
             .split_once('#')
             .unwrap_or_else(|| panic!("{}: `{line}` gives no reason", path.display()));
-        assert!(!reason.trim().is_empty(), "{}: `{line}` gives no reason", path.display());
+        assert!(
+            !reason.trim().is_empty(),
+            "{}: `{line}` gives no reason",
+            path.display()
+        );
         out.push(Allowed {
             pattern: pattern.trim().to_string(),
             reason: reason.trim().to_string(),
@@ -196,7 +207,10 @@ fn glob(pattern: &str, name: &str) -> bool {
 }
 
 fn conformance() {
-    assert!(is_root(), "pjdfstest's cases need root (CI runs the suite as root)");
+    assert!(
+        is_root(),
+        "pjdfstest's cases need root (CI runs the suite as root)"
+    );
     let native = native();
     let mut p = Project::new(false);
     p.ready();

@@ -125,7 +125,10 @@ impl Delta {
                 self.pending.entry(id).or_default().insert(path.to_vec());
             }
             if !entry.is_dir() {
-                self.names.entry(entry.ino).or_default().insert(path.to_vec());
+                self.names
+                    .entry(entry.ino)
+                    .or_default()
+                    .insert(path.to_vec());
             }
         }
     }

@@ -542,7 +542,12 @@ fn chmod_link_and_rename_change_the_ctime_and_nothing_else() {
     assert_eq!(ok(v.stat(&at(&user()), b"src/main.rs", true)).ctime_ns, NOW);
 
     let mut v = view();
-    ok(v.rename(&at(&user()), b"src/main.rs", b"src/moved.rs", RenameMode::Replace));
+    ok(v.rename(
+        &at(&user()),
+        b"src/main.rs",
+        b"src/moved.rs",
+        RenameMode::Replace,
+    ));
     let st = ok(v.stat(&at(&user()), b"src/moved.rs", true));
     assert_eq!((st.mtime_ns, st.ctime_ns), (OLD, NOW));
 }

@@ -373,10 +373,7 @@ impl Backend for FarmBackend {
             st.blocks = m.blocks();
             st.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
             // A write changes the status too; an access time set in the view stays.
-            st.ctime_ns = st
-                .ctime_ns
-                .max(m.ctime() * 1_000_000_000 + m.ctime_nsec());
-
+            st.ctime_ns = st.ctime_ns.max(m.ctime() * 1_000_000_000 + m.ctime_nsec());
         }
     }
 
