@@ -26,6 +26,9 @@ pub struct Delta {
     /// The delta's paths of each inode number that is not a directory's: more than one for
     /// hard links made in the run (their `st_nlink`).
     names: BTreeMap<u64, BTreeSet<RelPath>>,
+    /// Status changes of an inode as a whole (a name of it removed or replaced), so that
+    /// every name shows them without each being rewritten.
+    inode_ctimes: BTreeMap<u64, i64>,
     next_id: u64,
     next_ino: u64,
     /// While a change is being carried out: what each path it touched held before, oldest
@@ -65,6 +68,21 @@ impl Delta {
             .get(&ino)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// How many names the delta has for the (non-directory) inode `ino`.
+    pub fn name_count(&self, ino: u64) -> usize {
+        self.names.get(&ino).map_or(0, BTreeSet::len)
+    }
+
+    /// The last status change of inode `ino` as a whole, if the run made one.
+    pub fn inode_ctime(&self, ino: u64) -> Option<i64> {
+        self.inode_ctimes.get(&ino).copied()
+    }
+
+    /// The inode `ino` changed status (one of its names went): every name shows `now_ns`.
+    pub(crate) fn touch_inode(&mut self, ino: u64, now_ns: i64) {
+        self.inode_ctimes.insert(ino, now_ns);
     }
 
     /// Paths that currently show the pending file `id`.
@@ -125,7 +143,10 @@ impl Delta {
                 self.pending.entry(id).or_default().insert(path.to_vec());
             }
             if !entry.is_dir() {
-                self.names.entry(entry.ino).or_default().insert(path.to_vec());
+                self.names
+                    .entry(entry.ino)
+                    .or_default()
+                    .insert(path.to_vec());
             }
         }
     }

@@ -28,7 +28,10 @@ pub enum Node {
     Fifo,
     /// A device node or socket made during the run: `kind` is `S_IFCHR`, `S_IFBLK` or
     /// `S_IFSOCK`, `rdev` the device number. Lives in the delta only, like a FIFO.
-    Special { kind: u32, rdev: u64 },
+    Special {
+        kind: u32,
+        rdev: u64,
+    },
 }
 
 /// One path of a view.

@@ -503,6 +503,20 @@ impl<L: LayerSource> View<L> {
         );
     }
 
+    /// Change the entry at `rel` and every other name the delta has for its inode (names
+    /// hard-linked during the run): mode and times belong to the inode, not to a name.
+    pub(crate) fn update_inode(&mut self, rel: &[u8], f: impl Fn(&mut ViewEntry)) {
+        let ino = self.lookup(rel).filter(|e| !e.is_dir()).map(|e| e.ino);
+        self.update(rel, &f);
+        if let Some(ino) = ino {
+            for other in self.delta.names_of(ino) {
+                if other != rel {
+                    self.update(&other, &f);
+                }
+            }
+        }
+    }
+
     /// Put a new entry at `rel`, where the view has none. A new directory is opaque: nothing
     /// from the lower layers shows through it.
     pub(crate) fn create(&mut self, rel: &[u8], entry: ViewEntry) {

@@ -30,5 +30,6 @@ pub use ops::{Caller, Exec, OpenFlags, Opened, RenameMode, Routed, Seed, TimeSpe
 pub use perm::{Cred, Owner, MAY_EXEC, MAY_READ, MAY_WRITE};
 pub use resolve::{Last, Resolved, MAXSYMLINKS, NAME_MAX, PATH_MAX};
 pub use stat::{
-    DirEntry, FileType, Stat, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
+    DirEntry, FileType, Stat, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
+    S_IFSOCK,
 };

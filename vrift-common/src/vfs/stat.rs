@@ -110,7 +110,7 @@ impl<L: LayerSource> View<L> {
             Some((_, mask)) => self.dir_nlink(rel, mask),
             None if e.is_dir() => 1,
             // Names hard-linked during the run share the inode.
-            None => self.delta.names_of(e.ino).len().max(1) as u64,
+            None => self.delta.name_count(e.ino).max(1) as u64,
         };
         // Symlinks always show 0777, as on Linux.
         let perm = if e.is_symlink() {
@@ -138,7 +138,7 @@ impl<L: LayerSource> View<L> {
             blocks: size.div_ceil(4096) * 8,
             atime_ns: e.atime(),
             mtime_ns: e.mtime_ns,
-            ctime_ns: e.ctime(),
+            ctime_ns: e.ctime().max(self.delta.inode_ctime(e.ino).unwrap_or(0)),
             pending: match e.content() {
                 Some(Content::Pending(id)) => Some(id),
                 _ => None,

@@ -136,7 +136,7 @@ impl<L: LayerSource> View<L> {
         if !c.cred.privileged && !in_group {
             mode &= !0o2000;
         }
-        self.update(&h.rel, |e| {
+        self.update_inode(&h.rel, |e| {
             e.mode = mode;
             e.ctime_ns = c.now_ns;
         });
@@ -176,7 +176,7 @@ impl<L: LayerSource> View<L> {
             TimeSpec::Set(t) => Some(t),
         };
         let (new_atime, new_mtime) = (time(atime), time(mtime));
-        self.update(&h.rel, |e| {
+        self.update_inode(&h.rel, |e| {
             // Keep an atime that only followed mtime when mtime alone moves.
             let old_atime = e.atime();
             if let Some(m) = new_mtime {

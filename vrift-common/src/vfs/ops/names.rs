@@ -109,8 +109,8 @@ impl<L: LayerSource> View<L> {
         self.may_delete(c, &h.rel, &e, false)?;
         self.remove(&h.rel);
         // The file's other names see its link count drop: a status change.
-        for other in self.delta.names_of(e.ino) {
-            self.update(&other, |o| o.ctime_ns = c.now_ns);
+        if !e.is_dir() {
+            self.delta.touch_inode(e.ino, c.now_ns);
         }
         self.touch_dir(parent_of(&h.rel), c.now_ns);
         Ok(Routed::View(h.rel))

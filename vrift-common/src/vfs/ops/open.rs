@@ -418,12 +418,12 @@ impl<L: LayerSource> View<L> {
                 e.ctime_ns = now;
             }
         };
-        self.update(rel, &set);
+        self.update(rel, set);
         // Every other name of a file hard-linked during the run shows the same write.
         if let Some(ino) = self.lookup(rel).map(|e| e.ino) {
             for other in self.delta.names_of(ino) {
                 if other != rel {
-                    self.update(&other, &set);
+                    self.update(&other, set);
                 }
             }
         }

@@ -125,6 +125,11 @@ impl<L: LayerSource> View<L> {
             }
             t
         };
+        // A file replaced by the rename loses a name: its other names see the status change.
+        let replaced = match &nh.entry {
+            Some(t) if !exchange && !t.is_dir() => Some(t.ino),
+            _ => None,
+        };
         let moving = renamed(self.subtree(&oh.rel));
         let swapped = if exchange {
             renamed(self.subtree(&nh.rel))
@@ -136,6 +141,14 @@ impl<L: LayerSource> View<L> {
         self.place(&nh.rel, moving);
         if exchange {
             self.place(&oh.rel, swapped);
+        }
+        // The other names of a renamed file see its status change too.
+        let moved = [&nh.rel, &oh.rel]
+            .into_iter()
+            .filter_map(|at| self.lookup(at).filter(|e| !e.is_dir()).map(|e| e.ino));
+        let inos: Vec<u64> = moved.chain(replaced).collect();
+        for ino in inos {
+            self.delta.touch_inode(ino, c.now_ns);
         }
         self.touch_dir(parent_of(&oh.rel), c.now_ns);
         self.touch_dir(parent_of(&nh.rel), c.now_ns);

@@ -542,7 +542,22 @@ fn chmod_link_and_rename_change_the_ctime_and_nothing_else() {
     assert_eq!(ok(v.stat(&at(&user()), b"src/main.rs", true)).ctime_ns, NOW);
 
     let mut v = view();
-    ok(v.rename(&at(&user()), b"src/main.rs", b"src/moved.rs", RenameMode::Replace));
+    ok(v.rename(
+        &at(&user()),
+        b"src/main.rs",
+        b"src/moved.rs",
+        RenameMode::Replace,
+    ));
     let st = ok(v.stat(&at(&user()), b"src/moved.rs", true));
     assert_eq!((st.mtime_ns, st.ctime_ns), (OLD, NOW));
+
+    // A rename over one name of a hard-linked file changes the status of its other name.
+    let mut v = view();
+    ok(v.link(&at(&user()), b"src/lib.rs", b"src/lib2.rs", false));
+    let u = user();
+    let mut later = at(&u);
+    later.now_ns = NOW + 9;
+    ok(v.rename(&later, b"src/main.rs", b"src/lib.rs", RenameMode::Replace));
+    let st = ok(v.stat(&at(&user()), b"src/lib2.rs", true));
+    assert_eq!((st.nlink, st.ctime_ns), (1, NOW + 9));
 }

@@ -247,9 +247,17 @@ fn link_makes_a_second_name_of_the_same_inode() {
     assert_eq!(v.stat_rel(b"src/main.rs").unwrap().nlink, 2);
     assert_eq!(v.stat_rel(b"main2").unwrap().nlink, 2);
     // A write through one name is the write of both.
-    let o = ok(v.open(&at(&user()), b"main2", OpenFlags::from_raw(libc::O_WRONLY), 0));
+    let o = ok(v.open(
+        &at(&user()),
+        b"main2",
+        OpenFlags::from_raw(libc::O_WRONLY),
+        0,
+    ));
     assert!(matches!(o, Opened::Write { .. }));
-    let (a, b) = (v.lookup(b"src/main.rs").unwrap(), v.lookup(b"main2").unwrap());
+    let (a, b) = (
+        v.lookup(b"src/main.rs").unwrap(),
+        v.lookup(b"main2").unwrap(),
+    );
     assert!(matches!(a.content(), Some(Content::Pending(_))));
     assert_eq!(a.content(), b.content());
     // Removing one name: the other counts one link, and its status changed.
@@ -470,7 +478,9 @@ fn mknod_of_a_device_is_for_root_and_lives_for_the_run_only() {
     assert_eq!(kinds, [FileType::Block, FileType::Char, FileType::Socket]);
     // A manifest keeps none of them.
     let flat = v.flatten().unwrap();
-    assert!(flat.iter().all(|(p, _)| !p.starts_with(b"blk") && !p.starts_with(b"chr") && !p.starts_with(b"sock")));
+    assert!(flat
+        .iter()
+        .all(|(p, _)| !p.starts_with(b"blk") && !p.starts_with(b"chr") && !p.starts_with(b"sock")));
 }
 
 #[test]

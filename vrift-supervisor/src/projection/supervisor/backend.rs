@@ -209,18 +209,14 @@ impl FarmBackend {
         Ok(f.into())
     }
 
-    /// A private copy's real mode and mtime follow its entry, since stat reads its size and
-    /// times from disk and the kernel checks its mode on native reads.
-    /// After a chmod (`set_mtime` false) or a utimensat that set the mtime (true) of a file
-    /// being written: give its private copy the view's new mode or mtime. Only what the call
-    /// changed: the view's mtime of a pending file is stale (the copy's is the file's), so a
-    /// chmod must not put it back.
+    /// A private copy's real mode (and mtime, when the call set it) follow its entry, since
+    /// stat reads its size and mtime from disk and the kernel checks its mode on native reads.
     fn sync_private_attrs(
         &self,
         v: &ViewOf,
         abs: &[u8],
         follow: bool,
-        set_mtime: bool,
+        with_mtime: bool,
     ) -> io::Result<()> {
         let Some(rel) = self.rel_in(v, abs, follow) else {
             return Ok(());
@@ -232,11 +228,11 @@ impl FarmBackend {
             return Ok(());
         }
         let p = self.farm_path(&rel);
-        if set_mtime {
-            crate::sys::fsops::set_mtime(&p, e.mtime_ns)
-        } else {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
+        if !with_mtime {
+            return Ok(());
         }
+        crate::sys::fsops::set_mtime(&p, e.mtime_ns)
     }
 }
 
@@ -337,9 +333,8 @@ impl Backend for FarmBackend {
                 },
                 Done::Unit,
             ) => {
-                if *mtime != crate::view::journal::Ts::Omit {
-                    self.sync_private_attrs(view, path, *follow, true)?;
-                }
+                let mtime_set = !matches!(mtime, crate::view::journal::Ts::Omit);
+                self.sync_private_attrs(view, path, *follow, mtime_set)?;
                 ok
             }
             (Op::Truncate { .. }, Done::Truncate(t)) => {
@@ -380,10 +375,7 @@ impl Backend for FarmBackend {
             st.blocks = m.blocks();
             st.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
             // A write changes the status too; an access time set in the view stays.
-            st.ctime_ns = st
-                .ctime_ns
-                .max(m.ctime() * 1_000_000_000 + m.ctime_nsec());
-
+            st.ctime_ns = st.ctime_ns.max(m.ctime() * 1_000_000_000 + m.ctime_nsec());
         }
     }
 

@@ -120,7 +120,11 @@ fn build(marker: Option<u64>) -> Result<Vec<u8>> {
         .context("seccomp bad-arch action")?;
     ctx.set_ctl_optimize(2).ok(); // binary search over syscall numbers where supported
     ctx.add_arch(ScmpArch::Native).ok();
-    for name in FILE_CALLS.iter().chain(SOCKET_CALLS).chain(CREDENTIAL_CALLS) {
+    for name in FILE_CALLS
+        .iter()
+        .chain(SOCKET_CALLS)
+        .chain(CREDENTIAL_CALLS)
+    {
         let sc = ScmpSyscall::from_name(name).with_context(|| format!("syscall {name}"))?;
         match marker {
             Some(m) if FILE_CALLS.contains(name) => ctx
