@@ -4,14 +4,16 @@
 //! magic    8 bytes  "VRIFTMF\0"
 //! version  u32      1
 //! count    u64      number of entries
-//! entries  count x  path_len u32, path bytes, kind u8 (0 file, 1 dir, 2 symlink), mode u32,
-//!                   size u64, mtime_ns i64, then for a file its 32-byte BLAKE3 hash, for a
-//!                   symlink target_len u32 and the target bytes
+//! entries  count x  path_len u32, path bytes, kind u8 (0 file, 1 dir, 2 symlink,
+//!                   3 whiteout), mode u32, size u64, mtime_ns i64, then for a file its
+//!                   32-byte BLAKE3 hash, for a symlink target_len u32 and the target bytes
 //! checksum 32 bytes BLAKE3 of everything before it
 //! ```
 //!
 //! Entries are in strictly increasing raw-byte order of their paths, so one tree has exactly
-//! one encoding.
+//! one encoding. A whiteout (kind 3: the path is removed from the layers below) carries no
+//! payload, and its mode, size and mtime are zero; it is never the root. A manifest without
+//! whiteouts encodes as it did before they existed.
 
 use std::path::Path;
 
@@ -25,16 +27,30 @@ const CHECKSUM_LEN: usize = 32;
 /// The smallest encoded entry (the root dir, empty path), to bound allocations.
 const MIN_ENTRY_LEN: usize = 4 + 1 + 4 + 8 + 8;
 
+const KIND_WHITEOUT: u8 = 3;
+
+/// A manifest without whiteouts (the tests' hand-made encodings).
+#[cfg(test)]
 pub(super) fn encode(entries: &[(RelPath, Entry)]) -> Vec<u8> {
+    encode_with_whiteouts(entries, &[])
+}
+
+/// Both lists sorted by path, with no path in both.
+pub(super) fn encode_with_whiteouts(entries: &[(RelPath, Entry)], whiteouts: &[RelPath]) -> Vec<u8> {
     let body: usize = entries
         .iter()
         .map(|(p, e)| 4 + p.len() + 1 + 4 + 8 + 8 + 32 + 4 + e.target.len())
-        .sum();
+        .sum::<usize>()
+        + whiteouts.iter().map(|p| MIN_ENTRY_LEN + p.len()).sum::<usize>();
     let mut out = Vec::with_capacity(HEADER_LEN + body + CHECKSUM_LEN);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    out.extend_from_slice(&((entries.len() + whiteouts.len()) as u64).to_le_bytes());
+    let mut w = whiteouts.iter().peekable();
     for (path, e) in entries {
+        while let Some(wp) = w.next_if(|wp| wp.as_slice() < path.as_slice()) {
+            encode_whiteout(&mut out, wp);
+        }
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
         out.extend_from_slice(path);
         out.push(kind_byte(e.kind));
@@ -50,10 +66,29 @@ pub(super) fn encode(entries: &[(RelPath, Entry)]) -> Vec<u8> {
             EntryKind::Dir => {}
         }
     }
+    for wp in w {
+        encode_whiteout(&mut out, wp);
+    }
     let checksum = blake3::hash(&out);
     out.extend_from_slice(checksum.as_bytes());
     out
 }
+
+fn encode_whiteout(out: &mut Vec<u8>, path: &[u8]) {
+    out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+    out.extend_from_slice(path);
+    out.push(KIND_WHITEOUT);
+    out.extend_from_slice(&[0; 4 + 8 + 8]);
+}
+
+/// A decoded record: an entry, or a whiteout.
+enum Record {
+    Entry(Entry),
+    Whiteout,
+}
+
+/// The decoded entries and whiteouts, each sorted by path.
+type Decoded = (Vec<(RelPath, Entry)>, Vec<RelPath>);
 
 fn kind_byte(kind: EntryKind) -> u8 {
     match kind {
@@ -63,7 +98,7 @@ fn kind_byte(kind: EntryKind) -> u8 {
     }
 }
 
-pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>, ManifestError> {
+pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Decoded, ManifestError> {
     let corrupt = |reason: String| ManifestError::Corrupt {
         path: path.to_path_buf(),
         reason,
@@ -111,6 +146,8 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>,
         )));
     }
     let mut entries: Vec<(RelPath, Entry)> = Vec::with_capacity(count as usize);
+    let mut whiteouts: Vec<RelPath> = Vec::new();
+    let mut prev: Option<RelPath> = None;
     for i in 0..count {
         let entry = read_entry(&mut r).ok_or_else(|| corrupt(format!("entry {i} is truncated")))?;
         let (rel, e) = entry.map_err(|reason| corrupt(format!("entry {i}: {reason}")))?;
@@ -120,15 +157,20 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>,
                 super::display_path(&rel)
             )));
         }
-        if let Some((prev, _)) = entries.last() {
-            if prev.as_slice() >= rel.as_slice() {
-                return Err(corrupt(format!(
-                    "entry {i}: path {:?} is out of order or duplicated",
-                    super::display_path(&rel)
-                )));
-            }
+        if prev.as_deref().is_some_and(|p| p >= rel.as_slice()) {
+            return Err(corrupt(format!(
+                "entry {i}: path {:?} is out of order or duplicated",
+                super::display_path(&rel)
+            )));
         }
-        entries.push((rel, e));
+        prev = Some(rel.clone());
+        match e {
+            Record::Entry(e) => entries.push((rel, e)),
+            Record::Whiteout if rel.is_empty() => {
+                return Err(corrupt(format!("entry {i}: a whiteout of the root")));
+            }
+            Record::Whiteout => whiteouts.push(rel),
+        }
     }
     if r.pos != body.len() {
         return Err(corrupt(format!(
@@ -136,17 +178,24 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>,
             body.len() - r.pos
         )));
     }
-    Ok(entries)
+    Ok((entries, whiteouts))
 }
 
 /// `None`: ran out of bytes; `Some(Err)`: a field with an impossible value.
-fn read_entry(r: &mut Reader<'_>) -> Option<Result<(RelPath, Entry), String>> {
+fn read_entry(r: &mut Reader<'_>) -> Option<Result<(RelPath, Record), String>> {
     let path_len = r.u32()? as usize;
     let path = r.take(path_len)?.to_vec();
     let kind = match r.take(1)?[0] {
         0 => EntryKind::File,
         1 => EntryKind::Dir,
         2 => EntryKind::Symlink,
+        KIND_WHITEOUT => {
+            let rest = r.take(4 + 8 + 8)?;
+            if rest.iter().any(|&b| b != 0) {
+                return Some(Err("a whiteout with a mode, size or mtime".to_string()));
+            }
+            return Some(Ok((path, Record::Whiteout)));
+        }
         k => return Some(Err(format!("bad kind {k}"))),
     };
     let mode = r.u32()?;
@@ -164,14 +213,14 @@ fn read_entry(r: &mut Reader<'_>) -> Option<Result<(RelPath, Entry), String>> {
     }
     Some(Ok((
         path,
-        Entry {
+        Record::Entry(Entry {
             kind,
             hash,
             size,
             mode,
             mtime_ns,
             target,
-        },
+        }),
     )))
 }
 

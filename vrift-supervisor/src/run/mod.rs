@@ -15,6 +15,7 @@
 //! `crate::mounts`, `crate::rundir`), so projections never depend on the life cycle.
 
 pub mod base;
+pub mod cgroup;
 pub mod destination;
 pub mod isolate;
 pub mod launch;
@@ -238,7 +239,7 @@ fn run_with(
     }
     .write(run_dir.path())?;
 
-    let (plan, _isolation) = match launch_plan(
+    let (plan, isolation) = match launch_plan(
         store,
         opts,
         spec,
@@ -311,6 +312,9 @@ fn run_with(
             return Err(e);
         }
     };
+    if let Some(iso) = &isolation {
+        iso.report_end(finished.status);
+    }
 
     let new_manifest = projection.harvest().context("saving the run's changes")?;
     let (start_manifest, new_manifest) = base::unstack(spec, new_manifest)?;

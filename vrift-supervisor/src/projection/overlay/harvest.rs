@@ -20,6 +20,7 @@ use vrift_common::manifest::{Entry, EntryKind, Manifest, RelPath};
 use vrift_common::store::Store;
 
 use super::layer::Flavor;
+use crate::progress::Progress;
 use crate::sys::xattr;
 
 fn join(rel: &[u8], name: &[u8]) -> RelPath {
@@ -61,6 +62,13 @@ struct NewContent {
     size: u64,
 }
 
+/// What the walk of the upper directory found beyond the entries: the new content.
+struct Found {
+    new: Vec<NewContent>,
+    /// Counts the paths looked at.
+    progress: Progress,
+}
+
 /// What becomes of the upper directory's new content.
 #[derive(Clone, Copy)]
 pub enum Take<'a> {
@@ -89,7 +97,10 @@ pub fn harvest(
     }
     let mut entries: BTreeMap<RelPath, Entry> =
         base.iter().map(|(p, e)| (p.to_vec(), e.clone())).collect();
-    let mut new = Vec::new();
+    let mut found = Found {
+        new: Vec::new(),
+        progress: Progress::counting("reading the run's changes"),
+    };
     walk(
         store,
         upper,
@@ -97,9 +108,12 @@ pub fn harvest(
         flavor,
         passthrough,
         &mut entries,
-        &mut new,
+        &mut found,
     )?;
+    found.progress.finish();
+    let new = found.new;
     let manifest = Manifest::from_entries(entries);
+    let progress = Progress::new("storing the run's new files", new.len() as u64);
     match take {
         Take::Move { result } => {
             if !new.is_empty() {
@@ -109,11 +123,13 @@ pub fn harvest(
             }
             for n in new {
                 adopt(store, &n)?;
+                progress.inc(1);
             }
         }
         Take::Copy => {
             for n in new {
                 copy_in(store, &n)?;
+                progress.inc(1);
             }
         }
     }
@@ -188,7 +204,7 @@ fn walk(
     flavor: Flavor,
     passthrough: &HashSet<RelPath>,
     entries: &mut BTreeMap<RelPath, Entry>,
-    new: &mut Vec<NewContent>,
+    found: &mut Found,
 ) -> Result<()> {
     let dir = if rel.is_empty() {
         upper.to_path_buf()
@@ -200,6 +216,7 @@ fn walk(
     })
     .with_context(|| format!("{}", dir.display()))?;
     for child in listing {
+        found.progress.inc(1);
         let name = child.file_name();
         let crel = join(rel, name.as_bytes());
         if passthrough.contains(&crel) {
@@ -221,7 +238,7 @@ fn walk(
                 remove_tree(entries, &crel);
             }
             entries.insert(crel.clone(), Entry::dir(mode, mtime_of(&meta)));
-            walk(store, upper, &crel, flavor, passthrough, entries, new)?;
+            walk(store, upper, &crel, flavor, passthrough, entries, found)?;
         } else if ft.is_file() {
             // A file that was there before may have only grown: learn the hash of its old
             // length on the way, for the write-back.
@@ -236,7 +253,7 @@ fn walk(
             remove_tree(entries, &crel);
             entries.insert(crel, Entry::file(hash, size, mode, mtime_of(&meta)));
             if !store.has_blob(&hash, size) {
-                new.push(NewContent { path, hash, size });
+                found.new.push(NewContent { path, hash, size });
             }
         } else if ft.is_symlink() {
             let target =
