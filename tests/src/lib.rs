@@ -397,7 +397,8 @@ pub fn cgroup_v1_has(controller: &str) -> bool {
         .any(|r| {
             let f: Vec<&str> = r.split(' ').collect();
             f.first() == Some(&"cgroup")
-                && f.get(2).is_some_and(|o| o.split(',').any(|o| o == controller))
+                && f.get(2)
+                    .is_some_and(|o| o.split(',').any(|o| o == controller))
         })
 }
 
@@ -410,13 +411,15 @@ pub fn cgroup_v2_delegates(controller: &str) -> bool {
     else {
         return false;
     };
-    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].iter().any(|m| {
-        let dir = Path::new(m).join(rel.trim_start_matches('/'));
-        std::fs::read_to_string(dir.join("cgroup.controllers"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .any(|c| c == controller)
-    })
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .iter()
+        .any(|m| {
+            let dir = Path::new(m).join(rel.trim_start_matches('/'));
+            std::fs::read_to_string(dir.join("cgroup.controllers"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|c| c == controller)
+        })
 }
 
 pub fn is_root() -> bool {

@@ -101,7 +101,10 @@ fn doctor_reports_every_check_as_json() {
         );
     }
     if is_root() && cgroup_v1_has("pids") && cgroup_v1_has("memory") {
-        assert!(ok("cgroup limits"), "root with cgroup v1 controllers: {found}");
+        assert!(
+            ok("cgroup limits"),
+            "root with cgroup v1 controllers: {found}"
+        );
     }
     // Text off a terminal has no colour codes, even without NO_COLOR.
     let text = stdout_ok(&mut env.vrift(env.dir.path(), &["doctor"]));
@@ -147,7 +150,13 @@ fn large_tree(env: &Env, n: usize) -> std::path::PathBuf {
     let m = env.dir.path().join("tree.manifest");
     stdout_ok(&mut env.vrift(
         env.dir.path(),
-        &["-q", "ingest", tree.to_str().unwrap(), "-o", m.to_str().unwrap()],
+        &[
+            "-q",
+            "ingest",
+            tree.to_str().unwrap(),
+            "-o",
+            m.to_str().unwrap(),
+        ],
     ));
     m
 }
@@ -231,7 +240,10 @@ projections! {
 fn colour_on_a_terminal_unless_no_color() {
     let env = Env::new();
     let shown = on_a_terminal(&env, &["doctor"], &[]);
-    assert!(shown.contains("\x1b[32m"), "no colour on a terminal: {shown:?}");
+    assert!(
+        shown.contains("\x1b[32m"),
+        "no colour on a terminal: {shown:?}"
+    );
     let shown = on_a_terminal(&env, &["doctor"], &[("NO_COLOR", "1")]);
     assert!(!shown.contains('\x1b'), "colour with NO_COLOR: {shown:?}");
 }

@@ -148,7 +148,11 @@ fn base_removals(as_user: bool) {
     let saved = Manifest::load(&top).unwrap();
     assert!(!saved.is_whiteout(b"etc/a.conf") && saved.get(b"etc/a.conf").is_some());
     assert!(saved.is_whiteout(b"share/old1") && saved.is_whiteout(b"share/sub"));
-    assert_eq!(std::fs::read(&base).unwrap(), base_before, "the base changed");
+    assert_eq!(
+        std::fs::read(&base).unwrap(),
+        base_before,
+        "the base changed"
+    );
     // Stacked as an isolated run's root file system, the top layer's whiteouts hide the
     // base's entries there too (overlayfs whiteouts in its layer).
     std::fs::copy(&bb, work.join("busybox")).unwrap();
@@ -174,7 +178,13 @@ fn base_removals(as_user: bool) {
     found.sort();
     assert_eq!(
         found,
-        ["/etc", "/etc/a.conf", "/etc/keep.conf", "/share", "/share/new"]
+        [
+            "/etc",
+            "/etc/a.conf",
+            "/etc/keep.conf",
+            "/share",
+            "/share/new"
+        ]
     );
 }
 matrix!(removals_of_base_entries_are_whiteouts => base_removals, not_shim = "the shim alone serves one manifest and refuses --base");

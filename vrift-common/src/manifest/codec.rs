@@ -36,12 +36,18 @@ pub(super) fn encode(entries: &[(RelPath, Entry)]) -> Vec<u8> {
 }
 
 /// Both lists sorted by path, with no path in both.
-pub(super) fn encode_with_whiteouts(entries: &[(RelPath, Entry)], whiteouts: &[RelPath]) -> Vec<u8> {
+pub(super) fn encode_with_whiteouts(
+    entries: &[(RelPath, Entry)],
+    whiteouts: &[RelPath],
+) -> Vec<u8> {
     let body: usize = entries
         .iter()
         .map(|(p, e)| 4 + p.len() + 1 + 4 + 8 + 8 + 32 + 4 + e.target.len())
         .sum::<usize>()
-        + whiteouts.iter().map(|p| MIN_ENTRY_LEN + p.len()).sum::<usize>();
+        + whiteouts
+            .iter()
+            .map(|p| MIN_ENTRY_LEN + p.len())
+            .sum::<usize>();
     let mut out = Vec::with_capacity(HEADER_LEN + body + CHECKSUM_LEN);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());

@@ -465,7 +465,11 @@ fn whiteouts_round_trip_between_entries_and_stay_out_of_lookups() {
     ]);
     assert_eq!(
         m.whiteouts(),
-        [b"gone".to_vec(), b"src/old.rs".to_vec(), b"zz/last".to_vec()]
+        [
+            b"gone".to_vec(),
+            b"src/old.rs".to_vec(),
+            b"zz/last".to_vec()
+        ]
     );
     assert!(m.is_whiteout(b"src/old.rs") && !m.is_whiteout(b"src/main.rs"));
     assert_eq!(m.len(), sample().len(), "whiteouts are not entries");
@@ -473,13 +477,20 @@ fn whiteouts_round_trip_between_entries_and_stay_out_of_lookups() {
     assert!(m.iter().all(|(p, _)| !m.is_whiteout(p)));
     let back = Manifest::decode(&m.encode(), p()).unwrap();
     assert_eq!(back, m);
-    assert_ne!(m.hash(), sample().hash(), "whiteouts are part of the identity");
+    assert_ne!(
+        m.hash(),
+        sample().hash(),
+        "whiteouts are part of the identity"
+    );
     // Without whiteouts the bytes are those of the format before whiteouts.
     assert_eq!(sample().encode(), codec::encode(&sample_entries_sorted()));
 }
 
 fn sample_entries_sorted() -> Vec<(RelPath, Entry)> {
-    sample().iter().map(|(p, e)| (p.to_vec(), e.clone())).collect()
+    sample()
+        .iter()
+        .map(|(p, e)| (p.to_vec(), e.clone()))
+        .collect()
 }
 
 #[test]

@@ -164,7 +164,12 @@ fn checks() -> Vec<Check> {
         found: homes
             .iter()
             .map(|(c, h)| match h {
-                Ok(h) => format!("{}: cgroup {} at {}", c.name(), h.version(), h.dir().display()),
+                Ok(h) => format!(
+                    "{}: cgroup {} at {}",
+                    c.name(),
+                    h.version(),
+                    h.dir().display()
+                ),
                 Err(why) => format!("{}: none ({why})", c.name()),
             })
             .collect::<Vec<_>>()

@@ -113,7 +113,9 @@ fn top_layer(st: &Stacked, result: &Manifest, whiteouts: bool) -> Manifest {
 
 /// The parent of a non-root relative path ("" for top-level names).
 fn parent_of(rel: &[u8]) -> &[u8] {
-    rel.iter().rposition(|&b| b == b'/').map_or(&[], |i| &rel[..i])
+    rel.iter()
+        .rposition(|&b| b == b'/')
+        .map_or(&[], |i| &rel[..i])
 }
 
 #[cfg(test)]

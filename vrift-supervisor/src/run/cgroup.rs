@@ -171,7 +171,10 @@ impl RunCgroup {
 
     /// The `cgroup.procs` files the program's process writes itself into.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|h| h.dir().join("cgroup.procs")).collect()
+        self.dirs
+            .iter()
+            .map(|h| h.dir().join("cgroup.procs"))
+            .collect()
     }
 
     /// Which versions serve the limits, for `-v`.
@@ -216,7 +219,9 @@ const OPTIONAL: &[&str] = &["memory.memsw.limit_in_bytes", "memory.swap.max"];
 fn limit_files(home: &Home, controller: Controller, value: u64) -> Vec<(&'static str, String)> {
     let v = value.to_string();
     match (home, controller) {
-        (Home::V2(_), Controller::Memory) => vec![("memory.max", v.clone()), ("memory.swap.max", "0".into())],
+        (Home::V2(_), Controller::Memory) => {
+            vec![("memory.max", v.clone()), ("memory.swap.max", "0".into())]
+        }
         (Home::V2(_), Controller::Pids) | (Home::V1(_), Controller::Pids) => vec![("pids.max", v)],
         // memsw (memory + swap) must not be below the memory limit: set after it, the same,
         // so the program cannot go past the limit into swap.
@@ -351,7 +356,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -430,6 +438,9 @@ mod tests {
         assert!(m[1].dir_of("/other").is_err());
         assert!(m[1].dir_of("/subway").is_err());
         assert_eq!(m[2].point, Path::new("/sys/fs/cgroup/uni fied"));
-        assert_eq!(m[2].dir_of("/").unwrap(), Path::new("/sys/fs/cgroup/uni fied"));
+        assert_eq!(
+            m[2].dir_of("/").unwrap(),
+            Path::new("/sys/fs/cgroup/uni fied")
+        );
     }
 }

@@ -236,21 +236,30 @@ fn is_host_bound(new_root: &Path, path: &Path) -> bool {
         .any(|d| path.starts_with(new_root.join(d)) && Path::new("/").join(d).is_dir())
 }
 
-/// The layers of the `--base` manifests, upper-most first (the last `--base` is the upper
-/// one), each built once and cached in the store like a view's.
+/// The layers of the `--base` manifests (upper-most first): those of their merged tree,
+/// built once and cached in the store like a view's. The bases are merged first (with
+/// their whiteouts) rather than stacked as layers of their own: overlayfs follows a
+/// metadata layer's redirect into the blobs only from the lowest layer (metacopy=on, which
+/// would allow more, is refused with userxattr).
 fn base_layers(store: &Store, bases: &[PathBuf], uid: u32) -> Result<Vec<PathBuf>> {
     let flavor = Flavor::for_uid(uid);
-    let mut layers = Vec::new();
-    for base in bases.iter().rev() {
-        let manifest = Manifest::load(base)?;
-        let key = std::path::absolute(base).with_context(|| format!("{}", base.display()))?;
-        // Built once per manifest (with a progress bar on a terminal when it takes a while).
-        let stack = layer::ensure_stack(store, &manifest, flavor, uid, &key)
-            .with_context(|| format!("--base {}: building its layer", base.display()))?;
-        tracing::info!("base layer {} ({})", stack.layers[0].display(), stack.how);
-        layers.extend(stack.layers);
+    let mut manifests = Vec::new();
+    for base in bases {
+        manifests.push(std::sync::Arc::new(
+            Manifest::load(base).with_context(|| format!("--base {}", base.display()))?,
+        ));
     }
-    Ok(layers)
+    let manifest = match manifests.len() {
+        1 => std::sync::Arc::unwrap_or_clone(manifests.remove(0)),
+        _ => super::base::merge(manifests)?,
+    };
+    let top = bases.last().expect("at least one base");
+    let key = std::path::absolute(top).with_context(|| format!("{}", top.display()))?;
+    // Built once per manifest (with a progress bar on a terminal when it takes a while).
+    let stack = layer::ensure_stack(store, &manifest, flavor, uid, &key)
+        .with_context(|| format!("--base {}: building its layer", top.display()))?;
+    tracing::info!("base layer {} ({})", stack.layers[0].display(), stack.how);
+    Ok(stack.layers)
 }
 
 /// A read-only overlay of the base layers, with the run's skeleton (mount points) on top.

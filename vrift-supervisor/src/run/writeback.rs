@@ -222,7 +222,10 @@ fn apply_changes(
         .filter(|(p, _)| new.get(p).is_none())
         .collect();
     gone.sort_by(|a, b| b.0.cmp(a.0));
-    let changed = new.iter().filter(|(p, e)| before.get(p) != Some(*e)).count();
+    let changed = new
+        .iter()
+        .filter(|(p, e)| before.get(p) != Some(*e))
+        .count();
     let progress = Progress::new(
         "writing the run's changes back",
         (gone.len() + changed) as u64,

@@ -367,8 +367,12 @@ fn a_manifest_layers_whiteouts_hide_what_is_below() {
         ("share", dir(0o755)),
         ("share/new", file("new", 0o644)),
     ]));
-    let v = View::new(ROOT, OWNER, vec![Arc::new(lowest), Arc::new(middle), Arc::new(top)])
-        .unwrap();
+    let v = View::new(
+        ROOT,
+        OWNER,
+        vec![Arc::new(lowest), Arc::new(middle), Arc::new(top)],
+    )
+    .unwrap();
     assert_eq!(v.lookup(b"etc/a.conf"), None);
     assert_eq!(names(&v, "etc"), ["b.conf"]);
     assert_eq!(names(&v, "share"), ["new"]);

@@ -124,7 +124,7 @@ pub fn ensure_stack(
             build_atomic(store, &delta, |tmp| {
                 let entries = changed.iter().map(|(p, e)| (p.as_slice(), *e));
                 let progress = Progress::new("building the view's layer", n as u64);
-                write_entries(store, entries, &[], tmp, Data::Copy, &progress)
+                write_entries(store, entries, tmp, Data::Copy, &progress)
             })?;
             return Ok(Stack {
                 layers: vec![delta, base_full],
@@ -146,10 +146,6 @@ pub fn ensure_stack(
 /// (a removal needs a whiteout, which only a full layer avoids) or the delta is large.
 fn changes<'a>(base: &Manifest, new: &'a Manifest) -> Option<Vec<(RelPath, &'a Entry)>> {
     if base.iter().any(|(p, _)| new.get(p).is_none()) {
-        return None;
-    }
-    // The full layer's whiteouts stay in force under a delta, so they must be the same.
-    if base.whiteouts() != new.whiteouts() {
         return None;
     }
     let limit = delta_limit(new.len());
@@ -328,15 +324,15 @@ fn redirect_of(hex: &str) -> String {
     format!("/{}/{}", &hex[..2], &hex[2..])
 }
 
-/// Build the layer of `manifest` at `dest` (which must not exist). Its whiteouts are
-/// overlayfs whiteouts (0:0 character devices), which hide the path in the layers below
-/// when it is stacked (an `--isolate --base` root file system).
+/// Build the layer of `manifest` at `dest` (which must not exist). A layer is always the
+/// whole view (or a delta over one), never stacked over another manifest's layer, so a
+/// manifest's whiteouts have nothing to hide here: stacked manifests are merged first
+/// (`run::base::merge`).
 pub fn build(store: &Store, manifest: &Manifest, dest: &Path, flavor: Flavor) -> Result<()> {
     let progress = Progress::new("building the view's layer", manifest.len() as u64);
     write_entries(
         store,
         manifest.iter(),
-        manifest.whiteouts(),
         dest,
         Data::Redirect(flavor),
         &progress,
@@ -354,12 +350,11 @@ enum Data {
     Copy,
 }
 
-/// Write `entries` (in canonical order: every directory before its contents) and
-/// `whiteouts` into a new layer at `dest`, then give directories their modes and mtimes.
+/// Write `entries` (in canonical order: every directory before its contents) into a new
+/// layer at `dest`, then give directories their modes and mtimes.
 fn write_entries<'a>(
     store: &Store,
     entries: impl Iterator<Item = (&'a [u8], &'a Entry)>,
-    whiteouts: &[RelPath],
     dest: &Path,
     data: Data,
     progress: &Progress,
@@ -418,21 +413,6 @@ fn write_entries<'a>(
                 f.set_modified(system_time(e.mtime_ns))
                     .with_context(|| ctx(&p))?;
             }
-        }
-    }
-    for rel in whiteouts {
-        let p = join(dest, rel);
-        // A whiteout under a directory the layer lacks hides nothing: overlayfs (like the
-        // view's layers) never looks there.
-        if p.parent().is_some_and(|d| d.is_dir()) {
-            // The kernel lets anyone make a 0:0 character device: it is a whiteout.
-            nix::sys::stat::mknod(
-                &p,
-                nix::sys::stat::SFlag::S_IFCHR,
-                nix::sys::stat::Mode::empty(),
-                0,
-            )
-            .with_context(|| format!("{}: making a whiteout", p.display()))?;
         }
     }
     // Directories last, deepest first: making their children changed their mtimes, and a
