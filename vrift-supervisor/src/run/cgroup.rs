@@ -321,7 +321,10 @@ impl CgroupMount {
                     self.root
                 )
             })?;
-        Ok(self.point.join(under.trim_start_matches('/')))
+        Ok(match under.trim_start_matches('/') {
+            "" => self.point.clone(),
+            under => self.point.join(under),
+        })
     }
 }
 
