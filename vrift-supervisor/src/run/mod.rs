@@ -224,7 +224,7 @@ fn run_with(
         }
     };
     // What recovery needs if this vrift is killed: written before the program starts.
-    spec.manifest.save_atomic(&run_dir.join(BASE))?;
+    rundir::write_unsynced(&run_dir.join(BASE), &spec.manifest.encode())?;
     RunRecord {
         version: RECORD_VERSION,
         projection: projection.kind(),
