@@ -96,8 +96,9 @@ pub fn home(controller: Controller) -> std::result::Result<Home, String> {
 /// A run's cgroups (one per hierarchy that serves a limit), removed on drop.
 #[derive(Debug)]
 pub struct RunCgroup {
-    /// (version, directory) of each, the memory one first if there is one.
+    /// Each cgroup made for the run (one for every controller under v2).
     dirs: Vec<Home>,
+    /// The one holding the memory limit, where an OOM kill is counted.
     memory: Option<Home>,
 }
 
