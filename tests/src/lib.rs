@@ -392,6 +392,40 @@ pub fn make_manifest(env: &Env, manifest_path: &Path, nodes: &[Node]) {
 }
 
 /// Are the tests running as root?
+/// True if a cgroup v1 hierarchy with `controller` is mounted (as on hybrid systems).
+pub fn cgroup_v1_has(controller: &str) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(" - ").map(|(_, r)| r))
+        .any(|r| {
+            let f: Vec<&str> = r.split(' ').collect();
+            f.first() == Some(&"cgroup")
+                && f.get(2)
+                    .is_some_and(|o| o.split(',').any(|o| o == controller))
+        })
+}
+
+/// True if the cgroup v2 of this process can hand `controller` to a child (delegated).
+pub fn cgroup_v2_delegates(controller: &str) -> bool {
+    let Some(rel) = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+    else {
+        return false;
+    };
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .iter()
+        .any(|m| {
+            let dir = Path::new(m).join(rel.trim_start_matches('/'));
+            std::fs::read_to_string(dir.join("cgroup.controllers"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|c| c == controller)
+        })
+}
+
 pub fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)

@@ -254,26 +254,105 @@ projections! {
     }
 }
 
+/// `vrift -v run --isolate LIMITS -- ./limits ARGS` in a project holding tests/programs/
+/// limits.c, as root or as the ordinary user.
+fn run_limits(as_user: bool, limits: &[&str], args: &[&str]) -> std::process::Output {
+    let env = Env::new();
+    let proj = env.mkdir("proj");
+    std::fs::copy(build_static_c("gcc", "limits.c", &[]), proj.join("limits")).unwrap();
+    if as_user {
+        env.give_to_nobody();
+    }
+    let mut a = vec!["-v", "run", "--isolate"];
+    a.extend_from_slice(limits);
+    a.extend(["--", "./limits"]);
+    a.extend_from_slice(args);
+    let mut c = if as_user {
+        env.vrift_as_user(&proj, &a)
+    } else {
+        env.vrift(&proj, &a)
+    };
+    output_within(&mut c, RUN_TIMEOUT)
+}
+
+/// True when root can set limits here (a cgroup v1 or delegated v2 hierarchy with the
+/// controller); otherwise says why the test checks less.
+fn limits_usable(controller: &str) -> bool {
+    if cgroup_v1_has(controller) || cgroup_v2_delegates(controller) {
+        return true;
+    }
+    eprintln!("skipped: no cgroup hierarchy here has the {controller} controller");
+    false
+}
+
+/// The run's cgroups named by `-v` ("limits in cgroup v1 DIR, ..."), each gone by now.
+fn assert_cgroups_removed(stderr: &str) {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split_once("limits in cgroup ").map(|(_, r)| r))
+        .unwrap_or_else(|| panic!("-v did not name the run's cgroup: {stderr}"));
+    for part in line.split(", ") {
+        let dir = part.split_once(' ').unwrap().1;
+        assert!(dir.contains("vrift-"), "{dir}");
+        assert!(!Path::new(dir).exists(), "{dir} is left behind");
+    }
+}
+
 projections! {
     not_shim = "--isolate needs namespaces and mounts, which the shim alone does not make";
-    fn limits_need_a_delegated_cgroup() {
-        let f = Fixture::new(false);
-        let out = output_within(
-            &mut f.vrift(&["run", "--isolate", "--memory", "64M", "--pids", "32", "--", "./escape"]),
-            RUN_TIMEOUT,
-        );
+    fn pids_limit_stops_a_fork_loop() {
+        if !limits_usable("pids") {
+            return;
+        }
+        let out = run_limits(false, &["--pids", "16"], &["fork"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        let n: u32 = stdout
+            .strip_prefix("forked ")
+            .and_then(|r| r.strip_suffix(" then EAGAIN\n"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("fork did not stop with EAGAIN: {stdout:?}\n{stderr}"));
+        // 16 tasks at most: the program, its init, and the children.
+        assert!((1..=15).contains(&n), "forked {n} children under --pids 16");
+        assert_cgroups_removed(&stderr);
+    }
+}
+
+projections! {
+    not_shim = "--isolate needs namespaces and mounts, which the shim alone does not make";
+    fn memory_limit_kills_a_program_that_allocates_more() {
+        if !limits_usable("memory") {
+            return;
+        }
+        let out = run_limits(false, &["--memory", "64M"], &["alloc", "256"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(128 + 9), "{stdout}\n{stderr}");
+        assert!(!stdout.contains("allocated"), "{stdout}");
+        assert!(stderr.contains("ran out of memory"), "{stderr}");
+        assert_cgroups_removed(&stderr);
+        // Under the limit the same program runs to its end.
+        let out = run_limits(false, &["--memory", "64M"], &["alloc", "16"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "allocated 16 MiB\n");
+    }
+}
+
+projections! {
+    not_shim = "--isolate needs namespaces and mounts, which the shim alone does not make";
+    fn limits_an_ordinary_user_cannot_set_are_refused_with_the_cause() {
+        if !is_root() || cgroup_v2_delegates("pids") {
+            eprintln!("skipped: needs root to act as the ordinary user, and no delegated v2");
+            return;
+        }
+        let out = run_limits(true, &["--pids", "16"], &["fork"]);
         let err = String::from_utf8_lossy(&out.stderr);
-        let v2 = std::fs::read_to_string("/proc/self/cgroup")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.starts_with("0::"));
-        if out.status.code() == Some(2) {
-            // Delegated: the limits applied, and escape ran (printing its usage).
-            assert!(err.contains("usage: escape"), "{err}");
-        } else {
-            assert!(!out.status.success());
-            assert!(err.contains("cgroup v2"), "no clear message: {err}");
-            eprintln!("limits not delegated here (cgroup v2 present: {v2}): {err}");
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(out.stdout.is_empty(), "the program ran");
+        assert!(err.contains("--pids: no cgroup can take the limit here"), "{err}");
+        assert!(err.contains("cgroup v2"), "{err}");
+        if cgroup_v1_has("pids") {
+            assert!(err.contains("not writable by you"), "{err}");
         }
     }
 }

@@ -561,6 +561,20 @@ fn assert_kept(p: &Project, out: &std::process::Output, why: &str) -> String {
         true,
     ));
     assert!(list.contains(&id) && list.contains("kept"), "{list}");
+    // The same as JSON: the run by its id, kept, for its destination.
+    let listed = stdout_of(&run_expect(
+        &mut vrift(&p.env, &p.out, p.as_user, &["runs", "--json"]),
+        true,
+    ));
+    let rows: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} not in {listed}"));
+    assert_eq!(row["state"], "kept", "{listed}");
+    assert!(!row["destination"].as_str().unwrap().is_empty(), "{listed}");
     // Nothing is left for recovery to trip over: another run says nothing about it.
     let other = p.env.mkdir("other");
     if p.as_user {

@@ -69,6 +69,126 @@ fn stacked_layers(as_user: bool) {
 }
 matrix!(writes_land_in_the_top_layer => stacked_layers, not_shim = "the shim alone serves one manifest and refuses --base");
 
+/// Removing (or renaming away) what a `--base` layer gives is recorded in the `--manifest`
+/// top layer as whiteouts: the next run over the same base sees it gone, and what is made
+/// again in its place shows without the base's old entries.
+fn base_removals(as_user: bool) {
+    let env = Env::new();
+    let work = env.mkdir("work");
+    let base = env.dir.path().join("base.manifest");
+    let top = env.dir.path().join("top.manifest");
+    make_manifest(
+        &env,
+        &base,
+        &[
+            Node::Dir("etc", 0o755),
+            Node::File("etc/a.conf", b"a\n", 0o644),
+            Node::File("etc/b.conf", b"b\n", 0o644),
+            Node::File("etc/keep.conf", b"keep\n", 0o644),
+            Node::Dir("share", 0o755),
+            Node::File("share/old1", b"1\n", 0o644),
+            Node::Dir("share/sub", 0o755),
+            Node::File("share/sub/old2", b"2\n", 0o644),
+        ],
+    );
+    make_manifest(&env, &top, &[]);
+    if as_user {
+        env.give_to_nobody();
+    }
+    let base_before = std::fs::read(&base).unwrap();
+    let bb = busybox();
+    let mount = env.dir.path().join("view");
+    let run = |script: &str| {
+        let args = [
+            "run",
+            "--manifest",
+            top.to_str().unwrap(),
+            "--base",
+            base.to_str().unwrap(),
+            "--mount",
+            mount.to_str().unwrap(),
+            "-C",
+            mount.to_str().unwrap(),
+            "--",
+            bb.to_str().unwrap(),
+            "sh",
+            "-c",
+            script,
+        ];
+        let mut c = if as_user {
+            env.vrift_as_user(&work, &args)
+        } else {
+            env.vrift(&work, &args)
+        };
+        stdout_ok(&mut c)
+    };
+    let list = "find etc share 2>/dev/null | sort | tr '\\n' ' '";
+    // rm of a base file, rename of another away, rm -r of a base directory.
+    run("rm etc/a.conf && mv etc/b.conf renamed.conf && rm -r share");
+    let saved = Manifest::load(&top).unwrap();
+    for gone in [&b"etc/a.conf"[..], b"etc/b.conf", b"share"] {
+        assert!(
+            saved.is_whiteout(gone),
+            "{} is not a whiteout of the top layer: {:?}",
+            String::from_utf8_lossy(gone),
+            saved.whiteouts()
+        );
+    }
+    assert_eq!(
+        run(&format!("{list}; cat renamed.conf")),
+        "etc etc/keep.conf b\n",
+        "the removals did not hold in the next run"
+    );
+    // Made again: the new entries show, the base's old ones under them do not.
+    run("echo again > etc/a.conf && mkdir share && echo new > share/new");
+    assert_eq!(
+        run(&format!("{list}; cat etc/a.conf")),
+        "etc etc/a.conf etc/keep.conf share share/new again\n"
+    );
+    let saved = Manifest::load(&top).unwrap();
+    assert!(!saved.is_whiteout(b"etc/a.conf") && saved.get(b"etc/a.conf").is_some());
+    assert!(saved.is_whiteout(b"share/old1") && saved.is_whiteout(b"share/sub"));
+    assert_eq!(
+        std::fs::read(&base).unwrap(),
+        base_before,
+        "the base changed"
+    );
+    // Stacked as an isolated run's root file system, the top layer's whiteouts hide the
+    // base's entries there too (overlayfs whiteouts in its layer).
+    std::fs::copy(&bb, work.join("busybox")).unwrap();
+    let args = [
+        "run",
+        "--isolate",
+        "--base",
+        base.to_str().unwrap(),
+        "--base",
+        top.to_str().unwrap(),
+        "--",
+        "./busybox",
+        "find",
+        "/etc",
+        "/share",
+    ];
+    let mut c = if as_user {
+        env.vrift_as_user(&work, &args)
+    } else {
+        env.vrift(&work, &args)
+    };
+    let mut found: Vec<String> = stdout_ok(&mut c).lines().map(str::to_string).collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "/etc",
+            "/etc/a.conf",
+            "/etc/keep.conf",
+            "/share",
+            "/share/new"
+        ]
+    );
+}
+matrix!(removals_of_base_entries_are_whiteouts => base_removals, not_shim = "the shim alone serves one manifest and refuses --base");
+
 fn start_dir(as_user: bool) {
     let env = Env::new();
     let work = env.mkdir("work");

@@ -283,6 +283,15 @@ pub fn plan(store: &Store) -> Result<GcPlan, GcError> {
 /// files. Live roots written by an older vrift get their pin first. Roots are never removed
 /// here (only [`forget`] does that). Returns what was deleted.
 pub fn execute(store: &Store, lock: &StoreLock) -> Result<GcPlan, GcError> {
+    execute_with_progress(store, lock, &|_, _| {})
+}
+
+/// [`execute`], calling `progress(done, total)` as blobs are deleted (for a progress bar).
+pub fn execute_with_progress(
+    store: &Store,
+    lock: &StoreLock,
+    progress: &dyn Fn(u64, u64),
+) -> Result<GcPlan, GcError> {
     if !lock.is_exclusive() {
         return Err(GcError::NotExclusive);
     }
@@ -296,8 +305,10 @@ pub fn execute(store: &Store, lock: &StoreLock) -> Result<GcPlan, GcError> {
     if !plan.unreferenced.is_empty() {
         store.note_blobs_removed()?;
     }
-    for (hash, _) in &plan.unreferenced {
+    let total = plan.unreferenced.len() as u64;
+    for (i, (hash, _)) in plan.unreferenced.iter().enumerate() {
         store.remove_blob(hash)?;
+        progress(i as u64 + 1, total);
     }
     for tmp in &plan.tmp_leftovers {
         let removed = if tmp.is_dir() {

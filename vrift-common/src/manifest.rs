@@ -167,9 +167,17 @@ impl ManifestError {
 ///
 /// Construction sorts entries canonically; `encode` is deterministic; `hash` is the BLAKE3 of
 /// `encode()`.
+///
+/// A manifest that is the top layer of a stack (`vrift run --base`) may also hold
+/// **whiteouts**: paths removed from the layers below it. They are kept apart from the
+/// entries, so `get`, `iter` and `children` (and everything built on them: farms, layers,
+/// gc, push) never see them; only the encoding and the stacking of layers
+/// (`vfs::LayerSource::is_whiteout`) do.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Manifest {
     entries: Vec<(RelPath, Entry)>,
+    /// Sorted, no duplicates, never the root, never the path of an entry.
+    whiteouts: Vec<RelPath>,
 }
 
 impl Manifest {
@@ -194,13 +202,42 @@ impl Manifest {
             }
         }
         meta::canonical_links(&mut out);
-        Manifest { entries: out }
+        Manifest {
+            entries: out,
+            whiteouts: Vec::new(),
+        }
+    }
+
+    /// The same tree, with `paths` as its whiteouts (replacing any it had). A path that is
+    /// the root or one of the manifest's entries is dropped: an entry there already hides
+    /// what is below.
+    pub fn with_whiteouts(mut self, paths: impl IntoIterator<Item = RelPath>) -> Manifest {
+        let mut w: Vec<RelPath> = paths
+            .into_iter()
+            .filter(|p| !p.is_empty() && self.get(p).is_none())
+            .collect();
+        w.sort();
+        w.dedup();
+        self.whiteouts = w;
+        self
+    }
+
+    /// Paths this manifest removes from the layers below it, sorted.
+    pub fn whiteouts(&self) -> &[RelPath] {
+        &self.whiteouts
+    }
+
+    /// True if `path` is one of the whiteouts.
+    pub fn is_whiteout(&self, path: &[u8]) -> bool {
+        self.whiteouts
+            .binary_search_by(|p| p.as_slice().cmp(path))
+            .is_ok()
     }
 
     /// The format version `encode` writes: 1 when no entry carries anything version 2 adds
     /// (so manifests of plain trees keep their bytes and hash), 2 otherwise.
     pub fn format_version(&self) -> u32 {
-        codec::version_needed(&self.entries)
+        codec::version_needed(&self.entries, &self.whiteouts)
     }
 
     /// The paths of each hard-link group, in path order; group `g` is at index `g - 1`.
@@ -299,12 +336,12 @@ impl Manifest {
 
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode(&self.entries)
+        codec::encode_with_whiteouts(&self.entries, &self.whiteouts)
     }
 
     /// Parse a canonical encoding; `path` is used in error messages only.
     pub fn decode(bytes: &[u8], path: &std::path::Path) -> Result<Manifest, ManifestError> {
-        codec::decode(bytes, path).map(|entries| Manifest { entries })
+        codec::decode(bytes, path).map(|(entries, whiteouts)| Manifest { entries, whiteouts })
     }
 
     /// The manifest's identity: BLAKE3 of its canonical encoding.

@@ -2,6 +2,7 @@
 
 mod commands;
 mod mounts;
+mod progress;
 mod projection;
 #[path = "projection/shim/mod.rs"]
 mod projection_shim;
@@ -128,6 +129,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::set_quiet(cli.quiet);
     let filter = match std::env::var("VRIFT_LOG") {
         Ok(f) => tracing_subscriber::EnvFilter::new(f),
         Err(_) if cli.verbose => tracing_subscriber::EnvFilter::new("info"),

@@ -4,8 +4,8 @@
 //! magic    8 bytes  "VRIFTMF\0"
 //! version  u32      1 or 2
 //! count    u64      number of entries
-//! entries  count x  path_len u32, path bytes, kind u8 (0 file, 1 dir, 2 symlink, 3 fifo),
-//!                   mode u32, size u64, mtime_ns i64, then for a file its 32-byte BLAKE3
+//! entries  count x  path_len u32, path bytes, kind u8 (0 file, 1 dir, 2 symlink, 3 fifo,
+//!                   4 whiteout), mode u32, size u64, mtime_ns i64, then for a file its 32-byte BLAKE3
 //!                   hash, for a symlink target_len u32 and the target bytes;
 //!                   version 2 only: flags u8 (1 owner, 2 link group, 4 xattrs), then as
 //!                   flagged uid u32 gid u32; link group u64; xattr count u32 and per xattr
@@ -16,8 +16,13 @@
 //! Entries are in strictly increasing raw-byte order of their paths, xattrs in strictly
 //! increasing order of their names, link groups numbered in order of first appearance (see
 //! `meta`), so one tree has exactly one encoding. A manifest with nothing version 2 adds
-//! (no FIFO, owner, xattr or link group) is written as version 1: plain trees keep the bytes,
-//! and so the hash, they always had.
+//! (no FIFO, whiteout, owner, xattr or link group) is written as version 1: plain trees keep
+//! the bytes, and so the hash, they always had.
+//!
+//! A whiteout (kind 4, version 2 only: the path is removed from the layers below, see
+//! `--base`) is a record of its own among the entries, in path order: its mode, size and
+//! mtime are zero, its flags byte is 0, and it is never the root. It is kept apart from the
+//! entries in memory (`Manifest::whiteouts`).
 
 use std::path::Path;
 
@@ -30,6 +35,7 @@ pub const MAGIC: &[u8; 8] = b"VRIFTMF\0";
 pub const FORMAT_VERSION: u32 = 2;
 /// The version of manifests with nothing version 2 adds.
 pub const FORMAT_VERSION_1: u32 = 1;
+const KIND_WHITEOUT: u8 = 4;
 const FLAG_OWNER: u8 = 1;
 const FLAG_LINK: u8 = 2;
 const FLAG_XATTRS: u8 = 4;
@@ -38,11 +44,12 @@ const CHECKSUM_LEN: usize = 32;
 /// The smallest encoded entry (the root dir, empty path), to bound allocations.
 const MIN_ENTRY_LEN: usize = 4 + 1 + 4 + 8 + 8;
 
-/// 2 if an entry carries anything version 1 cannot say, else 1.
-pub(super) fn version_needed(entries: &[(RelPath, Entry)]) -> u32 {
-    if entries
-        .iter()
-        .any(|(_, e)| e.kind == EntryKind::Fifo || !e.meta.is_empty())
+/// 2 if an entry carries anything version 1 cannot say, or there are whiteouts; else 1.
+pub(super) fn version_needed(entries: &[(RelPath, Entry)], whiteouts: &[RelPath]) -> u32 {
+    if !whiteouts.is_empty()
+        || entries
+            .iter()
+            .any(|(_, e)| e.kind == EntryKind::Fifo || !e.meta.is_empty())
     {
         FORMAT_VERSION
     } else {
@@ -50,21 +57,39 @@ pub(super) fn version_needed(entries: &[(RelPath, Entry)]) -> u32 {
     }
 }
 
+/// A manifest without whiteouts.
 pub(super) fn encode(entries: &[(RelPath, Entry)]) -> Vec<u8> {
-    encode_as(entries, version_needed(entries))
+    encode_with_whiteouts(entries, &[])
+}
+
+/// Both lists sorted by path, with no path in both.
+pub(super) fn encode_with_whiteouts(entries: &[(RelPath, Entry)], whiteouts: &[RelPath]) -> Vec<u8> {
+    encode_as(entries, whiteouts, version_needed(entries, whiteouts))
 }
 
 /// The layout of `version` whatever the entries need (the tests build non-canonical files).
-pub(super) fn encode_as(entries: &[(RelPath, Entry)], version: u32) -> Vec<u8> {
+pub(super) fn encode_as(
+    entries: &[(RelPath, Entry)],
+    whiteouts: &[RelPath],
+    version: u32,
+) -> Vec<u8> {
     let body: usize = entries
         .iter()
         .map(|(p, e)| 4 + p.len() + 1 + 4 + 8 + 8 + 32 + 4 + e.target.len())
-        .sum();
+        .sum::<usize>()
+        + whiteouts
+            .iter()
+            .map(|p| MIN_ENTRY_LEN + 1 + p.len())
+            .sum::<usize>();
     let mut out = Vec::with_capacity(HEADER_LEN + body + CHECKSUM_LEN);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    out.extend_from_slice(&((entries.len() + whiteouts.len()) as u64).to_le_bytes());
+    let mut w = whiteouts.iter().peekable();
     for (path, e) in entries {
+        while let Some(wp) = w.next_if(|wp| wp.as_slice() < path.as_slice()) {
+            encode_whiteout(&mut out, wp);
+        }
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
         out.extend_from_slice(path);
         out.push(kind_byte(e.kind));
@@ -83,10 +108,30 @@ pub(super) fn encode_as(entries: &[(RelPath, Entry)], version: u32) -> Vec<u8> {
             encode_meta(&mut out, &e.meta);
         }
     }
+    for wp in w {
+        encode_whiteout(&mut out, wp);
+    }
     let checksum = blake3::hash(&out);
     out.extend_from_slice(checksum.as_bytes());
     out
 }
+
+fn encode_whiteout(out: &mut Vec<u8>, path: &[u8]) {
+    out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+    out.extend_from_slice(path);
+    out.push(KIND_WHITEOUT);
+    out.extend_from_slice(&[0; 4 + 8 + 8]);
+    out.push(0); // no flags
+}
+
+/// A decoded record: an entry, or a whiteout.
+enum Record {
+    Entry(Entry),
+    Whiteout,
+}
+
+/// The decoded entries and whiteouts, each sorted by path.
+type Decoded = (Vec<(RelPath, Entry)>, Vec<RelPath>);
 
 fn encode_meta(out: &mut Vec<u8>, m: &EntryMeta) {
     let mut flags = 0;
@@ -127,7 +172,7 @@ fn kind_byte(kind: EntryKind) -> u8 {
     }
 }
 
-pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>, ManifestError> {
+pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Decoded, ManifestError> {
     let corrupt = |reason: String| ManifestError::Corrupt {
         path: path.to_path_buf(),
         reason,
@@ -175,6 +220,8 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>,
         )));
     }
     let mut entries: Vec<(RelPath, Entry)> = Vec::with_capacity(count as usize);
+    let mut whiteouts: Vec<RelPath> = Vec::new();
+    let mut prev: Option<RelPath> = None;
     for i in 0..count {
         let entry = read_entry(&mut r, version)
             .ok_or_else(|| corrupt(format!("entry {i} is truncated")))?;
@@ -185,15 +232,20 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>,
                 super::display_path(&rel)
             )));
         }
-        if let Some((prev, _)) = entries.last() {
-            if prev.as_slice() >= rel.as_slice() {
-                return Err(corrupt(format!(
-                    "entry {i}: path {:?} is out of order or duplicated",
-                    super::display_path(&rel)
-                )));
-            }
+        if prev.as_deref().is_some_and(|p| p >= rel.as_slice()) {
+            return Err(corrupt(format!(
+                "entry {i}: path {:?} is out of order or duplicated",
+                super::display_path(&rel)
+            )));
         }
-        entries.push((rel, e));
+        prev = Some(rel.clone());
+        match e {
+            Record::Entry(e) => entries.push((rel, e)),
+            Record::Whiteout if rel.is_empty() => {
+                return Err(corrupt(format!("entry {i}: a whiteout of the root")));
+            }
+            Record::Whiteout => whiteouts.push(rel),
+        }
     }
     if r.pos != body.len() {
         return Err(corrupt(format!(
@@ -204,18 +256,18 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<(RelPath, Entry)>,
     if version >= 2 {
         meta::check_links(&entries)
             .map_err(|(i, reason)| corrupt(format!("entry {i}: {reason}")))?;
-        if version_needed(&entries) != version {
+        if version_needed(&entries, &whiteouts) != version {
             return Err(corrupt(
                 "version 2 manifest with nothing version 2 adds (it is written as version 1)"
                     .to_string(),
             ));
         }
     }
-    Ok(entries)
+    Ok((entries, whiteouts))
 }
 
 /// `None`: ran out of bytes; `Some(Err)`: a field with an impossible value.
-fn read_entry(r: &mut Reader<'_>, version: u32) -> Option<Result<(RelPath, Entry), String>> {
+fn read_entry(r: &mut Reader<'_>, version: u32) -> Option<Result<(RelPath, Record), String>> {
     let path_len = r.u32()? as usize;
     let path = r.take(path_len)?.to_vec();
     let kind = match r.take(1)?[0] {
@@ -223,6 +275,15 @@ fn read_entry(r: &mut Reader<'_>, version: u32) -> Option<Result<(RelPath, Entry
         1 => EntryKind::Dir,
         2 => EntryKind::Symlink,
         3 if version >= 2 => EntryKind::Fifo,
+        KIND_WHITEOUT if version >= 2 => {
+            let rest = r.take(4 + 8 + 8 + 1)?;
+            if rest.iter().any(|&b| b != 0) {
+                return Some(Err(
+                    "a whiteout with a mode, size, mtime or flags".to_string()
+                ));
+            }
+            return Some(Ok((path, Record::Whiteout)));
+        }
         k => return Some(Err(format!("bad kind {k}"))),
     };
     let mode = r.u32()?;
@@ -251,7 +312,7 @@ fn read_entry(r: &mut Reader<'_>, version: u32) -> Option<Result<(RelPath, Entry
     };
     Some(Ok((
         path,
-        Entry {
+        Record::Entry(Entry {
             kind,
             hash,
             size,
@@ -259,7 +320,7 @@ fn read_entry(r: &mut Reader<'_>, version: u32) -> Option<Result<(RelPath, Entry
             mtime_ns,
             target,
             meta,
-        },
+        }),
     )))
 }
 

@@ -626,7 +626,7 @@ fn version_2_every_truncation_and_flipped_byte_is_an_error() {
 
 /// Encode entries exactly as given (no normalization), as version 2.
 fn raw_v2(entries: &[(RelPath, Entry)]) -> Vec<u8> {
-    codec::encode_as(entries, 2)
+    codec::encode_as(entries, &[], 2)
 }
 
 #[test]
@@ -732,4 +732,56 @@ fn diff_reports_owner_xattr_and_link_changes() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn whiteouts_round_trip_between_entries_and_stay_out_of_lookups() {
+    let m = sample().with_whiteouts([
+        b"gone".to_vec(),
+        b"src/old.rs".to_vec(),
+        b"zz/last".to_vec(),
+        b"src/main.rs".to_vec(), // an entry: dropped
+        Vec::new(),              // the root: dropped
+    ]);
+    assert_eq!(
+        m.whiteouts(),
+        [
+            b"gone".to_vec(),
+            b"src/old.rs".to_vec(),
+            b"zz/last".to_vec()
+        ]
+    );
+    assert!(m.is_whiteout(b"src/old.rs") && !m.is_whiteout(b"src/main.rs"));
+    assert_eq!(m.len(), sample().len(), "whiteouts are not entries");
+    assert!(m.get(b"gone").is_none());
+    assert!(m.iter().all(|(p, _)| !m.is_whiteout(p)));
+    let back = Manifest::decode(&m.encode(), p()).unwrap();
+    assert_eq!(back, m);
+    assert_ne!(
+        m.hash(),
+        sample().hash(),
+        "whiteouts are part of the identity"
+    );
+    assert_eq!(m.format_version(), 2, "whiteouts need version 2");
+    // Without whiteouts the bytes are those of the format before whiteouts.
+    assert_eq!(sample().encode(), codec::encode(&sample_entries_sorted()));
+}
+
+fn sample_entries_sorted() -> Vec<(RelPath, Entry)> {
+    sample()
+        .iter()
+        .map(|(p, e)| (p.to_vec(), e.clone()))
+        .collect()
+}
+
+#[test]
+fn a_whiteout_of_the_root_or_with_fields_is_corrupt() {
+    let root = codec::encode_with_whiteouts(&[], &[Vec::new()]);
+    assert!(corrupt_reason(&root).contains("whiteout of the root"));
+    // mode of the only record: header 20 + path_len 4 + path 1 + kind 1.
+    let mut enc = codec::encode_with_whiteouts(&[], &[b"a".to_vec()]);
+    enc[26] = 1;
+    assert!(corrupt_reason(&reseal(enc)).contains("whiteout with a mode"));
+    let dup = codec::encode_with_whiteouts(&[(b"a".to_vec(), dir())], &[b"a".to_vec()]);
+    assert!(corrupt_reason(&dup).contains("duplicated"));
 }

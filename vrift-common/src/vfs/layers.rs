@@ -4,7 +4,8 @@
 //! manifest) under a writable [`Delta`]. Lookup takes the topmost layer that has the path; a
 //! directory merges its children from every layer below it that has a directory there, until
 //! a layer has a non-directory at that path (which hides the rest) or the delta has a whiteout
-//! or an opaque directory. Manifests have no whiteouts: deletions live in the delta only.
+//! or an opaque directory. A layer's whiteout (a manifest's `whiteouts`, see
+//! `Manifest::with_whiteouts`) hides the path in every layer below it, as the delta's does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +20,10 @@ pub trait LayerSource {
     fn get(&self, path: &[u8]) -> Option<&Entry>;
     /// Direct children of `dir` as (file name, entry).
     fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)>;
+    /// True if this layer removes `path` from the layers below it.
+    fn is_whiteout(&self, _path: &[u8]) -> bool {
+        false
+    }
 }
 
 impl LayerSource for BTreeMap<RelPath, Entry> {
@@ -37,6 +42,9 @@ impl LayerSource for Manifest {
     fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
         Manifest::children(self, dir)
     }
+    fn is_whiteout(&self, path: &[u8]) -> bool {
+        Manifest::is_whiteout(self, path)
+    }
 }
 
 impl<T: LayerSource + ?Sized> LayerSource for &T {
@@ -46,6 +54,9 @@ impl<T: LayerSource + ?Sized> LayerSource for &T {
     fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
         (**self).children(dir)
     }
+    fn is_whiteout(&self, path: &[u8]) -> bool {
+        (**self).is_whiteout(path)
+    }
 }
 
 impl<T: LayerSource + ?Sized> LayerSource for Arc<T> {
@@ -54,6 +65,9 @@ impl<T: LayerSource + ?Sized> LayerSource for Arc<T> {
     }
     fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
         (**self).children(dir)
+    }
+    fn is_whiteout(&self, path: &[u8]) -> bool {
+        (**self).is_whiteout(path)
     }
 }
 
@@ -340,6 +354,10 @@ impl<L: LayerSource> View<L> {
                 continue;
             }
             let Some(le) = self.layers[i].get(&path) else {
+                if self.layers[i].is_whiteout(&path) {
+                    // Gone from here down: what a higher layer gave is all there is.
+                    break;
+                }
                 continue;
             };
             let is_dir = le.kind == crate::manifest::EntryKind::Dir;

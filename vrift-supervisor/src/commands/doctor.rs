@@ -152,24 +152,30 @@ fn checks() -> Vec<Check> {
         },
         fix: "run as root, with tracefs mounted (mount -t tracefs tracefs /sys/kernel/tracing)",
     });
-    let (ok, found) = match crate::run::isolate::own_cgroup_v2() {
-        Ok(dir) => {
-            let c = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-            let has = |n: &str| c.split_whitespace().any(|x| x == n);
-            (
-                has("memory") && has("pids"),
-                format!("{}: {}", dir.display(), c.trim()),
-            )
-        }
-        Err(why) => (false, why),
-    };
+    use crate::run::cgroup::{home, Controller};
+    let homes: Vec<_> = [Controller::Memory, Controller::Pids]
+        .into_iter()
+        .map(|c| (c, home(c)))
+        .collect();
     out.push(Check {
-        name: "cgroup v2 delegation",
-        ok,
+        name: "cgroup limits",
+        ok: homes.iter().all(|(_, h)| h.is_ok()),
         needed_by: "--isolate --memory/--pids (optional)",
-        found,
+        found: homes
+            .iter()
+            .map(|(c, h)| match h {
+                Ok(h) => format!(
+                    "{}: cgroup {} at {}",
+                    c.name(),
+                    h.version(),
+                    h.dir().display()
+                ),
+                Err(why) => format!("{}: none ({why})", c.name()),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
         fix: "cgroup v2 with memory and pids delegated to your cgroup (systemd-run --user \
-              -p Delegate=yes --scope ...)",
+              -p Delegate=yes --scope ...), or run as root where cgroup v1 has them",
     });
     out
 }

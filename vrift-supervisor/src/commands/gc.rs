@@ -62,7 +62,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         };
         let lock = exclusive.insert(lock);
-        gc::execute(&store, lock)?
+        let progress = crate::progress::Progress::new("deleting unreferenced blobs", 0);
+        gc::execute_with_progress(&store, lock, &|done, total| {
+            if done == 1 {
+                progress.set_length(total);
+            }
+            progress.set_position(done);
+        })?
     } else {
         gc::plan(&store)?
     };

@@ -2,11 +2,12 @@
 //! store and write `DIR/vrift.manifest`.
 
 use std::cell::Cell;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressStyle};
+
+use crate::progress::Progress;
 use serde_json::json;
 use vrift_common::filters::{ExcludeReason, Filter, FilterOptions, VRIFTIGNORE};
 use vrift_common::ingest::{
@@ -170,52 +171,47 @@ fn remember_excludes(root: &Path, patterns: &[String]) -> anyhow::Result<Remembe
 }
 
 pub(super) struct Bar {
-    bar: ProgressBar,
+    progress: Progress,
     storing: Cell<bool>,
 }
 
+/// The ingest's progress: a count of the paths scanned, then a bar of the files stored.
 pub(super) fn progress_bar() -> Bar {
-    let bar = if std::io::stderr().is_terminal() {
-        let b = ProgressBar::new_spinner();
-        b.set_style(
-            ProgressStyle::with_template("{spinner} scanning: {pos} paths")
-                .expect("valid template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
     Bar {
-        bar,
+        progress: Progress::with_style("scanning", None, "{spinner} scanning: {pos} paths"),
         storing: Cell::new(false),
     }
 }
 
 impl Bar {
     pub(super) fn finish_and_clear(&self) {
-        self.bar.finish_and_clear();
+        self.progress.finish();
     }
 }
 
 pub(super) fn show_progress(b: &Bar, p: IngestProgress) {
     match p.phase {
-        IngestPhase::Walking => b.bar.set_position(p.entries_seen),
+        IngestPhase::Walking => b.progress.set_position(p.entries_seen),
         IngestPhase::Storing => {
             if !b.storing.replace(true) {
-                b.bar.set_style(
-                    ProgressStyle::with_template(
-                        "storing {bar:30} {pos}/{len} files {msg} ({elapsed})",
-                    )
-                    .expect("valid template"),
-                );
-                b.bar.set_length(p.files_total);
+                if let Some(bar) = b.progress.bar() {
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "storing {bar:30} {pos}/{len} files {msg} ({elapsed})",
+                        )
+                        .expect("valid template"),
+                    );
+                }
+                b.progress.set_length(p.files_total);
             }
-            b.bar.set_position(p.files_done);
-            b.bar.set_message(format!(
-                "{} / {}",
-                HumanBytes(p.bytes_done),
-                HumanBytes(p.bytes_total)
-            ));
+            if let Some(bar) = b.progress.bar() {
+                bar.set_message(format!(
+                    "{} / {}",
+                    HumanBytes(p.bytes_done),
+                    HumanBytes(p.bytes_total)
+                ));
+            }
+            b.progress.set_position(p.files_done);
         }
     }
 }

@@ -81,6 +81,7 @@ fn show(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
             "entries": m.len(),
             "total_file_bytes": m.total_file_bytes(),
             "items": m.iter().map(|(p, e)| entry_json(p, e)).collect::<Vec<_>>(),
+            "whiteouts": m.whiteouts().iter().map(|p| display_path(p)).collect::<Vec<_>>(),
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -104,6 +105,10 @@ fn show(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
         for (p, e) in m.iter() {
             write_entry_line(&mut out, p, e)?;
+        }
+        // Removals from the layers below (`vrift run --base`), after the entries.
+        for p in m.whiteouts() {
+            writeln!(out, "{:<7} {}", "whiteout", display_path(p))?;
         }
         out.flush()
     })();

@@ -12,17 +12,17 @@
 //!
 //! The run pivots into it, and the old root is detached. The program also gets its own
 //! user, UTS (hostname `vrift`), IPC and (unless `--net`) network namespaces, no descriptor
-//! but 0, 1 and 2 from vrift, no new privileges, and with `--memory`/`--pids` a cgroup v2 of
-//! its own where the controllers are delegated.
+//! but 0, 1 and 2 from vrift, no new privileges, and with `--memory`/`--pids` a cgroup of
+//! its own (`super::cgroup`: v2 where the controllers are delegated, else v1 as root).
 
 use std::ffi::CString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use vrift_common::manifest::Manifest;
 use vrift_common::store::Store;
 
+use super::cgroup::{parse_size, Limits, RunCgroup};
 use crate::mounts::{cstring, Mount};
 use crate::projection::overlay::layer::{self, Flavor};
 use crate::sys::ns;
@@ -39,11 +39,11 @@ pub struct IsolateArgs {
     #[arg(long, requires = "isolate")]
     pub net: bool,
     /// With --isolate: the program's memory limit (bytes, or with K, M, G), through a
-    /// cgroup v2 where the memory controller is delegated.
+    /// cgroup (v2 where the memory controller is delegated, else v1 as root).
     #[arg(long, value_name = "SIZE", requires = "isolate")]
     pub memory: Option<String>,
     /// With --isolate: the most processes and threads the program may have at once,
-    /// through a cgroup v2 where the pids controller is delegated.
+    /// through a cgroup (v2 where the pids controller is delegated, else v1 as root).
     #[arg(long, value_name = "N", requires = "isolate")]
     pub pids: Option<u64>,
 }
@@ -71,22 +71,24 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// The hostname an isolated program sees.
 pub const HOSTNAME: &str = "vrift";
 
-/// An isolated run's cgroup, removed when the run is done.
-pub struct Cgroup {
-    dir: PathBuf,
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        // Empty by now: the program's pid namespace ended with it.
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
 /// What the life cycle keeps while an isolated run goes on.
 pub struct Prepared {
-    /// Held for its `Drop`, which removes the cgroup.
-    pub _cgroup: Option<Cgroup>,
+    /// The run's cgroups (removed on drop), with `--memory`/`--pids`.
+    pub cgroup: Option<RunCgroup>,
+}
+
+impl Prepared {
+    /// Say why the program was killed, when its cgroup saw it run out of memory.
+    pub fn report_end(&self, status: u8) {
+        if let Some(cg) = &self.cgroup {
+            if i32::from(status) == 128 + libc::SIGKILL && cg.oom_killed() {
+                eprintln!(
+                    "vrift: the program ran out of memory: the kernel killed it at the --memory \
+                     limit"
+                );
+            }
+        }
+    }
 }
 
 /// Where the root file system comes from.
@@ -234,36 +236,30 @@ fn is_host_bound(new_root: &Path, path: &Path) -> bool {
         .any(|d| path.starts_with(new_root.join(d)) && Path::new("/").join(d).is_dir())
 }
 
-/// The layers of the `--base` manifests, upper-most first (the last `--base` is the upper
-/// one), each built once and cached in the store like a view's.
+/// The layers of the `--base` manifests (upper-most first): those of their merged tree,
+/// built once and cached in the store like a view's. The bases are merged first (with
+/// their whiteouts) rather than stacked as layers of their own: overlayfs follows a
+/// metadata layer's redirect into the blobs only from the lowest layer (metacopy=on, which
+/// would allow more, is refused with userxattr).
 fn base_layers(store: &Store, bases: &[PathBuf], uid: u32) -> Result<Vec<PathBuf>> {
     let flavor = Flavor::for_uid(uid);
-    let mut layers = Vec::new();
-    for base in bases.iter().rev() {
-        let manifest = Manifest::load(base)?;
-        let key = std::path::absolute(base).with_context(|| format!("{}", base.display()))?;
-        // Built once per manifest; the first time may take a while for a large base.
-        let bar = layer_spinner(base);
-        let stack = layer::ensure_stack(store, &manifest, flavor, uid, &key)
-            .with_context(|| format!("--base {}: building its layer", base.display()));
-        bar.finish_and_clear();
-        let stack = stack?;
-        tracing::info!("base layer {} ({})", stack.layers[0].display(), stack.how);
-        layers.extend(stack.layers);
+    let mut manifests = Vec::new();
+    for base in bases {
+        manifests.push(std::sync::Arc::new(
+            Manifest::load(base).with_context(|| format!("--base {}", base.display()))?,
+        ));
     }
-    Ok(layers)
-}
-
-/// A spinner on stderr while a base's layer is looked up or built; hidden off a terminal.
-fn layer_spinner(base: &Path) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_message(format!("layer of --base {}", base.display()));
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar
+    let manifest = match manifests.len() {
+        1 => std::sync::Arc::unwrap_or_clone(manifests.remove(0)),
+        _ => super::base::merge(manifests)?,
+    };
+    let top = bases.last().expect("at least one base");
+    let key = std::path::absolute(top).with_context(|| format!("{}", top.display()))?;
+    // Built once per manifest (with a progress bar on a terminal when it takes a while).
+    let stack = layer::ensure_stack(store, &manifest, flavor, uid, &key)
+        .with_context(|| format!("--base {}: building its layer", top.display()))?;
+    tracing::info!("base layer {} ({})", stack.layers[0].display(), stack.how);
+    Ok(stack.layers)
 }
 
 /// A read-only overlay of the base layers, with the run's skeleton (mount points) on top.
@@ -377,11 +373,18 @@ pub fn namespaces(
     runner_uid: u32,
     runner_gid: u32,
 ) -> Result<(ns::Isolation, Prepared)> {
-    let cgroup = cgroup(args, run_id)?;
-    let procs = match &cgroup {
-        Some(c) => Some(cstring(&c.dir.join("cgroup.procs"))?),
-        None => None,
+    let limits = Limits {
+        memory: args.memory.as_deref().map(parse_size).transpose()?,
+        pids: args.pids,
     };
+    let cgroup = RunCgroup::make(limits, run_id)?;
+    let mut procs = Vec::new();
+    if let Some(cg) = &cgroup {
+        tracing::info!("limits in cgroup {}", cg.describe());
+        for f in cg.procs_files() {
+            procs.push(cstring(&f)?);
+        }
+    }
     // Root gets a user namespace of its own too, entered once the mounts are made (its
     // overlay layers carry trusted.* xattrs, which only the initial namespace may use).
     let late_user = (runner_uid == 0).then(|| {
@@ -397,144 +400,14 @@ pub fn namespaces(
             late_user,
             cgroup_procs: procs,
         },
-        Prepared { _cgroup: cgroup },
+        Prepared { cgroup },
     ))
-}
-
-/// A cgroup v2 of the run's own with the limits asked for; None when none are asked for.
-fn cgroup(args: &IsolateArgs, run_id: &str) -> Result<Option<Cgroup>> {
-    let mut limits: Vec<(&str, &str, String)> = Vec::new();
-    if let Some(m) = &args.memory {
-        limits.push(("memory", "memory.max", parse_size(m)?.to_string()));
-    }
-    if let Some(n) = args.pids {
-        limits.push(("pids", "pids.max", n.to_string()));
-    }
-    if limits.is_empty() {
-        return Ok(None);
-    }
-    let parent = own_cgroup_v2().map_err(|why| {
-        anyhow::anyhow!(
-            "--memory/--pids need a cgroup v2 with the controllers delegated: {why}. Run \
-             without the limits, or where cgroup v2 is mounted and delegated (e.g. under \
-             systemd: systemd-run --user -p Delegate=yes --scope vrift run ...)"
-        )
-    })?;
-    let available = std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
-    let enabled =
-        std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
-    for (controller, _, _) in &limits {
-        if enabled.split_whitespace().any(|c| c == *controller) {
-            continue;
-        }
-        if !available.split_whitespace().any(|c| c == *controller) {
-            bail!(
-                "--{}: the cgroup v2 {controller} controller is not delegated to {} (it has: {}); ask \
-                 for a cgroup with it delegated, or run without the limit",
-                if *controller == "memory" {
-                    "memory"
-                } else {
-                    "pids"
-                },
-                parent.display(),
-                if available.trim().is_empty() {
-                    "none"
-                } else {
-                    available.trim()
-                }
-            );
-        }
-        let ctl = parent.join("cgroup.subtree_control");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&ctl)
-            .and_then(|mut f| f.write_all(format!("+{controller}").as_bytes()))
-            .with_context(|| {
-                format!(
-                    "{}: enabling the {controller} controller for vrift's cgroups (a cgroup \
-                     with processes of its own cannot hand controllers down: run vrift in a \
-                     delegated cgroup of its own)",
-                    ctl.display()
-                )
-            })?;
-    }
-    let dir = parent.join(format!("vrift-{run_id}"));
-    std::fs::create_dir(&dir).with_context(|| format!("{}", dir.display()))?;
-    let cg = Cgroup { dir };
-    for (_, file, value) in &limits {
-        let p = cg.dir.join(file);
-        std::fs::write(&p, value).with_context(|| format!("{}", p.display()))?;
-    }
-    Ok(Some(cg))
-}
-
-/// The cgroup v2 directory vrift runs in, if cgroup v2 is mounted and writable there.
-pub fn own_cgroup_v2() -> std::result::Result<PathBuf, String> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
-    let rel = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .ok_or("this system has no cgroup v2 hierarchy")?;
-    let mounts = std::fs::read_to_string("/proc/self/mounts").map_err(|e| e.to_string())?;
-    let mount = mounts
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let (_, dir, fs) = (f.next()?, f.next()?, f.next()?);
-            (fs == "cgroup2").then(|| PathBuf::from(dir))
-        })
-        .next()
-        .ok_or("cgroup v2 is not mounted")?;
-    let dir = mount.join(rel.trim_start_matches('/'));
-    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    if controllers.trim().is_empty() {
-        return Err(format!(
-            "the cgroup v2 hierarchy at {} has no controllers here (a hybrid cgroup v1 \
-             system keeps memory and pids in v1)",
-            mount.display()
-        ));
-    }
-    if nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_err() {
-        return Err(format!("{} is not writable by you", dir.display()));
-    }
-    Ok(dir)
-}
-
-/// `512M`, `2G`, `1048576`: bytes.
-fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m = match c.to_ascii_uppercase() {
-                'K' => 1u64 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => bail!("--memory {s}: unknown unit {c:?} (use K, M, G or T)"),
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("--memory {s}: not a size"))?;
-    n.checked_mul(mult)
-        .with_context(|| format!("--memory {s}: too large"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mounts::{apply, fake::Recorder};
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(parse_size("12X").is_err());
-        assert!(parse_size("M").is_err());
-    }
 
     #[test]
     fn the_minimal_plan_pivots_into_a_root_holding_the_view() {

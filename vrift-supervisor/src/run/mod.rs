@@ -15,6 +15,7 @@
 //! `crate::mounts`, `crate::rundir`), so projections never depend on the life cycle.
 
 pub mod base;
+pub mod cgroup;
 pub mod destination;
 pub mod isolate;
 pub mod launch;
@@ -223,7 +224,7 @@ fn run_with(
         }
     };
     // What recovery needs if this vrift is killed: written before the program starts.
-    spec.manifest.save_atomic(&run_dir.join(BASE))?;
+    rundir::write_unsynced(&run_dir.join(BASE), &spec.manifest.encode())?;
     RunRecord {
         version: RECORD_VERSION,
         projection: projection.kind(),
@@ -238,7 +239,7 @@ fn run_with(
     }
     .write(run_dir.path())?;
 
-    let (plan, _isolation) = match launch_plan(
+    let (plan, isolation) = match launch_plan(
         store,
         opts,
         spec,
@@ -311,6 +312,9 @@ fn run_with(
             return Err(e);
         }
     };
+    if let Some(iso) = &isolation {
+        iso.report_end(finished.status);
+    }
 
     let new_manifest = projection.harvest().context("saving the run's changes")?;
     let (start_manifest, new_manifest) = base::unstack(spec, new_manifest)?;

@@ -31,6 +31,8 @@ use vrift_common::manifest::{Entry, EntryKind, Manifest, RelPath};
 use vrift_common::statcache::FileStat;
 use vrift_common::store::Store;
 
+use crate::progress::Progress;
+
 #[derive(Debug, Default)]
 pub struct Report {
     pub written: usize,
@@ -303,7 +305,16 @@ fn apply_changes(
         .filter(|(p, _)| new.get(p).is_none())
         .collect();
     gone.sort_by(|a, b| b.0.cmp(a.0));
+    let changed = new
+        .iter()
+        .filter(|(p, e)| before.get(p) != Some(*e))
+        .count();
+    let progress = Progress::new(
+        "writing the run's changes back",
+        (gone.len() + changed) as u64,
+    );
     for (rel, e) in gone {
+        progress.inc(1);
         let p = real(root, rel);
         check_reachable(&p)?;
         if !unchanged_on_disk(&p, Some(e)) {
@@ -339,6 +350,7 @@ fn apply_changes(
         if old == Some(e) {
             continue;
         }
+        progress.inc(1);
         let p = real(root, rel);
         check_reachable(&p)?;
         // A real directory, not a symlink to one: a directory that replaced a symlink in

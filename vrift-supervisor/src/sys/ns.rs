@@ -29,8 +29,8 @@ pub struct Isolation {
     pub hostname: CString,
     /// For root: `uid_map`/`gid_map` of a user namespace entered once the mounts are made.
     pub late_user: Option<(CString, CString)>,
-    /// The run's `cgroup.procs`, joined before anything else.
-    pub cgroup_procs: Option<CString>,
+    /// The run's `cgroup.procs` files (one per hierarchy), joined before anything else.
+    pub cgroup_procs: Vec<CString>,
 }
 
 #[derive(Debug)]
@@ -81,7 +81,7 @@ pub fn enter_namespaces(plan: &NsConfig) -> io::Result<()> {
         flags |= libc::CLONE_NEWUSER;
     }
     if let Some(iso) = &plan.isolation {
-        if let Some(procs) = &iso.cgroup_procs {
+        for procs in &iso.cgroup_procs {
             write_file(procs.as_bytes_with_nul(), b"0")?;
         }
         flags |= libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;

@@ -377,7 +377,11 @@ impl<B: Backend> ViewState<B> {
     pub fn commit(&self) -> anyhow::Result<Manifest> {
         let mut view = write(&self.view);
         let mut done = HashSet::new();
-        for (id, rel) in view.pending() {
+        let pending = view.pending();
+        let progress =
+            crate::progress::Progress::new("storing the run's new files", pending.len() as u64);
+        for (id, rel) in pending {
+            progress.inc(1);
             if !done.insert(id) {
                 continue;
             }

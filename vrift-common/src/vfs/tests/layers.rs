@@ -346,3 +346,44 @@ fn lower_layer_non_directory_ends_the_merge_below_a_directory() {
     assert!(v.lookup(b"d").unwrap().is_dir());
     assert_eq!(names(&v, "d"), ["x"]);
 }
+
+/// A manifest layer's whiteouts hide the path (and a directory's subtree) in every layer
+/// below it; a directory made again above a whited-out one shows only its own children.
+#[test]
+fn a_manifest_layers_whiteouts_hide_what_is_below() {
+    use crate::manifest::Manifest;
+    use std::sync::Arc;
+    let m = |l: Layer| Manifest::from_entries(l);
+    let lowest = m(layer(&[
+        ("", dir(0o755)),
+        ("etc", dir(0o755)),
+        ("etc/a.conf", file("a", 0o644)),
+        ("etc/b.conf", file("b", 0o644)),
+        ("share", dir(0o755)),
+        ("share/old", file("old", 0o644)),
+    ]));
+    let middle = m(layer(&[("", dir(0o755)), ("etc", dir(0o755))]))
+        .with_whiteouts([rel("etc/a.conf"), rel("share")]);
+    let top = m(layer(&[
+        ("", dir(0o755)),
+        ("share", dir(0o755)),
+        ("share/new", file("new", 0o644)),
+    ]));
+    let v = View::new(
+        ROOT,
+        OWNER,
+        vec![Arc::new(lowest), Arc::new(middle), Arc::new(top)],
+    )
+    .unwrap();
+    assert_eq!(v.lookup(b"etc/a.conf"), None);
+    assert_eq!(names(&v, "etc"), ["b.conf"]);
+    assert_eq!(names(&v, "share"), ["new"]);
+    assert_eq!(v.lookup(b"share/old"), None);
+    let flat: Vec<String> = v
+        .flatten()
+        .unwrap()
+        .into_iter()
+        .map(|(p, _)| String::from_utf8(p).unwrap())
+        .collect();
+    assert_eq!(flat, ["", "etc", "etc/b.conf", "share", "share/new"]);
+}

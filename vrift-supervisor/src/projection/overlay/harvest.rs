@@ -20,6 +20,7 @@ use vrift_common::manifest::{Entry, EntryKind, EntryMeta, EntryOwner, Manifest, 
 use vrift_common::store::Store;
 
 use super::layer::Flavor;
+use crate::progress::Progress;
 use crate::sys::xattr;
 
 fn join(rel: &[u8], name: &[u8]) -> RelPath {
@@ -61,6 +62,13 @@ struct NewContent {
     size: u64,
 }
 
+/// What the walk of the upper directory found beyond the entries: the new content.
+struct Found {
+    new: Vec<NewContent>,
+    /// Counts the paths looked at.
+    progress: Progress,
+}
+
 /// What becomes of the upper directory's new content.
 #[derive(Clone, Copy)]
 pub enum Take<'a> {
@@ -89,7 +97,10 @@ pub fn harvest(
     }
     let mut entries: BTreeMap<RelPath, Entry> =
         base.iter().map(|(p, e)| (p.to_vec(), e.clone())).collect();
-    let mut new = Vec::new();
+    let mut found = Found {
+        new: Vec::new(),
+        progress: Progress::counting("reading the run's changes"),
+    };
     let mut meta = MetaReader::new(base);
     walk(
         store,
@@ -98,12 +109,15 @@ pub fn harvest(
         flavor,
         passthrough,
         &mut entries,
-        &mut new,
+        &mut found,
         &mut meta,
     )?;
+    found.progress.finish();
+    let new = found.new;
     let mut entries: Vec<(RelPath, Entry)> = entries.into_iter().collect();
     base.follow_link_writes(&mut entries);
     let manifest = Manifest::from_entries(entries);
+    let progress = Progress::new("storing the run's new files", new.len() as u64);
     match take {
         Take::Move { result } => {
             if !new.is_empty() {
@@ -113,11 +127,13 @@ pub fn harvest(
             }
             for n in new {
                 adopt(store, &n)?;
+                progress.inc(1);
             }
         }
         Take::Copy => {
             for n in new {
                 copy_in(store, &n)?;
+                progress.inc(1);
             }
         }
     }
@@ -245,7 +261,7 @@ fn walk(
     flavor: Flavor,
     passthrough: &HashSet<RelPath>,
     entries: &mut BTreeMap<RelPath, Entry>,
-    new: &mut Vec<NewContent>,
+    found: &mut Found,
     meta_of: &mut MetaReader<'_>,
 ) -> Result<()> {
     let dir = if rel.is_empty() {
@@ -263,7 +279,17 @@ fn walk(
         & 0o7777;
     let opened = mode & 0o500 != 0o500
         && std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode | 0o700)).is_ok();
-    let walked = walk_entries(store, upper, rel, &dir, flavor, passthrough, entries, new);
+    let walked = walk_entries(
+        store,
+        upper,
+        rel,
+        &dir,
+        flavor,
+        passthrough,
+        entries,
+        found,
+        meta_of,
+    );
     if opened {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
             .with_context(|| format!("{}", dir.display()))?;
@@ -281,13 +307,15 @@ fn walk_entries(
     flavor: Flavor,
     passthrough: &HashSet<RelPath>,
     entries: &mut BTreeMap<RelPath, Entry>,
-    new: &mut Vec<NewContent>,
+    found: &mut Found,
+    meta_of: &mut MetaReader<'_>,
 ) -> Result<()> {
     let listing = crate::sys::fsops::with_owner_access(dir, || {
         std::fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()
     })
     .with_context(|| format!("{}", dir.display()))?;
     for child in listing {
+        found.progress.inc(1);
         let name = child.file_name();
         let crel = join(rel, name.as_bytes());
         if passthrough.contains(&crel) {
@@ -319,7 +347,7 @@ fn walk_entries(
                 flavor,
                 passthrough,
                 entries,
-                new,
+                found,
                 meta_of,
             )?;
         } else if ft.is_file() {
@@ -340,7 +368,7 @@ fn walk_entries(
                 Entry::file(hash, size, mode, mtime_of(&meta)).with_meta(m),
             );
             if !store.has_blob(&hash, size) {
-                new.push(NewContent { path, hash, size });
+                found.new.push(NewContent { path, hash, size });
             }
         } else if ft.is_symlink() {
             let target =

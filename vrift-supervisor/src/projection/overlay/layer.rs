@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use vrift_common::manifest::{display_path, Entry, EntryKind, Manifest, RelPath};
 use vrift_common::store::Store;
 
+use crate::progress::Progress;
 use crate::sys::{fsops, xattr};
 
 /// The directory of the store that holds metadata layers.
@@ -122,7 +123,8 @@ pub fn ensure_stack(
             let n = changed.len();
             build_atomic(store, &delta, |tmp| {
                 let entries = changed.iter().map(|(p, e)| (p.as_slice(), *e));
-                write_entries(store, entries, tmp, Data::Copy)
+                let progress = Progress::new("building the view's layer", n as u64);
+                write_entries(store, entries, tmp, Data::Copy, &progress)
             })?;
             return Ok(Stack {
                 layers: vec![delta, base_full],
@@ -322,9 +324,19 @@ fn redirect_of(hex: &str) -> String {
     format!("/{}/{}", &hex[..2], &hex[2..])
 }
 
-/// Build the layer of `manifest` at `dest` (which must not exist).
+/// Build the layer of `manifest` at `dest` (which must not exist). A layer is always the
+/// whole view (or a delta over one), never stacked over another manifest's layer, so a
+/// manifest's whiteouts have nothing to hide here: stacked manifests are merged first
+/// (`run::base::merge`).
 pub fn build(store: &Store, manifest: &Manifest, dest: &Path, flavor: Flavor) -> Result<()> {
-    write_entries(store, manifest.iter(), dest, Data::Redirect(flavor))
+    let progress = Progress::new("building the view's layer", manifest.len() as u64);
+    write_entries(
+        store,
+        manifest.iter(),
+        dest,
+        Data::Redirect(flavor),
+        &progress,
+    )
 }
 
 /// How a layer's files get their content.
@@ -345,6 +357,7 @@ fn write_entries<'a>(
     entries: impl Iterator<Item = (&'a [u8], &'a Entry)>,
     dest: &Path,
     data: Data,
+    progress: &Progress,
 ) -> Result<()> {
     std::fs::create_dir(dest).with_context(|| format!("{}", dest.display()))?;
     let ctx = |p: &Path| format!("{}", p.display());
@@ -353,6 +366,7 @@ fn write_entries<'a>(
     // overlayfs reports one inode and the group's link count.
     let mut linked: std::collections::HashMap<u64, PathBuf> = Default::default();
     for (rel, e) in entries {
+        progress.inc(1);
         let p = join(dest, rel);
         if e.meta.link != 0 {
             if let Some(first) = linked.get(&e.meta.link) {

@@ -15,6 +15,8 @@ use vrift_common::manifest::{EntryKind, Manifest, RelPath};
 
 pub use crate::view::spec::PassthroughKind;
 
+use crate::progress::Progress;
+
 fn placeholders(dest: &Path, passthrough: &[(RelPath, PassthroughKind)]) -> Result<(), FarmError> {
     for (rel, kind) in passthrough {
         let p = join(dest, rel);
@@ -80,8 +82,10 @@ fn join(root: &Path, rel: &[u8]) -> PathBuf {
 /// Materialize `manifest` at `dest` (which must not exist).
 pub fn build(store: &Store, manifest: &Manifest, dest: &Path) -> Result<(), FarmError> {
     std::fs::create_dir(dest).map_err(io_err(dest))?;
+    let progress = Progress::new("building the view's link farm", manifest.len() as u64);
     // Canonical order puts every directory before its contents.
     for (rel, e) in manifest.iter() {
+        progress.inc(1);
         let p = join(dest, rel);
         match e.kind {
             EntryKind::Dir if rel.is_empty() => {}
