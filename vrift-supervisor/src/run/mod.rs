@@ -151,7 +151,7 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
         }
     }
     tracing::info!("projection: {} ({why})", kind.name());
-    match run_with(kind, &store, &spec, &opts, &cwd) {
+    let first = match run_with(kind, &store, &spec, &opts, &cwd, Mounted::Yes) {
         Err(e)
             if kind == Kind::Overlay && opts.projection == Choice::Auto && overlay_refused(&e) =>
         {
@@ -159,10 +159,59 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
                 "projection: supervisor (the overlay could not be mounted: {})",
                 crate::describe_error(&e)
             );
-            run_with(Kind::Supervisor, &store, &spec, &opts, &cwd)
+            run_with(Kind::Supervisor, &store, &spec, &opts, &cwd, Mounted::Yes)
+        }
+        r => r,
+    };
+    // Namespaces refused (a container's seccomp profile, user namespaces turned off):
+    // nothing ran. `auto` (and shim+supervisor) go on without mounts, then with the shim
+    // alone where the seccomp filter is refused too.
+    let Err(e) = first else { return first };
+    let may_go_on = matches!(opts.projection, Choice::Auto | Choice::ShimSupervisor)
+        && !opts.trace
+        && !opts.isolate.isolate;
+    if !(may_go_on && namespaces_refused(&e)) {
+        return Err(e);
+    }
+    tracing::info!(
+        "projection: shim+supervisor without mounts (this system refuses namespaces: {})",
+        crate::describe_error(&e)
+    );
+    match run_with(Kind::Supervisor, &store, &spec, &opts, &cwd, Mounted::No) {
+        Err(e) if opts.projection == Choice::Auto && filter_refused(&e) && opts.bases.is_empty() => {
+            tracing::info!(
+                "projection: shim (the seccomp filter is refused too: {})",
+                crate::describe_error(&e)
+            );
+            let start = start::dir(&opts, &spec, &cwd)?;
+            let status = crate::projection_shim::run(&store, &spec, &start, &opts.cmd)?;
+            Ok(Finished {
+                status,
+                traced: None,
+            })
         }
         r => r,
     }
+}
+
+/// Whether the view is mounted at its root (in the program's own namespaces), or served
+/// without mounts where namespaces are refused (`projection::supervisor::no_mounts`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mounted {
+    Yes,
+    No,
+}
+
+/// The program did not start because the kernel refused the run's namespaces.
+fn namespaces_refused(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<launch::SetupFailed>()
+        .is_some_and(|f| f.namespaces_refused())
+}
+
+/// The program did not start because the kernel refused the seccomp filter.
+fn filter_refused(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<launch::SetupFailed>()
+        .is_some_and(|f| f.filter_refused())
 }
 
 /// The program did not start because the kernel refused the overlay mount.
@@ -178,7 +227,9 @@ fn run_with(
     spec: &ViewSpec,
     opts: &RunOptions,
     cwd: &Path,
+    mounted: Mounted,
 ) -> Result<Finished> {
+    let without_mounts = mounted == Mounted::No;
     let run_dir = RunDir::create(store)?;
     let runner = Owner {
         uid: nix::unistd::geteuid().as_raw(),
@@ -194,8 +245,12 @@ fn run_with(
     // With the shim in front (shim+supervisor), its state lives in the same run directory.
     // A trace runs without it: what the shim answers inside the process, neither eBPF nor
     // the supervisor sees.
-    let with_shim =
-        opts.projection == Choice::ShimSupervisor && kind == Kind::Supervisor && !opts.trace;
+    // Without mounts the shim is always in front: it serves dynamic programs' reads and
+    // keeps their cwd, which the kernel could not enter.
+    let with_shim = (opts.projection == Choice::ShimSupervisor
+        && kind == Kind::Supervisor
+        && !opts.trace)
+        || without_mounts;
     let shim = match with_shim.then(|| prepare_shim(store, spec, opts, cwd, owner, &run_dir)) {
         Some(Err(e)) => {
             run_dir.remove();
@@ -212,6 +267,7 @@ fn run_with(
             run_dir: &run_dir,
             owner,
             with_shim,
+            without_mounts,
         },
     );
     let projection = match prepared {
@@ -238,15 +294,20 @@ fn run_with(
     }
     .write(run_dir.path())?;
 
-    let (plan, _isolation) = match launch_plan(
-        store,
-        opts,
-        spec,
-        cwd,
-        runner,
-        projection.as_ref(),
-        Some(&run_dir),
-    ) {
+    let planned = if without_mounts {
+        plan_without_mounts(opts, spec, cwd, projection.as_ref(), &run_dir)
+    } else {
+        launch_plan(
+            store,
+            opts,
+            spec,
+            cwd,
+            runner,
+            projection.as_ref(),
+            Some(&run_dir),
+        )
+    };
+    let (plan, _isolation) = match planned {
         Ok(p) => p,
         Err(e) => {
             run_dir.remove();
@@ -275,7 +336,15 @@ fn run_with(
         .and_then(|_| crate::projection_shim::ServedCounter::create(run_dir.path()));
     let env = shim
         .as_ref()
-        .map(|p| crate::projection_shim::env_with_supervisor(p, projection.dev(), counter.as_ref()))
+        .map(|p| {
+            let farm = without_mounts.then(|| run_dir.join(crate::rundir::FARM));
+            crate::projection_shim::env_with_supervisor(
+                p,
+                projection.dev(),
+                counter.as_ref(),
+                farm.as_deref(),
+            )
+        })
         .unwrap_or_default();
     // The supervisor counts what it serves (for a trace, or to report beside the shim's
     // count); under the overlay a trace's classes come from the eBPF side instead.
@@ -377,6 +446,35 @@ pub(crate) fn launch_plan(
                 join: None,
             }),
             mounts: steps,
+            filter: projection.filter()?,
+        },
+        None,
+    ))
+}
+
+/// The launch of a run without mounts: no namespaces, no mounts, the projection's filter,
+/// and the program started in the farm's directory standing for its start directory (the
+/// kernel cannot enter the view's paths), or in the real one outside the view.
+fn plan_without_mounts(
+    opts: &RunOptions,
+    spec: &ViewSpec,
+    cwd: &Path,
+    projection: &dyn Projection,
+    run_dir: &RunDir,
+) -> Result<(launch::LaunchPlan, Option<isolate::Prepared>)> {
+    let start = start::dir(opts, spec, cwd)?;
+    let in_farm = start
+        .strip_prefix(&spec.root)
+        .ok()
+        .map(|rel| run_dir.join(crate::rundir::FARM).join(rel))
+        .filter(|p| p.is_dir());
+    let dir = in_farm.unwrap_or(start);
+    Ok((
+        launch::LaunchPlan {
+            ns: None,
+            mounts: vec![Mount::Chdir {
+                path: cstring(&dir)?,
+            }],
             filter: projection.filter()?,
         },
         None,
