@@ -79,10 +79,13 @@ pub fn shim_alone() -> bool {
 }
 
 /// The busybox the scenarios run: the static one the set-up installs, except under the
-/// shim alone, which serves dynamic programs only: there, a dynamically linked build of the
-/// same version (`scripts/setup.sh` puts it in /usr/local/libexec/vrift-tests).
+/// shim alone, which serves dynamic programs only, and where namespaces are refused (the
+/// shim serves dynamic programs there, the supervisor without mounts cannot enter a
+/// directory made in the run for a static one, see `run_parts`): there, a dynamically
+/// linked build of the same version (`scripts/setup.sh` puts it in
+/// /usr/local/libexec/vrift-tests).
 pub fn busybox() -> PathBuf {
-    if shim_alone() {
+    if shim_alone() || current_projection() == NO_NAMESPACES {
         let p = PathBuf::from(DYNAMIC_BUSYBOX);
         assert!(
             p.exists(),

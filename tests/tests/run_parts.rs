@@ -193,7 +193,17 @@ fn run_confined(projection: &str) -> (Option<i32>, String) {
         busybox()
     };
     let out = Command::new(confine())
-        .args(["ns", &vrift, "-v", "run", "--", &bb, "sh", "-c", "cat a.txt >/dev/null"])
+        .args([
+            "ns",
+            &vrift,
+            "-v",
+            "run",
+            "--",
+            &bb,
+            "sh",
+            "-c",
+            "cat a.txt >/dev/null",
+        ])
         .current_dir(&proj)
         .env("VRIFT_HOME", env.home())
         .env("VRIFT_PROJECTION", projection)
@@ -227,7 +237,9 @@ fn refused_namespaces_fall_back_to_shim_supervisor_without_mounts() {
         let (code, err) = run_confined(projection);
         assert_eq!(code, Some(0), "{projection}: {err}");
         assert!(
-            err.contains("projection: shim+supervisor without mounts (this system refuses namespaces"),
+            err.contains(
+                "projection: shim+supervisor without mounts (this system refuses namespaces"
+            ),
             "{projection}: {err}"
         );
     }
@@ -236,23 +248,22 @@ fn refused_namespaces_fall_back_to_shim_supervisor_without_mounts() {
 }
 
 // Without namespaces the view is not mounted: a static program (which the shim does not
-// serve) enters a directory made in the run and runs a script made there, both named
-// relative to a directory of the view, where the kernel reaches the farm; a file made in
-// the run named by its absolute path cannot be run by the kernel, and is refused with a
-// message naming it, never run from the disk. Dynamic programs are served by the shim.
+// serve) runs a script made in the run named relative to its cwd in the view (the kernel
+// reaches the farm's file) and enters a directory that is on disk; a directory or a file
+// made in the run, named by a path the kernel would look for on disk (busybox's `cd`
+// makes every path absolute), is refused with a message naming it, never served from the
+// disk. (Dynamic programs are served by the shim: the `no-namespaces` axis of the suites.)
 #[test]
 fn without_namespaces_static_programs_get_the_view_or_a_clear_refusal() {
     let env = Env::new();
     let proj = project(&env);
     let vrift = vrift_bin().display().to_string();
     let bb = busybox();
-    let script = format!(
-        "mkdir made && cd made && pwd && printf 'echo from the view\\n' > s.sh && \
-         chmod 755 s.sh && ./s.sh && cat ../sub/b.txt; {bb} sh -c \"$PWD/s.sh\"; \
-         echo status=$?"
-    );
+    let script = "mkdir made && printf 'echo from the view\\n' > made/s.sh && \
+         chmod 755 made/s.sh && ./made/s.sh && cat sub/b.txt; cd sub && pwd; cd ../made; \
+         echo cd=$?; $PWD/../made/s.sh; echo status=$?";
     let out = Command::new(confine())
-        .args(["ns", &vrift, "run", "--", &bb, "sh", "-c", &script])
+        .args(["ns", &vrift, "run", "--", &bb, "sh", "-c", script])
         .current_dir(&proj)
         .env("VRIFT_HOME", env.home())
         .env("VRIFT_PROJECTION", "auto")
@@ -266,13 +277,20 @@ fn without_namespaces_static_programs_get_the_view_or_a_clear_refusal() {
     assert_eq!(
         stdout,
         format!(
-            "{}/made\nfrom the view\nbeta\nstatus=126\n",
+            "from the view\nbeta\n{}/sub\ncd=2\nstatus=126\n",
             proj.display()
         ),
         "{err}"
     );
+    let p = proj.display();
     assert!(
-        err.contains(&format!("{}/made/s.sh: exec: without namespaces", proj.display())),
+        err.contains(&format!("vrift: {p}/made: chdir: without namespaces")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "vrift: {p}/sub/../made/s.sh: exec: without namespaces"
+        )),
         "{err}"
     );
     // The run's changes were written back, as by every projection.

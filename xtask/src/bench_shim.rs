@@ -318,7 +318,9 @@ fn whole_runs(
     println!();
     println!("{title}");
     println!();
-    println!("| runner | ms | vs native | the program's part (run minus the run of /bin/true), ms |");
+    println!(
+        "| runner | ms | vs native | the program's part (run minus the run of /bin/true), ms |"
+    );
     println!("| --- | --- | --- | --- |");
     for (k, r) in runners.iter().enumerate() {
         let projections = PROJECTIONS.len() - 1;
@@ -377,7 +379,11 @@ fn python_imports(o: &Opts, vrift: &Path, cache: &Path) -> Result<()> {
          import benchpkg.all\n\
          print('imported', len([m for m in __import__('sys').modules if m.startswith('benchpkg.')]))\n",
     )?;
-    step(Command::new(proj.join("venv/bin/python")).args(["-m", "compileall", "-q"]).arg(&pkg))?;
+    step(
+        Command::new(proj.join("venv/bin/python"))
+            .args(["-m", "compileall", "-q"])
+            .arg(&pkg),
+    )?;
     let home = cache.join("store-py");
     step(
         Command::new(vrift)

@@ -135,6 +135,15 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
             traced: None,
         });
     }
+    let may_go_without_mounts = matches!(opts.projection, Choice::Auto | Choice::ShimSupervisor)
+        && !opts.trace
+        && !opts.isolate.isolate;
+    if may_go_without_mounts {
+        // Found out before anything is prepared (an overlay's layer, a run directory).
+        if let Some(why) = namespaces_refused_here() {
+            return run_without_mounts(&store, &spec, &opts, &cwd, why);
+        }
+    }
     let (mut kind, mut why) = projection::choose(opts.projection, &store, opts.trace);
     if kind == Kind::Overlay && opts.projection == Choice::Auto {
         let runner = Owner {
@@ -167,30 +176,61 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
     // nothing ran. `auto` (and shim+supervisor) go on without mounts, then with the shim
     // alone where the seccomp filter is refused too.
     let Err(e) = first else { return first };
-    let may_go_on = matches!(opts.projection, Choice::Auto | Choice::ShimSupervisor)
-        && !opts.trace
-        && !opts.isolate.isolate;
-    if !(may_go_on && namespaces_refused(&e)) {
+    if !(may_go_without_mounts && namespaces_refused(&e)) {
         return Err(e);
     }
+    run_without_mounts(&store, &spec, &opts, &cwd, crate::describe_error(&e))
+}
+
+/// `auto` and shim+supervisor where namespaces are refused (`why`): the shim in front of a
+/// supervisor that mounts nothing, else (the seccomp filter refused too, `auto` only) the
+/// shim alone.
+fn run_without_mounts(
+    store: &Store,
+    spec: &ViewSpec,
+    opts: &RunOptions,
+    cwd: &Path,
+    why: String,
+) -> Result<Finished> {
     tracing::info!(
-        "projection: shim+supervisor without mounts (this system refuses namespaces: {})",
-        crate::describe_error(&e)
+        "projection: shim+supervisor without mounts (this system refuses namespaces: {why})"
     );
-    match run_with(Kind::Supervisor, &store, &spec, &opts, &cwd, Mounted::No) {
-        Err(e) if opts.projection == Choice::Auto && filter_refused(&e) && opts.bases.is_empty() => {
+    match run_with(Kind::Supervisor, store, spec, opts, cwd, Mounted::No) {
+        Err(e)
+            if opts.projection == Choice::Auto && filter_refused(&e) && opts.bases.is_empty() =>
+        {
             tracing::info!(
                 "projection: shim (the seccomp filter is refused too: {})",
                 crate::describe_error(&e)
             );
-            let start = start::dir(&opts, &spec, &cwd)?;
-            let status = crate::projection_shim::run(&store, &spec, &start, &opts.cmd)?;
+            let start = start::dir(opts, spec, cwd)?;
+            let status = crate::projection_shim::run(store, spec, &start, &opts.cmd)?;
             Ok(Finished {
                 status,
                 traced: None,
             })
         }
         r => r,
+    }
+}
+
+/// Can this process make the namespaces a run needs? Tried in a child (the probe changes
+/// nothing here); the refusal, in words, when it cannot.
+fn namespaces_refused_here() -> Option<String> {
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID;
+    if !nix::unistd::geteuid().is_root() {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    match crate::sys::probe::in_child(|| crate::sys::probe::unshare(flags)) {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOSPC) | Some(libc::EINVAL)
+            ) =>
+        {
+            Some(format!("unshare of the run's namespaces: {e}"))
+        }
+        _ => None,
     }
 }
 
@@ -247,10 +287,9 @@ fn run_with(
     // the supervisor sees.
     // Without mounts the shim is always in front: it serves dynamic programs' reads and
     // keeps their cwd, which the kernel could not enter.
-    let with_shim = (opts.projection == Choice::ShimSupervisor
-        && kind == Kind::Supervisor
-        && !opts.trace)
-        || without_mounts;
+    let with_shim =
+        (opts.projection == Choice::ShimSupervisor && kind == Kind::Supervisor && !opts.trace)
+            || without_mounts;
     let shim = match with_shim.then(|| prepare_shim(store, spec, opts, cwd, owner, &run_dir)) {
         Some(Err(e)) => {
             run_dir.remove();

@@ -63,20 +63,21 @@ impl NoMounts {
     /// in the store? The final component is not followed (a symlink's own name is changed
     /// by unlink or rename), every directory above it is.
     pub fn in_store(&self, kernel_path: &[u8]) -> bool {
-        let norm = lexical::normalize(kernel_path);
-        if under(&norm, &self.store) {
-            return true;
+        let in_store = |p: &Path| under(p.as_os_str().as_bytes(), &self.store);
+        let raw = Path::new(std::ffi::OsStr::from_bytes(kernel_path));
+        // Where the kernel would put the name: its directory, every symlink above followed
+        // (a farm's pass-through placeholder is a symlink out of the store).
+        if let (Some(parent), Some(_)) = (raw.parent(), raw.file_name()) {
+            if let Ok(dir) = std::fs::canonicalize(parent) {
+                // A symlink outside the store naming something in it: the calls that
+                // follow it (open, truncate, chmod...) would reach the store.
+                return in_store(&dir) || std::fs::canonicalize(raw).is_ok_and(|f| in_store(&f));
+            }
         }
-        let p = Path::new(std::ffi::OsStr::from_bytes(&norm));
-        let Some(parent) = p.parent() else {
-            return false;
-        };
-        if under(&canonical_bytes(parent), &self.store) {
-            return true;
+        match std::fs::canonicalize(raw) {
+            Ok(full) => in_store(&full),
+            Err(_) => under(&lexical::normalize(kernel_path), &self.store),
         }
-        // A symlink outside the store naming something in it: the calls that follow it
-        // (open, truncate, chmod...) would reach the store.
-        std::fs::canonicalize(p).is_ok_and(|full| under(full.as_os_str().as_bytes(), &self.store))
     }
 
     /// Does `kernel_path` (absolute, as the kernel resolves it) lead to `target`, following
@@ -140,5 +141,11 @@ mod tests {
         assert!(nm.in_store(&b(&out.join("dirlink/new"))));
         assert!(nm.in_store(&b(&out.join("../store/blobs/b"))));
         assert!(!nm.in_store(&b(&out.join("plain"))));
+        // A farm's pass-through placeholder: a symlink out of the store.
+        let farm = store.join("runs/1/farm");
+        std::fs::create_dir_all(&farm).unwrap();
+        std::os::unix::fs::symlink(&out, farm.join("target")).unwrap();
+        assert!(!nm.in_store(&b(&farm.join("target/new"))));
+        assert!(nm.in_store(&b(&farm.join("made"))));
     }
 }

@@ -73,9 +73,7 @@ pub(super) fn serve_open(c: &Call, p: &PathArg, flags: i32) -> (Served, Reply) {
         Some(rel) => nm.farm_path(&rel),
         // A view symlink leading out of the view: what it names, on disk.
         None => match state.with_view(|v| v.resolve(&p.abs, v.root(), follow)) {
-            Ok(vrift_common::vfs::Resolved::Outside(out)) if same_user(c) => {
-                os(&out).to_path_buf()
-            }
+            Ok(vrift_common::vfs::Resolved::Outside(out)) if same_user(c) => os(&out).to_path_buf(),
             _ => return PASS,
         },
     };
@@ -334,8 +332,7 @@ fn chdir(c: &Call, addr: u64) -> Handled {
     let Some(rel) = rel else {
         return Ok(PASS);
     };
-    if nm.lands_on(&p.kernel, &nm.farm_path(&rel)) || (p.kernel == p.abs && os(&p.abs).is_dir())
-    {
+    if nm.lands_on(&p.kernel, &nm.farm_path(&rel)) || (p.kernel == p.abs && os(&p.abs).is_dir()) {
         return Ok((Served::Hit, Reply::Continue));
     }
     nm.refuse(&p.abs, "chdir");
