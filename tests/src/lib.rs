@@ -105,7 +105,8 @@ pub const DYNAMIC_BUSYBOX: &str = "/usr/local/libexec/vrift-tests/busybox";
 /// `matrix!(name => scenario, not_shim = "why")` leaves the shim alone out, for a scenario
 /// it cannot serve (a static program), and says why in the module's documentation;
 /// `matrix!(name => scenario, needs_namespaces = "why")` leaves out the shim alone and the
-/// [`NO_NAMESPACES`] axis too (`--isolate`, `vrift trace`).
+/// [`NO_NAMESPACES`] axis too (`--isolate`, `vrift trace`), and `not_without_namespaces =
+/// "why"` that axis alone (what the supervisor without mounts refuses, see ARCHITECTURE).
 #[macro_export]
 macro_rules! matrix {
     ($name:ident => $scenario:ident) => {
@@ -127,6 +128,20 @@ macro_rules! matrix {
         mod $name {
             $crate::matrix!(@kernel $scenario);
             $crate::matrix!(@unmounted $scenario);
+        }
+    };
+    ($name:ident => $scenario:ident, not_without_namespaces = $why:literal) => {
+        #[doc = concat!("Not where namespaces are refused: ", $why, ".")]
+        mod $name {
+            $crate::matrix!(@kernel $scenario);
+            #[test]
+            fn root_shim() {
+                $crate::with_projection("shim", || super::$scenario(false));
+            }
+            #[test]
+            fn user_shim() {
+                $crate::with_projection("shim", || super::$scenario(true));
+            }
         }
     };
     ($name:ident => $scenario:ident, needs_namespaces = $why:literal) => {
@@ -194,6 +209,16 @@ macro_rules! projections {
         mod $name {
             $crate::projections!(@kernel $body);
             $crate::projections!(@unmounted);
+        }
+    };
+    (not_without_namespaces = $why:literal; fn $name:ident() $body:block) => {
+        #[doc = concat!("Not where namespaces are refused: ", $why, ".")]
+        mod $name {
+            $crate::projections!(@kernel $body);
+            #[test]
+            fn shim() {
+                $crate::with_projection("shim", scenario);
+            }
         }
     };
     (needs_namespaces = $why:literal; fn $name:ident() $body:block) => {

@@ -403,7 +403,9 @@ fn python_imports(o: &Opts, vrift: &Path, cache: &Path) -> Result<()> {
         &proj,
         &home,
         &title,
-        &["venv/bin/python", "imports.py"],
+        // Through a shell: the venv's python is a symlink, which the shim's launcher does
+        // not start by itself.
+        &["/bin/sh", "-c", "exec venv/bin/python imports.py"],
         &[("PYTHONDONTWRITEBYTECODE", "1")],
         |out| {
             if out.trim() != want {

@@ -91,7 +91,10 @@ impl Call<'_> {
             let base = self.model.unfarm(real.clone());
             (paths::join(&base, &path), paths::join(&real, &path))
         };
-        let place = self.model.place(&abs);
+        let place = match &self.model.no_mounts {
+            Some(nm) if nm.names_the_store(&abs) => Place::Outside,
+            _ => self.model.place(&abs),
+        };
         self.note(&abs);
         Ok(PathArg {
             abs,

@@ -74,10 +74,25 @@ impl NoMounts {
                 return in_store(&dir) || std::fs::canonicalize(raw).is_ok_and(|f| in_store(&f));
             }
         }
-        match std::fs::canonicalize(raw) {
-            Ok(full) => in_store(&full),
-            Err(_) => under(&lexical::normalize(kernel_path), &self.store),
+        if let Ok(full) = std::fs::canonicalize(raw) {
+            return in_store(&full);
         }
+        // Directories that do not exist yet: judged from the deepest one that does.
+        let mut dir = raw;
+        while let Some(up) = dir.parent() {
+            if let Ok(real) = std::fs::canonicalize(up) {
+                return in_store(&real);
+            }
+            dir = up;
+        }
+        under(&lexical::normalize(kernel_path), &self.store)
+    }
+
+    /// Is `abs` in the store by its name alone? Such a path is never the view's, even where
+    /// the store lies under the view's root (a run from the home directory that holds it):
+    /// the view does not show the store, and the shim reads its index and blobs there.
+    pub fn names_the_store(&self, abs: &[u8]) -> bool {
+        under(&lexical::normalize(abs), &self.store)
     }
 
     /// Does `kernel_path` (absolute, as the kernel resolves it) lead to `target`, following
@@ -146,6 +161,7 @@ mod tests {
         std::fs::create_dir_all(&farm).unwrap();
         std::os::unix::fs::symlink(&out, farm.join("target")).unwrap();
         assert!(!nm.in_store(&b(&farm.join("target/new"))));
+        assert!(!nm.in_store(&b(&farm.join("target/not/yet/there"))));
         assert!(nm.in_store(&b(&farm.join("made"))));
     }
 }
