@@ -92,6 +92,8 @@ pub struct Shim {
     /// answered.
     net: bool,
     served: Option<SharedCounter>,
+    /// The link farm of a supervisor serving the view without mounts ([`env::FARM`]).
+    farm: Option<Vec<u8>>,
 }
 
 fn errno_of(e: &std::io::Error) -> Errno {
@@ -358,6 +360,7 @@ impl Shim {
             child_env: cfg.child_env.clone(),
             net: cfg.net,
             served,
+            farm: cfg.farm.clone().filter(|_| cfg.net),
         };
         // Descriptors the parent opened in the view and this process still has open (those
         // closed on exec are gone, and their numbers not reused yet).
@@ -693,6 +696,37 @@ impl Shim {
             .map_err(|e| errno_of(&e))
     }
 
+    /// Without mounts, the farm's object standing for the view entry at `rel`.
+    fn farm_path(&self, rel: &[u8]) -> Option<PathBuf> {
+        let farm = self.farm.as_ref()?;
+        let mut p = farm.clone();
+        if !rel.is_empty() {
+            p.push(b'/');
+            p.extend_from_slice(rel);
+        }
+        Some(PathBuf::from(std::ffi::OsStr::from_bytes(&p)))
+    }
+
+    /// A path the kernel reports (its cwd, a descriptor's) as the view names it: a farm
+    /// path stands for the view path.
+    fn unfarm(&self, p: Vec<u8>) -> Vec<u8> {
+        match &self.farm {
+            Some(farm) => match p.strip_prefix(farm.as_slice()) {
+                Some(rest) if rest.is_empty() || rest[0] == b'/' => {
+                    if rest.is_empty() {
+                        self.root.clone()
+                    } else if self.root == b"/" {
+                        rest.to_vec()
+                    } else {
+                        [&self.root[..], rest].concat()
+                    }
+                }
+                _ => p,
+            },
+            None => p,
+        }
+    }
+
     /// The real directory every view directory fd is opened on.
     fn empty_dir(&self) -> PathBuf {
         self.run.join(env::EMPTY)
@@ -796,7 +830,9 @@ impl Shim {
                 // With a supervisor, the view's directories exist (its farm is mounted at the
                 // view's root): a descriptor on the real one stays right when the shim
                 // steps aside.
-                let p = if self.net {
+                let p = if let Some(farm) = self.farm_path(&rel) {
+                    farm
+                } else if self.net {
                     PathBuf::from(std::ffi::OsStr::from_bytes(&self.view.abs_path(&rel)))
                 } else {
                     self.empty_dir()
@@ -807,7 +843,7 @@ impl Shim {
             Opened::Path { rel, entry } => {
                 let p = match entry.content() {
                     Some(c) => self.content_path(&c),
-                    None => self.empty_dir(),
+                    None => self.farm_path(&rel).unwrap_or_else(|| self.empty_dir()),
                 };
                 (self.open_real(&p, flags, 0)?, rel, entry.is_dir())
             }
@@ -892,6 +928,9 @@ impl Shim {
     /// chdir(2): into a view directory, the cwd is this process's alone (the kernel's stays
     /// where it was); elsewhere the real call runs and `set_real_cwd` records the result.
     pub fn chdir(&mut self, path: &[u8]) -> Act<()> {
+        if self.farm.is_some() {
+            return self.chdir_into_farm(path);
+        }
         if self.net {
             return Act::Real(None);
         }
@@ -927,10 +966,38 @@ impl Shim {
         Act::Done(Ok(()))
     }
 
+    /// chdir without mounts: the kernel cannot enter a view path, so the supervisor opens
+    /// what the path names (for a view directory, the farm's) and the kernel's cwd becomes
+    /// that descriptor's directory; the cwd is named back as the view path.
+    #[cfg(target_os = "linux")]
+    fn chdir_into_farm(&mut self, path: &[u8]) -> Act<()> {
+        let Ok(c) = std::ffi::CString::new(path) else {
+            return Act::Done(Err(Errno(libc::EINVAL)));
+        };
+        let fd = match sys::open_unmarked(&c, libc::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(e) => return Act::Done(Err(Errno(e))),
+        };
+        let r = sys::fchdir_raw(fd);
+        sys::close(fd);
+        match r {
+            Ok(()) => {
+                self.set_real_cwd();
+                Act::Done(Ok(()))
+            }
+            Err(e) => Act::Done(Err(Errno(e))),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn chdir_into_farm(&mut self, _path: &[u8]) -> Act<()> {
+        Act::Real(None)
+    }
+
     /// After a real chdir succeeded.
     pub fn set_real_cwd(&mut self) {
         if let Ok(p) = std::env::current_dir() {
-            self.cwd = p.as_os_str().as_bytes().to_vec();
+            self.cwd = self.unfarm(p.as_os_str().as_bytes().to_vec());
         }
     }
 
@@ -1133,7 +1200,7 @@ impl Shim {
     /// execve / posix_spawn of `path`: the real file to run (the blob or the private copy).
     pub fn exec(&mut self, path: &[u8]) -> Act<Vec<u8>> {
         if self.aside() {
-            return Act::Real(None);
+            return self.exec_aside(path);
         }
         let Some(abs) = self.abs(None, path) else {
             return Act::Real(None);
@@ -1146,6 +1213,33 @@ impl Shim {
         Act::from_routed(r, |Exec { content, .. }| {
             Ok(self.content_path(&content).as_os_str().as_bytes().to_vec())
         })
+    }
+
+    /// exec once the shim has stepped aside: with mounts the kernel runs the view's path
+    /// itself; without them the supervisor says which file the path names (a descriptor
+    /// of the farm's file), and that file runs.
+    #[cfg(target_os = "linux")]
+    fn exec_aside(&self, path: &[u8]) -> Act<Vec<u8>> {
+        if self.farm.is_none() {
+            return Act::Real(None);
+        }
+        let Ok(c) = std::ffi::CString::new(path) else {
+            return Act::Real(None);
+        };
+        let Ok(fd) = sys::open_unmarked(&c, 0) else {
+            return Act::Real(None); // the kernel's exec says why
+        };
+        let target = sys::fd_target_marked(fd);
+        sys::close(fd);
+        match target {
+            Some(t) if self.unfarm(t.clone()) != t => Act::Real(Some(t)),
+            _ => Act::Real(None),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn exec_aside(&self, _path: &[u8]) -> Act<Vec<u8>> {
+        Act::Real(None)
     }
 
     /// The environment a child gets: the program's, with the shim's variables put back (a

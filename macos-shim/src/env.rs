@@ -33,6 +33,11 @@ pub const DEBUG: &str = "VRIFT_SHIM_DEBUG";
 /// shim+supervisor`): the shim answers reads while the view is unchanged and leaves every
 /// change, and every call once the view has changed, to the supervisor (see `core::Shim`).
 pub const NET: &str = "VRIFT_SHIM_NET";
+/// With a supervisor that serves the view without mounts (no namespaces here): the run's
+/// link farm, whose directories stand for the view's. The kernel cannot enter a view path
+/// then, so a chdir into the view is an fchdir into the farm, directories the shim opens
+/// are the farm's, and the cwd the kernel reports is named back as the view path.
+pub const FARM: &str = "VRIFT_SHIM_FARM";
 /// The value the shim puts in the spare sixth argument register of the system calls it
 /// makes itself, so the supervisor's filter lets them through unnotified.
 pub const MARKER: u64 = 0x7672_6966_745f_7368;
@@ -65,6 +70,8 @@ pub struct Config {
     pub net: bool,
     /// The served-calls counter ([`SERVED`]).
     pub served: Option<PathBuf>,
+    /// The link farm of a view served without mounts ([`FARM`]).
+    pub farm: Option<Vec<u8>>,
     pub passthrough: Vec<Vec<u8>>,
     /// Descriptors inherited from the parent: (fd, is a directory, view path).
     pub fds: Vec<(i32, bool, Vec<u8>)>,
@@ -110,6 +117,7 @@ impl Config {
             PASSTHROUGH,
             NET,
             SERVED,
+            FARM,
         ] {
             if let Some(v) = var(name) {
                 child_env.push((name.as_bytes().to_vec(), v));
@@ -125,6 +133,7 @@ impl Config {
             cwd: var(CWD).filter(|c| c.first() == Some(&b'/')),
             net: var(NET).is_some_and(|v| v == b"1"),
             served: var(SERVED).map(|v| PathBuf::from(OsStr::from_bytes(&v))),
+            farm: var(FARM).filter(|f| f.first() == Some(&b'/')),
             fds: var(FDS).map(|v| decode_fds(&v)).unwrap_or_default(),
             passthrough: var(PASSTHROUGH)
                 .unwrap_or_default()

@@ -180,3 +180,66 @@ pub unsafe fn marked(
     // SAFETY: the caller's contract; the kernel ignores the sixth register of these calls.
     unsafe { libc::syscall(nr, a, b, c, d, e, crate::env::MARKER) }
 }
+
+/// openat(2) for reading (with `flags`, closed on exec) as a raw system call without the
+/// marker: with a supervisor behind the shim, it answers (for a view path, with a
+/// descriptor of the farm's object). Returns the descriptor or the errno.
+#[cfg(target_os = "linux")]
+pub fn open_unmarked(path: &std::ffi::CStr, flags: i32) -> Result<i32, i32> {
+    // SAFETY: openat takes a NUL-terminated path that outlives the call and integers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | flags,
+            0,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    } else {
+        Ok(r as i32)
+    }
+}
+
+/// fchdir(2) as a raw system call (not through the shim's own hook).
+#[cfg(target_os = "linux")]
+pub fn fchdir_raw(fd: i32) -> Result<(), i32> {
+    // SAFETY: fchdir takes an integer.
+    let r = unsafe { libc::syscall(libc::SYS_fchdir, fd) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    } else {
+        Ok(())
+    }
+}
+
+/// What this process's descriptor `fd` names, as the kernel says it (a marked readlinkat
+/// of /proc/self/fd/N, so a supervisor behind the shim does not rename a farm path).
+#[cfg(target_os = "linux")]
+pub fn fd_target_marked(fd: i32) -> Option<Vec<u8>> {
+    let link = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).ok()?;
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: readlinkat takes a NUL-terminated path and a buffer of `buf.len()` bytes,
+    // both alive for the call.
+    let n = unsafe {
+        marked(
+            libc::SYS_readlinkat,
+            libc::AT_FDCWD as usize,
+            link.as_ptr() as usize,
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+            0,
+        )
+    };
+    if n <= 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}

@@ -30,8 +30,20 @@ pub fn vrift_bin() -> PathBuf {
 /// `matrix!(name => scenario, not_shim = "why")`, and gets no shim tests. Under the shim the
 /// scenarios' `busybox` is a dynamically linked build of it ([`busybox`]).
 /// `shim+supervisor` (the shim in front of the supervisor) serves every program, static
-/// ones included, and runs every scenario.
-pub const PROJECTIONS: &[&str] = &["supervisor", "overlay", "shim", "shim+supervisor"];
+/// ones included, and runs every scenario. [`NO_NAMESPACES`] is `auto` on a system that
+/// refuses namespaces: vrift then serves the view without mounts (shim+supervisor).
+pub const PROJECTIONS: &[&str] = &[
+    "supervisor",
+    "overlay",
+    "shim",
+    "shim+supervisor",
+    NO_NAMESPACES,
+];
+
+/// The axis of the suites where vrift runs under a seccomp filter that refuses namespaces,
+/// as a container's default profile does (`tests/programs/confine.c`), with `--projection
+/// auto`: it must fall back to the shim in front of a supervisor that mounts nothing.
+pub const NO_NAMESPACES: &str = "no-namespaces";
 
 thread_local! {
     static PROJECTION: std::cell::RefCell<Option<&'static str>> = const { std::cell::RefCell::new(None) };
@@ -67,10 +79,13 @@ pub fn shim_alone() -> bool {
 }
 
 /// The busybox the scenarios run: the static one the set-up installs, except under the
-/// shim alone, which serves dynamic programs only: there, a dynamically linked build of the
-/// same version (`scripts/setup.sh` puts it in /usr/local/libexec/vrift-tests).
+/// shim alone, which serves dynamic programs only, and where namespaces are refused (the
+/// shim serves dynamic programs there, the supervisor without mounts cannot enter a
+/// directory made in the run for a static one, see `run_parts`): there, a dynamically
+/// linked build of the same version (`scripts/setup.sh` puts it in
+/// /usr/local/libexec/vrift-tests).
 pub fn busybox() -> PathBuf {
-    if shim_alone() {
+    if shim_alone() || current_projection() == NO_NAMESPACES {
         let p = PathBuf::from(DYNAMIC_BUSYBOX);
         assert!(
             p.exists(),
@@ -88,12 +103,16 @@ pub const DYNAMIC_BUSYBOX: &str = "/usr/local/libexec/vrift-tests/busybox";
 /// `fn(as_user: bool)`: `matrix!(name => scenario);` makes `name::root_supervisor`,
 /// `name::user_supervisor`, and so on for every projection in [`PROJECTIONS`].
 /// `matrix!(name => scenario, not_shim = "why")` leaves the shim alone out, for a scenario
-/// it cannot serve (a static program), and says why in the module's documentation.
+/// it cannot serve (a static program), and says why in the module's documentation;
+/// `matrix!(name => scenario, needs_namespaces = "why")` leaves out the shim alone and the
+/// [`NO_NAMESPACES`] axis too (`--isolate`, `vrift trace`), and `not_without_namespaces =
+/// "why"` that axis alone (what the supervisor without mounts refuses, see ARCHITECTURE).
 #[macro_export]
 macro_rules! matrix {
     ($name:ident => $scenario:ident) => {
         mod $name {
             $crate::matrix!(@kernel $scenario);
+            $crate::matrix!(@unmounted $scenario);
             #[test]
             fn root_shim() {
                 $crate::with_projection("shim", || super::$scenario(false));
@@ -108,6 +127,37 @@ macro_rules! matrix {
         #[doc = concat!("Not under the shim alone: ", $why, ".")]
         mod $name {
             $crate::matrix!(@kernel $scenario);
+            $crate::matrix!(@unmounted $scenario);
+        }
+    };
+    ($name:ident => $scenario:ident, not_without_namespaces = $why:literal) => {
+        #[doc = concat!("Not where namespaces are refused: ", $why, ".")]
+        mod $name {
+            $crate::matrix!(@kernel $scenario);
+            #[test]
+            fn root_shim() {
+                $crate::with_projection("shim", || super::$scenario(false));
+            }
+            #[test]
+            fn user_shim() {
+                $crate::with_projection("shim", || super::$scenario(true));
+            }
+        }
+    };
+    ($name:ident => $scenario:ident, needs_namespaces = $why:literal) => {
+        #[doc = concat!("Not under the shim alone, nor without namespaces: ", $why, ".")]
+        mod $name {
+            $crate::matrix!(@kernel $scenario);
+        }
+    };
+    (@unmounted $scenario:ident) => {
+        #[test]
+        fn root_no_namespaces() {
+            $crate::with_projection($crate::NO_NAMESPACES, || super::$scenario(false));
+        }
+        #[test]
+        fn user_no_namespaces() {
+            $crate::with_projection($crate::NO_NAMESPACES, || super::$scenario(true));
         }
     };
     (@kernel $scenario:ident) => {
@@ -140,13 +190,14 @@ macro_rules! matrix {
 
 /// One test per projection for a test that picks its own users: `projections! { fn name()
 /// { ... } }` makes `name::supervisor`, `name::overlay` and `name::shim`;
-/// `projections! { not_shim = "why"; fn name() { ... } }` leaves the shim alone out (see
-/// [`matrix!`]).
+/// `projections! { not_shim = "why"; fn name() { ... } }` leaves the shim alone out, and
+/// `needs_namespaces = "why"` the [`NO_NAMESPACES`] axis too (see [`matrix!`]).
 #[macro_export]
 macro_rules! projections {
     (fn $name:ident() $body:block) => {
         mod $name {
             $crate::projections!(@kernel $body);
+            $crate::projections!(@unmounted);
             #[test]
             fn shim() {
                 $crate::with_projection("shim", scenario);
@@ -157,6 +208,29 @@ macro_rules! projections {
         #[doc = concat!("Not under the shim alone: ", $why, ".")]
         mod $name {
             $crate::projections!(@kernel $body);
+            $crate::projections!(@unmounted);
+        }
+    };
+    (not_without_namespaces = $why:literal; fn $name:ident() $body:block) => {
+        #[doc = concat!("Not where namespaces are refused: ", $why, ".")]
+        mod $name {
+            $crate::projections!(@kernel $body);
+            #[test]
+            fn shim() {
+                $crate::with_projection("shim", scenario);
+            }
+        }
+    };
+    (needs_namespaces = $why:literal; fn $name:ident() $body:block) => {
+        #[doc = concat!("Not under the shim alone, nor without namespaces: ", $why, ".")]
+        mod $name {
+            $crate::projections!(@kernel $body);
+        }
+    };
+    (@unmounted) => {
+        #[test]
+        fn no_namespaces() {
+            $crate::with_projection($crate::NO_NAMESPACES, scenario);
         }
     };
     (@kernel $body:block) => {
@@ -226,24 +300,43 @@ impl Env {
             return self.vrift(cwd, args);
         }
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-            .arg(vrift_bin())
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]);
+        if self.projection == NO_NAMESPACES {
+            c.arg(confine()).arg("ns");
+        }
+        c.arg(vrift_bin())
             .args(args)
             .current_dir(cwd)
             .env("VRIFT_HOME", self.home())
-            .env("VRIFT_PROJECTION", &self.projection)
+            .env("VRIFT_PROJECTION", self.vrift_projection())
             .env("HOME", self.dir.path());
         c
     }
 
     /// `vrift ARGS` in `cwd` with this env's store.
     pub fn vrift(&self, cwd: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(vrift_bin());
+        let mut c = if self.projection == NO_NAMESPACES {
+            let mut c = Command::new(confine());
+            c.arg("ns").arg(vrift_bin());
+            c
+        } else {
+            Command::new(vrift_bin())
+        };
         c.current_dir(cwd)
             .env("VRIFT_HOME", self.home())
-            .env("VRIFT_PROJECTION", &self.projection)
+            .env("VRIFT_PROJECTION", self.vrift_projection())
             .args(args);
         c
+    }
+
+    /// What `--projection` vrift is given: the axis's name, but `auto` on the axis where
+    /// namespaces are refused.
+    pub fn vrift_projection(&self) -> &str {
+        if self.projection == NO_NAMESPACES {
+            "auto"
+        } else {
+            &self.projection
+        }
     }
 }
 
@@ -584,6 +677,12 @@ pub fn build_static_c(cc: &str, src: &str, extra: &[&str]) -> PathBuf {
             .args(extra);
         run_expect(&mut c, true);
     })
+}
+
+/// `tests/programs/confine.c`: runs a command under a seccomp filter that refuses
+/// namespaces (and mounts), as a container's default profile does.
+pub fn confine() -> PathBuf {
+    build_static_c("gcc", "confine.c", &[])
 }
 
 /// A test program for a scenario that only needs it to be a native program: built

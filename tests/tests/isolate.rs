@@ -178,7 +178,7 @@ fn escapes_over_the_minimal_set(as_user: bool) {
     assert_all_blocked(&report);
     f.assert_nothing_written_outside();
 }
-matrix!(escapes_over_the_minimal_set_are_blocked => escapes_over_the_minimal_set, not_shim = "--isolate needs namespaces and mounts, which the shim alone does not make");
+matrix!(escapes_over_the_minimal_set_are_blocked => escapes_over_the_minimal_set, needs_namespaces = "--isolate needs namespaces and mounts");
 
 fn escapes_over_a_base(as_user: bool) {
     let f = Fixture::new(as_user);
@@ -187,7 +187,7 @@ fn escapes_over_a_base(as_user: bool) {
     assert_all_blocked(&report);
     f.assert_nothing_written_outside();
 }
-matrix!(escapes_over_a_busybox_base_are_blocked => escapes_over_a_base, not_shim = "--isolate needs namespaces and mounts, which the shim alone does not make");
+matrix!(escapes_over_a_busybox_base_are_blocked => escapes_over_a_base, needs_namespaces = "--isolate needs namespaces and mounts");
 
 fn isolated_basics(as_user: bool) {
     let f = Fixture::new(as_user);
@@ -237,7 +237,7 @@ fn isolated_basics(as_user: bool) {
     );
     assert!(!Path::new("/tmp/only-in-the-run").exists());
 }
-matrix!(an_isolated_run_has_its_own_root_tmp_dev_proc_hostname => isolated_basics, not_shim = "--isolate needs namespaces and mounts, which the shim alone does not make");
+matrix!(an_isolated_run_has_its_own_root_tmp_dev_proc_hostname => isolated_basics, needs_namespaces = "--isolate needs namespaces and mounts");
 
 fn nix_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
@@ -245,7 +245,7 @@ fn nix_uid() -> u32 {
 }
 
 projections! {
-    not_shim = "--isolate needs namespaces and mounts, which the shim alone does not make";
+    needs_namespaces = "--isolate needs namespaces and mounts";
     fn net_keeps_the_host_network() {
         let f = Fixture::new(false);
         let report = f.escape(&["--net"]);
@@ -299,7 +299,7 @@ fn assert_cgroups_removed(stderr: &str) {
 }
 
 projections! {
-    not_shim = "--isolate needs namespaces and mounts, which the shim alone does not make";
+    needs_namespaces = "--isolate needs namespaces and mounts";
     fn pids_limit_stops_a_fork_loop() {
         if !limits_usable("pids") {
             return;
@@ -320,7 +320,7 @@ projections! {
 }
 
 projections! {
-    not_shim = "--isolate needs namespaces and mounts, which the shim alone does not make";
+    needs_namespaces = "--isolate needs namespaces and mounts";
     fn memory_limit_kills_a_program_that_allocates_more() {
         if !limits_usable("memory") {
             return;
@@ -339,7 +339,7 @@ projections! {
 }
 
 projections! {
-    not_shim = "--isolate needs namespaces and mounts, which the shim alone does not make";
+    needs_namespaces = "--isolate needs namespaces and mounts";
     fn limits_an_ordinary_user_cannot_set_are_refused_with_the_cause() {
         if !is_root() || cgroup_v2_delegates("pids") {
             eprintln!("skipped: needs root to act as the ordinary user, and no delegated v2");

@@ -177,38 +177,127 @@ projections! {
 }
 
 fn confine() -> String {
-    build_static_c("gcc", "confine.c", &[])
-        .display()
-        .to_string()
+    vrift_tests::confine().display().to_string()
 }
 
-// Under a seccomp profile that refuses namespaces (as a container's default one does),
-// vrift says which step was refused and what to do, and exits non-zero without a panic
-// (the shim alone, which needs no namespaces, runs).
-projections! {
-    fn refused_namespaces_are_named() {
-        let env = Env::new();
-        let proj = project(&env);
-        let vrift = vrift_bin().display().to_string();
-        let bb = busybox();
-        let out = Command::new(confine())
-            .args(["ns", &vrift, "run", "--", &bb, "true"])
-            .current_dir(&proj)
-            .env("VRIFT_HOME", env.home())
-            .env("VRIFT_PROJECTION", &env.projection)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        if shim_alone() {
-            // The shim makes no namespaces: it runs where they are refused.
-            assert!(out.status.success(), "{err}");
-            return;
-        }
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains("namespaces (unshare): Operation not permitted"), "{err}");
+/// `vrift -v run --projection P -- busybox true` in a project, under a seccomp profile that
+/// refuses namespaces (as a container's default one does): exit status and stderr.
+fn run_confined(projection: &str) -> (Option<i32>, String) {
+    let env = Env::new();
+    let proj = project(&env);
+    let vrift = vrift_bin().display().to_string();
+    // The shim alone serves dynamic programs only.
+    let bb = if projection == "shim" {
+        DYNAMIC_BUSYBOX.to_string()
+    } else {
+        busybox()
+    };
+    let out = Command::new(confine())
+        .args([
+            "ns",
+            &vrift,
+            "-v",
+            "run",
+            "--",
+            &bb,
+            "sh",
+            "-c",
+            "cat a.txt >/dev/null",
+        ])
+        .current_dir(&proj)
+        .env("VRIFT_HOME", env.home())
+        .env("VRIFT_PROJECTION", projection)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    (out.status.code(), err)
+}
+
+// Where namespaces are refused, a projection that needs them, asked for by name, says which
+// step was refused and what to do, and exits non-zero.
+#[test]
+fn refused_namespaces_are_named() {
+    for projection in ["supervisor", "overlay"] {
+        let (code, err) = run_confined(projection);
+        assert_eq!(code, Some(1), "{projection}: {err}");
+        assert!(
+            err.contains("namespaces (unshare): Operation not permitted"),
+            "{err}"
+        );
         assert!(err.contains("does not let vrift make namespaces"), "{err}");
-        assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+// `auto` (and shim+supervisor) fall back to the shim in front of a supervisor that mounts
+// nothing, and `-v` says why; the shim alone needs no namespaces at all.
+#[test]
+fn refused_namespaces_fall_back_to_shim_supervisor_without_mounts() {
+    for projection in ["auto", "shim+supervisor"] {
+        let (code, err) = run_confined(projection);
+        assert_eq!(code, Some(0), "{projection}: {err}");
+        assert!(
+            err.contains(
+                "projection: shim+supervisor without mounts (this system refuses namespaces"
+            ),
+            "{projection}: {err}"
+        );
+    }
+    let (code, err) = run_confined("shim");
+    assert_eq!(code, Some(0), "{err}");
+}
+
+// Without namespaces the view is not mounted: a static program (which the shim does not
+// serve) runs a script made in the run named relative to its cwd in the view (the kernel
+// reaches the farm's file) and enters a directory that is on disk; a directory or a file
+// made in the run, named by a path the kernel would look for on disk (busybox's `cd`
+// makes every path absolute), is refused with a message naming it, never served from the
+// disk. (Dynamic programs are served by the shim: the `no-namespaces` axis of the suites.)
+#[test]
+fn without_namespaces_static_programs_get_the_view_or_a_clear_refusal() {
+    let env = Env::new();
+    let proj = project(&env);
+    let vrift = vrift_bin().display().to_string();
+    let bb = busybox();
+    let script = "mkdir made && printf 'echo from the view\\n' > made/s.sh && \
+         chmod 755 made/s.sh && ./made/s.sh && cat sub/b.txt; cd sub && pwd; cd ../made; \
+         echo cd=$?; $PWD/../made/s.sh; echo status=$?";
+    let out = Command::new(confine())
+        .args(["ns", &vrift, "run", "--", &bb, "sh", "-c", script])
+        .current_dir(&proj)
+        .env("VRIFT_HOME", env.home())
+        .env("VRIFT_PROJECTION", "auto")
+        .output()
+        .unwrap();
+    let (stdout, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{err}");
+    assert_eq!(
+        stdout,
+        format!(
+            "from the view\nbeta\n{}/sub\ncd=2\nstatus=126\n",
+            proj.display()
+        ),
+        "{err}"
+    );
+    let p = proj.display();
+    assert!(
+        err.contains(&format!("vrift: {p}/made: chdir: without namespaces")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "vrift: {p}/sub/../made/s.sh: exec: without namespaces"
+        )),
+        "{err}"
+    );
+    // The run's changes were written back, as by every projection.
+    assert_eq!(
+        std::fs::read_to_string(proj.join("made/s.sh")).unwrap(),
+        "echo from the view\n"
+    );
 }
 
 #[test]

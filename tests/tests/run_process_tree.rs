@@ -110,6 +110,7 @@ impl Project {
 }
 
 projections! {
+    not_without_namespaces = "a static program execs a view binary by its absolute path, which the kernel cannot reach without the view mounted (refused with a message)";
     fn exec_a_binary_that_exists_only_in_the_view() {
     let p = project();
     assert_eq!(
@@ -186,9 +187,10 @@ fn via_path(as_user: bool) {
     assert_eq!(stdout_ok(&mut c), p.tool_line());
 }
 
-matrix!(exec_via_path_pointing_into_the_view => via_path);
+matrix!(exec_via_path_pointing_into_the_view => via_path, not_without_namespaces = "a static program execs a view binary by its absolute path, which the kernel cannot reach without the view mounted (refused with a message)");
 
 projections! {
+    not_without_namespaces = "a static program execs a view binary by its absolute path, which the kernel cannot reach without the view mounted (refused with a message)";
     fn fork_vfork_clone_spawn_and_threads_exec_a_view_binary() {
     let p = project();
     let mut c = vrift_run(

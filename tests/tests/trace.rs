@@ -103,6 +103,11 @@ fn trace(
 projections! {
 fn counts_are_exact_and_only_the_traced_tree_is_counted() {
     let env = Env::new();
+    if env.projection == NO_NAMESPACES {
+        // vrift trace measures a projection that mounts the view: where namespaces are
+        // refused it says so and stops (`trace_without_namespaces_says_why`).
+        return;
+    }
     let (proj, outside, m) = setup(&env);
     // A noisy neighbour making the same calls on the same files the whole time.
     let bb = require_tool("busybox");
@@ -166,6 +171,11 @@ fn counts_are_exact_and_only_the_traced_tree_is_counted() {
 projections! {
 fn without_ebpf_the_gap_is_explained() {
     let env = Env::new();
+    if env.projection == NO_NAMESPACES {
+        // vrift trace measures a projection that mounts the view: where namespaces are
+        // refused it says so and stops (`trace_without_namespaces_says_why`).
+        return;
+    }
     let (proj, outside, m) = setup(&env);
     env.give_to_nobody();
     let (report, text) = trace(&env, &proj, &m, &outside, true);
@@ -265,4 +275,23 @@ fn the_overlay_classifies_every_call_as_the_supervisor_does() {
         "classes differ:\nsupervisor:\n{}\noverlay:\n{}",
         supervisor.1, overlay.1
     );
+}
+
+// Where namespaces are refused, vrift trace (which measures a projection that mounts the
+// view) fails with the refused step named; it does not fall back to a run it cannot count.
+#[test]
+fn trace_without_namespaces_says_why() {
+    let env = Env::new();
+    let (proj, _outside, m) = setup(&env);
+    let vrift = vrift_bin().display().to_string();
+    let m = m.display().to_string();
+    let out = Command::new(confine())
+        .args(["ns", &vrift, "trace", "--manifest", &m, "--", "true"])
+        .current_dir(&proj)
+        .env("VRIFT_HOME", env.home())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("does not let vrift make namespaces"), "{err}");
 }

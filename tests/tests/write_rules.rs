@@ -255,7 +255,7 @@ fn nofollow(as_user: bool) {
     p.check_store();
 }
 
-matrix!(chmod_nofollow_and_fstat_of_an_o_path_fd => nofollow);
+matrix!(chmod_nofollow_and_fstat_of_an_o_path_fd => nofollow, not_without_namespaces = "an O_PATH|O_NOFOLLOW descriptor of a view symlink cannot be handed over without the view mounted (refused with a message)");
 
 // ---- concurrent writers of one file ----
 

@@ -2,8 +2,10 @@
 //! `bench-programs/syscalls.c`, built as an ordinary dynamic executable, run natively and
 //! under `vrift run --projection P` for P in shim, shim+supervisor, supervisor and overlay,
 //! interleaved;
-//! prints the median nanoseconds per call of each and the ratio to native. Then
-//! `git status` in a repository of `--files` files (default 5,000), whole runs timed.
+//! prints the median nanoseconds per call of each and the ratio to native. Then, whole
+//! runs timed the same way: `git status` in a repository of `--files` files (default
+//! 5,000), a Python script importing a package from a venv inside the view, and the C
+//! build of `cargo xtask bench run` (its fixture).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -173,7 +175,48 @@ pub fn run(args: &[String]) -> Result<()> {
         );
     }
     git_status(&o, &vrift, &cache)?;
+    python_imports(&o, &vrift, &cache)?;
+    c_build(&o, &vrift, &cache, &target.join("bench-cache"))?;
     Ok(())
+}
+
+/// The C build of `cargo xtask bench run` (its fixture: a real C code base and a Makefile),
+/// in the project's view, objects written outside it.
+fn c_build(o: &Opts, vrift: &Path, cache: &Path, fixtures: &Path) -> Result<()> {
+    // The fixture stays between runs (`cache` does not): it is downloaded once.
+    let src = fixtures.join("shim-c-build");
+    let units = crate::bench_run::fixtures::c_code_base(fixtures, &src)?;
+    let home = cache.join("store-c");
+    step(
+        Command::new(vrift)
+            .arg("init")
+            .current_dir(&src)
+            .env("VRIFT_HOME", &home),
+    )?;
+    let obj = cache.join("c-obj");
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (jobs, objs) = (format!("-j{jobs}"), format!("OBJ={}", obj.display()));
+    let title = format!(
+        "make {jobs} ({units} C sources in the view, -O2, objects outside it), whole runs, \
+         median of {}",
+        o.runs
+    );
+    whole_runs(
+        o,
+        vrift,
+        &src,
+        &home,
+        &title,
+        &["make", "-s", "-B", &jobs, &objs, "CFLAGS=-O2"],
+        &[],
+        |_| {
+            let lib = obj.join("libbench.a");
+            if !lib.is_file() {
+                bail!("{}: not built", lib.display());
+            }
+            Ok(())
+        },
+    )
 }
 
 /// `git status` in a committed repository: native, and `vrift run` with each projection in
@@ -204,46 +247,80 @@ fn git_status(o: &Opts, vrift: &Path, cache: &Path) -> Result<()> {
             .current_dir(&repo)
             .env("VRIFT_HOME", &home),
     )?;
-    // The same runs of /bin/true: what vrift costs around any program (refreshing the
-    // project's manifest, the index, starting, harvesting).
+    let title = format!(
+        "git status --porcelain, {} files committed, whole runs, median of {}",
+        o.files, o.runs
+    );
+    whole_runs(
+        o,
+        vrift,
+        &repo,
+        &home,
+        &title,
+        &["git", "--no-optional-locks", "status", "--porcelain"],
+        &[],
+        |out| {
+            // Only vrift's own manifest is untracked; anything else means a wrong view.
+            if out.lines().any(|l| l != "?? vrift.manifest") {
+                bail!("git status saw changes: {out}");
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Run `argv` in `dir` natively and under `vrift run --projection P` for each projection,
+/// interleaved, `o.runs` times, and print the median wall time of each, its ratio to
+/// native, and the program's own part: the run minus a run of `/bin/true` under the same
+/// projection (what vrift costs around any program: refreshing the project's manifest,
+/// the index, starting, harvesting). `check` looks at each run's stdout.
+#[allow(clippy::too_many_arguments)]
+fn whole_runs(
+    o: &Opts,
+    vrift: &Path,
+    dir: &Path,
+    home: &Path,
+    title: &str,
+    argv: &[&str],
+    env: &[(&str, &str)],
+    check: impl Fn(&str) -> Result<()>,
+) -> Result<()> {
     let mut runners: Vec<String> = PROJECTIONS.iter().map(|r| r.to_string()).collect();
     runners.extend(PROJECTIONS[1..].iter().map(|r| format!("{r}: true")));
     let mut secs: Vec<Vec<f64>> = vec![Vec::new(); runners.len()];
     for run in 0..o.runs {
         for (k, r) in runners.iter().enumerate() {
-            eprintln!("bench shim: git status, run {}/{}, {r}", run + 1, o.runs);
-            let (projection, program) = match r.split_once(": ") {
-                Some((p, _)) => (p, "/bin/true"),
-                None => (r.as_str(), "git"),
+            eprintln!("bench shim: {}, run {}/{}, {r}", argv[0], run + 1, o.runs);
+            let (projection, program): (&str, &[&str]) = match r.split_once(": ") {
+                Some((p, _)) => (p, &["/bin/true"]),
+                None => (r.as_str(), argv),
             };
             let mut c = if projection == "native" {
-                Command::new("git")
+                Command::new(program[0])
             } else {
                 let mut c = Command::new(vrift);
-                c.args(["run", "--projection", projection, "--", program]);
+                c.args(["run", "--projection", projection, "--", program[0]]);
                 c
             };
-            if program == "git" {
-                c.args(["--no-optional-locks", "status", "--porcelain"]);
-            }
-            c.current_dir(&repo).env("VRIFT_HOME", &home);
+            c.args(&program[1..])
+                .current_dir(dir)
+                .env("VRIFT_HOME", home)
+                .envs(env.iter().copied());
             let t = std::time::Instant::now();
             let out = step(&mut c)?;
             secs[k].push(t.elapsed().as_secs_f64());
-            // Only vrift's own manifest is untracked; anything else means a wrong view.
-            if out.lines().any(|l| l != "?? vrift.manifest") {
-                bail!("{r}: git status saw changes: {out}");
+            if program.len() > 1 || program[0] != "/bin/true" {
+                check(&out).with_context(|| r.clone())?;
             }
         }
     }
     let med: Vec<f64> = secs.into_iter().map(median).collect();
     println!();
-    println!(
-        "git status --porcelain, {} files committed, whole runs, median of {}",
-        o.files, o.runs
-    );
+    println!("{title}");
     println!();
-    println!("| runner | ms | vs native | git's part (run minus the run of /bin/true), ms |");
+    println!(
+        "| runner | ms | vs native | the program's part (run minus the run of /bin/true), ms |"
+    );
     println!("| --- | --- | --- | --- |");
     for (k, r) in runners.iter().enumerate() {
         let projections = PROJECTIONS.len() - 1;
@@ -259,4 +336,82 @@ fn git_status(o: &Opts, vrift: &Path, cache: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Modules of the generated package the Python workload imports.
+const PY_MODULES: usize = 300;
+
+/// A Python script importing a package of [`PY_MODULES`] modules installed in a venv inside
+/// the project, and a set of heavy standard-library modules: the venv, its package and
+/// their compiled bytecode are in the view (compiled natively first, so no run writes).
+fn python_imports(o: &Opts, vrift: &Path, cache: &Path) -> Result<()> {
+    let proj = cache.join("py");
+    step(
+        Command::new("python3")
+            .args(["-m", "venv", "--without-pip", "venv"])
+            .current_dir(std::fs::create_dir_all(&proj).map(|_| &proj)?),
+    )
+    .context("python3 -m venv (needs python3-venv)")?;
+    let site = step(Command::new(proj.join("venv/bin/python")).args([
+        "-c",
+        "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+    ]))?;
+    let pkg = PathBuf::from(site.trim()).join("benchpkg");
+    std::fs::create_dir_all(&pkg).with_context(|| format!("{}", pkg.display()))?;
+    let mut all = String::new();
+    for i in 0..PY_MODULES {
+        std::fs::write(
+            pkg.join(format!("m{i:03}.py")),
+            format!(
+                "import os, re, json\n\nPATTERN = re.compile(r'm{i}-(\\d+)')\n\n\
+                 def f{i}(x):\n    return json.dumps({{'m': {i}, 'x': x}})\n\n\
+                 class C{i}:\n    def __init__(self):\n        self.v = os.sep * {i}\n"
+            ),
+        )?;
+        all.push_str(&format!("from benchpkg import m{i:03}\n"));
+    }
+    std::fs::write(pkg.join("__init__.py"), "")?;
+    std::fs::write(pkg.join("all.py"), all)?;
+    std::fs::write(
+        proj.join("imports.py"),
+        "import argparse, asyncio, decimal, email.parser, http.client, json, logging\n\
+         import unittest, xml.etree.ElementTree, urllib.request, dataclasses, typing\n\
+         import benchpkg.all\n\
+         print('imported', len([m for m in __import__('sys').modules if m.startswith('benchpkg.')]))\n",
+    )?;
+    step(
+        Command::new(proj.join("venv/bin/python"))
+            .args(["-m", "compileall", "-q"])
+            .arg(&pkg),
+    )?;
+    let home = cache.join("store-py");
+    step(
+        Command::new(vrift)
+            .arg("init")
+            .current_dir(&proj)
+            .env("VRIFT_HOME", &home),
+    )?;
+    let title = format!(
+        "python imports: venv/bin/python imports.py ({PY_MODULES} modules of a package in a \
+         venv inside the view, and 12 standard-library packages), whole runs, median of {}",
+        o.runs
+    );
+    let want = format!("imported {}", PY_MODULES + 1);
+    whole_runs(
+        o,
+        vrift,
+        &proj,
+        &home,
+        &title,
+        // Through a shell: the venv's python is a symlink, which the shim's launcher does
+        // not start by itself.
+        &["/bin/sh", "-c", "exec venv/bin/python imports.py"],
+        &[("PYTHONDONTWRITEBYTECODE", "1")],
+        |out| {
+            if out.trim() != want {
+                bail!("the script printed {out:?}, not {want:?}");
+            }
+            Ok(())
+        },
+    )
 }

@@ -83,6 +83,7 @@ fn run() -> Run {
         child_env: vec![(env::LIB.as_bytes().to_vec(), b"/lib/shim.so".to_vec())],
         net: false,
         served: None,
+        farm: None,
     };
     Run { _dir: dir, cfg }
 }

@@ -92,6 +92,10 @@ pub struct Context<'a> {
     /// The shim serves in front of this projection (`shim+supervisor`): its calls carry
     /// the marker the filter lets through, and the journal's count is published to it.
     pub with_shim: bool,
+    /// Serve the view without mounts (no namespaces here): the supervisor answers every
+    /// call on a view path itself, handing the farm's files over as descriptors (see
+    /// `supervisor::no_mounts`).
+    pub without_mounts: bool,
 }
 
 /// One prepared projection of one run.

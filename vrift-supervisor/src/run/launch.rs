@@ -19,6 +19,26 @@ pub struct SetupFailed {
     /// The mount step that failed, if it was one.
     pub mount: Option<Mount>,
     pub message: String,
+    step: u32,
+    errno: Option<i32>,
+}
+
+impl SetupFailed {
+    /// The kernel refused the run's namespaces (a container's seccomp profile, user
+    /// namespaces turned off): nothing ran, and a projection without them may.
+    pub fn namespaces_refused(&self) -> bool {
+        self.step == NAMESPACES
+            && matches!(
+                self.errno,
+                Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOSPC) | Some(libc::EINVAL)
+            )
+    }
+
+    /// The kernel refused the seccomp filter for another reason than a listener already
+    /// there (EBUSY, said as such): only the shim alone can serve the view then.
+    pub fn filter_refused(&self) -> bool {
+        self.step == FILTER && self.errno != Some(libc::EBUSY)
+    }
 }
 
 /// What the child does between fork and exec, prepared in the parent.
@@ -197,7 +217,12 @@ pub fn spawn(
                     ns::finish_isolation(config).map_err(|e| fail(ISOLATION, e))?;
                     ns::drop_mount_capability().map_err(|e| fail(DROP_CAP, e))?;
                 }
-                None => init::split_keeper_for_tree().map_err(|e| fail(INIT, e))?,
+                None => {
+                    init::split_keeper_for_tree().map_err(|e| fail(INIT, e))?;
+                    // Without namespaces a plan holds no mounts, only where to start.
+                    mounts::apply(&plan.mounts, &mut Kernel)
+                        .map_err(|(i, e)| fail(MOUNT + i as u32, e))?;
+                }
             }
             signals::unblock_all().map_err(|e| fail(SIGNALS, e))?;
             match &plan.filter {
@@ -244,6 +269,8 @@ pub fn spawn(
                             .checked_sub(MOUNT)
                             .and_then(|i| plan.mounts.get(i as usize).cloned()),
                         message: explain(step, &plan, &e),
+                        step,
+                        errno: e.raw_os_error(),
                     }
                 }
                 // No step failed: the exec itself did.

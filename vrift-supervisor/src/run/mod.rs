@@ -136,6 +136,15 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
             traced: None,
         });
     }
+    let may_go_without_mounts = matches!(opts.projection, Choice::Auto | Choice::ShimSupervisor)
+        && !opts.trace
+        && !opts.isolate.isolate;
+    if may_go_without_mounts {
+        // Found out before anything is prepared (an overlay's layer, a run directory).
+        if let Some(why) = namespaces_refused_here() {
+            return run_without_mounts(&store, &spec, &opts, &cwd, why);
+        }
+    }
     let (mut kind, mut why) = projection::choose(opts.projection, &store, opts.trace);
     if kind == Kind::Overlay && opts.projection == Choice::Auto {
         let runner = Owner {
@@ -152,7 +161,7 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
         }
     }
     tracing::info!("projection: {} ({why})", kind.name());
-    match run_with(kind, &store, &spec, &opts, &cwd) {
+    let first = match run_with(kind, &store, &spec, &opts, &cwd, Mounted::Yes) {
         Err(e)
             if kind == Kind::Overlay && opts.projection == Choice::Auto && overlay_refused(&e) =>
         {
@@ -160,10 +169,90 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
                 "projection: supervisor (the overlay could not be mounted: {})",
                 crate::describe_error(&e)
             );
-            run_with(Kind::Supervisor, &store, &spec, &opts, &cwd)
+            run_with(Kind::Supervisor, &store, &spec, &opts, &cwd, Mounted::Yes)
+        }
+        r => r,
+    };
+    // Namespaces refused (a container's seccomp profile, user namespaces turned off):
+    // nothing ran. `auto` (and shim+supervisor) go on without mounts, then with the shim
+    // alone where the seccomp filter is refused too.
+    let Err(e) = first else { return first };
+    if !(may_go_without_mounts && namespaces_refused(&e)) {
+        return Err(e);
+    }
+    run_without_mounts(&store, &spec, &opts, &cwd, crate::describe_error(&e))
+}
+
+/// `auto` and shim+supervisor where namespaces are refused (`why`): the shim in front of a
+/// supervisor that mounts nothing, else (the seccomp filter refused too, `auto` only) the
+/// shim alone.
+fn run_without_mounts(
+    store: &Store,
+    spec: &ViewSpec,
+    opts: &RunOptions,
+    cwd: &Path,
+    why: String,
+) -> Result<Finished> {
+    tracing::info!(
+        "projection: shim+supervisor without mounts (this system refuses namespaces: {why})"
+    );
+    match run_with(Kind::Supervisor, store, spec, opts, cwd, Mounted::No) {
+        Err(e)
+            if opts.projection == Choice::Auto && filter_refused(&e) && opts.bases.is_empty() =>
+        {
+            tracing::info!(
+                "projection: shim (the seccomp filter is refused too: {})",
+                crate::describe_error(&e)
+            );
+            let start = start::dir(opts, spec, cwd)?;
+            let status = crate::projection_shim::run(store, spec, &start, &opts.cmd)?;
+            Ok(Finished {
+                status,
+                traced: None,
+            })
         }
         r => r,
     }
+}
+
+/// Can this process make the namespaces a run needs? Tried in a child (the probe changes
+/// nothing here); the refusal, in words, when it cannot.
+fn namespaces_refused_here() -> Option<String> {
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID;
+    if !nix::unistd::geteuid().is_root() {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    match crate::sys::probe::in_child(|| crate::sys::probe::unshare(flags)) {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOSPC) | Some(libc::EINVAL)
+            ) =>
+        {
+            Some(format!("unshare of the run's namespaces: {e}"))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the view is mounted at its root (in the program's own namespaces), or served
+/// without mounts where namespaces are refused (`projection::supervisor::no_mounts`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mounted {
+    Yes,
+    No,
+}
+
+/// The program did not start because the kernel refused the run's namespaces.
+fn namespaces_refused(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<launch::SetupFailed>()
+        .is_some_and(|f| f.namespaces_refused())
+}
+
+/// The program did not start because the kernel refused the seccomp filter.
+fn filter_refused(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<launch::SetupFailed>()
+        .is_some_and(|f| f.filter_refused())
 }
 
 /// The program did not start because the kernel refused the overlay mount.
@@ -179,7 +268,9 @@ fn run_with(
     spec: &ViewSpec,
     opts: &RunOptions,
     cwd: &Path,
+    mounted: Mounted,
 ) -> Result<Finished> {
+    let without_mounts = mounted == Mounted::No;
     let run_dir = RunDir::create(store)?;
     let runner = Owner {
         uid: nix::unistd::geteuid().as_raw(),
@@ -195,8 +286,11 @@ fn run_with(
     // With the shim in front (shim+supervisor), its state lives in the same run directory.
     // A trace runs without it: what the shim answers inside the process, neither eBPF nor
     // the supervisor sees.
+    // Without mounts the shim is always in front: it serves dynamic programs' reads and
+    // keeps their cwd, which the kernel could not enter.
     let with_shim =
-        opts.projection == Choice::ShimSupervisor && kind == Kind::Supervisor && !opts.trace;
+        (opts.projection == Choice::ShimSupervisor && kind == Kind::Supervisor && !opts.trace)
+            || without_mounts;
     let shim = match with_shim.then(|| prepare_shim(store, spec, opts, cwd, owner, &run_dir)) {
         Some(Err(e)) => {
             run_dir.remove();
@@ -213,6 +307,7 @@ fn run_with(
             run_dir: &run_dir,
             owner,
             with_shim,
+            without_mounts,
         },
     );
     let projection = match prepared {
@@ -239,15 +334,20 @@ fn run_with(
     }
     .write(run_dir.path())?;
 
-    let (plan, isolation) = match launch_plan(
-        store,
-        opts,
-        spec,
-        cwd,
-        runner,
-        projection.as_ref(),
-        Some(&run_dir),
-    ) {
+    let planned = if without_mounts {
+        plan_without_mounts(opts, spec, cwd, projection.as_ref(), &run_dir)
+    } else {
+        launch_plan(
+            store,
+            opts,
+            spec,
+            cwd,
+            runner,
+            projection.as_ref(),
+            Some(&run_dir),
+        )
+    };
+    let (plan, isolation) = match planned {
         Ok(p) => p,
         Err(e) => {
             run_dir.remove();
@@ -276,7 +376,15 @@ fn run_with(
         .and_then(|_| crate::projection_shim::ServedCounter::create(run_dir.path()));
     let env = shim
         .as_ref()
-        .map(|p| crate::projection_shim::env_with_supervisor(p, projection.dev(), counter.as_ref()))
+        .map(|p| {
+            let farm = without_mounts.then(|| run_dir.join(crate::rundir::FARM));
+            crate::projection_shim::env_with_supervisor(
+                p,
+                projection.dev(),
+                counter.as_ref(),
+                farm.as_deref(),
+            )
+        })
         .unwrap_or_default();
     // The supervisor counts what it serves (for a trace, or to report beside the shim's
     // count); under the overlay a trace's classes come from the eBPF side instead.
@@ -381,6 +489,35 @@ pub(crate) fn launch_plan(
                 join: None,
             }),
             mounts: steps,
+            filter: projection.filter()?,
+        },
+        None,
+    ))
+}
+
+/// The launch of a run without mounts: no namespaces, no mounts, the projection's filter,
+/// and the program started in the farm's directory standing for its start directory (the
+/// kernel cannot enter the view's paths), or in the real one outside the view.
+fn plan_without_mounts(
+    opts: &RunOptions,
+    spec: &ViewSpec,
+    cwd: &Path,
+    projection: &dyn Projection,
+    run_dir: &RunDir,
+) -> Result<(launch::LaunchPlan, Option<isolate::Prepared>)> {
+    let start = start::dir(opts, spec, cwd)?;
+    let in_farm = start
+        .strip_prefix(&spec.root)
+        .ok()
+        .map(|rel| run_dir.join(crate::rundir::FARM).join(rel))
+        .filter(|p| p.is_dir());
+    let dir = in_farm.unwrap_or(start);
+    Ok((
+        launch::LaunchPlan {
+            ns: None,
+            mounts: vec![Mount::Chdir {
+                path: cstring(&dir)?,
+            }],
             filter: projection.filter()?,
         },
         None,

@@ -87,6 +87,14 @@ impl Listener {
         Listener { fd }
     }
 
+    /// A second handle on the same listener (for a thread that answers one notification
+    /// later, such as the open of a FIFO that waits for its other end).
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        Ok(Listener {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
     /// Ask the kernel to hand the tracee's CPU to the supervisor synchronously (Linux 6.6+).
     /// Returns false where the kernel does not support it.
     pub fn set_sync_wake_up(&self) -> bool {
@@ -179,6 +187,12 @@ impl Listener {
 /// Called in the child between fork and exec: it only makes system calls (async-signal-safe).
 /// `program` is a `struct sock_filter` array in the kernel's binary layout.
 pub fn install_filter_with_listener(program: &[u8]) -> io::Result<OwnedFd> {
+    let fd = install(program, FILTER_FLAG_NEW_LISTENER)?;
+    // SAFETY: the kernel returned a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn install(program: &[u8], flags: libc::c_uint) -> io::Result<libc::c_long> {
     #[repr(C)]
     struct SockFprog {
         len: libc::c_ushort,
@@ -197,15 +211,14 @@ pub fn install_filter_with_listener(program: &[u8]) -> io::Result<OwnedFd> {
         libc::syscall(
             libc::SYS_seccomp,
             SET_MODE_FILTER,
-            FILTER_FLAG_NEW_LISTENER,
+            flags,
             &prog as *const SockFprog,
         )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: the kernel returned a new file descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(fd)
 }
 
 /// Can this process start a seccomp supervisor? The kernel refuses a second listener in a

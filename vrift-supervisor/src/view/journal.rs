@@ -146,6 +146,17 @@ pub struct Record {
 }
 
 impl Record {
+    /// The change as the shim's change log records it (`vrift_common::runlog::Record`), so
+    /// a replay of either goes through one function, `runlog::replay`; None for an undo.
+    pub fn change(&self) -> Option<vrift_common::runlog::Record> {
+        Some(vrift_common::runlog::Record {
+            cred: self.cred(),
+            umask: self.umask,
+            now_ns: self.now_ns,
+            op: self.op.change()?,
+        })
+    }
+
     pub fn cred(&self) -> Cred {
         Cred {
             uid: self.uid,
@@ -248,9 +259,39 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Record>> {
     Ok(recs)
 }
 
+/// The changes a journal holds, in order, as the shim's change log holds its own ([`read`]
+/// and [`Record::change`]): what a recovery replays with `runlog::replay`.
+pub fn read_changes(path: &Path) -> std::io::Result<Vec<vrift_common::runlog::Record>> {
+    Ok(read(path)?.iter().filter_map(Record::change).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_changes_read_back_are_the_logs_records() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal");
+        let mut j = Journal::create(&p).unwrap();
+        let cred = Cred::user(1000, 1000);
+        j.append(&cred, 0o027, 5, mkdir(b"/p/d")).unwrap();
+        let b = j.append(&cred, 0o022, 6, mkdir(b"/p/e")).unwrap();
+        j.append(&cred, 0o022, 7, Op::Undo { seq: b }).unwrap();
+        let changes = read_changes(&p).unwrap();
+        assert_eq!(
+            changes,
+            vec![vrift_common::runlog::Record {
+                cred,
+                umask: 0o027,
+                now_ns: 5,
+                op: vrift_common::runlog::Op::Mkdir {
+                    path: b"/p/d".to_vec(),
+                    mode: 0o755
+                },
+            }]
+        );
+    }
 
     fn mkdir(path: &[u8]) -> Op {
         Op::Mkdir {

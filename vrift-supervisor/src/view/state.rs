@@ -18,7 +18,7 @@ use vrift_common::hash::Hash;
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::vfs::{Caller, Cred, DeltaNode, Errno, OpenFlags, Resolved, Routed, Stat, View};
 
-use super::journal::{Journal, Op, Record};
+use super::journal::{Journal, Op};
 
 pub type ViewOf = View<Arc<Manifest>>;
 
@@ -198,6 +198,17 @@ impl<B: Backend> ViewState<B> {
     }
 
     // ---- reads ----
+
+    /// The view itself, read-locked, for a projection that needs more than the answers
+    /// below (the supervisor without mounts, judging what the kernel would reach).
+    pub fn with_view<R>(&self, f: impl FnOnce(&ViewOf) -> R) -> R {
+        f(&read(&self.view))
+    }
+
+    /// readlink of a view path: the symlink's target.
+    pub fn readlink(&self, cred: &Cred, abs: &[u8]) -> Result<Routed<Vec<u8>>, Errno> {
+        read(&self.view).readlink(&self.caller(cred, 0, now_ns()), abs)
+    }
 
     pub fn stat(&self, cred: &Cred, abs: &[u8], follow: bool) -> Outcome {
         let view = read(&self.view);
@@ -407,23 +418,6 @@ pub fn apply(view: &mut ViewOf, c: &Caller, op: &Op) -> Result<Routed<Done>, Err
     match op.change() {
         Some(change) => vrift_common::runlog::apply_op(view, c, &change),
         None => Ok(Routed::View(Done::Unit)),
-    }
-}
-
-/// Replay journal records over `view`.
-pub fn replay(view: &mut ViewOf, records: &[Record]) {
-    let root = view.root().to_vec();
-    for r in records {
-        let cred = r.cred();
-        let c = Caller {
-            cred: &cred,
-            cwd: &root,
-            umask: r.umask,
-            now_ns: r.now_ns,
-        };
-        if let Err(e) = apply(view, &c, &r.op) {
-            tracing::debug!("replaying journal record {}: {e}", r.seq);
-        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! - `build`: `make -jN` + gcc over a real C code base whose sources exist only in the view.
 
 mod build;
-mod fixtures;
+pub(crate) mod fixtures;
 mod harness;
 mod project;
 mod stats;

@@ -48,6 +48,7 @@ const ENV_CWD: &str = "VRIFT_SHIM_CWD";
 const ENV_LIB: &str = "VRIFT_SHIM_LIB";
 const ENV_PASSTHROUGH: &str = "VRIFT_SHIM_PASSTHROUGH";
 const ENV_NET: &str = "VRIFT_SHIM_NET";
+const ENV_FARM: &str = "VRIFT_SHIM_FARM";
 const LOG: &str = "changes.log";
 /// The run's generation: the change log's length, or with a supervisor behind the shim the
 /// number of changes it made (`vrift_shim::env`).
@@ -165,6 +166,7 @@ pub fn env_with_supervisor(
     prep: &Prepared,
     dev: u64,
     served: Option<&ServedCounter>,
+    farm: Option<&Path>,
 ) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = prep
         .env
@@ -174,6 +176,10 @@ pub fn env_with_supervisor(
         .collect();
     env.push((ENV_DEV.into(), dev.to_string().into()));
     env.push((ENV_NET.into(), "1".into()));
+    if let Some(farm) = farm {
+        // No mounts: the view's directories are the farm's (`vrift_shim::env::FARM`).
+        env.push((ENV_FARM.into(), farm.as_os_str().to_owned()));
+    }
     if let Some(c) = served {
         env.push((ENV_SERVED.into(), c.path.clone().into_os_string()));
     }

@@ -17,11 +17,22 @@ pub use crate::view::spec::PassthroughKind;
 
 use crate::progress::Progress;
 
-fn placeholders(dest: &Path, passthrough: &[(RelPath, PassthroughKind)]) -> Result<(), FarmError> {
+/// With `real_dir`, each pass-through path of a farm that is not mounted is a symlink to
+/// the real path: a program that reaches it relative to a farm directory it holds (its cwd,
+/// a descriptor) reaches the real one, as a bind mount over a placeholder would give.
+fn placeholders(
+    dest: &Path,
+    passthrough: &[(RelPath, PassthroughKind)],
+    real_dir: Option<&Path>,
+) -> Result<(), FarmError> {
     for (rel, kind) in passthrough {
         let p = join(dest, rel);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        if let Some(real) = real_dir {
+            std::os::unix::fs::symlink(join(real, rel), &p).map_err(io_err(&p))?;
+            continue;
         }
         match kind {
             PassthroughKind::Dir => std::fs::create_dir_all(&p).map_err(io_err(&p))?,
@@ -59,16 +70,18 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FarmError + '_ {
 
 /// Build the farm of one run at `dest`: the manifest's tree, plus an empty placeholder of
 /// the right kind for each pass-through path (real paths excluded by the filters, which are
-/// bind-mounted over their placeholders). Each run gets its own farm because the supervisor
+/// bind-mounted over their placeholders, or, for a farm that is not mounted, symlinks to
+/// the real paths under `real_dir`). Each run gets its own farm because the supervisor
 /// carries the run's changes out on it.
 pub fn build_run(
     store: &Store,
     manifest: &Manifest,
     passthrough: &[(RelPath, PassthroughKind)],
     dest: &Path,
+    real_dir: Option<&Path>,
 ) -> Result<(), FarmError> {
     build(store, manifest, dest)?;
-    placeholders(dest, passthrough)
+    placeholders(dest, passthrough, real_dir)
 }
 
 fn join(root: &Path, rel: &[u8]) -> PathBuf {

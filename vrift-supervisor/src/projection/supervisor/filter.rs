@@ -99,9 +99,31 @@ pub const NO_MOUNTS: &[&str] = &[
     "fspick",
 ];
 
+/// Calls the kernel serves from the link farm when it is mounted at the view's root, and
+/// which a supervisor serving a view without mounts must answer itself: symlinks, the cwd,
+/// and extended attributes (refused on view and store paths, as a read-only mount would).
+pub const NO_MOUNT_CALLS: &[&str] = &[
+    "readlink",
+    "readlinkat",
+    "chdir",
+    "getcwd",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+];
+
 /// Build the filter program (a `struct sock_filter` array, little-endian, 8 bytes per insn).
 pub fn build_program() -> Result<Vec<u8>> {
-    build(None)
+    build(None, &[])
+}
+
+/// The filter of a run without mounts (`shim+supervisor` where namespaces are refused): as
+/// [`build_program_for_shim`], and [`NO_MOUNT_CALLS`] notified too.
+pub fn build_program_without_mounts(marker: u64) -> Result<Vec<u8>> {
+    build(Some(marker), NO_MOUNT_CALLS)
 }
 
 /// The filter of a run with the shim in front (`shim+supervisor`): as [`build_program`], but
@@ -109,10 +131,10 @@ pub fn build_program() -> Result<Vec<u8>> {
 /// the filter notifies takes six arguments, so the register is spare; the shim puts the
 /// marker there in the calls it makes itself (opening the blobs behind its answers).
 pub fn build_program_for_shim(marker: u64) -> Result<Vec<u8>> {
-    build(Some(marker))
+    build(Some(marker), &[])
 }
 
-fn build(marker: Option<u64>) -> Result<Vec<u8>> {
+fn build(marker: Option<u64>, extra: &[&str]) -> Result<Vec<u8>> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Allow).context("seccomp filter")?;
     // Calls from another ABI (i386 `int 0x80`, x32) could name other syscalls with the same
     // numbers; refuse them rather than let them bypass the view.
@@ -122,12 +144,13 @@ fn build(marker: Option<u64>) -> Result<Vec<u8>> {
     ctx.add_arch(ScmpArch::Native).ok();
     for name in FILE_CALLS
         .iter()
+        .chain(extra)
         .chain(SOCKET_CALLS)
         .chain(CREDENTIAL_CALLS)
     {
         let sc = ScmpSyscall::from_name(name).with_context(|| format!("syscall {name}"))?;
         match marker {
-            Some(m) if FILE_CALLS.contains(name) => ctx
+            Some(m) if FILE_CALLS.contains(name) || extra.contains(name) => ctx
                 .add_rule_conditional(
                     ScmpAction::Notify,
                     sc,
@@ -149,6 +172,10 @@ fn build(marker: Option<u64>) -> Result<Vec<u8>> {
         ctx.add_rule(ScmpAction::Errno(libc::EPERM), sc)
             .with_context(|| format!("EPERM rule for {name}"))?;
     }
+    export(&ctx)
+}
+
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
     // libseccomp on this platform exports to a file descriptor only; a pipe holds it.
     let (mut rd, wr) = std::io::pipe().context("pipe")?;
     ctx.export_bpf(&wr).context("export seccomp program")?;
@@ -171,6 +198,15 @@ mod tests {
     fn the_shims_filter_builds() {
         let p = build_program_for_shim(0x7672_6966_745f_7368).unwrap();
         assert!(p.len() > build_program().unwrap().len());
+    }
+
+    #[test]
+    fn the_filters_without_mounts_and_without_namespaces_build() {
+        let p = build_program_without_mounts(0x7672_6966_745f_7368).unwrap();
+        assert!(p.len() > build_program_for_shim(0x7672_6966_745f_7368).unwrap().len());
+        for name in NO_MOUNT_CALLS {
+            assert!(ScmpSyscall::from_name(name).is_ok(), "{name}");
+        }
     }
 
     #[test]

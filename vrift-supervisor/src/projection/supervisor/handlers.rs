@@ -14,6 +14,8 @@ use crate::sys::mem;
 use crate::sys::notify::{Listener, Notif};
 use crate::view::journal::Op;
 
+mod no_mounts;
+
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_REMOVEDIR: u64 = 0x200;
 const AT_SYMLINK_FOLLOW: u64 = 0x400;
@@ -36,6 +38,10 @@ struct PathArg {
     /// The argument named an open file itself (AT_EMPTY_PATH, or /proc/self/fd/N): the call
     /// is about that object, so a final symlink is never followed.
     fd_itself: bool,
+    /// The path as the kernel resolves it: made absolute against the caller's real cwd or
+    /// directory, which is a farm path where the caller holds a farm directory (a view
+    /// served without mounts; with mounts it is `abs`).
+    kernel: Vec<u8>,
 }
 
 impl PathArg {
@@ -78,19 +84,23 @@ impl Call<'_> {
         if let Some(fd) = proc_self_fd(&path) {
             return self.fd_arg(fd);
         }
-        let abs = if path[0] == b'/' {
-            path
-        } else if dirfd == libc::AT_FDCWD {
-            paths::join(&paths::base_dir(self.tid(), dirfd)?, &path)
+        let (abs, kernel) = if path[0] == b'/' {
+            (path.clone(), path)
         } else {
-            paths::join(&self.fd_abs(dirfd)?, &path)
+            let real = paths::base_dir(self.tid(), dirfd)?;
+            let base = self.model.unfarm(real.clone());
+            (paths::join(&base, &path), paths::join(&real, &path))
         };
-        let place = self.model.place(&abs);
+        let place = match &self.model.no_mounts {
+            Some(nm) if nm.names_the_store(&abs) => Place::Outside,
+            _ => self.model.place(&abs),
+        };
         self.note(&abs);
         Ok(PathArg {
             abs,
             place,
             fd_itself: false,
+            kernel,
         })
     }
 
@@ -103,16 +113,13 @@ impl Call<'_> {
         }
     }
 
-    /// What the caller's `fd` refers to, as a view path where it is one.
-    fn fd_abs(&self, fd: i32) -> io::Result<Vec<u8>> {
-        if fd == libc::AT_FDCWD {
-            return paths::base_dir(self.tid(), fd);
-        }
-        Ok(self.model.unfarm(paths::fd_path(self.tid(), fd)?))
-    }
-
     fn fd_arg(&self, fd: i32) -> io::Result<PathArg> {
-        let abs = self.fd_abs(fd)?;
+        let kernel = if fd == libc::AT_FDCWD {
+            paths::base_dir(self.tid(), fd)?
+        } else {
+            paths::fd_path(self.tid(), fd)?
+        };
+        let abs = self.model.unfarm(kernel.clone());
         // An open file whose last name was removed ("PATH (deleted)" in /proc) is no longer
         // in the view: the kernel answers for it from the farm's file, as a disk would.
         let place = if abs.ends_with(b" (deleted)") {
@@ -127,7 +134,14 @@ impl Call<'_> {
             abs,
             place,
             fd_itself: true,
+            kernel,
         })
+    }
+
+    /// A change outside the view, for the kernel: without mounts, none that would reach the
+    /// store (nothing keeps it read-only then).
+    fn pass_change(&self, p: &PathArg) -> (Served, Reply) {
+        no_mounts::pass_change(self, p)
     }
 
     fn cred(&self) -> Option<vrift_common::vfs::Cred> {
@@ -319,7 +333,8 @@ pub fn dispatch(
             c.model.creds.forget(c.tid());
             Ok(PASS)
         }
-        _ => Ok(PASS),
+        // The calls only a view served without mounts is notified of.
+        _ => no_mounts::other(&c),
     };
     let (served, reply) = r.unwrap_or_else(from_io);
     let path = c.seen.and_then(|s| s.into_inner());
@@ -368,7 +383,7 @@ fn one_path(
 ) -> Handled {
     let p = c.path(dirfd, addr, false)?;
     if p.place != Place::View {
-        return Ok(PASS);
+        return Ok(c.pass_change(&p));
     }
     if !c.still_valid() {
         return Ok((Served::Hit, Reply::Done));
@@ -387,7 +402,7 @@ fn at_path(
 ) -> Handled {
     let p = c.path(dirfd, addr, flags & AT_EMPTY_PATH != 0)?;
     if p.place != Place::View {
-        return Ok(PASS);
+        return Ok(c.pass_change(&p));
     }
     if !c.still_valid() {
         return Ok((Served::Hit, Reply::Done));
@@ -400,7 +415,7 @@ fn at_path(
 fn on_fd(c: &Call, fd: i32, op: impl FnOnce(&Model, u32, &[u8]) -> Outcome) -> Handled {
     let p = c.fd_arg(fd)?;
     if p.place != Place::View {
-        return Ok(PASS);
+        return Ok(c.pass_change(&p));
     }
     Ok(c.finish(op(c.model, c.tid(), &p.abs), 0, false))
 }
@@ -422,7 +437,7 @@ fn two_paths(
         (Place::View, _) | (_, Place::View) => {
             return Ok((Served::Denied, Reply::Errno(libc::EXDEV)))
         }
-        _ => return Ok(PASS),
+        _ => return Ok(no_mounts::pass_change_both(c, &old, &new)),
     }
     if !c.still_valid() {
         return Ok((Served::Hit, Reply::Done));
@@ -439,7 +454,7 @@ fn linkat(c: &Call) -> Handled {
         (Place::View, _) | (_, Place::View) => {
             return Ok((Served::Denied, Reply::Errno(libc::EXDEV)))
         }
-        _ => return Ok(PASS),
+        _ => return Ok(no_mounts::pass_change_both(c, &old, &new)),
     }
     let follow = flags & AT_SYMLINK_FOLLOW != 0;
     Ok(c.finish(
@@ -460,7 +475,7 @@ fn symlink(c: &Call, target_addr: u64, dirfd: i32, addr: u64) -> Handled {
     let target = paths::read_path(c.tid(), target_addr)?;
     let p = c.path(dirfd, addr, false)?;
     if p.place != Place::View {
-        return Ok(PASS);
+        return Ok(c.pass_change(&p));
     }
     Ok(c.finish(
         c.model.change(
@@ -478,13 +493,20 @@ fn symlink(c: &Call, target_addr: u64, dirfd: i32, addr: u64) -> Handled {
 fn open(c: &Call, dirfd: i32, addr: u64, flags: u64, mode: u64) -> Handled {
     let p = c.path(dirfd, addr, false)?;
     if p.place != Place::View {
-        return Ok(PASS);
+        if let Some(r) = no_mounts::open_outside(c, &p, flags as i32) {
+            return Ok(r);
+        }
+        let writes = flags as i32 & (libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC) != 0;
+        return Ok(if writes { c.pass_change(&p) } else { PASS });
     }
     if !c.still_valid() {
         return Ok((Served::Hit, Reply::Done));
     }
     let o = c.model.open(c.tid(), &p.abs, flags as i32, mode as u32);
     Ok(match o {
+        Outcome::Continue if c.model.no_mounts.is_some() => {
+            no_mounts::serve_open(c, &p, flags as i32)
+        }
         Outcome::Continue => (Served::Hit, Reply::Continue),
         o => c.finish(o, 0, false),
     })
@@ -537,6 +559,7 @@ fn exec(c: &Call, dirfd: i32, addr: u64, flags: u64) -> Handled {
     // Exec may drop capabilities: what was cached for this caller is stale after it.
     c.model.creds.forget_all();
     Ok(match c.model.exec(&cred, &p.abs) {
+        Outcome::Continue if c.model.no_mounts.is_some() => no_mounts::exec(c, &p),
         Outcome::Continue => (Served::Hit, Reply::Continue),
         o => c.finish(o, 0, false),
     })
@@ -613,7 +636,7 @@ fn set_times(c: &Call, dirfd: i32, addr: u64, times: u64, flags: u64, layout: Ti
         c.path(dirfd, addr, flags & AT_EMPTY_PATH != 0)?
     };
     if p.place != Place::View {
-        return Ok(PASS);
+        return Ok(c.pass_change(&p));
     }
     let (atime, mtime) = read_times(c, times, layout)?;
     let follow = p.follow(flags & AT_SYMLINK_NOFOLLOW != 0);

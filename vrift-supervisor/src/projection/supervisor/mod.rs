@@ -8,6 +8,7 @@ pub mod farm;
 pub mod filter;
 mod handlers;
 pub mod model;
+pub mod no_mounts;
 pub mod paths;
 pub mod served;
 mod statbuf;
@@ -31,7 +32,7 @@ use crate::rundir::{RunDir, RunRecord, FARM, JOURNAL};
 use crate::sys::notify::Listener;
 use crate::view::journal::{self, Journal};
 use crate::view::spec as view;
-use crate::view::state::{replay, ViewState};
+use crate::view::state::ViewState;
 use backend::FarmBackend;
 pub use model::Model;
 use served::ServedStats;
@@ -45,13 +46,16 @@ pub struct SupervisorProjection {
     real_dir: PathBuf,
     passthrough: Vec<PathBuf>,
     with_shim: bool,
+    /// Served without mounts (see [`no_mounts`]).
+    without_mounts: bool,
 }
 
 impl SupervisorProjection {
     pub fn prepare(cx: &Context) -> Result<SupervisorProjection> {
         let spec = cx.spec;
         let farm = cx.run_dir.join(FARM);
-        farm::build_run(cx.store, &spec.manifest, &spec.passthrough, &farm)?;
+        let links_to = cx.without_mounts.then(|| spec.real_dir());
+        farm::build_run(cx.store, &spec.manifest, &spec.passthrough, &farm, links_to)?;
         let dev = std::fs::metadata(&farm)
             .with_context(|| format!("{}", farm.display()))?
             .dev();
@@ -71,8 +75,12 @@ impl SupervisorProjection {
         let backend = FarmBackend::new(view.root(), farm.clone(), cx.store.clone());
         let passthrough: Vec<_> = spec.passthrough.iter().map(|(p, _)| p.clone()).collect();
         let state = ViewState::new(view, passthrough.clone(), backend, Some(journal));
+        let mut model = Model::new(state);
+        if cx.without_mounts {
+            model.no_mounts = Some(no_mounts::NoMounts::new(cx.store.root(), &farm));
+        }
         Ok(SupervisorProjection {
-            model: Arc::new(Model::new(state)),
+            model: Arc::new(model),
             farm,
             dev,
             root: spec.root.clone(),
@@ -82,6 +90,7 @@ impl SupervisorProjection {
                 .map(|p| PathBuf::from(OsStr::from_bytes(p)))
                 .collect(),
             with_shim: cx.with_shim,
+            without_mounts: cx.without_mounts,
         })
     }
 }
@@ -96,6 +105,9 @@ impl Projection for SupervisorProjection {
     }
 
     fn mounts(&self) -> Result<Vec<Mount>> {
+        if self.without_mounts {
+            return Ok(Vec::new());
+        }
         // The farm is remounted read-only at the view; the pass-through paths bound onto
         // its placeholders stay writable.
         let passthrough = self.passthrough.iter().map(PathBuf::as_path);
@@ -103,7 +115,9 @@ impl Projection for SupervisorProjection {
     }
 
     fn filter(&self) -> Result<Option<Vec<u8>>> {
-        Ok(Some(if self.with_shim {
+        Ok(Some(if self.without_mounts {
+            filter::build_program_without_mounts(crate::projection_shim::MARKER)?
+        } else if self.with_shim {
             filter::build_program_for_shim(crate::projection_shim::MARKER)?
         } else {
             filter::build_program()?
@@ -151,12 +165,13 @@ pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> 
         gid: rec.owner_gid,
     };
     let mut view = view::make(&rec.root, owner, base, rec.dev)?;
-    let records = match journal::read(&dir.join(JOURNAL)) {
+    let records = match journal::read_changes(&dir.join(JOURNAL)) {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e).context("reading the journal"),
     };
-    replay(&mut view, &records);
+    // The one replay of recorded changes, the shim's recovery's too.
+    vrift_common::runlog::replay(&mut view, &records);
     let backend = FarmBackend::new(view.root(), dir.join(FARM), store.clone());
     ViewState::new(view, rec.passthrough.clone(), backend, None).commit()
 }

@@ -12,6 +12,8 @@ pub use crate::view::state::{Outcome, Place, Undo};
 pub struct Model {
     pub state: ViewState<FarmBackend>,
     pub creds: CredCache,
+    /// Set when the view is served without mounts (no namespaces here).
+    pub no_mounts: Option<super::no_mounts::NoMounts>,
 }
 
 impl Model {
@@ -19,6 +21,7 @@ impl Model {
         Model {
             state,
             creds: CredCache::default(),
+            no_mounts: None,
         }
     }
 
