@@ -57,13 +57,17 @@ pub(super) fn version_needed(entries: &[(RelPath, Entry)], whiteouts: &[RelPath]
     }
 }
 
-/// A manifest without whiteouts.
+/// A manifest without whiteouts (the tests' hand-made encodings).
+#[cfg(test)]
 pub(super) fn encode(entries: &[(RelPath, Entry)]) -> Vec<u8> {
     encode_with_whiteouts(entries, &[])
 }
 
 /// Both lists sorted by path, with no path in both.
-pub(super) fn encode_with_whiteouts(entries: &[(RelPath, Entry)], whiteouts: &[RelPath]) -> Vec<u8> {
+pub(super) fn encode_with_whiteouts(
+    entries: &[(RelPath, Entry)],
+    whiteouts: &[RelPath],
+) -> Vec<u8> {
     encode_as(entries, whiteouts, version_needed(entries, whiteouts))
 }
 

@@ -508,6 +508,7 @@ mod tests {
                 hash: Hash([7; 32]),
                 size: 0,
                 mtime_ns: 0,
+                mode: 0o644,
             })
         }
     }
