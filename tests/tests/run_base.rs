@@ -4,6 +4,42 @@
 use vrift_common::manifest::Manifest;
 use vrift_tests::*;
 
+/// `vrift run --manifest TOP --base BASE --mount VIEW -C VIEW -- busybox sh -c SCRIPT` from
+/// `work`, as root or as the ordinary user; its stdout, the run having succeeded.
+fn run_stacked(
+    env: &Env,
+    work: &std::path::Path,
+    top: &std::path::Path,
+    base: &std::path::Path,
+    as_user: bool,
+    script: &str,
+) -> String {
+    let bb = busybox();
+    let mount = env.dir.path().join("view");
+    let args = [
+        "run",
+        "--manifest",
+        top.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+        "--mount",
+        mount.to_str().unwrap(),
+        "-C",
+        mount.to_str().unwrap(),
+        "--",
+        bb.to_str().unwrap(),
+        "sh",
+        "-c",
+        script,
+    ];
+    let mut c = if as_user {
+        env.vrift_as_user(work, &args)
+    } else {
+        env.vrift(work, &args)
+    };
+    stdout_ok(&mut c)
+}
+
 fn stacked_layers(as_user: bool) {
     let env = Env::new();
     let work = env.mkdir("work");
@@ -27,30 +63,14 @@ fn stacked_layers(as_user: bool) {
         env.give_to_nobody();
     }
     let base_before = std::fs::read(&base).unwrap();
-    let bb = busybox();
-    let mount = env.dir.path().join("view");
-    let args = [
-        "run",
-        "--manifest",
-        top.to_str().unwrap(),
-        "--base",
-        base.to_str().unwrap(),
-        "--mount",
-        mount.to_str().unwrap(),
-        "-C",
-        mount.to_str().unwrap(),
-        "--",
-        bb.to_str().unwrap(),
-        "sh",
-        "-c",
+    let out = run_stacked(
+        &env,
+        &work,
+        &top,
+        &base,
+        as_user,
         "cat etc/base.conf shared.txt; echo new > etc/new.conf",
-    ];
-    let mut c = if as_user {
-        env.vrift_as_user(&work, &args)
-    } else {
-        env.vrift(&work, &args)
-    };
-    let out = stdout_ok(&mut c);
+    );
     assert_eq!(out, "from the base\ntop version\n");
     assert_eq!(
         std::fs::read(&base).unwrap(),
@@ -96,32 +116,7 @@ fn base_removals(as_user: bool) {
         env.give_to_nobody();
     }
     let base_before = std::fs::read(&base).unwrap();
-    let bb = busybox();
-    let mount = env.dir.path().join("view");
-    let run = |script: &str| {
-        let args = [
-            "run",
-            "--manifest",
-            top.to_str().unwrap(),
-            "--base",
-            base.to_str().unwrap(),
-            "--mount",
-            mount.to_str().unwrap(),
-            "-C",
-            mount.to_str().unwrap(),
-            "--",
-            bb.to_str().unwrap(),
-            "sh",
-            "-c",
-            script,
-        ];
-        let mut c = if as_user {
-            env.vrift_as_user(&work, &args)
-        } else {
-            env.vrift(&work, &args)
-        };
-        stdout_ok(&mut c)
-    };
+    let run = |script: &str| run_stacked(&env, &work, &top, &base, as_user, script);
     let list = "find etc share 2>/dev/null | sort | tr '\\n' ' '";
     // rm of a base file, rename of another away, rm -r of a base directory.
     run("rm etc/a.conf && mv etc/b.conf renamed.conf && rm -r share");
@@ -155,7 +150,7 @@ fn base_removals(as_user: bool) {
     );
     // Stacked as an isolated run's root file system, the top layer's whiteouts hide the
     // base's entries there too (overlayfs whiteouts in its layer).
-    std::fs::copy(&bb, work.join("busybox")).unwrap();
+    std::fs::copy(busybox(), work.join("busybox")).unwrap();
     let args = [
         "run",
         "--isolate",
