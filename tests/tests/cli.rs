@@ -180,7 +180,7 @@ fn on_a_terminal(env: &Env, args: &[&str], extra_env: &[(&str, &str)]) -> String
 }
 
 projections! {
-    not_shim = "the shim alone builds neither a layer nor a link farm";
+    needs_namespaces = "the shim alone builds neither a layer nor a link farm, and the test names its projection with --projection, which the no-namespaces axis is not";
     fn progress_shows_on_a_terminal_only() {
         let env = Env::new();
         let m = large_tree(&env, 3000);

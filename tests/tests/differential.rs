@@ -60,21 +60,6 @@ const NOT_PROMISED: &[(&[&str], &str, &str)] = &[(
 /// take off (with its exclusion in [`Exclusions`] or its field in [`NOT_PROMISED`]).
 const OTHERS: &[(&[&str], bool, &str, &str, &str)] = &[
     (
-        &["supervisor", "shim+supervisor", "shim"],
-        false,
-        "meta (hard-link groups)",
-        "st_nlink of a file hard-linked in the view is 1 (native 2)",
-        "link d/sub/h n1\nstat n1",
-    ),
-    (
-        &["supervisor", "shim+supervisor"],
-        false,
-        "meta (hard-link groups)",
-        "a write through one name of a hard link made in the view is not seen through the \
-         other, within the run",
-        "link d/sub/h n1\nopen d/sub/h w 644 1 0\nread n1",
-    ),
-    (
         &["shim"],
         false,
         "meta (hard-link groups)",
@@ -89,7 +74,7 @@ const OTHERS: &[(&[&str], bool, &str, &str, &str)] = &[
         "open d/g w 644 0 0\nstat d",
     ),
     (
-        &["supervisor", "shim+supervisor", "shim"],
+        &["shim"],
         true,
         "pjd (the supervisor's POSIX behaviour)",
         "a write by a caller without CAP_FSETID does not clear S_ISUID/S_ISGID (the kernel \

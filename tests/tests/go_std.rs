@@ -19,14 +19,6 @@ const KNOWN_FAILURES: &[(&[&str], &str, &str, &str)] = &[
     (
         &["supervisor", "shim+supervisor"],
         "os",
-        "TestHardLink",
-        "os.SameFile is false for two names of a hard link made in the view: the view gives \
-         each name its own inode number (hard-link groups are manifest format 2's, not done \
-         on this branch)",
-    ),
-    (
-        &["supervisor", "shim+supervisor"],
-        "os",
         "TestRemoveAllLongPath",
         "mkdir of a directory whose path in the view fits in PATH_MAX fails with \
          ENAMETOOLONG once prefixed with the link farm's own path (the farm is changed \
@@ -124,7 +116,7 @@ impl GoRun {
 }
 
 projections! {
-    not_shim = "Go programs make their system calls themselves, which the shim alone cannot see";
+    needs_namespaces = "Go programs make their system calls themselves, which the shim alone cannot see, and without namespaces the supervisor refuses a static program's chdir into a directory made during the run (TestWalkDir)";
     fn go_std_tests() {
         let root = go_root();
         let projection = current_projection();

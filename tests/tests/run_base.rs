@@ -182,7 +182,7 @@ fn base_removals(as_user: bool) {
         ]
     );
 }
-matrix!(removals_of_base_entries_are_whiteouts => base_removals, not_shim = "the shim alone serves one manifest and refuses --base");
+matrix!(removals_of_base_entries_are_whiteouts => base_removals, needs_namespaces = "the shim alone serves one manifest and refuses --base, and the test ends with an --isolate run");
 
 fn start_dir(as_user: bool) {
     let env = Env::new();

@@ -70,7 +70,7 @@ fn acl_modes(as_user: bool) {
     p.check_store();
 }
 
-matrix!(sed_i_and_cp_p_keep_a_0755_mode => acl_modes, not_shim = "the shim alone does not see a mode set through an ACL on an open file");
+matrix!(sed_i_and_cp_p_keep_a_0755_mode => acl_modes, needs_namespaces = "the shim alone does not see a mode set through an ACL on an open file, and the supervisor without mounts answers fsetxattr EROFS");
 
 // ---- a user.* xattr survives an append and a rewrite
 
@@ -241,4 +241,4 @@ fn copy_tools(as_user: bool) {
     p.check_store();
 }
 
-matrix!(cp_a_rsync_and_tar_keep_modes_owners_xattrs_and_links => copy_tools, not_shim = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups");
+matrix!(cp_a_rsync_and_tar_keep_modes_owners_xattrs_and_links => copy_tools, needs_namespaces = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups, and the supervisor without mounts answers fsetxattr EROFS");
