@@ -113,14 +113,7 @@ macro_rules! matrix {
         mod $name {
             $crate::matrix!(@kernel $scenario);
             $crate::matrix!(@unmounted $scenario);
-            #[test]
-            fn root_shim() {
-                $crate::with_projection("shim", || super::$scenario(false));
-            }
-            #[test]
-            fn user_shim() {
-                $crate::with_projection("shim", || super::$scenario(true));
-            }
+            $crate::matrix!(@shim $scenario);
         }
     };
     ($name:ident => $scenario:ident, not_shim = $why:literal) => {
@@ -134,20 +127,23 @@ macro_rules! matrix {
         #[doc = concat!("Not where namespaces are refused: ", $why, ".")]
         mod $name {
             $crate::matrix!(@kernel $scenario);
-            #[test]
-            fn root_shim() {
-                $crate::with_projection("shim", || super::$scenario(false));
-            }
-            #[test]
-            fn user_shim() {
-                $crate::with_projection("shim", || super::$scenario(true));
-            }
+            $crate::matrix!(@shim $scenario);
         }
     };
     ($name:ident => $scenario:ident, needs_namespaces = $why:literal) => {
         #[doc = concat!("Not under the shim alone, nor without namespaces: ", $why, ".")]
         mod $name {
             $crate::matrix!(@kernel $scenario);
+        }
+    };
+    (@shim $scenario:ident) => {
+        #[test]
+        fn root_shim() {
+            $crate::with_projection("shim", || super::$scenario(false));
+        }
+        #[test]
+        fn user_shim() {
+            $crate::with_projection("shim", || super::$scenario(true));
         }
     };
     (@unmounted $scenario:ident) => {
@@ -198,10 +194,7 @@ macro_rules! projections {
         mod $name {
             $crate::projections!(@kernel $body);
             $crate::projections!(@unmounted);
-            #[test]
-            fn shim() {
-                $crate::with_projection("shim", scenario);
-            }
+            $crate::projections!(@shim);
         }
     };
     (not_shim = $why:literal; fn $name:ident() $body:block) => {
@@ -215,16 +208,19 @@ macro_rules! projections {
         #[doc = concat!("Not where namespaces are refused: ", $why, ".")]
         mod $name {
             $crate::projections!(@kernel $body);
-            #[test]
-            fn shim() {
-                $crate::with_projection("shim", scenario);
-            }
+            $crate::projections!(@shim);
         }
     };
     (needs_namespaces = $why:literal; fn $name:ident() $body:block) => {
         #[doc = concat!("Not under the shim alone, nor without namespaces: ", $why, ".")]
         mod $name {
             $crate::projections!(@kernel $body);
+        }
+    };
+    (@shim) => {
+        #[test]
+        fn shim() {
+            $crate::with_projection("shim", scenario);
         }
     };
     (@unmounted) => {
