@@ -309,6 +309,16 @@ impl Env {
         c
     }
 
+    /// `vrift ARGS` as an ordinary user when `as_user` ([`Env::vrift_as_user`]), else as the
+    /// one running the tests ([`Env::vrift`]): the two sides of a [`matrix!`] scenario.
+    pub fn vrift_as(&self, as_user: bool, cwd: &Path, args: &[&str]) -> Command {
+        if as_user {
+            self.vrift_as_user(cwd, args)
+        } else {
+            self.vrift(cwd, args)
+        }
+    }
+
     /// `vrift ARGS` in `cwd` with this env's store.
     pub fn vrift(&self, cwd: &Path, args: &[&str]) -> Command {
         let mut c = if self.projection == NO_NAMESPACES {
@@ -768,11 +778,7 @@ pub fn go_env(c: &mut Command, dir: &Path) {
 pub fn vrift_run_project(env: &Env, cwd: &Path, as_user: bool, cmd: &[&str]) -> Command {
     let mut args = vec!["run", "--"];
     args.extend_from_slice(cmd);
-    if as_user {
-        env.vrift_as_user(cwd, &args)
-    } else {
-        env.vrift(cwd, &args)
-    }
+    env.vrift_as(as_user, cwd, &args)
 }
 
 /// [`run_args`]-style `vrift run --manifest M -- CMD` as root or as `nobody`.

@@ -267,11 +267,7 @@ fn run_limits(as_user: bool, limits: &[&str], args: &[&str]) -> std::process::Ou
     a.extend_from_slice(limits);
     a.extend(["--", "./limits"]);
     a.extend_from_slice(args);
-    let mut c = if as_user {
-        env.vrift_as_user(&proj, &a)
-    } else {
-        env.vrift(&proj, &a)
-    };
+    let mut c = env.vrift_as(as_user, &proj, &a);
     output_within(&mut c, RUN_TIMEOUT)
 }
 

@@ -28,11 +28,7 @@ fn stdout_of(out: &std::process::Output) -> String {
 
 /// `vrift ARGS` in `cwd`, as `nobody` when `as_user`.
 fn vrift(env: &Env, cwd: &Path, as_user: bool, args: &[&str]) -> Command {
-    if as_user {
-        env.vrift_as_user(cwd, args)
-    } else {
-        env.vrift(cwd, args)
-    }
+    env.vrift_as(as_user, cwd, args)
 }
 
 /// Overwrite a blob's bytes in place, as a bad disk or a stray write would.

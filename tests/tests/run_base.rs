@@ -32,11 +32,7 @@ fn run_stacked(
         "-c",
         script,
     ];
-    let mut c = if as_user {
-        env.vrift_as_user(work, &args)
-    } else {
-        env.vrift(work, &args)
-    };
+    let mut c = env.vrift_as(as_user, work, &args);
     stdout_ok(&mut c)
 }
 
@@ -164,11 +160,7 @@ fn base_removals(as_user: bool) {
         "/etc",
         "/share",
     ];
-    let mut c = if as_user {
-        env.vrift_as_user(&work, &args)
-    } else {
-        env.vrift(&work, &args)
-    };
+    let mut c = env.vrift_as(as_user, &work, &args);
     let mut found: Vec<String> = stdout_ok(&mut c).lines().map(str::to_string).collect();
     found.sort();
     assert_eq!(
@@ -204,11 +196,7 @@ fn start_dir(as_user: bool) {
         ];
         a.extend_from_slice(extra);
         a.extend(["--", bb.to_str().unwrap(), "pwd"]);
-        let mut c = if as_user {
-            env.vrift_as_user(&work, &a)
-        } else {
-            env.vrift(&work, &a)
-        };
+        let mut c = env.vrift_as(as_user, &work, &a);
         stdout_ok(&mut c)
     };
     // The caller's cwd lies outside the mount: the program starts there.

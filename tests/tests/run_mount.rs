@@ -33,11 +33,7 @@ fn runs_at(env: &Env, mount: &Path, as_user: bool) {
         mount.display()
     );
     let args = run_args(&m, Some(mount), &[&bb, "sh", "-c", &script]);
-    let got = if as_user {
-        stdout_ok(&mut env.vrift_as_user(&cwd, &args))
-    } else {
-        stdout_ok(&mut env.vrift(&cwd, &args))
-    };
+    let got = stdout_ok(&mut env.vrift_as(as_user, &cwd, &args));
     let p = mount.display();
     assert_eq!(
         got,

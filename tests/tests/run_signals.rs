@@ -114,11 +114,7 @@ fn forwarded(sig: &str, code: i32, as_user: bool) {
     );
     let bb = busybox();
     let args = run_args(&m, None, &[&bb, "sh", "-c", &script]);
-    let mut cmd = if as_user {
-        env.vrift_as_user(&proj, &args)
-    } else {
-        env.vrift(&proj, &args)
-    };
+    let mut cmd = env.vrift_as(as_user, &proj, &args);
     let child = cmd.stdin(Stdio::null()).spawn().unwrap();
     let mut child = Reap(child);
     // The trap is installed once the marker exists (and the view served hello.txt).

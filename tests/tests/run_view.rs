@@ -34,11 +34,7 @@ fn reads_the_view(as_user: bool) {
     let run = |args: &[&str]| {
         let mut a = vec!["run", "--manifest", m, "--", &bb];
         a.extend_from_slice(args);
-        if as_user {
-            stdout_ok(&mut env.vrift_as_user(&proj, &a))
-        } else {
-            stdout_ok(&mut env.vrift(&proj, &a))
-        }
+        stdout_ok(&mut env.vrift_as(as_user, &proj, &a))
     };
     assert_eq!(run(&["cat", "hello.txt", "link"]), "view content\ndeep\n");
     let out = run(&["ls", "-a"]);

@@ -89,11 +89,7 @@ fn trace(
     }
     args.extend(["--".into(), "./tool".into(), outside.display().to_string()]);
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut cmd = if as_user {
-        env.vrift_as_user(proj, &a)
-    } else {
-        env.vrift(proj, &a)
-    };
+    let mut cmd = env.vrift_as(as_user, proj, &a);
     let out = run_expect(&mut cmd, true);
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
