@@ -73,7 +73,10 @@ fn long_paths(as_user: bool) {
     assert_eq!(tree.len(), 15 + 3, "{:?}", tree.keys().collect::<Vec<_>>());
 
     // The project still runs, and its view holds the tree; it is changed and removed there.
-    let got = sh(&p, r#"cat "$D/$F" "$N" && echo more >> "$D/$F" && cat "$D/$F""#);
+    let got = sh(
+        &p,
+        r#"cat "$D/$F" "$N" && echo more >> "$D/$F" && cat "$D/$F""#,
+    );
     assert_eq!(got, "deep\ntop\ndeep\nmore\n");
     assert!(
         matches!(p.tree().get(&deep), Some(RealNode::File { content, .. }) if content == b"deep\nmore\n")
@@ -91,3 +94,40 @@ matrix!(
         opens and makes view files through the farm's absolute paths, which are longer than \
         PATH_MAX here (see docs/ARCHITECTURE.md, the shim's differences)"
 );
+
+/// The limit is the argument's, as natively: a path of 4,095 bytes resolves, one of 4,096
+/// (relative or absolute) is ENAMETOOLONG, in the view as on disk.
+fn the_argument_limit(as_user: bool) {
+    require_tool("python3");
+    let mut p = Project::new(as_user);
+    p.file("keep.txt", "kept\n", 0o644);
+    p.ready();
+    let script = r#"
+import errno, os
+print(os.path.isdir("./" * 2047 + "."), len("./" * 2047 + "."))
+for path in ["a/" * 2048, "/" + "a/" * 2047 + "a"]:
+    try:
+        os.stat(path)
+        print("found", len(path))
+    except OSError as e:
+        print(errno.errorcode[e.errno], len(path))
+    try:
+        os.mkdir(path)
+        print("made", len(path))
+    except OSError as e:
+        print(errno.errorcode[e.errno], len(path))
+"#;
+    let want = "True 4095\nENAMETOOLONG 4096\nENAMETOOLONG 4096\nENAMETOOLONG 4096\n\
+                ENAMETOOLONG 4096\n";
+    let native = Command::new("python3")
+        .args(["-c", script])
+        .current_dir(&p.out)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&native.stdout), want);
+    let mut c = p.cmd(&["python3", "-c", script]);
+    assert_eq!(clean(&ok_within(&mut c, RUN_TIMEOUT)), want);
+    let left: Vec<String> = p.tree().into_keys().collect();
+    assert_eq!(left, ["keep.txt"]);
+}
+matrix!(a_path_argument_of_path_max_bytes_is_enametoolong => the_argument_limit);

@@ -143,10 +143,9 @@ pub fn harvest(
 
 fn copy_in(store: &Store, n: &NewContent) -> Result<()> {
     let path = Short::of(&n.path).with_context(|| format!("{}", n.path.display()))?;
-    let stored = crate::sys::fsops::with_owner_access(&path, || {
-        store.insert_file(&path).map_err(store_io)
-    })
-    .with_context(|| format!("{}", n.path.display()))?;
+    let stored =
+        crate::sys::fsops::with_owner_access(&path, || store.insert_file(&path).map_err(store_io))
+            .with_context(|| format!("{}", n.path.display()))?;
     if stored.hash != n.hash {
         anyhow::bail!("{}: changed while it was being stored", n.path.display());
     }
@@ -333,8 +332,7 @@ fn walk_entries(
         }
         let path = dir.join(&name);
         let a = Short::of(&path).with_context(|| format!("{}", path.display()))?;
-        let meta =
-            std::fs::symlink_metadata(&a).with_context(|| format!("{}", path.display()))?;
+        let meta = std::fs::symlink_metadata(&a).with_context(|| format!("{}", path.display()))?;
         let ft = meta.file_type();
         let mode = meta.permissions().mode() & 0o7777;
         if ft.is_char_device() && meta.rdev() == 0 {

@@ -381,7 +381,12 @@ impl Backend for FarmBackend {
     }
 
     fn commit_pending(&self, rel: &[u8]) -> anyhow::Result<Committed> {
-        let named = || format!("{}", vrift_common::longpath::join(&self.farm, rel).display());
+        let named = || {
+            format!(
+                "{}",
+                vrift_common::longpath::join(&self.farm, rel).display()
+            )
+        };
         let p = self.farm_path(rel).with_context(named)?;
         let meta = std::fs::symlink_metadata(&*p).with_context(named)?;
         let ins = crate::sys::fsops::with_owner_access(&p, || {
