@@ -386,6 +386,11 @@ impl Shim {
     /// `None` when it cannot be told without the kernel (relative to a real directory fd):
     /// such paths are outside the view.
     pub fn abs(&self, dirfd: Option<i32>, path: &[u8]) -> Option<Vec<u8>> {
+        // Too long for the kernel: it says so itself (the view takes absolute paths of any
+        // length, made from a deep cwd).
+        if path.len() >= vrift_common::vfs::PATH_MAX {
+            return None;
+        }
         if path.first() == Some(&b'/') {
             return Some(path.to_vec());
         }
@@ -406,6 +411,9 @@ impl Shim {
     /// path as the kernel names it. For two-path calls, where one side may be in the view
     /// and the other a real directory (`mv` opens its target directory with O_PATH).
     fn abs_any(&self, dirfd: Option<i32>, path: &[u8]) -> Option<Vec<u8>> {
+        if path.len() >= vrift_common::vfs::PATH_MAX {
+            return None;
+        }
         if let Some(p) = self.abs(dirfd, path) {
             return Some(p);
         }

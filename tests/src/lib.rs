@@ -265,6 +265,17 @@ impl Env {
             projection: current_projection(),
         }
     }
+    /// An env whose scratch directory (store and projects in it) has a long path, a name
+    /// of 200 bytes: for paths near PATH_MAX in a view, whose store-side paths are longer.
+    pub fn with_long_path() -> Env {
+        Env {
+            dir: tempfile::Builder::new()
+                .prefix(&format!("vrift-e2e-{}", "l".repeat(190)))
+                .tempdir()
+                .unwrap(),
+            projection: current_projection(),
+        }
+    }
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("store")
     }
@@ -904,22 +915,26 @@ pub enum RealNode {
 }
 
 /// Every entry under `dir` (not `dir` itself), by path relative to it, never following
-/// symlinks; entries whose relative path starts with one of `skip` are left out.
+/// symlinks; entries whose relative path starts with one of `skip` are left out. Paths
+/// longer than PATH_MAX are read through their directory's descriptor.
 pub fn real_tree(dir: &Path, skip: &[&str]) -> std::collections::BTreeMap<String, RealNode> {
     use std::os::unix::fs::MetadataExt;
+    use vrift_common::longpath::Short;
+    let short = |p: &Path| Short::of(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
+        for e in std::fs::read_dir(short(&d)).unwrap() {
+            let p = d.join(e.unwrap().file_name());
             let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
             if skip.iter().any(|s| rel.starts_with(s)) {
                 continue;
             }
-            let m = std::fs::symlink_metadata(&p).unwrap();
+            let a = short(&p);
+            let m = std::fs::symlink_metadata(&a).unwrap();
             let ft = m.file_type();
             let node = if ft.is_symlink() {
-                RealNode::Symlink(std::fs::read_link(&p).unwrap())
+                RealNode::Symlink(std::fs::read_link(&a).unwrap())
             } else if ft.is_dir() {
                 stack.push(p.clone());
                 RealNode::Dir {
@@ -928,7 +943,7 @@ pub fn real_tree(dir: &Path, skip: &[&str]) -> std::collections::BTreeMap<String
             } else if ft.is_file() {
                 RealNode::File {
                     mode: m.mode() & 0o7777,
-                    content: std::fs::read(&p).unwrap(),
+                    content: std::fs::read(&a).unwrap(),
                 }
             } else {
                 RealNode::Other(m.mode() & 0o170000)
@@ -978,7 +993,11 @@ pub const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120)
 
 impl Project {
     pub fn new(as_user: bool) -> Project {
-        let env = Env::new();
+        Project::in_env(Env::new(), as_user)
+    }
+
+    /// A project in `env` (see [`Env::with_long_path`]).
+    pub fn in_env(env: Env, as_user: bool) -> Project {
         let dir = env.mkdir("proj");
         let out = env.mkdir("out");
         Project {

@@ -8,6 +8,7 @@ pub mod gc;
 pub mod hash;
 pub mod index;
 pub mod ingest;
+pub mod longpath;
 pub mod manifest;
 pub mod runlog;
 pub mod statcache;

@@ -62,7 +62,8 @@ pub(super) fn attach(
         // Symlinks cannot carry user.* attributes on Linux; nothing to read.
         if e.kind != EntryKind::Symlink {
             let p = abs(root, rel);
-            match xattr::read_kept(&p) {
+            // A deep tree's path may be longer than the kernel takes.
+            match crate::longpath::Short::of(&p).and_then(|at| xattr::read_kept(&at)) {
                 Ok(x) => e.meta.xattrs = x,
                 // Gone since the walk: the entry is still right as it was seen.
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}

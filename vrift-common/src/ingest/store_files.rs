@@ -7,6 +7,7 @@ use std::sync::mpsc;
 
 use super::walk::FileItem;
 use super::IngestError;
+use crate::longpath::Short;
 use crate::statcache::FileStat;
 use crate::store::{Inserted, Store, StoreError};
 
@@ -34,10 +35,22 @@ pub(crate) fn store_one_with(
     insert: &dyn Fn(&std::path::Path) -> Result<Inserted, StoreError>,
 ) -> Result<Stored, IngestError> {
     let mut stat = item.stat;
+    // A deep tree's path may be longer than the kernel takes: `at` reaches it.
+    let at = match Short::of(&item.abs) {
+        Ok(at) => at,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Stored::Vanished),
+        Err(source) => {
+            return Err(IngestError::Io {
+                path: item.abs.clone(),
+                source,
+            })
+        }
+    };
+    let is_item = |p: &std::path::Path| p == item.abs || p == at.path();
     for _ in 0..ATTEMPTS {
-        match insert(&item.abs) {
+        match insert(&at) {
             Ok(inserted) => {
-                let after = match fs::symlink_metadata(&item.abs) {
+                let after = match fs::symlink_metadata(&at) {
                     Ok(m) => FileStat::from_metadata(&m),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         return Ok(Stored::Vanished)
@@ -56,7 +69,7 @@ pub(crate) fn store_one_with(
                 }
                 stat = after;
             }
-            Err(StoreError::ChangedDuringIngest { .. }) => match fs::symlink_metadata(&item.abs) {
+            Err(StoreError::ChangedDuringIngest { .. }) => match fs::symlink_metadata(&at) {
                 Ok(m) => stat = FileStat::from_metadata(&m),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Stored::Vanished),
                 Err(source) => {
@@ -68,12 +81,15 @@ pub(crate) fn store_one_with(
             },
             Err(e) if e.is_not_found() => return Ok(Stored::Vanished),
             Err(StoreError::Io { path, source })
-                if path == item.abs && super::walk::is_denied(&source) =>
+                if is_item(&path) && super::walk::is_denied(&source) =>
             {
                 return Ok(Stored::Unreadable)
             }
-            Err(StoreError::Io { path, source }) if path == item.abs => {
-                return Err(IngestError::Io { path, source })
+            Err(StoreError::Io { path, source }) if is_item(&path) => {
+                return Err(IngestError::Io {
+                    path: item.abs.clone(),
+                    source,
+                })
             }
             Err(source) => {
                 return Err(IngestError::Store {

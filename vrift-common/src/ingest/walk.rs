@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::{Excluded, IngestError, IngestWarning};
 use crate::filters::{ExcludeReason, Filter};
 use crate::hash::Hash;
+use crate::longpath::Short;
 use crate::manifest::{Entry, EntryKind, RelPath};
 use crate::statcache::FileStat;
 
@@ -104,7 +105,9 @@ pub(crate) fn walk(
         // DirEntry::metadata is an lstat relative to the open directory (fstatat), which
         // spares resolving the whole path again for every file.
         let mut listed: Vec<(std::ffi::OsString, std::io::Result<fs::Metadata>)> = Vec::new();
-        let listing = match fs::read_dir(&dir_abs) {
+        // A deep tree's paths may be longer than the kernel takes: reached through their
+        // directory's descriptor then (see `Short`).
+        let listing = match Short::of(&dir_abs).and_then(fs::read_dir) {
             Ok(l) => l,
             // A directory the user may not list is not part of the view; it passes through,
             // so it stays exactly as unreadable as it is on disk.
@@ -174,7 +177,7 @@ pub(crate) fn walk(
                 out.dirs += 1;
                 subdirs.push((rel, abs));
             } else if ft.is_symlink() {
-                let target = match fs::read_link(&abs) {
+                let target = match Short::of(&abs).and_then(fs::read_link) {
                     Ok(t) => t,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(io_err(&abs)(e)),

@@ -186,7 +186,10 @@ impl<L: LayerSource> View<L> {
         if path.is_empty() {
             return Err(Errno::ENOENT);
         }
-        if path.len() >= PATH_MAX {
+        // The kernel's limit is on the argument a program gives. The projections make a
+        // relative argument absolute against the caller's cwd, which may be deep, and check
+        // the argument's own length where they read it: an absolute path here may be longer.
+        if path.len() >= PATH_MAX && path[0] != b'/' {
             return Err(Errno::ENAMETOOLONG);
         }
         if let Some(out) = self.plainly_outside(path) {

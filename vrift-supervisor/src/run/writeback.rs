@@ -27,6 +27,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use vrift_common::hash::Hash;
+use vrift_common::longpath::Short;
 use vrift_common::manifest::{Entry, EntryKind, Manifest, RelPath};
 use vrift_common::statcache::FileStat;
 use vrift_common::store::Store;
@@ -44,6 +45,9 @@ pub struct Report {
     pub files: HashMap<RelPath, (FileStat, Hash)>,
 }
 
+/// The real path of `rel`, as the run's messages name it. It may be longer than the kernel
+/// takes (a deep tree in a project with a long path): every call on it goes through
+/// [`at`].
 fn real(root: &Path, rel: &[u8]) -> PathBuf {
     if rel.is_empty() {
         root.to_path_buf()
@@ -52,10 +56,22 @@ fn real(root: &Path, rel: &[u8]) -> PathBuf {
     }
 }
 
-/// A path write-back cannot even look at (a name too long for the destination, a directory
-/// it may not search) is a failure, not a change on disk: the result is then kept.
-fn check_reachable(p: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(p) {
+/// `p` as the kernel takes it, through its directory's descriptor when it is too long.
+fn at(p: &Path) -> Result<Short> {
+    Short::of(p).with_context(|| format!("{}", p.display()))
+}
+
+/// Was `at`'s failure that `p`'s directory is not there (so neither is `p`)?
+fn absent(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<io::Error>().is_some_and(|e| {
+        e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+    })
+}
+
+/// A path write-back cannot even look at (a directory it may not search) is a failure,
+/// not a change on disk: the result is then kept. `p` names it, `at` reaches it.
+fn check_reachable(p: &Path, at: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(at) {
         Ok(_) => Ok(()),
         Err(e)
             if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
@@ -235,9 +251,12 @@ fn make_fifo(p: &Path, e: &Entry) -> io::Result<()> {
     crate::sys::fsops::set_mtime(p, e.mtime_ns)
 }
 
-/// Same inode?
+/// Same inode? (`a` by its real path, `b` as reached.)
 fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+    let Ok(a) = Short::of(a) else {
+        return false;
+    };
+    match (std::fs::symlink_metadata(&a), std::fs::symlink_metadata(b)) {
         (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
         _ => false,
     }
@@ -260,9 +279,10 @@ impl OpenedDirs {
         if self.modes.contains_key(dir) {
             return Ok(());
         }
-        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
+        let at = Short::of(dir)?;
+        let mode = std::fs::metadata(&at)?.permissions().mode() & 0o7777;
         if mode & 0o300 != 0o300 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700))?;
+            std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode | 0o700))?;
             self.modes.insert(dir.to_path_buf(), mode);
         }
         Ok(())
@@ -270,7 +290,7 @@ impl OpenedDirs {
 
     fn restore(self) -> io::Result<()> {
         for (dir, mode) in self.modes {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
+            std::fs::set_permissions(Short::of(&dir)?, std::fs::Permissions::from_mode(mode))?;
         }
         Ok(())
     }
@@ -285,7 +305,7 @@ pub fn apply(store: &Store, root: &Path, before: &Manifest, new: &Manifest) -> R
     let (report, dir_modes) = report?;
     restored.context("restoring directory modes")?;
     for (p, mode) in dir_modes.into_iter().rev() {
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o7777))
+        std::fs::set_permissions(at(&p)?, std::fs::Permissions::from_mode(mode & 0o7777))
             .with_context(|| format!("{}", p.display()))?;
     }
     Ok(report)
@@ -316,9 +336,15 @@ fn apply_changes(
     for (rel, e) in gone {
         progress.inc(1);
         let p = real(root, rel);
-        check_reachable(&p)?;
-        if !unchanged_on_disk(&p, Some(e)) {
-            if p.symlink_metadata().is_ok() {
+        let a = match at(&p) {
+            Ok(a) => a,
+            // Its directory is gone from disk: so is the path.
+            Err(err) if absent(&err) => continue,
+            Err(err) => return Err(err),
+        };
+        check_reachable(&p, &a)?;
+        if !unchanged_on_disk(&a, Some(e)) {
+            if a.symlink_metadata().is_ok() {
                 report.conflicts.push(rel.to_vec());
             }
             continue;
@@ -327,8 +353,8 @@ fn apply_changes(
             .parent_of(&p)
             .with_context(|| format!("{}", p.display()))?;
         let r = match e.kind {
-            EntryKind::Dir => std::fs::remove_dir(&p),
-            _ => std::fs::remove_file(&p),
+            EntryKind::Dir => std::fs::remove_dir(&a),
+            _ => std::fs::remove_file(&a),
         };
         match r {
             Ok(()) => report.removed += 1,
@@ -352,24 +378,25 @@ fn apply_changes(
         }
         progress.inc(1);
         let p = real(root, rel);
-        check_reachable(&p)?;
+        let a = at(&p)?;
+        check_reachable(&p, &a)?;
         // A real directory, not a symlink to one: a directory that replaced a symlink in
         // the run must replace it on disk too (and its mode must not go to the target).
         let real_dir = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_dir());
-        let dir_already_there = e.kind == EntryKind::Dir && real_dir(&p);
+        let dir_already_there = e.kind == EntryKind::Dir && real_dir(&a);
         // A later name of a link group whose first name is already written: one more link.
         let first_name = group_paths.get(&e.meta.link).filter(|f| **f != p);
         if let Some(first) = first_name.filter(|_| e.meta.link != 0) {
-            if same_file(first, &p) {
+            if same_file(first, &a) {
                 // Written through its first name (in place): nothing left to do.
                 report.written += 1;
                 continue;
             }
         }
-        if !dir_already_there && !unchanged_on_disk(&p, old) {
+        if !dir_already_there && !unchanged_on_disk(&a, old) {
             // Already as the run left it (a kept result applied again after a failure half
             // way): nothing to do. Anything else changed on disk meanwhile.
-            if !already_there(&p, e) {
+            if !already_there(&a, e) {
                 report.conflicts.push(rel.to_vec());
             }
             continue;
@@ -381,63 +408,65 @@ fn apply_changes(
         }
         match e.kind {
             EntryKind::Dir => {
-                if !real_dir(&p) {
-                    if p.symlink_metadata().is_ok() {
-                        std::fs::remove_file(&p).with_context(|| format!("{}", p.display()))?;
+                if !real_dir(&a) {
+                    if a.symlink_metadata().is_ok() {
+                        std::fs::remove_file(&a).with_context(|| format!("{}", p.display()))?;
                     }
-                    std::fs::create_dir(&p).with_context(|| format!("{}", p.display()))?;
+                    std::fs::create_dir(&a).with_context(|| format!("{}", p.display()))?;
                 }
-                keep::apply(&p, e, None).with_context(|| format!("{}", p.display()))?;
+                keep::apply(&a, e, None).with_context(|| format!("{}", p.display()))?;
                 dir_modes.push((p, e.mode));
             }
             EntryKind::File => {
                 let first = group_paths
                     .get(&e.meta.link)
-                    .filter(|f| e.meta.link != 0 && **f != p && f.is_file());
+                    .filter(|f| e.meta.link != 0 && **f != p)
+                    .and_then(|f| Short::of(f).ok())
+                    .filter(|f| f.is_file());
                 if let Some(first) = first {
                     // Another name of a group whose first name is in place: link to it.
-                    if p.symlink_metadata().is_ok() {
-                        std::fs::remove_file(&p).with_context(|| format!("{}", p.display()))?;
+                    if a.symlink_metadata().is_ok() {
+                        std::fs::remove_file(&a).with_context(|| format!("{}", p.display()))?;
                     }
-                    std::fs::hard_link(first, &p).with_context(|| format!("{}", p.display()))?;
+                    std::fs::hard_link(&first, &a).with_context(|| format!("{}", p.display()))?;
                 } else if old.is_some_and(|o| o.kind == EntryKind::File && o.hash == e.hash) {
                     // Same content: only the mode, the time, the owner or xattrs changed.
-                    finish_in_place(&p, e).with_context(|| format!("{}", p.display()))?;
+                    finish_in_place(&a, e).with_context(|| format!("{}", p.display()))?;
                 } else if let Some(old) = old.filter(|o| is_append(store, o, e)) {
-                    append_in_place(store, &p, old, e)
-                        .and_then(|()| finish_in_place(&p, e))
+                    append_in_place(store, &a, old, e)
+                        .and_then(|()| finish_in_place(&a, e))
                         .with_context(|| format!("{}", p.display()))?;
-                } else if e.meta.link != 0 && has_other_names(&p) {
-                    rewrite_in_place(store, &p, e).with_context(|| format!("{}", p.display()))?;
+                } else if e.meta.link != 0 && has_other_names(&a) {
+                    rewrite_in_place(store, &a, e).with_context(|| format!("{}", p.display()))?;
                 } else {
-                    write_file(store, &p, e).with_context(|| format!("{}", p.display()))?;
+                    write_file(store, &a, e).with_context(|| format!("{}", p.display()))?;
                 }
-                if let Ok(m) = std::fs::symlink_metadata(&p) {
+                if let Ok(m) = std::fs::symlink_metadata(&a) {
                     report
                         .files
                         .insert(rel.to_vec(), (FileStat::from_metadata(&m), e.hash));
                 }
             }
             EntryKind::Symlink => {
-                if p.symlink_metadata().is_ok() {
-                    if p.is_dir() && !p.is_symlink() {
-                        std::fs::remove_dir_all(&p)
+                if a.symlink_metadata().is_ok() {
+                    if a.is_dir() && !a.is_symlink() {
+                        std::fs::remove_dir_all(&a)
                     } else {
-                        std::fs::remove_file(&p)
+                        std::fs::remove_file(&a)
                     }
                     .with_context(|| format!("{}", p.display()))?;
                 }
-                std::os::unix::fs::symlink(OsStr::from_bytes(&e.target), &p)
+                std::os::unix::fs::symlink(OsStr::from_bytes(&e.target), &a)
                     .with_context(|| format!("{}", p.display()))?;
                 if e.meta.owner.is_some() {
-                    keep::apply(&p, e, None).with_context(|| format!("{}", p.display()))?;
+                    keep::apply(&a, e, None).with_context(|| format!("{}", p.display()))?;
                 }
             }
             EntryKind::Fifo => {
-                if old.is_some_and(|o| o.kind == EntryKind::Fifo) && p.exists() {
-                    finish_in_place(&p, e).with_context(|| format!("{}", p.display()))?;
+                if old.is_some_and(|o| o.kind == EntryKind::Fifo) && a.exists() {
+                    finish_in_place(&a, e).with_context(|| format!("{}", p.display()))?;
                 } else {
-                    make_fifo(&p, e).with_context(|| format!("{}", p.display()))?;
+                    make_fifo(&a, e).with_context(|| format!("{}", p.display()))?;
                 }
             }
         }

@@ -244,6 +244,19 @@ fn path_of_4095_bytes_is_not_too_long() {
     assert_eq!(rel_of(&v, &p, ROOT_STR), "");
 }
 
+/// A projection makes a program's relative path absolute against its cwd; below a deep
+/// cwd that is longer than PATH_MAX, and must still resolve.
+#[test]
+fn absolute_path_longer_than_path_max_resolves() {
+    let v = view();
+    let mut p = ROOT_STR.to_string();
+    while p.len() < 5000 {
+        p.push_str("/.");
+    }
+    p.push_str("/src");
+    assert_eq!(rel_of(&v, &p, ROOT_STR), "src");
+}
+
 #[test]
 fn name_over_255_bytes_is_enametoolong() {
     let v = view();

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use vrift_common::hash::Hash;
+use vrift_common::longpath::Short;
 use vrift_common::manifest::{Entry, EntryKind, EntryMeta, EntryOwner, Manifest, RelPath};
 use vrift_common::store::Store;
 
@@ -141,10 +142,10 @@ pub fn harvest(
 }
 
 fn copy_in(store: &Store, n: &NewContent) -> Result<()> {
-    let stored = crate::sys::fsops::with_owner_access(&n.path, || {
-        store.insert_file(&n.path).map_err(store_io)
-    })
-    .with_context(|| format!("{}", n.path.display()))?;
+    let path = Short::of(&n.path).with_context(|| format!("{}", n.path.display()))?;
+    let stored =
+        crate::sys::fsops::with_owner_access(&path, || store.insert_file(&path).map_err(store_io))
+            .with_context(|| format!("{}", n.path.display()))?;
     if stored.hash != n.hash {
         anyhow::bail!("{}: changed while it was being stored", n.path.display());
     }
@@ -153,14 +154,16 @@ fn copy_in(store: &Store, n: &NewContent) -> Result<()> {
 
 fn adopt(store: &Store, n: &NewContent) -> Result<()> {
     // Moving the file out needs its directory writable (a program may have made it 0555).
-    let dir = n.path.parent().unwrap_or(Path::new("/"));
-    crate::sys::fsops::with_owner_access(dir, || {
+    let named = || format!("{}", n.path.display());
+    let dir = Short::of(n.path.parent().unwrap_or(Path::new("/"))).with_context(named)?;
+    let path = Short::of(&n.path).with_context(named)?;
+    crate::sys::fsops::with_owner_access(&dir, || {
         store
-            .adopt_file(&n.path, n.hash, n.size)
+            .adopt_file(&path, n.hash, n.size)
             .map(|_| ())
             .map_err(store_io)
     })
-    .with_context(|| format!("{}", n.path.display()))
+    .with_context(named)
 }
 
 fn store_io(e: vrift_common::store::StoreError) -> io::Error {
@@ -179,8 +182,10 @@ fn finish_interrupted(store: &Store, upper: &Path, result: &Path) -> Result<Mani
             continue;
         }
         let path = upper.join(std::ffi::OsStr::from_bytes(rel));
-        let hashed = crate::sys::fsops::with_owner_access(&path, || {
-            Store::hash_in_place(&path, None).map_err(store_io)
+        let hashed = Short::of(&path).and_then(|at| {
+            crate::sys::fsops::with_owner_access(&at, || {
+                Store::hash_in_place(&at, None).map_err(store_io)
+            })
         });
         match hashed {
             Ok((hash, size)) if hash == e.hash => adopt(
@@ -272,13 +277,16 @@ fn walk(
     // A directory the program shut its owner out of (chmod 0644, 0000: no search bit) is
     // opened up while its entries are read and walked, and its mode put back after; the
     // mode recorded for it is the one it had.
-    let mode = std::fs::symlink_metadata(&dir)
+    // The upper directory's tree may be deeper than PATH_MAX below the store's path: the
+    // calls reach each path through its directory's descriptor when it is (see `Short`).
+    let at = Short::of(&dir).with_context(|| format!("{}", dir.display()))?;
+    let mode = std::fs::symlink_metadata(&at)
         .with_context(|| format!("{}", dir.display()))?
         .permissions()
         .mode()
         & 0o7777;
     let opened = mode & 0o500 != 0o500
-        && std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode | 0o700)).is_ok();
+        && std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode | 0o700)).is_ok();
     let walked = walk_entries(
         store,
         upper,
@@ -291,7 +299,7 @@ fn walk(
         meta_of,
     );
     if opened {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+        std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode))
             .with_context(|| format!("{}", dir.display()))?;
     }
     walked
@@ -310,8 +318,9 @@ fn walk_entries(
     found: &mut Found,
     meta_of: &mut MetaReader<'_>,
 ) -> Result<()> {
-    let listing = crate::sys::fsops::with_owner_access(dir, || {
-        std::fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()
+    let at = Short::of(dir).with_context(|| format!("{}", dir.display()))?;
+    let listing = crate::sys::fsops::with_owner_access(&at, || {
+        std::fs::read_dir(&at)?.collect::<io::Result<Vec<_>>>()
     })
     .with_context(|| format!("{}", dir.display()))?;
     for child in listing {
@@ -321,9 +330,9 @@ fn walk_entries(
         if passthrough.contains(&crel) {
             continue;
         }
-        let path = child.path();
-        let meta =
-            std::fs::symlink_metadata(&path).with_context(|| format!("{}", path.display()))?;
+        let path = dir.join(&name);
+        let a = Short::of(&path).with_context(|| format!("{}", path.display()))?;
+        let meta = std::fs::symlink_metadata(&a).with_context(|| format!("{}", path.display()))?;
         let ft = meta.file_type();
         let mode = meta.permissions().mode() & 0o7777;
         if ft.is_char_device() && meta.rdev() == 0 {
@@ -332,13 +341,13 @@ fn walk_entries(
         } else if ft.is_dir() {
             // user.* xattrs need read permission: a directory made 0000 is opened up for it.
             let opaque =
-                crate::sys::fsops::with_owner_access(&path, || xattr::lget(&path, flavor.opaque()))
+                crate::sys::fsops::with_owner_access(&a, || xattr::lget(&a, flavor.opaque()))
                     .with_context(|| format!("{}", path.display()))?;
             let was_dir = entries.get(&crel).map(|e| e.kind) == Some(EntryKind::Dir);
             if opaque.as_deref() == Some(b"y") || !was_dir {
                 remove_tree(entries, &crel);
             }
-            let m = meta_of.read(&crel, &path, &meta)?;
+            let m = meta_of.read(&crel, &a, &meta)?;
             entries.insert(crel.clone(), Entry::dir(mode, mtime_of(&meta)).with_meta(m));
             walk(
                 store,
@@ -357,12 +366,12 @@ fn walk_entries(
                 .get(&crel)
                 .filter(|e| e.kind == EntryKind::File)
                 .map(|e| e.size);
-            let (hash, size) = crate::sys::fsops::with_owner_access(&path, || {
-                Store::hash_in_place(&path, before).map_err(store_io)
+            let (hash, size) = crate::sys::fsops::with_owner_access(&a, || {
+                Store::hash_in_place(&a, before).map_err(store_io)
             })
             .with_context(|| format!("{}", path.display()))?;
             remove_tree(entries, &crel);
-            let m = meta_of.read(&crel, &path, &meta)?;
+            let m = meta_of.read(&crel, &a, &meta)?;
             entries.insert(
                 crel,
                 Entry::file(hash, size, mode, mtime_of(&meta)).with_meta(m),
@@ -371,15 +380,14 @@ fn walk_entries(
                 found.new.push(NewContent { path, hash, size });
             }
         } else if ft.is_symlink() {
-            let target =
-                std::fs::read_link(&path).with_context(|| format!("{}", path.display()))?;
+            let target = std::fs::read_link(&a).with_context(|| format!("{}", path.display()))?;
             let target = target.as_os_str().as_bytes().to_vec();
             remove_tree(entries, &crel);
-            let m = meta_of.read(&crel, &path, &meta)?;
+            let m = meta_of.read(&crel, &a, &meta)?;
             entries.insert(crel, Entry::symlink(target, mtime_of(&meta)).with_meta(m));
         } else if ft.is_fifo() {
             remove_tree(entries, &crel);
-            let m = meta_of.read(&crel, &path, &meta)?;
+            let m = meta_of.read(&crel, &a, &meta)?;
             entries.insert(crel, Entry::fifo(mode, mtime_of(&meta)).with_meta(m));
         } else {
             // Sockets and device nodes live for the run only; whatever they replaced is gone

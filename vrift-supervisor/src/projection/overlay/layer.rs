@@ -15,6 +15,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use vrift_common::longpath::Short;
 use vrift_common::manifest::{display_path, Entry, EntryKind, Manifest, RelPath};
 use vrift_common::store::Store;
 
@@ -367,10 +368,14 @@ fn write_entries<'a>(
     let mut linked: std::collections::HashMap<u64, PathBuf> = Default::default();
     for (rel, e) in entries {
         progress.inc(1);
+        // `p` names the entry in messages; the calls reach it through `a`, a path the
+        // kernel takes however deep the tree and long the store's path (see `Short`).
         let p = join(dest, rel);
+        let a = Short::of(&p).with_context(|| ctx(&p))?;
         if e.meta.link != 0 {
             if let Some(first) = linked.get(&e.meta.link) {
-                std::fs::hard_link(first, &p).with_context(|| ctx(&p))?;
+                let first = Short::of(first).with_context(|| ctx(first))?;
+                std::fs::hard_link(&first, &a).with_context(|| ctx(&p))?;
                 continue;
             }
             linked.insert(e.meta.link, p.clone());
@@ -378,30 +383,30 @@ fn write_entries<'a>(
         match e.kind {
             EntryKind::Dir => {
                 if !rel.is_empty() {
-                    std::fs::create_dir(&p).with_context(|| ctx(&p))?;
+                    std::fs::create_dir(&a).with_context(|| ctx(&p))?;
                 }
-                set_meta(&p, e).with_context(|| ctx(&p))?;
+                set_meta(&a, e).with_context(|| ctx(&p))?;
                 dirs.push((p, e.mode, e.mtime_ns));
             }
             EntryKind::Symlink => {
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&e.target), &p)
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&e.target), &a)
                     .with_context(|| ctx(&p))?;
-                set_meta(&p, e).with_context(|| ctx(&p))?;
-                fsops::set_mtime(&p, e.mtime_ns).with_context(|| ctx(&p))?;
+                set_meta(&a, e).with_context(|| ctx(&p))?;
+                fsops::set_mtime(&a, e.mtime_ns).with_context(|| ctx(&p))?;
             }
             EntryKind::Fifo => {
-                fsops::mkfifo(&p, 0o600).with_context(|| ctx(&p))?;
-                set_meta(&p, e).with_context(|| ctx(&p))?;
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))
+                fsops::mkfifo(&a, 0o600).with_context(|| ctx(&p))?;
+                set_meta(&a, e).with_context(|| ctx(&p))?;
+                std::fs::set_permissions(&a, std::fs::Permissions::from_mode(e.mode & 0o7777))
                     .with_context(|| ctx(&p))?;
-                fsops::set_mtime(&p, e.mtime_ns).with_context(|| ctx(&p))?;
+                fsops::set_mtime(&a, e.mtime_ns).with_context(|| ctx(&p))?;
             }
             EntryKind::File => {
                 let mut f = File::options()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
-                    .open(&p)
+                    .open(&a)
                     .with_context(|| ctx(&p))?;
                 if e.size > 0 {
                     if !store.contains(&e.hash) {
@@ -427,7 +432,7 @@ fn write_entries<'a>(
                         }
                     }
                 }
-                set_meta(&p, e).with_context(|| ctx(&p))?;
+                set_meta(&a, e).with_context(|| ctx(&p))?;
                 f.set_permissions(std::fs::Permissions::from_mode(e.mode & 0o7777))
                     .with_context(|| ctx(&p))?;
                 f.set_modified(system_time(e.mtime_ns))
@@ -438,9 +443,10 @@ fn write_entries<'a>(
     // Directories last, deepest first: making their children changed their mtimes, and a
     // read-only mode would have kept the children out.
     for (p, mode, mtime) in dirs.iter().rev() {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode & 0o7777))
+        let a = Short::of(p).with_context(|| ctx(p))?;
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(mode & 0o7777))
             .with_context(|| ctx(p))?;
-        fsops::set_mtime(p, *mtime).with_context(|| ctx(p))?;
+        fsops::set_mtime(&a, *mtime).with_context(|| ctx(p))?;
     }
     Ok(())
 }

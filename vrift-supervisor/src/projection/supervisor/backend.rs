@@ -9,6 +9,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use vrift_common::longpath::Short;
 use vrift_common::store::Store;
 use vrift_common::vfs::{Content, Node, Opened, Seed, Stat};
 
@@ -62,12 +63,10 @@ impl FarmBackend {
         }
     }
 
-    fn farm_path(&self, rel: &[u8]) -> PathBuf {
-        if rel.is_empty() {
-            self.farm.clone()
-        } else {
-            self.farm.join(std::ffi::OsStr::from_bytes(rel))
-        }
+    /// The farm's object at `rel`, as a path the kernel takes however long `rel` is (see
+    /// [`Short`]).
+    fn farm_path(&self, rel: &[u8]) -> io::Result<Short> {
+        Short::join(&self.farm, rel)
     }
 
     fn rel_in(&self, view: &ViewOf, abs: &[u8], follow: bool) -> Option<Vec<u8>> {
@@ -80,7 +79,7 @@ impl FarmBackend {
     /// Make the farm's file at `rel` a private copy the program may write: the store's blob
     /// is copied (never opened for writing), or an empty file is made.
     fn prepare_private(&self, rel: &[u8], seed: Seed, perm: u32, mtime_ns: i64) -> io::Result<()> {
-        let target = self.farm_path(rel);
+        let target = self.farm_path(rel)?;
         match seed {
             Seed::Existing { truncate } => {
                 if truncate {
@@ -143,7 +142,7 @@ impl FarmBackend {
     /// its directory: the farm's own path may not fit in `sun_path`.
     pub fn bind_socket(&self, rel: &[u8], sock: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        let path = self.farm_path(rel);
+        let path = self.farm_path(rel)?;
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         };
@@ -156,7 +155,7 @@ impl FarmBackend {
             name.as_bytes(),
         ]
         .concat();
-        std::fs::remove_file(&path)?;
+        std::fs::remove_file(&*path)?;
         crate::sys::pidfd::bind_unix(sock, &short)
     }
 
@@ -167,19 +166,19 @@ impl FarmBackend {
         let Some(e) = view.lookup(rel) else {
             return Ok(());
         };
-        let copy = self.farm_path(rel);
+        let copy = self.farm_path(rel)?;
         for other in view.delta().names_of(e.ino) {
             if other == rel {
                 continue;
             }
-            let p = self.farm_path(&other);
+            let p = self.farm_path(&other)?;
             let tmp = p.with_file_name(format!(
                 ".vrift-link-{}",
                 self.tmp_seq
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             ));
-            std::fs::hard_link(&copy, &tmp)?;
-            if let Err(err) = std::fs::rename(&tmp, &p) {
+            std::fs::hard_link(&*copy, &tmp)?;
+            if let Err(err) = std::fs::rename(&tmp, &*p) {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(err);
             }
@@ -198,13 +197,13 @@ impl FarmBackend {
                 | libc::O_CLOEXEC
                 | libc::O_ACCMODE);
         let acc = raw_flags & libc::O_ACCMODE;
-        let path = self.farm_path(rel);
+        let path = self.farm_path(rel)?;
         let f = crate::sys::fsops::with_owner_access(&path, || {
             std::fs::OpenOptions::new()
                 .read(acc != libc::O_WRONLY)
                 .write(acc != libc::O_RDONLY)
                 .custom_flags(keep | libc::O_CLOEXEC)
-                .open(&path)
+                .open(&*path)
         })?;
         Ok(f.into())
     }
@@ -227,8 +226,8 @@ impl FarmBackend {
         if !matches!(e.content(), Some(Content::Pending(_))) {
             return Ok(());
         }
-        let p = self.farm_path(&rel);
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
+        let p = self.farm_path(&rel)?;
+        std::fs::set_permissions(&*p, std::fs::Permissions::from_mode(e.mode & 0o7777))?;
         if !with_mtime {
             return Ok(());
         }
@@ -260,19 +259,19 @@ impl Backend for FarmBackend {
             // Read-only, directory, FIFO and O_PATH opens: the farm serves them.
             (Op::Open { .. }, _) => Ok(Outcome::Continue),
             (Op::Mkdir { .. }, Done::Rel(rel)) => {
-                std::fs::create_dir(self.farm_path(&rel))?;
+                std::fs::create_dir(self.farm_path(&rel)?)?;
                 ok
             }
             (Op::Rmdir { .. }, Done::Rel(rel)) => {
-                std::fs::remove_dir(self.farm_path(&rel))?;
+                std::fs::remove_dir(self.farm_path(&rel)?)?;
                 ok
             }
             (Op::Unlink { .. }, Done::Rel(rel)) => {
-                std::fs::remove_file(self.farm_path(&rel))?;
+                std::fs::remove_file(self.farm_path(&rel)?)?;
                 ok
             }
             (Op::Rename { flags, .. }, Done::Pair(a, b)) => {
-                vrift_common::store::renameat2(&self.farm_path(&a), &self.farm_path(&b), *flags)?;
+                vrift_common::store::renameat2(&self.farm_path(&a)?, &self.farm_path(&b)?, *flags)?;
                 ok
             }
             (Op::Link { old, follow, .. }, Done::Rel(rel)) => {
@@ -281,12 +280,12 @@ impl Backend for FarmBackend {
                 let src = self
                     .rel_in(view, old, *follow)
                     .ok_or_else(|| io::Error::from_raw_os_error(libc::EXDEV))?;
-                let (from, to) = (self.farm_path(&src), self.farm_path(&rel));
-                match std::fs::hard_link(&from, &to) {
+                let (from, to) = (self.farm_path(&src)?, self.farm_path(&rel)?);
+                match std::fs::hard_link(&*from, &*to) {
                     // The farm's file is a blob's link, and the blob is linked as often as
                     // the file system allows: the view's link must not fail for that.
                     Err(e) if e.raw_os_error() == Some(libc::EMLINK) && is_blob(view, &src) => {
-                        std::fs::copy(&from, &to)?;
+                        std::fs::copy(&*from, &*to)?;
                     }
                     r => r?,
                 }
@@ -295,7 +294,7 @@ impl Backend for FarmBackend {
             (Op::Symlink { target, .. }, Done::Rel(rel)) => {
                 std::os::unix::fs::symlink(
                     std::ffi::OsStr::from_bytes(target),
-                    self.farm_path(&rel),
+                    self.farm_path(&rel)?,
                 )?;
                 ok
             }
@@ -303,7 +302,7 @@ impl Backend for FarmBackend {
                 let Some(e) = view.lookup(&rel) else {
                     return ok;
                 };
-                let path = self.farm_path(&rel);
+                let path = self.farm_path(&rel)?;
                 match e.node {
                     Node::Fifo => crate::sys::fsops::mkfifo(&path, e.mode)?,
                     Node::Special { kind, rdev } => {
@@ -315,7 +314,7 @@ impl Backend for FarmBackend {
                             .store
                             .insert_bytes(b"")
                             .map_err(|e| io::Error::other(e.to_string()))?;
-                        std::fs::hard_link(self.store.blob_path(&empty.hash), &path)?
+                        std::fs::hard_link(self.store.blob_path(&empty.hash), &*path)?
                     }
                 }
                 ok
@@ -347,11 +346,11 @@ impl Backend for FarmBackend {
                 if fresh {
                     self.link_other_names(view, &t.rel)?;
                 }
-                let p = self.farm_path(&t.rel);
+                let p = self.farm_path(&t.rel)?;
                 crate::sys::fsops::with_owner_access(&p, || {
                     std::fs::OpenOptions::new()
                         .write(true)
-                        .open(&p)?
+                        .open(&*p)?
                         .set_len(t.len)
                 })?;
                 ok
@@ -363,13 +362,15 @@ impl Backend for FarmBackend {
     }
 
     fn undo_create(&self, rel: &[u8]) {
-        let _ = std::fs::remove_file(self.farm_path(rel));
+        if let Ok(p) = self.farm_path(rel) {
+            let _ = std::fs::remove_file(p);
+        }
     }
 
     fn pending_stat(&self, rel: &[u8], st: &mut Stat) {
         // Size and times of a file being written are the private copy's, and so is its mode
         // (it follows the view's, unless a POSIX ACL was set on the open copy).
-        if let Ok(m) = std::fs::symlink_metadata(self.farm_path(rel)) {
+        if let Ok(m) = self.farm_path(rel).and_then(std::fs::symlink_metadata) {
             st.mode = (st.mode & libc::S_IFMT) | (m.mode() & 0o7777);
             st.size = m.size();
             st.blocks = m.blocks();
@@ -380,15 +381,21 @@ impl Backend for FarmBackend {
     }
 
     fn commit_pending(&self, rel: &[u8]) -> anyhow::Result<Committed> {
-        let p = self.farm_path(rel);
-        let meta = std::fs::symlink_metadata(&p).with_context(|| format!("{}", p.display()))?;
+        let named = || {
+            format!(
+                "{}",
+                vrift_common::longpath::join(&self.farm, rel).display()
+            )
+        };
+        let p = self.farm_path(rel).with_context(named)?;
+        let meta = std::fs::symlink_metadata(&*p).with_context(named)?;
         let ins = crate::sys::fsops::with_owner_access(&p, || {
             self.store.insert_file(&p).map_err(|e| match e {
                 vrift_common::store::StoreError::Io { source, .. } => source,
                 other => io::Error::other(other.to_string()),
             })
         })
-        .with_context(|| format!("{}", p.display()))?;
+        .with_context(named)?;
         Ok(Committed {
             hash: ins.hash,
             size: ins.size,

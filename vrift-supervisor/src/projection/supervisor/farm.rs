@@ -11,6 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use vrift_common::hash::Hash;
+use vrift_common::longpath::Short;
 use vrift_common::manifest::{EntryKind, Manifest, RelPath};
 
 pub use crate::view::spec::PassthroughKind;
@@ -99,19 +100,22 @@ pub fn build(store: &Store, manifest: &Manifest, dest: &Path) -> Result<(), Farm
     // Canonical order puts every directory before its contents.
     for (rel, e) in manifest.iter() {
         progress.inc(1);
+        // The farm's path may be longer than the kernel takes (a deep tree below a long
+        // store path): the error names it, the calls get a short path to the same object.
         let p = join(dest, rel);
+        let at = Short::of(&p).map_err(io_err(&p))?;
         match e.kind {
             EntryKind::Dir if rel.is_empty() => {}
-            EntryKind::Dir => std::fs::create_dir(&p).map_err(io_err(&p))?,
+            EntryKind::Dir => std::fs::create_dir(&at).map_err(io_err(&p))?,
             EntryKind::Symlink => {
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&e.target), &p)
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&e.target), &at)
                     .map_err(io_err(&p))?
             }
             // The kernel serves a FIFO's opens and data itself; the view gives its mode.
-            EntryKind::Fifo => crate::sys::fsops::mkfifo(&p, 0o666).map_err(io_err(&p))?,
+            EntryKind::Fifo => crate::sys::fsops::mkfifo(&at, 0o666).map_err(io_err(&p))?,
             EntryKind::File => {
                 let blob = store.blob_path(&e.hash);
-                if let Err(err) = std::fs::hard_link(&blob, &p) {
+                if let Err(err) = std::fs::hard_link(&blob, &at) {
                     match err.raw_os_error() {
                         Some(libc::ENOENT) if !blob.exists() => {
                             return Err(FarmError::MissingBlob {
@@ -121,7 +125,7 @@ pub fn build(store: &Store, manifest: &Manifest, dest: &Path) -> Result<(), Farm
                         }
                         // Too many links to one blob (ext4 stops at 65000): copy it.
                         Some(libc::EMLINK) => {
-                            std::fs::copy(&blob, &p).map_err(io_err(&p))?;
+                            std::fs::copy(&blob, &at).map_err(io_err(&p))?;
                         }
                         _ => return Err(io_err(&p)(err)),
                     }

@@ -5,7 +5,8 @@
 //! anything inside the view, because the view is bind-mounted at its own path there.
 
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
 
 use crate::sys::mem;
 
@@ -18,11 +19,71 @@ pub fn read_path(tid: u32, addr: u64) -> io::Result<Vec<u8>> {
     if addr == 0 {
         return Err(io::Error::from_raw_os_error(libc::EFAULT));
     }
-    mem::read_cstring(tid, addr, PATH_MAX)
+    let p = mem::read_cstring(tid, addr, PATH_MAX)?;
+    // PATH_MAX counts the terminating NUL.
+    if p.len() >= PATH_MAX {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    Ok(p)
 }
 
 fn readlink(p: String) -> io::Result<Vec<u8>> {
-    Ok(std::fs::read_link(p)?.as_os_str().as_bytes().to_vec())
+    match std::fs::read_link(&p) {
+        Ok(t) => Ok(t.as_os_str().as_bytes().to_vec()),
+        // The kernel names a directory in /proc only while its path fits in PATH_MAX; a
+        // program may stand deeper (a relative path of up to PATH_MAX from there is valid).
+        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => long_dir_path(&p).map_err(|_| e),
+        Err(e) => Err(e),
+    }
+}
+
+/// The path of the directory the /proc link `link` leads to, when it is too long for the
+/// kernel to name: from the directory up, the name of each level in its parent (its inode
+/// in the parent's listing), until the kernel can name the ancestor.
+fn long_dir_path(link: &str) -> io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{DirEntryExt, MetadataExt, OpenOptionsExt};
+    let open_dir = |p: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(p)
+    };
+    let mut cur = open_dir(link)?;
+    let mut names: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        let named = format!("/proc/self/fd/{}", cur.as_raw_fd());
+        match std::fs::read_link(&named) {
+            Ok(base) => {
+                let mut out = base.into_os_string().into_vec();
+                for n in names.iter().rev() {
+                    out.push(b'/');
+                    out.extend_from_slice(n.as_bytes());
+                }
+                return Ok(out);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {}
+            Err(e) => return Err(e),
+        }
+        // Deeper than any path a program could hand over: give up.
+        if names.len() > PATH_MAX {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        let me = cur.metadata()?;
+        let parent = open_dir(&format!("{named}/.."))?;
+        let listed = format!("/proc/self/fd/{}", parent.as_raw_fd());
+        let name = std::fs::read_dir(&listed)?
+            .filter_map(Result::ok)
+            .filter(|e| e.ino() == me.ino())
+            .map(|e| e.file_name())
+            .find(|n| {
+                std::fs::symlink_metadata(Path::new(&listed).join(n))
+                    .is_ok_and(|m| m.dev() == me.dev() && m.ino() == me.ino())
+            })
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        names.push(name);
+        cur = parent;
+    }
 }
 
 /// The directory a relative path starts from: the cwd for AT_FDCWD, else what `dirfd` names.
@@ -61,5 +122,23 @@ mod tests {
             fd_path(me, 9999).unwrap_err().raw_os_error(),
             Some(libc::EBADF)
         );
+    }
+
+    #[test]
+    fn names_a_directory_deeper_than_path_max() {
+        use std::os::fd::AsRawFd;
+        let d = tempfile::tempdir().unwrap();
+        let mut rel = std::path::PathBuf::new();
+        while d.path().as_os_str().len() + rel.as_os_str().len() < PATH_MAX + 200 {
+            rel.push("d".repeat(200));
+            let s = vrift_common::longpath::Short::of(&d.path().join(&rel)).unwrap();
+            std::fs::create_dir(&s).unwrap();
+        }
+        let deep = d.path().join(&rel);
+        let s = vrift_common::longpath::Short::of(&deep).unwrap();
+        let dir = std::fs::File::open(&s).unwrap();
+        let me = std::process::id();
+        let got = fd_path(me, dir.as_raw_fd()).unwrap();
+        assert_eq!(got, deep.as_os_str().as_bytes());
     }
 }

@@ -77,6 +77,16 @@ pub(super) fn serve_open(c: &Call, p: &PathArg, flags: i32) -> (Served, Reply) {
             _ => return PASS,
         },
     };
+    // The farm's path may be longer than the kernel takes.
+    let target = match vrift_common::longpath::Short::of(&target) {
+        Ok(t) => t,
+        Err(e) => {
+            return (
+                Served::Denied,
+                Reply::Errno(e.raw_os_error().unwrap_or(libc::EIO)),
+            )
+        }
+    };
     let cloexec = flags & libc::O_CLOEXEC != 0;
     let fifo = std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_fifo());
     if fifo {
