@@ -94,6 +94,13 @@ pub enum Op {
         path: Vec<u8>,
         len: i64,
     },
+    /// chown family; `uid`/`gid` `u32::MAX` (-1) leave that id as it is.
+    Chown {
+        path: Vec<u8>,
+        uid: u32,
+        gid: u32,
+        follow: bool,
+    },
     /// The open with this sequence number could not be delivered and was undone.
     Undo {
         seq: u64,
@@ -127,6 +134,17 @@ impl Op {
                 follow,
             },
             Op::Truncate { path, len } => C::Truncate { path, len },
+            Op::Chown {
+                path,
+                uid,
+                gid,
+                follow,
+            } => C::Chown {
+                path,
+                uid,
+                gid,
+                follow,
+            },
             Op::Undo { .. } => return None,
         })
     }
