@@ -70,7 +70,7 @@ fn acl_modes(as_user: bool) {
     p.check_store();
 }
 
-matrix!(sed_i_and_cp_p_keep_a_0755_mode => acl_modes, needs_namespaces = "the shim alone does not see a mode set through an ACL on an open file, and the supervisor without mounts answers fsetxattr EROFS");
+matrix!(sed_i_and_cp_p_keep_a_0755_mode => acl_modes, not_shim = "the shim alone does not see a mode set through an ACL on an open file");
 
 // ---- a user.* xattr survives an append and a rewrite
 
@@ -175,13 +175,18 @@ fn link_group_in_view(as_user: bool) {
         "stat -c %h:%i a b && echo x >> a && cat b && chmod 600 b && stat -c %a:%h a",
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines.len() >= 2, "{out}");
     assert!(lines[0].starts_with("2:"), "two links: {out}");
     assert_eq!(lines[0], lines[1], "one inode and link count: {out}");
-    assert_eq!(&lines[2..], ["x", "x", "600:2"], "{out}");
+    // overlayfs without `index=on` copies a name up alone at its first write, so under the
+    // overlay the names part for the rest of the run (ARCHITECTURE.md, the overlay's
+    // differences); its result joins them again.
+    if p.env.projection != "overlay" {
+        assert_eq!(&lines[2..], ["x", "x", "600:2"], "{out}");
+        assert_eq!(mode(&b), 0o600);
+    }
     assert_eq!(std::fs::read_to_string(&b).unwrap(), "x\nx\n");
     assert_eq!(ino(&a), ino(&b), "one inode on disk");
-    assert_eq!(mode(&b), 0o600);
     p.check_store();
 }
 
@@ -211,11 +216,14 @@ fn owners_in_view(as_user: bool) {
         return;
     }
     let setpriv = require_tool("setpriv");
+    // Under the shim in front of the supervisor, the shim cannot set up in a process of
+    // another user (who may not read the store's index): the supervisor serves it alone.
     let out = sh(
         &p,
         &format!(
             "mkdir -m 1777 shared && {} --reuid=65534 --regid=65534 --clear-groups \
-             sh -c 'echo n > shared/n && mkdir shared/d' && stat -c %u:%g shared/n shared/d && \
+             sh -c 'echo n > shared/n && mkdir shared/d' && \
+             stat -c %u:%g shared/n shared/d && \
              chown 123:456 f && stat -c %u:%g f && chmod 4755 s && chown 5 s && stat -c %u:%a s",
             setpriv.display()
         ),
