@@ -311,6 +311,31 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_chown_is_read_back_for_the_replay() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal");
+        let mut j = Journal::create(&p).unwrap();
+        let chown = Op::Chown {
+            path: b"/p/f".to_vec(),
+            uid: 65534,
+            gid: u32::MAX,
+            follow: false,
+        };
+        j.append(&Cred::root(), 0o022, 5, chown).unwrap();
+        let changes = read_changes(&p).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            changes[0].op,
+            vrift_common::runlog::Op::Chown {
+                path: b"/p/f".to_vec(),
+                uid: 65534,
+                gid: u32::MAX,
+                follow: false,
+            }
+        );
+    }
+
     fn mkdir(path: &[u8]) -> Op {
         Op::Mkdir {
             path: path.to_vec(),
