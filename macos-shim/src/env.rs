@@ -79,6 +79,11 @@ pub struct Config {
     pub child_env: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// Does a supervisor serve the run behind the shim ([`NET`])?
+pub fn supervised() -> bool {
+    var(NET).is_some_and(|v| v == b"1")
+}
+
 fn var(name: &str) -> Option<Vec<u8>> {
     std::env::var_os(name).map(|v| v.as_bytes().to_vec())
 }

@@ -36,6 +36,11 @@ fn init() {
     let (state, next) = match made {
         Ok(Ok(Some(s))) => (Some(s), READY),
         Ok(Ok(None)) => (None, OFF),
+        // With a supervisor behind the shim, every call the shim does not answer reaches
+        // the supervisor, which serves the whole view: a process whose shim cannot set up
+        // (one running as another user, who may not read the store's index) is served by
+        // the supervisor alone, as a static program is.
+        Ok(Err(_)) if crate::env::supervised() => (None, OFF),
         // In a run, but the view cannot be served: running on would let the program see
         // and write the real tree where it expects the view. Stop it, saying why.
         Ok(Err(e)) => {

@@ -68,6 +68,13 @@ pub enum Op {
         mtime: TimeSpec,
         follow: bool,
     },
+    /// chown family: `uid`/`gid` as the call passed them (`u32::MAX`, -1: unchanged).
+    Chown {
+        path: Vec<u8>,
+        uid: u32,
+        gid: u32,
+        follow: bool,
+    },
     Truncate {
         path: Vec<u8>,
         len: i64,
@@ -164,6 +171,18 @@ pub fn apply_op<L: LayerSource>(
         } => map(view.utimens(c, path, *atime, *mtime, *follow), |()| {
             Done::Unit
         }),
+        Op::Chown {
+            path,
+            uid,
+            gid,
+            follow,
+        } => {
+            let given = |id: u32| (id != u32::MAX).then_some(id);
+            map(
+                view.chown(c, path, given(*uid), given(*gid), *follow),
+                |()| Done::Unit,
+            )
+        }
         Op::Truncate { path, len } => map(view.truncate(c, path, *len), Done::Truncate),
         Op::Commit {
             id,
@@ -324,6 +343,18 @@ pub fn encode(r: &Record) -> Vec<u8> {
             w.u32(*mode);
             w.u64(*rdev);
         }
+        Op::Chown {
+            path,
+            uid,
+            gid,
+            follow,
+        } => {
+            w.u8(12);
+            w.bytes(path);
+            w.u32(*uid);
+            w.u32(*gid);
+            w.u8(*follow as u8);
+        }
         Op::Commit {
             id,
             hash,
@@ -405,6 +436,12 @@ fn decode_body(b: &[u8]) -> Option<Record> {
             path: r.bytes()?,
             mode: r.u32()?,
             rdev: r.u64()?,
+        },
+        12 => Op::Chown {
+            path: r.bytes()?,
+            uid: r.u32()?,
+            gid: r.u32()?,
+            follow: r.bool()?,
         },
         _ => return None,
     };
@@ -521,6 +558,12 @@ mod tests {
             Op::Truncate {
                 path: b"/r/b".to_vec(),
                 len: 7,
+            },
+            Op::Chown {
+                path: b"/r/b".to_vec(),
+                uid: u32::MAX,
+                gid: 27,
+                follow: false,
             },
             Op::Commit {
                 id: 3,

@@ -184,6 +184,14 @@ impl<L: LayerSource> View<L> {
     pub fn owner(&self) -> Owner {
         self.owner
     }
+    /// The owner and group `e` reports: its own where it records one (a manifest with
+    /// owners, an entry made by another user, a chown in the run), else the view's.
+    pub fn owner_of(&self, e: &ViewEntry) -> Owner {
+        e.meta.owner.map_or(self.owner, |o| Owner {
+            uid: o.uid,
+            gid: o.gid,
+        })
+    }
     pub fn layers(&self) -> &[L] {
         &self.layers
     }
@@ -531,6 +539,22 @@ impl<L: LayerSource> View<L> {
                 if other != rel {
                     self.update(&other, &f);
                 }
+            }
+        }
+    }
+
+    /// Make the names `paths` of a layer's hard-link group (which share one inode number,
+    /// [`crate::vfs::link_ino`]) names of one inode for the run, as names linked during the
+    /// run are: each is copied up into the delta, whose index of names per inode then gives
+    /// their shared `st_nlink`, and carries a write, a chmod or a utimensat through one name
+    /// to the others. Paths that do not show a member of a group are left alone.
+    pub fn share_link_group(&mut self, paths: &[&[u8]]) {
+        for p in paths {
+            if self
+                .lookup(p)
+                .is_some_and(|e| e.meta.link != 0 && !e.is_dir())
+            {
+                self.update(p, |_| {});
             }
         }
     }

@@ -6,9 +6,11 @@
 //! current time in a [`Caller`]; results are what the kernel would return ([`Errno`]) plus
 //! what the projection must do ([`Opened`], [`Routed::Outside`], ...).
 //!
-//! Ownership: a manifest stores no owner, because it must be portable between machines and
-//! users. Every entry of a view reports the view's [`Owner`] (normally the user running it),
-//! and permission checks compare the caller against that owner.
+//! Ownership: a manifest stores no owner unless asked (it must be portable between machines
+//! and users). An entry reports its own owner where it has one (recorded by the manifest,
+//! made during the run by another user, or given by a chown), else the view's [`Owner`]
+//! (normally the user running it); permission checks compare the caller with the owner of
+//! the entry they judge ([`View::owner_of`]).
 
 mod delta;
 mod entry;

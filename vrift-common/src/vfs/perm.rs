@@ -1,10 +1,9 @@
 //! Permission checks, judged the way the Linux kernel judges them (`generic_permission`,
 //! `may_delete`, `check_sticky`), from an entry's mode and the caller's credentials.
 //!
-//! Ownership: a manifest stores no owner (it must be portable across machines and users), so
-//! every entry of a view reports the view's [`Owner`]: normally the user who runs it. The
-//! checks below therefore pick the owner, group or other class by comparing the caller with
-//! that one owner.
+//! Ownership: each check takes the owner of the entry it judges, as the view reports it
+//! (`View::owner_of`): the entry's own where the manifest records one or the run set one
+//! (a file made by another user, a chown), else the view's [`Owner`].
 
 use super::entry::ViewEntry;
 
@@ -48,12 +47,13 @@ impl Cred {
             privileged: true,
         }
     }
-    fn in_group(&self, gid: u32) -> bool {
+    /// Is `gid` the caller's group or one of its supplementary groups?
+    pub fn in_group(&self, gid: u32) -> bool {
         self.gid == gid || self.groups.contains(&gid)
     }
 }
 
-/// The uid/gid every entry of a view reports as its owner.
+/// The uid/gid of an entry; a view's own is what its entries report when they record none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner {
     pub uid: u32,
@@ -81,10 +81,11 @@ pub fn owns(cred: &Cred, owner: Owner) -> bool {
     cred.privileged || cred.uid == owner.uid
 }
 
-/// The sticky-bit rule of `check_sticky`: in a sticky directory only the owner of the entry,
-/// the owner of the directory or a CAP_FOWNER caller may remove or rename an entry.
-pub fn sticky_allows(cred: &Cred, owner: Owner, dir: &ViewEntry) -> bool {
-    dir.mode & S_ISVTX == 0 || owns(cred, owner)
+/// The sticky-bit rule of `check_sticky`: in a sticky directory only the owner of the entry
+/// (`victim`), the owner of the directory (`dir_owner`) or a CAP_FOWNER caller may remove or
+/// rename an entry.
+pub fn sticky_allows(cred: &Cred, victim: Owner, dir_owner: Owner, dir: &ViewEntry) -> bool {
+    dir.mode & S_ISVTX == 0 || owns(cred, victim) || cred.uid == dir_owner.uid
 }
 
 /// `fs.protected_hardlinks` (on by default): a caller who does not own the source may link it

@@ -265,7 +265,7 @@ impl<L: LayerSource> View<L> {
                 },
                 Pos::In { rel, entry, mask } => {
                     if let Some(c) = cred {
-                        if !permits(c, self.owner, &entry, MAY_EXEC) {
+                        if !permits(c, self.owner_of(&entry), &entry, MAY_EXEC) {
                             return Err(Errno::EACCES);
                         }
                     }

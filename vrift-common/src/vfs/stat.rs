@@ -126,9 +126,9 @@ impl<L: LayerSource> View<L> {
             ino: e.ino,
             mode: kind.mode_bits() | perm,
             nlink,
-            // The manifest's owner where it records one (format version 2), else the view's.
-            uid: e.meta.owner.map_or(self.owner.uid, |o| o.uid),
-            gid: e.meta.owner.map_or(self.owner.gid, |o| o.gid),
+            // The entry's own owner where it records one (format version 2), else the view's.
+            uid: self.owner_of(e).uid,
+            gid: self.owner_of(e).gid,
             rdev: match e.node {
                 Node::Special { rdev, .. } => rdev,
                 _ => 0,

@@ -94,6 +94,13 @@ pub enum Op {
         path: Vec<u8>,
         len: i64,
     },
+    /// chown family; `uid`/`gid` `u32::MAX` (-1) leave that id as it is.
+    Chown {
+        path: Vec<u8>,
+        uid: u32,
+        gid: u32,
+        follow: bool,
+    },
     /// The open with this sequence number could not be delivered and was undone.
     Undo {
         seq: u64,
@@ -127,6 +134,17 @@ impl Op {
                 follow,
             },
             Op::Truncate { path, len } => C::Truncate { path, len },
+            Op::Chown {
+                path,
+                uid,
+                gid,
+                follow,
+            } => C::Chown {
+                path,
+                uid,
+                gid,
+                follow,
+            },
             Op::Undo { .. } => return None,
         })
     }
@@ -290,6 +308,31 @@ mod tests {
                     mode: 0o755
                 },
             }]
+        );
+    }
+
+    #[test]
+    fn a_chown_is_read_back_for_the_replay() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal");
+        let mut j = Journal::create(&p).unwrap();
+        let chown = Op::Chown {
+            path: b"/p/f".to_vec(),
+            uid: 65534,
+            gid: u32::MAX,
+            follow: false,
+        };
+        j.append(&Cred::root(), 0o022, 5, chown).unwrap();
+        let changes = read_changes(&p).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            changes[0].op,
+            vrift_common::runlog::Op::Chown {
+                path: b"/p/f".to_vec(),
+                uid: 65534,
+                gid: u32::MAX,
+                follow: false,
+            }
         );
     }
 

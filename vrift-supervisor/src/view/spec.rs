@@ -89,11 +89,16 @@ impl ViewSpec {
     }
 }
 
-/// The state machine's view of `manifest` at `root`, owned by `owner`, reporting `dev`.
+/// The state machine's view of `manifest` at `root`, owned by `owner`, reporting `dev`. The
+/// names of each of the manifest's hard-link groups are one inode in it (one link count,
+/// and a write through one name seen through the others), as on disk.
 pub fn make(root: &Path, owner: Owner, manifest: Manifest, dev: u64) -> Result<ViewOf> {
-    Ok(
-        ViewOf::new(root.as_os_str().as_bytes(), owner, vec![Arc::new(manifest)])
-            .with_context(|| format!("{}: cannot make a view", root.display()))?
-            .with_dev(dev),
-    )
+    let manifest = Arc::new(manifest);
+    let mut view = ViewOf::new(root.as_os_str().as_bytes(), owner, vec![manifest.clone()])
+        .with_context(|| format!("{}: cannot make a view", root.display()))?
+        .with_dev(dev);
+    for group in manifest.link_groups() {
+        view.share_link_group(&group);
+    }
+    Ok(view)
 }

@@ -262,27 +262,6 @@ impl<B: Backend> ViewState<B> {
         }
     }
 
-    /// chown on a view path: the view does not store ownership (manifests are portable), so
-    /// only what the kernel would allow anyway succeeds, and changes nothing.
-    pub fn chown(&self, cred: &Cred, abs: &[u8], uid: u32, gid: u32, follow: bool) -> Outcome {
-        match read(&self.view).stat(&self.caller(cred, 0, now_ns()), abs, follow) {
-            Ok(Routed::View(st)) => {
-                let keeps_uid = uid == u32::MAX || uid == st.uid;
-                let own_group = gid == u32::MAX
-                    || gid == st.gid
-                    || gid == cred.gid
-                    || cred.groups.contains(&gid);
-                if cred.privileged || (cred.uid == st.uid && keeps_uid && own_group) {
-                    Outcome::Value(0)
-                } else {
-                    Outcome::Errno(libc::EPERM)
-                }
-            }
-            Ok(_) => Outcome::Continue,
-            Err(e) => e.into(),
-        }
-    }
-
     // ---- changes ----
 
     /// Carry out a change: the journal records it first, the state machine decides, the

@@ -13,9 +13,9 @@ pub use rename::RenameMode;
 use super::entry::ViewEntry;
 use super::errno::Errno;
 use super::layers::{parent_of, LayerSource, View};
-use super::perm::{permits, sticky_allows, Cred, MAY_EXEC, MAY_WRITE};
+use super::perm::{permits, sticky_allows, Cred, Owner, MAY_EXEC, MAY_WRITE};
 use super::resolve::{Follow, Last, Resolved};
-use crate::manifest::RelPath;
+use crate::manifest::{EntryOwner, RelPath};
 
 /// The calling process, as far as one operation needs it.
 #[derive(Clone, Copy, Debug)]
@@ -94,7 +94,7 @@ impl<L: LayerSource> View<L> {
     /// `may_create`: write and search permission on the parent directory.
     pub(crate) fn may_create(&self, c: &Caller, rel: &[u8]) -> Result<(), Errno> {
         let dir = self.parent_dir(rel);
-        if permits(c.cred, self.owner, &dir, MAY_WRITE | MAY_EXEC) {
+        if permits(c.cred, self.owner_of(&dir), &dir, MAY_WRITE | MAY_EXEC) {
             Ok(())
         } else {
             Err(Errno::EACCES)
@@ -111,10 +111,10 @@ impl<L: LayerSource> View<L> {
         want_dir: bool,
     ) -> Result<(), Errno> {
         let dir = self.parent_dir(rel);
-        if !permits(c.cred, self.owner, &dir, MAY_WRITE | MAY_EXEC) {
+        if !permits(c.cred, self.owner_of(&dir), &dir, MAY_WRITE | MAY_EXEC) {
             return Err(Errno::EACCES);
         }
-        if !sticky_allows(c.cred, self.owner, &dir) {
+        if !sticky_allows(c.cred, self.owner_of(victim), self.owner_of(&dir), &dir) {
             return Err(Errno::EPERM);
         }
         match (want_dir, victim.is_dir()) {
@@ -124,8 +124,37 @@ impl<L: LayerSource> View<L> {
         }
     }
 
-    /// A new entry's inode number and the parent's mtime update.
+    /// A new entry's owner, inode number and the parent's mtime update.
+    ///
+    /// The owner is the kernel's (`inode_init_owner`): the caller's fsuid, and its fsgid or,
+    /// in a set-gid directory, the directory's group; a set-gid, group-executable file made
+    /// there by a caller outside that group without CAP_FSETID loses S_ISGID
+    /// (`mode_strip_sgid`). It is recorded in the entry only where it differs from the
+    /// view's owner, so a tree made by the user running the view stays portable.
     pub(crate) fn new_entry_at(&mut self, c: &Caller, rel: &[u8], mut e: ViewEntry) {
+        const S_ISGID: u32 = 0o2000;
+        let dir = self.parent_dir(rel);
+        let gid = if dir.mode & S_ISGID != 0 {
+            self.owner_of(&dir).gid
+        } else {
+            c.cred.gid
+        };
+        let strip_sgid = dir.mode & S_ISGID != 0
+            && !e.is_dir()
+            && e.mode & (S_ISGID | 0o010) == S_ISGID | 0o010
+            && !c.cred.privileged
+            && !c.cred.in_group(gid);
+        if strip_sgid {
+            e.mode &= !S_ISGID;
+        }
+        let owner = Owner {
+            uid: c.cred.uid,
+            gid,
+        };
+        e.meta.owner = (owner != self.owner).then_some(EntryOwner {
+            uid: owner.uid,
+            gid: owner.gid,
+        });
         e.ino = self.delta.new_ino();
         e.ctime_ns = c.now_ns;
         e.atime_ns = e.atime();

@@ -142,7 +142,7 @@ impl<L: LayerSource> View<L> {
             _ => return Err(Errno::EXDEV),
         };
         let src = h.entry.expect("checked above");
-        if !may_hardlink(c.cred, self.owner, &src) {
+        if !may_hardlink(c.cred, self.owner_of(&src), &src) {
             return Err(Errno::EPERM);
         }
         self.may_create(c, &new_rel)?;

@@ -351,10 +351,10 @@ impl<L: LayerSource> View<L> {
         if write_intent {
             want |= MAY_WRITE;
         }
-        if !permits(c.cred, self.owner, e, want) {
+        if !permits(c.cred, self.owner_of(e), e, want) {
             return Err(Errno::EACCES);
         }
-        if flags.noatime && !owns(c.cred, self.owner) {
+        if flags.noatime && !owns(c.cred, self.owner_of(e)) {
             return Err(Errno::EPERM);
         }
         Ok(())
@@ -441,7 +441,7 @@ impl<L: LayerSource> View<L> {
             // Directories and FIFOs cannot be executed.
             return Err(Errno::EACCES);
         };
-        if !permits(c.cred, self.owner, &e, MAY_EXEC) {
+        if !permits(c.cred, self.owner_of(&e), &e, MAY_EXEC) {
             return Err(Errno::EACCES);
         }
         Ok(Routed::View(Exec {
@@ -471,7 +471,7 @@ impl<L: LayerSource> View<L> {
         let Some(content) = e.content() else {
             return Err(Errno::EINVAL);
         };
-        if !permits(c.cred, self.owner, &e, MAY_WRITE) {
+        if !permits(c.cred, self.owner_of(&e), &e, MAY_WRITE) {
             return Err(Errno::EACCES);
         }
         let len = len as u64;

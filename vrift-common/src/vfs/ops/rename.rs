@@ -106,7 +106,7 @@ impl<L: LayerSource> View<L> {
             // A directory moving elsewhere has its ".." rewritten: it must be writable.
             let moved_dirs = [Some(&src), if exchange { nh.entry.as_ref() } else { None }];
             for d in moved_dirs.into_iter().flatten() {
-                if d.is_dir() && !permits(c.cred, self.owner, d, MAY_WRITE) {
+                if d.is_dir() && !permits(c.cred, self.owner_of(d), d, MAY_WRITE) {
                     return Err(Errno::EACCES);
                 }
             }

@@ -5,6 +5,7 @@ mod fixture;
 mod layers;
 mod names;
 mod open;
+mod owners;
 mod rename;
 mod resolve;
 mod tables;

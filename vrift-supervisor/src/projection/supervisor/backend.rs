@@ -319,7 +319,9 @@ impl Backend for FarmBackend {
                 }
                 ok
             }
-            (Op::Chmod { path, follow, .. }, Done::Unit) => {
+            // The owner is the view's alone; a private copy's mode follows a chown's clearing
+            // of S_ISUID/S_ISGID.
+            (Op::Chmod { path, follow, .. } | Op::Chown { path, follow, .. }, Done::Unit) => {
                 self.sync_private_attrs(view, path, *follow, false)?;
                 ok
             }

@@ -131,10 +131,17 @@ impl Model {
         }
     }
 
+    /// chown family: a change of the view (the owner lives in the view's entry; the farm's
+    /// files, some of them the store's blobs, are never chowned).
     pub fn chown(&self, tid: u32, abs: &[u8], uid: u32, gid: u32, follow: bool) -> Outcome {
-        match self.creds.get(tid) {
-            Ok(cred) => self.state.chown(&cred, abs, uid, gid, follow),
-            Err(_) => Outcome::Continue,
-        }
+        self.change(
+            tid,
+            Op::Chown {
+                path: abs.to_vec(),
+                uid,
+                gid,
+                follow,
+            },
+        )
     }
 }
