@@ -361,9 +361,11 @@ os.remove("sock"); os.remove("blk")
 }
 
 /// A change the backing tree refuses must leave the view as it was: here a rename of a file
-/// being written to a path that fits in PATH_MAX in the view but may not behind it (the
-/// supervisor's farm is under a longer path). Natively the rename succeeds; in any view the
-/// run must end with its changes saved, the file at exactly one of its two names.
+/// being written to a path that fits in PATH_MAX in the view but not in its absolute form
+/// behind it (the supervisor's farm is under a longer path). Natively the rename succeeds,
+/// and so it does in the views now that the farm is reached through directory descriptors;
+/// refused or not, the run must end with its changes saved, the file at exactly one of its
+/// two names.
 fn refused_change_loses_nothing() {
     require_tool("python3");
     let mut p = Project::new(false);

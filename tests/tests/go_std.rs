@@ -20,8 +20,8 @@ const KNOWN_FAILURES: &[(&[&str], &str, &str, &str)] = &[(
     "os",
     "TestStartProcess",
     "a dynamic program that Go starts with a working directory (the child's chdir between \
-         fork and exec is a raw system call the shim does not see) gets its parent's cwd \
-         from the shim's getcwd: `pwd` prints the parent's directory",
+     fork and exec is a raw system call the shim does not see) gets its parent's cwd \
+     from the shim's getcwd: `pwd` prints the parent's directory",
 )];
 
 /// Projections where what TestRemoveAllLongPath leaves behind breaks the later runs of the

@@ -131,3 +131,44 @@ for path in ["a/" * 2048, "/" + "a/" * 2047 + "a"]:
     assert_eq!(left, ["keep.txt"]);
 }
 matrix!(a_path_argument_of_path_max_bytes_is_enametoolong => the_argument_limit);
+
+/// A run killed after writing at the end of a 4,090-byte path: the next run recovers the
+/// write from the killed run's farm or upper directory (both under the store's long path)
+/// into the project.
+fn killed_run(as_user: bool) {
+    let mut p = Project::in_env(Env::with_long_path(), as_user);
+    p.file("keep.txt", "kept\n", 0o644);
+    p.ready();
+    let (dir, file, _) = names();
+    let marker = p.out.join("written");
+    let bb = busybox();
+    let script = r#"mkdir -p "$D" && echo deep > "$D/$F" && echo closed > $OUT/written &&
+                    exec $BB sleep 600"#;
+    let mut child = with_names(p.cmd(&[bb.to_str().unwrap(), "sh", "-c", script]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let written = wait_until(std::time::Duration::from_secs(60), || marker.exists());
+    // SIGKILL to vrift itself (setpriv execs it).
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(written, "the program never wrote its marker");
+
+    let out = ok_within(&mut p.cmd(&["true"]), RUN_TIMEOUT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("recovered the changes of an interrupted run"),
+        "stderr of the next run: {err}"
+    );
+    let deep = format!("{dir}/{file}");
+    assert!(
+        matches!(p.tree().get(&deep), Some(RealNode::File { content, .. }) if content == b"deep\n"),
+        "the killed run's write is not in the project"
+    );
+    p.check_store();
+}
+matrix!(
+    a_killed_run_at_a_long_path_is_recovered => killed_run,
+    needs_namespaces = "as above: the shim reaches view files through absolute paths"
+);

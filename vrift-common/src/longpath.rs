@@ -41,13 +41,28 @@ impl Short {
     /// `p` itself when it fits in PATH_MAX, else a path through its directory's descriptor.
     /// A symlink in `p`'s directories is followed, as the kernel would follow it in `p`.
     pub fn of(p: &Path) -> io::Result<Short> {
-        let bytes = p.as_os_str().as_bytes();
-        if bytes.len() < PATH_MAX {
+        if p.as_os_str().len() < PATH_MAX {
             return Ok(Short {
                 path: p.to_path_buf(),
                 _dir: None,
             });
         }
+        Short::through_dir(p)
+    }
+
+    /// [`Short::of`] for a path already owned: no copy when it fits.
+    pub fn of_owned(p: PathBuf) -> io::Result<Short> {
+        if p.as_os_str().len() < PATH_MAX {
+            return Ok(Short {
+                path: p,
+                _dir: None,
+            });
+        }
+        Short::through_dir(&p)
+    }
+
+    fn through_dir(p: &Path) -> io::Result<Short> {
+        let bytes = p.as_os_str().as_bytes();
         let trimmed = trim_trailing_slashes(bytes);
         let (parent, name) = match trimmed.iter().rposition(|&b| b == b'/') {
             Some(0) => (&trimmed[..1], &trimmed[1..]),
@@ -67,7 +82,7 @@ impl Short {
 
     /// `root` joined with the relative path `rel` (empty: `root` itself), as [`Short::of`].
     pub fn join(root: &Path, rel: &[u8]) -> io::Result<Short> {
-        Short::of(&join(root, rel))
+        Short::of_owned(join(root, rel))
     }
 
     pub fn path(&self) -> &Path {
