@@ -289,6 +289,23 @@ impl Shim {
 
     /// Set up from `cfg`: map the index, open the run's log and generation, read the log.
     pub fn new(cfg: &env::Config) -> Result<Shim, String> {
+        // Descriptors the parent opened in the view and this process still has open (those
+        // closed on exec are gone), told apart before the shim opens files of its own, which
+        // may take the numbers of those that are gone.
+        let inherited: Vec<(i32, FdInfo)> = cfg
+            .fds
+            .iter()
+            .filter(|(fd, _, _)| sys::is_open(*fd))
+            .map(|(fd, dir, rel)| {
+                (
+                    *fd,
+                    FdInfo {
+                        rel: rel.clone(),
+                        dir: *dir,
+                    },
+                )
+            })
+            .collect();
         let index = Index::open(&cfg.index).map_err(|e| e.to_string())?;
         let owner = Owner {
             uid: cfg.owner.0,
@@ -362,19 +379,7 @@ impl Shim {
             served,
             farm: cfg.farm.clone().filter(|_| cfg.net),
         };
-        // Descriptors the parent opened in the view and this process still has open (those
-        // closed on exec are gone, and their numbers not reused yet).
-        for (fd, dir, rel) in &cfg.fds {
-            if sys::is_open(*fd) {
-                shim.fds.insert(
-                    *fd,
-                    FdInfo {
-                        rel: rel.clone(),
-                        dir: *dir,
-                    },
-                );
-            }
-        }
+        shim.fds.extend(inherited);
         shim.count_fds();
         shim.catch_up();
         Ok(shim)
@@ -860,6 +865,13 @@ impl Shim {
 
     pub fn closed(&mut self, fd: i32) {
         self.fds.remove(&fd);
+        self.count_fds();
+    }
+
+    /// Every descriptor from `first` to `last` (both included) is closed.
+    pub fn closed_range(&mut self, first: u32, last: u32) {
+        self.fds
+            .retain(|&fd, _| fd < 0 || (fd as u32) < first || (fd as u32) > last);
         self.count_fds();
     }
 
