@@ -114,12 +114,14 @@ mod real {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-/// The bytes of a C string; `None` for NULL.
+/// The bytes of a C string; `None` for NULL or a pointer that cannot be read (see
+/// `core::may_be_mapped`): the real call then answers as the kernel does.
 ///
 /// # Safety
-/// `p` is NULL or a NUL-terminated string that outlives `'a`.
+/// `p` is NULL, outside the user address space, or a NUL-terminated string that outlives
+/// `'a`.
 unsafe fn bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
-    if p.is_null() {
+    if !crate::core::may_be_mapped(p as usize) {
         None
     } else {
         // SAFETY: non-NULL, NUL-terminated by the caller's contract.

@@ -15,24 +15,14 @@ use vrift_tests::*;
 const PACKAGES: &[&str] = &["io/fs", "path/filepath", "os"];
 
 /// Go tests that fail in a view: (projections, package, test, why).
-const KNOWN_FAILURES: &[(&[&str], &str, &str, &str)] = &[
-    (
-        &["supervisor", "shim+supervisor"],
-        "os",
-        "TestRemoveAllLongPath",
-        "mkdir of a directory whose path in the view fits in PATH_MAX fails with \
+const KNOWN_FAILURES: &[(&[&str], &str, &str, &str)] = &[(
+    &["supervisor", "shim+supervisor"],
+    "os",
+    "TestRemoveAllLongPath",
+    "mkdir of a directory whose path in the view fits in PATH_MAX fails with \
          ENAMETOOLONG once prefixed with the link farm's own path (the farm is changed \
          through absolute paths, not *at calls)",
-    ),
-    (
-        &["shim+supervisor"],
-        "os",
-        "TestStartProcess",
-        "a dynamic program that Go starts with a working directory (the child's chdir between \
-         fork and exec is a raw system call the shim does not see) gets its parent's cwd \
-         from the shim's getcwd: `pwd` prints the parent's directory",
-    ),
-];
+)];
 
 /// Projections where what a failed TestRemoveAllLongPath leaves behind breaks the later
 /// runs of the project. None here: with the test's store path the farm's mkdir fails a few

@@ -315,3 +315,32 @@ projections! {
     }
 }
 }
+
+/// A working directory set in the child between fork and exec by a call no libc wrapper
+/// sees (the chdir system call itself, as Go's StartProcess does, or posix_spawn's chdir
+/// action, as Rust's Command::current_dir does): the program started there reports that
+/// directory, one outside the view and one of the project.
+fn cwd_set_between_fork_and_exec(as_user: bool) {
+    let mut p = vrift_tests::Project::new(as_user);
+    p.file("sub/keep.txt", "kept\n", 0o644);
+    let startin = p.out.join("startin");
+    std::fs::copy(build_c("gcc", "startin.c", &[]), &startin).unwrap();
+    p.ready();
+    for dir in [p.out.clone(), p.dir.join("sub")] {
+        let out = p.run(&[
+            startin.to_str().unwrap(),
+            dir.to_str().unwrap(),
+            "/bin/pwd",
+            "-P",
+        ]);
+        let d = dir.display();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{d}\nraw: exit 0\n{d}\nspawn: exit 0\n"),
+            "started in {d}"
+        );
+    }
+    p.check_store();
+}
+
+matrix!(a_cwd_set_between_fork_and_exec_is_the_programs => cwd_set_between_fork_and_exec);
