@@ -171,11 +171,11 @@ fn without_dots(p: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Could the address `a` point into the process's memory? Not when it lies in the never-mapped first
-/// page or above the highest user address. A program may pass such a pointer on purpose
-/// (pjdfstest's EFAULT cases pass `usize::MAX`): the kernel answers EFAULT, where reading
-/// it here would crash the program. A pointer to unmapped memory in between is not
-/// caught (telling it would cost a system call on every path call).
+/// Could the address `a` point into the process's memory? Not when it lies in the
+/// never-mapped first page or above the highest user address. A program may pass such a
+/// pointer on purpose (pjdfstest's EFAULT cases pass `usize::MAX`): the kernel answers
+/// EFAULT, where reading it here would crash the program. A pointer to unmapped memory in
+/// between is not caught (telling it would cost a system call on every path call).
 pub fn may_be_mapped(a: usize) -> bool {
     #[cfg(target_arch = "aarch64")]
     // The top byte may carry a tag; no user address has the bits below it set.
