@@ -327,7 +327,10 @@ impl Shim {
     /// (the library was loaded outside a run: every call passes through).
     pub fn from_env() -> Result<Option<Shim>, String> {
         match env::Config::read()? {
-            Some(cfg) => Shim::new(&cfg).map(Some),
+            Some(mut cfg) => {
+                cfg.cwd = Some(start_cwd(&cfg));
+                Shim::new(&cfg).map(Some)
+            }
             None => Ok(None),
         }
     }
@@ -390,7 +393,12 @@ impl Shim {
             SharedCounter::open(&f).ok()
         });
         let (uid, gid, groups) = sys::ids();
-        let cwd = start_cwd(cfg);
+        let cwd = match cfg.cwd.clone() {
+            Some(c) => c,
+            None => std::env::current_dir()
+                .map(|p| p.as_os_str().as_bytes().to_vec())
+                .unwrap_or_else(|_| b"/".to_vec()),
+        };
         let mut shim = Shim {
             root: view.root().to_vec(),
             view,
