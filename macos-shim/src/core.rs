@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -171,6 +171,51 @@ fn without_dots(p: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Could the address `a` point into the process's memory? Not when it lies in the
+/// never-mapped first page or above the highest user address. A program may pass such a
+/// pointer on purpose (pjdfstest's EFAULT cases pass `usize::MAX`): the kernel answers
+/// EFAULT, where reading it here would crash the program. A pointer to unmapped memory in
+/// between is not caught (telling it would cost a system call on every path call).
+pub fn may_be_mapped(a: usize) -> bool {
+    #[cfg(target_arch = "aarch64")]
+    // The top byte may carry a tag; no user address has the bits below it set.
+    const BEYOND_USER: usize = 0x00f0_0000_0000_0000;
+    #[cfg(not(target_arch = "aarch64"))]
+    // Above the user half of the address space, with five-level page tables too.
+    const BEYOND_USER: usize = !0x00ff_ffff_ffff_ffff;
+    a >= 4096 && a & BEYOND_USER == 0
+}
+
+/// The cwd a process starts with. The parent hands its own on (`env::CWD`), but a child
+/// may have moved between fork and exec by a call no hook sees (the chdir system call, as
+/// Go does; posix_spawn's chdir action, as Rust does): then the kernel's cwd is the right
+/// one. With a supervisor behind the shim the kernel's cwd always is the program's (the
+/// view's directories exist for the kernel, or stand in the farm). Under the shim alone the
+/// kernel's cwd is the run's empty directory exactly while the program's is in the view
+/// (the shim's chdir into the view moves it there), so the parent's word is taken only
+/// there.
+fn start_cwd(cfg: &env::Config) -> Vec<u8> {
+    let kernel = std::env::current_dir()
+        .ok()
+        .map(|p| p.into_os_string().into_vec());
+    let in_view = !cfg.net && same_dir(Path::new("."), &cfg.run.join(env::EMPTY));
+    let cwd = if in_view {
+        cfg.cwd.clone().or(kernel)
+    } else {
+        kernel.or_else(|| cfg.cwd.clone())
+    };
+    cwd.unwrap_or_else(|| b"/".to_vec())
+}
+
+/// Are `a` and `b` the same directory (device and inode)?
+fn same_dir(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
 /// `/proc/self/fd/N` or `/dev/fd/N`: the descriptor N.
 fn fd_path(p: &[u8]) -> Option<i32> {
     let n = p
@@ -282,13 +327,33 @@ impl Shim {
     /// (the library was loaded outside a run: every call passes through).
     pub fn from_env() -> Result<Option<Shim>, String> {
         match env::Config::read()? {
-            Some(cfg) => Shim::new(&cfg).map(Some),
+            Some(mut cfg) => {
+                cfg.cwd = Some(start_cwd(&cfg));
+                Shim::new(&cfg).map(Some)
+            }
             None => Ok(None),
         }
     }
 
     /// Set up from `cfg`: map the index, open the run's log and generation, read the log.
     pub fn new(cfg: &env::Config) -> Result<Shim, String> {
+        // Descriptors the parent opened in the view and this process still has open (those
+        // closed on exec are gone), told apart before the shim opens files of its own, which
+        // may take the numbers of those that are gone.
+        let inherited: Vec<(i32, FdInfo)> = cfg
+            .fds
+            .iter()
+            .filter(|(fd, _, _)| sys::is_open(*fd))
+            .map(|(fd, dir, rel)| {
+                (
+                    *fd,
+                    FdInfo {
+                        rel: rel.clone(),
+                        dir: *dir,
+                    },
+                )
+            })
+            .collect();
         let index = Index::open(&cfg.index).map_err(|e| e.to_string())?;
         let owner = Owner {
             uid: cfg.owner.0,
@@ -362,19 +427,9 @@ impl Shim {
             served,
             farm: cfg.farm.clone().filter(|_| cfg.net),
         };
-        // Descriptors the parent opened in the view and this process still has open (those
-        // closed on exec are gone, and their numbers not reused yet).
-        for (fd, dir, rel) in &cfg.fds {
-            if sys::is_open(*fd) {
-                shim.fds.insert(
-                    *fd,
-                    FdInfo {
-                        rel: rel.clone(),
-                        dir: *dir,
-                    },
-                );
-            }
-        }
+        shim.fds.extend(inherited);
+        let cwd = std::mem::take(&mut shim.cwd);
+        shim.cwd = shim.unfarm(cwd);
         shim.count_fds();
         shim.catch_up();
         Ok(shim)
@@ -871,6 +926,13 @@ impl Shim {
         self.count_fds();
     }
 
+    /// Every descriptor from `first` to `last` (both included) is closed.
+    pub fn closed_range(&mut self, first: u32, last: u32) {
+        self.fds
+            .retain(|&fd, _| fd < 0 || (fd as u32) < first || (fd as u32) > last);
+        self.count_fds();
+    }
+
     fn count_fds(&self) {
         crate::state::VIEW_FDS.store(self.fds.len(), std::sync::atomic::Ordering::Relaxed);
     }
@@ -953,10 +1015,20 @@ impl Shim {
             Err(e) => Act::Done(Err(e)),
             Ok(Routed::View(rel)) => {
                 self.cwd = self.view.abs_path(&rel);
+                self.kernel_cwd_to_empty();
                 Act::Done(Ok(()))
             }
             Ok(Routed::Outside(p)) => Act::Real(Some(p)),
             Ok(Routed::OutsideBoth(..)) => Act::Real(None),
+        }
+    }
+
+    /// The program's cwd is now in the view: the kernel's goes to the run's empty
+    /// directory, which tells a child started without the shim's exec hook that its
+    /// parent's cwd is its own (see [`start_cwd`]).
+    fn kernel_cwd_to_empty(&self) {
+        if std::env::set_current_dir(self.empty_dir()).is_err() {
+            env::warn("cannot enter the run's empty directory");
         }
     }
 
@@ -971,6 +1043,7 @@ impl Shim {
             return Act::Done(Err(Errno::ENOTDIR));
         }
         self.cwd = self.view.abs_path(&info.rel.clone());
+        self.kernel_cwd_to_empty();
         Act::Done(Ok(()))
     }
 

@@ -77,7 +77,7 @@ mod nocancel {
 /// `p` is NULL or a NUL-terminated string.
 unsafe fn bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
     // SAFETY: forwarded contract.
-    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_bytes())
+    (crate::core::may_be_mapped(p as usize)).then(|| unsafe { CStr::from_ptr(p) }.to_bytes())
 }
 
 fn set_errno(e: i32) {

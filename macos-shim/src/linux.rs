@@ -86,6 +86,9 @@ mod real {
     real!(fchdir(fd: c_int) -> c_int);
     real!(getcwd(b: *mut c_char, n: usize) -> *mut c_char);
     real!(close(fd: c_int) -> c_int);
+    real!(fclose(f: *mut libc::FILE) -> c_int);
+    real!(close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int);
+    real!(closefrom(low: c_int) -> ());
     real!(dup(fd: c_int) -> c_int);
     real!(dup2(a: c_int, b: c_int) -> c_int);
     real!(dup3(a: c_int, b: c_int, f: c_int) -> c_int);
@@ -111,12 +114,14 @@ mod real {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-/// The bytes of a C string; `None` for NULL.
+/// The bytes of a C string; `None` for NULL or a pointer that cannot be read (see
+/// `core::may_be_mapped`): the real call then answers as the kernel does.
 ///
 /// # Safety
-/// `p` is NULL or a NUL-terminated string that outlives `'a`.
+/// `p` is NULL, outside the user address space, or a NUL-terminated string that outlives
+/// `'a`.
 unsafe fn bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
-    if p.is_null() {
+    if !crate::core::may_be_mapped(p as usize) {
         None
     } else {
         // SAFETY: non-NULL, NUL-terminated by the caller's contract.
@@ -1193,6 +1198,44 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     }
     // SAFETY: the real call with the caller's argument.
     unsafe { real::close(fd) }
+}
+
+// glibc closes a stream's descriptor, and the ranges below, with private calls that never
+// reach `close`: without these the view would keep answering for a number the kernel
+// hands out again (an archive opened after the Makefile was read and closed).
+
+#[no_mangle]
+pub unsafe extern "C" fn fclose(f: *mut libc::FILE) -> c_int {
+    if !f.is_null() && crate::state::has_view_fds() {
+        // SAFETY: the caller's stream, still open.
+        let fd = unsafe { libc::fileno(f) };
+        if fd >= 0 {
+            with(|s| s.closed(fd));
+        }
+    }
+    // SAFETY: the real call with the caller's argument.
+    unsafe { real::fclose(f) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    // SAFETY: the real call with the caller's arguments.
+    let r = unsafe { real::close_range(first, last, flags) };
+    // With CLOSE_RANGE_CLOEXEC nothing is closed now; exec closes them, and a child checks
+    // which descriptors it still has.
+    if r == 0 && flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 && crate::state::has_view_fds() {
+        with(|s| s.closed_range(first, last));
+    }
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn closefrom(low: c_int) {
+    // SAFETY: the real call with the caller's argument.
+    unsafe { real::closefrom(low) };
+    if crate::state::has_view_fds() {
+        with(|s| s.closed_range(low.max(0) as c_uint, c_uint::MAX));
+    }
 }
 
 #[no_mangle]

@@ -156,7 +156,7 @@ struct Allowed {
 /// `tests/conformance/pjdfstest-<projection>.txt`: `PATTERN  # REASON` lines; blank lines
 /// and lines starting with `#` are comments.
 fn allowed(projection: &str) -> Vec<Allowed> {
-    let name = format!("pjdfstest-{}.txt", projection.replace('+', "-"));
+    let name = format!("pjdfstest-{projection}.txt");
     let path = conformance_dir().join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = Vec::new();
@@ -274,10 +274,9 @@ fn conformance() {
     );
 }
 
-/// Under the overlay and the supervisor. Not under `shim+supervisor`: pjdfstest 0.2.2 dies
-/// of SIGSEGV part-way through under the shim (in its `unlink` cases), which is the shim's
-/// own issue; nor under the shim alone, which cannot make FIFOs, sockets or device nodes in
-/// the view (a third of the cases make them).
+/// Under the overlay, the supervisor, and the shim in front of the supervisor. Not under the
+/// shim alone, which cannot make FIFOs, sockets or device nodes in the view (a third of the
+/// cases make them).
 mod pjdfstest_as_root {
     #[test]
     fn supervisor() {
@@ -286,6 +285,10 @@ mod pjdfstest_as_root {
     #[test]
     fn overlay() {
         vrift_tests::with_projection("overlay", super::conformance);
+    }
+    #[test]
+    fn shim_supervisor() {
+        vrift_tests::with_projection("shim+supervisor", super::conformance);
     }
 }
 

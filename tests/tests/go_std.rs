@@ -15,14 +15,7 @@ use vrift_tests::*;
 const PACKAGES: &[&str] = &["io/fs", "path/filepath", "os"];
 
 /// Go tests that fail in a view: (projections, package, test, why).
-const KNOWN_FAILURES: &[(&[&str], &str, &str, &str)] = &[(
-    &["shim+supervisor"],
-    "os",
-    "TestStartProcess",
-    "a dynamic program that Go starts with a working directory (the child's chdir between \
-     fork and exec is a raw system call the shim does not see) gets its parent's cwd \
-     from the shim's getcwd: `pwd` prints the parent's directory",
-)];
+const KNOWN_FAILURES: &[(&[&str], &str, &str, &str)] = &[];
 
 /// Projections where what TestRemoveAllLongPath leaves behind breaks the later runs of the
 /// project. None: the test passes in every view (its ~4,100-byte tree is made, and removed,

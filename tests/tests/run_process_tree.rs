@@ -315,3 +315,83 @@ projections! {
     }
 }
 }
+
+/// A working directory set in the child between fork and exec by a call no libc wrapper
+/// sees (the chdir system call itself, as Go's StartProcess does, or posix_spawn's chdir
+/// action, as Rust's Command::current_dir does): the program started there reports that
+/// directory, one outside the view and one of the project.
+fn cwd_set_between_fork_and_exec(as_user: bool) {
+    let mut p = vrift_tests::Project::new(as_user);
+    p.file("sub/keep.txt", "kept\n", 0o644);
+    let startin = p.out.join("startin");
+    std::fs::copy(build_c("gcc", "startin.c", &[]), &startin).unwrap();
+    p.ready();
+    for dir in [p.out.clone(), p.dir.join("sub")] {
+        let out = p.run(&[
+            startin.to_str().unwrap(),
+            dir.to_str().unwrap(),
+            "/bin/pwd",
+            "-P",
+        ]);
+        let d = dir.display();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{d}\nraw: exit 0\n{d}\nspawn: exit 0\n"),
+            "started in {d}"
+        );
+    }
+    p.check_store();
+}
+
+matrix!(a_cwd_set_between_fork_and_exec_is_the_programs => cwd_set_between_fork_and_exec);
+
+/// vrift starts a program that is a symlink in the view: to a script of the view (by path,
+/// and found on a PATH pointing into the view), and out of the view to a system program
+/// (as a venv's `bin/python` is).
+fn symlinked_program(as_user: bool) {
+    let mut p = vrift_tests::Project::new(as_user);
+    p.file(
+        "bin/hello.sh",
+        "#!/bin/sh\necho hello from the view\n",
+        0o755,
+    );
+    std::os::unix::fs::symlink("hello.sh", p.dir.join("bin/hi")).unwrap();
+    std::os::unix::fs::symlink("/bin/pwd", p.dir.join("bin/where")).unwrap();
+    std::os::unix::fs::symlink("bin/hi", p.dir.join("hi")).unwrap();
+    p.ready();
+    for cmd in ["./bin/hi", "./hi"] {
+        let out = p.run(&[cmd]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from the view\n",
+            "{cmd}"
+        );
+    }
+    let out = p.run(&["./bin/where", "-P"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n", p.dir.display())
+    );
+    let mut c = p.cmd(&["hi"]);
+    c.env(
+        "PATH",
+        format!("{}/bin:{}", p.dir.display(), std::env::var("PATH").unwrap()),
+    );
+    let out = ok_within(&mut c, RUN_TIMEOUT);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from the view\n"
+    );
+    // A symlink to nothing is not found, as a shell says it.
+    std::os::unix::fs::symlink("missing", p.dir.join("bin/dangling")).unwrap();
+    let out = output_within(&mut p.cmd(&["./bin/dangling"]), RUN_TIMEOUT);
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.check_store();
+}
+
+matrix!(a_program_that_is_a_symlink_in_the_view_starts => symlinked_program);

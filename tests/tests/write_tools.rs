@@ -252,3 +252,94 @@ fn make_build(as_user: bool) {
 }
 
 matrix!(make_j2_builds_objects_next_to_sources_and_then_nothing => make_build);
+
+// ---- a C library: make -j2, gcc, ar rcs, link ----
+
+/// Functions per unit of the library, with long names: the archive's symbol table is then
+/// larger than any small file of the view (ar checks the table against the archive's size).
+const FNS_PER_UNIT: usize = 12;
+
+/// A library project: `lib/*.c` archived with `ar rcs` into `$(O)/libx.a`, `main.c` linked
+/// against it into `$(O)/app`; `O` is `build` in the view unless given.
+fn c_library(p: &Project) {
+    let mut main = String::from("#include <stdio.h>\n");
+    let mut sum = String::from("0");
+    for u in 0..8 {
+        let mut src = String::new();
+        for f in 0..FNS_PER_UNIT {
+            let name = format!("library_function_with_a_rather_long_name_u{u}_f{f:02}");
+            src += &format!("int {name}(void) {{ return {}; }}\n", u * 100 + f);
+            main += &format!("int {name}(void);\n");
+            sum += &format!(" + {name}()");
+        }
+        p.file(&format!("lib/u{u}.c"), src, 0o644);
+    }
+    main += &format!("int main(void) {{ printf(\"total %d\\n\", {sum}); return 0; }}\n");
+    p.file("main.c", main, 0o644);
+    p.file(
+        "Makefile",
+        "O ?= build\nLIBOBJS = $(patsubst lib/%.c,$(O)/%.o,$(sort $(wildcard lib/*.c)))\n\n\
+         $(O)/app: $(O)/main.o $(O)/libx.a\n\tgcc -o $@ $^\n\n\
+         $(O)/libx.a: $(LIBOBJS)\n\tar rcs $@ $^\n\n\
+         $(O)/%.o: lib/%.c | $(O)\n\tgcc -O1 -c -o $@ $<\n\n\
+         $(O)/main.o: main.c | $(O)\n\tgcc -O1 -c -o $@ $<\n\n\
+         $(O):\n\tmkdir -p $@\n",
+        0o644,
+    );
+}
+
+/// The sum `main.c` prints.
+fn c_library_total() -> usize {
+    (0..8)
+        .flat_map(|u| (0..FNS_PER_UNIT).map(move |f| u * 100 + f))
+        .sum()
+}
+
+/// The names `nm` lists as defined in the archive at `lib`.
+fn archived_symbols(lib: &Path) -> usize {
+    let out = stdout_ok(Command::new("nm").arg("--defined-only").arg(lib));
+    out.lines()
+        .filter(|l| l.contains("library_function_with_a_rather_long_name"))
+        .count()
+}
+
+fn make_archive(as_user: bool) {
+    require_tool("make");
+    require_tool("gcc");
+    require_tool("ar");
+    require_tool("nm");
+    let mut p = Project::new(as_user);
+    c_library(&p);
+    p.ready();
+    let total = format!("total {}\n", c_library_total());
+    let symbols = 8 * FNS_PER_UNIT;
+    // In the view, next to the sources; then again with the archive there (ar reads and
+    // rewrites an existing archive).
+    for args in ["make -j2", "make -B -j2"] {
+        let out = p.sh(&format!("{args} >&2 && ./build/app"));
+        assert_eq!(out, total, "{args}");
+        assert_eq!(
+            archived_symbols(&p.dir.join("build/libx.a")),
+            symbols,
+            "{args}"
+        );
+    }
+    let mut native = Command::new(p.dir.join("build/app"));
+    assert_eq!(stdout_ok(&mut native), total);
+    // Objects and archive outside the view, as a build directory elsewhere.
+    let obj = p.out.join("obj");
+    for args in ["make -j2", "make -B -j2"] {
+        let out = p.sh(&format!("{args} O=\"$OUT/obj\" >&2 && \"$OUT/obj/app\""));
+        assert_eq!(out, total, "{args} O=$OUT/obj");
+        assert_eq!(
+            archived_symbols(&obj.join("libx.a")),
+            symbols,
+            "{args} O=$OUT/obj"
+        );
+    }
+    let mut native = Command::new(obj.join("app"));
+    assert_eq!(stdout_ok(&mut native), total);
+    p.check_store();
+}
+
+matrix!(make_gcc_and_ar_build_a_library_in_and_outside_the_view => make_archive);

@@ -321,3 +321,13 @@ fn a_kept_open_answer_never_outlives_a_change_of_the_view() {
     );
     assert_eq!(read(&mut a), Ok("bee\n".to_string()));
 }
+
+#[test]
+fn pointers_outside_user_memory_are_not_read() {
+    assert!(!super::may_be_mapped(0));
+    assert!(!super::may_be_mapped(8));
+    assert!(!super::may_be_mapped(usize::MAX));
+    assert!(super::may_be_mapped(0x5555_5555_0000));
+    let s = b"x\0";
+    assert!(super::may_be_mapped(s.as_ptr() as usize));
+}

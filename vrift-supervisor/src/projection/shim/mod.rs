@@ -14,7 +14,7 @@
 //!    is harvested the same way by the next run ([`recover`]).
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -22,10 +22,10 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use vrift_common::index;
-use vrift_common::manifest::{EntryKind, Manifest};
+use vrift_common::manifest::Manifest;
 use vrift_common::runlog;
 use vrift_common::store::Store;
-use vrift_common::vfs::{DeltaId, Owner, View};
+use vrift_common::vfs::{Caller, Content, Cred, DeltaId, Exec, Owner, Routed, View};
 
 use crate::run::launch;
 use crate::rundir::{self, RunDir, RunRecord, BASE, RECORD_VERSION};
@@ -295,53 +295,76 @@ fn lexical(p: &Path) -> PathBuf {
     out
 }
 
-/// Where `program` is: in the view (its blob), or on the real PATH.
+/// Where `program` is: in the view (its blob, symlinks of the view followed as the kernel
+/// would, also out of the view), or on the real PATH.
 fn locate(store: &Store, manifest: &Manifest, prep: &Prepared, program: &OsStr) -> Result<PathBuf> {
     let shown = Path::new(program).display().to_string();
-    let candidates: Vec<PathBuf> = if program.as_bytes().contains(&b'/') {
+    let failed = |errno: i32| -> anyhow::Error {
+        launch::ExecFailed {
+            program: shown.clone(),
+            error: std::io::Error::from_raw_os_error(errno),
+        }
+        .into()
+    };
+    let by_path = program.as_bytes().contains(&b'/');
+    let candidates: Vec<PathBuf> = if by_path {
         vec![lexical(&prep.cwd.join(program))]
     } else {
         std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).map(|d| d.join(program)).collect())
             .unwrap_or_default()
     };
+    let view = View::new(prep.root.as_os_str().as_bytes(), prep.owner, vec![manifest])
+        .map_err(|e| anyhow::anyhow!("{}: {e}", prep.root.display()))?;
+    let cred = launcher_cred();
+    let caller = Caller {
+        cred: &cred,
+        cwd: prep.cwd.as_os_str().as_bytes(),
+        umask: 0,
+        now_ns: 0,
+    };
     for c in candidates {
-        if let Ok(rel) = c.strip_prefix(&prep.root) {
-            let rel = rel.as_os_str().as_bytes();
-            match manifest.get(rel) {
-                Some(e) if e.kind == EntryKind::File && e.mode & 0o111 != 0 => {
-                    return Ok(store.blob_path(&e.hash))
-                }
-                Some(e) if e.kind == EntryKind::File => {
-                    return Err(launch::ExecFailed {
-                        program: shown,
-                        error: std::io::Error::from_raw_os_error(libc::EACCES),
-                    }
-                    .into())
-                }
-                Some(_) => bail!("{}: not a regular file in the view", c.display()),
-                None => continue,
+        let real = if c.starts_with(&prep.root) {
+            match view.exec(&caller, c.as_os_str().as_bytes()) {
+                Ok(Routed::View(Exec {
+                    content: Content::Blob(h),
+                    ..
+                })) => return Ok(store.blob_path(&h)),
+                Ok(Routed::View(_)) => return Err(failed(libc::EACCES)),
+                // A symlink of the view pointing out of it (a venv's python).
+                Ok(Routed::Outside(p)) => PathBuf::from(OsString::from_vec(p)),
+                Ok(Routed::OutsideBoth(..)) => c,
+                Err(e) if e.0 == libc::ENOENT && !by_path => continue,
+                Err(e) => return Err(failed(e.0)),
             }
-        }
-        match c.metadata() {
-            Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => return Ok(c),
+        } else {
+            c
+        };
+        match real.metadata() {
+            Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => return Ok(real),
             // Named by path and there, but not runnable: as a shell says it (126).
-            Ok(_) if program.as_bytes().contains(&b'/') => {
-                return Err(launch::ExecFailed {
-                    program: shown,
-                    error: std::io::Error::from_raw_os_error(libc::EACCES),
-                }
-                .into())
+            Ok(_) if by_path => return Err(failed(libc::EACCES)),
+            Err(e) if by_path && e.raw_os_error() != Some(libc::ENOENT) => {
+                return Err(failed(e.raw_os_error().unwrap_or(libc::EACCES)))
             }
             _ => {}
         }
     }
     // As a shell says it: "command not found", 127.
-    Err(launch::ExecFailed {
-        program: shown,
-        error: std::io::Error::from_raw_os_error(libc::ENOENT),
+    Err(failed(libc::ENOENT))
+}
+
+/// The launcher's own identity, which the program will have: who may run what in the view.
+fn launcher_cred() -> Cred {
+    let uid = nix::unistd::geteuid().as_raw();
+    Cred {
+        uid,
+        gid: nix::unistd::getegid().as_raw(),
+        groups: nix::unistd::getgroups()
+            .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+            .unwrap_or_default(),
+        privileged: uid == 0,
     }
-    .into())
 }
 
 /// The program's command: the shim preloaded, the shim's variables set, started in the

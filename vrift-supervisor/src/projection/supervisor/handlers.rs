@@ -91,10 +91,7 @@ impl Call<'_> {
             let base = self.model.unfarm(real.clone());
             (paths::join(&base, &path), paths::join(&real, &path))
         };
-        let place = match &self.model.no_mounts {
-            Some(nm) if nm.names_the_store(&abs) => Place::Outside,
-            _ => self.model.place(&abs),
-        };
+        let place = self.place(&abs);
         self.note(&abs);
         Ok(PathArg {
             abs,
@@ -102,6 +99,16 @@ impl Call<'_> {
             fd_itself: false,
             kernel,
         })
+    }
+
+    /// Where `abs` lies. Without mounts a path in the store is never the view's, even where
+    /// the store is under the view's root: by its name, or as the descriptor of a file
+    /// there (the shim's fstat of its index).
+    fn place(&self, abs: &[u8]) -> Place {
+        match &self.model.no_mounts {
+            Some(nm) if nm.names_the_store(abs) => Place::Outside,
+            _ => self.model.place(abs),
+        }
     }
 
     fn note(&self, abs: &[u8]) {
@@ -125,7 +132,7 @@ impl Call<'_> {
         let place = if abs.ends_with(b" (deleted)") {
             Place::Outside
         } else if abs.first() == Some(&b'/') {
-            self.model.place(&abs)
+            self.place(&abs)
         } else {
             Place::Outside // pipe:[..], socket:[..], anon_inode:...
         };
