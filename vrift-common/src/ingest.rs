@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::filters::{ExcludeReason, Filter, MANIFEST_FILE};
 use crate::hash::Hash;
 use crate::manifest::{Entry, EntryKind, Manifest, ManifestError, RelPath};
+use crate::origin::{Origin, Origins};
 use crate::statcache::{self, FileStat, StatCache};
 use crate::store::{Store, StoreError};
 
@@ -156,6 +157,9 @@ pub struct IngestReport {
     pub excluded: Vec<Excluded>,
     pub warnings: Vec<IngestWarning>,
     pub elapsed: Duration,
+    /// Each manifest entry's inode number and ctime on disk, as this ingest saw them (see
+    /// [`crate::origin`]).
+    pub origins: Origins,
 }
 
 /// Errors that stop an ingest. Each names the path concerned. When one is returned nothing
@@ -334,11 +338,32 @@ pub fn ingest(
     }
 
     let mut entries = std::mem::take(&mut walked.entries);
+    let mut origins: Origins = entries
+        .iter()
+        .filter_map(|(rel, _)| {
+            let id = walked.ids.get(rel)?;
+            Some((
+                rel.clone(),
+                Origin {
+                    ino: id.ino,
+                    ctime_ns: id.ctime_ns,
+                },
+            ))
+        })
+        .collect();
     let mut bytes = 0u64;
     let mut cache_entries = Vec::with_capacity(walked.files.len());
     for (item, result) in walked.files.iter().zip(&results) {
         let Some((stat, hash)) = result else { continue };
         bytes += stat.size;
+        // The stat the entry was made from (taken again after hashing for a file read now).
+        origins.insert(
+            item.rel.clone(),
+            Origin {
+                ino: stat.ino,
+                ctime_ns: stat.ctime_ns,
+            },
+        );
         entries.push((
             item.rel.clone(),
             Entry {
@@ -393,6 +418,7 @@ pub fn ingest(
         excluded,
         warnings,
         elapsed: started.elapsed(),
+        origins,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod hash;
 pub mod index;
 pub mod ingest;
 pub mod manifest;
+pub mod origin;
 pub mod runlog;
 pub mod statcache;
 pub mod store;

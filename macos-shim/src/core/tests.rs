@@ -321,3 +321,16 @@ fn a_kept_open_answer_never_outlives_a_change_of_the_view() {
     );
     assert_eq!(read(&mut a), Ok("bee\n".to_string()));
 }
+
+#[test]
+fn a_blobs_short_name_is_its_path_under_the_blob_directory() {
+    let h = Hash([0xa7; 32]);
+    let hex = h.to_hex();
+    let want = format!("{}/{}\0", &hex[..2], &hex[2..]);
+    assert_eq!(&super::blob_name(&h)[..], want.as_bytes());
+    let store = tempfile::tempdir().unwrap();
+    let s = Store::open(store.path()).unwrap();
+    assert!(s
+        .blob_path(&h)
+        .ends_with(std::str::from_utf8(&super::blob_name(&h)[..65]).unwrap()));
+}

@@ -24,6 +24,8 @@ pub struct Prepared {
     pub persistent: bool,
     /// Paths the filters excluded that exist on disk: they pass through to the real tree.
     pub passthrough: Vec<(RelPath, PassthroughKind)>,
+    /// Where each entry came from on disk (the ingest's `lstat`).
+    pub origins: vrift_common::origin::Origins,
 }
 
 /// The nearest directory at or above `dir` holding a vrift.manifest.
@@ -97,6 +99,7 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
         root,
         persistent,
         passthrough,
+        origins: report.origins,
     })
 }
 
