@@ -5,7 +5,6 @@
 //! or "let the real call run" (with the original arguments, or with a path the view
 //! rewrote, e.g. a view symlink pointing out of the view).
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -21,6 +20,7 @@ use vrift_common::vfs::{
 };
 
 use crate::env;
+use crate::fasthash::{FastMap, FastSet};
 use crate::sys::{self, SharedCounter};
 
 /// What a hook does.
@@ -72,14 +72,14 @@ pub struct Shim {
     log_pid: u32,
     log_read: u64,
     generation: SharedCounter,
-    fds: HashMap<i32, FdInfo>,
+    fds: FastMap<i32, FdInfo>,
     /// stat answers by (absolute path, follow), valid while the view is unchanged: emptied
     /// whenever a change is made here or read from the log.
-    stat_cache: HashMap<(Vec<u8>, bool), Result<Stat, Errno>>,
+    stat_cache: FastMap<(Vec<u8>, bool), Result<Stat, Errno>>,
     /// The same for opens that change nothing, by (absolute path, flags).
-    open_cache: HashMap<(Vec<u8>, i32), Result<Opened, Errno>>,
+    open_cache: FastMap<(Vec<u8>, i32), Result<Opened, Errno>>,
     /// Directory streams handed out (their addresses), owned by the platform layer.
-    pub dirs: HashSet<usize>,
+    pub dirs: FastSet<usize>,
     cwd: Vec<u8>,
     /// Real paths under the root that bypass the view (see [`env::PASSTHROUGH`]).
     passthrough: Vec<Vec<u8>>,
@@ -361,10 +361,10 @@ impl Shim {
             log_pid: std::process::id(),
             log_read: 0,
             generation,
-            fds: HashMap::new(),
-            stat_cache: HashMap::new(),
-            open_cache: HashMap::new(),
-            dirs: HashSet::new(),
+            fds: FastMap::default(),
+            stat_cache: FastMap::default(),
+            open_cache: FastMap::default(),
+            dirs: FastSet::default(),
             cwd,
             passthrough: cfg.passthrough.clone(),
             cred: Cred {
@@ -444,17 +444,25 @@ impl Shim {
     pub fn may_enter(&self, abs: &[u8]) -> bool {
         let under =
             |dir: &[u8]| abs.starts_with(dir) && (abs.len() == dir.len() || abs[dir.len()] == b'/');
-        // Pass-through paths are judged without "." components and doubled slashes, which
-        // change nothing ("./__pycache__/x.pyc" is in `__pycache__`); ".." may cross a
-        // symlink, so it is left to the resolver.
-        let plain = without_dots(abs);
-        let through = |dir: &[u8]| {
-            plain.starts_with(dir) && (plain.len() == dir.len() || plain[dir.len()] == b'/')
-        };
-        if self.passthrough.iter().any(|p| through(p)) {
-            return false;
+        // One pass: does the path have "." or ".." components or "//"?
+        let odd = abs.windows(2).any(|w| w == b"//" || w == b"/.");
+        if !self.passthrough.is_empty() {
+            // Pass-through paths are judged without "." components and doubled slashes,
+            // which change nothing ("./__pycache__/x.pyc" is in `__pycache__`); ".." may
+            // cross a symlink, so it is left to the resolver.
+            let plain = if odd {
+                std::borrow::Cow::Owned(without_dots(abs))
+            } else {
+                std::borrow::Cow::Borrowed(abs)
+            };
+            let through = |dir: &[u8]| {
+                plain.starts_with(dir) && (plain.len() == dir.len() || plain[dir.len()] == b'/')
+            };
+            if self.passthrough.iter().any(|p| through(p)) {
+                return false;
+            }
         }
-        self.root == b"/" || under(&self.root) || abs.windows(2).any(|w| w == b"//" || w == b"/.")
+        self.root == b"/" || under(&self.root) || odd
     }
 
     /// Bring this process's view up to date with the changes other processes logged.

@@ -283,7 +283,10 @@ fn inconsistent_headers_are_refused() {
     let good = encode(&m, &m.hash()).unwrap();
     let cases: Vec<(usize, Vec<u8>, &str)> = vec![
         (0, b"NOTANIDX".to_vec(), "bad magic"),
-        (8, 2u32.to_le_bytes().to_vec(), "version 2"),
+        (8, 3u32.to_le_bytes().to_vec(), "version 3"),
+        (20, 4u32.to_le_bytes().to_vec(), "unknown header flags"),
+        // Said to have origins, but the file ends with the strings.
+        (20, 1u32.to_le_bytes().to_vec(), "outside the file"),
         (12, u32::MAX.to_le_bytes().to_vec(), "fewer hash slots"),
         (16, 3u32.to_le_bytes().to_vec(), "power of two"),
         (56, 0u64.to_le_bytes().to_vec(), "out of order"),

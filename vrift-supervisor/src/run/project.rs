@@ -75,8 +75,11 @@ pub fn ingest(store: &Store, root: &Path) -> Result<IngestReport> {
 pub fn refresh(store: &Store, root: &Path, known: Known) -> Result<IngestReport> {
     let report = ingest_knowing(store, root, known)?;
     let path = root.join(MANIFEST_NAME);
-    let old = Manifest::load(&path).ok();
-    if old.as_ref().map(Manifest::hash) != Some(report.manifest.hash()) {
+    let new = report.manifest.hash();
+    // A manifest's hash is that of its encoding, which is what vrift saved: the file's
+    // bytes tell without decoding it (an older format is decoded and compared).
+    let same_bytes = std::fs::read(&path).is_ok_and(|b| Hash::of(&b) == new);
+    if !same_bytes && Manifest::load(&path).ok().map(|m| m.hash()) != Some(new) {
         ingest::write_project_manifest(root, &report.manifest, store)?;
         tracing::info!("{}: refreshed from disk", path.display());
     }
