@@ -518,11 +518,9 @@ impl Shim {
         if dir < 0 {
             let p = self.store.join("blobs");
             if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) {
-                if let Ok(fd) = sys::openat_marked(
-                    &c,
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                    0,
-                ) {
+                if let Ok(fd) =
+                    sys::openat_marked(&c, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+                {
                     crate::state::BLOBS_DIR.store(fd, Ordering::Release);
                     dir = fd;
                 }
@@ -555,7 +553,9 @@ impl Shim {
     /// Open what a file's content is: its blob, or its private copy.
     fn open_content(&self, c: &Content, flags: i32, mode: u32) -> Result<i32, Errno> {
         match c {
-            Content::Blob(h) => self.open_blob(h, flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC)),
+            Content::Blob(h) => {
+                self.open_blob(h, flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC))
+            }
             Content::Pending(id) => self.open_real(&self.private(id.0), flags, mode),
         }
     }

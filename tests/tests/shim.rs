@@ -683,7 +683,10 @@ fn shim_unchanged_files_of_a_project_show_their_disk_identity_and_git_status_is_
         lines[1].contains(&format!(".{:09} ", f1.ctime_nsec())),
         "the disk's ctime to the nanosecond: {out}"
     );
-    let (before, after) = lines[2].split_once(' ').zip(lines[3].split_once(' ')).unwrap();
+    let (before, after) = lines[2]
+        .split_once(' ')
+        .zip(lines[3].split_once(' '))
+        .unwrap();
     assert_eq!(before.0, f2.ino().to_string(), "{out}");
     assert_eq!(after.0, before.0, "a written file keeps its number: {out}");
     assert_ne!(after.1, before.1, "and shows the write's ctime: {out}");

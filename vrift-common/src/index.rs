@@ -389,11 +389,10 @@ pub fn cache_path(store: &Store, manifest: &Hash) -> PathBuf {
 /// lives: `index/<manifest hash>-<first 32 hex digits of the section's BLAKE3>.vidx`.
 fn cache_path_with_origins(store: &Store, manifest: &Hash, origins: &[u8]) -> PathBuf {
     let digest = blake3::hash(origins).to_hex();
-    store.root().join(INDEX_DIR).join(format!(
-        "{}-{}.vidx",
-        manifest.to_hex(),
-        &digest[..32]
-    ))
+    store
+        .root()
+        .join(INDEX_DIR)
+        .join(format!("{}-{}.vidx", manifest.to_hex(), &digest[..32]))
 }
 
 /// The cached indexes (and leftovers of interrupted builds) under the store's `index/`
@@ -469,12 +468,11 @@ pub fn cached_with_origins(
             return Ok(ix);
         }
     }
-    let bytes = encode_with_origins(manifest, &hash, origins).map_err(|reason| {
-        IndexError::TooLarge {
+    let bytes =
+        encode_with_origins(manifest, &hash, origins).map_err(|reason| IndexError::TooLarge {
             path: path.clone(),
             reason,
-        }
-    })?;
+        })?;
     build::save_atomic(&path, &bytes)?;
     Index::open(&path)
 }

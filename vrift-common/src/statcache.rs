@@ -469,13 +469,26 @@ mod tests {
         let s = st(NOW - 10_000_000_000);
         let c = cache_with(b"f", s, NOW);
         assert!(c.has_no_xattrs(b"f", &s));
-        assert!(!c.has_no_xattrs(b"f", &FileStat { ctime_ns: s.ctime_ns + 1, ..s }));
+        assert!(!c.has_no_xattrs(
+            b"f",
+            &FileStat {
+                ctime_ns: s.ctime_ns + 1,
+                ..s
+            }
+        ));
         assert!(!c.has_no_xattrs(b"g", &s));
         let racy_ctime = FileStat { ctime_ns: NOW, ..s };
         assert!(!cache_with(b"f", racy_ctime, NOW).has_no_xattrs(b"f", &racy_ctime));
         let h = Hash::of(b"x");
-        let with = encode(Path::new("/r"), NOW, 0, vec![(&b"f"[..], &s, &h, false)].into_iter());
-        assert!(!decode(&with, Path::new("/r")).unwrap().has_no_xattrs(b"f", &s));
+        let with = encode(
+            Path::new("/r"),
+            NOW,
+            0,
+            vec![(&b"f"[..], &s, &h, false)].into_iter(),
+        );
+        assert!(!decode(&with, Path::new("/r"))
+            .unwrap()
+            .has_no_xattrs(b"f", &s));
     }
 
     #[test]

@@ -119,9 +119,8 @@ fn encode_inner(
     let children_off = table_off + slots as u64 * 4;
     let strings_off = children_off + children.len() as u64 * 4;
     let origins = origins.map(|o| origins_section(manifest, o));
-    let total_len = strings_off
-        + strings.len() as u64
-        + origins.as_ref().map_or(0, |o| o.len() as u64);
+    let total_len =
+        strings_off + strings.len() as u64 + origins.as_ref().map_or(0, |o| o.len() as u64);
     let mut out = vec![0u8; HEADER_LEN];
     out.reserve(total_len as usize - HEADER_LEN);
     for r in &records {

@@ -431,9 +431,20 @@ fn the_store_caches_an_index_per_manifest_and_origins() {
     let m = random_manifest(13, 40);
     let a = origins_of(&m);
     let ix = cached_with_origins(&store, &m, &a).unwrap();
-    let name = ix.path().file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with(&format!("{}-", m.hash().to_hex())), "{name}");
-    assert_eq!(cached_with_origins(&store, &m, &a).unwrap().path(), ix.path());
+    let name = ix
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with(&format!("{}-", m.hash().to_hex())),
+        "{name}"
+    );
+    assert_eq!(
+        cached_with_origins(&store, &m, &a).unwrap().path(),
+        ix.path()
+    );
     let mut b = a.clone();
     b.values_mut().next().unwrap().ctime_ns += 1;
     let other = cached_with_origins(&store, &m, &b).unwrap();

@@ -319,16 +319,11 @@ impl<L: LayerSource> View<L> {
         if let Some(DeltaNode::Entry { entry, .. }) = self.delta.get(b"") {
             return (entry.clone(), self.all_layers());
         }
-        let from_layer = self
-            .layers
-            .iter()
-            .rev()
-            .find_map(|l| l.get(b""))
-            .map(|e| {
-                let mut v = ViewEntry::from_layer(e);
-                self.fill_identity(&mut v, b"");
-                v
-            });
+        let from_layer = self.layers.iter().rev().find_map(|l| l.get(b"")).map(|e| {
+            let mut v = ViewEntry::from_layer(e);
+            self.fill_identity(&mut v, b"");
+            v
+        });
         let mut e = from_layer.unwrap_or(ViewEntry {
             node: Node::Dir,
             size: 0,

@@ -517,9 +517,7 @@ pub fn run(store: &Store, spec: &ViewSpec, start: &Path, cmd: &[OsString]) -> Re
     };
     let new = harvest(store, &spec.manifest, &prep).context("saving the run's changes")?;
     let saved = match new {
-        Some(new) => {
-            crate::run::destination::save(store, &spec.manifest, &spec.destination, &new)?
-        }
+        Some(new) => crate::run::destination::save(store, &spec.manifest, &spec.destination, &new)?,
         None => crate::run::destination::Saved::Done,
     };
     run_dir.remove();
