@@ -5,7 +5,6 @@
 //! or "let the real call run" (with the original arguments, or with a path the view
 //! rewrote, e.g. a view symlink pointing out of the view).
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -21,6 +20,7 @@ use vrift_common::vfs::{
 };
 
 use crate::env;
+use crate::fasthash::{FastMap, FastSet};
 use crate::sys::{self, SharedCounter};
 
 /// What a hook does.
@@ -72,14 +72,14 @@ pub struct Shim {
     log_pid: u32,
     log_read: u64,
     generation: SharedCounter,
-    fds: HashMap<i32, FdInfo>,
+    fds: FastMap<i32, FdInfo>,
     /// stat answers by (absolute path, follow), valid while the view is unchanged: emptied
     /// whenever a change is made here or read from the log.
-    stat_cache: HashMap<(Vec<u8>, bool), Result<Stat, Errno>>,
+    stat_cache: FastMap<(Vec<u8>, bool), Result<Stat, Errno>>,
     /// The same for opens that change nothing, by (absolute path, flags).
-    open_cache: HashMap<(Vec<u8>, i32), Result<Opened, Errno>>,
+    open_cache: FastMap<(Vec<u8>, i32), Result<Opened, Errno>>,
     /// Directory streams handed out (their addresses), owned by the platform layer.
-    pub dirs: HashSet<usize>,
+    pub dirs: FastSet<usize>,
     cwd: Vec<u8>,
     /// Real paths under the root that bypass the view (see [`env::PASSTHROUGH`]).
     passthrough: Vec<Vec<u8>>,
@@ -214,6 +214,23 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
         _ => false,
     }
+}
+
+/// A blob's name under the store's blob directory, NUL-terminated: `ab/cdef...` (the
+/// first two hex digits of its hash name the subdirectory, as `Store::blob_path` lays it out).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn blob_name(h: &vrift_common::hash::Hash) -> [u8; 66] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0u8; 64];
+    for (i, b) in h.0.iter().enumerate() {
+        hex[2 * i] = HEX[usize::from(b >> 4)];
+        hex[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+    let mut out = [0u8; 66];
+    out[..2].copy_from_slice(&hex[..2]);
+    out[2] = b'/';
+    out[3..65].copy_from_slice(&hex[2..]);
+    out
 }
 
 /// `/proc/self/fd/N` or `/dev/fd/N`: the descriptor N.
@@ -409,10 +426,10 @@ impl Shim {
             log_pid: std::process::id(),
             log_read: 0,
             generation,
-            fds: HashMap::new(),
-            stat_cache: HashMap::new(),
-            open_cache: HashMap::new(),
-            dirs: HashSet::new(),
+            fds: FastMap::default(),
+            stat_cache: FastMap::default(),
+            open_cache: FastMap::default(),
+            dirs: FastSet::default(),
             cwd,
             passthrough: cfg.passthrough.clone(),
             cred: Cred {
@@ -490,17 +507,25 @@ impl Shim {
     pub fn may_enter(&self, abs: &[u8]) -> bool {
         let under =
             |dir: &[u8]| abs.starts_with(dir) && (abs.len() == dir.len() || abs[dir.len()] == b'/');
-        // Pass-through paths are judged without "." components and doubled slashes, which
-        // change nothing ("./__pycache__/x.pyc" is in `__pycache__`); ".." may cross a
-        // symlink, so it is left to the resolver.
-        let plain = without_dots(abs);
-        let through = |dir: &[u8]| {
-            plain.starts_with(dir) && (plain.len() == dir.len() || plain[dir.len()] == b'/')
-        };
-        if self.passthrough.iter().any(|p| through(p)) {
-            return false;
+        // One pass: does the path have "." or ".." components or "//"?
+        let odd = abs.windows(2).any(|w| w == b"//" || w == b"/.");
+        if !self.passthrough.is_empty() {
+            // Pass-through paths are judged without "." components and doubled slashes,
+            // which change nothing ("./__pycache__/x.pyc" is in `__pycache__`); ".." may
+            // cross a symlink, so it is left to the resolver.
+            let plain = if odd {
+                std::borrow::Cow::Owned(without_dots(abs))
+            } else {
+                std::borrow::Cow::Borrowed(abs)
+            };
+            let through = |dir: &[u8]| {
+                plain.starts_with(dir) && (plain.len() == dir.len() || plain[dir.len()] == b'/')
+            };
+            if self.passthrough.iter().any(|p| through(p)) {
+                return false;
+            }
         }
-        self.root == b"/" || under(&self.root) || abs.windows(2).any(|w| w == b"//" || w == b"/.")
+        self.root == b"/" || under(&self.root) || odd
     }
 
     /// Bring this process's view up to date with the changes other processes logged.
@@ -542,6 +567,60 @@ impl Shim {
     fn blob(&self, h: &vrift_common::hash::Hash) -> PathBuf {
         let hex = h.to_hex();
         self.store.join("blobs").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Open the blob `h` (read-only: `flags` carry no creation flags) by its short name under
+    /// the store's blob directory, kept open (see [`crate::state::BLOBS_DIR`]); by its whole
+    /// path when that directory cannot be used.
+    #[cfg(target_os = "linux")]
+    fn open_blob(&self, h: &vrift_common::hash::Hash, flags: i32) -> Result<i32, Errno> {
+        use std::sync::atomic::Ordering;
+        let name = blob_name(h);
+        let name = std::ffi::CStr::from_bytes_with_nul(&name).expect("one NUL, at the end");
+        let mut dir = crate::state::BLOBS_DIR.load(Ordering::Acquire);
+        if dir < 0 {
+            let p = self.store.join("blobs");
+            if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) {
+                if let Ok(fd) =
+                    sys::openat_marked(&c, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+                {
+                    crate::state::BLOBS_DIR.store(fd, Ordering::Release);
+                    dir = fd;
+                }
+            }
+        }
+        if dir >= 0 {
+            match sys::openat_marked_in(dir, name, flags) {
+                Ok(fd) => return Ok(fd),
+                // The number is no longer the shim's directory (closed by the program in a way
+                // no hook saw, e.g. close_range): forget it, never close it.
+                Err(libc::EBADF) | Err(libc::ENOTDIR) => {
+                    let _ = crate::state::BLOBS_DIR.compare_exchange(
+                        dir,
+                        -1,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+        self.open_real(&self.blob(h), flags, 0)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open_blob(&self, h: &vrift_common::hash::Hash, flags: i32) -> Result<i32, Errno> {
+        self.open_real(&self.blob(h), flags, 0)
+    }
+
+    /// Open what a file's content is: its blob, or its private copy.
+    fn open_content(&self, c: &Content, flags: i32, mode: u32) -> Result<i32, Errno> {
+        match c {
+            Content::Blob(h) => {
+                self.open_blob(h, flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC))
+            }
+            Content::Pending(id) => self.open_real(&self.private(id.0), flags, mode),
+        }
     }
 
     fn content_path(&self, c: &Content) -> PathBuf {
@@ -880,10 +959,11 @@ impl Shim {
     fn deliver(&mut self, o: Opened, flags: i32) -> Result<i32, Errno> {
         let keep = flags & (libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_APPEND);
         let (fd, rel, dir) = match o {
-            Opened::Read { rel, content } => {
-                let p = self.content_path(&content);
-                (self.open_real(&p, libc::O_RDONLY | keep, 0)?, rel, false)
-            }
+            Opened::Read { rel, content } => (
+                self.open_content(&content, libc::O_RDONLY | keep, 0)?,
+                rel,
+                false,
+            ),
             Opened::Write { rel, id, .. } => {
                 // The private copy was prepared when the change was made.
                 let p = self.private(id.0);
@@ -904,11 +984,14 @@ impl Shim {
                 (fd, rel, true)
             }
             Opened::Path { rel, entry } => {
-                let p = match entry.content() {
-                    Some(c) => self.content_path(&c),
-                    None => self.farm_path(&rel).unwrap_or_else(|| self.empty_dir()),
+                let fd = match entry.content() {
+                    Some(c) => self.open_content(&c, flags, 0)?,
+                    None => {
+                        let p = self.farm_path(&rel).unwrap_or_else(|| self.empty_dir());
+                        self.open_real(&p, flags, 0)?
+                    }
                 };
-                (self.open_real(&p, flags, 0)?, rel, entry.is_dir())
+                (fd, rel, entry.is_dir())
             }
             Opened::Fifo { .. } => return Err(Errno(libc::ENXIO)),
         };

@@ -19,6 +19,7 @@
 
 pub mod core;
 pub mod env;
+mod fasthash;
 mod state;
 mod sys;
 

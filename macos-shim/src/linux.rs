@@ -1193,6 +1193,7 @@ pub unsafe extern "C" fn umask(mask: Mode) -> Mode {
 
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    crate::state::fd_gone(fd);
     if crate::state::has_view_fds() {
         with(|s| s.closed(fd));
     }
@@ -1250,6 +1251,7 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    crate::state::fd_gone(new);
     // SAFETY: the real call with the caller's arguments.
     let r = unsafe { real::dup2(old, new) };
     if r >= 0 && old != new && crate::state::has_view_fds() {
@@ -1260,6 +1262,7 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    crate::state::fd_gone(new);
     // SAFETY: the real call with the caller's arguments.
     let r = unsafe { real::dup3(old, new, flags) };
     if r >= 0 && crate::state::has_view_fds() {

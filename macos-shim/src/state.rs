@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::core::Shim;
@@ -23,6 +23,19 @@ static STATE: Mutex<Option<Shim>> = Mutex::new(None);
 /// How many descriptors the view handed out in this process: while none, `close` and the
 /// `dup` family need not take the lock.
 pub static VIEW_FDS: AtomicUsize = AtomicUsize::new(0);
+
+/// The shim's own descriptor on the store's blob directory (-1: none open), which blobs are
+/// opened relative to. A program may close it or put another file at its number (`dup2`,
+/// a loop closing every descriptor): the hooks of those calls forget it, and it is opened
+/// again when next needed.
+pub static BLOBS_DIR: AtomicI32 = AtomicI32::new(-1);
+
+/// `fd` is closed or replaced by the program: if it was [`BLOBS_DIR`], it is no longer ours.
+pub fn fd_gone(fd: i32) {
+    if fd >= 0 {
+        let _ = BLOBS_DIR.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
 
 thread_local! {
     /// Set while this thread runs shim code: any libc call the shim makes itself reaches

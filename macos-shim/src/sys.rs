@@ -162,6 +162,34 @@ pub fn openat_marked(path: &std::ffi::CStr, flags: i32, mode: u32) -> Result<i32
     }
 }
 
+/// openat(2) relative to the directory `dir`, marked as [`openat_marked`]: a blob opened by
+/// its short name under the store's blob directory, which spares the kernel the walk of
+/// the store's whole path on every open. Returns the descriptor or the errno.
+#[cfg(target_os = "linux")]
+pub fn openat_marked_in(dir: i32, name: &std::ffi::CStr, flags: i32) -> Result<i32, i32> {
+    // SAFETY: openat takes a directory descriptor (a bad one is EBADF, not undefined), a
+    // NUL-terminated path that outlives the call and integers; the unused fifth and sixth
+    // argument registers are ignored by the kernel.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            dir,
+            name.as_ptr(),
+            flags,
+            0,
+            0,
+            crate::env::MARKER,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    } else {
+        Ok(r as i32)
+    }
+}
+
 /// A system call of up to five arguments with [`crate::env::MARKER`] in the sixth register:
 /// a call the shim passes to the kernel for a path outside the view, which a supervisor's
 /// filter then lets through unnotified. Returns what `syscall(2)` returns (errno set).

@@ -15,6 +15,9 @@
 //! children u32 entry numbers, grouped by parent directory, each group sorted by name; a
 //!          directory's record holds the start and length of its group (its "range")
 //! strings  path and symlink target bytes
+//! origins  (only with header flag 1) 16 bytes per entry, in entry order: the inode number
+//!          and ctime (ns) the entry's file had on disk when it was ingested (0: none;
+//!          see [`crate::origin`])
 //! ```
 //!
 //! Opening checks the header only (O(1)), and every read through an [`Index`] is bounds
@@ -36,8 +39,10 @@ use crate::manifest::{Entry, EntryKind, Manifest};
 use crate::store::Store;
 use crate::vfs::LayerSource;
 
-pub use build::encode;
-use layout::{Header, Record, CHUNK, HEADER_LEN, RECORD_LEN};
+pub use build::{encode, encode_with_origins};
+use layout::{Header, Record, CHUNK, HEADER_LEN, ORIGIN_LEN, RECORD_LEN};
+
+use crate::origin::{Origin, Origins};
 
 /// Where cached indexes live, under the store's root: `index/<manifest hash>.vidx`.
 pub const INDEX_DIR: &str = "index";
@@ -257,6 +262,23 @@ impl Index {
         None
     }
 
+    /// Where entry `i`'s file came from on disk, if the index records it.
+    pub fn origin_of(&self, i: u32) -> Option<Origin> {
+        if self.header.origins_len() == 0 || i >= self.header.count {
+            return None;
+        }
+        let at = (self.header.origins_off() as usize).checked_add(i as usize * ORIGIN_LEN)?;
+        let ino = layout::u64_at(&self.bytes, at)?;
+        let ctime_ns = layout::u64_at(&self.bytes, at + 8)? as i64;
+        let o = Origin { ino, ctime_ns };
+        o.usable().then_some(o)
+    }
+
+    /// Does the index record where its entries came from on disk?
+    pub fn has_origins(&self) -> bool {
+        self.header.origins_len() != 0
+    }
+
     fn slot(&self, s: u32) -> Option<u32> {
         let at = self.header.table_off as usize + s as usize * 4;
         layout::u32_at(&self.bytes, at)
@@ -332,6 +354,13 @@ impl LayerSource for Index {
         self.find(path).and_then(|i| self.cached(i))
     }
 
+    fn origin(&self, path: &[u8]) -> Option<Origin> {
+        if !self.has_origins() {
+            return None;
+        }
+        self.find(path).and_then(|i| self.origin_of(i))
+    }
+
     fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
         let Some(i) = self.find(dir) else {
             return Vec::new();
@@ -356,6 +385,16 @@ pub fn cache_path(store: &Store, manifest: &Hash) -> PathBuf {
         .join(format!("{}.vidx", manifest.to_hex()))
 }
 
+/// Where the cached index of the manifest `manifest` with the origins section `origins`
+/// lives: `index/<manifest hash>-<first 32 hex digits of the section's BLAKE3>.vidx`.
+fn cache_path_with_origins(store: &Store, manifest: &Hash, origins: &[u8]) -> PathBuf {
+    let digest = blake3::hash(origins).to_hex();
+    store
+        .root()
+        .join(INDEX_DIR)
+        .join(format!("{}-{}.vidx", manifest.to_hex(), &digest[..32]))
+}
+
 /// The cached indexes (and leftovers of interrupted builds) under the store's `index/`
 /// that no manifest in `keep` (hex hashes of the manifests some root needs) uses; removed
 /// when `delete`. Called by `vrift gc` under the store's exclusive lock, so no run has one
@@ -372,8 +411,10 @@ pub fn collect_garbage(
     let mut gone = Vec::new();
     for e in listing.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
+        // `<hash>.vidx`, or `<hash>-<origins digest>.vidx`.
         let needed = name
             .strip_suffix(".vidx")
+            .map(|stem| stem.split_once('-').map_or(stem, |(hash, _)| hash))
             .is_some_and(|hash| keep.contains(hash));
         if needed {
             continue;
@@ -394,7 +435,7 @@ pub fn collect_garbage(
 }
 
 /// The index of `manifest`, from the store's cache, building and saving it (temp file,
-/// fsync, rename) when it is missing or fails verification.
+/// rename) when it is missing or fails verification.
 pub fn cached(store: &Store, manifest: &Manifest) -> Result<Index, IndexError> {
     let hash = manifest.hash();
     let path = cache_path(store, &hash);
@@ -407,6 +448,31 @@ pub fn cached(store: &Store, manifest: &Manifest) -> Result<Index, IndexError> {
         path: path.clone(),
         reason,
     })?;
+    build::save_atomic(&path, &bytes)?;
+    Index::open(&path)
+}
+
+/// The index of `manifest` with the origins of its entries on disk (`origins`, from the
+/// ingest that made it), from the store's cache or built and saved as by [`cached`]. One
+/// file per manifest and set of origins: a run of an unchanged project finds it again.
+pub fn cached_with_origins(
+    store: &Store,
+    manifest: &Manifest,
+    origins: &Origins,
+) -> Result<Index, IndexError> {
+    let hash = manifest.hash();
+    let section = build::origins_section(manifest, origins);
+    let path = cache_path_with_origins(store, &hash, &section);
+    if let Ok(ix) = Index::open(&path) {
+        if ix.manifest_hash() == hash && ix.has_origins() && ix.verify().is_ok() {
+            return Ok(ix);
+        }
+    }
+    let bytes =
+        encode_with_origins(manifest, &hash, origins).map_err(|reason| IndexError::TooLarge {
+            path: path.clone(),
+            reason,
+        })?;
     build::save_atomic(&path, &bytes)?;
     Index::open(&path)
 }

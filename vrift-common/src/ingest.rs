@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::filters::{ExcludeReason, Filter, MANIFEST_FILE};
 use crate::hash::Hash;
 use crate::manifest::{Entry, EntryKind, Manifest, ManifestError, RelPath};
+use crate::origin::{Origin, Origins};
 use crate::statcache::{self, FileStat, StatCache};
 use crate::store::{Store, StoreError};
 
@@ -156,6 +157,9 @@ pub struct IngestReport {
     pub excluded: Vec<Excluded>,
     pub warnings: Vec<IngestWarning>,
     pub elapsed: Duration,
+    /// Each manifest entry's inode number and ctime on disk, as this ingest saw them (see
+    /// [`crate::origin`]).
+    pub origins: Origins,
 }
 
 /// Errors that stop an ingest. Each names the path concerned. When one is returned nothing
@@ -334,11 +338,38 @@ pub fn ingest(
     }
 
     let mut entries = std::mem::take(&mut walked.entries);
+    let mut origins: Origins = entries
+        .iter()
+        .filter_map(|(rel, _)| {
+            let id = walked.ids.get(rel)?;
+            Some((
+                rel.clone(),
+                Origin {
+                    ino: id.ino,
+                    ctime_ns: id.ctime_ns,
+                },
+            ))
+        })
+        .collect();
     let mut bytes = 0u64;
     let mut cache_entries = Vec::with_capacity(walked.files.len());
+    // Files the stat cache vouches have no kept xattrs: not listed again (see `statcache`).
+    let mut no_xattrs: std::collections::HashSet<&[u8]> = Default::default();
+    let first_file = entries.len();
     for (item, result) in walked.files.iter().zip(&results) {
         let Some((stat, hash)) = result else { continue };
         bytes += stat.size;
+        if cache.has_no_xattrs(&item.rel, stat) {
+            no_xattrs.insert(&item.rel);
+        }
+        // The stat the entry was made from (taken again after hashing for a file read now).
+        origins.insert(
+            item.rel.clone(),
+            Origin {
+                ino: stat.ino,
+                ctime_ns: stat.ctime_ns,
+            },
+        );
         entries.push((
             item.rel.clone(),
             Entry {
@@ -354,8 +385,14 @@ pub fn ingest(
         cache_entries.push((item.rel.as_slice(), stat, hash));
     }
     set_root_mtime(&mut entries);
-    meta::attach(&root, &mut entries, &walked.ids, opts.owners)
+    meta::attach(&root, &mut entries, &walked.ids, opts.owners, &no_xattrs)
         .map_err(|(path, source)| IngestError::Io { path, source })?;
+    // The files' entries, in the order of `cache_entries`, now with their xattrs.
+    let cache_entries: Vec<_> = cache_entries
+        .into_iter()
+        .zip(&entries[first_file..])
+        .map(|((path, stat, hash), (_, e))| (path, stat, hash, e.meta.xattrs.is_empty()))
+        .collect();
     let files = cache_entries.len() as u64;
     let manifest = Manifest::from_entries(entries);
 
@@ -366,7 +403,8 @@ pub fn ingest(
     let cache_still_right = files_done == 0
         && known_used == 0
         && files_unchanged == cache.len() as u64
-        && cache.blob_generation() == Some(blob_generation);
+        && cache.blob_generation() == Some(blob_generation)
+        && cache.has_flags();
     if opts.use_stat_cache && !cache_still_right {
         let encoded =
             statcache::encode(&root, racy_ref, blob_generation, cache_entries.into_iter());
@@ -393,6 +431,7 @@ pub fn ingest(
         excluded,
         warnings,
         elapsed: started.elapsed(),
+        origins,
     })
 }
 

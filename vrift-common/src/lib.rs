@@ -10,6 +10,7 @@ pub mod index;
 pub mod ingest;
 pub mod longpath;
 pub mod manifest;
+pub mod origin;
 pub mod runlog;
 pub mod statcache;
 pub mod store;

@@ -14,12 +14,18 @@
 //! blob still there, so a re-ingest need not look at the blobs at all (one stat per file, the
 //! file's own, instead of two).
 //!
-//! Format (little-endian): magic `VRIFTSC2`, root path (u32 length + bytes), racy reference
+//! Each entry also says whether the file had extended attributes a manifest keeps: setting
+//! or removing one changes the file's ctime, so while the stat matches (ctime included, and
+//! not racy) a file recorded without any still has none, and a re-ingest need not list them
+//! (one system call per file, as costly as the `lstat`).
+//!
+//! Format (little-endian): magic `VRIFTSC3`, root path (u32 length + bytes), racy reference
 //! (i64 ns), blob generation (u64), entry count (u64), entries (path u32 length + bytes,
-//! size u64, mtime i64, ctime i64, ino u64, dev u64, mode u32, hash 32 bytes), then the
-//! BLAKE3 of everything before it. `VRIFTSC1` (the same without the generation) is still
-//! read, with its blobs checked. A file that fails any check is reported as corrupt and
-//! never trusted.
+//! size u64, mtime i64, ctime i64, ino u64, dev u64, mode u32, hash 32 bytes, flags u8: 1 =
+//! no kept xattrs), then the BLAKE3 of everything before it. `VRIFTSC2` (the same without
+//! the flags, so every file's xattrs are read) and `VRIFTSC1` (without the generation
+//! either, so its blobs are checked) are still read. A file that fails any check is
+//! reported as corrupt and never trusted.
 
 use std::collections::HashMap;
 use std::fs;
@@ -31,9 +37,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::hash::Hash;
 
-const MAGIC: &[u8; 8] = b"VRIFTSC2";
+const MAGIC: &[u8; 8] = b"VRIFTSC3";
+/// The format before each entry's flags were recorded.
+const MAGIC_V2: &[u8; 8] = b"VRIFTSC2";
 /// The format before the blob generation was recorded.
 const MAGIC_V1: &[u8; 8] = b"VRIFTSC1";
+/// Entry flag: the file had no extended attributes a manifest keeps.
+const NO_XATTRS: u8 = 1;
 
 /// How far the racy reference is put before the ingest's start: the kernel stamps files
 /// from a coarse clock that can lag the real-time clock by a scheduler tick.
@@ -103,7 +113,10 @@ pub struct StatCache {
     racy_ref_ns: i64,
     /// The store's blob generation when the cache was written (`None`: not recorded).
     blob_generation: Option<u64>,
-    entries: HashMap<Vec<u8>, (FileStat, Hash)>,
+    /// Path -> (stat, hash, flags).
+    entries: HashMap<Vec<u8>, (FileStat, Hash, u8)>,
+    /// Written with entry flags (`VRIFTSC3`).
+    has_flags: bool,
 }
 
 impl StatCache {
@@ -128,11 +141,27 @@ impl StatCache {
     /// The hash recorded for `rel_path`, if `stat` matches what was recorded and the entry
     /// is not racy.
     pub fn lookup(&self, rel_path: &[u8], stat: &FileStat) -> Option<Hash> {
-        let (cached, hash) = self.entries.get(rel_path)?;
+        let (cached, hash, _) = self.entries.get(rel_path)?;
         if cached != stat || is_racy(cached.mtime_ns, self.racy_ref_ns) {
             return None;
         }
         Some(*hash)
+    }
+
+    /// Does the cache vouch that `rel_path`, whose `lstat` is `stat`, has no extended
+    /// attributes a manifest keeps? Only when it recorded none for the same stat, and the
+    /// ctime is not racy (an attribute set within the clock tick after the caching ingest
+    /// listed them would leave the ctime as it was).
+    pub fn has_no_xattrs(&self, rel_path: &[u8], stat: &FileStat) -> bool {
+        self.lookup(rel_path, stat).is_some()
+            && self.entries.get(rel_path).is_some_and(|(c, _, flags)| {
+                flags & NO_XATTRS != 0 && !is_racy(c.ctime_ns, self.racy_ref_ns)
+            })
+    }
+
+    /// Was the cache written with each entry's flags (the current format)?
+    pub fn has_flags(&self) -> bool {
+        self.has_flags
     }
 
     /// Load the cache at `path`, written for `canonical_root`. A missing file is an empty
@@ -166,12 +195,13 @@ fn is_racy(mtime_ns: i64, racy_ref_ns: i64) -> bool {
 
 /// Encode a cache for `canonical_root`; `racy_ref_ns` is [`racy_reference_now`] taken before
 /// the ingest that produced `entries` looked at any file, and `blob_generation` the store's
-/// blob generation read then (every hash in `entries` names a blob stored since).
+/// blob generation read then (every hash in `entries` names a blob stored since). Each entry
+/// says whether its file had no kept extended attributes.
 pub fn encode<'a>(
     canonical_root: &Path,
     racy_ref_ns: i64,
     blob_generation: u64,
-    entries: impl ExactSizeIterator<Item = (&'a [u8], &'a FileStat, &'a Hash)>,
+    entries: impl ExactSizeIterator<Item = (&'a [u8], &'a FileStat, &'a Hash, bool)>,
 ) -> Vec<u8> {
     let root = canonical_root.as_os_str().as_bytes();
     let mut out = Vec::with_capacity(64 + entries.len() * 128);
@@ -181,7 +211,7 @@ pub fn encode<'a>(
     out.extend_from_slice(&racy_ref_ns.to_le_bytes());
     out.extend_from_slice(&blob_generation.to_le_bytes());
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    for (path, st, hash) in entries {
+    for (path, st, hash, no_xattrs) in entries {
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
         out.extend_from_slice(path);
         out.extend_from_slice(&st.size.to_le_bytes());
@@ -191,6 +221,7 @@ pub fn encode<'a>(
         out.extend_from_slice(&st.dev.to_le_bytes());
         out.extend_from_slice(&st.mode.to_le_bytes());
         out.extend_from_slice(&hash.0);
+        out.push(if no_xattrs { NO_XATTRS } else { 0 });
     }
     let sum = blake3::hash(&out);
     out.extend_from_slice(sum.as_bytes());
@@ -236,11 +267,13 @@ fn decode(bytes: &[u8], canonical_root: &Path) -> Result<StatCache, String> {
     if bytes.len() < MAGIC.len() + 32 {
         return Err("bad magic".into());
     }
-    let v1 = match &bytes[..MAGIC.len()] {
-        m if m == MAGIC => false,
-        m if m == MAGIC_V1 => true,
+    let version = match &bytes[..MAGIC.len()] {
+        m if m == MAGIC => 3,
+        m if m == MAGIC_V2 => 2,
+        m if m == MAGIC_V1 => 1,
         _ => return Err("bad magic".into()),
     };
+    let v1 = version == 1;
     let (body, sum) = bytes.split_at(bytes.len() - 32);
     if blake3::hash(body).as_bytes() != sum {
         return Err("checksum mismatch".into());
@@ -272,7 +305,8 @@ fn decode(bytes: &[u8], canonical_root: &Path) -> Result<StatCache, String> {
             mode: r.u32()?,
         };
         let hash = Hash(r.take(32)?.try_into().unwrap());
-        entries.insert(path, (st, hash));
+        let flags = if version >= 3 { r.take(1)?[0] } else { 0 };
+        entries.insert(path, (st, hash, flags));
     }
     if !r.buf.is_empty() {
         return Err("trailing bytes".into());
@@ -281,6 +315,7 @@ fn decode(bytes: &[u8], canonical_root: &Path) -> Result<StatCache, String> {
         racy_ref_ns,
         blob_generation,
         entries,
+        has_flags: version >= 3,
     })
 }
 
@@ -307,7 +342,7 @@ mod tests {
             Path::new("/r"),
             racy_ref,
             0,
-            vec![(path, &s, &h)].into_iter(),
+            vec![(path, &s, &h, true)].into_iter(),
         );
         decode(&bytes, Path::new("/r")).unwrap()
     }
@@ -376,7 +411,7 @@ mod tests {
             Path::new("/r"),
             NOW,
             0,
-            vec![(&b"f"[..], &s, &h)].into_iter(),
+            vec![(&b"f"[..], &s, &h, false)].into_iter(),
         );
         assert!(decode(&good, Path::new("/r")).is_ok());
         assert!(decode(&good, Path::new("/other")).is_err());
@@ -394,29 +429,66 @@ mod tests {
     }
 
     #[test]
-    fn the_blob_generation_round_trips_and_the_first_format_is_still_read() {
+    fn the_blob_generation_round_trips_and_the_older_formats_are_still_read() {
         let (s, h) = (st(1), Hash::of(b"x"));
-        let v2 = encode(
+        let v3 = encode(
             Path::new("/r"),
             NOW,
             7,
-            vec![(&b"f"[..], &s, &h)].into_iter(),
+            vec![(&b"f"[..], &s, &h, true)].into_iter(),
         );
-        let c = decode(&v2, Path::new("/r")).unwrap();
+        let c = decode(&v3, Path::new("/r")).unwrap();
         assert_eq!(c.blob_generation(), Some(7));
         assert_eq!(c.len(), 1);
-        // The first format: no generation field, its own magic, its own checksum.
-        let mut v1 = Vec::new();
-        v1.extend_from_slice(MAGIC_V1);
-        v1.extend_from_slice(&2u32.to_le_bytes());
-        v1.extend_from_slice(b"/r");
-        v1.extend_from_slice(&NOW.to_le_bytes());
-        v1.extend_from_slice(&v2[8 + 4 + 2 + 8 + 8..v2.len() - 32]);
-        let sum = blake3::hash(&v1);
-        v1.extend_from_slice(sum.as_bytes());
-        let c = decode(&v1, Path::new("/r")).unwrap();
-        assert_eq!(c.blob_generation(), None);
-        assert_eq!(c.len(), 1);
+        assert!(c.has_flags() && c.has_no_xattrs(b"f", &s));
+        // The older formats: no flags byte; the first also no generation field. Each has
+        // its own magic and checksum.
+        let entry = &v3[8 + 4 + 2 + 8 + 8 + 8..v3.len() - 32 - 1];
+        for (magic, generation) in [(MAGIC_V2, Some(7u64)), (MAGIC_V1, None)] {
+            let mut old = Vec::new();
+            old.extend_from_slice(magic);
+            old.extend_from_slice(&2u32.to_le_bytes());
+            old.extend_from_slice(b"/r");
+            old.extend_from_slice(&NOW.to_le_bytes());
+            if let Some(g) = generation {
+                old.extend_from_slice(&g.to_le_bytes());
+            }
+            old.extend_from_slice(&1u64.to_le_bytes());
+            old.extend_from_slice(entry);
+            let sum = blake3::hash(&old);
+            old.extend_from_slice(sum.as_bytes());
+            let c = decode(&old, Path::new("/r")).unwrap();
+            assert_eq!(c.blob_generation(), generation);
+            assert_eq!(c.lookup(b"f", &s), Some(h));
+            assert!(!c.has_flags() && !c.has_no_xattrs(b"f", &s));
+        }
+    }
+
+    #[test]
+    fn no_xattrs_is_vouched_for_only_with_the_same_stat_and_a_ctime_that_is_not_racy() {
+        let s = st(NOW - 10_000_000_000);
+        let c = cache_with(b"f", s, NOW);
+        assert!(c.has_no_xattrs(b"f", &s));
+        assert!(!c.has_no_xattrs(
+            b"f",
+            &FileStat {
+                ctime_ns: s.ctime_ns + 1,
+                ..s
+            }
+        ));
+        assert!(!c.has_no_xattrs(b"g", &s));
+        let racy_ctime = FileStat { ctime_ns: NOW, ..s };
+        assert!(!cache_with(b"f", racy_ctime, NOW).has_no_xattrs(b"f", &racy_ctime));
+        let h = Hash::of(b"x");
+        let with = encode(
+            Path::new("/r"),
+            NOW,
+            0,
+            vec![(&b"f"[..], &s, &h, false)].into_iter(),
+        );
+        assert!(!decode(&with, Path::new("/r"))
+            .unwrap()
+            .has_no_xattrs(b"f", &s));
     }
 
     #[test]
@@ -441,7 +513,7 @@ mod tests {
                 Path::new("/proj"),
                 NOW,
                 0,
-                vec![(&b"f"[..], &s, &h)].into_iter(),
+                vec![(&b"f"[..], &s, &h, false)].into_iter(),
             ),
         )
         .unwrap();

@@ -331,3 +331,16 @@ fn pointers_outside_user_memory_are_not_read() {
     let s = b"x\0";
     assert!(super::may_be_mapped(s.as_ptr() as usize));
 }
+
+#[test]
+fn a_blobs_short_name_is_its_path_under_the_blob_directory() {
+    let h = Hash([0xa7; 32]);
+    let hex = h.to_hex();
+    let want = format!("{}/{}\0", &hex[..2], &hex[2..]);
+    assert_eq!(&super::blob_name(&h)[..], want.as_bytes());
+    let store = tempfile::tempdir().unwrap();
+    let s = Store::open(store.path()).unwrap();
+    assert!(s
+        .blob_path(&h)
+        .ends_with(std::str::from_utf8(&super::blob_name(&h)[..65]).unwrap()));
+}

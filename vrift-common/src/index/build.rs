@@ -4,10 +4,11 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::layout::{fnv1a, Header, Record, HEADER_LEN, RECORD_LEN};
+use super::layout::{fnv1a, Header, Record, HAS_ORIGINS, HEADER_LEN, ORIGIN_LEN, RECORD_LEN};
 use super::IndexError;
 use crate::hash::Hash;
 use crate::manifest::{EntryKind, Manifest};
+use crate::origin::Origins;
 
 fn len32(n: usize, what: &str) -> Result<u32, String> {
     u32::try_from(n).map_err(|_| format!("{what}: {n} does not fit in 32 bits"))
@@ -16,6 +17,38 @@ fn len32(n: usize, what: &str) -> Result<u32, String> {
 /// The index bytes of `manifest` (whose hash is `hash`). Fails only for a manifest beyond
 /// the format's 32-bit limits (4 Gi entries or 4 GiB of names).
 pub fn encode(manifest: &Manifest, hash: &Hash) -> Result<Vec<u8>, String> {
+    encode_inner(manifest, hash, None)
+}
+
+/// [`encode`] with an origins section: each entry's inode number and ctime on disk, from
+/// `origins` (0 for a path it lacks, or whose number is not [`crate::origin::Origin::usable`]).
+pub fn encode_with_origins(
+    manifest: &Manifest,
+    hash: &Hash,
+    origins: &Origins,
+) -> Result<Vec<u8>, String> {
+    encode_inner(manifest, hash, Some(origins))
+}
+
+/// The origins section of `manifest`'s index (see [`encode_with_origins`]).
+pub(super) fn origins_section(manifest: &Manifest, origins: &Origins) -> Vec<u8> {
+    let mut out = Vec::with_capacity(manifest.len() * ORIGIN_LEN);
+    for (path, _) in manifest.iter() {
+        let (ino, ctime) = match origins.get(path) {
+            Some(o) if o.usable() => (o.ino, o.ctime_ns),
+            _ => (0, 0),
+        };
+        out.extend_from_slice(&ino.to_le_bytes());
+        out.extend_from_slice(&ctime.to_le_bytes());
+    }
+    out
+}
+
+fn encode_inner(
+    manifest: &Manifest,
+    hash: &Hash,
+    origins: Option<&Origins>,
+) -> Result<Vec<u8>, String> {
     let entries: Vec<(&[u8], &crate::manifest::Entry)> = manifest.iter().collect();
     let count = len32(entries.len(), "entries")?;
     // Strings: every path, then every symlink target.
@@ -85,7 +118,9 @@ pub fn encode(manifest: &Manifest, hash: &Hash) -> Result<Vec<u8>, String> {
     let table_off = entries_off + (entries.len() * RECORD_LEN) as u64;
     let children_off = table_off + slots as u64 * 4;
     let strings_off = children_off + children.len() as u64 * 4;
-    let total_len = strings_off + strings.len() as u64;
+    let origins = origins.map(|o| origins_section(manifest, o));
+    let total_len =
+        strings_off + strings.len() as u64 + origins.as_ref().map_or(0, |o| o.len() as u64);
     let mut out = vec![0u8; HEADER_LEN];
     out.reserve(total_len as usize - HEADER_LEN);
     for r in &records {
@@ -98,6 +133,9 @@ pub fn encode(manifest: &Manifest, hash: &Hash) -> Result<Vec<u8>, String> {
         out.extend_from_slice(&c.to_le_bytes());
     }
     out.extend_from_slice(&strings);
+    if let Some(o) = &origins {
+        out.extend_from_slice(o);
+    }
     debug_assert_eq!(out.len() as u64, total_len);
     let checksum: [u8; 16] = blake3::hash(&out[HEADER_LEN..]).as_bytes()[..16]
         .try_into()
@@ -105,6 +143,7 @@ pub fn encode(manifest: &Manifest, hash: &Hash) -> Result<Vec<u8>, String> {
     let header = Header {
         count,
         slots: slots32,
+        flags: if origins.is_some() { HAS_ORIGINS } else { 0 },
         manifest: *hash,
         entries_off,
         table_off,
@@ -119,8 +158,9 @@ pub fn encode(manifest: &Manifest, hash: &Hash) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Write `bytes` to a temp file beside `path`, fsync, rename over `path`: readers see the
-/// old file or the whole new one, never a part.
+/// Write `bytes` to a temp file beside `path` and rename it over `path`: readers see the old
+/// file or the whole new one, never a part. No fsync: an index is a cache, checked whole
+/// (its checksum) before any run uses it, so one torn by a power cut is built again.
 pub(super) fn save_atomic(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let io = |source| IndexError::Io {
@@ -140,7 +180,6 @@ pub(super) fn save_atomic(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
             .create_new(true)
             .open(&temp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
         drop(f);
         std::fs::rename(&temp, path)
     };

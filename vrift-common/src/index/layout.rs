@@ -3,7 +3,12 @@
 use crate::hash::Hash;
 
 pub(super) const MAGIC: &[u8; 8] = b"VRIFTIX1";
-pub(super) const VERSION: u32 = 1;
+/// Version 2 added the optional origins section (flag [`HAS_ORIGINS`]).
+pub(super) const VERSION: u32 = 2;
+/// Header flag: an origins section follows the strings.
+pub(super) const HAS_ORIGINS: u32 = 1;
+/// Bytes per entry of the origins section: inode number, ctime (ns).
+pub(super) const ORIGIN_LEN: usize = 16;
 pub(super) const HEADER_LEN: usize = 128;
 pub(super) const RECORD_LEN: usize = 80;
 /// Entries per chunk of the decoded-entry cache.
@@ -35,6 +40,7 @@ pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
 pub(super) struct Header {
     pub count: u32,
     pub slots: u32,
+    pub flags: u32,
     pub manifest: Hash,
     pub entries_off: u64,
     pub table_off: u64,
@@ -62,13 +68,15 @@ impl Header {
                 "index version {version} (this vrift reads {VERSION})"
             ));
         }
-        if u32_at(b, 20) != Some(0) {
-            return Err("reserved header field is not zero".into());
+        let flags = u32_at(b, 20).unwrap_or(u32::MAX);
+        if flags & !HAS_ORIGINS != 0 {
+            return Err(format!("unknown header flags {flags:#x}"));
         }
         let g = |at| u64_at(b, at).unwrap_or(u64::MAX);
         let h = Header {
             count: u32_at(b, 12).unwrap_or(0),
             slots: u32_at(b, 16).unwrap_or(0),
+            flags,
             manifest: Hash(b[24..56].try_into().expect("32 bytes")),
             entries_off: g(56),
             table_off: g(64),
@@ -97,6 +105,7 @@ impl Header {
             (h.table_off, u64::from(h.slots) * 4),
             (h.children_off, h.children_len.saturating_mul(4)),
             (h.strings_off, h.strings_len),
+            (h.origins_off(), h.origins_len()),
         ];
         let mut at = HEADER_LEN as u64;
         for (off, len) in sections {
@@ -109,12 +118,26 @@ impl Header {
         Ok(h)
     }
 
+    /// Where the origins section starts: right after the strings.
+    pub fn origins_off(&self) -> u64 {
+        self.strings_off.saturating_add(self.strings_len)
+    }
+
+    /// The origins section's length (0 without one).
+    pub fn origins_len(&self) -> u64 {
+        if self.flags & HAS_ORIGINS != 0 {
+            u64::from(self.count) * ORIGIN_LEN as u64
+        } else {
+            0
+        }
+    }
+
     pub fn write(&self, out: &mut [u8]) {
         out[..8].copy_from_slice(MAGIC);
         out[8..12].copy_from_slice(&VERSION.to_le_bytes());
         out[12..16].copy_from_slice(&self.count.to_le_bytes());
         out[16..20].copy_from_slice(&self.slots.to_le_bytes());
-        out[20..24].fill(0);
+        out[20..24].copy_from_slice(&self.flags.to_le_bytes());
         out[24..56].copy_from_slice(&self.manifest.0);
         for (at, v) in [
             (56, self.entries_off),

@@ -283,7 +283,10 @@ fn inconsistent_headers_are_refused() {
     let good = encode(&m, &m.hash()).unwrap();
     let cases: Vec<(usize, Vec<u8>, &str)> = vec![
         (0, b"NOTANIDX".to_vec(), "bad magic"),
-        (8, 2u32.to_le_bytes().to_vec(), "version 2"),
+        (8, 3u32.to_le_bytes().to_vec(), "version 3"),
+        (20, 4u32.to_le_bytes().to_vec(), "unknown header flags"),
+        // Said to have origins, but the file ends with the strings.
+        (20, 1u32.to_le_bytes().to_vec(), "outside the file"),
         (12, u32::MAX.to_le_bytes().to_vec(), "fewer hash slots"),
         (16, 3u32.to_le_bytes().to_vec(), "power of two"),
         (56, 0u64.to_le_bytes().to_vec(), "out of order"),
@@ -346,4 +349,109 @@ fn open_errors_name_the_file() {
         e.to_string().contains("junk.vidx") && e.to_string().contains("corrupt"),
         "{e}"
     );
+}
+
+/// Origins for every path of `m` but every fifth, with made-up numbers.
+fn origins_of(m: &Manifest) -> crate::origin::Origins {
+    m.iter()
+        .enumerate()
+        .filter(|(i, _)| i % 5 != 4)
+        .map(|(i, (p, _))| {
+            (
+                p.to_vec(),
+                crate::origin::Origin {
+                    ino: 1000 + i as u64,
+                    ctime_ns: 7_000_000_000 + i as i64,
+                },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_index_with_origins_answers_them_and_a_view_over_it_reports_them() {
+    let m = random_manifest(11, 150);
+    let origins = origins_of(&m);
+    let bytes = encode_with_origins(&m, &m.hash(), &origins).unwrap();
+    let ix = Index::from_bytes(bytes, Path::new("/x/o.vidx")).unwrap();
+    ix.verify().unwrap();
+    assert!(ix.has_origins());
+    assert_eq!(ix.to_manifest().unwrap(), m);
+    let owner = Owner { uid: 1, gid: 1 };
+    let view = View::new(b"/r", owner, vec![&ix]).unwrap();
+    let plain = View::new(b"/r", owner, vec![&m]).unwrap();
+    for (path, _) in m.iter() {
+        let want = origins.get(path).copied();
+        assert_eq!(LayerSource::origin(&ix, path), want, "{path:?}");
+        let st = view.stat_rel(path).unwrap();
+        let st_plain = plain.stat_rel(path).unwrap();
+        match want {
+            Some(o) => {
+                assert_eq!(st.ino, o.ino);
+                assert_eq!(st.ctime_ns, o.ctime_ns);
+            }
+            None => assert_eq!(st, st_plain, "no origin: the view's own identity"),
+        }
+        assert_eq!((st.mtime_ns, st.size, st.mode), {
+            (st_plain.mtime_ns, st_plain.size, st_plain.mode)
+        });
+    }
+    // An index without the section has none; one in the top-bit range is not used.
+    assert!(!index_of(&m).has_origins());
+    let mut odd = origins.clone();
+    let (first, _) = m.iter().next().unwrap();
+    odd.insert(
+        first.to_vec(),
+        crate::origin::Origin {
+            ino: 1 << 63,
+            ctime_ns: 1,
+        },
+    );
+    let ix = Index::from_bytes(
+        encode_with_origins(&m, &m.hash(), &odd).unwrap(),
+        Path::new("/x/o.vidx"),
+    )
+    .unwrap();
+    assert_eq!(LayerSource::origin(&ix, first), None);
+}
+
+#[test]
+fn every_truncation_of_an_index_with_origins_is_an_error() {
+    let m = random_manifest(12, 30);
+    let bytes = encode_with_origins(&m, &m.hash(), &origins_of(&m)).unwrap();
+    for len in 0..bytes.len() {
+        assert!(Index::from_bytes(bytes[..len].to_vec(), Path::new("/x/c.vidx")).is_err());
+    }
+}
+
+#[test]
+fn the_store_caches_an_index_per_manifest_and_origins() {
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let m = random_manifest(13, 40);
+    let a = origins_of(&m);
+    let ix = cached_with_origins(&store, &m, &a).unwrap();
+    let name = ix
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with(&format!("{}-", m.hash().to_hex())),
+        "{name}"
+    );
+    assert_eq!(
+        cached_with_origins(&store, &m, &a).unwrap().path(),
+        ix.path()
+    );
+    let mut b = a.clone();
+    b.values_mut().next().unwrap().ctime_ns += 1;
+    let other = cached_with_origins(&store, &m, &b).unwrap();
+    assert_ne!(other.path(), ix.path(), "other origins, another file");
+    // gc keeps both while the manifest is needed, and removes both once it is not.
+    let keep = std::collections::HashSet::from([m.hash().to_hex()]);
+    assert!(collect_garbage(&store, &keep, false).unwrap().is_empty());
+    let gone = collect_garbage(&store, &Default::default(), true).unwrap();
+    assert_eq!(gone.len(), 2, "{gone:?}");
 }

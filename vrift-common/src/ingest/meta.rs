@@ -41,6 +41,7 @@ pub(super) fn attach(
     entries: &mut [(RelPath, Entry)],
     ids: &HashMap<RelPath, DiskId>,
     owners: Owners,
+    no_xattrs: &HashSet<&[u8]>,
 ) -> Result<(), (PathBuf, std::io::Error)> {
     let with_owners = record_owners(owners, ids);
     // (dev, ino) of files with more than one link -> group number.
@@ -59,8 +60,9 @@ pub(super) fn attach(
             let next = inodes.len() as u64 + 1;
             e.meta.link = *inodes.entry((id.dev, id.ino)).or_insert(next);
         }
-        // Symlinks cannot carry user.* attributes on Linux; nothing to read.
-        if e.kind != EntryKind::Symlink {
+        // Symlinks cannot carry user.* attributes on Linux; nothing to read. Nor for a file
+        // the stat cache vouches has none.
+        if e.kind != EntryKind::Symlink && !no_xattrs.contains(rel.as_slice()) {
             let p = abs(root, rel);
             // A deep tree's path may be longer than the kernel takes.
             match crate::longpath::Short::of(&p).and_then(|at| xattr::read_kept(&at)) {

@@ -658,3 +658,42 @@ fn owners_are_recorded_when_asked_and_a_one_owner_tree_stays_portable() {
         assert_eq!(r.manifest.get(b"").unwrap().meta.owner.unwrap().uid, 0);
     }
 }
+
+/// A re-ingest does not list the xattrs of a file the stat cache vouches has none; one set
+/// since changes the file's ctime, so the cache no longer vouches and it is recorded.
+#[test]
+fn an_xattr_set_after_an_ingest_is_recorded_by_the_next() {
+    let w = world();
+    let f = w.root.join("plain");
+    write(&f, b"p");
+    age(&w.root);
+    let first = run(&w);
+    assert!(first.manifest.get(b"plain").unwrap().meta.xattrs.is_empty());
+    match crate::sys::xattr::lset(&f, b"user.mime", b"text/plain") {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {
+            eprintln!("skipped: this file system has no user xattrs");
+            return;
+        }
+        r => r.unwrap(),
+    }
+    let second = run(&w);
+    let e = second.manifest.get(b"plain").unwrap();
+    assert_eq!(e.meta.xattr(b"user.mime"), Some(&b"text/plain"[..]));
+}
+
+#[test]
+fn every_entry_has_its_origin_on_disk() {
+    use std::os::unix::fs::MetadataExt;
+    let w = world();
+    write(&w.root.join("a"), b"a");
+    write(&w.root.join("sub/b"), b"b");
+    symlink("a", w.root.join("l")).unwrap();
+    let r = run(&w);
+    for (path, _) in r.manifest.iter() {
+        let disk = fs::symlink_metadata(w.root.join(std::ffi::OsStr::from_bytes(path))).unwrap();
+        let o = r.origins.get(path).unwrap_or_else(|| panic!("{path:?}"));
+        assert_eq!(o.ino, disk.ino(), "{path:?}");
+        assert_eq!(o.ctime_ns, disk.ctime() * 1_000_000_000 + disk.ctime_nsec());
+    }
+    assert_eq!(r.origins.len(), r.manifest.len());
+}

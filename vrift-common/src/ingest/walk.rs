@@ -43,6 +43,7 @@ pub(crate) struct DiskId {
     pub nlink: u64,
     pub uid: u32,
     pub gid: u32,
+    pub ctime_ns: i64,
 }
 
 impl DiskId {
@@ -53,6 +54,7 @@ impl DiskId {
             nlink: m.nlink(),
             uid: m.uid(),
             gid: m.gid(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
         }
     }
 }

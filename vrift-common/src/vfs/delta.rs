@@ -264,6 +264,8 @@ impl Delta {
                 e.node = Node::File(Content::Blob(hash));
                 e.size = size;
                 e.mtime_ns = mtime_ns;
+                // A ctime from disk (see `crate::origin`) may be older than the write.
+                e.ctime_ns = e.ctime_ns.max(mtime_ns);
             }
         }
         paths

@@ -99,11 +99,7 @@ impl ViewEntry {
             size,
             mode: e.mode & 0o7777,
             mtime_ns: e.mtime_ns,
-            ino: if e.meta.link != 0 {
-                link_ino(e.meta.link)
-            } else {
-                0
-            },
+            ino: 0,
             meta: e.meta.clone(),
             atime_ns: 0,
             ctime_ns: 0,
@@ -128,10 +124,15 @@ impl ViewEntry {
         }
     }
 
-    /// Give an entry from a layer the inode number derived from the path it was found at.
+    /// Give an entry from a layer the inode number of its link group, or else the one
+    /// derived from the path it was found at.
     pub(crate) fn fill_ino(&mut self, path: &[u8]) {
         if self.ino == 0 {
-            self.ino = path_ino(path);
+            self.ino = if self.meta.link != 0 {
+                link_ino(self.meta.link)
+            } else {
+                path_ino(path)
+            };
         }
     }
 

@@ -14,6 +14,7 @@ use super::delta::{direct_children, Delta, DeltaNode};
 use super::entry::{path_ino, Content, DeltaId, Node, ViewEntry};
 use super::perm::Owner;
 use crate::manifest::{Entry, Manifest, RelPath};
+use crate::origin::Origin;
 
 /// A read-only layer: anything that can look up a path and list a directory.
 pub trait LayerSource {
@@ -23,6 +24,11 @@ pub trait LayerSource {
     /// True if this layer removes `path` from the layers below it.
     fn is_whiteout(&self, _path: &[u8]) -> bool {
         false
+    }
+    /// Where the entry at `path` came from on disk, if the layer knows (an index built
+    /// with origins, see [`crate::origin`]).
+    fn origin(&self, _path: &[u8]) -> Option<Origin> {
+        None
     }
 }
 
@@ -57,6 +63,9 @@ impl<T: LayerSource + ?Sized> LayerSource for &T {
     fn is_whiteout(&self, path: &[u8]) -> bool {
         (**self).is_whiteout(path)
     }
+    fn origin(&self, path: &[u8]) -> Option<Origin> {
+        (**self).origin(path)
+    }
 }
 
 impl<T: LayerSource + ?Sized> LayerSource for Arc<T> {
@@ -68,6 +77,9 @@ impl<T: LayerSource + ?Sized> LayerSource for Arc<T> {
     }
     fn is_whiteout(&self, path: &[u8]) -> bool {
         (**self).is_whiteout(path)
+    }
+    fn origin(&self, path: &[u8]) -> Option<Origin> {
+        (**self).origin(path)
     }
 }
 
@@ -315,12 +327,11 @@ impl<L: LayerSource> View<L> {
         if let Some(DeltaNode::Entry { entry, .. }) = self.delta.get(b"") {
             return (entry.clone(), self.all_layers());
         }
-        let from_layer = self
-            .layers
-            .iter()
-            .rev()
-            .find_map(|l| l.get(b""))
-            .map(|e| ViewEntry::from_manifest(b"", e));
+        let from_layer = self.layers.iter().rev().find_map(|l| l.get(b"")).map(|e| {
+            let mut v = ViewEntry::from_layer(e);
+            self.fill_identity(&mut v, b"");
+            v
+        });
         let mut e = from_layer.unwrap_or(ViewEntry {
             node: Node::Dir,
             size: 0,
@@ -385,10 +396,29 @@ impl<L: LayerSource> View<L> {
         found.map(|e| (e, below))
     }
 
+    /// Give an entry straight from a layer (inode number not assigned yet) its identity: the
+    /// inode number and ctime its file had on disk when the view's one layer records them
+    /// (a project's view, see [`crate::origin`]), else the number derived from its path or
+    /// its link group. An entry of the delta keeps the number it has.
+    pub(crate) fn fill_identity(&self, e: &mut ViewEntry, path: &[u8]) {
+        if e.ino == 0 {
+            if let [layer] = self.layers.as_slice() {
+                if let Some(o) = layer.origin(path) {
+                    e.ino = o.ino;
+                    if e.ctime_ns == 0 {
+                        e.ctime_ns = o.ctime_ns;
+                    }
+                    return;
+                }
+            }
+        }
+        e.fill_ino(path);
+    }
+
     /// Walk from the root to `rel` (no symlinks followed).
     pub(crate) fn locate(&self, rel: &[u8]) -> Option<(ViewEntry, Mask)> {
         let (mut e, mask) = self.locate_no_ino(rel)?;
-        e.fill_ino(rel);
+        self.fill_identity(&mut e, rel);
         Some((e, mask))
     }
 
@@ -439,7 +469,7 @@ impl<L: LayerSource> View<L> {
                 .map(|(n, le)| {
                     let mut e = ViewEntry::from_layer(le);
                     if ino {
-                        e.fill_ino(&join(dir, n));
+                        self.fill_identity(&mut e, &join(dir, n));
                     }
                     let below = if e.is_dir() { mask } else { 0 };
                     (n.to_vec(), e, below)
@@ -464,7 +494,7 @@ impl<L: LayerSource> View<L> {
             .filter_map(|n| {
                 self.child(dir, mask, &n).map(|(mut e, m)| {
                     if ino {
-                        e.fill_ino(&join(dir, &n));
+                        self.fill_identity(&mut e, &join(dir, &n));
                     }
                     (n, e, m)
                 })

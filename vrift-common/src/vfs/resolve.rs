@@ -343,7 +343,7 @@ impl<L: LayerSource> View<L> {
         match pos {
             Pos::Out { path, .. } => Ok(Resolved::Outside(path)),
             Pos::In { rel, mut entry, .. } => {
-                entry.fill_ino(&rel);
+                self.fill_identity(&mut entry, &rel);
                 if trailing && follow != Follow::Parent && !entry.is_dir() {
                     return Err(Errno::ENOTDIR);
                 }

@@ -38,6 +38,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         passthrough: Vec::new(),
         destination: Destination::ManifestFile(args.manifest.clone()),
         stacked: None,
+        origins: None,
     };
     let status = shim::run(&store, &spec, &args.mount, &args.cmd)?;
     Ok(ExitCode::from(status))

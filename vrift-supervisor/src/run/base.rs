@@ -35,6 +35,8 @@ pub fn stack(mut spec: ViewSpec, bases: &[PathBuf]) -> Result<ViewSpec> {
     let merged = merge(layers)?;
     let top = std::mem::replace(&mut spec.manifest, merged);
     spec.stacked = Some(Stacked { base, top });
+    // The merged tree is not what was ingested from disk.
+    spec.origins = None;
     Ok(spec)
 }
 

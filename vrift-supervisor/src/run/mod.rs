@@ -641,9 +641,12 @@ fn prepare_shim(
         .map(|(rel, _)| spec.root.join(std::ffi::OsStr::from_bytes(rel)))
         .collect();
     let library = crate::projection_shim::find_library()?;
+    // No origins: the supervisor behind the shim answers with the view's own inode numbers,
+    // and takes over every answer once the view changes.
     crate::projection_shim::prepare(
         store,
         &spec.manifest,
+        None,
         &spec.root,
         &start,
         owner,

@@ -24,6 +24,8 @@ pub struct Prepared {
     pub persistent: bool,
     /// Paths the filters excluded that exist on disk: they pass through to the real tree.
     pub passthrough: Vec<(RelPath, PassthroughKind)>,
+    /// Where each entry came from on disk (the ingest's `lstat`).
+    pub origins: vrift_common::origin::Origins,
 }
 
 /// The nearest directory at or above `dir` holding a vrift.manifest.
@@ -73,8 +75,11 @@ pub fn ingest(store: &Store, root: &Path) -> Result<IngestReport> {
 pub fn refresh(store: &Store, root: &Path, known: Known) -> Result<IngestReport> {
     let report = ingest_knowing(store, root, known)?;
     let path = root.join(MANIFEST_NAME);
-    let old = Manifest::load(&path).ok();
-    if old.as_ref().map(Manifest::hash) != Some(report.manifest.hash()) {
+    let new = report.manifest.hash();
+    // A manifest's hash is that of its encoding, which is what vrift saved: the file's
+    // bytes tell without decoding it (an older format is decoded and compared).
+    let same_bytes = std::fs::read(&path).is_ok_and(|b| Hash::of(&b) == new);
+    if !same_bytes && Manifest::load(&path).ok().map(|m| m.hash()) != Some(new) {
         ingest::write_project_manifest(root, &report.manifest, store)?;
         tracing::info!("{}: refreshed from disk", path.display());
     }
@@ -97,6 +102,7 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
         root,
         persistent,
         passthrough,
+        origins: report.origins,
     })
 }
 

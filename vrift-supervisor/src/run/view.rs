@@ -30,6 +30,7 @@ pub fn choose(
             passthrough: Vec::new(),
             destination: Destination::ManifestFile(path),
             stacked: None,
+            origins: None,
         });
     }
     let prepared = project::prepare(store, cwd)?;
@@ -42,5 +43,6 @@ pub fn choose(
             has_manifest: prepared.persistent,
         },
         stacked: None,
+        origins: Some(std::sync::Arc::new(prepared.origins)),
     })
 }

@@ -231,6 +231,7 @@ pub fn run(store: &Store, opts: &RunOptions, s: &Options, cwd: &Path) -> Result<
         passthrough: Vec::new(),
         destination: Destination::ManifestFile(session.join(BASE)),
         stacked: None,
+        origins: None,
     };
     let runner = vrift_common::vfs::Owner {
         uid: nix::unistd::geteuid().as_raw(),

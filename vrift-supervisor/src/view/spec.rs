@@ -69,6 +69,10 @@ pub struct ViewSpec {
     /// `--base`: the manifests stacked under the view's own (`manifest` is then the merged
     /// tree).
     pub stacked: Option<Stacked>,
+    /// Where each entry of `manifest` came from on disk, when the run just ingested it from
+    /// the project (see `vrift_common::origin`): the shim reports those inode numbers and
+    /// ctimes for the entries the run leaves unchanged.
+    pub origins: Option<Arc<vrift_common::origin::Origins>>,
 }
 
 /// A view over `--base` layers.

@@ -23,6 +23,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use vrift_common::index;
 use vrift_common::manifest::Manifest;
+use vrift_common::origin::Origins;
 use vrift_common::runlog;
 use vrift_common::store::Store;
 use vrift_common::vfs::{Caller, Content, Cred, DeltaId, Exec, Owner, Routed, View};
@@ -96,11 +97,14 @@ pub fn find_library() -> Result<PathBuf> {
 }
 
 /// Make the run's state in `run_dir` (a fresh run directory), the index, and the
-/// program's environment.
+/// program's environment. With `origins` (the manifest was just ingested from disk), the
+/// index records each entry's inode number and ctime there, which the shim reports for
+/// entries the run leaves unchanged.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare(
     store: &Store,
     manifest: &Manifest,
+    origins: Option<&Origins>,
     root: &Path,
     cwd: &Path,
     owner: Owner,
@@ -114,7 +118,10 @@ pub fn prepare(
             root.display()
         );
     }
-    let ix = index::cached(store, manifest)?;
+    let ix = match origins {
+        Some(o) => index::cached_with_origins(store, manifest, o)?,
+        None => index::cached(store, manifest)?,
+    };
     let run_dir = run_dir.to_path_buf();
     for d in [run_dir.join(WRITES), run_dir.join(EMPTY)] {
         std::fs::create_dir(&d).with_context(|| format!("{}", d.display()))?;
@@ -409,9 +416,17 @@ pub fn command(
 }
 
 /// The run's new manifest: its change log replayed over `manifest`, every private copy
-/// hashed into the store.
-pub fn harvest(store: &Store, manifest: &Manifest, prep: &Prepared) -> Result<Manifest> {
-    replay_run(store, manifest, &prep.run_dir, &prep.root, prep.owner)
+/// hashed into the store. `None` when the run changed nothing (its change log is empty):
+/// the view is `manifest` as it was, and there is nothing to save.
+pub fn harvest(store: &Store, manifest: &Manifest, prep: &Prepared) -> Result<Option<Manifest>> {
+    let log_path = prep.run_dir.join(LOG);
+    let len = std::fs::metadata(&log_path)
+        .with_context(|| format!("{}", log_path.display()))?
+        .len();
+    if len == 0 {
+        return Ok(None);
+    }
+    replay_run(store, manifest, &prep.run_dir, &prep.root, prep.owner).map(Some)
 }
 
 /// The result of the shim run whose state is in `run_dir` (see [`harvest`]).
@@ -481,6 +496,7 @@ pub fn run(store: &Store, spec: &ViewSpec, start: &Path, cmd: &[OsString]) -> Re
     let prepared = prepare(
         store,
         &spec.manifest,
+        spec.origins.as_deref(),
         &spec.root,
         start,
         owner,
@@ -498,7 +514,8 @@ pub fn run(store: &Store, spec: &ViewSpec, start: &Path, cmd: &[OsString]) -> Re
         }
     };
     // What recovery needs if this vrift is killed: written before the program starts.
-    spec.manifest.save_atomic(&run_dir.join(BASE))?;
+    // Without fsync, like the other projections' (see `rundir::write_unsynced`).
+    rundir::write_unsynced(&run_dir.join(BASE), &spec.manifest.encode())?;
     RunRecord {
         version: RECORD_VERSION,
         projection: Kind::Shim,
@@ -522,7 +539,10 @@ pub fn run(store: &Store, spec: &ViewSpec, start: &Path, cmd: &[OsString]) -> Re
         }
     };
     let new = harvest(store, &spec.manifest, &prep).context("saving the run's changes")?;
-    let saved = crate::run::destination::save(store, &spec.manifest, &spec.destination, &new)?;
+    let saved = match new {
+        Some(new) => crate::run::destination::save(store, &spec.manifest, &spec.destination, &new)?,
+        None => crate::run::destination::Saved::Done,
+    };
     run_dir.remove();
     if saved != crate::run::destination::Saved::Done && status == 0 {
         return Ok(1);
