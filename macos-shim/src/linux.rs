@@ -1211,6 +1211,7 @@ pub unsafe extern "C" fn fclose(f: *mut libc::FILE) -> c_int {
         // SAFETY: the caller's stream, still open.
         let fd = unsafe { libc::fileno(f) };
         if fd >= 0 {
+            crate::state::fd_gone(fd);
             with(|s| s.closed(fd));
         }
     }
@@ -1224,8 +1225,11 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
     let r = unsafe { real::close_range(first, last, flags) };
     // With CLOSE_RANGE_CLOEXEC nothing is closed now; exec closes them, and a child checks
     // which descriptors it still has.
-    if r == 0 && flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 && crate::state::has_view_fds() {
-        with(|s| s.closed_range(first, last));
+    if r == 0 && flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+        crate::state::fds_gone(first, last);
+        if crate::state::has_view_fds() {
+            with(|s| s.closed_range(first, last));
+        }
     }
     r
 }
@@ -1234,6 +1238,7 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
 pub unsafe extern "C" fn closefrom(low: c_int) {
     // SAFETY: the real call with the caller's argument.
     unsafe { real::closefrom(low) };
+    crate::state::fds_gone(low.max(0) as c_uint, c_uint::MAX);
     if crate::state::has_view_fds() {
         with(|s| s.closed_range(low.max(0) as c_uint, c_uint::MAX));
     }

@@ -28,12 +28,23 @@ pub static VIEW_FDS: AtomicUsize = AtomicUsize::new(0);
 /// opened relative to. A program may close it or put another file at its number (`dup2`,
 /// a loop closing every descriptor): the hooks of those calls forget it, and it is opened
 /// again when next needed.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub static BLOBS_DIR: AtomicI32 = AtomicI32::new(-1);
 
 /// `fd` is closed or replaced by the program: if it was [`BLOBS_DIR`], it is no longer ours.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub fn fd_gone(fd: i32) {
     if fd >= 0 {
         let _ = BLOBS_DIR.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+/// The descriptors `first..=last` are closed by the program (see [`fd_gone`]).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub fn fds_gone(first: u32, last: u32) {
+    let dir = BLOBS_DIR.load(Ordering::Acquire);
+    if dir >= 0 && (first..=last).contains(&(dir as u32)) {
+        fd_gone(dir);
     }
 }
 
