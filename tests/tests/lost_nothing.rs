@@ -1009,7 +1009,7 @@ fn writes_the_disk_would_refuse_are_refused_at_once() {
 /// A name whose full path is longer than PATH_MAX (a relative create below a deep
 /// directory, as natively allowed): made in the view, and written back to the project,
 /// which reaches it through its directory's descriptor; nothing is kept, nothing is taken
-/// for "changed on disk". (The shim alone refuses it when the program makes it.)
+/// for "changed on disk".
 fn name_past_path_max(as_user: bool) {
     let mut p = Project::new(as_user);
     let deep: PathBuf = std::iter::repeat_n("d".repeat(200), 20).collect();
@@ -1034,20 +1034,12 @@ fn name_past_path_max(as_user: bool) {
     assert!(!err.contains("changed on disk"), "{err}");
     assert!(!err.contains("saving the run's result"), "{err}");
     let rel = deep.join(&long).to_string_lossy().into_owned();
-    if current_projection() == "shim" {
-        // The shim alone makes view files through absolute paths (a known difference, see
-        // docs/ARCHITECTURE.md): it refuses the name, so nothing is made that could be lost.
-        assert!(stdout_of(&out).starts_with("rc=1\n"), "{err}");
-        assert!(err.contains("File name too long"), "{err}");
-        assert!(!p.tree().contains_key(&rel));
-    } else {
-        assert!(out.status.success(), "{err}");
-        assert_eq!(stdout_of(&out), "rc=0\nx\n", "{err}");
-        assert!(
-            matches!(p.tree().get(&rel), Some(RealNode::File { content, .. }) if content == b"x\n"),
-            "not written back"
-        );
-    }
+    assert!(out.status.success(), "{err}");
+    assert_eq!(stdout_of(&out), "rc=0\nx\n", "{err}");
+    assert!(
+        matches!(p.tree().get(&rel), Some(RealNode::File { content, .. }) if content == b"x\n"),
+        "not written back"
+    );
     let list = stdout_ok(&mut vrift(&p.env, &p.out, as_user, &["runs"]));
     assert!(list.contains("no kept or interrupted runs"), "{list}");
     p.check_store();

@@ -459,3 +459,33 @@ fn owner_locked_out(as_user: bool) {
 }
 
 matrix!(files_the_owner_cannot_read_are_saved => owner_locked_out);
+
+// ---- signals while the view changes ----
+
+/// A change the view made must not be made again when a signal arrives while the program
+/// waits for the answer: the kernel restarts an interrupted call (SA_RESTART), and a mkdir
+/// already made would then say EEXIST, an unlink already done ENOENT.
+fn signal_storm(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file("keep.txt", "keep\n", 0o644);
+    p.ready();
+    let bin = build_c("gcc", "signalstorm.c", &["-pthread"]);
+    let out = p.run(&[bin.to_str().unwrap(), "400", "."]);
+    let out = String::from_utf8(out.stdout).unwrap();
+    let last = out.lines().last().unwrap_or_default();
+    let signals: u64 = last
+        .strip_prefix("signals=")
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no signal count in {out:?}"));
+    assert!(signals > 0, "no signal was sent: {out}");
+    assert!(
+        last.ends_with("calls=2000 failures=0"),
+        "calls failed under a storm of signals:\n{out}"
+    );
+    let tree = p.tree();
+    assert_eq!(tree.len(), 1, "only keep.txt is left: {tree:?}");
+    p.check_store();
+}
+
+matrix!(changes_are_made_once_under_a_storm_of_signals => signal_storm);

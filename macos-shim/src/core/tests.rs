@@ -344,3 +344,29 @@ fn a_blobs_short_name_is_its_path_under_the_blob_directory() {
         .blob_path(&h)
         .ends_with(std::str::from_utf8(&super::blob_name(&h)[..65]).unwrap()));
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_path_longer_than_path_max_is_opened_in_pieces() {
+    use std::os::unix::ffi::OsStrExt;
+    use vrift_common::longpath::Short;
+    let root = tempfile::tempdir().unwrap();
+    let mut dir = root.path().to_path_buf();
+    for _ in 0..20 {
+        dir.push("d".repeat(250));
+        std::fs::create_dir(&*Short::of(&dir).unwrap()).unwrap();
+    }
+    let file = dir.join("f");
+    std::fs::write(&*Short::of(&file).unwrap(), "deep\n").unwrap();
+    let bytes = file.as_os_str().as_bytes();
+    assert!(bytes.len() > 5000);
+    let fd = super::open_long(bytes, libc::O_RDONLY | libc::O_CLOEXEC).unwrap();
+    // SAFETY: a descriptor open_long just opened, owned here.
+    let f = unsafe { std::fs::File::from_raw_fd(fd) };
+    assert_eq!(std::io::read_to_string(f).unwrap(), "deep\n");
+    let missing = dir.join("nothing");
+    assert_eq!(
+        super::open_long(missing.as_os_str().as_bytes(), libc::O_RDONLY),
+        Err(libc::ENOENT)
+    );
+}

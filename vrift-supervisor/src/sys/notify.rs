@@ -64,6 +64,7 @@ const ADDFD_FLAG_SEND: u32 = 1 << 1;
 const USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
 const SET_MODE_FILTER: libc::c_uint = 1;
 const FILTER_FLAG_NEW_LISTENER: libc::c_uint = 1 << 3;
+const FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_uint = 1 << 5;
 
 fn ioctl_ptr<T>(fd: RawFd, req: u64, arg: *mut T) -> io::Result<libc::c_int> {
     // SAFETY: `arg` points to a live, correctly sized value of the layout the request expects;
@@ -186,8 +187,23 @@ impl Listener {
 ///
 /// Called in the child between fork and exec: it only makes system calls (async-signal-safe).
 /// `program` is a `struct sock_filter` array in the kernel's binary layout.
+///
+/// Once the supervisor has received a notification, the program waits for the answer
+/// killably only (`WAIT_KILLABLE_RECV`, Linux 5.19): a signal that is not fatal waits for
+/// the answer. Without it such a signal interrupts the wait and the kernel restarts the
+/// call, after the supervisor may already have made its change: a mkdir made twice says
+/// EEXIST, an unlink ENOENT. Older kernels refuse the flag (EINVAL) and get the filter
+/// without it.
 pub fn install_filter_with_listener(program: &[u8]) -> io::Result<OwnedFd> {
-    let fd = install(program, FILTER_FLAG_NEW_LISTENER)?;
+    let fd = match install(
+        program,
+        FILTER_FLAG_NEW_LISTENER | FILTER_FLAG_WAIT_KILLABLE_RECV,
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            install(program, FILTER_FLAG_NEW_LISTENER)?
+        }
+        r => r?,
+    };
     // SAFETY: the kernel returned a new file descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
