@@ -140,26 +140,7 @@ pub fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern 
 /// lets through unnotified. Returns the descriptor or the errno.
 #[cfg(target_os = "linux")]
 pub fn openat_marked(path: &std::ffi::CStr, flags: i32, mode: u32) -> Result<i32, i32> {
-    // SAFETY: openat takes a NUL-terminated path that outlives the call and integers; the
-    // unused fifth and sixth argument registers are ignored by the kernel.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            flags,
-            mode,
-            0,
-            crate::env::MARKER,
-        )
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO))
-    } else {
-        Ok(r as i32)
-    }
+    openat_marked_at(libc::AT_FDCWD, path, flags, mode)
 }
 
 /// openat(2) relative to the directory `dir`, marked as [`openat_marked`]: a blob opened by
@@ -167,6 +148,11 @@ pub fn openat_marked(path: &std::ffi::CStr, flags: i32, mode: u32) -> Result<i32
 /// the store's whole path on every open. Returns the descriptor or the errno.
 #[cfg(target_os = "linux")]
 pub fn openat_marked_in(dir: i32, name: &std::ffi::CStr, flags: i32) -> Result<i32, i32> {
+    openat_marked_at(dir, name, flags, 0)
+}
+
+#[cfg(target_os = "linux")]
+fn openat_marked_at(dir: i32, path: &std::ffi::CStr, flags: i32, mode: u32) -> Result<i32, i32> {
     // SAFETY: openat takes a directory descriptor (a bad one is EBADF, not undefined), a
     // NUL-terminated path that outlives the call and integers; the unused fifth and sixth
     // argument registers are ignored by the kernel.
@@ -174,9 +160,9 @@ pub fn openat_marked_in(dir: i32, name: &std::ffi::CStr, flags: i32) -> Result<i
         libc::syscall(
             libc::SYS_openat,
             dir,
-            name.as_ptr(),
+            path.as_ptr(),
             flags,
-            0,
+            mode,
             0,
             crate::env::MARKER,
         )

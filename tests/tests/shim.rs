@@ -591,23 +591,30 @@ fn shim_a_fork_while_another_thread_is_in_the_shim_does_not_hang_the_child() {
     assert_eq!(out.trim(), "200");
 }
 
-#[test]
-fn shim_projection_passes_the_filtered_git_directory_through_from_any_cwd() {
+/// A vrift project that is a git repository with `f1` and `sub/f2` committed.
+fn git_project() -> (Env, std::path::PathBuf) {
     let env = Env::new();
     let proj = env.mkdir("repo");
     write(&proj.join("f1"), "one\n");
     write(&proj.join("sub/f2"), "two\n");
-    let git = |args: &[&str]| {
+    for args in [
+        &["init", "-q"][..],
+        &["add", "."],
+        &["commit", "-qm", "first"],
+    ] {
         let mut c = std::process::Command::new("git");
         c.current_dir(&proj)
             .args(["-c", "user.name=t", "-c", "user.email=t@t"])
             .args(args);
         run_expect(&mut c, true);
-    };
-    git(&["init", "-q"]);
-    git(&["add", "."]);
-    git(&["commit", "-qm", "first"]);
+    }
     ok_within(&mut env.vrift(&proj, &["init"]), T);
+    (env, proj)
+}
+
+#[test]
+fn shim_projection_passes_the_filtered_git_directory_through_from_any_cwd() {
+    let (env, proj) = git_project();
     // .git is left out of the manifest and passes through to the real tree; the program's
     // cwd (in the view) is not the kernel's, so relative paths into .git must still work.
     let out = ok_within(
@@ -641,21 +648,7 @@ fn shim_projection_passes_the_filtered_git_directory_through_from_any_cwd() {
 #[test]
 fn shim_unchanged_files_of_a_project_show_their_disk_identity_and_git_status_is_clean() {
     use std::os::unix::fs::MetadataExt;
-    let env = Env::new();
-    let proj = env.mkdir("repo");
-    write(&proj.join("f1"), "one\n");
-    write(&proj.join("sub/f2"), "two\n");
-    let git = |args: &[&str]| {
-        let mut c = std::process::Command::new("git");
-        c.current_dir(&proj)
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(args);
-        run_expect(&mut c, true);
-    };
-    git(&["init", "-q"]);
-    git(&["add", "."]);
-    git(&["commit", "-qm", "first"]);
-    ok_within(&mut env.vrift(&proj, &["init"]), T);
+    let (env, proj) = git_project();
     let disk = |rel: &str| std::fs::symlink_metadata(proj.join(rel)).unwrap();
     let (f1, f2) = (disk("f1"), disk("sub/f2"));
     let out = ok_within(
