@@ -88,12 +88,7 @@ fn long_paths(as_user: bool) {
     assert_eq!(left, ["keep.txt"]);
     p.check_store();
 }
-matrix!(
-    paths_up_to_path_max_work_in_the_view_and_after => long_paths,
-    not_without_namespaces = "in front of a supervisor that mounts nothing, a dynamic cat of \
-        the deep file made in the run still gets ENAMETOOLONG (see docs/ARCHITECTURE.md, the \
-        shim's differences)"
-);
+matrix!(paths_up_to_path_max_work_in_the_view_and_after => long_paths);
 
 /// The limit is the argument's, as natively: a path of 4,095 bytes resolves, one of 4,096
 /// (relative or absolute) is ENAMETOOLONG, in the view as on disk.

@@ -124,7 +124,13 @@ impl Call<'_> {
         let kernel = if fd == libc::AT_FDCWD {
             paths::base_dir(self.tid(), fd)?
         } else {
-            paths::fd_path(self.tid(), fd)?
+            match (paths::fd_path(self.tid(), fd), &self.model.no_mounts) {
+                // A farm file deeper than the kernel names (its view path is shorter).
+                (Err(e), Some(nm)) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+                    paths::long_file_path(self.tid(), fd, &nm.farm_path(b"")).map_err(|_| e)?
+                }
+                (r, _) => r?,
+            }
         };
         let abs = self.model.unfarm(kernel.clone());
         // An open file whose last name was removed ("PATH (deleted)" in /proc) is no longer

@@ -86,6 +86,56 @@ fn long_dir_path(link: &str) -> io::Result<Vec<u8>> {
     }
 }
 
+/// The path under `root` of the tracee's open file `fd` (not a directory) whose path is
+/// too long for the kernel to name: found by its device and inode among the entries of
+/// `root`'s tree, each directory read through a descriptor (so depth is no limit). A search
+/// of the whole tree, for the rare descriptor of a file deeper than PATH_MAX (under a view
+/// served without mounts, the kernel names the farm's path, longer than the view's).
+pub fn long_file_path(tid: u32, fd: i32, root: &Path) -> io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{DirEntryExt, MetadataExt, OpenOptionsExt};
+    let want = std::fs::metadata(format!("/proc/{tid}/fd/{fd}"))?;
+    let open_dir = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(p)
+    };
+    // Directories still to read: a descriptor, and the path below `root` it stands for.
+    let mut todo = vec![(open_dir(root)?, Vec::<u8>::new())];
+    while let Some((dir, rel)) = todo.pop() {
+        let listed = format!("/proc/self/fd/{}", dir.as_raw_fd());
+        for e in std::fs::read_dir(&listed)?.filter_map(Result::ok) {
+            let mut child = rel.clone();
+            if !child.is_empty() {
+                child.push(b'/');
+            }
+            child.extend_from_slice(e.file_name().as_bytes());
+            let at = Path::new(&listed).join(e.file_name());
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            // Only a name the kernel could not give counts: the farm links identical
+            // files to one blob, so a shorter name of the same inode may be another entry.
+            let too_long = root.as_os_str().len() + 1 + child.len() >= PATH_MAX - 1;
+            if too_long
+                && e.ino() == want.ino()
+                && std::fs::symlink_metadata(&at)
+                    .is_ok_and(|m| m.dev() == want.dev() && m.ino() == want.ino())
+            {
+                let mut out = root.as_os_str().as_bytes().to_vec();
+                out.push(b'/');
+                out.extend_from_slice(&child);
+                return Ok(out);
+            }
+            if is_dir {
+                if let Ok(d) = open_dir(&at) {
+                    todo.push((d, child));
+                }
+            }
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+}
+
 /// The directory a relative path starts from: the cwd for AT_FDCWD, else what `dirfd` names.
 pub fn base_dir(tid: u32, dirfd: i32) -> io::Result<Vec<u8>> {
     if dirfd == libc::AT_FDCWD {
@@ -122,6 +172,34 @@ mod tests {
             fd_path(me, 9999).unwrap_err().raw_os_error(),
             Some(libc::EBADF)
         );
+    }
+
+    #[test]
+    fn finds_a_file_deeper_than_path_max_by_its_inode() {
+        use std::os::fd::AsRawFd;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("side")).unwrap();
+        std::fs::write(d.path().join("side/other"), "o").unwrap();
+        let mut rel = std::path::PathBuf::new();
+        while d.path().as_os_str().len() + rel.as_os_str().len() < PATH_MAX + 200 {
+            rel.push("d".repeat(200));
+            let s = vrift_common::longpath::Short::of(&d.path().join(&rel)).unwrap();
+            std::fs::create_dir(&s).unwrap();
+        }
+        let deep = d.path().join(&rel).join("f");
+        let s = vrift_common::longpath::Short::of(&deep).unwrap();
+        std::fs::write(&s, "deep").unwrap();
+        let file = std::fs::File::open(&s).unwrap();
+        let me = std::process::id();
+        assert_eq!(
+            fd_path(me, file.as_raw_fd()).unwrap_err().raw_os_error(),
+            Some(libc::ENAMETOOLONG)
+        );
+        let got = long_file_path(me, file.as_raw_fd(), d.path()).unwrap();
+        assert_eq!(got, deep.as_os_str().as_bytes());
+        let near = std::fs::File::open(d.path().join("side/other")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert!(long_file_path(me, near.as_raw_fd(), elsewhere.path()).is_err());
     }
 
     #[test]
