@@ -187,11 +187,7 @@ impl Call<'_> {
                 cloexec,
                 undo,
             } => {
-                use std::os::fd::AsFd;
-                match self
-                    .listener
-                    .reply_with_fd(self.n.id, file.as_fd(), cloexec)
-                {
+                match self.listener.reply_with_fd(self.n.id, file, cloexec) {
                     Ok(_) => (Served::Hit, Reply::Done),
                     Err(e) => {
                         // Interrupted or gone: a restarted call must find the view as it was.

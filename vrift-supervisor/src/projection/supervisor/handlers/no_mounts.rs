@@ -3,7 +3,6 @@
 //! call on a view path is answered here, and what the kernel is let to run must reach the
 //! object the view means.
 
-use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
@@ -102,7 +101,7 @@ pub(super) fn serve_open(c: &Call, p: &PathArg, flags: i32) -> (Served, Reply) {
             .name("vrift-fifo".into())
             .spawn(move || match open_here(&target, flags) {
                 Ok(f) => {
-                    let _ = listener.reply_with_fd(id, f.as_fd(), cloexec);
+                    let _ = listener.reply_with_fd(id, f.into(), cloexec);
                 }
                 Err(e) => {
                     let _ = listener.reply_errno(id, e.raw_os_error().unwrap_or(libc::EIO));
@@ -134,7 +133,7 @@ pub(super) fn serve_open(c: &Call, p: &PathArg, flags: i32) -> (Served, Reply) {
 /// Install `opened` in the caller as its call's result, or answer the error.
 fn hand_over(c: &Call, opened: std::io::Result<std::fs::File>, cloexec: bool) -> (Served, Reply) {
     match opened {
-        Ok(f) => match c.listener.reply_with_fd(c.n.id, f.as_fd(), cloexec) {
+        Ok(f) => match c.listener.reply_with_fd(c.n.id, f.into(), cloexec) {
             Ok(_) => (Served::Hit, Reply::Done),
             // Interrupted, or gone: nothing to answer.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) || !c.still_valid() => {
