@@ -63,6 +63,17 @@ fn proc_self_fd(abs: &[u8]) -> Option<i32> {
     std::str::from_utf8(rest).ok()?.parse().ok()
 }
 
+/// `/proc/self/fd/N/REST`: a path under the caller's directory fd N (gnulib's `*at`
+/// emulations, such as tar's `setxattrat`, name files so). The fd and REST.
+fn under_proc_self_fd(abs: &[u8]) -> Option<(i32, &[u8])> {
+    let rest = abs
+        .strip_prefix(b"/proc/self/fd/")
+        .or_else(|| abs.strip_prefix(b"/proc/thread-self/fd/"))?;
+    let slash = rest.iter().position(|&b| b == b'/')?;
+    let fd = std::str::from_utf8(&rest[..slash]).ok()?.parse().ok()?;
+    Some((fd, &rest[slash + 1..]))
+}
+
 impl Call<'_> {
     fn tid(&self) -> u32 {
         self.n.pid
@@ -87,7 +98,15 @@ impl Call<'_> {
         if let Some(fd) = proc_self_fd(&path) {
             return self.fd_arg(fd);
         }
-        let (abs, kernel) = if path[0] == b'/' {
+        let (abs, kernel) = if let Some((fd, rest)) = under_proc_self_fd(&path) {
+            // A descriptor not open: no such name in /proc, as the kernel says.
+            let real = paths::fd_path(self.tid(), fd).map_err(|e| match e.raw_os_error() {
+                Some(libc::EBADF) => io::Error::from_raw_os_error(libc::ENOENT),
+                _ => e,
+            })?;
+            let base = self.model.unfarm(real.clone());
+            (paths::join(&base, rest), paths::join(&real, rest))
+        } else if path[0] == b'/' {
             (path.clone(), path)
         } else {
             let real = paths::base_dir(self.tid(), dirfd)?;
@@ -687,6 +706,21 @@ fn set_times(c: &Call, dirfd: i32, addr: u64, times: u64, flags: u64, layout: Ti
 #[cfg(test)]
 mod time_tests {
     use super::*;
+
+    #[test]
+    fn a_path_under_a_proc_fd_link_is_that_fd_and_the_rest() {
+        assert_eq!(
+            under_proc_self_fd(b"/proc/self/fd/5/a/b"),
+            Some((5, &b"a/b"[..]))
+        );
+        assert_eq!(
+            under_proc_self_fd(b"/proc/thread-self/fd/12/x"),
+            Some((12, &b"x"[..]))
+        );
+        assert_eq!(under_proc_self_fd(b"/proc/self/fd/5"), None);
+        assert_eq!(under_proc_self_fd(b"/proc/self/fd/x/a"), None);
+        assert_eq!(under_proc_self_fd(b"/proc/1/fd/5/a"), None);
+    }
 
     #[test]
     fn times_that_overflow_are_einval_not_a_panic() {
