@@ -4,7 +4,7 @@
 //! delta, like its mode, so they reach the run's manifest and the write-back.
 
 use super::{Caller, Routed};
-use crate::manifest::{is_kept_xattr, Xattr, XATTR_NAME_MAX, XATTR_SIZE_MAX};
+use crate::manifest::{is_kept_xattr, RelPath, Xattr, XATTR_NAME_MAX, XATTR_SIZE_MAX};
 use crate::vfs::entry::ViewEntry;
 use crate::vfs::errno::Errno;
 use crate::vfs::layers::{LayerSource, View};
@@ -58,13 +58,11 @@ fn holds_user_xattrs(e: &ViewEntry) -> bool {
     e.is_file() || e.is_dir()
 }
 
+/// The entry a path names (its path in the view and itself), or the path outside the view.
+type Found = Result<(RelPath, ViewEntry), Vec<u8>>;
+
 impl<L: LayerSource> View<L> {
-    fn xattr_target(
-        &self,
-        c: &Caller,
-        path: &[u8],
-        follow: bool,
-    ) -> Result<Result<(Vec<u8>, ViewEntry), Vec<u8>>, Errno> {
+    fn xattr_target(&self, c: &Caller, path: &[u8], follow: bool) -> Result<Found, Errno> {
         let follow = if follow { Follow::Yes } else { Follow::No };
         Ok(match self.hit(c, path, follow)? {
             Ok(h) => Ok((h.rel, h.entry.ok_or(Errno::ENOENT)?)),
