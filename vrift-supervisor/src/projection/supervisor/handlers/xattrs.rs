@@ -3,6 +3,7 @@
 //! mounts alike. Everything outside the view goes to the kernel.
 
 use vrift_common::manifest::XATTR_SIZE_MAX;
+use vrift_common::vfs::{XATTR_CREATE, XATTR_REPLACE};
 
 use super::{paths, Call, Handled, PathArg, Reply, Served, PASS};
 use crate::projection::supervisor::acl;
@@ -117,6 +118,10 @@ pub(super) struct SetArgs {
 /// change). An access ACL that says no more than a mode (`sed -i` and `cp -p` set the mode
 /// of what they write so) is the chmod it stands for, as the kernel makes it.
 pub(super) fn set(c: &Call, target: Target, a: SetArgs) -> Handled {
+    // The kernel's order: the flags, the name, the value's size, then the path.
+    if a.flags & !u64::from(XATTR_CREATE | XATTR_REPLACE) != 0 {
+        return Ok(errno(libc::EINVAL));
+    }
     let name = read_name(c, a.name)?;
     if a.size as usize > XATTR_SIZE_MAX {
         return Ok(errno(libc::E2BIG));
