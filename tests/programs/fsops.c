@@ -19,8 +19,15 @@
  *                                lutime with AT_SYMLINK_NOFOLLOW
  *   stat P | lstat P             type, mode, size and nlink (dnlink for a directory), mtime
  *   readlink P | ls P            the target; the sorted names of a directory
- *   tree                         every entry under "." as "PATH stat-fields [h=HASH|->T]",
- *                                leaving out ".vrift"
+ *   setxattr P NAME VALUE FLAG   setxattr(2) (lsetxattr: not following a symlink); VALUE "-"
+ *                                is empty, FLAG 0, create or replace
+ *   removexattr P NAME           removexattr(2) (lremovexattr)
+ *   getxattr P NAME              getxattr(2) (lgetxattr): the size query, a buffer one byte
+ *                                short (ERANGE), the value
+ *   listxattr P                  listxattr(2) (llistxattr): the same, then the sorted user.*
+ *                                names
+ *   tree                         every entry under "." as "PATH stat-fields [h=HASH|->T]
+ *                                [x=NAME=VALUE,...]" (its user.* xattrs), leaving out ".vrift"
  * Modes of new entries go through umask 022.
  */
 #define _GNU_SOURCE
@@ -32,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "errname.h"
@@ -234,6 +242,79 @@ static void op_ls(const char *p) {
     free(v);
 }
 
+/* The user.* names of the NUL-separated `list` of `len` bytes, sorted, into `names`. */
+static void user_names(const char *list, ssize_t len, char **names, int *count) {
+    int c = 0;
+    for (const char *s = list; s < list + len && c < 64; s += strlen(s) + 1)
+        if (!strncmp(s, "user.", 5))
+            names[c++] = (char *)s;
+    qsort(names, (size_t)c, sizeof(char *), cmp);
+    *count = c;
+}
+
+/* " x=NAME=VALUE,..." for the user.* xattrs of p (not following a symlink); "" for none. */
+static void xattr_fields(char *out, size_t n, const char *p) {
+    out[0] = 0;
+    char list[4096];
+    ssize_t k = llistxattr(p, list, sizeof list);
+    char *names[64];
+    int c = 0;
+    if (k > 0)
+        user_names(list, k, names, &c);
+    size_t at = 0;
+    for (int i = 0; i < c && at < n; i++) {
+        char v[256];
+        ssize_t m = lgetxattr(p, names[i], v, sizeof v - 1);
+        v[m < 0 ? 0 : m] = 0;
+        at += (size_t)snprintf(out + at, n - at, "%s%s=%s", i ? "," : " x=", names[i], v);
+    }
+}
+
+static void op_getxattr(const char *p, const char *name, int nofollow) {
+    ssize_t (*get)(const char *, const char *, void *, size_t) = nofollow ? lgetxattr : getxattr;
+    ssize_t len = get(p, name, NULL, 0);
+    if (len < 0) {
+        FAIL();
+        return;
+    }
+    char v[256];
+    const char *small = "-";
+    if (len > 0)
+        small = get(p, name, v, (size_t)len - 1) < 0 ? errname(errno) : "fits";
+    ssize_t k = get(p, name, v, sizeof v - 1);
+    if (k < 0) {
+        FAIL();
+        return;
+    }
+    v[k] = 0;
+    printf("OK len=%zd small=%s v=%s\n", len, small, v);
+}
+
+static void op_listxattr(const char *p, int nofollow) {
+    ssize_t (*list)(const char *, char *, size_t) = nofollow ? llistxattr : listxattr;
+    ssize_t len = list(p, NULL, 0);
+    if (len < 0) {
+        FAIL();
+        return;
+    }
+    char buf[4096];
+    const char *small = "-";
+    if (len > 0)
+        small = list(p, buf, (size_t)len - 1) < 0 ? errname(errno) : "fits";
+    ssize_t k = list(p, buf, sizeof buf);
+    if (k < 0) {
+        FAIL();
+        return;
+    }
+    char *names[64];
+    int c;
+    user_names(buf, k, names, &c);
+    printf("OK listlen=%zd listsmall=%s", len, small);
+    for (int i = 0; i < c; i++)
+        printf("%s%s", i ? "," : " ", names[i]);
+    printf("\n");
+}
+
 static void tree(const char *dir) {
     int n;
     char **v = names(dir, &n);
@@ -252,8 +333,10 @@ static void tree(const char *dir) {
         if (lstat(path, &st) < 0) {
             printf("%s %s\n", path, errname(errno));
         } else {
-            char f[200];
+            char f[1200], x[1024];
             stat_fields(f, sizeof f, &st);
+            xattr_fields(x, sizeof x, path);
+            strncat(f, x, sizeof f - strlen(f) - 1);
             if (S_ISREG(st.st_mode)) {
                 int fd = open(path, O_RDONLY | O_CLOEXEC);
                 uint64_t h = 0;
@@ -338,6 +421,12 @@ int main(int argc, char **argv) {
                 printf("OK %s\n", t);
             }
             continue;
+        } else if ((!strcmp(op, "getxattr") || !strcmp(op, "lgetxattr")) && n == 3) {
+            op_getxattr(a[1], a[2], op[0] == 'l');
+            continue;
+        } else if ((!strcmp(op, "listxattr") || !strcmp(op, "llistxattr")) && n == 2) {
+            op_listxattr(a[1], op[0] == 'l');
+            continue;
         } else if (!strcmp(op, "tree") && n == 1) {
             printf("end\n");
             tree(".");
@@ -361,6 +450,14 @@ int main(int argc, char **argv) {
             rc = mkdir(a[1], (mode_t)strtol(a[2], NULL, 8));
         } else if (!strcmp(op, "chmod") && n == 3) {
             rc = chmod(a[1], (mode_t)strtol(a[2], NULL, 8));
+        } else if ((!strcmp(op, "setxattr") || !strcmp(op, "lsetxattr")) && n == 5) {
+            const char *v = strcmp(a[3], "-") ? a[3] : "";
+            int fl = !strcmp(a[4], "create")    ? XATTR_CREATE
+                     : !strcmp(a[4], "replace") ? XATTR_REPLACE
+                                                : 0;
+            rc = (op[0] == 'l' ? lsetxattr : setxattr)(a[1], a[2], v, strlen(v), fl);
+        } else if ((!strcmp(op, "removexattr") || !strcmp(op, "lremovexattr")) && n == 3) {
+            rc = (op[0] == 'l' ? lremovexattr : removexattr)(a[1], a[2]);
         } else if ((!strcmp(op, "utime") || !strcmp(op, "lutime")) && n == 3) {
             struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, mtime_of(a[2])};
             rc = utimensat(AT_FDCWD, a[1], ts, op[0] == 'l' ? AT_SYMLINK_NOFOLLOW : 0);

@@ -42,16 +42,35 @@ const REGRESSIONS: &[&str] = &[
     // Write-back of an append to a file that was read-only on disk (the run made it
     // writable first) failed with EACCES as an ordinary user.
     "chmod ro 644\ntruncate ro 11",
+    // Write-back of an append to a file with xattrs that the run made 0000 failed with
+    // EACCES as an ordinary user: its mode was set before its xattrs were read.
+    "pwrite ln 11 1 0\nchmod f1 000",
 ];
 
 /// Stat fields a projection does not promise, each with why; [`OTHERS`] keeps a minimal
 /// sequence for each, which must still differ there.
-const NOT_PROMISED: &[(&[&str], &str, &str)] = &[(
-    &["overlay"],
-    "dnlink=",
-    "overlayfs reports st_nlink 1 for a merged directory (one with entries in the upper and \
-     a lower layer), as it does on any overlay mount (docs/ARCHITECTURE.md, overlay semantics)",
-)];
+const NOT_PROMISED: &[(&[&str], &str, &str)] = &[
+    (
+        &["overlay"],
+        "dnlink=",
+        "overlayfs reports st_nlink 1 for a merged directory (one with entries in the upper \
+         and a lower layer), as it does on any overlay mount (docs/ARCHITECTURE.md, overlay \
+         semantics)",
+    ),
+    (
+        &["overlay"],
+        "list",
+        "overlayfs answers listxattr's size query (listlen=, and so listsmall=) with the size of the upper or lower file's \
+         whole list, its own hidden overlay.* xattrs counted (ovl_listxattr), as on any \
+         overlay mount",
+    ),
+    (
+        &["shim"],
+        "x=",
+        "the shim alone's index carries no xattrs: a view path has none \
+         (docs/ARCHITECTURE.md, the shim)",
+    ),
+];
 
 /// Differences that belong to work on other branches (or to the kernel), each as a minimal
 /// sequence this test found: (projections, as an ordinary user, whose, what differs, the
@@ -65,6 +84,20 @@ const OTHERS: &[(&[&str], bool, &str, &str, &str)] = &[
         "meta (hard-link groups)",
         "opening for writing (no write) a file hard-linked in the view changes its mtime",
         "link d/sub/h n1\nopen d/sub/h w 644 0 0",
+    ),
+    (
+        &["shim"],
+        false,
+        "the shim's index (no xattrs)",
+        "a project file's user.* xattr is not seen under the shim alone",
+        "getxattr f1 user.a",
+    ),
+    (
+        &["overlay"],
+        false,
+        "overlayfs (kernel)",
+        "listxattr's size query counts overlayfs's own hidden xattrs",
+        "listxattr f1",
     ),
     (
         &["overlay"],
@@ -162,6 +195,20 @@ enum Op {
     Stat(&'static str, bool),
     Readlink(&'static str),
     Ls(&'static str),
+    /// (path, name, value, flag, not following a final symlink)
+    SetXattr(&'static str, &'static str, &'static str, &'static str, bool),
+    RemoveXattr(&'static str, &'static str, bool),
+    GetXattr(&'static str, &'static str, bool),
+    ListXattr(&'static str, bool),
+}
+
+/// `l` for the call that does not follow a final symlink.
+fn l(nofollow: bool) -> &'static str {
+    if nofollow {
+        "l"
+    } else {
+        ""
+    }
 }
 
 impl Op {
@@ -187,6 +234,10 @@ impl Op {
             Op::Stat(p, false) => format!("lstat {p}"),
             Op::Readlink(p) => format!("readlink {p}"),
             Op::Ls(p) => format!("ls {p}"),
+            Op::SetXattr(p, n, v, f, nf) => format!("{}setxattr {p} {n} {v} {f}", l(*nf)),
+            Op::RemoveXattr(p, n, nf) => format!("{}removexattr {p} {n}", l(*nf)),
+            Op::GetXattr(p, n, nf) => format!("{}getxattr {p} {n}", l(*nf)),
+            Op::ListXattr(p, nf) => format!("{}listxattr {p}", l(*nf)),
         }
     }
 }
@@ -217,6 +268,34 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Sequences about xattrs: the xattr calls, mixed with the changes that move, link,
+/// replace, write and open up or close the files that carry them.
+fn xattr_op() -> impl Strategy<Value = Op> {
+    let p = || pick(PATHS);
+    let flag = || pick(&["0", "create", "replace"]);
+    prop_oneof![
+        4 => (p(), pick(XATTR_NAMES), pick(XATTR_VALUES), flag(), any::<bool>())
+            .prop_map(|(p, n, v, f, nf)| Op::SetXattr(p, n, v, f, nf)),
+        2 => (p(), pick(XATTR_NAMES), any::<bool>()).prop_map(|(p, n, nf)| Op::RemoveXattr(p, n, nf)),
+        4 => (p(), pick(XATTR_NAMES), any::<bool>()).prop_map(|(p, n, nf)| Op::GetXattr(p, n, nf)),
+        2 => (p(), any::<bool>()).prop_map(|(p, nf)| Op::ListXattr(p, nf)),
+        2 => (p(), pick(OPEN_FLAGS), pick(MODES), 0u16..300, any::<u8>())
+            .prop_map(|(p, f, m, n, s)| Op::Open(p, f, m, n, s)),
+        2 => (p(), p(), pick(&["0", "noreplace", "exchange"])).prop_map(|(a, b, f)| Op::Rename(a, b, f)),
+        1 => (p(), p()).prop_map(|(a, b)| Op::Link(a, b)),
+        1 => (pick(TARGETS), p()).prop_map(|(t, b)| Op::Symlink(t, b)),
+        1 => p().prop_map(Op::Unlink),
+        1 => (p(), pick(MODES)).prop_map(|(p, m)| Op::Mkdir(p, m)),
+        2 => (p(), pick(MODES)).prop_map(|(p, m)| Op::Chmod(p, m)),
+    ]
+}
+
+/// Names of xattr operations: the initial tree's (`user.a` on `f1`, `user.b` on `d`), and
+/// one in no namespace (EOPNOTSUPP).
+const XATTR_NAMES: &[&str] = &["user.a", "user.b", "user.c", "nons"];
+/// Values to set ("-": empty).
+const XATTR_VALUES: &[&str] = &["v1", "-", "a-longer-value"];
+
 /// What the generator leaves out, per projection, each for a documented difference.
 #[derive(Clone, Copy)]
 struct Exclusions {
@@ -236,6 +315,9 @@ struct Exclusions {
     /// Overlay, as an ordinary user: chmod only to modes that keep the owner's search bit,
     /// for the harvest's failure in [`OTHERS`].
     keep_search_bit: bool,
+    /// The shim alone: no xattr calls. Its index carries no xattrs, and a set reaches the
+    /// disk (docs/ARCHITECTURE.md, the shim); see [`OTHERS`].
+    no_xattrs: bool,
 }
 
 impl Exclusions {
@@ -245,6 +327,7 @@ impl Exclusions {
             no_links: projection == "shim",
             no_setid_files: as_user && projection != "overlay",
             keep_search_bit: as_user && projection == "overlay",
+            no_xattrs: projection == "shim",
         }
     }
 
@@ -261,6 +344,9 @@ impl Exclusions {
                 !(lower(a) || (*f == "exchange" && lower(b)))
             }
             Op::Link(..) => !self.no_links,
+            Op::SetXattr(..) | Op::RemoveXattr(..) | Op::GetXattr(..) | Op::ListXattr(..) => {
+                !self.no_xattrs
+            }
             Op::Chmod(_, m) if self.keep_search_bit => {
                 u32::from_str_radix(m, 8).is_ok_and(|m| m & 0o100 != 0)
             }
@@ -286,6 +372,11 @@ fn make_tree(dir: &Path, as_user: bool) {
     symlink("f1", dir.join("ln")).unwrap();
     symlink("d", dir.join("lnd")).unwrap();
     symlink("nothing", dir.join("dang")).unwrap();
+    for (rel, name, value) in [("f1", "user.a", "base"), ("d", "user.b", "dir")] {
+        let mut c = Command::new(require_tool("setfattr"));
+        c.args(["-n", name, "-v", value]).arg(dir.join(rel));
+        run_expect(&mut c, true);
+    }
     for rel in ["f1", "f2", "ro", "d/g", "d/sub/h", "d/sub", "d", ""] {
         set_mtime(&dir.join(rel), TREE_MTIME);
     }
@@ -320,13 +411,12 @@ fn clear(dir: &Path) {
 /// promise yet under `projection` left out (see [`NOT_PROMISED`]; none when `None`).
 fn normalize(line: &str, projection: Option<&str>) -> String {
     line.split(' ')
-        .map(|w| {
-            let unpromised = NOT_PROMISED.iter().any(|(ps, field, _)| {
+        .filter(|w| {
+            !NOT_PROMISED.iter().any(|(ps, field, _)| {
                 projection.is_some_and(|p| ps.contains(&p)) && w.starts_with(field)
-            });
-            if unpromised {
-                return String::new();
-            }
+            })
+        })
+        .map(|w| {
             let (pre, rest) = match w.find("mtime=") {
                 Some(i) => w.split_at(i + 6),
                 None => return w.to_string(),
@@ -373,6 +463,11 @@ impl Harness {
     }
 
     fn native_cmd(&self) -> Command {
+        self.native_cmd_in(&self.ops_file, &self.native)
+    }
+
+    /// The executor run natively (as the view's user) on `ops` in `dir`.
+    fn native_cmd_in(&self, ops: &Path, dir: &Path) -> Command {
         let mut c = if self.project.as_user && is_root() {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]);
@@ -381,8 +476,20 @@ impl Harness {
         } else {
             Command::new(&self.fsops)
         };
-        c.arg(&self.ops_file).current_dir(&self.native);
+        c.arg(ops).current_dir(dir);
         c
+    }
+
+    /// The user.* xattrs the write-back left on the project's files, as the executor's
+    /// tree lists them natively.
+    fn project_xattrs(&self) -> Vec<(String, String)> {
+        let ops = self.project.out.join("tree-ops");
+        std::fs::write(&ops, "tree\n").unwrap();
+        let out = ok_within(
+            &mut self.native_cmd_in(&ops, &self.project.dir),
+            RUN_TIMEOUT,
+        );
+        xattrs_in_tree(String::from_utf8_lossy(&out.stdout).lines().skip(1))
     }
 
     /// Run `ops` on both sides from the initial tree; `Err` names the first difference.
@@ -436,6 +543,14 @@ impl Harness {
                 diff_lines(n_tree, v_tree)
             ));
         }
+        let native_xattrs = xattrs_in_tree(native_out.lines().skip(ops.len() + 1));
+        let project_xattrs = self.project_xattrs();
+        if native_xattrs != project_xattrs {
+            return Err(format!(
+                "after the write-back the project's xattrs differ from native:\n  \
+                 native:  {native_xattrs:?}\n  project: {project_xattrs:?}"
+            ));
+        }
         let on_disk = self.project.tree();
         let native_tree = real_tree(&self.native, &[]);
         if on_disk != native_tree {
@@ -454,6 +569,17 @@ impl Harness {
         }
         Ok(())
     }
+}
+
+/// (path, its `x=...` field) of each entry with xattrs in an executor's tree lines.
+fn xattrs_in_tree<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    lines
+        .filter_map(|l| {
+            let path = l.split(' ').next()?;
+            let x = l.split(' ').find(|w| w.starts_with("x="))?;
+            Some((path.to_string(), x.to_string()))
+        })
+        .collect()
 }
 
 fn diff_lines(a: &[String], b: &[String]) -> String {
@@ -475,6 +601,20 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn differential(as_user: bool) {
+    run_sequences(as_user, op());
+}
+
+matrix!(sequences => differential);
+
+fn xattr_differential(as_user: bool) {
+    run_sequences(as_user, xattr_op());
+}
+
+matrix!(xattr_sequences => xattr_differential, not_shim = "the shim alone's index carries no xattrs, and a set reaches the disk (docs/ARCHITECTURE.md, the shim)");
+
+/// The regressions, then random sequences of `ops` from every seed, each agreeing with the
+/// disk.
+fn run_sequences(as_user: bool, ops: impl Strategy<Value = Op>) {
     let h = Harness::new(as_user);
     for (i, r) in REGRESSIONS.iter().enumerate() {
         let ops: Vec<String> = r.lines().map(str::to_string).collect();
@@ -490,7 +630,7 @@ fn differential(as_user: bool) {
     };
     let ex = h.exclusions;
     let strategy = proptest::collection::vec(
-        op().prop_filter("a documented difference", move |o| ex.allows(o)),
+        ops.prop_filter("a documented difference", move |o| ex.allows(o)),
         1..len,
     );
     let ran = std::cell::Cell::new(0usize);
@@ -531,8 +671,6 @@ fn differential(as_user: bool) {
         h.project.env.projection
     );
 }
-
-matrix!(sequences => differential);
 
 fn known(as_user: bool) {
     let projection = current_projection();

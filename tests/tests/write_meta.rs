@@ -290,10 +290,8 @@ fn copy_tools(as_user: bool) {
         "cp -a src cpa && rsync -aHX src/ rsync/ && mkdir tar && \
          tar -cpf - --xattrs -C src . | tar -xpf - --xattrs --xattrs-include='user.*' -C tar",
     );
-    // The supervisor's view shows no xattrs to getxattr, so the copies made in it cannot
-    // have them (ARCHITECTURE.md, known differences of the supervisor projection); the
-    // overlay's kernel serves them. Hard links and owners both keep.
-    let copies_xattrs = p.env.projection == "overlay";
+    // Every projection here serves the view's xattrs (the overlay's kernel, the supervisor
+    // from the view's entries), so the copies keep them, as they keep hard links and owners.
     for d in ["cpa", "rsync", "tar"] {
         let dir = p.dir.join(d);
         assert_eq!(mode(&dir.join("bin/tool")), 0o755, "{d}: mode");
@@ -312,15 +310,92 @@ fn copy_tools(as_user: bool) {
             let m = std::fs::metadata(dir.join("bin/tool")).unwrap();
             assert_eq!((m.uid(), m.gid()), (65534, 65534), "{d}: owner");
         }
-        if copies_xattrs {
-            assert_eq!(
-                xattr_of(&dir.join("data"), "user.k").as_deref(),
-                Some("v"),
-                "{d}: xattr"
-            );
-        }
+        assert_eq!(
+            xattr_of(&dir.join("data"), "user.k").as_deref(),
+            Some("v"),
+            "{d}: xattr"
+        );
     }
     p.check_store();
 }
 
-matrix!(cp_a_rsync_and_tar_keep_modes_owners_xattrs_and_links => copy_tools, needs_namespaces = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups, and the supervisor without mounts answers fsetxattr EROFS");
+matrix!(cp_a_rsync_and_tar_keep_modes_owners_xattrs_and_links => copy_tools, not_shim = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups");
+
+// ---- getfattr, setfattr and setfattr -x in the view, and what the project keeps
+
+/// The `user.*` xattrs of `p` on disk, as `getfattr -d` dumps them (`name="value"` lines).
+fn user_xattrs_of(p: &Path) -> Vec<String> {
+    let out = Command::new(require_tool("getfattr"))
+        .args(["-d", "-m", "^user\\.", "--absolute-names"])
+        .arg(p)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "getfattr -d {}", p.display());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("user."))
+        .map(str::to_string)
+        .collect()
+}
+
+fn xattrs_in_view(as_user: bool) {
+    require_tool("getfattr");
+    require_tool("setfattr");
+    let mut p = Project::new(as_user);
+    let doc = p.file("doc.txt", "text\n", 0o644);
+    std::os::unix::fs::symlink("doc.txt", p.dir.join("link.txt")).unwrap();
+    setfattr(&doc, "user.keep", "kept");
+    setfattr(&doc, "user.gone", "old");
+    p.ready();
+    let out = sh(
+        &p,
+        "getfattr -n user.keep --only-values doc.txt && echo && \
+         getfattr -n user.keep --only-values link.txt && echo && \
+         setfattr -n user.new -v made doc.txt && setfattr -x user.gone doc.txt && \
+         getfattr -d doc.txt | grep '^user\\.' && \
+         { getfattr -n user.gone doc.txt 2>&1 && echo still there; \
+           setfattr -x user.gone doc.txt 2>&1 && echo removed twice; \
+           setfattr -h -n user.l -v x link.txt 2>&1 && echo set on a symlink; true; } && \
+         echo new > new.txt && setfattr -n user.fresh -v yes new.txt && \
+         getfattr -d new.txt | grep '^user\\.'",
+    );
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("kept"),
+        "getfattr of the project's xattr: {out}"
+    );
+    assert_eq!(lines.next(), Some("kept"), "through the symlink: {out}");
+    assert_eq!(lines.next(), Some("user.keep=\"kept\""), "{out}");
+    assert_eq!(lines.next(), Some("user.new=\"made\""), "{out}");
+    let rest: Vec<&str> = lines.collect();
+    assert!(
+        rest.iter().any(|l| l.contains("No such attribute")),
+        "a removed xattr is gone (ENODATA): {out}"
+    );
+    assert!(
+        !out.contains("still there") && !out.contains("removed twice"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("set on a symlink") && out.contains("Operation not permitted"),
+        "user.* on a symlink is EPERM: {out}"
+    );
+    assert_eq!(rest.last(), Some(&"user.fresh=\"yes\""), "{out}");
+    // The project on disk has exactly what the run left.
+    assert_eq!(
+        user_xattrs_of(&doc),
+        ["user.keep=\"kept\"", "user.new=\"made\""],
+        "doc.txt on disk"
+    );
+    assert_eq!(
+        user_xattrs_of(&p.dir.join("new.txt")),
+        ["user.fresh=\"yes\""],
+        "new.txt on disk"
+    );
+    assert_eq!(std::fs::read_to_string(&doc).unwrap(), "text\n");
+    p.check_store();
+}
+
+matrix!(getfattr_setfattr_and_removal_in_the_view_reach_the_project => xattrs_in_view, not_shim = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups");

@@ -195,6 +195,64 @@ projections! {
 }
 }
 
+// ---- xattrs set and removed before the crash are recovered ----
+
+/// The `user.*` xattrs of `p` on disk, as `getfattr -d` dumps them (`name="value"` lines).
+fn user_xattrs_of(p: &Path) -> Vec<String> {
+    let out = std::process::Command::new(require_tool("getfattr"))
+        .args(["-d", "-m", "^user\\.", "--absolute-names"])
+        .arg(p)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "getfattr -d {}", p.display());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("user."))
+        .map(str::to_string)
+        .collect()
+}
+
+fn crash_after_xattrs(as_user: bool) {
+    let setfattr = require_tool("setfattr");
+    let mut p = Project::new(as_user);
+    let doc = p.file("doc.txt", "text\n", 0o644);
+    for (name, value) in [("user.keep", "kept"), ("user.gone", "old")] {
+        let mut c = std::process::Command::new(&setfattr);
+        c.args(["-n", name, "-v", value]).arg(&doc);
+        run_expect(&mut c, true);
+    }
+    let marker = p.out.join("written");
+    p.ready();
+    let bb = busybox();
+    let script = "setfattr -n user.new -v made doc.txt && setfattr -x user.gone doc.txt && \
+                  echo closed > $OUT/written && exec $BB sleep 600";
+    let mut child = p
+        .cmd(&[bb.as_str(), "sh", "-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_marker(&mut child, &marker);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = p.run(&["true"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("recovered the changes of an interrupted run"),
+        "stderr of the next run: {stderr}"
+    );
+    assert_eq!(
+        user_xattrs_of(&doc),
+        ["user.keep=\"kept\"", "user.new=\"made\""],
+        "doc.txt after the recovery"
+    );
+    assert_eq!(std::fs::read_to_string(&doc).unwrap(), "text\n");
+    p.check_store();
+}
+
+matrix!(xattrs_changed_before_a_crash_are_recovered => crash_after_xattrs, not_shim = "the shim alone's index carries no xattrs");
+
 // ---- a file changed on disk during the run ----
 
 fn conflict(as_user: bool) {

@@ -266,6 +266,10 @@ impl Manifest {
         self.entries.iter().any(|(_, e)| e.meta.owner.is_some())
     }
 
+    pub fn has_xattrs(&self) -> bool {
+        self.entries.iter().any(|(_, e)| !e.meta.xattrs.is_empty())
+    }
+
     pub fn get(&self, path: &[u8]) -> Option<&Entry> {
         self.entries
             .binary_search_by(|(p, _)| p.as_slice().cmp(path))

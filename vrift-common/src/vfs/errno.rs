@@ -22,6 +22,10 @@ impl Errno {
     pub const ENOTEMPTY: Errno = Errno(libc::ENOTEMPTY);
     pub const ELOOP: Errno = Errno(libc::ELOOP);
     pub const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
+    /// No such extended attribute (Linux's value for ENOATTR).
+    pub const ENODATA: Errno = Errno(libc::ENODATA);
+    pub const ERANGE: Errno = Errno(libc::ERANGE);
+    pub const E2BIG: Errno = Errno(libc::E2BIG);
 
     /// The raw value, for a syscall's `-errno` return.
     pub fn raw(self) -> i32 {
@@ -44,6 +48,9 @@ impl Errno {
             (Self::ENOTEMPTY, "ENOTEMPTY"),
             (Self::ELOOP, "ELOOP"),
             (Self::EOPNOTSUPP, "EOPNOTSUPP"),
+            (Self::ENODATA, "ENODATA"),
+            (Self::ERANGE, "ERANGE"),
+            (Self::E2BIG, "E2BIG"),
         ];
         known
             .iter()

@@ -28,7 +28,10 @@ pub use delta::{Delta, DeltaNode};
 pub use entry::{path_ino, Content, DeltaId, Node, ViewEntry};
 pub use errno::Errno;
 pub use layers::{FlattenError, LayerSource, View, ViewError};
-pub use ops::{Caller, Exec, OpenFlags, Opened, RenameMode, Routed, Seed, TimeSpec, Truncate};
+pub use ops::{
+    Caller, Exec, OpenFlags, Opened, RenameMode, Routed, Seed, TimeSpec, Truncate, XATTR_CREATE,
+    XATTR_REPLACE,
+};
 pub use perm::{Cred, Owner, MAY_EXEC, MAY_READ, MAY_WRITE};
 pub use resolve::{Last, Resolved, MAXSYMLINKS, NAME_MAX, PATH_MAX};
 pub use stat::{

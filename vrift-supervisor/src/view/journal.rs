@@ -101,6 +101,20 @@ pub enum Op {
         gid: u32,
         follow: bool,
     },
+    /// setxattr family; `flags` as the call passed them (XATTR_CREATE, XATTR_REPLACE).
+    SetXattr {
+        path: Vec<u8>,
+        name: Vec<u8>,
+        value: Vec<u8>,
+        flags: u32,
+        follow: bool,
+    },
+    /// removexattr family.
+    RemoveXattr {
+        path: Vec<u8>,
+        name: Vec<u8>,
+        follow: bool,
+    },
     /// The open with this sequence number could not be delivered and was undone.
     Undo {
         seq: u64,
@@ -145,6 +159,20 @@ impl Op {
                 gid,
                 follow,
             },
+            Op::SetXattr {
+                path,
+                name,
+                value,
+                flags,
+                follow,
+            } => C::SetXattr {
+                path,
+                name,
+                value,
+                flags,
+                follow,
+            },
+            Op::RemoveXattr { path, name, follow } => C::RemoveXattr { path, name, follow },
             Op::Undo { .. } => return None,
         })
     }
@@ -333,6 +361,49 @@ mod tests {
                 gid: u32::MAX,
                 follow: false,
             }
+        );
+    }
+
+    #[test]
+    fn setxattr_and_removexattr_are_read_back_for_the_replay() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal");
+        let mut j = Journal::create(&p).unwrap();
+        let set = Op::SetXattr {
+            path: b"/p/f".to_vec(),
+            name: b"user.k".to_vec(),
+            value: b"\0\xffv".to_vec(),
+            flags: 2,
+            follow: true,
+        };
+        let remove = Op::RemoveXattr {
+            path: b"/p/f".to_vec(),
+            name: b"user.gone".to_vec(),
+            follow: false,
+        };
+        j.append(&Cred::root(), 0o022, 5, set).unwrap();
+        j.append(&Cred::root(), 0o022, 6, remove).unwrap();
+        let ops: Vec<_> = read_changes(&p)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.op)
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                vrift_common::runlog::Op::SetXattr {
+                    path: b"/p/f".to_vec(),
+                    name: b"user.k".to_vec(),
+                    value: b"\0\xffv".to_vec(),
+                    flags: 2,
+                    follow: true,
+                },
+                vrift_common::runlog::Op::RemoveXattr {
+                    path: b"/p/f".to_vec(),
+                    name: b"user.gone".to_vec(),
+                    follow: false,
+                },
+            ]
         );
     }
 

@@ -55,6 +55,24 @@ pub enum Outcome {
     },
 }
 
+/// What a getxattr or listxattr of a view path found: the bytes for the caller's buffer, an
+/// error, or a path outside the view (for the kernel).
+pub enum XattrRead {
+    Bytes(Vec<u8>),
+    Errno(i32),
+    Outside,
+}
+
+impl From<Result<Routed<Vec<u8>>, Errno>> for XattrRead {
+    fn from(r: Result<Routed<Vec<u8>>, Errno>) -> XattrRead {
+        match r {
+            Ok(Routed::View(b)) => XattrRead::Bytes(b),
+            Ok(_) => XattrRead::Outside,
+            Err(e) => XattrRead::Errno(e.raw()),
+        }
+    }
+}
+
 impl From<Errno> for Outcome {
     fn from(e: Errno) -> Outcome {
         Outcome::Errno(e.raw())
@@ -251,15 +269,15 @@ impl<B: Backend> ViewState<B> {
         }
     }
 
-    /// setxattr / lsetxattr on a view path: the view cannot set extended attributes (the
-    /// farm's files are the store's blobs), so ENOTSUP, as a file system without them says;
-    /// a path that does not resolve gets its usual error.
-    pub fn setxattr(&self, cred: &Cred, abs: &[u8], follow: bool) -> Outcome {
-        match read(&self.view).stat(&self.caller(cred, 0, now_ns()), abs, follow) {
-            Ok(Routed::View(_)) => Outcome::Errno(libc::EOPNOTSUPP),
-            Ok(_) => Outcome::Continue,
-            Err(e) => e.into(),
-        }
+    /// getxattr family: the value of `name` of the entry `abs` names.
+    pub fn getxattr(&self, cred: &Cred, abs: &[u8], name: &[u8], follow: bool) -> XattrRead {
+        let r = read(&self.view).getxattr(&self.caller(cred, 0, now_ns()), abs, name, follow);
+        XattrRead::from(r)
+    }
+
+    /// listxattr family: the entry's xattr names, each ended by a NUL.
+    pub fn listxattr(&self, cred: &Cred, abs: &[u8], follow: bool) -> XattrRead {
+        XattrRead::from(read(&self.view).listxattr(&self.caller(cred, 0, now_ns()), abs, follow))
     }
 
     // ---- changes ----

@@ -5,10 +5,12 @@ mod attrs;
 mod names;
 mod open;
 mod rename;
+mod xattrs;
 
 pub use attrs::TimeSpec;
 pub use open::{Exec, OpenFlags, Opened, Seed, Truncate};
 pub use rename::RenameMode;
+pub use xattrs::{XATTR_CREATE, XATTR_REPLACE};
 
 use super::entry::ViewEntry;
 use super::errno::Errno;

@@ -91,7 +91,13 @@ impl<L: LayerSource> View<L> {
                 Errno::ENOTEMPTY
             });
         }
-        if oh.rel == nh.rel {
+        // Two names of one inode (hard links): the kernel does nothing (`source == target`
+        // in vfs_rename), before any permission check.
+        let same_inode = nh
+            .entry
+            .as_ref()
+            .is_some_and(|t| !t.is_dir() && t.ino == src.ino);
+        if oh.rel == nh.rel || same_inode {
             return Ok(Routed::View((oh.rel, nh.rel)));
         }
         self.may_delete(c, &oh.rel, &src, src.is_dir())?;

@@ -10,3 +10,4 @@ mod rename;
 mod resolve;
 mod tables;
 mod timing;
+mod xattrs;

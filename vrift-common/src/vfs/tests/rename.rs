@@ -483,3 +483,37 @@ fn rename_back_and_forth_restores_the_same_view() {
     };
     assert_eq!(strip(before), strip(after));
 }
+
+#[test]
+fn rename_between_two_names_of_one_inode_does_nothing() {
+    let mut v = view();
+    ok(v.link(&at(&user()), b"link_main", b"twin", false));
+    ok(v.link(&at(&user()), b"src/main.rs", b"main2", false));
+    let before = (v.lookup(b"twin"), v.lookup(b"main2"));
+    // A hard-linked symlink and a hard-linked file, as the kernel leaves them.
+    ok(mv(
+        &mut v,
+        &user(),
+        "twin",
+        "link_main",
+        RenameMode::Replace,
+    ));
+    ok(mv(
+        &mut v,
+        &user(),
+        "main2",
+        "src/main.rs",
+        RenameMode::Replace,
+    ));
+    assert_eq!((v.lookup(b"twin"), v.lookup(b"main2")), before);
+    assert_eq!(v.stat_rel(b"main2").unwrap().nlink, 2);
+    assert!(v.lookup(b"link_main").is_some() && v.lookup(b"src/main.rs").is_some());
+    // Before any permission check: a caller who may not delete in the directory too.
+    ok(mv(
+        &mut v,
+        &Cred::user(4000, 4000),
+        "main2",
+        "src/main.rs",
+        RenameMode::Replace,
+    ));
+}

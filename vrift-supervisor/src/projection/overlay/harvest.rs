@@ -235,8 +235,11 @@ impl<'a> MetaReader<'a> {
     fn read(&mut self, rel: &[u8], path: &Path, m: &std::fs::Metadata) -> Result<EntryMeta> {
         let mut meta = EntryMeta::default();
         if !m.file_type().is_symlink() {
-            meta.xattrs = vrift_common::sys::xattr::read_kept(path)
-                .with_context(|| format!("{}", path.display()))?;
+            // user.* xattrs need read permission: a file made 0000 is opened up for it.
+            meta.xattrs = crate::sys::fsops::with_owner_access(path, || {
+                vrift_common::sys::xattr::read_kept(path)
+            })
+            .with_context(|| format!("{}", path.display()))?;
         }
         if self.owners || (m.uid(), m.gid()) != self.runner {
             meta.owner = Some(EntryOwner {

@@ -325,6 +325,9 @@ impl Backend for FarmBackend {
                 self.sync_private_attrs(view, path, *follow, false)?;
                 ok
             }
+            // Xattrs live in the view's entry alone (the farm's files may be the store's
+            // blobs); the write-back puts them on the project's files.
+            (Op::SetXattr { .. } | Op::RemoveXattr { .. }, Done::Unit) => ok,
             (
                 Op::Utimens {
                     path,

@@ -51,11 +51,20 @@ pub const FILE_CALLS: &[&str] = &[
     "lchown",
     "fchown",
     "fchownat",
-    // By path: the farm is read-only, so the kernel would say EROFS; the view says ENOTSUP,
-    // on which tools that copy ACLs (cp -a, sed -i) fall back to chmod. fsetxattr on a
-    // written file reaches its private copy (a mode set through an ACL is read back).
+    // Extended attributes live in the view's entries (the farm's files are the store's
+    // blobs, which carry none): read and changed there, by path and by descriptor.
+    "getxattr",
+    "lgetxattr",
+    "fgetxattr",
+    "listxattr",
+    "llistxattr",
+    "flistxattr",
     "setxattr",
     "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
     "utime",
     "utimes",
     "futimesat",
@@ -100,20 +109,9 @@ pub const NO_MOUNTS: &[&str] = &[
 ];
 
 /// Calls the kernel serves from the link farm when it is mounted at the view's root, and
-/// which a supervisor serving a view without mounts must answer itself: symlinks, the cwd,
-/// and extended attributes (refused on view and store paths, as a read-only mount would).
-pub const NO_MOUNT_CALLS: &[&str] = &[
-    "readlink",
-    "readlinkat",
-    "chdir",
-    "getcwd",
-    "setxattr",
-    "lsetxattr",
-    "fsetxattr",
-    "removexattr",
-    "lremovexattr",
-    "fremovexattr",
-];
+/// which a supervisor serving a view without mounts must answer itself: symlinks and the
+/// cwd.
+pub const NO_MOUNT_CALLS: &[&str] = &["readlink", "readlinkat", "chdir", "getcwd"];
 
 /// Build the filter program (a `struct sock_filter` array, little-endian, 8 bytes per insn).
 pub fn build_program() -> Result<Vec<u8>> {

@@ -15,6 +15,9 @@ use crate::sys::notify::{Listener, Notif};
 use crate::view::journal::Op;
 
 mod no_mounts;
+mod xattrs;
+
+use xattrs::Target;
 
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_REMOVEDIR: u64 = 0x200;
@@ -60,6 +63,17 @@ fn proc_self_fd(abs: &[u8]) -> Option<i32> {
     std::str::from_utf8(rest).ok()?.parse().ok()
 }
 
+/// `/proc/self/fd/N/REST`: a path under the caller's directory fd N (gnulib's `*at`
+/// emulations, such as tar's `setxattrat`, name files so). The fd and REST.
+fn under_proc_self_fd(abs: &[u8]) -> Option<(i32, &[u8])> {
+    let rest = abs
+        .strip_prefix(b"/proc/self/fd/")
+        .or_else(|| abs.strip_prefix(b"/proc/thread-self/fd/"))?;
+    let slash = rest.iter().position(|&b| b == b'/')?;
+    let fd = std::str::from_utf8(&rest[..slash]).ok()?.parse().ok()?;
+    Some((fd, &rest[slash + 1..]))
+}
+
 impl Call<'_> {
     fn tid(&self) -> u32 {
         self.n.pid
@@ -84,7 +98,15 @@ impl Call<'_> {
         if let Some(fd) = proc_self_fd(&path) {
             return self.fd_arg(fd);
         }
-        let (abs, kernel) = if path[0] == b'/' {
+        let (abs, kernel) = if let Some((fd, rest)) = under_proc_self_fd(&path) {
+            // A descriptor not open: no such name in /proc, as the kernel says.
+            let real = paths::fd_path(self.tid(), fd).map_err(|e| match e.raw_os_error() {
+                Some(libc::EBADF) => io::Error::from_raw_os_error(libc::ENOENT),
+                _ => e,
+            })?;
+            let base = self.model.unfarm(real.clone());
+            (paths::join(&base, rest), paths::join(&real, rest))
+        } else if path[0] == b'/' {
             (path.clone(), path)
         } else {
             let real = paths::base_dir(self.tid(), dirfd)?;
@@ -311,8 +333,18 @@ pub fn dispatch(
         libc::SYS_fchownat => at_path(&c, a(0) as i32, a(1), a(4), |m, t, p, follow| {
             m.chown(t, p, a(2) as u32, a(3) as u32, follow)
         }),
-        libc::SYS_setxattr => one_path(&c, cwd, a(0), |m, t, p, f| m.setxattr(t, p, f)),
-        libc::SYS_lsetxattr => one_path(&c, cwd, a(0), |m, t, p, _| m.setxattr(t, p, false)),
+        libc::SYS_getxattr => xattrs::get(&c, by_path(a(0), true), a(1), a(2), a(3)),
+        libc::SYS_lgetxattr => xattrs::get(&c, by_path(a(0), false), a(1), a(2), a(3)),
+        libc::SYS_fgetxattr => xattrs::get(&c, Target::Fd(a(0) as i32), a(1), a(2), a(3)),
+        libc::SYS_listxattr => xattrs::list(&c, by_path(a(0), true), a(1), a(2)),
+        libc::SYS_llistxattr => xattrs::list(&c, by_path(a(0), false), a(1), a(2)),
+        libc::SYS_flistxattr => xattrs::list(&c, Target::Fd(a(0) as i32), a(1), a(2)),
+        libc::SYS_setxattr => xattrs::set(&c, by_path(a(0), true), set_args(n)),
+        libc::SYS_lsetxattr => xattrs::set(&c, by_path(a(0), false), set_args(n)),
+        libc::SYS_fsetxattr => xattrs::set(&c, Target::Fd(a(0) as i32), set_args(n)),
+        libc::SYS_removexattr => xattrs::remove(&c, by_path(a(0), true), a(1)),
+        libc::SYS_lremovexattr => xattrs::remove(&c, by_path(a(0), false), a(1)),
+        libc::SYS_fremovexattr => xattrs::remove(&c, Target::Fd(a(0) as i32), a(1)),
         libc::SYS_utimensat => set_times(&c, a(0) as i32, a(1), a(2), a(3), Times::Timespec),
         libc::SYS_utimes => set_times(&c, cwd, a(0), a(1), 0, Times::Timeval),
         libc::SYS_futimesat => set_times(&c, a(0) as i32, a(1), a(2), 0, Times::Timeval),
@@ -350,7 +382,22 @@ pub fn dispatch(
     (served, reply, path)
 }
 
-/// A call on one path: outside the view it goes to the kernel.
+/// An xattr call's path argument at `addr`.
+fn by_path(addr: u64, follow: bool) -> Target {
+    Target::Path { addr, follow }
+}
+
+/// The (name, value, size, flags) of a setxattr family call, after its path or fd.
+fn set_args(n: &Notif) -> xattrs::SetArgs {
+    let a = |i: usize| n.data.args[i];
+    xattrs::SetArgs {
+        name: a(1),
+        value: a(2),
+        size: a(3),
+        flags: a(4),
+    }
+}
+
 /// bind(2): a Unix socket bound to a path in the view is bound by the supervisor on the
 /// farm (which the program sees read-only); every other address goes to the kernel.
 fn bind(c: &Call, fd: i32, addr: u64, len: u64) -> Handled {
@@ -661,6 +708,21 @@ fn set_times(c: &Call, dirfd: i32, addr: u64, times: u64, flags: u64, layout: Ti
 #[cfg(test)]
 mod time_tests {
     use super::*;
+
+    #[test]
+    fn a_path_under_a_proc_fd_link_is_that_fd_and_the_rest() {
+        assert_eq!(
+            under_proc_self_fd(b"/proc/self/fd/5/a/b"),
+            Some((5, &b"a/b"[..]))
+        );
+        assert_eq!(
+            under_proc_self_fd(b"/proc/thread-self/fd/12/x"),
+            Some((12, &b"x"[..]))
+        );
+        assert_eq!(under_proc_self_fd(b"/proc/self/fd/5"), None);
+        assert_eq!(under_proc_self_fd(b"/proc/self/fd/x/a"), None);
+        assert_eq!(under_proc_self_fd(b"/proc/1/fd/5/a"), None);
+    }
 
     #[test]
     fn times_that_overflow_are_einval_not_a_panic() {

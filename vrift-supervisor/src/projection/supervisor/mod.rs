@@ -71,9 +71,13 @@ impl SupervisorProjection {
                 .write(true)
                 .open(&p)
                 .with_context(|| format!("{}", p.display()))?;
-            // The shim's index carries no owners or link groups: over a manifest with them
-            // the shim steps aside from the start, and the supervisor answers every call.
-            if spec.manifest.has_owners() || !spec.manifest.link_groups().is_empty() {
+            // The shim's index carries no owners, xattrs or link groups: over a manifest
+            // with them the shim steps aside from the start, and the supervisor answers
+            // every call.
+            let index_falls_short = spec.manifest.has_owners()
+                || spec.manifest.has_xattrs()
+                || !spec.manifest.link_groups().is_empty();
+            if index_falls_short {
                 std::os::unix::fs::FileExt::write_all_at(&f, &1u64.to_le_bytes(), 0)
                     .with_context(|| format!("{}", p.display()))?;
             }

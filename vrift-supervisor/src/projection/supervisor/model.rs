@@ -6,7 +6,7 @@ use vrift_common::vfs::{Cred, OpenFlags, View};
 use super::backend::FarmBackend;
 use super::creds::CredCache;
 use crate::view::journal::Op;
-use crate::view::state::{CallerStatus, ViewState};
+use crate::view::state::{CallerStatus, ViewState, XattrRead};
 pub use crate::view::state::{Outcome, Place, Undo};
 
 pub struct Model {
@@ -124,11 +124,12 @@ impl Model {
         self.state.undo_create(undo)
     }
 
-    pub fn setxattr(&self, tid: u32, abs: &[u8], follow: bool) -> Outcome {
-        match self.creds.get(tid) {
-            Ok(cred) => self.state.setxattr(&cred, abs, follow),
-            Err(_) => Outcome::Continue,
-        }
+    pub fn getxattr(&self, cred: &Cred, abs: &[u8], name: &[u8], follow: bool) -> XattrRead {
+        self.state.getxattr(cred, abs, name, follow)
+    }
+
+    pub fn listxattr(&self, cred: &Cred, abs: &[u8], follow: bool) -> XattrRead {
+        self.state.listxattr(cred, abs, follow)
     }
 
     /// chown family: a change of the view (the owner lives in the view's entry; the farm's

@@ -37,9 +37,12 @@ pub fn apply(p: &Path, e: &Entry, replaced: Option<&Metadata>) -> io::Result<()>
             }
         }
     }
-    // Symlinks cannot carry user.* xattrs on Linux.
+    // Symlinks cannot carry user.* xattrs on Linux. Reading and setting user.* needs read
+    // and write permission, which a mode the run gave (0000) may deny even the owner.
     if e.kind != EntryKind::Symlink {
-        match xattr::write_kept(p, &e.meta.xattrs) {
+        let written =
+            crate::sys::fsops::with_owner_access(p, || xattr::write_kept(p, &e.meta.xattrs));
+        match written {
             // A file system without xattrs: nothing it could keep.
             Err(err) if err.raw_os_error() == Some(libc::ENOTSUP) && e.meta.xattrs.is_empty() => {}
             r => r?,

@@ -8,10 +8,8 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::{paths, Call, Handled, PathArg, Reply, Served, PASS};
-use crate::projection::supervisor::acl;
 use crate::projection::supervisor::model::{Outcome, Place};
 use crate::sys::mem;
-use crate::view::journal::Op;
 use crate::view::lexical;
 
 const EROFS: (Served, Reply) = (Served::Denied, Reply::Errno(libc::EROFS));
@@ -211,60 +209,8 @@ pub(super) fn other(c: &Call) -> Handled {
         libc::SYS_readlinkat => readlink(c, a(0) as i32, a(1), a(2), a(3)),
         libc::SYS_chdir => chdir(c, a(0)),
         libc::SYS_getcwd => getcwd(c, a(0), a(1)),
-        libc::SYS_setxattr | libc::SYS_lsetxattr => {
-            let p = c.path(cwd, a(0), false)?;
-            let follow = c.n.data.nr as i64 == libc::SYS_setxattr;
-            Ok(set_xattr(c, &p, Some((a(1), a(2), a(3))), follow))
-        }
-        libc::SYS_fsetxattr => {
-            let p = c.fd_arg(a(0) as i32)?;
-            Ok(set_xattr(c, &p, Some((a(1), a(2), a(3))), false))
-        }
-        libc::SYS_removexattr | libc::SYS_lremovexattr => {
-            let p = c.path(cwd, a(0), false)?;
-            Ok(set_xattr(c, &p, None, false))
-        }
-        libc::SYS_fremovexattr => {
-            let p = c.fd_arg(a(0) as i32)?;
-            Ok(set_xattr(c, &p, None, false))
-        }
         _ => Ok(PASS),
     }
-}
-
-/// Extended attributes cannot be set on view paths (as on the read-only mount), nor in the
-/// store, with one exception: an access ACL that says no more than a mode (`sed -i` and
-/// `cp -p` set the mode of what they write so) is the chmod it stands for, as the kernel
-/// makes it (the set-id and sticky bits stay; chmod's rules judge it). `set` is the
-/// (name, value, size) of a setxattr, `None` for a removexattr.
-fn set_xattr(c: &Call, p: &PathArg, set: Option<(u64, u64, u64)>, follow: bool) -> (Served, Reply) {
-    if p.place != Place::View {
-        return pass_change(c, p);
-    }
-    let perm = set.and_then(|(name, value, size)| {
-        let name = paths::read_path(c.tid(), name).ok()?;
-        if name != acl::ACCESS_ACL || size > 4096 {
-            return None;
-        }
-        acl::equivalent_mode(&mem::read_bytes(c.tid(), value, size as usize).ok()?)
-    });
-    let (Some(perm), Some(cred)) = (perm, c.cred()) else {
-        return EROFS;
-    };
-    let st = match c.model.stat(&cred, &p.abs, follow) {
-        Outcome::Stat(st) => st,
-        Outcome::Errno(e) => return (Served::Denied, Reply::Errno(e)),
-        _ => return EROFS,
-    };
-    if !c.still_valid() {
-        return (Served::Hit, Reply::Done);
-    }
-    let chmod = Op::Chmod {
-        path: p.abs.clone(),
-        mode: (st.mode & 0o7000) | perm,
-        follow,
-    };
-    c.finish(c.model.change(c.tid(), chmod), 0, false)
 }
 
 /// Answer a call with `bytes` written at `buf` (at most `size` of them) and their count.
