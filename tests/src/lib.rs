@@ -1085,6 +1085,41 @@ impl Project {
     }
 }
 
+/// `getfattr -n NAME --only-values P` natively; None when it has no such attribute.
+pub fn xattr_of(p: &Path, name: &str) -> Option<String> {
+    let out = Command::new(require_tool("getfattr"))
+        .args(["-n", name, "--only-values", "--absolute-names"])
+        .arg(p)
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `setfattr -n NAME -v VALUE P` natively.
+pub fn setfattr(p: &Path, name: &str, value: &str) {
+    let mut c = Command::new(require_tool("setfattr"));
+    c.args(["-n", name, "-v", value]).arg(p);
+    run_expect(&mut c, true);
+}
+
+/// The `user.*` xattrs of `p` on disk, as `getfattr -d` dumps them (`name="value"` lines).
+pub fn user_xattrs_of(p: &Path) -> Vec<String> {
+    let out = Command::new(require_tool("getfattr"))
+        .args(["-d", "-m", "^user\\.", "--absolute-names"])
+        .arg(p)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "getfattr -d {}", p.display());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("user."))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Make a FIFO at `p` (the `mkfifo` program).
 pub fn mkfifo(p: &Path) {
     let mut c = Command::new("mkfifo");

@@ -461,6 +461,17 @@ fn shim_exports_every_hook() {
     );
 }
 
+/// `vrift run --projection shim -- /bin/sh -c SCRIPT` in the project `proj`, to success.
+fn shim_sh_in_project(env: &Env, proj: &Path, script: &str) -> std::process::Output {
+    ok_within(
+        &mut env.vrift(
+            proj,
+            &["run", "--projection", "shim", "--", "/bin/sh", "-c", script],
+        ),
+        T,
+    )
+}
+
 #[test]
 fn shim_projection_of_vrift_run_writes_the_changes_back_to_the_project() {
     let env = Env::new();
@@ -468,20 +479,10 @@ fn shim_projection_of_vrift_run_writes_the_changes_back_to_the_project() {
     write(&proj.join("a.txt"), "in the project\n");
     write(&proj.join("old.txt"), "to be removed\n");
     ok_within(&mut env.vrift(&proj, &["init"]), T);
-    let out = ok_within(
-        &mut env.vrift(
-            &proj,
-            &[
-                "run",
-                "--projection",
-                "shim",
-                "--",
-                "/bin/sh",
-                "-c",
-                "cat a.txt; echo made > new.txt; rm old.txt; pwd",
-            ],
-        ),
-        T,
+    let out = shim_sh_in_project(
+        &env,
+        &proj,
+        "cat a.txt; echo made > new.txt; rm old.txt; pwd",
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -617,21 +618,11 @@ fn shim_projection_passes_the_filtered_git_directory_through_from_any_cwd() {
     let (env, proj) = git_project();
     // .git is left out of the manifest and passes through to the real tree; the program's
     // cwd (in the view) is not the kernel's, so relative paths into .git must still work.
-    let out = ok_within(
-        &mut env.vrift(
-            &proj,
-            &[
-                "run",
-                "--projection",
-                "shim",
-                "--",
-                "/bin/sh",
-                "-c",
-                "echo more >> f1; git --no-optional-locks status --porcelain; \
-                 cd sub && git --no-optional-locks status --porcelain .",
-            ],
-        ),
-        T,
+    let out = shim_sh_in_project(
+        &env,
+        &proj,
+        "echo more >> f1; git --no-optional-locks status --porcelain; \
+         cd sub && git --no-optional-locks status --porcelain .",
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), " M f1\n");
     assert_eq!(
@@ -651,22 +642,12 @@ fn shim_unchanged_files_of_a_project_show_their_disk_identity_and_git_status_is_
     let (env, proj) = git_project();
     let disk = |rel: &str| std::fs::symlink_metadata(proj.join(rel)).unwrap();
     let (f1, f2) = (disk("f1"), disk("sub/f2"));
-    let out = ok_within(
-        &mut env.vrift(
-            &proj,
-            &[
-                "run",
-                "--projection",
-                "shim",
-                "--",
-                "/bin/sh",
-                "-c",
-                "git diff-files --name-only; echo status; git --no-optional-locks status \
-                 --porcelain; stat -c '%i %Z %z' f1; stat -c '%i %z' sub/f2; echo more >> sub/f2; \
-                 stat -c '%i %z' sub/f2; echo new > made.txt; stat -c %i made.txt",
-            ],
-        ),
-        T,
+    let out = shim_sh_in_project(
+        &env,
+        &proj,
+        "git diff-files --name-only; echo status; git --no-optional-locks status \
+         --porcelain; stat -c '%i %Z %z' f1; stat -c '%i %z' sub/f2; echo more >> sub/f2; \
+         stat -c '%i %z' sub/f2; echo new > made.txt; stat -c %i made.txt",
     );
     let out = String::from_utf8_lossy(&out.stdout).into_owned();
     let lines: Vec<&str> = out.lines().collect();

@@ -5,7 +5,6 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 use vrift_tests::*;
 
@@ -15,24 +14,6 @@ fn mode(p: &Path) -> u32 {
 
 fn ino(p: &Path) -> u64 {
     std::fs::symlink_metadata(p).unwrap().ino()
-}
-
-/// `getfattr -n NAME --only-values P` natively; None when it has no such attribute.
-fn xattr_of(p: &Path, name: &str) -> Option<String> {
-    let out = Command::new(require_tool("getfattr"))
-        .args(["-n", name, "--only-values", "--absolute-names"])
-        .arg(p)
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn setfattr(p: &Path, name: &str, value: &str) {
-    let mut c = Command::new(require_tool("setfattr"));
-    c.args(["-n", name, "-v", value]).arg(p);
-    run_expect(&mut c, true);
 }
 
 /// A shell line run in the view by the system's sh (GNU tools on PATH), its stdout.
@@ -322,22 +303,6 @@ fn copy_tools(as_user: bool) {
 matrix!(cp_a_rsync_and_tar_keep_modes_owners_xattrs_and_links => copy_tools, not_shim = "the shim alone reads its view from the manifest index, which carries no owners, xattrs or link groups");
 
 // ---- getfattr, setfattr and setfattr -x in the view, and what the project keeps
-
-/// The `user.*` xattrs of `p` on disk, as `getfattr -d` dumps them (`name="value"` lines).
-fn user_xattrs_of(p: &Path) -> Vec<String> {
-    let out = Command::new(require_tool("getfattr"))
-        .args(["-d", "-m", "^user\\.", "--absolute-names"])
-        .arg(p)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "getfattr -d {}", p.display());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("user."))
-        .map(str::to_string)
-        .collect()
-}
 
 fn xattrs_in_view(as_user: bool) {
     require_tool("getfattr");

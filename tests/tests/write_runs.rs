@@ -197,31 +197,11 @@ projections! {
 
 // ---- xattrs set and removed before the crash are recovered ----
 
-/// The `user.*` xattrs of `p` on disk, as `getfattr -d` dumps them (`name="value"` lines).
-fn user_xattrs_of(p: &Path) -> Vec<String> {
-    let out = std::process::Command::new(require_tool("getfattr"))
-        .args(["-d", "-m", "^user\\.", "--absolute-names"])
-        .arg(p)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "getfattr -d {}", p.display());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("user."))
-        .map(str::to_string)
-        .collect()
-}
-
 fn crash_after_xattrs(as_user: bool) {
-    let setfattr = require_tool("setfattr");
     let mut p = Project::new(as_user);
     let doc = p.file("doc.txt", "text\n", 0o644);
-    for (name, value) in [("user.keep", "kept"), ("user.gone", "old")] {
-        let mut c = std::process::Command::new(&setfattr);
-        c.args(["-n", name, "-v", value]).arg(&doc);
-        run_expect(&mut c, true);
-    }
+    setfattr(&doc, "user.keep", "kept");
+    setfattr(&doc, "user.gone", "old");
     let marker = p.out.join("written");
     p.ready();
     let bb = busybox();

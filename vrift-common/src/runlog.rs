@@ -549,7 +549,7 @@ pub fn replay<L: LayerSource>(view: &mut View<L>, records: &[Record]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Entry, EntryKind, Manifest};
+    use crate::manifest::{Entry, Manifest};
     use crate::vfs::Owner;
 
     fn rec(op: Op) -> Record {
@@ -674,15 +674,7 @@ mod tests {
 
     #[test]
     fn two_replays_of_one_log_reach_the_same_view() {
-        let dir = Entry {
-            kind: EntryKind::Dir,
-            hash: Hash([0; 32]),
-            size: 0,
-            mode: 0o755,
-            mtime_ns: 1,
-            target: Vec::new(),
-            meta: Default::default(),
-        };
+        let dir = Entry::dir(0o755, 1);
         let m = Manifest::from_entries(vec![(b"".to_vec(), dir.clone())]);
         let owner = Owner {
             uid: 1000,
@@ -709,25 +701,9 @@ mod tests {
             name: n.to_vec(),
             value: v.to_vec(),
         };
-        let mut f = Entry {
-            kind: EntryKind::File,
-            hash: Hash::of(b"f"),
-            size: 1,
-            mode: 0o644,
-            mtime_ns: 1,
-            target: Vec::new(),
-            meta: Default::default(),
-        };
+        let mut f = Entry::file(Hash::of(b"f"), 1, 0o644, 1);
         f.meta.xattrs = vec![x(b"user.a", b"1"), x(b"user.b", b"2")];
-        let dir = Entry {
-            kind: EntryKind::Dir,
-            hash: Hash([0; 32]),
-            size: 0,
-            mode: 0o755,
-            mtime_ns: 1,
-            target: Vec::new(),
-            meta: Default::default(),
-        };
+        let dir = Entry::dir(0o755, 1);
         let m = Manifest::from_entries(vec![(b"".to_vec(), dir), (b"f".to_vec(), f)]);
         let owner = Owner {
             uid: 1000,
