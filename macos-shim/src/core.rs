@@ -233,50 +233,15 @@ fn blob_name(h: &vrift_common::hash::Hash) -> [u8; 66] {
     out
 }
 
-/// Open `path` (absolute, no creation flags), which is longer than the kernel takes in one
-/// argument (the farm's path of a deep view entry, under a supervisor without mounts): its
-/// directories are opened in pieces that fit, each relative to the one before, as
-/// `vrift_common::longpath` does for vrift itself.
+/// Open `path` (no creation flags), which is longer than the kernel takes in one argument
+/// (the farm's path of a deep view entry, under a supervisor without mounts): through its
+/// directory's descriptor ([`vrift_common::longpath::Short`]), the open itself marked.
 #[cfg(target_os = "linux")]
 fn open_long(path: &[u8], flags: i32) -> Result<i32, i32> {
-    const MAX: usize = libc::PATH_MAX as usize - 1;
-    let dir_flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
-    let mut dir: Option<i32> = None;
-    let mut rest = path;
-    let result = loop {
-        let fits = rest.len() <= MAX;
-        // The piece to open now: all that is left, or the longest run of whole names that
-        // fits (a single name is at most NAME_MAX, so there is always one).
-        let cut = if fits {
-            rest.len()
-        } else {
-            match rest[..=MAX].iter().rposition(|&b| b == b'/') {
-                Some(0) | None => break Err(libc::ENAMETOOLONG),
-                Some(i) => i,
-            }
-        };
-        let Ok(piece) = std::ffi::CString::new(&rest[..cut]) else {
-            break Err(libc::EINVAL);
-        };
-        let how = if fits { flags } else { dir_flags };
-        let opened = match dir {
-            None => sys::openat_marked(&piece, how, 0),
-            Some(d) => sys::openat_marked_in(d, &piece, how),
-        };
-        if let Some(d) = dir.take() {
-            sys::close(d);
-        }
-        match opened {
-            Err(e) => break Err(e),
-            Ok(fd) if fits => break Ok(fd),
-            Ok(fd) => dir = Some(fd),
-        }
-        rest = &rest[cut + 1..];
-    };
-    if let Some(d) = dir {
-        sys::close(d);
-    }
-    result
+    let short = vrift_common::longpath::Short::of(Path::new(std::ffi::OsStr::from_bytes(path)))
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+    let c = std::ffi::CString::new(short.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
+    sys::openat_marked(&c, flags, 0)
 }
 
 /// `/proc/self/fd/N` or `/dev/fd/N`: the descriptor N.
