@@ -55,23 +55,18 @@ impl PathArg {
 }
 
 /// `/proc/self/fd/N` and `/proc/thread-self/fd/N` (glibc's fchmodat and friends use them):
-/// the caller's fd N.
-fn proc_self_fd(abs: &[u8]) -> Option<i32> {
+/// the caller's fd N, with no rest; `/proc/self/fd/N/REST`, a path under the caller's
+/// directory fd N (gnulib's `*at` emulations, such as tar's `setxattrat`, name files so):
+/// N and REST.
+fn proc_self_fd(abs: &[u8]) -> Option<(i32, Option<&[u8]>)> {
     let rest = abs
         .strip_prefix(b"/proc/self/fd/")
         .or_else(|| abs.strip_prefix(b"/proc/thread-self/fd/"))?;
-    std::str::from_utf8(rest).ok()?.parse().ok()
-}
-
-/// `/proc/self/fd/N/REST`: a path under the caller's directory fd N (gnulib's `*at`
-/// emulations, such as tar's `setxattrat`, name files so). The fd and REST.
-fn under_proc_self_fd(abs: &[u8]) -> Option<(i32, &[u8])> {
-    let rest = abs
-        .strip_prefix(b"/proc/self/fd/")
-        .or_else(|| abs.strip_prefix(b"/proc/thread-self/fd/"))?;
-    let slash = rest.iter().position(|&b| b == b'/')?;
-    let fd = std::str::from_utf8(&rest[..slash]).ok()?.parse().ok()?;
-    Some((fd, &rest[slash + 1..]))
+    let (n, under) = match rest.iter().position(|&b| b == b'/') {
+        Some(slash) => (&rest[..slash], Some(&rest[slash + 1..])),
+        None => (rest, None),
+    };
+    Some((std::str::from_utf8(n).ok()?.parse().ok()?, under))
 }
 
 impl Call<'_> {
@@ -95,10 +90,11 @@ impl Call<'_> {
             }
             return self.fd_arg(dirfd);
         }
-        if let Some(fd) = proc_self_fd(&path) {
+        let proc_fd = proc_self_fd(&path);
+        if let Some((fd, None)) = proc_fd {
             return self.fd_arg(fd);
         }
-        let (abs, kernel) = if let Some((fd, rest)) = under_proc_self_fd(&path) {
+        let (abs, kernel) = if let Some((fd, Some(rest))) = proc_fd {
             // A descriptor not open: no such name in /proc, as the kernel says.
             let real = paths::fd_path(self.tid(), fd).map_err(|e| match e.raw_os_error() {
                 Some(libc::EBADF) => io::Error::from_raw_os_error(libc::ENOENT),
@@ -209,7 +205,7 @@ impl Call<'_> {
                 cloexec,
                 undo,
             } => {
-                match self.listener.reply_with_fd(self.n.id, file, cloexec) {
+                match self.listener.reply_with_fd(self.n.id, file, cloexec, true) {
                     Ok(_) => (Served::Hit, Reply::Done),
                     Err(e) => {
                         // Interrupted or gone: a restarted call must find the view as it was.
@@ -712,16 +708,16 @@ mod time_tests {
     #[test]
     fn a_path_under_a_proc_fd_link_is_that_fd_and_the_rest() {
         assert_eq!(
-            under_proc_self_fd(b"/proc/self/fd/5/a/b"),
-            Some((5, &b"a/b"[..]))
+            proc_self_fd(b"/proc/self/fd/5/a/b"),
+            Some((5, Some(&b"a/b"[..])))
         );
         assert_eq!(
-            under_proc_self_fd(b"/proc/thread-self/fd/12/x"),
-            Some((12, &b"x"[..]))
+            proc_self_fd(b"/proc/thread-self/fd/12/x"),
+            Some((12, Some(&b"x"[..])))
         );
-        assert_eq!(under_proc_self_fd(b"/proc/self/fd/5"), None);
-        assert_eq!(under_proc_self_fd(b"/proc/self/fd/x/a"), None);
-        assert_eq!(under_proc_self_fd(b"/proc/1/fd/5/a"), None);
+        assert_eq!(proc_self_fd(b"/proc/self/fd/5"), Some((5, None)));
+        assert_eq!(proc_self_fd(b"/proc/self/fd/x/a"), None);
+        assert_eq!(proc_self_fd(b"/proc/1/fd/5/a"), None);
     }
 
     #[test]

@@ -51,11 +51,7 @@ fn errno(e: i32) -> (Served, Reply) {
 /// getxattr, lgetxattr, fgetxattr: the value into the caller's `buf` of `size` bytes.
 pub(super) fn get(c: &Call, target: Target, name: u64, buf: u64, size: u64) -> Handled {
     let name = read_name(c, name)?;
-    let (p, follow) = target.resolve(c)?;
-    if p.place != Place::View {
-        return Ok(PASS);
-    }
-    let Some(cred) = c.cred() else {
+    let Some((p, follow, cred)) = in_view(c, target)? else {
         return Ok(PASS);
     };
     Ok(answer(
@@ -68,11 +64,7 @@ pub(super) fn get(c: &Call, target: Target, name: u64, buf: u64, size: u64) -> H
 
 /// listxattr, llistxattr, flistxattr: the NUL-ended names into `buf` of `size` bytes.
 pub(super) fn list(c: &Call, target: Target, buf: u64, size: u64) -> Handled {
-    let (p, follow) = target.resolve(c)?;
-    if p.place != Place::View {
-        return Ok(PASS);
-    }
-    let Some(cred) = c.cred() else {
+    let Some((p, follow, cred)) = in_view(c, target)? else {
         return Ok(PASS);
     };
     Ok(answer(
@@ -81,6 +73,20 @@ pub(super) fn list(c: &Call, target: Target, buf: u64, size: u64) -> Handled {
         buf,
         size,
     ))
+}
+
+/// A read's target when it is in the view, with whether to follow a final symlink and the
+/// caller's credentials; None for the kernel to answer (outside the view, or a caller whose
+/// credentials cannot be read).
+fn in_view(
+    c: &Call,
+    target: Target,
+) -> std::io::Result<Option<(PathArg, bool, vrift_common::vfs::Cred)>> {
+    let (p, follow) = target.resolve(c)?;
+    if p.place != Place::View {
+        return Ok(None);
+    }
+    Ok(c.cred().map(|cred| (p, follow, cred)))
 }
 
 /// A read's answer as the kernel gives it: with `size` 0 the length alone, ERANGE when the
