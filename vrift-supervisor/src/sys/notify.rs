@@ -60,6 +60,7 @@ const NOTIF_ADDFD: u64 = iowr(IOC_WRITE, 3, std::mem::size_of::<NotifAddfd>());
 const NOTIF_SET_FLAGS: u64 = iowr(IOC_WRITE, 4, 8);
 
 const USER_NOTIF_FLAG_CONTINUE: u32 = 1;
+const ADDFD_FLAG_SEND: u32 = 1 << 1;
 const USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
 const SET_MODE_FILTER: libc::c_uint = 1;
 const FILTER_FLAG_NEW_LISTENER: libc::c_uint = 1 << 3;
@@ -169,25 +170,35 @@ impl Listener {
     }
 
     /// Install `fd` in the tracee as the system call's result (the new fd number is returned
-    /// to it). `cloexec` sets O_CLOEXEC on the tracee's copy.
+    /// to it). `cloexec` sets O_CLOEXEC on the tracee's copy; `writable`: `fd` is open for
+    /// writing.
     ///
-    /// The supervisor's own copy is closed after the tracee has its copy and before the
-    /// answer lets it go on: a file opened for writing and still open here would make the
+    /// A writable descriptor's own copy here is closed after the tracee has its copy and
+    /// before the answer lets it go on: a file still open for writing here would make the
     /// tracee's next exec of it fail with ETXTBSY (pjdfstest's `truncate::etxtbsy` copies a
-    /// program, closes it and runs it at once). Installing and answering in one step
-    /// (`SECCOMP_ADDFD_FLAG_SEND`) would leave that copy open past the answer. The two steps
-    /// cannot be split by a signal while the tracee waits killably (see
-    /// [`install_filter_with_listener`]). ENOENT: the call was interrupted or its thread is
-    /// gone.
-    pub fn reply_with_fd(&self, id: u64, fd: OwnedFd, cloexec: bool) -> io::Result<i32> {
+    /// program, closes it and runs it at once). So it is installed and answered in two steps,
+    /// which a signal cannot split while the tracee waits killably (see
+    /// [`install_filter_with_listener`]); any other descriptor in one
+    /// (`SECCOMP_ADDFD_FLAG_SEND`), a system call fewer. ENOENT: the call was interrupted or
+    /// its thread is gone.
+    pub fn reply_with_fd(
+        &self,
+        id: u64,
+        fd: OwnedFd,
+        cloexec: bool,
+        writable: bool,
+    ) -> io::Result<i32> {
         let mut a = NotifAddfd {
             id,
-            flags: 0,
+            flags: if writable { 0 } else { ADDFD_FLAG_SEND },
             srcfd: fd.as_raw_fd() as u32,
             newfd: 0,
             newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
         };
         let newfd = ioctl_ptr(self.fd.as_raw_fd(), NOTIF_ADDFD, &mut a)?;
+        if !writable {
+            return Ok(newfd);
+        }
         drop(fd);
         let mut resp = NotifResp {
             id,

@@ -99,7 +99,7 @@ pub(super) fn serve_open(c: &Call, p: &PathArg, flags: i32) -> (Served, Reply) {
             .name("vrift-fifo".into())
             .spawn(move || match open_here(&target, flags) {
                 Ok(f) => {
-                    let _ = listener.reply_with_fd(id, f.into(), cloexec);
+                    let _ = listener.reply_with_fd(id, f.into(), cloexec, writes(flags));
                 }
                 Err(e) => {
                     let _ = listener.reply_errno(id, e.raw_os_error().unwrap_or(libc::EIO));
@@ -123,15 +123,25 @@ pub(super) fn serve_open(c: &Call, p: &PathArg, flags: i32) -> (Served, Reply) {
             return (Served::Denied, Reply::Errno(libc::ENOTSUP));
         }
         let plain = flags & !(libc::O_PATH | libc::O_ACCMODE) | libc::O_RDONLY;
-        return hand_over(c, open_here(&target, plain), cloexec);
+        return hand_over(c, open_here(&target, plain), plain);
     }
-    hand_over(c, open_here(&target, flags), cloexec)
+    hand_over(c, open_here(&target, flags), flags)
 }
 
-/// Install `opened` in the caller as its call's result, or answer the error.
-fn hand_over(c: &Call, opened: std::io::Result<std::fs::File>, cloexec: bool) -> (Served, Reply) {
+/// Whether an open with `flags` gives a descriptor open for writing.
+fn writes(flags: i32) -> bool {
+    flags & libc::O_ACCMODE != libc::O_RDONLY
+}
+
+/// Install `opened` (opened with `flags`) in the caller as its call's result, or answer the
+/// error.
+fn hand_over(c: &Call, opened: std::io::Result<std::fs::File>, flags: i32) -> (Served, Reply) {
+    let cloexec = flags & libc::O_CLOEXEC != 0;
     match opened {
-        Ok(f) => match c.listener.reply_with_fd(c.n.id, f.into(), cloexec) {
+        Ok(f) => match c
+            .listener
+            .reply_with_fd(c.n.id, f.into(), cloexec, writes(flags))
+        {
             Ok(_) => (Served::Hit, Reply::Done),
             // Interrupted, or gone: nothing to answer.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) || !c.still_valid() => {
@@ -162,11 +172,7 @@ pub(super) fn open_outside(c: &Call, p: &PathArg, flags: i32) -> Option<(Served,
         return None;
     }
     let target = lexical::normalize(&p.abs);
-    Some(hand_over(
-        c,
-        open_here(os(&target), flags),
-        flags & libc::O_CLOEXEC != 0,
-    ))
+    Some(hand_over(c, open_here(os(&target), flags), flags))
 }
 
 /// exec of a view path the view allows: the kernel may run it when it would reach the
