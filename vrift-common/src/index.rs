@@ -203,6 +203,27 @@ impl Index {
         Record::parse(&self.bytes, at).ok_or_else(|| self.corrupt(format!("entry {i} truncated")))
     }
 
+    /// Entry `i`'s path, reading only the two fields that locate it (the hash table's
+    /// probes compare paths and need nothing else of the record).
+    fn path_of(&self, i: u32) -> Option<&[u8]> {
+        if i >= self.header.count {
+            return None;
+        }
+        let at = self.header.entries_off as usize + i as usize * RECORD_LEN;
+        let off = layout::u32_at(&self.bytes, at)?;
+        let len = layout::u32_at(&self.bytes, at + 4)?;
+        self.string(off, len)
+    }
+
+    /// The kind byte of entry `i` (0 file, 1 directory, 2 symlink, 3 FIFO).
+    fn kind_of(&self, i: u32) -> Option<u8> {
+        if i >= self.header.count {
+            return None;
+        }
+        let at = self.header.entries_off as usize + i as usize * RECORD_LEN + layout::KIND_AT;
+        self.bytes.get(at).copied()
+    }
+
     fn string(&self, off: u32, len: u32) -> Option<&[u8]> {
         if u64::from(off) + u64::from(len) > self.header.strings_len {
             return None;
@@ -253,8 +274,7 @@ impl Index {
                 return None;
             }
             let i = v - 1;
-            let r = self.record(i).ok()?;
-            if self.string(r.path_off, r.path_len) == Some(path) {
+            if self.path_of(i) == Some(path) {
                 return Some(i);
             }
             s = (s + 1) & mask;
@@ -359,6 +379,21 @@ impl LayerSource for Index {
             return None;
         }
         self.find(path).and_then(|i| self.origin_of(i))
+    }
+
+    fn subdir_count(&self, dir: &[u8]) -> usize {
+        let Some(r) = self.find(dir).and_then(|i| self.record(i).ok()) else {
+            return 0;
+        };
+        if u64::from(r.children_start) + u64::from(r.children_count) > self.header.children_len {
+            return 0;
+        }
+        (r.children_start..r.children_start + r.children_count)
+            .filter(|&k| {
+                let at = self.header.children_off as usize + k as usize * 4;
+                layout::u32_at(&self.bytes, at).and_then(|c| self.kind_of(c)) == Some(1)
+            })
+            .count()
     }
 
     fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {

@@ -154,6 +154,9 @@ impl Header {
     }
 }
 
+/// Where a record's kind byte lies in it.
+pub(super) const KIND_AT: usize = 16;
+
 /// One entry's fixed-size record.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Record {
@@ -180,7 +183,7 @@ impl Record {
             path_len: u(4),
             target_off: u(8),
             target_len: u(12),
-            kind: r[16],
+            kind: r[KIND_AT],
             mode: u(20),
             size: q(24),
             mtime_ns: q(32) as i64,

@@ -43,6 +43,34 @@ impl Delta {
     pub fn get(&self, path: &[u8]) -> Option<&DeltaNode> {
         self.nodes.get(path)
     }
+    /// Does the delta hold a node at `rel` or at any directory above it (the root too)?
+    /// When it holds none, a lookup of `rel` is the layers' alone.
+    pub(crate) fn holds_path_or_above(&self, rel: &[u8]) -> bool {
+        if self.nodes.is_empty() {
+            return false;
+        }
+        if self.nodes.contains_key(rel) || self.nodes.contains_key(&b""[..]) {
+            return true;
+        }
+        rel.iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'/')
+            .any(|(i, _)| self.nodes.contains_key(&rel[..i]))
+    }
+
+    /// Does the delta hold a node anywhere below the directory `rel`?
+    pub(crate) fn holds_below(&self, rel: &[u8]) -> bool {
+        if rel.is_empty() {
+            return self.nodes.keys().any(|k| !k.is_empty());
+        }
+        let mut prefix = rel.to_vec();
+        prefix.push(b'/');
+        self.nodes
+            .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded))
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&prefix))
+    }
+
     /// All nodes in path order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &DeltaNode)> + '_ {
         self.nodes.iter().map(|(p, n)| (p.as_slice(), n))

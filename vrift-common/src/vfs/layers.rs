@@ -30,6 +30,14 @@ pub trait LayerSource {
     fn origin(&self, _path: &[u8]) -> Option<Origin> {
         None
     }
+    /// How many direct children of `dir` are directories (a directory's `st_nlink` is 2
+    /// more). A layer that can count them without handing out its entries says so here.
+    fn subdir_count(&self, dir: &[u8]) -> usize {
+        self.children(dir)
+            .iter()
+            .filter(|(_, e)| e.kind == crate::manifest::EntryKind::Dir)
+            .count()
+    }
 }
 
 impl LayerSource for BTreeMap<RelPath, Entry> {
@@ -66,6 +74,9 @@ impl<T: LayerSource + ?Sized> LayerSource for &T {
     fn origin(&self, path: &[u8]) -> Option<Origin> {
         (**self).origin(path)
     }
+    fn subdir_count(&self, dir: &[u8]) -> usize {
+        (**self).subdir_count(dir)
+    }
 }
 
 impl<T: LayerSource + ?Sized> LayerSource for Arc<T> {
@@ -80,6 +91,9 @@ impl<T: LayerSource + ?Sized> LayerSource for Arc<T> {
     }
     fn origin(&self, path: &[u8]) -> Option<Origin> {
         (**self).origin(path)
+    }
+    fn subdir_count(&self, dir: &[u8]) -> usize {
+        (**self).subdir_count(dir)
     }
 }
 
@@ -526,11 +540,26 @@ impl<L: LayerSource> View<L> {
 
     /// Number of links of a directory: 2 + its subdirectories.
     pub(crate) fn dir_nlink(&self, rel: &[u8], mask: Mask) -> u64 {
+        if let Some(n) = self.layer_dir_nlink(rel) {
+            return n;
+        }
         2 + self
             .merged_children_with(rel, mask, false)
             .iter()
             .filter(|(_, e, _)| e.is_dir())
             .count() as u64
+    }
+
+    /// A directory's number of links counted in the view's one layer, without merging, when
+    /// the delta holds nothing at, above or below it (its children are the layer's alone).
+    pub(crate) fn layer_dir_nlink(&self, rel: &[u8]) -> Option<u64> {
+        let [layer] = self.layers.as_slice() else {
+            return None;
+        };
+        if self.delta.holds_path_or_above(rel) || self.delta.holds_below(rel) {
+            return None;
+        }
+        Some(2 + layer.subdir_count(rel) as u64)
     }
 
     // ---- changing the delta ----------------------------------------------------------------

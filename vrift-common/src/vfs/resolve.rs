@@ -176,7 +176,84 @@ impl<L: LayerSource> View<L> {
         }
     }
 
+    /// Resolve `path` as the kernel would (see the module's comment), checking search
+    /// permission for `cred` when given.
     pub(crate) fn walk(
+        &self,
+        cred: Option<&Cred>,
+        path: &[u8],
+        cwd: &[u8],
+        follow: Follow,
+    ) -> Result<Resolved, Errno> {
+        if let Some(found) = self.plainly_in_layer(cred, path, follow) {
+            return Ok(found);
+        }
+        self.walk_general(cred, path, cwd, follow)
+    }
+
+    /// The other hot path, taken by every stat of a file the run has not touched: in a view
+    /// of one layer, an absolute path under the root made of plain names (no ".", "..",
+    /// empty or over-long ones) that the delta holds nothing of is the layer's own entry,
+    /// found by one lookup, when every directory above it is the layer's directory and an
+    /// unprivileged caller may search each. `None` leaves every other case (symlinks to
+    /// follow, misses, refusals) to [`View::walk_general`], which gives the same answers
+    /// with all of the kernel's rules, one name at a time.
+    fn plainly_in_layer(
+        &self,
+        cred: Option<&Cred>,
+        path: &[u8],
+        follow: Follow,
+    ) -> Option<Resolved> {
+        let [layer] = self.layers.as_slice() else {
+            return None;
+        };
+        let rel = if self.root == b"/" {
+            path.strip_prefix(b"/")?
+        } else {
+            path.strip_prefix(self.root.as_slice())?
+                .strip_prefix(b"/")?
+        };
+        let plain = |name: &[u8]| {
+            !name.is_empty() && name != b"." && name != b".." && name.len() <= NAME_MAX
+        };
+        if !rel.split(|&b| b == b'/').all(plain) || self.delta.holds_path_or_above(rel) {
+            return None;
+        }
+        let searcher = cred.filter(|c| !c.privileged);
+        if let Some(c) = searcher {
+            let (root, _) = self.root_node();
+            if !permits(c, self.owner_of(&root), &root, MAY_EXEC) {
+                return None;
+            }
+        }
+        for (i, _) in rel.iter().enumerate().filter(|&(_, &b)| b == b'/') {
+            let dir = layer.get(&rel[..i])?;
+            if dir.kind != crate::manifest::EntryKind::Dir {
+                return None;
+            }
+            if let Some(c) = searcher {
+                let dir = ViewEntry::from_layer(dir);
+                if !permits(c, self.owner_of(&dir), &dir, MAY_EXEC) {
+                    return None;
+                }
+            }
+        }
+        let found = layer.get(rel)?;
+        if found.kind == crate::manifest::EntryKind::Symlink && follow == Follow::Yes {
+            return None;
+        }
+        let mut entry = ViewEntry::from_layer(found);
+        self.fill_identity(&mut entry, rel);
+        Some(Resolved::View {
+            rel: rel.to_vec(),
+            entry: Some(entry),
+            last: Last::Normal,
+            trailing_slash: false,
+        })
+    }
+
+    /// [`View::walk`] one name at a time, for any path.
+    pub(crate) fn walk_general(
         &self,
         cred: Option<&Cred>,
         path: &[u8],

@@ -106,11 +106,10 @@ impl<L: LayerSource> View<L> {
     /// The stat of `e`, found at `rel`.
     pub(crate) fn stat_of(&self, rel: &[u8], e: &ViewEntry) -> Stat {
         let kind = FileType::of(e);
-        let nlink = match e.is_dir().then(|| self.locate(rel)).flatten() {
-            Some((_, mask)) => self.dir_nlink(rel, mask),
-            None if e.is_dir() => 1,
-            // Names hard-linked during the run share the inode.
-            None => self.delta.name_count(e.ino).max(1) as u64,
+        let quick = e.is_dir().then(|| self.layer_dir_nlink(rel)).flatten();
+        let nlink = match quick {
+            Some(n) => n,
+            None => self.stat_nlink(rel, e),
         };
         // Symlinks always show 0777, as on Linux.
         let perm = if e.is_symlink() {
@@ -143,6 +142,16 @@ impl<L: LayerSource> View<L> {
                 Some(Content::Pending(id)) => Some(id),
                 _ => None,
             },
+        }
+    }
+
+    /// `st_nlink` of `e` at `rel` through the merged layers and the delta.
+    fn stat_nlink(&self, rel: &[u8], e: &ViewEntry) -> u64 {
+        match e.is_dir().then(|| self.locate(rel)).flatten() {
+            Some((_, mask)) => self.dir_nlink(rel, mask),
+            None if e.is_dir() => 1,
+            // Names hard-linked during the run share the inode.
+            None => self.delta.name_count(e.ino).max(1) as u64,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Unit tests of the view: one test per behaviour, named after it.
 
 mod attrs;
+mod fast_paths;
 mod fixture;
 mod layers;
 mod names;

@@ -1,0 +1,138 @@
+//! The lookups that skip the general walk give the general walk's answers: every path a
+//! test tree has (and its near misses), for every kind of caller, before and after changes,
+//! over a plain layer and over the manifest index.
+
+use std::path::Path;
+
+use super::fixture::*;
+use crate::index::{encode, Index};
+use crate::manifest::{EntryKind, Manifest};
+use crate::vfs::resolve::Follow;
+use crate::vfs::*;
+
+/// Every path the tests look up: each entry's, under the root, with the names around it.
+fn paths(entries: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for rel in entries {
+        let mut abs = ROOT.to_vec();
+        if !rel.is_empty() {
+            abs.push(b'/');
+            abs.extend_from_slice(rel);
+        }
+        for tail in [
+            &b""[..],
+            b"/",
+            b"/x",
+            b"/.",
+            b"/..",
+            b"//x",
+            b"/main.rs",
+            b"/f",
+        ] {
+            let mut p = abs.clone();
+            p.extend_from_slice(tail);
+            out.push(p);
+        }
+        let mut missing = abs.clone();
+        missing.extend_from_slice(b"-missing");
+        out.push(missing);
+    }
+    out.push(b"/home/u/proj/link_src/deep/x.rs".to_vec());
+    out.push(b"/home/u/proj/abs_src/main.rs".to_vec());
+    out.push(b"/home/u/proj/out_etc/passwd".to_vec());
+    out.push(b"/home/u/other".to_vec());
+    out.push(b"/".to_vec());
+    out
+}
+
+fn creds() -> Vec<Cred> {
+    vec![root(), user(), group_member(), Cred::user(3000, 3000)]
+}
+
+/// Compare the walk (with its hot paths) with the general walk, and a directory's quick
+/// link count with the merged one, for every path, caller and way of following.
+fn same_answers<L: LayerSource>(v: &View<L>) {
+    let mut rels: Vec<Vec<u8>> = v.subtree(b"").into_iter().map(|(p, _)| p).collect();
+    rels.extend(base().into_keys());
+    rels.sort();
+    rels.dedup();
+    for path in paths(&rels) {
+        for cred in creds() {
+            for follow in [Follow::Yes, Follow::No, Follow::Parent] {
+                let quick = v.walk(Some(&cred), &path, ROOT, follow);
+                let general = v.walk_general(Some(&cred), &path, ROOT, follow);
+                assert_eq!(
+                    quick,
+                    general,
+                    "{} as uid {} ({follow:?})",
+                    String::from_utf8_lossy(&path),
+                    cred.uid
+                );
+            }
+        }
+    }
+    for rel in &rels {
+        let Some((e, mask)) = v.locate(rel) else {
+            continue;
+        };
+        if !e.is_dir() {
+            continue;
+        }
+        if let Some(n) = v.layer_dir_nlink(rel) {
+            let merged = v.merged_children(rel, mask);
+            let dirs = merged.iter().filter(|(_, e, _)| e.is_dir()).count() as u64;
+            assert_eq!(n, 2 + dirs, "nlink of {}", String::from_utf8_lossy(rel));
+        }
+    }
+}
+
+/// The same changes made to a view: a new directory and file, a removal, a rename, a
+/// chmod that closes a directory (made by root, so they can be made in either view).
+fn change<L: LayerSource>(v: &mut View<L>) {
+    let me = root();
+    let c = at(&me);
+    v.mkdir(&c, b"/home/u/proj/src/new", 0o755).unwrap();
+    v.mkdir(&c, b"/home/u/proj/src/new/sub", 0o700).unwrap();
+    v.unlink(&c, b"/home/u/proj/src/lib.rs").unwrap();
+    v.rename(
+        &c,
+        b"/home/u/proj/bin",
+        b"/home/u/proj/tools",
+        RenameMode::Replace,
+    )
+    .unwrap();
+    v.chmod(&c, b"/home/u/proj/src/deep", 0o700, true).unwrap();
+}
+
+#[test]
+fn the_quick_lookups_answer_as_the_general_walk_over_a_layer() {
+    for mut v in [view(), foreign_view()] {
+        same_answers(&v);
+        change(&mut v);
+        same_answers(&v);
+    }
+}
+
+#[test]
+fn the_quick_lookups_answer_as_the_general_walk_over_the_index() {
+    let m = Manifest::from_entries(base());
+    let ix = Index::from_bytes(encode(&m, &m.hash()).unwrap(), Path::new("t.vidx")).unwrap();
+    let mut v = View::new(ROOT, OWNER, vec![&ix]).unwrap();
+    same_answers(&v);
+    change(&mut v);
+    same_answers(&v);
+}
+
+#[test]
+fn a_directory_counts_its_subdirectories_in_the_index_as_in_the_manifest() {
+    let m = Manifest::from_entries(base());
+    let ix = Index::from_bytes(encode(&m, &m.hash()).unwrap(), Path::new("t.vidx")).unwrap();
+    for (path, e) in m.iter() {
+        if e.kind == EntryKind::Dir {
+            assert_eq!(ix.subdir_count(path), m.subdir_count(path), "{path:?}");
+        }
+    }
+    assert_eq!(ix.subdir_count(b""), 7);
+    assert_eq!(ix.subdir_count(b"src"), 1);
+    assert_eq!(ix.subdir_count(b"missing"), 0);
+}
