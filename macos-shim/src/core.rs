@@ -124,7 +124,8 @@ fn outside<T>(path: &[u8], abs: Vec<u8>) -> Act<T> {
 
 /// `dir/name`, for absolute `dir`.
 fn join_abs(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = dir.to_vec();
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    p.extend_from_slice(dir);
     if p.last() != Some(&b'/') {
         p.push(b'/');
     }
@@ -477,17 +478,20 @@ impl Shim {
         if path.first() == Some(&b'/') {
             return Some(path.to_vec());
         }
-        let base = match dirfd {
-            None => self.cwd.clone(),
-            Some(fd) => {
-                let info = self.fds.get(&fd)?;
-                self.view.abs_path(&info.rel)
+        let joined = |base: &[u8]| {
+            if path.is_empty() {
+                base.to_vec()
+            } else {
+                join_abs(base, path)
             }
         };
-        if path.is_empty() {
-            return Some(base);
+        match dirfd {
+            None => Some(joined(&self.cwd)),
+            Some(fd) => {
+                let info = self.fds.get(&fd)?;
+                Some(joined(&self.view.abs_path(&info.rel)))
+            }
         }
-        Some(join_abs(&base, path))
     }
 
     /// [`Shim::abs`], also for a descriptor the view did not open (a real directory): its

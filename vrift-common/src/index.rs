@@ -381,6 +381,23 @@ impl LayerSource for Index {
         self.find(path).and_then(|i| self.origin_of(i))
     }
 
+    fn get_with_origin(&self, path: &[u8]) -> Option<(&Entry, Option<Origin>)> {
+        let i = self.find(path)?;
+        Some((self.cached(i)?, self.origin_of(i)))
+    }
+
+    fn children_with_origins(&self, dir: &[u8]) -> Vec<(&[u8], &Entry, Option<Origin>)> {
+        let Some(kids) = self.find(dir).and_then(|i| self.children_of(i).ok()) else {
+            return Vec::new();
+        };
+        kids.into_iter()
+            .filter_map(|k| {
+                let name = self.entry(k).ok()?.name();
+                Some((name, self.cached(k)?, self.origin_of(k)))
+            })
+            .collect()
+    }
+
     fn subdir_count(&self, dir: &[u8]) -> usize {
         let Some(r) = self.find(dir).and_then(|i| self.record(i).ok()) else {
             return 0;

@@ -109,6 +109,20 @@ pub enum IngestWarning {
     StatCacheNotSaved { reason: String },
 }
 
+impl IngestWarning {
+    /// The path the warning is about (`None` for the stat cache's own).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            IngestWarning::SpecialFileSkipped { path, .. }
+            | IngestWarning::Vanished { path }
+            | IngestWarning::Unreadable { path } => Some(path),
+            IngestWarning::StatCacheIgnored { .. } | IngestWarning::StatCacheNotSaved { .. } => {
+                None
+            }
+        }
+    }
+}
+
 impl fmt::Display for IngestWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -354,7 +368,7 @@ pub fn ingest(
     let mut bytes = 0u64;
     let mut cache_entries = Vec::with_capacity(walked.files.len());
     // Files the stat cache vouches have no kept xattrs: not listed again (see `statcache`).
-    let mut no_xattrs: std::collections::HashSet<&[u8]> = Default::default();
+    let mut no_xattrs: foldhash::HashSet<&[u8]> = Default::default();
     let first_file = entries.len();
     for (item, result) in walked.files.iter().zip(&results) {
         let Some((stat, hash)) = result else { continue };

@@ -27,7 +27,6 @@
 //! either, so its blobs are checked) are still read. A file that fails any check is
 //! reported as corrupt and never trusted.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -114,7 +113,7 @@ pub struct StatCache {
     /// The store's blob generation when the cache was written (`None`: not recorded).
     blob_generation: Option<u64>,
     /// Path -> (stat, hash, flags).
-    entries: HashMap<Vec<u8>, (FileStat, Hash, u8)>,
+    entries: foldhash::HashMap<Vec<u8>, (FileStat, Hash, u8)>,
     /// Written with entry flags (`VRIFTSC3`).
     has_flags: bool,
 }
@@ -292,7 +291,8 @@ fn decode(bytes: &[u8], canonical_root: &Path) -> Result<StatCache, String> {
     if count > (r.buf.len() / 80) as u64 {
         return Err("entry count larger than the file".into());
     }
-    let mut entries = HashMap::with_capacity(count as usize);
+    let mut entries =
+        foldhash::HashMap::with_capacity_and_hasher(count as usize, Default::default());
     for _ in 0..count {
         let len = r.u32()? as usize;
         let path = r.take(len)?.to_vec();

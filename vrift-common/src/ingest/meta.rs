@@ -20,7 +20,7 @@ fn abs(root: &Path, rel: &[u8]) -> PathBuf {
 }
 
 /// Do the owners go in the manifest? See [`Owners`].
-pub(super) fn record_owners(policy: Owners, ids: &HashMap<RelPath, DiskId>) -> bool {
+pub(super) fn record_owners(policy: Owners, ids: &foldhash::HashMap<RelPath, DiskId>) -> bool {
     match policy {
         Owners::Always => true,
         Owners::Auto => {
@@ -39,9 +39,9 @@ pub(super) fn record_owners(policy: Owners, ids: &HashMap<RelPath, DiskId>) -> b
 pub(super) fn attach(
     root: &Path,
     entries: &mut [(RelPath, Entry)],
-    ids: &HashMap<RelPath, DiskId>,
+    ids: &foldhash::HashMap<RelPath, DiskId>,
     owners: Owners,
-    no_xattrs: &HashSet<&[u8]>,
+    no_xattrs: &foldhash::HashSet<&[u8]>,
 ) -> Result<(), (PathBuf, std::io::Error)> {
     let with_owners = record_owners(owners, ids);
     // (dev, ino) of files with more than one link -> group number.

@@ -5,6 +5,8 @@ use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use super::{Excluded, IngestError, IngestWarning};
 use crate::filters::{ExcludeReason, Filter};
@@ -32,7 +34,7 @@ pub(crate) struct Walked {
     pub symlinks: u64,
     pub fifos: u64,
     /// Who owns each path and which inode it is, for `meta::attach`.
-    pub ids: std::collections::HashMap<RelPath, DiskId>,
+    pub ids: foldhash::HashMap<RelPath, DiskId>,
 }
 
 /// The inode behind a path, as the walk's `lstat` saw it.
@@ -89,21 +91,168 @@ fn special_kind(ft: &fs::FileType) -> &'static str {
     }
 }
 
-/// Walk `root` (canonical, a directory). `progress` gets the number of paths seen so far.
+/// Walk `root` (canonical, a directory). `progress` gets the number of paths seen so far
+/// (called on the calling thread).
+///
+/// Directories are listed by a few threads taking them from one shared stack: a walk is
+/// mostly `lstat` calls, which the kernel serves in parallel, and the refresh before every
+/// run in a project is this walk. The result does not depend on how the work was shared:
+/// entries, files and warnings are put in path order at the end.
 pub(crate) fn walk(
     root: &Path,
     filter: &Filter,
     store_root: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Walked, IngestError> {
-    let mut out = Walked::default();
     let root_meta = fs::symlink_metadata(root).map_err(io_err(root))?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let shared = Shared {
+        work: Mutex::new(Work {
+            stack: vec![(RelPath::new(), root.to_path_buf())],
+            busy: 0,
+            failed: None,
+        }),
+        wake: Condvar::new(),
+        seen: AtomicU64::new(0),
+    };
+    let lister = Lister { filter, store_root };
+    let mut parts: Vec<Part> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads)
+            .map(|_| scope.spawn(|| shared.run(&lister, &mut |_| {})))
+            .collect();
+        let mut mine = vec![shared.run(&lister, &mut |seen| progress(seen))];
+        // A helper that panicked has lost its part: the walk cannot be trusted then.
+        mine.extend(helpers.into_iter().map(|h| h.join().expect("walk thread")));
+        mine
+    });
+    if let Some(e) = shared
+        .work
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .failed
+    {
+        return Err(e);
+    }
+    progress(shared.seen.load(Ordering::Relaxed));
+
+    let mut out = Walked::default();
     out.entries.push((RelPath::new(), dir_entry(&root_meta)));
     out.ids.insert(RelPath::new(), DiskId::of(&root_meta));
     out.dirs = 1;
-    let mut seen = 0u64;
-    let mut stack: Vec<(RelPath, PathBuf)> = vec![(RelPath::new(), root.to_path_buf())];
-    while let Some((dir_rel, dir_abs)) = stack.pop() {
+    let mut unlisted: Vec<RelPath> = Vec::new();
+    for part in &mut parts {
+        let w = &mut part.walked;
+        out.entries.append(&mut w.entries);
+        out.files.append(&mut w.files);
+        out.excluded.append(&mut w.excluded);
+        out.warnings.append(&mut w.warnings);
+        out.dirs += w.dirs;
+        out.symlinks += w.symlinks;
+        out.fifos += w.fifos;
+        out.ids.extend(w.ids.drain());
+        unlisted.append(&mut part.unlisted);
+    }
+    // A directory the user may not list was entered by the thread that listed its parent
+    // and found unreadable by the one that tried to list it.
+    if !unlisted.is_empty() {
+        let unlisted: std::collections::BTreeSet<RelPath> = unlisted.into_iter().collect();
+        let before = out.entries.len();
+        out.entries.retain(|(p, _)| !unlisted.contains(p));
+        out.dirs -= (before - out.entries.len()) as u64;
+    }
+    out.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out.files.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    out.warnings.sort_by(|a, b| a.path().cmp(&b.path()));
+    Ok(out)
+}
+
+/// What one thread of the walk found.
+#[derive(Default)]
+struct Part {
+    walked: Walked,
+    /// Directories that turned out unreadable (their entries, made by their parent's
+    /// listing, are taken out).
+    unlisted: Vec<RelPath>,
+}
+
+/// The directories still to list, shared by the walk's threads.
+struct Work {
+    stack: Vec<(RelPath, PathBuf)>,
+    /// Threads listing a directory now (which may add more).
+    busy: usize,
+    /// The first error: every thread stops.
+    failed: Option<IngestError>,
+}
+
+struct Shared {
+    work: Mutex<Work>,
+    wake: Condvar,
+    seen: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Work> {
+        // A thread that panicked while holding it left nothing half-done in `Work`.
+        self.work.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take directories and list them until none is left and no thread is listing one.
+    fn run(&self, lister: &Lister<'_>, progress: &mut dyn FnMut(u64)) -> Part {
+        let mut part = Part::default();
+        let mut work = self.lock();
+        loop {
+            if work.failed.is_some() {
+                break;
+            }
+            let Some((rel, abs)) = work.stack.pop() else {
+                if work.busy == 0 {
+                    break;
+                }
+                work = self.wake.wait(work).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
+            work.busy += 1;
+            drop(work);
+            let mut subdirs = Vec::new();
+            let listed = lister.list(&mut part, rel, abs, &mut subdirs);
+            let n = listed.as_ref().map_or(0, |&n| n);
+            let seen = self.seen.fetch_add(n, Ordering::Relaxed) + n;
+            if seen >> 10 != (seen - n) >> 10 {
+                progress(seen);
+            }
+            work = self.lock();
+            work.busy -= 1;
+            match listed {
+                Ok(_) => work.stack.extend(subdirs.into_iter().rev()),
+                Err(e) => {
+                    work.failed.get_or_insert(e);
+                }
+            }
+            self.wake.notify_all();
+        }
+        drop(work);
+        self.wake.notify_all();
+        part
+    }
+}
+
+/// Lists one directory into a thread's [`Part`].
+struct Lister<'a> {
+    filter: &'a Filter,
+    store_root: &'a Path,
+}
+
+impl Lister<'_> {
+    /// List `dir_abs` (`dir_rel` in the tree): its kept entries go into `part`, its kept
+    /// subdirectories into `subdirs`. Returns the number of names seen.
+    fn list(
+        &self,
+        part: &mut Part,
+        dir_rel: RelPath,
+        dir_abs: PathBuf,
+        subdirs: &mut Vec<(RelPath, PathBuf)>,
+    ) -> Result<u64, IngestError> {
+        let out = &mut part.walked;
         // DirEntry::metadata is an lstat relative to the open directory (fstatat), which
         // spares resolving the whole path again for every file.
         let mut listed: Vec<(std::ffi::OsString, std::io::Result<fs::Metadata>)> = Vec::new();
@@ -114,16 +263,15 @@ pub(crate) fn walk(
             // A directory the user may not list is not part of the view; it passes through,
             // so it stays exactly as unreadable as it is on disk.
             Err(e) if is_denied(&e) && !dir_rel.is_empty() => {
-                out.entries.retain(|(p, _)| *p != dir_rel);
-                out.dirs -= 1;
                 out.warnings
                     .push(IngestWarning::Unreadable { path: dir_abs });
                 out.excluded.push(Excluded {
-                    path: dir_rel,
+                    path: dir_rel.clone(),
                     is_dir: true,
                     reason: ExcludeReason::Unreadable,
                 });
-                continue;
+                part.unlisted.push(dir_rel);
+                return Ok(0);
             }
             Err(e) => return Err(io_err(&dir_abs)(e)),
         };
@@ -133,12 +281,8 @@ pub(crate) fn walk(
         }
         // Sorted so that the walk, its errors and its warnings come in a stable order.
         listed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut subdirs = Vec::new();
+        let seen = listed.len() as u64;
         for (name, meta) in listed {
-            seen += 1;
-            if seen & 1023 == 0 {
-                progress(seen);
-            }
             let mut rel = dir_rel.clone();
             if !rel.is_empty() {
                 rel.push(b'/');
@@ -154,10 +298,10 @@ pub(crate) fn walk(
             let ft = meta.file_type();
             // The store itself (a project that holds it, such as a home directory) is never
             // part of a tree: it passes through, as vrift's own files do.
-            let exclusion = if ft.is_dir() && abs == store_root {
+            let exclusion = if ft.is_dir() && abs == self.store_root {
                 Some(ExcludeReason::Internal)
             } else {
-                filter.exclusion(&rel, ft.is_dir())
+                self.filter.exclusion(&rel, ft.is_dir())
             };
             if let Some(reason) = exclusion {
                 out.excluded.push(Excluded {
@@ -209,11 +353,8 @@ pub(crate) fn walk(
                 });
             }
         }
-        // Reversed so the stack pops them in name order.
-        stack.extend(subdirs.into_iter().rev());
+        Ok(seen)
     }
-    progress(seen);
-    Ok(out)
 }
 
 fn dir_entry(meta: &fs::Metadata) -> Entry {

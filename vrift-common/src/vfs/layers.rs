@@ -30,6 +30,17 @@ pub trait LayerSource {
     fn origin(&self, _path: &[u8]) -> Option<Origin> {
         None
     }
+    /// [`LayerSource::get`] and [`LayerSource::origin`] of one path, found once.
+    fn get_with_origin(&self, path: &[u8]) -> Option<(&Entry, Option<Origin>)> {
+        self.get(path).map(|e| (e, self.origin(path)))
+    }
+    /// [`LayerSource::children`], each with its [`LayerSource::origin`].
+    fn children_with_origins(&self, dir: &[u8]) -> Vec<(&[u8], &Entry, Option<Origin>)> {
+        self.children(dir)
+            .into_iter()
+            .map(|(n, e)| (n, e, self.origin(&join(dir, n))))
+            .collect()
+    }
     /// How many direct children of `dir` are directories (a directory's `st_nlink` is 2
     /// more). A layer that can count them without handing out its entries says so here.
     fn subdir_count(&self, dir: &[u8]) -> usize {
@@ -77,6 +88,12 @@ impl<T: LayerSource + ?Sized> LayerSource for &T {
     fn subdir_count(&self, dir: &[u8]) -> usize {
         (**self).subdir_count(dir)
     }
+    fn get_with_origin(&self, path: &[u8]) -> Option<(&Entry, Option<Origin>)> {
+        (**self).get_with_origin(path)
+    }
+    fn children_with_origins(&self, dir: &[u8]) -> Vec<(&[u8], &Entry, Option<Origin>)> {
+        (**self).children_with_origins(dir)
+    }
 }
 
 impl<T: LayerSource + ?Sized> LayerSource for Arc<T> {
@@ -94,6 +111,12 @@ impl<T: LayerSource + ?Sized> LayerSource for Arc<T> {
     }
     fn subdir_count(&self, dir: &[u8]) -> usize {
         (**self).subdir_count(dir)
+    }
+    fn get_with_origin(&self, path: &[u8]) -> Option<(&Entry, Option<Origin>)> {
+        (**self).get_with_origin(path)
+    }
+    fn children_with_origins(&self, dir: &[u8]) -> Vec<(&[u8], &Entry, Option<Origin>)> {
+        (**self).children_with_origins(dir)
     }
 }
 
@@ -415,18 +438,34 @@ impl<L: LayerSource> View<L> {
     /// (a project's view, see [`crate::origin`]), else the number derived from its path or
     /// its link group. An entry of the delta keeps the number it has.
     pub(crate) fn fill_identity(&self, e: &mut ViewEntry, path: &[u8]) {
-        if e.ino == 0 {
-            if let [layer] = self.layers.as_slice() {
-                if let Some(o) = layer.origin(path) {
-                    e.ino = o.ino;
-                    if e.ctime_ns == 0 {
-                        e.ctime_ns = o.ctime_ns;
-                    }
-                    return;
-                }
-            }
+        let origin = match self.layers.as_slice() {
+            [layer] if e.ino == 0 => layer.origin(path),
+            _ => None,
+        };
+        self.fill_identity_from(e, origin, || path.to_vec());
+    }
+
+    /// [`View::fill_identity`] with the origin the view's one layer gave for the entry
+    /// already in hand; `path` is made only when the number is derived from it.
+    pub(crate) fn fill_identity_from(
+        &self,
+        e: &mut ViewEntry,
+        origin: Option<Origin>,
+        path: impl FnOnce() -> RelPath,
+    ) {
+        if e.ino != 0 {
+            return;
         }
-        e.fill_ino(path);
+        if let (Some(o), 1) = (origin, self.layers.len()) {
+            e.ino = o.ino;
+            if e.ctime_ns == 0 {
+                e.ctime_ns = o.ctime_ns;
+            }
+            return;
+        }
+        // A link group's number does not depend on the path.
+        let path = if e.meta.link != 0 { Vec::new() } else { path() };
+        e.fill_ino(&path);
     }
 
     /// Walk from the root to `rel` (no symlinks followed).
@@ -478,12 +517,12 @@ impl<L: LayerSource> View<L> {
             // One layer and no changes here: its children are the merged children.
             let i = mask.trailing_zeros() as usize;
             return self.layers[i]
-                .children(dir)
+                .children_with_origins(dir)
                 .into_iter()
-                .map(|(n, le)| {
+                .map(|(n, le, origin)| {
                     let mut e = ViewEntry::from_layer(le);
                     if ino {
-                        self.fill_identity(&mut e, &join(dir, n));
+                        self.fill_identity_from(&mut e, origin, || join(dir, n));
                     }
                     let below = if e.is_dir() { mask } else { 0 };
                     (n.to_vec(), e, below)

@@ -238,12 +238,12 @@ impl<L: LayerSource> View<L> {
                 }
             }
         }
-        let found = layer.get(rel)?;
+        let (found, origin) = layer.get_with_origin(rel)?;
         if found.kind == crate::manifest::EntryKind::Symlink && follow == Follow::Yes {
             return None;
         }
         let mut entry = ViewEntry::from_layer(found);
-        self.fill_identity(&mut entry, rel);
+        self.fill_identity_from(&mut entry, origin, || rel.to_vec());
         Some(Resolved::View {
             rel: rel.to_vec(),
             entry: Some(entry),

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::fixture::*;
-use crate::index::{encode, Index};
+use crate::index::{encode, encode_with_origins, Index};
 use crate::manifest::{EntryKind, Manifest};
 use crate::vfs::resolve::Follow;
 use crate::vfs::*;
@@ -78,6 +78,13 @@ fn same_answers<L: LayerSource>(v: &View<L>) {
         if !e.is_dir() {
             continue;
         }
+        // A listing's numbers are the ones a lookup of each name gives.
+        for (name, c, _) in v.merged_children(rel, mask) {
+            let path = crate::vfs::layers::join(rel, &name);
+            let (looked_up, _) = v.locate(&path).expect("a listed name is there");
+            assert_eq!(c.ino, looked_up.ino, "{}", String::from_utf8_lossy(&path));
+            assert_eq!(c.ctime_ns, looked_up.ctime_ns);
+        }
         if let Some(n) = v.layer_dir_nlink(rel) {
             let merged = v.merged_children(rel, mask);
             let dirs = merged.iter().filter(|(_, e, _)| e.is_dir()).count() as u64;
@@ -116,11 +123,29 @@ fn the_quick_lookups_answer_as_the_general_walk_over_a_layer() {
 #[test]
 fn the_quick_lookups_answer_as_the_general_walk_over_the_index() {
     let m = Manifest::from_entries(base());
-    let ix = Index::from_bytes(encode(&m, &m.hash()).unwrap(), Path::new("t.vidx")).unwrap();
-    let mut v = View::new(ROOT, OWNER, vec![&ix]).unwrap();
-    same_answers(&v);
-    change(&mut v);
-    same_answers(&v);
+    // Without origins, and with origins for every path but every third.
+    let origins: crate::origin::Origins = m
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 2)
+        .map(|(i, (p, _))| {
+            let o = crate::origin::Origin {
+                ino: 5000 + i as u64,
+                ctime_ns: 9_000_000_000 + i as i64,
+            };
+            (p.to_vec(), o)
+        })
+        .collect();
+    for bytes in [
+        encode(&m, &m.hash()).unwrap(),
+        encode_with_origins(&m, &m.hash(), &origins).unwrap(),
+    ] {
+        let ix = Index::from_bytes(bytes, Path::new("t.vidx")).unwrap();
+        let mut v = View::new(ROOT, OWNER, vec![&ix]).unwrap();
+        same_answers(&v);
+        change(&mut v);
+        same_answers(&v);
+    }
 }
 
 #[test]
