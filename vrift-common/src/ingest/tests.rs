@@ -697,3 +697,40 @@ fn every_entry_has_its_origin_on_disk() {
     }
     assert_eq!(r.origins.len(), r.manifest.len());
 }
+
+#[test]
+fn a_walk_shared_by_threads_gives_the_same_result_every_time_in_path_order() {
+    let w = world();
+    // Many directories, so that the walk's threads share them, each with files, a
+    // symlink and a socket (skipped with a warning).
+    let mut sockets = Vec::new();
+    for d in 0..40 {
+        for f in 0..15 {
+            write(
+                &w.root.join(format!("d{d}/s{}/f{f}", d % 3)),
+                format!("{d}/{f}").as_bytes(),
+            );
+        }
+        symlink("s0", w.root.join(format!("d{d}/link"))).unwrap();
+        let sock = w.root.join(format!("d{d}/sock"));
+        sockets.push(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    }
+    let first = run(&w);
+    let warned: Vec<PathBuf> = first
+        .warnings
+        .iter()
+        .filter_map(|x| x.path().map(Path::to_path_buf))
+        .collect();
+    let mut sorted = warned.clone();
+    sorted.sort();
+    assert_eq!(warned.len(), 40, "{:?}", first.warnings);
+    assert_eq!(warned, sorted, "warnings come in path order");
+    assert_eq!((first.files, first.dirs, first.symlinks), (600, 81, 40));
+    for _ in 0..5 {
+        let again = run(&w);
+        assert_eq!(again.manifest, first.manifest);
+        assert_eq!(again.warnings, first.warnings);
+        assert_eq!(again.excluded, first.excluded);
+        assert_eq!(again.origins, first.origins);
+    }
+}
