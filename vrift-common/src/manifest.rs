@@ -192,18 +192,19 @@ impl Manifest {
             .into_iter()
             .map(|(p, e)| (p, normalize(e)))
             .collect();
-        // Stable sort keeps insertion order among equal paths; keep the last of each run.
+        // Stable sort keeps insertion order among equal paths; keep the last of each run
+        // (in place: an ingest's entries are the largest thing a refresh holds).
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(RelPath, Entry)> = Vec::with_capacity(entries.len());
-        for item in entries {
-            match out.last_mut() {
-                Some(last) if last.0 == item.0 => *last = item,
-                _ => out.push(item),
+        entries.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
             }
-        }
-        meta::canonical_links(&mut out);
+            same
+        });
+        meta::canonical_links(&mut entries);
         Manifest {
-            entries: out,
+            entries,
             whiteouts: Vec::new(),
         }
     }
