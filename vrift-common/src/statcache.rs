@@ -112,13 +112,38 @@ pub struct StatCache {
     racy_ref_ns: i64,
     /// The store's blob generation when the cache was written (`None`: not recorded).
     blob_generation: Option<u64>,
-    /// Path -> (stat, hash, flags).
-    entries: foldhash::HashMap<Vec<u8>, (FileStat, Hash, u8)>,
+    /// The cache file's bytes, which hold the entries' paths.
+    bytes: Vec<u8>,
+    /// The entries in path order, found by binary search. One allocation for the whole
+    /// cache instead of one per path: a refresh loads it before every run in a project.
+    entries: Vec<CacheEntry>,
     /// Written with entry flags (`VRIFTSC3`).
     has_flags: bool,
 }
 
+/// One file of the cache: where its path lies in [`StatCache::bytes`], and what was recorded.
+#[derive(Clone, Debug)]
+struct CacheEntry {
+    path_at: usize,
+    path_len: usize,
+    stat: FileStat,
+    hash: Hash,
+    flags: u8,
+}
+
 impl StatCache {
+    fn path(&self, e: &CacheEntry) -> &[u8] {
+        &self.bytes[e.path_at..e.path_at + e.path_len]
+    }
+
+    fn entry(&self, rel_path: &[u8]) -> Option<&CacheEntry> {
+        let i = self
+            .entries
+            .binary_search_by(|e| self.path(e).cmp(rel_path))
+            .ok()?;
+        Some(&self.entries[i])
+    }
+
     /// An empty cache: nothing is trusted.
     pub fn empty() -> StatCache {
         StatCache::default()
@@ -140,11 +165,11 @@ impl StatCache {
     /// The hash recorded for `rel_path`, if `stat` matches what was recorded and the entry
     /// is not racy.
     pub fn lookup(&self, rel_path: &[u8], stat: &FileStat) -> Option<Hash> {
-        let (cached, hash, _) = self.entries.get(rel_path)?;
-        if cached != stat || is_racy(cached.mtime_ns, self.racy_ref_ns) {
+        let e = self.entry(rel_path)?;
+        if e.stat != *stat || is_racy(e.stat.mtime_ns, self.racy_ref_ns) {
             return None;
         }
-        Some(*hash)
+        Some(e.hash)
     }
 
     /// Does the cache vouch that `rel_path`, whose `lstat` is `stat`, has no extended
@@ -152,10 +177,12 @@ impl StatCache {
     /// ctime is not racy (an attribute set within the clock tick after the caching ingest
     /// listed them would leave the ctime as it was).
     pub fn has_no_xattrs(&self, rel_path: &[u8], stat: &FileStat) -> bool {
-        self.lookup(rel_path, stat).is_some()
-            && self.entries.get(rel_path).is_some_and(|(c, _, flags)| {
-                flags & NO_XATTRS != 0 && !is_racy(c.ctime_ns, self.racy_ref_ns)
-            })
+        self.entry(rel_path).is_some_and(|e| {
+            e.stat == *stat
+                && !is_racy(e.stat.mtime_ns, self.racy_ref_ns)
+                && e.flags & NO_XATTRS != 0
+                && !is_racy(e.stat.ctime_ns, self.racy_ref_ns)
+        })
     }
 
     /// Was the cache written with each entry's flags (the current format)?
@@ -176,7 +203,7 @@ impl StatCache {
                 })
             }
         };
-        decode(&bytes, canonical_root).map_err(|reason| StatCacheError::Corrupt {
+        decode(bytes, canonical_root).map_err(|reason| StatCacheError::Corrupt {
             path: path.to_path_buf(),
             reason,
         })
@@ -262,7 +289,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode(bytes: &[u8], canonical_root: &Path) -> Result<StatCache, String> {
+fn decode(bytes: Vec<u8>, canonical_root: &Path) -> Result<StatCache, String> {
     if bytes.len() < MAGIC.len() + 32 {
         return Err("bad magic".into());
     }
@@ -291,11 +318,11 @@ fn decode(bytes: &[u8], canonical_root: &Path) -> Result<StatCache, String> {
     if count > (r.buf.len() / 80) as u64 {
         return Err("entry count larger than the file".into());
     }
-    let mut entries =
-        foldhash::HashMap::with_capacity_and_hasher(count as usize, Default::default());
+    let mut entries = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let len = r.u32()? as usize;
-        let path = r.take(len)?.to_vec();
+        let path_at = body.len() - r.buf.len();
+        r.take(len)?;
         let st = FileStat {
             size: r.u64()?,
             mtime_ns: r.i64()?,
@@ -306,17 +333,41 @@ fn decode(bytes: &[u8], canonical_root: &Path) -> Result<StatCache, String> {
         };
         let hash = Hash(r.take(32)?.try_into().unwrap());
         let flags = if version >= 3 { r.take(1)?[0] } else { 0 };
-        entries.insert(path, (st, hash, flags));
+        entries.push(CacheEntry {
+            path_at,
+            path_len: len,
+            stat: st,
+            hash,
+            flags,
+        });
     }
     if !r.buf.is_empty() {
         return Err("trailing bytes".into());
     }
-    Ok(StatCache {
+    let has_flags = version >= 3;
+    let mut cache = StatCache {
         racy_ref_ns,
         blob_generation,
+        bytes: Vec::new(),
         entries,
-        has_flags: version >= 3,
-    })
+        has_flags,
+    };
+    cache.bytes = bytes;
+    // Ingests write their files in path order; a cache written otherwise (by an older
+    // vrift) is put in order once. Of two entries for one path the later one counts.
+    let bytes = &cache.bytes;
+    let path = |e: &CacheEntry| &bytes[e.path_at..e.path_at + e.path_len];
+    if !cache.entries.windows(2).all(|w| path(&w[0]) < path(&w[1])) {
+        cache.entries.sort_by(|a, b| path(a).cmp(path(b)));
+        cache.entries.dedup_by(|later, kept| {
+            let same = path(later) == path(kept);
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+    }
+    Ok(cache)
 }
 
 #[cfg(test)]
@@ -344,7 +395,7 @@ mod tests {
             0,
             vec![(path, &s, &h, true)].into_iter(),
         );
-        decode(&bytes, Path::new("/r")).unwrap()
+        decode(bytes, Path::new("/r")).unwrap()
     }
 
     #[test]
@@ -413,16 +464,16 @@ mod tests {
             0,
             vec![(&b"f"[..], &s, &h, false)].into_iter(),
         );
-        assert!(decode(&good, Path::new("/r")).is_ok());
-        assert!(decode(&good, Path::new("/other")).is_err());
+        assert!(decode(good.clone(), Path::new("/r")).is_ok());
+        assert!(decode(good.clone(), Path::new("/other")).is_err());
         for i in [0, 9, 20, good.len() / 2, good.len() - 1] {
             let mut bad = good.clone();
             bad[i] ^= 0x40;
-            assert!(decode(&bad, Path::new("/r")).is_err(), "flip at {i}");
+            assert!(decode(bad.clone(), Path::new("/r")).is_err(), "flip at {i}");
         }
         for n in [0, 5, good.len() - 1] {
             assert!(
-                decode(&good[..n], Path::new("/r")).is_err(),
+                decode(good[..n].to_vec(), Path::new("/r")).is_err(),
                 "truncated at {n}"
             );
         }
@@ -437,7 +488,7 @@ mod tests {
             7,
             vec![(&b"f"[..], &s, &h, true)].into_iter(),
         );
-        let c = decode(&v3, Path::new("/r")).unwrap();
+        let c = decode(v3.clone(), Path::new("/r")).unwrap();
         assert_eq!(c.blob_generation(), Some(7));
         assert_eq!(c.len(), 1);
         assert!(c.has_flags() && c.has_no_xattrs(b"f", &s));
@@ -457,7 +508,7 @@ mod tests {
             old.extend_from_slice(entry);
             let sum = blake3::hash(&old);
             old.extend_from_slice(sum.as_bytes());
-            let c = decode(&old, Path::new("/r")).unwrap();
+            let c = decode(old.clone(), Path::new("/r")).unwrap();
             assert_eq!(c.blob_generation(), generation);
             assert_eq!(c.lookup(b"f", &s), Some(h));
             assert!(!c.has_flags() && !c.has_no_xattrs(b"f", &s));
@@ -486,7 +537,7 @@ mod tests {
             0,
             vec![(&b"f"[..], &s, &h, false)].into_iter(),
         );
-        assert!(!decode(&with, Path::new("/r"))
+        assert!(!decode(with.clone(), Path::new("/r"))
             .unwrap()
             .has_no_xattrs(b"f", &s));
     }
@@ -530,5 +581,27 @@ mod tests {
         let a = cache_path(Path::new("/s"), Path::new("/p/a"));
         let b = cache_path(Path::new("/s"), Path::new("/p/b"));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_cache_written_out_of_path_order_is_found_whole_and_the_later_of_two_entries_counts() {
+        let (old, new) = (st(NOW - 10_000_000_000), st(NOW - 5_000_000_000));
+        let (x, y, z) = (Hash::of(b"x"), Hash::of(b"y"), Hash::of(b"z"));
+        let entries: Vec<(&[u8], &FileStat, &Hash, bool)> = vec![
+            (b"sub/b", &old, &x, true),
+            (b"a", &old, &y, true),
+            (b"sub/b", &new, &z, false),
+            (b"c", &new, &x, true),
+        ];
+        let bytes = encode(Path::new("/r"), NOW, 0, entries.into_iter());
+        let c = decode(bytes, Path::new("/r")).unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.lookup(b"a", &old), Some(y));
+        assert_eq!(c.lookup(b"c", &new), Some(x));
+        assert_eq!(c.lookup(b"sub/b", &new), Some(z));
+        assert_eq!(c.lookup(b"sub/b", &old), None);
+        assert!(!c.has_no_xattrs(b"sub/b", &new));
+        assert!(c.has_no_xattrs(b"a", &old));
+        assert_eq!(c.lookup(b"missing", &old), None);
     }
 }
