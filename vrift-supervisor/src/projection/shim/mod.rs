@@ -122,6 +122,9 @@ pub fn prepare(
         Some(o) => index::cached_with_origins(store, manifest, o)?,
         None => index::cached(store, manifest)?,
     };
+    // A regular file made by mknod in the view (`tar --xattrs` makes each file so before
+    // it writes it) is the empty blob, which the shim opens from the store.
+    store.insert_bytes(b"")?;
     let run_dir = run_dir.to_path_buf();
     for d in [run_dir.join(WRITES), run_dir.join(EMPTY)] {
         std::fs::create_dir(&d).with_context(|| format!("{}", d.display()))?;
@@ -443,6 +446,11 @@ fn replay_run(
         runlog::decode_all(&bytes, 0).with_context(|| format!("{}", log_path.display()))?;
     let mut view = View::new(root.as_os_str().as_bytes(), owner, vec![manifest])
         .with_context(|| format!("{}: cannot make a view", root.display()))?;
+    // As every process of the run made its view (the shim's `Shim::new`): each link
+    // group's names one inode, so the records replay to the same view.
+    for group in manifest.link_groups() {
+        view.share_link_group(&group);
+    }
     runlog::replay(&mut view, &records);
     let mut done = std::collections::HashSet::new();
     for (DeltaId(id), _) in view.pending() {

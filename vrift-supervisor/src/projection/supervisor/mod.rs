@@ -2,7 +2,6 @@
 //! (so the kernel serves reads, listings, exec), and a seccomp supervisor that answers
 //! metadata calls from the manifest and carries out every change on the farm.
 
-mod acl;
 mod backend;
 mod creds;
 pub mod farm;
