@@ -1421,8 +1421,14 @@ impl Shim {
         let r = runlog::apply(&mut self.view, &rec)?;
         if let Routed::View(done) = &r {
             match done {
-                Done::Opened(Opened::Write { id, seed, .. }) => self.prepare(id.0, *seed, None)?,
-                Done::Truncate(t) => self.prepare(t.id.0, t.seed, Some(t.len))?,
+                Done::Opened(Opened::Write { id, seed, rel, .. }) => {
+                    self.prepare(id.0, *seed, None)?;
+                    self.copy_keeps_mtime(rel, id.0, *seed);
+                }
+                Done::Truncate(t) => {
+                    self.prepare(t.id.0, t.seed, Some(t.len))?;
+                    self.copy_keeps_mtime(&t.rel, t.id.0, t.seed);
+                }
                 _ => {}
             }
             if let Op::Utimens { path, follow, .. } = &rec.op {
@@ -1451,6 +1457,25 @@ impl Shim {
                 {
                     let _ = f.set_modified(t);
                 }
+            }
+        }
+    }
+
+    /// A private copy just made of a blob takes the entry's mtime, as the supervisor's
+    /// does: a file opened for writing and not written keeps its time (a pending file
+    /// shows its copy's, and the run saves that).
+    fn copy_keeps_mtime(&self, rel: &[u8], id: u64, seed: Seed) {
+        if !matches!(seed, Seed::CopyOf(_)) {
+            return;
+        }
+        if let Ok(st) = self.view.stat_rel(rel) {
+            let t =
+                std::time::UNIX_EPOCH + std::time::Duration::from_nanos(st.mtime_ns.max(0) as u64);
+            if let Ok(f) = std::fs::OpenOptions::new()
+                .write(true)
+                .open(self.private(id))
+            {
+                let _ = f.set_modified(t);
             }
         }
     }
