@@ -269,6 +269,12 @@ fn fd_path_with_rest(p: &[u8]) -> Option<(i32, &[u8])> {
     Some((std::str::from_utf8(num).ok()?.parse().ok()?, rest))
 }
 
+/// Is `h` the hash of no bytes?
+fn is_empty_blob(h: &vrift_common::hash::Hash) -> bool {
+    static EMPTY: std::sync::OnceLock<vrift_common::hash::Hash> = std::sync::OnceLock::new();
+    *h == *EMPTY.get_or_init(|| vrift_common::hash::Hash::of(b""))
+}
+
 /// `/proc/self/fd/N` or `/dev/fd/N`: the descriptor N.
 fn fd_path(p: &[u8]) -> Option<i32> {
     let n = p
@@ -832,11 +838,19 @@ impl Shim {
         self.open_real(&self.blob(h), flags, 0)
     }
 
-    /// Open what a file's content is: its blob, or its private copy.
+    /// Open what a file's content is: its blob, or its private copy. The empty blob, which
+    /// a file made by mknod in the run is and the store may not hold yet (the launcher
+    /// puts it there at the end), is `/dev/null` until then: read, it ends at once.
     fn open_content(&self, c: &Content, flags: i32, mode: u32) -> Result<i32, Errno> {
         match c {
             Content::Blob(h) => {
-                self.open_blob(h, flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC))
+                let flags = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC);
+                match self.open_blob(h, flags) {
+                    Err(Errno(libc::ENOENT)) if is_empty_blob(h) => {
+                        self.open_real(Path::new("/dev/null"), flags, 0)
+                    }
+                    r => r,
+                }
             }
             Content::Pending(id) => self.open_real(&self.private(id.0), flags, mode),
         }
@@ -1487,7 +1501,15 @@ impl Shim {
         match seed {
             Seed::CopyOf(h) => {
                 let tmp = self.run.join(env::WRITES).join(format!(".{id}.tmp"));
-                std::fs::copy(self.blob(&h), &tmp).map_err(io)?;
+                match std::fs::copy(self.blob(&h), &tmp) {
+                    // The empty blob, which the store may not hold yet (see `open_content`).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_empty_blob(&h) => {
+                        std::fs::File::create(&tmp).map_err(io)?;
+                    }
+                    r => {
+                        r.map_err(io)?;
+                    }
+                }
                 std::fs::set_permissions(
                     &tmp,
                     std::os::unix::fs::PermissionsExt::from_mode(PRIVATE_MODE),

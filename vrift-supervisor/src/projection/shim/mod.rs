@@ -122,9 +122,6 @@ pub fn prepare(
         Some(o) => index::cached_with_origins(store, manifest, o)?,
         None => index::cached(store, manifest)?,
     };
-    // A regular file made by mknod in the view (`tar --xattrs` makes each file so before
-    // it writes it) is the empty blob, which the shim opens from the store.
-    store.insert_bytes(b"")?;
     let run_dir = run_dir.to_path_buf();
     for d in [run_dir.join(WRITES), run_dir.join(EMPTY)] {
         std::fs::create_dir(&d).with_context(|| format!("{}", d.display()))?;
@@ -452,6 +449,15 @@ fn replay_run(
         view.share_link_group(&group);
     }
     runlog::replay(&mut view, &records);
+    // A regular file made by mknod in the view (`tar --xattrs` makes each file so before it
+    // writes it) is the empty blob, which the result then names: the store must hold it
+    // (the shim served it without, see its `open_content`).
+    if records
+        .iter()
+        .any(|r| matches!(r.op, runlog::Op::Mknod { .. }))
+    {
+        store.insert_bytes(b"")?;
+    }
     let mut done = std::collections::HashSet::new();
     for (DeltaId(id), _) in view.pending() {
         if !done.insert(id) {
