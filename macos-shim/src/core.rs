@@ -12,11 +12,13 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use fs2::FileExt as _;
+use vrift_common::acl;
 use vrift_common::index::Index;
+use vrift_common::manifest::{XATTR_NAME_MAX, XATTR_SIZE_MAX};
 use vrift_common::runlog::{self, Done, Op, Record};
 use vrift_common::vfs::{
     Caller, Content, Cred, DirEntry, Errno, Exec, OpenFlags, Opened, Owner, Resolved, Routed, Seed,
-    Stat, TimeSpec, View,
+    Stat, TimeSpec, View, XATTR_CREATE, XATTR_REPLACE,
 };
 
 use crate::env;
@@ -245,6 +247,35 @@ fn open_long(path: &[u8], flags: i32) -> Result<i32, i32> {
     sys::openat_marked(&c, flags, 0)
 }
 
+/// What an xattr call names: a path (and whether a final symlink is followed: getxattr,
+/// not lgetxattr), or a descriptor (fgetxattr and the other f* calls).
+#[derive(Clone, Copy, Debug)]
+pub enum XattrTarget<'a> {
+    Path(&'a [u8], bool),
+    Fd(i32),
+}
+
+/// `/proc/self/fd/N/REST` or `/dev/fd/N/REST` (REST may be empty): N and REST.
+fn fd_path_with_rest(p: &[u8]) -> Option<(i32, &[u8])> {
+    let n = p
+        .strip_prefix(b"/proc/self/fd/")
+        .or_else(|| p.strip_prefix(b"/dev/fd/"))?;
+    let (num, rest) = match n.iter().position(|&b| b == b'/') {
+        Some(i) => (&n[..i], &n[i + 1..]),
+        None => (n, &[][..]),
+    };
+    if num.is_empty() || !num.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some((std::str::from_utf8(num).ok()?.parse().ok()?, rest))
+}
+
+/// Is `h` the hash of no bytes?
+fn is_empty_blob(h: &vrift_common::hash::Hash) -> bool {
+    static EMPTY: std::sync::OnceLock<vrift_common::hash::Hash> = std::sync::OnceLock::new();
+    *h == *EMPTY.get_or_init(|| vrift_common::hash::Hash::of(b""))
+}
+
 /// `/proc/self/fd/N` or `/dev/fd/N`: the descriptor N.
 fn fd_path(p: &[u8]) -> Option<i32> {
     let n = p
@@ -306,8 +337,10 @@ impl Shim {
         }
     }
 
-    /// chown, lchown, fchownat on a path: the view records no owners, so a change of owner
-    /// is allowed (and changes nothing) where the kernel would allow it, else EPERM.
+    /// chown, lchown, fchownat on a path: a change of the view's entry, judged by the state
+    /// machine as the kernel judges it (`View::chown`), logged like every change, so the
+    /// run's manifest and the write-back carry the new owner. `uid`/`gid` as the call
+    /// passed them (`u32::MAX`: unchanged).
     pub fn chown(
         &mut self,
         dirfd: Option<i32>,
@@ -316,40 +349,182 @@ impl Shim {
         gid: u32,
         follow: bool,
     ) -> Act<()> {
-        if self.net {
-            return Act::Real(None);
-        }
-        let Some(abs) = self.abs(dirfd, path) else {
-            return Act::Real(None);
-        };
-        if !self.may_enter(&abs) {
-            return self.guard_change(path, outside(path, abs));
-        }
-        self.catch_up();
-        let cred = self.cred.clone();
-        Act::from_routed(self.view.stat(&self.caller(), &abs, follow), |st: Stat| {
-            let keeps_uid = uid == u32::MAX || uid == st.uid;
-            let own_group =
-                gid == u32::MAX || gid == st.gid || gid == cred.gid || cred.groups.contains(&gid);
-            if cred.privileged || (cred.uid == st.uid && keeps_uid && own_group) {
-                Ok(())
-            } else {
-                Err(Errno(libc::EPERM))
-            }
+        self.change_path(dirfd, path, |path| Op::Chown {
+            path,
+            uid,
+            gid,
+            follow,
         })
     }
 
     /// fchown on a descriptor: as [`Shim::chown`] on the path a view descriptor was opened
     /// at; `Real` for any other descriptor.
     pub fn fchown(&mut self, fd: i32, uid: u32, gid: u32) -> Act<()> {
-        if self.net {
+        self.change_fd(fd, |path| Op::Chown {
+            path,
+            uid,
+            gid,
+            follow: false,
+        })
+    }
+
+    // ---- extended attributes ---------------------------------------------------------------
+
+    /// The absolute path an xattr call names and whether a final symlink is followed;
+    /// `None` when the view cannot tell (a descriptor it did not open). A path
+    /// `/proc/self/fd/N/REST` (or `/dev/fd/N/REST`) of a view directory's descriptor N is
+    /// REST under that directory, as the kernel would resolve it (tar names the files it
+    /// sets xattrs on so).
+    fn xattr_path(&self, target: XattrTarget<'_>) -> Option<(Vec<u8>, bool)> {
+        match target {
+            XattrTarget::Fd(fd) => {
+                let info = self.fds.get(&fd)?;
+                Some((self.view.abs_path(&info.rel), false))
+            }
+            XattrTarget::Path(path, follow) => {
+                if let Some((fd, rest)) = fd_path_with_rest(path) {
+                    if let Some(info) = self.fds.get(&fd) {
+                        let base = self.view.abs_path(&info.rel);
+                        let abs = if rest.is_empty() {
+                            base
+                        } else {
+                            join_abs(&base, rest)
+                        };
+                        // The descriptor itself is the object when nothing follows it.
+                        return Some((abs, follow && !rest.is_empty()));
+                    }
+                }
+                Some((self.abs(None, path)?, follow))
+            }
+        }
+    }
+
+    /// A read of the view's xattrs: `read` on the path, or `Real` outside the view.
+    fn xattr_read(
+        &mut self,
+        target: XattrTarget<'_>,
+        read: impl FnOnce(&View<Index>, &Caller, &[u8], bool) -> Result<Routed<Vec<u8>>, Errno>,
+    ) -> Act<Vec<u8>> {
+        if self.aside() {
             return Act::Real(None);
         }
-        let Some(info) = self.fds.get(&fd) else {
+        let Some((abs, follow)) = self.xattr_path(target) else {
             return Act::Real(None);
         };
-        let abs = self.view.abs_path(&info.rel.clone());
-        self.chown(None, &abs, uid, gid, false)
+        if !self.may_enter(&abs) {
+            return match target {
+                XattrTarget::Path(path, _) => outside(path, abs),
+                XattrTarget::Fd(_) => Act::Real(None),
+            };
+        }
+        self.catch_up();
+        let r = read(&self.view, &self.caller(), &abs, follow);
+        let act = Act::from_routed(r, Ok);
+        if matches!(act, Act::Done(_)) {
+            self.count_served();
+        }
+        act
+    }
+
+    /// getxattr, lgetxattr, fgetxattr: the value of `name` on a view entry (the view's
+    /// rules: `View::getxattr`).
+    pub fn getxattr(&mut self, target: XattrTarget<'_>, name: &[u8]) -> Act<Vec<u8>> {
+        self.xattr_read(target, |v, c, abs, follow| v.getxattr(c, abs, name, follow))
+    }
+
+    /// listxattr, llistxattr, flistxattr: the entry's names, each followed by a NUL.
+    pub fn listxattr(&mut self, target: XattrTarget<'_>) -> Act<Vec<u8>> {
+        self.xattr_read(target, |v, c, abs, follow| v.listxattr(c, abs, follow))
+    }
+
+    /// A change of the view's xattrs (`make` gives the record for the absolute path and
+    /// whether to follow a final symlink); a change outside the view goes to the kernel,
+    /// unless it reaches the store.
+    fn xattr_change(
+        &mut self,
+        target: XattrTarget<'_>,
+        make: impl FnOnce(&mut Shim, Vec<u8>, bool) -> Result<Op, Errno>,
+    ) -> Act<()> {
+        if self.net {
+            return Act::Real(None); // the supervisor makes every change
+        }
+        let Some((abs, follow)) = self.xattr_path(target) else {
+            return Act::Real(None);
+        };
+        let given: &[u8] = match target {
+            XattrTarget::Path(path, _) => path,
+            XattrTarget::Fd(_) => b"",
+        };
+        if !self.may_enter(&abs) {
+            let act = match target {
+                XattrTarget::Path(path, _) => outside(path, abs),
+                XattrTarget::Fd(_) => Act::Real(None),
+            };
+            return self.guard_change(given, act);
+        }
+        let op = match make(self, abs, follow) {
+            Ok(op) => op,
+            Err(e) => return Act::Done(Err(e)),
+        };
+        let act = Act::from_routed(self.change(op), |_| Ok(()));
+        self.guard_change(given, act)
+    }
+
+    /// setxattr, lsetxattr, fsetxattr on a view entry: a logged change (`View::setxattr`).
+    /// An access ACL that says no more than a mode (`sed -i` and `cp -p` set the mode of
+    /// what they write so) is the chmod it stands for, as the kernel makes it.
+    pub fn setxattr(
+        &mut self,
+        target: XattrTarget<'_>,
+        name: &[u8],
+        value: &[u8],
+        flags: u32,
+    ) -> Act<()> {
+        self.xattr_change(target, |s, path, follow| {
+            // The kernel's order: the flags, the name, the value's size, then the path.
+            if flags & !(XATTR_CREATE | XATTR_REPLACE) != 0 {
+                return Err(Errno::EINVAL);
+            }
+            if name.is_empty() || name.len() > XATTR_NAME_MAX {
+                return Err(Errno::ERANGE);
+            }
+            if value.len() > XATTR_SIZE_MAX {
+                return Err(Errno::E2BIG);
+            }
+            if name == acl::ACCESS_ACL {
+                if let Some(perm) = acl::equivalent_mode(value) {
+                    s.catch_up();
+                    let st = match s.view.stat(&s.caller(), &path, follow)? {
+                        Routed::View(st) => st,
+                        _ => return Err(Errno::ENOENT),
+                    };
+                    return Ok(Op::Chmod {
+                        path,
+                        mode: (st.mode & 0o7000) | perm,
+                        follow,
+                    });
+                }
+            }
+            Ok(Op::SetXattr {
+                path,
+                name: name.to_vec(),
+                value: value.to_vec(),
+                flags,
+                follow,
+            })
+        })
+    }
+
+    /// removexattr, lremovexattr, fremovexattr on a view entry: a logged change
+    /// (`View::removexattr`).
+    pub fn removexattr(&mut self, target: XattrTarget<'_>, name: &[u8]) -> Act<()> {
+        self.xattr_change(target, |_, path, follow| {
+            Ok(Op::RemoveXattr {
+                path,
+                name: name.to_vec(),
+                follow,
+            })
+        })
     }
 
     /// Set up from the environment vrift gave the program; `Ok(None)` when it gave none
@@ -388,9 +563,23 @@ impl Shim {
             uid: cfg.owner.0,
             gid: cfg.owner.1,
         };
-        let view = View::new(&cfg.root, owner, vec![index])
+        // The names of each of the index's hard-link groups are one inode in the view (one
+        // link count, a write or chmod through one name seen through the others), as the
+        // supervisor makes its view and the launcher its replay: the same records then give
+        // every process, and the run's result, the same view.
+        let groups: Vec<Vec<Vec<u8>>> = index
+            .link_group_paths()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|g| g.into_iter().map(<[u8]>::to_vec).collect())
+            .collect();
+        let mut view = View::new(&cfg.root, owner, vec![index])
             .map_err(|e| e.to_string())?
             .with_dev(cfg.dev);
+        for g in &groups {
+            let names: Vec<&[u8]> = g.iter().map(Vec::as_slice).collect();
+            view.share_link_group(&names);
+        }
         let log_path = cfg.run.join(env::LOG);
         // With a supervisor the run directory is read-only to the program (it lies in the
         // store) and the shim only reads the generation the supervisor publishes.
@@ -467,8 +656,9 @@ impl Shim {
     // ---- paths -----------------------------------------------------------------------------
 
     /// The absolute path a call names (`dirfd` as for the *at calls, `None` for AT_FDCWD).
-    /// `None` when it cannot be told without the kernel (relative to a real directory fd):
-    /// such paths are outside the view.
+    /// `None` when it cannot be told without the kernel (relative to a real directory fd
+    /// outside the view): such paths are outside the view. A real directory's descriptor
+    /// whose path lies in the view ([`Shim::real_dir_in_view`]) stands for the view's.
     pub fn abs(&self, dirfd: Option<i32>, path: &[u8]) -> Option<Vec<u8>> {
         // Too long for the kernel: it says so itself (the view takes absolute paths of any
         // length, made from a deep cwd).
@@ -487,11 +677,35 @@ impl Shim {
         };
         match dirfd {
             None => Some(joined(&self.cwd)),
-            Some(fd) => {
-                let info = self.fds.get(&fd)?;
-                Some(joined(&self.view.abs_path(&info.rel)))
-            }
+            Some(fd) => match self.fds.get(&fd) {
+                Some(info) => Some(joined(&self.view.abs_path(&info.rel))),
+                None => Some(joined(&self.real_dir_in_view(fd)?)),
+            },
         }
+    }
+
+    /// Under the shim alone, the path of a descriptor the shim did not open when it names
+    /// a place in the view: a real directory of the project opened by a call no hook saw
+    /// or relative to a real directory outside the view (rsync 3.4 and later walk a
+    /// destination from "/" with `openat(O_PATH)` one name at a time). The view's root is
+    /// the project's directory on disk, so what the kernel would find there is the view's.
+    /// One readlink of `/proc/self/fd/N`, paid only by calls relative to such descriptors.
+    /// With a supervisor behind the shim, the kernel's descriptors are its (`None`).
+    fn real_dir_in_view(&self, fd: i32) -> Option<Vec<u8>> {
+        if self.net || fd < 0 {
+            return None;
+        }
+        let base = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+        let base = base.as_os_str().as_bytes();
+        // A socket, a pipe, a deleted directory, or the store (the run's own files).
+        if base.first() != Some(&b'/') || base.ends_with(b" (deleted)") || self.in_store(base) {
+            return None;
+        }
+        let under = base.starts_with(&self.root)
+            && (base.len() == self.root.len()
+                || base[self.root.len()] == b'/'
+                || self.root == b"/");
+        (under && self.may_enter(base)).then(|| base.to_vec())
     }
 
     /// [`Shim::abs`], also for a descriptor the view did not open (a real directory): its
@@ -628,11 +842,19 @@ impl Shim {
         self.open_real(&self.blob(h), flags, 0)
     }
 
-    /// Open what a file's content is: its blob, or its private copy.
+    /// Open what a file's content is: its blob, or its private copy. The empty blob, which
+    /// a file made by mknod in the run is and the store may not hold yet (the launcher
+    /// puts it there at the end), is `/dev/null` until then: read, it ends at once.
     fn open_content(&self, c: &Content, flags: i32, mode: u32) -> Result<i32, Errno> {
         match c {
             Content::Blob(h) => {
-                self.open_blob(h, flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC))
+                let flags = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC);
+                match self.open_blob(h, flags) {
+                    Err(Errno(libc::ENOENT)) if is_empty_blob(h) => {
+                        self.open_real(Path::new("/dev/null"), flags, 0)
+                    }
+                    r => r,
+                }
             }
             Content::Pending(id) => self.open_real(&self.private(id.0), flags, mode),
         }
@@ -1217,8 +1439,14 @@ impl Shim {
         let r = runlog::apply(&mut self.view, &rec)?;
         if let Routed::View(done) = &r {
             match done {
-                Done::Opened(Opened::Write { id, seed, .. }) => self.prepare(id.0, *seed, None)?,
-                Done::Truncate(t) => self.prepare(t.id.0, t.seed, Some(t.len))?,
+                Done::Opened(Opened::Write { id, seed, rel, .. }) => {
+                    self.prepare(id.0, *seed, None)?;
+                    self.copy_keeps_mtime(rel, id.0, *seed);
+                }
+                Done::Truncate(t) => {
+                    self.prepare(t.id.0, t.seed, Some(t.len))?;
+                    self.copy_keeps_mtime(&t.rel, t.id.0, t.seed);
+                }
                 _ => {}
             }
             if let Op::Utimens { path, follow, .. } = &rec.op {
@@ -1251,6 +1479,25 @@ impl Shim {
         }
     }
 
+    /// A private copy just made of a blob takes the entry's mtime, as the supervisor's
+    /// does: a file opened for writing and not written keeps its time (a pending file
+    /// shows its copy's, and the run saves that).
+    fn copy_keeps_mtime(&self, rel: &[u8], id: u64, seed: Seed) {
+        if !matches!(seed, Seed::CopyOf(_)) {
+            return;
+        }
+        if let Ok(st) = self.view.stat_rel(rel) {
+            let t =
+                std::time::UNIX_EPOCH + std::time::Duration::from_nanos(st.mtime_ns.max(0) as u64);
+            if let Ok(f) = std::fs::OpenOptions::new()
+                .write(true)
+                .open(self.private(id))
+            {
+                let _ = f.set_modified(t);
+            }
+        }
+    }
+
     /// The private copy `id`, as `seed` says, then cut to `len`.
     fn prepare(&self, id: u64, seed: Seed, len: Option<u64>) -> Result<(), Errno> {
         let p = self.private(id);
@@ -1258,7 +1505,15 @@ impl Shim {
         match seed {
             Seed::CopyOf(h) => {
                 let tmp = self.run.join(env::WRITES).join(format!(".{id}.tmp"));
-                std::fs::copy(self.blob(&h), &tmp).map_err(io)?;
+                match std::fs::copy(self.blob(&h), &tmp) {
+                    // The empty blob, which the store may not hold yet (see `open_content`).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_empty_blob(&h) => {
+                        std::fs::File::create(&tmp).map_err(io)?;
+                    }
+                    r => {
+                        r.map_err(io)?;
+                    }
+                }
                 std::fs::set_permissions(
                     &tmp,
                     std::os::unix::fs::PermissionsExt::from_mode(PRIVATE_MODE),

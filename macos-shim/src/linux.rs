@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use vrift_common::runlog::Op;
 use vrift_common::vfs::{DirEntry, Errno, Stat};
 
-use crate::core::{Act, DirStream, Shim};
+use crate::core::{Act, DirStream, Shim, XattrTarget};
 use crate::state::with;
 
 type Mode = libc::mode_t;
@@ -1601,6 +1601,86 @@ pub unsafe extern "C" fn fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -
     }
 }
 
+/// mknod, mknodat: an empty regular file (type 0 or S_IFREG) is made in the view, as
+/// `tar --xattrs` makes each file before it sets the file's xattrs and writes it; FIFOs,
+/// sockets and device nodes are not served (the kernel gets the call, see
+/// docs/ARCHITECTURE.md, the shim).
+///
+/// # Safety
+/// `path` is NULL or a C string.
+unsafe fn do_mknod(dirfd: c_int, path: *const c_char, mode: Mode, dev: libc::dev_t) -> c_int {
+    let regular = mode & libc::S_IFMT == 0 || mode & libc::S_IFMT == libc::S_IFREG;
+    // SAFETY: mknodat(2)'s arguments.
+    unsafe {
+        let act = if regular {
+            ask(path, |s, p| {
+                s.change_path(at(dirfd), p, |path| Op::Mknod {
+                    path,
+                    mode,
+                    rdev: 0,
+                })
+            })
+        } else {
+            None
+        };
+        changed(act, |p| match p {
+            Some(p) => {
+                libc::syscall(libc::SYS_mknodat, libc::AT_FDCWD, p.as_ptr(), mode, dev) as c_int
+            }
+            None => libc::syscall(libc::SYS_mknodat, dirfd, path, mode, dev) as c_int,
+        })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mknodat(
+    dirfd: c_int,
+    path: *const c_char,
+    mode: Mode,
+    dev: libc::dev_t,
+) -> c_int {
+    // SAFETY: mknodat(2)'s arguments.
+    unsafe { do_mknod(dirfd, path, mode, dev) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mknod(path: *const c_char, mode: Mode, dev: libc::dev_t) -> c_int {
+    // SAFETY: mknod(2)'s arguments.
+    unsafe { do_mknod(libc::AT_FDCWD, path, mode, dev) }
+}
+
+/// glibc's pre-2.33 name of mknodat (the device number by pointer).
+#[no_mangle]
+pub unsafe extern "C" fn __xmknodat(
+    _ver: c_int,
+    dirfd: c_int,
+    path: *const c_char,
+    mode: Mode,
+    dev: *const libc::dev_t,
+) -> c_int {
+    // SAFETY: __xmknodat's arguments; `dev` is NULL or readable.
+    unsafe { do_mknod(dirfd, path, mode, if dev.is_null() { 0 } else { *dev }) }
+}
+
+/// glibc's pre-2.33 name of mknod.
+#[no_mangle]
+pub unsafe extern "C" fn __xmknod(
+    _ver: c_int,
+    path: *const c_char,
+    mode: Mode,
+    dev: *const libc::dev_t,
+) -> c_int {
+    // SAFETY: as __xmknodat.
+    unsafe {
+        do_mknod(
+            libc::AT_FDCWD,
+            path,
+            mode,
+            if dev.is_null() { 0 } else { *dev },
+        )
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn mkdir(path: *const c_char, mode: Mode) -> c_int {
     // SAFETY: mkdir(2)'s arguments.
@@ -1899,17 +1979,67 @@ pub unsafe extern "C" fn truncate64(path: *const c_char, len: libc::off_t) -> c_
 
 // ---- extended attributes ------------------------------------------------------------------------
 
-// A manifest records no extended attributes: a view path has none (ls asks for the SELinux
-// label and ACLs of every name it lists).
+// The view's extended attributes (`View::getxattr` and the rest), for paths and for
+// descriptors of the view; everything else reaches the kernel through the system call
+// itself (glibc's functions are plain wrappers of it).
 
+/// An xattr read's answer as the kernel gives it: with `size` 0 the length alone, ERANGE
+/// when the bytes do not fit, else the bytes and their length.
+///
 /// # Safety
-/// `path` is a C string.
-unsafe fn xattr_answer(path: *const c_char, follow: bool) -> Option<Result<(), Errno>> {
-    // SAFETY: the caller's C string.
-    match unsafe { ask(path, |s, p| s.stat(None, p, follow)) } {
-        Some(Act::Done(r)) => Some(r.map(|_| ())),
-        _ => None,
+/// `buf` is writable for `size` bytes (or `size` is 0).
+unsafe fn give_xattr(
+    act: Option<Act<Vec<u8>>>,
+    buf: *mut c_void,
+    size: usize,
+    real_call: impl FnOnce(Option<CString>) -> isize,
+) -> isize {
+    match act {
+        Some(Act::Done(Ok(bytes))) => {
+            if size == 0 {
+                bytes.len() as isize
+            } else if size < bytes.len() {
+                fail(Errno::ERANGE) as isize
+            } else {
+                if !bytes.is_empty() {
+                    // SAFETY: the caller's buffer holds `size` >= `bytes.len()` bytes.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, bytes.len())
+                    };
+                }
+                bytes.len() as isize
+            }
+        }
+        Some(Act::Done(Err(e))) => fail(e) as isize,
+        Some(Act::Real(Some(p))) => real_call(Some(cstring(p))),
+        _ => real_call(None),
     }
+}
+
+/// The attribute name argument; `None` for one the shim cannot read (the kernel answers).
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+unsafe fn xattr_name<'a>(name: *const c_char) -> Option<&'a [u8]> {
+    // SAFETY: forwarded contract.
+    unsafe { bytes(name) }
+}
+
+/// The value argument of a setxattr: `size` bytes at `value` (none for size 0); `None`
+/// when it cannot be read or is too large to be valid (the kernel answers).
+///
+/// # Safety
+/// `value` points to `size` readable bytes, or `size` is 0.
+unsafe fn xattr_value<'a>(value: *const c_void, size: usize) -> Option<&'a [u8]> {
+    if size == 0 {
+        return Some(&[]);
+    }
+    if size > vrift_common::manifest::XATTR_SIZE_MAX || !crate::core::may_be_mapped(value as usize)
+    {
+        return None;
+    }
+    // SAFETY: the caller's buffer of `size` bytes.
+    Some(unsafe { std::slice::from_raw_parts(value as *const u8, size) })
 }
 
 macro_rules! getxattr_hooks {
@@ -1918,11 +2048,14 @@ macro_rules! getxattr_hooks {
         pub unsafe extern "C" fn $name(path: *const c_char, name: *const c_char, value: *mut c_void, size: usize) -> isize {
             // SAFETY: getxattr(2)'s arguments.
             unsafe {
-                match xattr_answer(path, $follow) {
-                    Some(Ok(())) => fail(Errno(libc::ENODATA)) as isize,
-                    Some(Err(e)) => fail(e) as isize,
+                let act = match xattr_name(name) {
+                    Some(n) => ask(path, |s, p| s.getxattr(XattrTarget::Path(p, $follow), n)),
+                    None => None,
+                };
+                give_xattr(act, value, size, |p| match p {
+                    Some(p) => real_xattr::$name(p.as_ptr(), name, value, size),
                     None => real_xattr::$name(path, name, value, size),
-                }
+                })
             }
         }
     )*};
@@ -1933,18 +2066,117 @@ macro_rules! listxattr_hooks {
         pub unsafe extern "C" fn $name(path: *const c_char, list: *mut c_char, size: usize) -> isize {
             // SAFETY: listxattr(2)'s arguments.
             unsafe {
-                match xattr_answer(path, $follow) {
-                    Some(Ok(())) => 0,
-                    Some(Err(e)) => fail(e) as isize,
+                let act = ask(path, |s, p| s.listxattr(XattrTarget::Path(p, $follow)));
+                give_xattr(act, list as *mut c_void, size, |p| match p {
+                    Some(p) => real_xattr::$name(p.as_ptr(), list, size),
                     None => real_xattr::$name(path, list, size),
-                }
+                })
+            }
+        }
+    )*};
+}
+macro_rules! setxattr_hooks {
+    ($($name:ident => $follow:expr),*) => {$(
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const c_char, name: *const c_char, value: *const c_void, size: usize, flags: c_int) -> c_int {
+            // SAFETY: setxattr(2)'s arguments.
+            unsafe {
+                let act = match (xattr_name(name), xattr_value(value, size)) {
+                    (Some(n), Some(v)) => ask(path, |s, p| {
+                        s.setxattr(XattrTarget::Path(p, $follow), n, v, flags as u32)
+                    }),
+                    _ => None,
+                };
+                changed(act, |p| match p {
+                    Some(p) => real_xattr::$name(p.as_ptr(), name, value, size, flags),
+                    None => real_xattr::$name(path, name, value, size, flags),
+                })
+            }
+        }
+    )*};
+}
+macro_rules! removexattr_hooks {
+    ($($name:ident => $follow:expr),*) => {$(
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const c_char, name: *const c_char) -> c_int {
+            // SAFETY: removexattr(2)'s arguments.
+            unsafe {
+                let act = match xattr_name(name) {
+                    Some(n) => ask(path, |s, p| s.removexattr(XattrTarget::Path(p, $follow), n)),
+                    None => None,
+                };
+                changed(act, |p| match p {
+                    Some(p) => real_xattr::$name(p.as_ptr(), name),
+                    None => real_xattr::$name(path, name),
+                })
             }
         }
     )*};
 }
 
+#[no_mangle]
+pub unsafe extern "C" fn fgetxattr(
+    fd: c_int,
+    name: *const c_char,
+    value: *mut c_void,
+    size: usize,
+) -> isize {
+    // SAFETY: fgetxattr(2)'s arguments.
+    unsafe {
+        let act = match xattr_name(name) {
+            Some(n) => with(|s| s.getxattr(XattrTarget::Fd(fd), n)),
+            None => None,
+        };
+        give_xattr(act, value, size, |_| {
+            real_xattr::fgetxattr(fd, name, value, size)
+        })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn flistxattr(fd: c_int, list: *mut c_char, size: usize) -> isize {
+    // SAFETY: flistxattr(2)'s arguments.
+    unsafe {
+        let act = with(|s| s.listxattr(XattrTarget::Fd(fd)));
+        give_xattr(act, list as *mut c_void, size, |_| {
+            real_xattr::flistxattr(fd, list, size)
+        })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fsetxattr(
+    fd: c_int,
+    name: *const c_char,
+    value: *const c_void,
+    size: usize,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: fsetxattr(2)'s arguments.
+    unsafe {
+        let act = match (xattr_name(name), xattr_value(value, size)) {
+            (Some(n), Some(v)) => with(|s| s.setxattr(XattrTarget::Fd(fd), n, v, flags as u32)),
+            _ => None,
+        };
+        changed(act, |_| real_xattr::fsetxattr(fd, name, value, size, flags))
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fremovexattr(fd: c_int, name: *const c_char) -> c_int {
+    // SAFETY: fremovexattr(2)'s arguments.
+    unsafe {
+        let act = match xattr_name(name) {
+            Some(n) => with(|s| s.removexattr(XattrTarget::Fd(fd), n)),
+            None => None,
+        };
+        changed(act, |_| real_xattr::fremovexattr(fd, name))
+    }
+}
+
+/// The xattr system calls themselves, for what the view does not serve.
 mod real_xattr {
-    use std::ffi::{c_char, c_void};
+    use std::ffi::{c_char, c_int, c_void};
     pub unsafe fn getxattr(p: *const c_char, n: *const c_char, v: *mut c_void, s: usize) -> isize {
         // SAFETY: the caller's arguments, to the system call itself.
         unsafe { libc::syscall(libc::SYS_getxattr, p, n, v, s) as isize }
@@ -1952,6 +2184,10 @@ mod real_xattr {
     pub unsafe fn lgetxattr(p: *const c_char, n: *const c_char, v: *mut c_void, s: usize) -> isize {
         // SAFETY: as getxattr.
         unsafe { libc::syscall(libc::SYS_lgetxattr, p, n, v, s) as isize }
+    }
+    pub unsafe fn fgetxattr(fd: c_int, n: *const c_char, v: *mut c_void, s: usize) -> isize {
+        // SAFETY: as getxattr.
+        unsafe { libc::syscall(libc::SYS_fgetxattr, fd, n, v, s) as isize }
     }
     pub unsafe fn listxattr(p: *const c_char, l: *mut c_char, s: usize) -> isize {
         // SAFETY: as getxattr.
@@ -1961,10 +2197,58 @@ mod real_xattr {
         // SAFETY: as getxattr.
         unsafe { libc::syscall(libc::SYS_llistxattr, p, l, s) as isize }
     }
+    pub unsafe fn flistxattr(fd: c_int, l: *mut c_char, s: usize) -> isize {
+        // SAFETY: as getxattr.
+        unsafe { libc::syscall(libc::SYS_flistxattr, fd, l, s) as isize }
+    }
+    pub unsafe fn setxattr(
+        p: *const c_char,
+        n: *const c_char,
+        v: *const c_void,
+        s: usize,
+        f: c_int,
+    ) -> c_int {
+        // SAFETY: as getxattr.
+        unsafe { libc::syscall(libc::SYS_setxattr, p, n, v, s, f) as c_int }
+    }
+    pub unsafe fn lsetxattr(
+        p: *const c_char,
+        n: *const c_char,
+        v: *const c_void,
+        s: usize,
+        f: c_int,
+    ) -> c_int {
+        // SAFETY: as getxattr.
+        unsafe { libc::syscall(libc::SYS_lsetxattr, p, n, v, s, f) as c_int }
+    }
+    pub unsafe fn fsetxattr(
+        fd: c_int,
+        n: *const c_char,
+        v: *const c_void,
+        s: usize,
+        f: c_int,
+    ) -> c_int {
+        // SAFETY: as getxattr.
+        unsafe { libc::syscall(libc::SYS_fsetxattr, fd, n, v, s, f) as c_int }
+    }
+    pub unsafe fn removexattr(p: *const c_char, n: *const c_char) -> c_int {
+        // SAFETY: as getxattr.
+        unsafe { libc::syscall(libc::SYS_removexattr, p, n) as c_int }
+    }
+    pub unsafe fn lremovexattr(p: *const c_char, n: *const c_char) -> c_int {
+        // SAFETY: as getxattr.
+        unsafe { libc::syscall(libc::SYS_lremovexattr, p, n) as c_int }
+    }
+    pub unsafe fn fremovexattr(fd: c_int, n: *const c_char) -> c_int {
+        // SAFETY: as getxattr.
+        unsafe { libc::syscall(libc::SYS_fremovexattr, fd, n) as c_int }
+    }
 }
 
 getxattr_hooks!(getxattr => true, lgetxattr => false);
 listxattr_hooks!(listxattr => true, llistxattr => false);
+setxattr_hooks!(setxattr => true, lsetxattr => false);
+removexattr_hooks!(removexattr => true, lremovexattr => false);
 
 // ---- temporary files ---------------------------------------------------------------------------
 

@@ -64,12 +64,6 @@ const NOT_PROMISED: &[(&[&str], &str, &str)] = &[
          whole list, its own hidden overlay.* xattrs counted (ovl_listxattr), as on any \
          overlay mount",
     ),
-    (
-        &["shim"],
-        "x=",
-        "the shim alone's index carries no xattrs: a view path has none \
-         (docs/ARCHITECTURE.md, the shim)",
-    ),
 ];
 
 /// Differences that belong to work on other branches (or to the kernel), each as a minimal
@@ -78,20 +72,6 @@ const NOT_PROMISED: &[(&[&str], &str, &str)] = &[
 /// `known_differences` tests check each still differs, so a fix shows up as an entry to
 /// take off (with its exclusion in [`Exclusions`] or its field in [`NOT_PROMISED`]).
 const OTHERS: &[(&[&str], bool, &str, &str, &str)] = &[
-    (
-        &["shim"],
-        false,
-        "meta (hard-link groups)",
-        "opening for writing (no write) a file hard-linked in the view changes its mtime",
-        "link d/sub/h n1\nopen d/sub/h w 644 0 0",
-    ),
-    (
-        &["shim"],
-        false,
-        "the shim's index (no xattrs)",
-        "a project file's user.* xattr is not seen under the shim alone",
-        "getxattr f1 user.a",
-    ),
     (
         &["overlay"],
         false,
@@ -303,11 +283,6 @@ struct Exclusions {
     /// (docs/ARCHITECTURE.md, "Overlay semantics that differ from a disk"). The initial
     /// tree's directories are `d` and `d/sub` (`lnd` leads to `d`): no rename names them.
     lower_dir_rename: bool,
-    /// The shim alone: no `link`. An open for writing of a file hard-linked in the view
-    /// changes its mtime there; see [`OTHERS`]. (Under the supervisor, with or without the
-    /// shim in front and with or without mounts, names linked in the view are one inode and
-    /// agree with the disk.)
-    no_links: bool,
     /// Supervisor and shim, as an ordinary user: no set-uid mode on a regular file. A write
     /// by a caller without CAP_FSETID leaves S_ISUID/S_ISGID set in the view, where the
     /// kernel clears them (the supervisor's POSIX behaviour, `pjd` branch; see [`OTHERS`]).
@@ -315,19 +290,14 @@ struct Exclusions {
     /// Overlay, as an ordinary user: chmod only to modes that keep the owner's search bit,
     /// for the harvest's failure in [`OTHERS`].
     keep_search_bit: bool,
-    /// The shim alone: no xattr calls. Its index carries no xattrs, and a set reaches the
-    /// disk (docs/ARCHITECTURE.md, the shim); see [`OTHERS`].
-    no_xattrs: bool,
 }
 
 impl Exclusions {
     fn for_projection(projection: &str, as_user: bool) -> Exclusions {
         Exclusions {
             lower_dir_rename: projection == "overlay",
-            no_links: projection == "shim",
             no_setid_files: as_user && projection != "overlay",
             keep_search_bit: as_user && projection == "overlay",
-            no_xattrs: projection == "shim",
         }
     }
 
@@ -342,10 +312,6 @@ impl Exclusions {
                     matches!(last, "d" | "sub" | "lnd")
                 };
                 !(lower(a) || (*f == "exchange" && lower(b)))
-            }
-            Op::Link(..) => !self.no_links,
-            Op::SetXattr(..) | Op::RemoveXattr(..) | Op::GetXattr(..) | Op::ListXattr(..) => {
-                !self.no_xattrs
             }
             Op::Chmod(_, m) if self.keep_search_bit => {
                 u32::from_str_radix(m, 8).is_ok_and(|m| m & 0o100 != 0)
@@ -610,7 +576,7 @@ fn xattr_differential(as_user: bool) {
     run_sequences(as_user, xattr_op());
 }
 
-matrix!(xattr_sequences => xattr_differential, not_shim = "the shim alone's index carries no xattrs, and a set reaches the disk (docs/ARCHITECTURE.md, the shim)");
+matrix!(xattr_sequences => xattr_differential);
 
 /// The regressions, then random sequences of `ops` from every seed, each agreeing with the
 /// disk.

@@ -444,8 +444,20 @@ const HOOKS: &[&str] = &[
     "truncate64",
     "getxattr",
     "lgetxattr",
+    "fgetxattr",
     "listxattr",
     "llistxattr",
+    "flistxattr",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "mknod",
+    "mknodat",
+    "__xmknod",
+    "__xmknodat",
 ];
 
 #[test]

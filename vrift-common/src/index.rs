@@ -7,14 +7,18 @@
 //! file means the same wherever it is mapped):
 //!
 //! ```text
-//! header   128 bytes  magic, version, counts, the manifest's hash, section offsets,
+//! header   160 bytes  magic, version, counts, the manifest's hash, section offsets,
 //!                     total length, a BLAKE3 checksum (first 16 bytes) of everything after it
-//! entries  80 bytes each, in manifest (path) order
+//! entries  88 bytes each, in manifest (path) order
 //! table    u32 slots, a power of two, open addressing with linear probing on FNV-1a 64 of
 //!          the path: 0 is empty, i + 1 names entry i
 //! children u32 entry numbers, grouped by parent directory, each group sorted by name; a
 //!          directory's record holds the start and length of its group (its "range")
 //! strings  path and symlink target bytes
+//! meta     (version 3) each entry's owner, xattrs and link group, in the manifest's own
+//!          encoding of them (flags, then as flagged); a record names its bytes (none: none)
+//! links    (version 3) 8 bytes per member of a hard-link group: group number and entry
+//!          number, by group then path, so a process finds the groups without a walk
 //! origins  (only with header flag 1) 16 bytes per entry, in entry order: the inode number
 //!          and ctime (ns) the entry's file had on disk when it was ingested (0: none;
 //!          see [`crate::origin`])
@@ -35,12 +39,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::hash::Hash;
-use crate::manifest::{Entry, EntryKind, Manifest};
+use crate::manifest::{decode_entry_meta, Entry, EntryKind, EntryMeta, Manifest};
 use crate::store::Store;
 use crate::vfs::LayerSource;
 
 pub use build::{encode, encode_with_origins};
-use layout::{Header, Record, CHUNK, HEADER_LEN, ORIGIN_LEN, RECORD_LEN};
+use layout::{Header, Record, CHUNK, HEADER_LEN, LINK_LEN, ORIGIN_LEN, RECORD_LEN};
 
 use crate::origin::{Origin, Origins};
 
@@ -87,6 +91,8 @@ pub struct EntryRef<'a> {
     pub mode: u32,
     pub mtime_ns: i64,
     pub target: &'a [u8],
+    /// The owner, xattrs and link group as encoded (empty: none); see [`EntryRef::meta`].
+    pub meta: &'a [u8],
 }
 
 impl<'a> EntryRef<'a> {
@@ -98,16 +104,31 @@ impl<'a> EntryRef<'a> {
         }
     }
 
-    pub fn to_entry(&self) -> Entry {
-        Entry {
+    /// The entry's owner, xattrs and link group, decoded and checked; `Err` names what is
+    /// wrong with them.
+    pub fn meta(&self) -> Result<EntryMeta, String> {
+        if self.meta.is_empty() {
+            return Ok(EntryMeta::default());
+        }
+        let m = decode_entry_meta(self.meta)?;
+        if m.is_empty() {
+            return Err("an empty owner, xattrs and link group recorded".into());
+        }
+        Ok(m)
+    }
+
+    /// The owned entry, its meta included; `Err` when its meta is damaged (see
+    /// [`EntryRef::meta`]).
+    pub fn to_entry(&self) -> Result<Entry, String> {
+        Ok(Entry {
             kind: self.kind,
             hash: self.hash,
             size: self.size,
             mode: self.mode,
             mtime_ns: self.mtime_ns,
             target: self.target.to_vec(),
-            meta: Default::default(),
-        }
+            meta: self.meta()?,
+        })
     }
 }
 
@@ -232,6 +253,15 @@ impl Index {
         self.bytes.get(start..start + len as usize)
     }
 
+    /// Bytes `off..off + len` of the meta section.
+    fn meta_bytes(&self, off: u32, len: u32) -> Option<&[u8]> {
+        if u64::from(off) + u64::from(len) > self.header.meta_len {
+            return None;
+        }
+        let start = self.header.meta_off as usize + off as usize;
+        self.bytes.get(start..start + len as usize)
+    }
+
     /// Entry number `i`, read in place.
     pub fn entry(&self, i: u32) -> Result<EntryRef<'_>, IndexError> {
         let r = self.record(i)?;
@@ -241,6 +271,9 @@ impl Index {
         let target = self
             .string(r.target_off, r.target_len)
             .ok_or_else(|| self.corrupt(format!("entry {i}: symlink target out of range")))?;
+        let meta = self
+            .meta_bytes(r.meta_off, r.meta_len)
+            .ok_or_else(|| self.corrupt(format!("entry {i}: owner and xattrs out of range")))?;
         let kind = match r.kind {
             0 => EntryKind::File,
             1 => EntryKind::Dir,
@@ -256,7 +289,58 @@ impl Index {
             mode: r.mode,
             mtime_ns: r.mtime_ns,
             target,
+            meta,
         })
+    }
+
+    /// The owned entry `i`, its owner, xattrs and link group included.
+    pub fn owned_entry(&self, i: u32) -> Result<Entry, IndexError> {
+        self.entry(i)?
+            .to_entry()
+            .map_err(|reason| self.corrupt(format!("entry {i}: {reason}")))
+    }
+
+    /// The member of the link groups section at `k`: (group, entry number).
+    fn link_member(&self, k: u64) -> Option<(u32, u32)> {
+        if k >= self.header.links_len {
+            return None;
+        }
+        let at = (self.header.links_off as usize).checked_add(k as usize * LINK_LEN)?;
+        Some((
+            layout::u32_at(&self.bytes, at)?,
+            layout::u32_at(&self.bytes, at + 4)?,
+        ))
+    }
+
+    /// The entry numbers of each hard-link group, in group order (group 1 first), each
+    /// group's names in path order: from the link groups section alone, without a walk of
+    /// the entries.
+    pub fn link_groups(&self) -> Result<Vec<Vec<u32>>, IndexError> {
+        let mut out: Vec<Vec<u32>> = Vec::new();
+        for k in 0..self.header.links_len {
+            let (g, i) = self
+                .link_member(k)
+                .ok_or_else(|| self.corrupt("link groups truncated"))?;
+            if i >= self.header.count {
+                return Err(self.corrupt(format!("link group {g}: entry {i} out of range")));
+            }
+            if g as usize == out.len() + 1 {
+                out.push(vec![i]);
+            } else if g as usize == out.len() && out.last().is_some_and(|l| l[l.len() - 1] < i) {
+                out.last_mut().expect("checked").push(i);
+            } else {
+                return Err(self.corrupt(format!("link group {g} out of order")));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The paths of each hard-link group (see [`Index::link_groups`]).
+    pub fn link_group_paths(&self) -> Result<Vec<Vec<&[u8]>>, IndexError> {
+        self.link_groups()?
+            .into_iter()
+            .map(|g| g.into_iter().map(|i| Ok(self.entry(i)?.path)).collect())
+            .collect()
     }
 
     /// The entry number of `path`, if the index has it.
@@ -333,9 +417,25 @@ impl Index {
         if blake3::hash(body).as_bytes()[..16] != self.header.checksum {
             return Err(self.corrupt("checksum mismatch"));
         }
+        let mut linked = 0u64;
         for i in 0..self.header.count {
-            self.entry(i)?;
+            if self.owned_entry(i)?.meta.link != 0 {
+                linked += 1;
+            }
             self.children_of(i)?;
+        }
+        // The link groups section lists exactly the entries with a link group, each under
+        // its own group.
+        let groups = self.link_groups()?;
+        if linked != self.header.links_len {
+            return Err(self.corrupt("link groups do not list every linked entry"));
+        }
+        for (g, members) in groups.iter().enumerate() {
+            for &i in members {
+                if self.owned_entry(i)?.meta.link != g as u64 + 1 {
+                    return Err(self.corrupt(format!("entry {i} listed in link group {}", g + 1)));
+                }
+            }
         }
         for s in 0..self.header.slots {
             match self.slot(s) {
@@ -354,7 +454,7 @@ impl Index {
         if let Some(e) = cell.get() {
             return Some(e);
         }
-        let e = self.entry(i).ok()?.to_entry();
+        let e = self.owned_entry(i).ok()?;
         Some(cell.get_or_init(|| e))
     }
 
@@ -362,8 +462,8 @@ impl Index {
     pub fn to_manifest(&self) -> Result<Manifest, IndexError> {
         let mut entries = Vec::with_capacity(self.len());
         for i in 0..self.header.count {
-            let e = self.entry(i)?;
-            entries.push((e.path.to_vec(), e.to_entry()));
+            let path = self.entry(i)?.path.to_vec();
+            entries.push((path, self.owned_entry(i)?));
         }
         Ok(Manifest::from_entries(entries))
     }

@@ -3,6 +3,7 @@
 //! Nothing in this crate makes system calls on behalf of another process: it is the store,
 //! the manifest, ingest, layered views and the RFC-0047 mutation state machine.
 
+pub mod acl;
 pub mod filters;
 pub mod gc;
 pub mod hash;

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hash::Hash;
 
+pub(crate) use codec::{decode_entry_meta, encode_entry_meta};
 pub use codec::{FORMAT_VERSION, FORMAT_VERSION_1, MAGIC};
 pub use diff::{Change, Field};
 pub use meta::{is_kept_xattr, EntryMeta, EntryOwner, Xattr, XATTR_NAME_MAX, XATTR_SIZE_MAX};

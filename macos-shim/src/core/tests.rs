@@ -7,12 +7,12 @@ use std::path::Path;
 
 use vrift_common::hash::Hash;
 use vrift_common::index;
-use vrift_common::manifest::{Entry, EntryKind, Manifest};
+use vrift_common::manifest::{Entry, EntryKind, EntryMeta, EntryOwner, Manifest, Xattr};
 use vrift_common::runlog::Op;
 use vrift_common::store::Store;
-use vrift_common::vfs::Errno;
+use vrift_common::vfs::{Errno, XATTR_CREATE};
 
-use super::{Act, Shim};
+use super::{Act, Shim, XattrTarget};
 use crate::env::{self, Config};
 
 struct Run {
@@ -34,6 +34,33 @@ fn entry(kind: EntryKind, hash: Hash, size: u64, mode: u32, target: &[u8]) -> En
 
 /// A view at /v of {a.txt "hello", run.sh (0755), sub/b.txt "bee\n", link -> a.txt}.
 fn run() -> Run {
+    run_of(|put| {
+        let z = Hash([0; 32]);
+        vec![
+            (b"".to_vec(), entry(EntryKind::Dir, z, 0, 0o755, b"")),
+            (
+                b"a.txt".to_vec(),
+                entry(EntryKind::File, put("a", b"hello"), 5, 0o644, b""),
+            ),
+            (
+                b"run.sh".to_vec(),
+                entry(EntryKind::File, put("r", b"#!/bin/sh\n"), 10, 0o755, b""),
+            ),
+            (b"sub".to_vec(), entry(EntryKind::Dir, z, 0, 0o755, b"")),
+            (
+                b"sub/b.txt".to_vec(),
+                entry(EntryKind::File, put("b", b"bee\n"), 4, 0o644, b""),
+            ),
+            (
+                b"link".to_vec(),
+                entry(EntryKind::Symlink, z, 5, 0o777, b"a.txt"),
+            ),
+        ]
+    })
+}
+
+/// A view at /v of the entries `make` gives (`put` stores a blob and gives its hash).
+fn run_of(make: impl FnOnce(&dyn Fn(&str, &[u8]) -> Hash) -> Vec<(Vec<u8>, Entry)>) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
     let put = |name: &str, content: &[u8]| {
@@ -41,27 +68,7 @@ fn run() -> Run {
         std::fs::write(&p, content).unwrap();
         store.insert_file(&p).unwrap().hash
     };
-    let z = Hash([0; 32]);
-    let m = Manifest::from_entries(vec![
-        (b"".to_vec(), entry(EntryKind::Dir, z, 0, 0o755, b"")),
-        (
-            b"a.txt".to_vec(),
-            entry(EntryKind::File, put("a", b"hello"), 5, 0o644, b""),
-        ),
-        (
-            b"run.sh".to_vec(),
-            entry(EntryKind::File, put("r", b"#!/bin/sh\n"), 10, 0o755, b""),
-        ),
-        (b"sub".to_vec(), entry(EntryKind::Dir, z, 0, 0o755, b"")),
-        (
-            b"sub/b.txt".to_vec(),
-            entry(EntryKind::File, put("b", b"bee\n"), 4, 0o644, b""),
-        ),
-        (
-            b"link".to_vec(),
-            entry(EntryKind::Symlink, z, 5, 0o777, b"a.txt"),
-        ),
-    ]);
+    let m = Manifest::from_entries(make(&put));
     let ix = index::cached(&store, &m).unwrap();
     let run = dir.path().join("run");
     for d in [&run, &run.join(env::WRITES), &run.join(env::EMPTY)] {
@@ -369,4 +376,153 @@ fn a_path_longer_than_path_max_is_opened_in_pieces() {
         super::open_long(missing.as_os_str().as_bytes(), libc::O_RDONLY),
         Err(libc::ENOENT)
     );
+}
+
+/// A view whose manifest records an owner, xattrs and a hard-link group: {a (owner
+/// 4321:8765, user.k=v), h1 and sub/h2 (one inode), sub/}.
+fn run_with_meta() -> Run {
+    run_of(|put| {
+        let z = Hash([0; 32]);
+        let h = put("h", b"linked\n");
+        let linked = entry(EntryKind::File, h, 7, 0o644, b"").with_meta(EntryMeta {
+            link: 1,
+            ..Default::default()
+        });
+        vec![
+            (b"".to_vec(), entry(EntryKind::Dir, z, 0, 0o755, b"")),
+            (
+                b"a".to_vec(),
+                entry(EntryKind::File, put("a", b"a"), 1, 0o644, b"").with_meta(EntryMeta {
+                    owner: Some(EntryOwner {
+                        uid: 4321,
+                        gid: 8765,
+                    }),
+                    xattrs: vec![Xattr {
+                        name: b"user.k".to_vec(),
+                        value: b"v".to_vec(),
+                    }],
+                    link: 0,
+                }),
+            ),
+            (b"h1".to_vec(), linked.clone()),
+            (b"sub".to_vec(), entry(EntryKind::Dir, z, 0, 0o755, b"")),
+            (b"sub/h2".to_vec(), linked),
+        ]
+    })
+}
+
+fn done<T: std::fmt::Debug>(a: Act<T>) -> Result<T, Errno> {
+    match a {
+        Act::Done(r) => r,
+        other => panic!("went to the kernel: {other:?}"),
+    }
+}
+
+#[test]
+fn owners_xattrs_and_link_groups_of_the_index_are_served_and_shared() {
+    let r = run_with_meta();
+    let mut a = Shim::new(&r.cfg).unwrap();
+    let mut b = Shim::new(&r.cfg).unwrap();
+    // The recorded owner; the link group's names are one inode.
+    let st = done(a.stat(None, b"/v/a", false)).unwrap();
+    assert_eq!((st.uid, st.gid), (4321, 8765));
+    let h1 = done(a.stat(None, b"h1", false)).unwrap();
+    let h2 = done(a.stat(None, b"sub/h2", false)).unwrap();
+    assert_eq!((h1.ino, h1.nlink), (h2.ino, 2));
+    // xattr reads, by path, through a view directory's /proc/self/fd name and by descriptor.
+    assert_eq!(
+        done(a.getxattr(XattrTarget::Path(b"a", true), b"user.k")),
+        Ok(b"v".to_vec())
+    );
+    assert_eq!(
+        done(a.listxattr(XattrTarget::Path(b"/v/a", false))),
+        Ok(b"user.k\0".to_vec())
+    );
+    assert_eq!(
+        done(a.getxattr(XattrTarget::Path(b"a", true), b"user.none")),
+        Err(Errno::ENODATA)
+    );
+    let dir = done(a.open(None, b"/v", libc::O_RDONLY | libc::O_DIRECTORY, 0)).unwrap();
+    let via = format!("/proc/self/fd/{dir}/a").into_bytes();
+    assert_eq!(
+        done(a.getxattr(XattrTarget::Path(&via, true), b"user.k")),
+        Ok(b"v".to_vec())
+    );
+    let fd = done(a.open(None, b"a", libc::O_RDONLY, 0)).unwrap();
+    assert_eq!(
+        done(a.getxattr(XattrTarget::Fd(fd), b"user.k")),
+        Ok(b"v".to_vec())
+    );
+    // Outside the view the kernel answers.
+    assert!(matches!(
+        a.getxattr(XattrTarget::Path(b"/etc/passwd", true), b"user.k"),
+        Act::Real(_)
+    ));
+    // A set through one name of the group is seen through the other, by another process.
+    assert_eq!(
+        done(b.setxattr(XattrTarget::Path(b"h1", true), b"user.n", b"1", 0)),
+        Ok(())
+    );
+    assert_eq!(
+        done(a.getxattr(XattrTarget::Path(b"sub/h2", true), b"user.n")),
+        Ok(b"1".to_vec())
+    );
+    assert_eq!(
+        done(b.setxattr(
+            XattrTarget::Path(b"h1", true),
+            b"user.n",
+            b"2",
+            XATTR_CREATE
+        )),
+        Err(Errno::EEXIST)
+    );
+    assert_eq!(done(a.removexattr(XattrTarget::Fd(fd), b"user.k")), Ok(()));
+    assert_eq!(
+        done(b.getxattr(XattrTarget::Path(b"a", true), b"user.k")),
+        Err(Errno::ENODATA)
+    );
+    // A mode-equivalent access ACL is a chmod (as root: the file is another user's).
+    let root = crate::sys::ids().0 == 0;
+    let acl: &[u8] = b"\x02\0\0\0\x01\0\x07\0\xff\xff\xff\xff\x04\0\x05\0\xff\xff\xff\xff\x20\0\x05\0\xff\xff\xff\xff";
+    let set = done(a.setxattr(
+        XattrTarget::Path(b"h1", true),
+        b"system.posix_acl_access",
+        acl,
+        0,
+    ));
+    assert_eq!(set, Ok(()));
+    assert_eq!(
+        done(b.stat(None, b"sub/h2", true)).unwrap().mode & 0o7777,
+        0o755
+    );
+    // chown: root gives a file away; anyone else may not.
+    let chown = done(b.chown(None, b"h1", 77, 88, true));
+    if root {
+        assert_eq!(chown, Ok(()));
+        let st = done(a.stat(None, b"sub/h2", true)).unwrap();
+        assert_eq!((st.uid, st.gid), (77, 88));
+    } else {
+        assert_eq!(chown, Err(Errno::EPERM));
+    }
+    // A link made in the run is one more name of the inode.
+    let Act::Done(Ok(())) = a.change_pair((None, b"h1"), (None, b"h3"), |old, new| Op::Link {
+        old,
+        new,
+        follow: false,
+    }) else {
+        panic!("link")
+    };
+    assert_eq!(done(b.stat(None, b"h3", true)).unwrap().nlink, 3);
+    // A process started after all of it replays the log to the same view.
+    let mut c = Shim::new(&r.cfg).unwrap();
+    assert_eq!(
+        done(c.stat(None, b"h3", true)),
+        done(a.stat(None, b"h3", true))
+    );
+    assert_eq!(
+        done(c.listxattr(XattrTarget::Path(b"sub/h2", true))),
+        Ok(b"user.n\0".to_vec())
+    );
+    crate::sys::close(fd);
+    crate::sys::close(dir);
 }

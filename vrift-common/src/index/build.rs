@@ -4,10 +4,12 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::layout::{fnv1a, Header, Record, HAS_ORIGINS, HEADER_LEN, ORIGIN_LEN, RECORD_LEN};
+use super::layout::{
+    fnv1a, Header, Record, HAS_ORIGINS, HEADER_LEN, LINK_LEN, ORIGIN_LEN, RECORD_LEN,
+};
 use super::IndexError;
 use crate::hash::Hash;
-use crate::manifest::{EntryKind, Manifest};
+use crate::manifest::{encode_entry_meta, EntryKind, Manifest};
 use crate::origin::Origins;
 
 fn len32(n: usize, what: &str) -> Result<u32, String> {
@@ -53,12 +55,27 @@ fn encode_inner(
     let count = len32(entries.len(), "entries")?;
     // Strings: every path, then every symlink target.
     let mut strings = Vec::new();
+    // Owners, xattrs and link groups, each entry's in the manifest's own encoding.
+    let mut meta = Vec::new();
+    // Link groups: (group, entry number) of every member, by group then path.
+    let mut links: Vec<(u32, u32)> = Vec::new();
     let mut records = Vec::with_capacity(entries.len());
-    for (path, e) in &entries {
+    for (i, (path, e)) in entries.iter().enumerate() {
         let path_off = len32(strings.len(), "names")?;
         strings.extend_from_slice(path);
         let target_off = len32(strings.len(), "names")?;
         strings.extend_from_slice(&e.target);
+        let (meta_off, meta_len) = if e.meta.is_empty() {
+            (0, 0)
+        } else {
+            let m = encode_entry_meta(&e.meta);
+            let at = len32(meta.len(), "owners and xattrs")?;
+            meta.extend_from_slice(&m);
+            (at, len32(m.len(), "owners and xattrs")?)
+        };
+        if e.meta.link != 0 {
+            links.push((len32(e.meta.link as usize, "link group")?, i as u32));
+        }
         records.push(Record {
             path_off,
             path_len: len32(path.len(), "path")?,
@@ -74,10 +91,15 @@ fn encode_inner(
             size: e.size,
             mtime_ns: e.mtime_ns,
             hash: e.hash.0,
+            meta_off,
+            meta_len,
             ..Record::default()
         });
     }
     len32(strings.len(), "names")?;
+    len32(meta.len(), "owners and xattrs")?;
+    // Entries are in path order already: a stable sort by group keeps it within each.
+    links.sort_by_key(|&(g, _)| g);
     // Children groups: entries are sorted by path, so each directory's children, found by
     // the parent's entry number, come out sorted by full path, hence by name.
     let index_of = |p: &[u8]| entries.binary_search_by(|(q, _)| (*q).cmp(p)).ok();
@@ -118,9 +140,12 @@ fn encode_inner(
     let table_off = entries_off + (entries.len() * RECORD_LEN) as u64;
     let children_off = table_off + slots as u64 * 4;
     let strings_off = children_off + children.len() as u64 * 4;
+    let meta_off = strings_off + strings.len() as u64;
+    let links_off = meta_off + meta.len() as u64;
     let origins = origins.map(|o| origins_section(manifest, o));
-    let total_len =
-        strings_off + strings.len() as u64 + origins.as_ref().map_or(0, |o| o.len() as u64);
+    let total_len = links_off
+        + (links.len() * LINK_LEN) as u64
+        + origins.as_ref().map_or(0, |o| o.len() as u64);
     let mut out = vec![0u8; HEADER_LEN];
     out.reserve(total_len as usize - HEADER_LEN);
     for r in &records {
@@ -133,6 +158,11 @@ fn encode_inner(
         out.extend_from_slice(&c.to_le_bytes());
     }
     out.extend_from_slice(&strings);
+    out.extend_from_slice(&meta);
+    for (g, i) in &links {
+        out.extend_from_slice(&g.to_le_bytes());
+        out.extend_from_slice(&i.to_le_bytes());
+    }
     if let Some(o) = &origins {
         out.extend_from_slice(o);
     }
@@ -152,6 +182,10 @@ fn encode_inner(
         strings_off,
         strings_len: strings.len() as u64,
         total_len,
+        meta_off,
+        meta_len: meta.len() as u64,
+        links_off,
+        links_len: links.len() as u64,
         checksum,
     };
     header.write(&mut out[..HEADER_LEN]);

@@ -3,14 +3,20 @@
 use crate::hash::Hash;
 
 pub(super) const MAGIC: &[u8; 8] = b"VRIFTIX1";
-/// Version 2 added the optional origins section (flag [`HAS_ORIGINS`]).
-pub(super) const VERSION: u32 = 2;
+/// Version 2 added the optional origins section (flag [`HAS_ORIGINS`]); version 3 the meta
+/// section (owners, xattrs, link groups: each record's `meta_off`, `meta_len`) and the link
+/// groups section.
+pub(super) const VERSION: u32 = 3;
 /// Header flag: an origins section follows the strings.
 pub(super) const HAS_ORIGINS: u32 = 1;
 /// Bytes per entry of the origins section: inode number, ctime (ns).
 pub(super) const ORIGIN_LEN: usize = 16;
-pub(super) const HEADER_LEN: usize = 128;
-pub(super) const RECORD_LEN: usize = 80;
+pub(super) const HEADER_LEN: usize = 160;
+pub(super) const RECORD_LEN: usize = 88;
+/// Where the header's checksum lies.
+pub(super) const CHECKSUM_AT: usize = 144;
+/// Bytes per member of the link groups section: group number, entry number.
+pub(super) const LINK_LEN: usize = 8;
 /// Entries per chunk of the decoded-entry cache.
 pub(super) const CHUNK: usize = 256;
 
@@ -49,6 +55,11 @@ pub(super) struct Header {
     pub strings_off: u64,
     pub strings_len: u64,
     pub total_len: u64,
+    pub meta_off: u64,
+    pub meta_len: u64,
+    pub links_off: u64,
+    /// Members (pairs) in the link groups section.
+    pub links_len: u64,
     pub checksum: [u8; 16],
 }
 
@@ -85,7 +96,13 @@ impl Header {
             strings_off: g(88),
             strings_len: g(96),
             total_len: g(104),
-            checksum: b[112..128].try_into().expect("16 bytes"),
+            meta_off: g(112),
+            meta_len: g(120),
+            links_off: g(128),
+            links_len: g(136),
+            checksum: b[CHECKSUM_AT..CHECKSUM_AT + 16]
+                .try_into()
+                .expect("16 bytes"),
         };
         if h.total_len != b.len() as u64 {
             return Err(format!(
@@ -105,6 +122,8 @@ impl Header {
             (h.table_off, u64::from(h.slots) * 4),
             (h.children_off, h.children_len.saturating_mul(4)),
             (h.strings_off, h.strings_len),
+            (h.meta_off, h.meta_len),
+            (h.links_off, h.links_len.saturating_mul(LINK_LEN as u64)),
             (h.origins_off(), h.origins_len()),
         ];
         let mut at = HEADER_LEN as u64;
@@ -118,9 +137,10 @@ impl Header {
         Ok(h)
     }
 
-    /// Where the origins section starts: right after the strings.
+    /// Where the origins section starts: right after the link groups.
     pub fn origins_off(&self) -> u64 {
-        self.strings_off.saturating_add(self.strings_len)
+        self.links_off
+            .saturating_add(self.links_len.saturating_mul(LINK_LEN as u64))
     }
 
     /// The origins section's length (0 without one).
@@ -147,10 +167,14 @@ impl Header {
             (88, self.strings_off),
             (96, self.strings_len),
             (104, self.total_len),
+            (112, self.meta_off),
+            (120, self.meta_len),
+            (128, self.links_off),
+            (136, self.links_len),
         ] {
             out[at..at + 8].copy_from_slice(&v.to_le_bytes());
         }
-        out[112..128].copy_from_slice(&self.checksum);
+        out[CHECKSUM_AT..CHECKSUM_AT + 16].copy_from_slice(&self.checksum);
     }
 }
 
@@ -171,6 +195,10 @@ pub(super) struct Record {
     pub hash: [u8; 32],
     pub children_start: u32,
     pub children_count: u32,
+    /// The entry's owner, xattrs and link group in the meta section (the manifest's own
+    /// encoding of them); `meta_len` 0: none.
+    pub meta_off: u32,
+    pub meta_len: u32,
 }
 
 impl Record {
@@ -190,6 +218,8 @@ impl Record {
             hash: r[40..72].try_into().expect("32 bytes"),
             children_start: u(72),
             children_count: u(76),
+            meta_off: u(80),
+            meta_len: u(84),
         })
     }
 
@@ -210,6 +240,8 @@ impl Record {
         out.extend_from_slice(&self.hash);
         out.extend_from_slice(&self.children_start.to_le_bytes());
         out.extend_from_slice(&self.children_count.to_le_bytes());
+        out.extend_from_slice(&self.meta_off.to_le_bytes());
+        out.extend_from_slice(&self.meta_len.to_le_bytes());
         debug_assert_eq!(out.len() - start, RECORD_LEN);
     }
 }

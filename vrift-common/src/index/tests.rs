@@ -1,9 +1,9 @@
 use std::path::Path;
 
-use super::layout::{HEADER_LEN, RECORD_LEN};
+use super::layout::{CHECKSUM_AT, HEADER_LEN, RECORD_LEN};
 use super::*;
-use crate::manifest::RelPath;
-use crate::vfs::{Caller, Cred, Owner, View};
+use crate::manifest::{EntryOwner, RelPath, Xattr};
+use crate::vfs::{Caller, Cred, Owner, Routed, View};
 
 /// xorshift64*: deterministic pseudo-random numbers, no crate needed.
 struct Rng(u64);
@@ -83,14 +83,81 @@ fn random_manifest(seed: u64, n: usize) -> Manifest {
     Manifest::from_entries(out)
 }
 
+/// [`random_manifest`] with what format version 2 adds: owners on some entries, xattrs
+/// (`user.*` and ACL names, empty and long values, odd bytes) on some, and hard-link groups
+/// of two to four files (each member a copy of its group's first, as on disk), some of
+/// them in different directories.
+fn random_manifest_with_meta(seed: u64, n: usize) -> Manifest {
+    let base = random_manifest(seed, n);
+    let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 3);
+    let mut entries: Vec<(RelPath, Entry)> =
+        base.iter().map(|(p, e)| (p.to_vec(), e.clone())).collect();
+    for (_, e) in entries.iter_mut() {
+        if rng.below(3) == 0 {
+            e.meta.owner = Some(EntryOwner {
+                uid: [0, 1000, 65534, u32::MAX - 1][rng.below(4) as usize],
+                gid: rng.below(70_000) as u32,
+            });
+        }
+        if rng.below(3) == 0 {
+            for _ in 0..1 + rng.below(4) {
+                let name = match rng.below(5) {
+                    0 => b"system.posix_acl_access".to_vec(),
+                    1 => b"system.posix_acl_default".to_vec(),
+                    _ => {
+                        let mut n = format!("user.k{}", rng.below(10)).into_bytes();
+                        n.push(0xff);
+                        n
+                    }
+                };
+                let value = match rng.below(4) {
+                    0 => Vec::new(),
+                    1 => vec![0u8, 1, 0xff, b'\n'],
+                    2 => vec![b'v'; 1 + rng.below(5000) as usize],
+                    _ => rng.next().to_le_bytes().to_vec(),
+                };
+                e.meta.xattrs.push(Xattr { name, value });
+            }
+        }
+    }
+    // Link groups: members take their group's first file's fields.
+    let files: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].1.kind == EntryKind::File)
+        .collect();
+    let mut group = 1;
+    let mut k = 0;
+    while k + 1 < files.len() {
+        let size = 2 + rng.below(3) as usize;
+        let members: Vec<usize> = files[k..(k + size).min(files.len())].to_vec();
+        k += size + rng.below(3) as usize;
+        if members.len() < 2 {
+            break;
+        }
+        let mut lead = entries[members[0]].1.clone();
+        lead.meta.link = 100 + group; // renumbered by from_entries
+        for &m in &members {
+            entries[m].1 = lead.clone();
+        }
+        group += 1;
+    }
+    let m = Manifest::from_entries(entries);
+    assert!(m.has_owners() && m.has_xattrs() && !m.link_groups().is_empty());
+    m
+}
+
+/// Plain trees and trees with owners, xattrs and link groups.
+fn manifests(seed: u64, n: usize) -> [Manifest; 2] {
+    [random_manifest(seed, n), random_manifest_with_meta(seed, n)]
+}
+
 fn index_of(m: &Manifest) -> Index {
     Index::from_bytes(encode(m, &m.hash()).unwrap(), Path::new("test.vidx")).unwrap()
 }
 
 #[test]
 fn every_path_is_found_with_its_entry_and_missing_paths_are_not() {
-    for seed in 0..40 {
-        let m = random_manifest(seed, 200);
+    for (seed, m) in (0..40).flat_map(|s| manifests(s, 200).map(|m| (s, m))) {
+        let _ = seed;
         let ix = index_of(&m);
         assert_eq!(ix.len(), m.len());
         assert_eq!(ix.manifest_hash(), m.hash());
@@ -111,8 +178,7 @@ fn every_path_is_found_with_its_entry_and_missing_paths_are_not() {
 
 #[test]
 fn children_ranges_match_the_manifest() {
-    for seed in 0..40 {
-        let m = random_manifest(seed, 150);
+    for m in (0..40).flat_map(|s| manifests(s, 150)) {
         let ix = index_of(&m);
         for (path, e) in m.iter() {
             let want = m.children(path);
@@ -129,16 +195,46 @@ fn children_ranges_match_the_manifest() {
 
 #[test]
 fn decoding_the_index_gives_back_the_manifest() {
-    for seed in 0..20 {
-        let m = random_manifest(seed, 100);
-        assert_eq!(index_of(&m).to_manifest().unwrap(), m);
+    for m in (0..20).flat_map(|s| manifests(s, 100)) {
+        let back = index_of(&m).to_manifest().unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.hash(), m.hash());
+    }
+}
+
+#[test]
+fn owners_xattrs_and_link_groups_round_trip_exactly() {
+    for seed in 0..30 {
+        let m = random_manifest_with_meta(seed, 150);
+        let ix = index_of(&m);
+        ix.verify().unwrap();
+        // Every owned entry is the manifest's, meta included.
+        for (path, e) in m.iter() {
+            let i = ix.find(path).unwrap();
+            assert_eq!(&ix.owned_entry(i).unwrap(), e, "{path:?}");
+            assert_eq!(ix.entry(i).unwrap().meta().unwrap(), e.meta, "{path:?}");
+        }
+        // The link groups section gives the manifest's groups, in order.
+        assert_eq!(ix.link_group_paths().unwrap(), m.link_groups());
+        let back = ix.to_manifest().unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.encode(), m.encode());
+        assert_eq!(back.hash(), m.hash());
+    }
+    // A plain tree has no meta and no groups.
+    let plain = random_manifest(3, 100);
+    let ix = index_of(&plain);
+    assert!(ix.link_groups().unwrap().is_empty());
+    for i in 0..ix.len() as u32 {
+        assert!(ix.entry(i).unwrap().meta.is_empty());
     }
 }
 
 #[test]
 fn encoding_is_deterministic() {
-    let m = random_manifest(7, 300);
-    assert_eq!(encode(&m, &m.hash()), encode(&m, &m.hash()));
+    for m in manifests(7, 300) {
+        assert_eq!(encode(&m, &m.hash()), encode(&m, &m.hash()));
+    }
 }
 
 #[test]
@@ -165,12 +261,19 @@ fn a_view_over_the_index_answers_as_a_view_over_the_manifest() {
         umask: 0o022,
         now_ns: 5,
     };
-    for seed in 0..20 {
-        let m = random_manifest(seed, 120);
+    for m in (0..20).flat_map(|s| manifests(s, 120)) {
         let ix = index_of(&m);
-        let a = View::new(root, owner, vec![&m]).unwrap();
-        let b = View::new(root, owner, vec![&ix]).unwrap();
-        for (path, _) in m.iter() {
+        let mut a = View::new(root, owner, vec![&m]).unwrap();
+        let mut b = View::new(root, owner, vec![&ix]).unwrap();
+        // Names of a link group are one inode in both (as the supervisor and the shim
+        // make their views).
+        for g in m.link_groups() {
+            a.share_link_group(&g);
+        }
+        for g in ix.link_group_paths().unwrap() {
+            b.share_link_group(&g);
+        }
+        for (path, e) in m.iter() {
             let mut abs = root.to_vec();
             abs.push(b'/');
             abs.extend_from_slice(path);
@@ -183,18 +286,40 @@ fn a_view_over_the_index_answers_as_a_view_over_the_manifest() {
             }
             assert_eq!(a.read_dir(&c, &abs), b.read_dir(&c, &abs));
             assert_eq!(a.readlink(&c, &abs), b.readlink(&c, &abs));
+            for follow in [false, true] {
+                assert_eq!(a.listxattr(&c, &abs, follow), b.listxattr(&c, &abs, follow));
+                for x in &e.meta.xattrs {
+                    assert_eq!(
+                        a.getxattr(&c, &abs, &x.name, follow),
+                        b.getxattr(&c, &abs, &x.name, follow)
+                    );
+                }
+            }
+            if let Ok(Routed::View(st)) = b.stat(&c, &abs, false) {
+                let want = e
+                    .meta
+                    .owner
+                    .map_or((owner.uid, owner.gid), |o| (o.uid, o.gid));
+                assert_eq!((st.uid, st.gid), want, "{abs:?}: owner");
+                if e.meta.link != 0 {
+                    let names = m.link_groups()[e.meta.link as usize - 1].len();
+                    assert_eq!(st.nlink, names as u64, "{abs:?}: link count");
+                }
+            }
         }
     }
 }
 
 #[test]
 fn every_truncation_is_an_error_naming_the_file() {
-    let m = random_manifest(3, 40);
-    let bytes = encode(&m, &m.hash()).unwrap();
-    for len in 0..bytes.len() {
-        let err = Index::from_bytes(bytes[..len].to_vec(), Path::new("/x/cut.vidx")).unwrap_err();
-        let text = err.to_string();
-        assert!(text.starts_with("/x/cut.vidx: "), "{text}");
+    for m in manifests(3, 40) {
+        let bytes = encode(&m, &m.hash()).unwrap();
+        for len in 0..bytes.len() {
+            let err =
+                Index::from_bytes(bytes[..len].to_vec(), Path::new("/x/cut.vidx")).unwrap_err();
+            let text = err.to_string();
+            assert!(text.starts_with("/x/cut.vidx: "), "{text}");
+        }
     }
 }
 
@@ -204,12 +329,16 @@ fn poke_everything(ix: &Index) {
     for i in 0..n.min(500) + 2 {
         let _ = ix.entry(i);
         let _ = ix.children_of(i);
+        let _ = ix.owned_entry(i);
         if let Ok(e) = ix.entry(i) {
+            let _ = e.meta();
             let p = e.path.to_vec();
             let _ = LayerSource::get(ix, &p);
             let _ = LayerSource::children(ix, &p);
         }
     }
+    let _ = ix.link_groups();
+    let _ = ix.link_group_paths();
     for p in [&b""[..], b"a", b"a/b", b"zzz"] {
         let _ = ix.find(p);
         let _ = LayerSource::get(ix, p);
@@ -221,8 +350,13 @@ fn poke_everything(ix: &Index) {
 
 #[test]
 fn a_flipped_byte_fails_verification_and_never_panics() {
-    let m = random_manifest(11, 60);
-    let bytes = encode(&m, &m.hash()).unwrap();
+    for m in manifests(11, 60) {
+        flipped_bytes(&m);
+    }
+}
+
+fn flipped_bytes(m: &Manifest) {
+    let bytes = encode(m, &m.hash()).unwrap();
     let mut rng = Rng(99);
     for at in (0..bytes.len()).step_by(7) {
         let mut b = bytes.clone();
@@ -245,10 +379,15 @@ fn a_flipped_byte_fails_verification_and_never_panics() {
 fn garbage_with_a_valid_checksum_gives_errors_not_panics() {
     // An attacker (or a bug) that rewrites the body and fixes the checksum: structural
     // checks still hold.
-    let m = random_manifest(5, 80);
-    let good = encode(&m, &m.hash()).unwrap();
+    for m in manifests(5, 80) {
+        garbage(&m);
+    }
+}
+
+fn garbage(m: &Manifest) {
+    let good = encode(m, &m.hash()).unwrap();
     let mut rng = Rng(1234);
-    for round in 0..200 {
+    for round in 0..300 {
         let mut b = good.clone();
         for _ in 0..1 + round % 16 {
             let at = HEADER_LEN + rng.below((b.len() - HEADER_LEN) as u64) as usize;
@@ -257,10 +396,98 @@ fn garbage_with_a_valid_checksum_gives_errors_not_panics() {
         let sum: [u8; 16] = blake3::hash(&b[HEADER_LEN..]).as_bytes()[..16]
             .try_into()
             .unwrap();
-        b[112..128].copy_from_slice(&sum);
+        b[CHECKSUM_AT..CHECKSUM_AT + 16].copy_from_slice(&sum);
         let ix = Index::from_bytes(b, Path::new("g.vidx")).unwrap();
         poke_everything(&ix);
     }
+}
+
+/// `b` with its checksum made right again.
+fn resum(b: &mut [u8]) {
+    let sum: [u8; 16] = blake3::hash(&b[HEADER_LEN..]).as_bytes()[..16]
+        .try_into()
+        .unwrap();
+    b[CHECKSUM_AT..CHECKSUM_AT + 16].copy_from_slice(&sum);
+}
+
+#[test]
+fn a_link_groups_section_that_disagrees_with_the_entries_fails_verification() {
+    let m = random_manifest_with_meta(21, 120);
+    let good = encode(&m, &m.hash()).unwrap();
+    let h = layout::Header::parse(&good).unwrap();
+    assert!(h.links_len >= 2);
+    let at = h.links_off as usize;
+    let cases: Vec<(usize, u32)> = vec![
+        (at, 7),           // the first member in another group
+        (at + 4, h.count), // an entry number out of range
+        (at + 4, 0),       // the root, which is in no group
+        (at + 12, 0),      // members out of order
+    ];
+    for (off, v) in cases {
+        let mut b = good.clone();
+        b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+        resum(&mut b);
+        let ix = Index::from_bytes(b, Path::new("l.vidx")).unwrap();
+        assert!(ix.verify().is_err(), "{off}: {v}");
+        poke_everything(&ix);
+    }
+    // A record whose meta says another link group than the section.
+    let mut b = good.clone();
+    let (g, i) = (
+        layout::u32_at(&good, at).unwrap(),
+        layout::u32_at(&good, at + 4).unwrap(),
+    );
+    assert_eq!(g, 1);
+    let r = layout::Record::parse(&good, h.entries_off as usize + i as usize * RECORD_LEN).unwrap();
+    // Meta bytes are flags, [uid gid], link u64: set the link to 2.
+    let mut mo = h.meta_off as usize + r.meta_off as usize + 1;
+    if good[mo - 1] & 1 != 0 {
+        mo += 8;
+    }
+    b[mo..mo + 8].copy_from_slice(&2u64.to_le_bytes());
+    resum(&mut b);
+    let ix = Index::from_bytes(b, Path::new("l.vidx")).unwrap();
+    assert!(ix.verify().is_err());
+    poke_everything(&ix);
+}
+
+#[test]
+fn damaged_meta_is_an_error_naming_the_entry_not_a_panic() {
+    let m = random_manifest_with_meta(22, 80);
+    let good = encode(&m, &m.hash()).unwrap();
+    let h = layout::Header::parse(&good).unwrap();
+    let (i, r) = (0..h.count)
+        .map(|i| {
+            let at = h.entries_off as usize + i as usize * RECORD_LEN;
+            (i, layout::Record::parse(&good, at).unwrap())
+        })
+        .find(|(_, r)| r.meta_len > 0)
+        .unwrap();
+    let mo = h.meta_off as usize + r.meta_off as usize;
+    for (byte, v) in [(0usize, 0x80u8), (0, 0)] {
+        let mut b = good.clone();
+        b[mo + byte] = v;
+        resum(&mut b);
+        let ix = Index::from_bytes(b, Path::new("/x/m.vidx")).unwrap();
+        let e = ix.owned_entry(i).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/x/m.vidx: ") && e.contains(&format!("entry {i}")),
+            "{e}"
+        );
+        assert!(ix.verify().is_err());
+        let path = ix.entry(i).unwrap().path.to_vec();
+        assert_eq!(LayerSource::get(&ix, &path), None, "damaged: not there");
+        poke_everything(&ix);
+    }
+    // A record naming meta bytes beyond the section.
+    let mut b = good.clone();
+    let at = h.entries_off as usize + i as usize * RECORD_LEN + 84;
+    b[at..at + 4].copy_from_slice(&(h.meta_len as u32 + 1).to_le_bytes());
+    resum(&mut b);
+    let ix = Index::from_bytes(b, Path::new("m.vidx")).unwrap();
+    assert!(ix.entry(i).is_err());
+    assert!(ix.verify().is_err());
+    poke_everything(&ix);
 }
 
 #[test]
@@ -283,7 +510,14 @@ fn inconsistent_headers_are_refused() {
     let good = encode(&m, &m.hash()).unwrap();
     let cases: Vec<(usize, Vec<u8>, &str)> = vec![
         (0, b"NOTANIDX".to_vec(), "bad magic"),
-        (8, 3u32.to_le_bytes().to_vec(), "version 3"),
+        // An index of an older vrift (version 2: no owners, xattrs or link groups) is
+        // refused by its version, and `cached` builds it again.
+        (
+            8,
+            2u32.to_le_bytes().to_vec(),
+            "index version 2 (this vrift reads 3)",
+        ),
+        (8, 4u32.to_le_bytes().to_vec(), "version 4"),
         (20, 4u32.to_le_bytes().to_vec(), "unknown header flags"),
         // Said to have origins, but the file ends with the strings.
         (20, 1u32.to_le_bytes().to_vec(), "outside the file"),
@@ -293,6 +527,10 @@ fn inconsistent_headers_are_refused() {
         (80, (u64::MAX / 2).to_le_bytes().to_vec(), "overflows"),
         (80, 1_000_000u64.to_le_bytes().to_vec(), "outside"),
         (104, 1u64.to_le_bytes().to_vec(), "truncated"),
+        // The meta and link groups sections, out of their places or the file.
+        (112, 0u64.to_le_bytes().to_vec(), "out of order"),
+        (120, 1_000_000u64.to_le_bytes().to_vec(), "outside"),
+        (136, 1_000_000u64.to_le_bytes().to_vec(), "outside"),
     ];
     for (at, bytes, want) in cases {
         let mut b = good.clone();
@@ -300,14 +538,14 @@ fn inconsistent_headers_are_refused() {
         let err = Index::from_bytes(b, Path::new("h.vidx")).unwrap_err();
         assert!(err.to_string().contains(want), "{at}: {err}");
     }
-    assert_eq!(RECORD_LEN, 80);
+    assert_eq!(RECORD_LEN, 88);
 }
 
 #[test]
 fn the_store_caches_one_index_per_manifest_and_rebuilds_a_damaged_one() {
     let home = tempfile::tempdir().unwrap();
     let store = Store::open(home.path()).unwrap();
-    let m = random_manifest(8, 50);
+    let m = random_manifest_with_meta(8, 50);
     let ix = cached(&store, &m).unwrap();
     let path = cache_path(&store, &m.hash());
     assert_eq!(ix.path(), path);
@@ -327,6 +565,15 @@ fn the_store_caches_one_index_per_manifest_and_rebuilds_a_damaged_one() {
     let again = cached(&store, &m).unwrap();
     again.verify().unwrap();
     assert_eq!(again.to_manifest().unwrap(), m);
+    // An older vrift's index (version 2) is refused by its header and built again.
+    let mut b = std::fs::read(&path).unwrap();
+    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(&path, &b).unwrap();
+    let e = Index::open(&path).unwrap_err().to_string();
+    assert!(e.contains("index version 2 (this vrift reads 3)"), "{e}");
+    let rebuilt = cached(&store, &m).unwrap();
+    rebuilt.verify().unwrap();
+    assert_eq!(rebuilt.to_manifest().unwrap(), m);
     // No temp file left beside it.
     let names: Vec<_> = std::fs::read_dir(home.path().join(INDEX_DIR))
         .unwrap()

@@ -167,6 +167,29 @@ fn encode_meta(out: &mut Vec<u8>, m: &EntryMeta) {
     }
 }
 
+/// One entry's version 2 fields in this encoding (flags, then as flagged), for the manifest
+/// index, which keeps them so: one encoding, one decoder and its checks.
+pub(crate) fn encode_entry_meta(m: &EntryMeta) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_meta(&mut out, m);
+    out
+}
+
+/// The version 2 fields [`encode_entry_meta`] made, checked as the decoder checks a
+/// manifest's (flags, a link group not 0, xattr names valid, sorted and unique, values not
+/// too large), with nothing left over.
+pub(crate) fn decode_entry_meta(bytes: &[u8]) -> Result<EntryMeta, String> {
+    let mut r = Reader { bytes, pos: 0 };
+    match read_meta(&mut r) {
+        None => Err("owner, xattrs or link group truncated".to_string()),
+        Some(Err(e)) => Err(e),
+        Some(Ok(_)) if r.remaining() != 0 => {
+            Err("trailing bytes after the owner, xattrs and link group".to_string())
+        }
+        Some(Ok(m)) => Ok(m),
+    }
+}
+
 fn kind_byte(kind: EntryKind) -> u8 {
     match kind {
         EntryKind::File => 0,

@@ -443,7 +443,21 @@ fn replay_run(
         runlog::decode_all(&bytes, 0).with_context(|| format!("{}", log_path.display()))?;
     let mut view = View::new(root.as_os_str().as_bytes(), owner, vec![manifest])
         .with_context(|| format!("{}: cannot make a view", root.display()))?;
+    // As every process of the run made its view (the shim's `Shim::new`): each link
+    // group's names one inode, so the records replay to the same view.
+    for group in manifest.link_groups() {
+        view.share_link_group(&group);
+    }
     runlog::replay(&mut view, &records);
+    // A regular file made by mknod in the view (`tar --xattrs` makes each file so before it
+    // writes it) is the empty blob, which the result then names: the store must hold it
+    // (the shim served it without, see its `open_content`).
+    if records
+        .iter()
+        .any(|r| matches!(r.op, runlog::Op::Mknod { .. }))
+    {
+        store.insert_bytes(b"")?;
+    }
     let mut done = std::collections::HashSet::new();
     for (DeltaId(id), _) in view.pending() {
         if !done.insert(id) {

@@ -1,6 +1,6 @@
 //! POSIX access ACLs as `setxattr(system.posix_acl_access)` passes them: what mode an ACL
 //! that says no more than a mode stands for (`sed -i` and `cp -p` set the mode of the file
-//! they write this way).
+//! they write this way). Shared by the supervisor's and the shim's xattr calls.
 
 /// The attribute that holds a file's access ACL.
 pub const ACCESS_ACL: &[u8] = b"system.posix_acl_access";
