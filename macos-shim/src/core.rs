@@ -22,8 +22,15 @@ use vrift_common::vfs::{
 };
 
 use crate::env;
-use crate::fasthash::{FastMap, FastSet};
 use crate::sys::{self, SharedCounter};
+
+/// The per-process tables (kept answers by path, descriptors) hash with foldhash's fixed
+/// seed, not std's SipHash, which cost a few hundred instructions per path on every stat
+/// and open: their keys are made by the program itself, so keys chosen to collide could
+/// slow only that program. A fixed seed needs nothing from the system while the shim sets
+/// itself up.
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
 
 /// What a hook does.
 #[derive(Debug, PartialEq, Eq)]

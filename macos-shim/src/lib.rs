@@ -19,7 +19,6 @@
 
 pub mod core;
 pub mod env;
-mod fasthash;
 mod state;
 mod sys;
 

@@ -117,8 +117,14 @@ pub(crate) fn walk(
     };
     let lister = Lister { filter, store_root };
     let mut parts: Vec<Part> = std::thread::scope(|scope| {
+        // A thread that cannot be made (a sandbox that refuses clone3, a process limit)
+        // leaves the work to the others: the calling thread alone can walk the whole tree.
         let helpers: Vec<_> = (1..threads)
-            .map(|_| scope.spawn(|| shared.run(&lister, &mut |_| {})))
+            .map_while(|_| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, || shared.run(&lister, &mut |_| {}))
+                    .ok()
+            })
             .collect();
         let mut mine = vec![shared.run(&lister, &mut |seen| progress(seen))];
         // A helper that panicked has lost its part: the walk cannot be trusted then.
