@@ -72,53 +72,37 @@ impl LayerSource for Manifest {
     }
 }
 
-impl<T: LayerSource + ?Sized> LayerSource for &T {
-    fn get(&self, path: &[u8]) -> Option<&Entry> {
-        (**self).get(path)
-    }
-    fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
-        (**self).children(dir)
-    }
-    fn is_whiteout(&self, path: &[u8]) -> bool {
-        (**self).is_whiteout(path)
-    }
-    fn origin(&self, path: &[u8]) -> Option<Origin> {
-        (**self).origin(path)
-    }
-    fn subdir_count(&self, dir: &[u8]) -> usize {
-        (**self).subdir_count(dir)
-    }
-    fn get_with_origin(&self, path: &[u8]) -> Option<(&Entry, Option<Origin>)> {
-        (**self).get_with_origin(path)
-    }
-    fn children_with_origins(&self, dir: &[u8]) -> Vec<(&[u8], &Entry, Option<Origin>)> {
-        (**self).children_with_origins(dir)
-    }
+/// A layer behind a reference or an `Arc` is that layer: every method forwards, so a
+/// layer's own faster answers (the index's) are kept.
+macro_rules! forward_layer_source {
+    ($($wrapper:ty),*) => {$(
+        impl<T: LayerSource + ?Sized> LayerSource for $wrapper {
+            fn get(&self, path: &[u8]) -> Option<&Entry> {
+                (**self).get(path)
+            }
+            fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
+                (**self).children(dir)
+            }
+            fn is_whiteout(&self, path: &[u8]) -> bool {
+                (**self).is_whiteout(path)
+            }
+            fn origin(&self, path: &[u8]) -> Option<Origin> {
+                (**self).origin(path)
+            }
+            fn get_with_origin(&self, path: &[u8]) -> Option<(&Entry, Option<Origin>)> {
+                (**self).get_with_origin(path)
+            }
+            fn children_with_origins(&self, dir: &[u8]) -> Vec<(&[u8], &Entry, Option<Origin>)> {
+                (**self).children_with_origins(dir)
+            }
+            fn subdir_count(&self, dir: &[u8]) -> usize {
+                (**self).subdir_count(dir)
+            }
+        }
+    )*};
 }
 
-impl<T: LayerSource + ?Sized> LayerSource for Arc<T> {
-    fn get(&self, path: &[u8]) -> Option<&Entry> {
-        (**self).get(path)
-    }
-    fn children(&self, dir: &[u8]) -> Vec<(&[u8], &Entry)> {
-        (**self).children(dir)
-    }
-    fn is_whiteout(&self, path: &[u8]) -> bool {
-        (**self).is_whiteout(path)
-    }
-    fn origin(&self, path: &[u8]) -> Option<Origin> {
-        (**self).origin(path)
-    }
-    fn subdir_count(&self, dir: &[u8]) -> usize {
-        (**self).subdir_count(dir)
-    }
-    fn get_with_origin(&self, path: &[u8]) -> Option<(&Entry, Option<Origin>)> {
-        (**self).get_with_origin(path)
-    }
-    fn children_with_origins(&self, dir: &[u8]) -> Vec<(&[u8], &Entry, Option<Origin>)> {
-        (**self).children_with_origins(dir)
-    }
-}
+forward_layer_source!(&T, Arc<T>);
 
 /// Which read-only layers still contribute below a directory (bit i = `layers[i]`).
 pub(crate) type Mask = u64;
