@@ -161,3 +161,29 @@ fn a_directory_counts_its_subdirectories_in_the_index_as_in_the_manifest() {
     assert_eq!(ix.subdir_count(b"src"), 1);
     assert_eq!(ix.subdir_count(b"missing"), 0);
 }
+
+#[test]
+fn the_delta_tells_which_paths_it_holds_something_of() {
+    let mut v = view();
+    let empty = v.delta();
+    assert!(!empty.holds_path_or_above(b"src/main.rs"));
+    assert!(!empty.holds_below(b""));
+    let me = root();
+    v.mkdir(&at(&me), b"/home/u/proj/src/deep/new", 0o755)
+        .unwrap();
+    let d = v.delta();
+    // The new directory, and its parent (whose mtime changed).
+    assert!(d.holds_path_or_above(b"src/deep/new"));
+    assert!(d.holds_path_or_above(b"src/deep/new/below"));
+    assert!(d.holds_path_or_above(b"src/deep/x.rs"));
+    assert!(!d.holds_path_or_above(b"src/main.rs"));
+    assert!(!d.holds_path_or_above(b"src/deepest"));
+    assert!(!d.holds_path_or_above(b"bin/tool"));
+    assert!(d.holds_below(b""));
+    assert!(d.holds_below(b"src"));
+    assert!(d.holds_below(b"src/deep"));
+    assert!(!d.holds_below(b"src/deep/new"));
+    assert!(!d.holds_below(b"bin"));
+    // "src/deep" is a prefix of "src/deepest" only as bytes, not as a directory.
+    assert!(!d.holds_below(b"src/dee"));
+}
