@@ -13,6 +13,11 @@
 //! the hooks of the variadic functions take eight fixed arguments before it so that the
 //! ninth is read from where the caller put it.
 //!
+//! The hooks of the open and stat families, access, getcwd, exec and spawn, chdir, readlink
+//! and the changes (mkdir, unlink, rmdir, rename, link, symlink, chmod) make the same core
+//! calls as the Linux layer's, whose end-to-end suites test that core. Directory streams,
+//! xattrs, chown, truncate and utimes are not hooked here yet.
+//!
 //! Type-checked on Linux for both Apple targets (`scripts/check-darwin.sh`); not run here.
 #![allow(clippy::missing_safety_doc)] // C entry points: their contract is libSystem's.
 
@@ -22,6 +27,7 @@ use vrift_common::vfs::{Errno, Stat};
 
 use crate::core::Act;
 use crate::state::with;
+use vrift_common::runlog::Op;
 
 #[repr(C)]
 pub struct Interpose {
@@ -378,3 +384,407 @@ pub unsafe extern "C" fn hook_close(fd: c_int) -> c_int {
     unsafe { libc::close(fd) }
 }
 interpose!(I_CLOSE: hook_close => libc::close);
+
+// ---- spawn, cwd, symlinks and the changes: the same core calls as the Linux layer's ------
+
+fn at(dirfd: c_int) -> Option<i32> {
+    (dirfd != libc::AT_FDCWD).then_some(dirfd)
+}
+
+/// Ask the core about a path call; `None` when the shim does not take it.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+unsafe fn ask<T>(
+    path: *const c_char,
+    f: impl FnOnce(&mut crate::core::Shim, &[u8]) -> Act<T>,
+) -> Option<Act<T>> {
+    // SAFETY: forwarded contract.
+    let p = unsafe { bytes(path) }?;
+    with(|s| f(s, p))
+}
+
+/// Run a one-path change; `real_call` runs libSystem's function on a path (the caller's,
+/// `None`, or the view's rewritten one).
+fn changed(act: Option<Act<()>>, real_call: impl FnOnce(Option<CString>) -> c_int) -> c_int {
+    match act {
+        Some(Act::RealBoth(..)) => fail(Errno(libc::EXDEV)),
+        Some(Act::Done(Ok(()))) => 0,
+        Some(Act::Done(Err(e))) => fail(e),
+        Some(Act::Real(Some(p))) => real_call(Some(cstring(p))),
+        _ => real_call(None),
+    }
+}
+
+/// posix_spawn(2) with the program found in the view and DYLD_INSERT_LIBRARIES put back
+/// into the child's environment, as [`hook_execve`] does.
+///
+/// # Safety
+/// posix_spawn's arguments.
+unsafe fn do_spawn(
+    pid: *mut libc::pid_t,
+    path: *const c_char,
+    fa: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    // SAFETY: the caller's arguments: C strings and NULL-terminated arrays of them.
+    unsafe {
+        let mut env = Vec::new();
+        let mut i = 0;
+        while !envp.is_null() && !(*envp.add(i)).is_null() {
+            env.push(CStr::from_ptr(*envp.add(i)).to_bytes().to_vec());
+            i += 1;
+        }
+        let target = bytes(path).and_then(|p| with(|s| (s.exec(p), s.child_environment(env))));
+        let Some((target, env)) = target else {
+            return libc::posix_spawn(pid, path, fa, attr, argv, envp);
+        };
+        let p = match target {
+            Act::Done(Ok(t)) | Act::Real(Some(t)) => Some(cstring(t)),
+            Act::Done(Err(e)) => return e.0,
+            Act::Real(None) | Act::RealBoth(..) => None,
+        };
+        let env: Vec<CString> = env
+            .into_iter()
+            .filter_map(|l| CString::new(l).ok())
+            .collect();
+        let ptrs: Vec<*mut c_char> = env
+            .iter()
+            .map(|c| c.as_ptr() as *mut c_char)
+            .chain([std::ptr::null_mut()])
+            .collect();
+        let path = p.as_ref().map_or(path, |p| p.as_ptr());
+        libc::posix_spawn(pid, path, fa, attr, argv, ptrs.as_ptr())
+    }
+}
+
+pub unsafe extern "C" fn hook_posix_spawn(
+    pid: *mut libc::pid_t,
+    path: *const c_char,
+    fa: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    // SAFETY: posix_spawn(2)'s arguments.
+    unsafe { do_spawn(pid, path, fa, attr, argv, envp) }
+}
+interpose!(I_POSIX_SPAWN: hook_posix_spawn => libc::posix_spawn);
+
+/// posix_spawnp(3): PATH is searched here, with the view's stat and access, so that a
+/// program of the view is found as the kernel would find it.
+pub unsafe extern "C" fn hook_posix_spawnp(
+    pid: *mut libc::pid_t,
+    file: *const c_char,
+    fa: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    // SAFETY: posix_spawnp(3)'s arguments.
+    unsafe {
+        let Some(name) = bytes(file) else {
+            return libc::ENOENT;
+        };
+        if name.contains(&b'/') {
+            return do_spawn(pid, file, fa, attr, argv, envp);
+        }
+        let path = std::env::var_os("PATH")
+            .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
+            .unwrap_or_else(|| b"/usr/bin:/bin".to_vec());
+        for dir in path.split(|&b| b == b':') {
+            let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+            let mut cand = dir.to_vec();
+            cand.push(b'/');
+            cand.extend_from_slice(name);
+            let c = cstring(cand);
+            let mut st: libc::stat = std::mem::zeroed();
+            if hook_access(c.as_ptr(), libc::X_OK) == 0
+                && do_stat(libc::AT_FDCWD, c.as_ptr(), &mut st, 0) == 0
+                && st.st_mode & libc::S_IFMT == libc::S_IFREG
+            {
+                return do_spawn(pid, c.as_ptr(), fa, attr, argv, envp);
+            }
+        }
+        libc::ENOENT
+    }
+}
+interpose!(I_POSIX_SPAWNP: hook_posix_spawnp => libc::posix_spawnp);
+
+pub unsafe extern "C" fn hook_chdir(path: *const c_char) -> c_int {
+    // SAFETY: chdir(2)'s argument.
+    unsafe {
+        match ask(path, |s, p| s.chdir(p)) {
+            Some(Act::Done(Ok(()))) => 0,
+            Some(Act::Done(Err(e))) => fail(e),
+            Some(Act::RealBoth(..)) => fail(Errno(libc::EINVAL)),
+            Some(Act::Real(p)) => {
+                let r = match p {
+                    Some(p) => libc::chdir(cstring(p).as_ptr()),
+                    None => libc::chdir(path),
+                };
+                if r == 0 {
+                    with(|s| s.set_real_cwd());
+                }
+                r
+            }
+            None => libc::chdir(path),
+        }
+    }
+}
+interpose!(I_CHDIR: hook_chdir => libc::chdir);
+
+pub unsafe extern "C" fn hook_fchdir(fd: c_int) -> c_int {
+    match with(|s| s.fchdir(fd)) {
+        Some(Act::Done(Ok(()))) => 0,
+        Some(Act::Done(Err(e))) => fail(e),
+        _ => {
+            // SAFETY: the original with the caller's argument.
+            let r = unsafe { libc::fchdir(fd) };
+            if r == 0 {
+                with(|s| s.set_real_cwd());
+            }
+            r
+        }
+    }
+}
+interpose!(I_FCHDIR: hook_fchdir => libc::fchdir);
+
+/// # Safety
+/// readlinkat(2)'s arguments.
+unsafe fn do_readlink(
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut c_char,
+    size: libc::size_t,
+) -> libc::ssize_t {
+    // SAFETY: the caller's arguments; at most `size` bytes are written to `buf`.
+    unsafe {
+        match ask(path, |s, p| s.readlink(at(dirfd), p)) {
+            Some(Act::Done(Ok(t))) => {
+                let n = t.len().min(size);
+                std::ptr::copy_nonoverlapping(t.as_ptr(), buf as *mut u8, n);
+                n as libc::ssize_t
+            }
+            Some(Act::Done(Err(e))) => fail(e) as libc::ssize_t,
+            Some(Act::Real(Some(p))) => {
+                libc::readlinkat(libc::AT_FDCWD, cstring(p).as_ptr(), buf, size)
+            }
+            _ => libc::readlinkat(dirfd, path, buf, size),
+        }
+    }
+}
+
+pub unsafe extern "C" fn hook_readlink(
+    path: *const c_char,
+    buf: *mut c_char,
+    size: libc::size_t,
+) -> libc::ssize_t {
+    // SAFETY: readlink(2)'s arguments.
+    unsafe { do_readlink(libc::AT_FDCWD, path, buf, size) }
+}
+interpose!(I_READLINK: hook_readlink => libc::readlink);
+
+pub unsafe extern "C" fn hook_readlinkat(
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut c_char,
+    size: libc::size_t,
+) -> libc::ssize_t {
+    // SAFETY: readlinkat(2)'s arguments.
+    unsafe { do_readlink(dirfd, path, buf, size) }
+}
+interpose!(I_READLINKAT: hook_readlinkat => libc::readlinkat);
+
+pub unsafe extern "C" fn hook_mkdirat(
+    dirfd: c_int,
+    path: *const c_char,
+    mode: libc::mode_t,
+) -> c_int {
+    // SAFETY: mkdirat(2)'s arguments.
+    unsafe {
+        let mode32 = u32::from(mode);
+        let act = ask(path, |s, p| {
+            s.change_path(at(dirfd), p, |path| Op::Mkdir { path, mode: mode32 })
+        });
+        changed(act, |p| match p {
+            Some(p) => libc::mkdirat(libc::AT_FDCWD, p.as_ptr(), mode),
+            None => libc::mkdirat(dirfd, path, mode),
+        })
+    }
+}
+interpose!(I_MKDIRAT: hook_mkdirat => libc::mkdirat);
+
+pub unsafe extern "C" fn hook_mkdir(path: *const c_char, mode: libc::mode_t) -> c_int {
+    // SAFETY: mkdir(2)'s arguments.
+    unsafe { hook_mkdirat(libc::AT_FDCWD, path, mode) }
+}
+interpose!(I_MKDIR: hook_mkdir => libc::mkdir);
+
+pub unsafe extern "C" fn hook_unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    let dir = flags & libc::AT_REMOVEDIR != 0;
+    // SAFETY: unlinkat(2)'s arguments.
+    unsafe {
+        let act = ask(path, |s, p| {
+            s.change_path(at(dirfd), p, |path| {
+                if dir {
+                    Op::Rmdir { path }
+                } else {
+                    Op::Unlink { path }
+                }
+            })
+        });
+        changed(act, |p| match p {
+            Some(p) => libc::unlinkat(libc::AT_FDCWD, p.as_ptr(), flags),
+            None => libc::unlinkat(dirfd, path, flags),
+        })
+    }
+}
+interpose!(I_UNLINKAT: hook_unlinkat => libc::unlinkat);
+
+pub unsafe extern "C" fn hook_unlink(path: *const c_char) -> c_int {
+    // SAFETY: unlink(2)'s argument.
+    unsafe { hook_unlinkat(libc::AT_FDCWD, path, 0) }
+}
+interpose!(I_UNLINK: hook_unlink => libc::unlink);
+
+pub unsafe extern "C" fn hook_rmdir(path: *const c_char) -> c_int {
+    // SAFETY: rmdir(2)'s argument.
+    unsafe { hook_unlinkat(libc::AT_FDCWD, path, libc::AT_REMOVEDIR) }
+}
+interpose!(I_RMDIR: hook_rmdir => libc::rmdir);
+
+pub unsafe extern "C" fn hook_renameat(
+    olddirfd: c_int,
+    old: *const c_char,
+    newdirfd: c_int,
+    new: *const c_char,
+) -> c_int {
+    // SAFETY: renameat(2)'s arguments.
+    unsafe {
+        let (Some(a), Some(b)) = (bytes(old), bytes(new)) else {
+            return libc::renameat(olddirfd, old, newdirfd, new);
+        };
+        let act = with(|s| {
+            s.change_pair((at(olddirfd), a), (at(newdirfd), b), |old, new| {
+                Op::Rename { old, new, flags: 0 }
+            })
+        });
+        if let Some(Act::RealBoth(a, b)) = act {
+            let (a, b) = (cstring(a), cstring(b));
+            return libc::renameat(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr());
+        }
+        changed(act, |_| libc::renameat(olddirfd, old, newdirfd, new))
+    }
+}
+interpose!(I_RENAMEAT: hook_renameat => libc::renameat);
+
+pub unsafe extern "C" fn hook_rename(old: *const c_char, new: *const c_char) -> c_int {
+    // SAFETY: rename(2)'s arguments.
+    unsafe { hook_renameat(libc::AT_FDCWD, old, libc::AT_FDCWD, new) }
+}
+interpose!(I_RENAME: hook_rename => libc::rename);
+
+pub unsafe extern "C" fn hook_linkat(
+    olddirfd: c_int,
+    old: *const c_char,
+    newdirfd: c_int,
+    new: *const c_char,
+    flags: c_int,
+) -> c_int {
+    let follow = flags & libc::AT_SYMLINK_FOLLOW != 0;
+    // SAFETY: linkat(2)'s arguments.
+    unsafe {
+        let (Some(a), Some(b)) = (bytes(old), bytes(new)) else {
+            return libc::linkat(olddirfd, old, newdirfd, new, flags);
+        };
+        let act = with(|s| {
+            s.change_pair((at(olddirfd), a), (at(newdirfd), b), |old, new| Op::Link {
+                old,
+                new,
+                follow,
+            })
+        });
+        if let Some(Act::RealBoth(a, b)) = act {
+            let (a, b) = (cstring(a), cstring(b));
+            return libc::linkat(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                flags,
+            );
+        }
+        changed(act, |_| libc::linkat(olddirfd, old, newdirfd, new, flags))
+    }
+}
+interpose!(I_LINKAT: hook_linkat => libc::linkat);
+
+pub unsafe extern "C" fn hook_link(old: *const c_char, new: *const c_char) -> c_int {
+    // SAFETY: link(2)'s arguments; macOS's link does not follow a symlink named by `old`.
+    unsafe { hook_linkat(libc::AT_FDCWD, old, libc::AT_FDCWD, new, 0) }
+}
+interpose!(I_LINK: hook_link => libc::link);
+
+pub unsafe extern "C" fn hook_symlinkat(
+    target: *const c_char,
+    dirfd: c_int,
+    path: *const c_char,
+) -> c_int {
+    // SAFETY: symlinkat(2)'s arguments.
+    unsafe {
+        let Some(t) = bytes(target) else {
+            return libc::symlinkat(target, dirfd, path);
+        };
+        let act = ask(path, |s, p| {
+            s.change_path(at(dirfd), p, |path| Op::Symlink {
+                target: t.to_vec(),
+                path,
+            })
+        });
+        changed(act, |p| match p {
+            Some(p) => libc::symlinkat(target, libc::AT_FDCWD, p.as_ptr()),
+            None => libc::symlinkat(target, dirfd, path),
+        })
+    }
+}
+interpose!(I_SYMLINKAT: hook_symlinkat => libc::symlinkat);
+
+pub unsafe extern "C" fn hook_symlink(target: *const c_char, path: *const c_char) -> c_int {
+    // SAFETY: symlink(2)'s arguments.
+    unsafe { hook_symlinkat(target, libc::AT_FDCWD, path) }
+}
+interpose!(I_SYMLINK: hook_symlink => libc::symlink);
+
+pub unsafe extern "C" fn hook_fchmodat(
+    dirfd: c_int,
+    path: *const c_char,
+    mode: libc::mode_t,
+    flags: c_int,
+) -> c_int {
+    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+    // SAFETY: fchmodat(2)'s arguments.
+    unsafe {
+        let mode32 = u32::from(mode);
+        let act = ask(path, |s, p| {
+            s.change_path(at(dirfd), p, |path| Op::Chmod {
+                path,
+                mode: mode32,
+                follow,
+            })
+        });
+        changed(act, |p| match p {
+            Some(p) => libc::fchmodat(libc::AT_FDCWD, p.as_ptr(), mode, flags),
+            None => libc::fchmodat(dirfd, path, mode, flags),
+        })
+    }
+}
+interpose!(I_FCHMODAT: hook_fchmodat => libc::fchmodat);
+
+pub unsafe extern "C" fn hook_chmod(path: *const c_char, mode: libc::mode_t) -> c_int {
+    // SAFETY: chmod(2)'s arguments.
+    unsafe { hook_fchmodat(libc::AT_FDCWD, path, mode, 0) }
+}
+interpose!(I_CHMOD: hook_chmod => libc::chmod);
