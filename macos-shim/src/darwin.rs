@@ -723,8 +723,17 @@ pub unsafe extern "C" fn hook_linkat(
 interpose!(I_LINKAT: hook_linkat => libc::linkat);
 
 pub unsafe extern "C" fn hook_link(old: *const c_char, new: *const c_char) -> c_int {
-    // SAFETY: link(2)'s arguments; macOS's link does not follow a symlink named by `old`.
-    unsafe { hook_linkat(libc::AT_FDCWD, old, libc::AT_FDCWD, new, 0) }
+    // SAFETY: link(2)'s arguments. XNU's link follows a symlink named by `old` (it is
+    // linkat with AT_SYMLINK_FOLLOW there, unlike Linux's).
+    unsafe {
+        hook_linkat(
+            libc::AT_FDCWD,
+            old,
+            libc::AT_FDCWD,
+            new,
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    }
 }
 interpose!(I_LINK: hook_link => libc::link);
 
