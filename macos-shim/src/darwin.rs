@@ -339,6 +339,58 @@ pub unsafe extern "C" fn hook_getdirentries64(
 }
 interpose!(I_GETDIRENTRIES64: hook_getdirentries64 => nocancel::__getdirentries64);
 
+/// A program about to start: where the kernel should find it (`None`: as the caller named
+/// it) and the environment it gets, with the shim's variables and DYLD_INSERT_LIBRARIES
+/// put back.
+struct Child {
+    path: Option<CString>,
+    env: Vec<CString>,
+}
+
+impl Child {
+    /// `None` when the shim does not take the call; `Err` when the view refuses the program.
+    ///
+    /// # Safety
+    /// `path` is NULL or a C string; `envp` is NULL or a NULL-terminated array of them.
+    unsafe fn of(path: *const c_char, envp: *const *const c_char) -> Option<Result<Child, Errno>> {
+        let mut env = Vec::new();
+        let mut i = 0;
+        // SAFETY: forwarded contract.
+        unsafe {
+            while !envp.is_null() && !(*envp.add(i)).is_null() {
+                env.push(CStr::from_ptr(*envp.add(i)).to_bytes().to_vec());
+                i += 1;
+            }
+        }
+        // SAFETY: forwarded contract.
+        let p = unsafe { bytes(path) }?;
+        let (target, env) = with(|s| (s.exec(p), s.child_environment(env)))?;
+        let path = match target {
+            Act::Done(Ok(t)) | Act::Real(Some(t)) => Some(cstring(t)),
+            Act::Done(Err(e)) => return Some(Err(e)),
+            Act::Real(None) | Act::RealBoth(..) => None,
+        };
+        let env = env
+            .into_iter()
+            .filter_map(|l| CString::new(l).ok())
+            .collect();
+        Some(Ok(Child { path, env }))
+    }
+
+    fn path_or(&self, given: *const c_char) -> *const c_char {
+        self.path.as_ref().map_or(given, |p| p.as_ptr())
+    }
+
+    /// The environment as a NULL-terminated array (valid while `self` is).
+    fn env_ptrs(&self) -> Vec<*mut c_char> {
+        self.env
+            .iter()
+            .map(|c| c.as_ptr() as *mut c_char)
+            .chain([std::ptr::null_mut()])
+            .collect()
+    }
+}
+
 /// execve(2) with DYLD_INSERT_LIBRARIES put back into the child's environment.
 pub unsafe extern "C" fn hook_execve(
     path: *const c_char,
@@ -347,31 +399,14 @@ pub unsafe extern "C" fn hook_execve(
 ) -> c_int {
     // SAFETY: execve(2)'s arguments: C strings and NULL-terminated arrays of them.
     unsafe {
-        let mut env = Vec::new();
-        let mut i = 0;
-        while !envp.is_null() && !(*envp.add(i)).is_null() {
-            env.push(CStr::from_ptr(*envp.add(i)).to_bytes().to_vec());
-            i += 1;
+        match Child::of(path, envp) {
+            None => libc::execve(path, argv, envp),
+            Some(Err(e)) => fail(e),
+            Some(Ok(c)) => {
+                let env = c.env_ptrs();
+                libc::execve(c.path_or(path), argv, env.as_ptr() as *const *const c_char)
+            }
         }
-        let target = bytes(path).and_then(|p| with(|s| (s.exec(p), s.child_environment(env))));
-        let Some((target, env)) = target else {
-            return libc::execve(path, argv, envp);
-        };
-        let p = match target {
-            Act::Done(Ok(t)) | Act::Real(Some(t)) => Some(cstring(t)),
-            Act::Done(Err(e)) => return fail(e),
-            Act::Real(None) | Act::RealBoth(..) => None,
-        };
-        let env: Vec<CString> = env
-            .into_iter()
-            .filter_map(|l| CString::new(l).ok())
-            .collect();
-        let ptrs: Vec<*const c_char> = env
-            .iter()
-            .map(|c| c.as_ptr())
-            .chain([std::ptr::null()])
-            .collect();
-        libc::execve(p.as_ref().map_or(path, |p| p.as_ptr()), argv, ptrs.as_ptr())
     }
 }
 interpose!(I_EXECVE: hook_execve => libc::execve);
@@ -431,32 +466,15 @@ unsafe fn do_spawn(
 ) -> c_int {
     // SAFETY: the caller's arguments: C strings and NULL-terminated arrays of them.
     unsafe {
-        let mut env = Vec::new();
-        let mut i = 0;
-        while !envp.is_null() && !(*envp.add(i)).is_null() {
-            env.push(CStr::from_ptr(*envp.add(i)).to_bytes().to_vec());
-            i += 1;
+        match Child::of(path, envp as *const *const c_char) {
+            None => libc::posix_spawn(pid, path, fa, attr, argv, envp),
+            // posix_spawn answers with the error number itself.
+            Some(Err(e)) => e.0,
+            Some(Ok(c)) => {
+                let env = c.env_ptrs();
+                libc::posix_spawn(pid, c.path_or(path), fa, attr, argv, env.as_ptr())
+            }
         }
-        let target = bytes(path).and_then(|p| with(|s| (s.exec(p), s.child_environment(env))));
-        let Some((target, env)) = target else {
-            return libc::posix_spawn(pid, path, fa, attr, argv, envp);
-        };
-        let p = match target {
-            Act::Done(Ok(t)) | Act::Real(Some(t)) => Some(cstring(t)),
-            Act::Done(Err(e)) => return e.0,
-            Act::Real(None) | Act::RealBoth(..) => None,
-        };
-        let env: Vec<CString> = env
-            .into_iter()
-            .filter_map(|l| CString::new(l).ok())
-            .collect();
-        let ptrs: Vec<*mut c_char> = env
-            .iter()
-            .map(|c| c.as_ptr() as *mut c_char)
-            .chain([std::ptr::null_mut()])
-            .collect();
-        let path = p.as_ref().map_or(path, |p| p.as_ptr());
-        libc::posix_spawn(pid, path, fa, attr, argv, ptrs.as_ptr())
     }
 }
 
