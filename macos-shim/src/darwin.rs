@@ -453,10 +453,7 @@ fn changed(act: Option<Act<()>>, real_call: impl FnOnce(Option<CString>) -> c_in
 
 /// posix_spawn(2) with the program found in the view and DYLD_INSERT_LIBRARIES put back
 /// into the child's environment, as [`hook_execve`] does.
-///
-/// # Safety
-/// posix_spawn's arguments.
-unsafe fn do_spawn(
+pub unsafe extern "C" fn hook_posix_spawn(
     pid: *mut libc::pid_t,
     path: *const c_char,
     fa: *const libc::posix_spawn_file_actions_t,
@@ -464,7 +461,7 @@ unsafe fn do_spawn(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
-    // SAFETY: the caller's arguments: C strings and NULL-terminated arrays of them.
+    // SAFETY: posix_spawn(2)'s arguments: C strings and NULL-terminated arrays of them.
     unsafe {
         match Child::of(path, envp as *const *const c_char) {
             None => libc::posix_spawn(pid, path, fa, attr, argv, envp),
@@ -476,18 +473,6 @@ unsafe fn do_spawn(
             }
         }
     }
-}
-
-pub unsafe extern "C" fn hook_posix_spawn(
-    pid: *mut libc::pid_t,
-    path: *const c_char,
-    fa: *const libc::posix_spawn_file_actions_t,
-    attr: *const libc::posix_spawnattr_t,
-    argv: *const *mut c_char,
-    envp: *const *mut c_char,
-) -> c_int {
-    // SAFETY: posix_spawn(2)'s arguments.
-    unsafe { do_spawn(pid, path, fa, attr, argv, envp) }
 }
 interpose!(I_POSIX_SPAWN: hook_posix_spawn => libc::posix_spawn);
 
@@ -507,7 +492,7 @@ pub unsafe extern "C" fn hook_posix_spawnp(
             return libc::ENOENT;
         };
         if name.contains(&b'/') {
-            return do_spawn(pid, file, fa, attr, argv, envp);
+            return hook_posix_spawn(pid, file, fa, attr, argv, envp);
         }
         let path = std::env::var_os("PATH")
             .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
@@ -523,7 +508,7 @@ pub unsafe extern "C" fn hook_posix_spawnp(
                 && do_stat(libc::AT_FDCWD, c.as_ptr(), &mut st, 0) == 0
                 && st.st_mode & libc::S_IFMT == libc::S_IFREG
             {
-                return do_spawn(pid, c.as_ptr(), fa, attr, argv, envp);
+                return hook_posix_spawn(pid, c.as_ptr(), fa, attr, argv, envp);
             }
         }
         libc::ENOENT
