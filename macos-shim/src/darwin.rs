@@ -26,8 +26,8 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use vrift_common::vfs::{Errno, Stat};
 
 use crate::core::Act;
+use crate::hooks::{self, ask, at, bytes, cstring, fail, set_errno};
 use crate::state::with;
-use vrift_common::runlog::Op;
 
 #[repr(C)]
 pub struct Interpose {
@@ -77,27 +77,6 @@ mod nocancel {
             options: u64,
         ) -> c_int;
     }
-}
-
-/// # Safety
-/// `p` is NULL or a NUL-terminated string.
-unsafe fn bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
-    // SAFETY: forwarded contract.
-    (crate::core::may_be_mapped(p as usize)).then(|| unsafe { CStr::from_ptr(p) }.to_bytes())
-}
-
-fn set_errno(e: i32) {
-    // SAFETY: __error returns this thread's errno.
-    unsafe { *libc::__error() = e };
-}
-
-fn fail(e: Errno) -> c_int {
-    set_errno(e.0);
-    -1
-}
-
-fn cstring(p: Vec<u8>) -> CString {
-    CString::new(p).unwrap_or_default()
 }
 
 /// # Safety
@@ -422,35 +401,6 @@ interpose!(I_CLOSE: hook_close => libc::close);
 
 // ---- spawn, cwd, symlinks and the changes: the same core calls as the Linux layer's ------
 
-fn at(dirfd: c_int) -> Option<i32> {
-    (dirfd != libc::AT_FDCWD).then_some(dirfd)
-}
-
-/// Ask the core about a path call; `None` when the shim does not take it.
-///
-/// # Safety
-/// `path` is NULL or a NUL-terminated string.
-unsafe fn ask<T>(
-    path: *const c_char,
-    f: impl FnOnce(&mut crate::core::Shim, &[u8]) -> Act<T>,
-) -> Option<Act<T>> {
-    // SAFETY: forwarded contract.
-    let p = unsafe { bytes(path) }?;
-    with(|s| f(s, p))
-}
-
-/// Run a one-path change; `real_call` runs libSystem's function on a path (the caller's,
-/// `None`, or the view's rewritten one).
-fn changed(act: Option<Act<()>>, real_call: impl FnOnce(Option<CString>) -> c_int) -> c_int {
-    match act {
-        Some(Act::RealBoth(..)) => fail(Errno(libc::EXDEV)),
-        Some(Act::Done(Ok(()))) => 0,
-        Some(Act::Done(Err(e))) => fail(e),
-        Some(Act::Real(Some(p))) => real_call(Some(cstring(p))),
-        _ => real_call(None),
-    }
-}
-
 /// posix_spawn(2) with the program found in the view and DYLD_INSERT_LIBRARIES put back
 /// into the child's environment, as [`hook_execve`] does.
 pub unsafe extern "C" fn hook_posix_spawn(
@@ -608,13 +558,8 @@ pub unsafe extern "C" fn hook_mkdirat(
 ) -> c_int {
     // SAFETY: mkdirat(2)'s arguments.
     unsafe {
-        let mode32 = u32::from(mode);
-        let act = ask(path, |s, p| {
-            s.change_path(at(dirfd), p, |path| Op::Mkdir { path, mode: mode32 })
-        });
-        changed(act, |p| match p {
-            Some(p) => libc::mkdirat(libc::AT_FDCWD, p.as_ptr(), mode),
-            None => libc::mkdirat(dirfd, path, mode),
+        hooks::mkdirat(dirfd, path, u32::from(mode), |d, p| {
+            libc::mkdirat(d, p, mode)
         })
     }
 }
@@ -627,23 +572,8 @@ pub unsafe extern "C" fn hook_mkdir(path: *const c_char, mode: libc::mode_t) -> 
 interpose!(I_MKDIR: hook_mkdir => libc::mkdir);
 
 pub unsafe extern "C" fn hook_unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
-    let dir = flags & libc::AT_REMOVEDIR != 0;
     // SAFETY: unlinkat(2)'s arguments.
-    unsafe {
-        let act = ask(path, |s, p| {
-            s.change_path(at(dirfd), p, |path| {
-                if dir {
-                    Op::Rmdir { path }
-                } else {
-                    Op::Unlink { path }
-                }
-            })
-        });
-        changed(act, |p| match p {
-            Some(p) => libc::unlinkat(libc::AT_FDCWD, p.as_ptr(), flags),
-            None => libc::unlinkat(dirfd, path, flags),
-        })
-    }
+    unsafe { hooks::unlinkat(dirfd, path, flags, |d, p| libc::unlinkat(d, p, flags)) }
 }
 interpose!(I_UNLINKAT: hook_unlinkat => libc::unlinkat);
 
@@ -665,21 +595,11 @@ pub unsafe extern "C" fn hook_renameat(
     newdirfd: c_int,
     new: *const c_char,
 ) -> c_int {
-    // SAFETY: renameat(2)'s arguments.
+    // SAFETY: renameat(2)'s arguments; macOS has no renameat2, so no flags.
     unsafe {
-        let (Some(a), Some(b)) = (bytes(old), bytes(new)) else {
-            return libc::renameat(olddirfd, old, newdirfd, new);
-        };
-        let act = with(|s| {
-            s.change_pair((at(olddirfd), a), (at(newdirfd), b), |old, new| {
-                Op::Rename { old, new, flags: 0 }
-            })
-        });
-        if let Some(Act::RealBoth(a, b)) = act {
-            let (a, b) = (cstring(a), cstring(b));
-            return libc::renameat(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr());
-        }
-        changed(act, |_| libc::renameat(olddirfd, old, newdirfd, new))
+        hooks::renameat(olddirfd, old, newdirfd, new, 0, |a, p, b, q| {
+            libc::renameat(a, p, b, q)
+        })
     }
 }
 interpose!(I_RENAMEAT: hook_renameat => libc::renameat);
@@ -697,30 +617,11 @@ pub unsafe extern "C" fn hook_linkat(
     new: *const c_char,
     flags: c_int,
 ) -> c_int {
-    let follow = flags & libc::AT_SYMLINK_FOLLOW != 0;
     // SAFETY: linkat(2)'s arguments.
     unsafe {
-        let (Some(a), Some(b)) = (bytes(old), bytes(new)) else {
-            return libc::linkat(olddirfd, old, newdirfd, new, flags);
-        };
-        let act = with(|s| {
-            s.change_pair((at(olddirfd), a), (at(newdirfd), b), |old, new| Op::Link {
-                old,
-                new,
-                follow,
-            })
-        });
-        if let Some(Act::RealBoth(a, b)) = act {
-            let (a, b) = (cstring(a), cstring(b));
-            return libc::linkat(
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                b.as_ptr(),
-                flags,
-            );
-        }
-        changed(act, |_| libc::linkat(olddirfd, old, newdirfd, new, flags))
+        hooks::linkat(olddirfd, old, newdirfd, new, flags, |a, p, b, q| {
+            libc::linkat(a, p, b, q, flags)
+        })
     }
 }
 interpose!(I_LINKAT: hook_linkat => libc::linkat);
@@ -746,21 +647,7 @@ pub unsafe extern "C" fn hook_symlinkat(
     path: *const c_char,
 ) -> c_int {
     // SAFETY: symlinkat(2)'s arguments.
-    unsafe {
-        let Some(t) = bytes(target) else {
-            return libc::symlinkat(target, dirfd, path);
-        };
-        let act = ask(path, |s, p| {
-            s.change_path(at(dirfd), p, |path| Op::Symlink {
-                target: t.to_vec(),
-                path,
-            })
-        });
-        changed(act, |p| match p {
-            Some(p) => libc::symlinkat(target, libc::AT_FDCWD, p.as_ptr()),
-            None => libc::symlinkat(target, dirfd, path),
-        })
-    }
+    unsafe { hooks::symlinkat(target, dirfd, path, |d, p| libc::symlinkat(target, d, p)) }
 }
 interpose!(I_SYMLINKAT: hook_symlinkat => libc::symlinkat);
 
@@ -776,20 +663,10 @@ pub unsafe extern "C" fn hook_fchmodat(
     mode: libc::mode_t,
     flags: c_int,
 ) -> c_int {
-    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
     // SAFETY: fchmodat(2)'s arguments.
     unsafe {
-        let mode32 = u32::from(mode);
-        let act = ask(path, |s, p| {
-            s.change_path(at(dirfd), p, |path| Op::Chmod {
-                path,
-                mode: mode32,
-                follow,
-            })
-        });
-        changed(act, |p| match p {
-            Some(p) => libc::fchmodat(libc::AT_FDCWD, p.as_ptr(), mode, flags),
-            None => libc::fchmodat(dirfd, path, mode, flags),
+        hooks::fchmodat(dirfd, path, u32::from(mode), flags, |d, p| {
+            libc::fchmodat(d, p, mode, flags)
         })
     }
 }

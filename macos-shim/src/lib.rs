@@ -19,6 +19,8 @@
 
 pub mod core;
 pub mod env;
+#[cfg(not(test))]
+mod hooks;
 mod state;
 mod sys;
 

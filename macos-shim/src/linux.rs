@@ -15,6 +15,7 @@ use vrift_common::runlog::Op;
 use vrift_common::vfs::{DirEntry, Errno, Stat};
 
 use crate::core::{Act, DirStream, Shim, XattrTarget};
+use crate::hooks;
 use crate::state::with;
 
 type Mode = libc::mode_t;
@@ -114,51 +115,7 @@ mod real {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-/// The bytes of a C string; `None` for NULL or a pointer that cannot be read (see
-/// `core::may_be_mapped`): the real call then answers as the kernel does.
-///
-/// # Safety
-/// `p` is NULL, outside the user address space, or a NUL-terminated string that outlives
-/// `'a`.
-unsafe fn bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
-    if !crate::core::may_be_mapped(p as usize) {
-        None
-    } else {
-        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
-        Some(unsafe { CStr::from_ptr(p) }.to_bytes())
-    }
-}
-
-fn set_errno(e: i32) {
-    // SAFETY: __errno_location returns this thread's errno, valid for the thread's life.
-    unsafe { *libc::__errno_location() = e };
-}
-
-fn fail(e: Errno) -> c_int {
-    set_errno(e.0);
-    -1
-}
-
-fn cstring(p: Vec<u8>) -> CString {
-    CString::new(p).unwrap_or_default()
-}
-
-fn at(dirfd: c_int) -> Option<i32> {
-    (dirfd != libc::AT_FDCWD).then_some(dirfd)
-}
-
-/// Ask the core about a path call; `None` when the shim does not take it.
-///
-/// # Safety
-/// `path` is NULL or a NUL-terminated string.
-unsafe fn ask<T>(
-    path: *const c_char,
-    f: impl FnOnce(&mut Shim, &[u8]) -> Act<T>,
-) -> Option<Act<T>> {
-    // SAFETY: forwarded contract.
-    let p = unsafe { bytes(path) }?;
-    with(|s| f(s, p))
-}
+use crate::hooks::{ask, at, bytes, changed, cstring, fail, set_errno};
 
 /// Does the shim mark this pass-through read call (see `Shim::marks`)?
 ///
@@ -1535,30 +1492,10 @@ pub unsafe extern "C" fn posix_spawnp(
 
 // ---- changes ----------------------------------------------------------------------------------
 
-/// Run a one-path change; `real_call` runs the real function on a path (the caller's or the
-/// view's rewritten one).
-fn changed(act: Option<Act<()>>, real_call: impl FnOnce(Option<CString>) -> c_int) -> c_int {
-    match act {
-        Some(Act::RealBoth(..)) => fail(Errno(libc::EXDEV)),
-        Some(Act::Done(Ok(()))) => 0,
-        Some(Act::Done(Err(e))) => fail(e),
-        Some(Act::Real(Some(p))) => real_call(Some(cstring(p))),
-        _ => real_call(None),
-    }
-}
-
 #[no_mangle]
 pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: *const c_char, mode: Mode) -> c_int {
     // SAFETY: mkdirat(2)'s arguments.
-    unsafe {
-        let act = ask(path, |s, p| {
-            s.change_path(at(dirfd), p, |path| Op::Mkdir { path, mode })
-        });
-        changed(act, |p| match p {
-            Some(p) => real::mkdirat(libc::AT_FDCWD, p.as_ptr(), mode),
-            None => real::mkdirat(dirfd, path, mode),
-        })
-    }
+    unsafe { hooks::mkdirat(dirfd, path, mode, |d, p| real::mkdirat(d, p, mode)) }
 }
 
 #[no_mangle]
@@ -1689,23 +1626,8 @@ pub unsafe extern "C" fn mkdir(path: *const c_char, mode: Mode) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
-    let dir = flags & libc::AT_REMOVEDIR != 0;
     // SAFETY: unlinkat(2)'s arguments.
-    unsafe {
-        let act = ask(path, |s, p| {
-            s.change_path(at(dirfd), p, |path| {
-                if dir {
-                    Op::Rmdir { path }
-                } else {
-                    Op::Unlink { path }
-                }
-            })
-        });
-        changed(act, |p| match p {
-            Some(p) => real::unlinkat(libc::AT_FDCWD, p.as_ptr(), flags),
-            None => real::unlinkat(dirfd, path, flags),
-        })
-    }
+    unsafe { hooks::unlinkat(dirfd, path, flags, |d, p| real::unlinkat(d, p, flags)) }
 }
 
 #[no_mangle]
@@ -1718,13 +1640,12 @@ pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
 pub unsafe extern "C" fn rmdir(path: *const c_char) -> c_int {
     // SAFETY: rmdir(2)'s argument.
     unsafe {
-        let act = ask(path, |s, p| {
-            s.change_path(None, p, |path| Op::Rmdir { path })
-        });
-        changed(act, |p| match p {
-            Some(p) => real::rmdir(p.as_ptr()),
-            None => real::rmdir(path),
-        })
+        hooks::change_at(
+            libc::AT_FDCWD,
+            path,
+            |path| Op::Rmdir { path },
+            |_, p| real::rmdir(p),
+        )
     }
 }
 
@@ -1738,26 +1659,8 @@ pub unsafe extern "C" fn renameat2(
 ) -> c_int {
     // SAFETY: renameat2(2)'s arguments.
     unsafe {
-        let (Some(a), Some(b)) = (bytes(old), bytes(new)) else {
-            return real::renameat2(olddirfd, old, newdirfd, new, flags);
-        };
-        let act = with(|s| {
-            s.change_pair((at(olddirfd), a), (at(newdirfd), b), |old, new| {
-                Op::Rename { old, new, flags }
-            })
-        });
-        if let Some(Act::RealBoth(a, b)) = act {
-            let (a, b) = (cstring(a), cstring(b));
-            return real::renameat2(
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                b.as_ptr(),
-                flags,
-            );
-        }
-        changed(act, |_| {
-            real::renameat2(olddirfd, old, newdirfd, new, flags)
+        hooks::renameat(olddirfd, old, newdirfd, new, flags, |a, p, b, q| {
+            real::renameat2(a, p, b, q, flags)
         })
     }
 }
@@ -1787,30 +1690,11 @@ pub unsafe extern "C" fn linkat(
     new: *const c_char,
     flags: c_int,
 ) -> c_int {
-    let follow = flags & libc::AT_SYMLINK_FOLLOW != 0;
     // SAFETY: linkat(2)'s arguments.
     unsafe {
-        let (Some(a), Some(b)) = (bytes(old), bytes(new)) else {
-            return real::linkat(olddirfd, old, newdirfd, new, flags);
-        };
-        let act = with(|s| {
-            s.change_pair((at(olddirfd), a), (at(newdirfd), b), |old, new| Op::Link {
-                old,
-                new,
-                follow,
-            })
-        });
-        if let Some(Act::RealBoth(a, b)) = act {
-            let (a, b) = (cstring(a), cstring(b));
-            return real::linkat(
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                b.as_ptr(),
-                flags,
-            );
-        }
-        changed(act, |_| real::linkat(olddirfd, old, newdirfd, new, flags))
+        hooks::linkat(olddirfd, old, newdirfd, new, flags, |a, p, b, q| {
+            real::linkat(a, p, b, q, flags)
+        })
     }
 }
 
@@ -1827,21 +1711,7 @@ pub unsafe extern "C" fn symlinkat(
     path: *const c_char,
 ) -> c_int {
     // SAFETY: symlinkat(2)'s arguments.
-    unsafe {
-        let Some(t) = bytes(target) else {
-            return real::symlinkat(target, dirfd, path);
-        };
-        let act = ask(path, |s, p| {
-            s.change_path(at(dirfd), p, |path| Op::Symlink {
-                target: t.to_vec(),
-                path,
-            })
-        });
-        changed(act, |p| match p {
-            Some(p) => real::symlinkat(target, libc::AT_FDCWD, p.as_ptr()),
-            None => real::symlinkat(target, dirfd, path),
-        })
-    }
+    unsafe { hooks::symlinkat(target, dirfd, path, |d, p| real::symlinkat(target, d, p)) }
 }
 
 #[no_mangle]
@@ -1857,15 +1727,10 @@ pub unsafe extern "C" fn fchmodat(
     mode: Mode,
     flags: c_int,
 ) -> c_int {
-    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
     // SAFETY: fchmodat(2)'s arguments.
     unsafe {
-        let act = ask(path, |s, p| {
-            s.change_path(at(dirfd), p, |path| Op::Chmod { path, mode, follow })
-        });
-        changed(act, |p| match p {
-            Some(p) => real::fchmodat(libc::AT_FDCWD, p.as_ptr(), mode, flags),
-            None => real::fchmodat(dirfd, path, mode, flags),
+        hooks::fchmodat(dirfd, path, mode, flags, |d, p| {
+            real::fchmodat(d, p, mode, flags)
         })
     }
 }

@@ -1,0 +1,236 @@
+//! What the Linux and Darwin layers' C entry points share: reading their arguments, setting
+//! errno, and the bodies of the changes (mkdir, unlink, rename, link, symlink, chmod), which
+//! ask the core and, where the kernel should carry the call out, run the platform's own real
+//! function, given as a closure, on the path it should get.
+
+use std::ffi::{c_char, c_int, CStr, CString};
+
+use vrift_common::runlog::Op;
+use vrift_common::vfs::Errno;
+
+use crate::core::{Act, Shim};
+use crate::state::with;
+
+/// The bytes of a C string; `None` for NULL or a pointer that cannot be read (see
+/// `core::may_be_mapped`): the real call then answers as the kernel does.
+///
+/// # Safety
+/// `p` is NULL, outside the user address space, or a NUL-terminated string that outlives
+/// `'a`.
+pub(crate) unsafe fn bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
+    if !crate::core::may_be_mapped(p as usize) {
+        None
+    } else {
+        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
+        Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+    }
+}
+
+pub(crate) fn set_errno(e: i32) {
+    // SAFETY: the C library's errno of this thread, valid for the thread's life.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        *libc::__errno_location() = e
+    };
+    // SAFETY: as above.
+    #[cfg(target_os = "macos")]
+    unsafe {
+        *libc::__error() = e
+    };
+}
+
+pub(crate) fn fail(e: Errno) -> c_int {
+    set_errno(e.0);
+    -1
+}
+
+pub(crate) fn cstring(p: Vec<u8>) -> CString {
+    CString::new(p).unwrap_or_default()
+}
+
+pub(crate) fn at(dirfd: c_int) -> Option<i32> {
+    (dirfd != libc::AT_FDCWD).then_some(dirfd)
+}
+
+/// Ask the core about a path call; `None` when the shim does not take it.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+pub(crate) unsafe fn ask<T>(
+    path: *const c_char,
+    f: impl FnOnce(&mut Shim, &[u8]) -> Act<T>,
+) -> Option<Act<T>> {
+    // SAFETY: forwarded contract.
+    let p = unsafe { bytes(path) }?;
+    with(|s| f(s, p))
+}
+
+/// Run a one-path change; `real_call` runs the real function on a path (the caller's,
+/// `None`, or the view's rewritten one).
+pub(crate) fn changed(
+    act: Option<Act<()>>,
+    real_call: impl FnOnce(Option<CString>) -> c_int,
+) -> c_int {
+    match act {
+        Some(Act::RealBoth(..)) => fail(Errno(libc::EXDEV)),
+        Some(Act::Done(Ok(()))) => 0,
+        Some(Act::Done(Err(e))) => fail(e),
+        Some(Act::Real(Some(p))) => real_call(Some(cstring(p))),
+        _ => real_call(None),
+    }
+}
+
+/// A one-path change of `path` relative to `dirfd`: `make` is its record; `real(dirfd,
+/// path)` carries it out where the kernel should, on the caller's path or the view's
+/// rewritten one (then absolute).
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+pub(crate) unsafe fn change_at(
+    dirfd: c_int,
+    path: *const c_char,
+    make: impl FnOnce(Vec<u8>) -> Op,
+    real: impl FnOnce(c_int, *const c_char) -> c_int,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let act = unsafe { ask(path, |s, p| s.change_path(at(dirfd), p, make)) };
+    changed(act, |p| match p {
+        Some(p) => real(libc::AT_FDCWD, p.as_ptr()),
+        None => real(dirfd, path),
+    })
+}
+
+/// A two-path change (rename, link): `real(olddirfd, old, newdirfd, new)` carries it out
+/// where the kernel should.
+///
+/// # Safety
+/// `old` and `new` are NULL or NUL-terminated strings.
+pub(crate) unsafe fn change_pair_at(
+    olddirfd: c_int,
+    old: *const c_char,
+    newdirfd: c_int,
+    new: *const c_char,
+    make: impl FnOnce(Vec<u8>, Vec<u8>) -> Op,
+    real: impl Fn(c_int, *const c_char, c_int, *const c_char) -> c_int,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let (Some(a), Some(b)) = (unsafe { bytes(old) }, unsafe { bytes(new) }) else {
+        return real(olddirfd, old, newdirfd, new);
+    };
+    let act = with(|s| s.change_pair((at(olddirfd), a), (at(newdirfd), b), make));
+    if let Some(Act::RealBoth(a, b)) = act {
+        let (a, b) = (cstring(a), cstring(b));
+        return real(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr());
+    }
+    changed(act, |_| real(olddirfd, old, newdirfd, new))
+}
+
+/// mkdirat(2).
+///
+/// # Safety
+/// mkdirat's arguments.
+pub(crate) unsafe fn mkdirat(
+    dirfd: c_int,
+    path: *const c_char,
+    mode: u32,
+    real: impl FnOnce(c_int, *const c_char) -> c_int,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { change_at(dirfd, path, |path| Op::Mkdir { path, mode }, real) }
+}
+
+/// unlinkat(2), also rmdir with AT_REMOVEDIR.
+///
+/// # Safety
+/// unlinkat's arguments.
+pub(crate) unsafe fn unlinkat(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    real: impl FnOnce(c_int, *const c_char) -> c_int,
+) -> c_int {
+    let dir = flags & libc::AT_REMOVEDIR != 0;
+    let make = |path| {
+        if dir {
+            Op::Rmdir { path }
+        } else {
+            Op::Unlink { path }
+        }
+    };
+    // SAFETY: forwarded contract.
+    unsafe { change_at(dirfd, path, make, real) }
+}
+
+/// symlinkat(2): `target` goes through unchanged.
+///
+/// # Safety
+/// symlinkat's arguments.
+pub(crate) unsafe fn symlinkat(
+    target: *const c_char,
+    dirfd: c_int,
+    path: *const c_char,
+    real: impl FnOnce(c_int, *const c_char) -> c_int,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let Some(t) = (unsafe { bytes(target) }) else {
+        return real(dirfd, path);
+    };
+    let make = |path| Op::Symlink {
+        target: t.to_vec(),
+        path,
+    };
+    // SAFETY: forwarded contract.
+    unsafe { change_at(dirfd, path, make, real) }
+}
+
+/// fchmodat(2).
+///
+/// # Safety
+/// fchmodat's arguments.
+pub(crate) unsafe fn fchmodat(
+    dirfd: c_int,
+    path: *const c_char,
+    mode: u32,
+    flags: c_int,
+    real: impl FnOnce(c_int, *const c_char) -> c_int,
+) -> c_int {
+    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+    let make = |path| Op::Chmod { path, mode, follow };
+    // SAFETY: forwarded contract.
+    unsafe { change_at(dirfd, path, make, real) }
+}
+
+/// renameat(2) (renameat2's `flags` on Linux; none on macOS).
+///
+/// # Safety
+/// renameat's arguments.
+pub(crate) unsafe fn renameat(
+    olddirfd: c_int,
+    old: *const c_char,
+    newdirfd: c_int,
+    new: *const c_char,
+    flags: u32,
+    real: impl Fn(c_int, *const c_char, c_int, *const c_char) -> c_int,
+) -> c_int {
+    let make = |old, new| Op::Rename { old, new, flags };
+    // SAFETY: forwarded contract.
+    unsafe { change_pair_at(olddirfd, old, newdirfd, new, make, real) }
+}
+
+/// linkat(2).
+///
+/// # Safety
+/// linkat's arguments.
+pub(crate) unsafe fn linkat(
+    olddirfd: c_int,
+    old: *const c_char,
+    newdirfd: c_int,
+    new: *const c_char,
+    flags: c_int,
+    real: impl Fn(c_int, *const c_char, c_int, *const c_char) -> c_int,
+) -> c_int {
+    let follow = flags & libc::AT_SYMLINK_FOLLOW != 0;
+    let make = |old, new| Op::Link { old, new, follow };
+    // SAFETY: forwarded contract.
+    unsafe { change_pair_at(olddirfd, old, newdirfd, new, make, real) }
+}
