@@ -444,64 +444,29 @@ pub unsafe extern "C" fn hook_posix_spawnp(
         if name.contains(&b'/') {
             return hook_posix_spawn(pid, file, fa, attr, argv, envp);
         }
-        let path = std::env::var_os("PATH")
-            .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
-            .unwrap_or_else(|| b"/usr/bin:/bin".to_vec());
-        for dir in path.split(|&b| b == b':') {
-            let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
-            let mut cand = dir.to_vec();
-            cand.push(b'/');
-            cand.extend_from_slice(name);
-            let c = cstring(cand);
+        let found = hooks::search_path(name, |c| {
             let mut st: libc::stat = std::mem::zeroed();
-            if hook_access(c.as_ptr(), libc::X_OK) == 0
+            hook_access(c.as_ptr(), libc::X_OK) == 0
                 && do_stat(libc::AT_FDCWD, c.as_ptr(), &mut st, 0) == 0
                 && st.st_mode & libc::S_IFMT == libc::S_IFREG
-            {
-                return hook_posix_spawn(pid, c.as_ptr(), fa, attr, argv, envp);
-            }
+        });
+        match found {
+            Some(c) => hook_posix_spawn(pid, c.as_ptr(), fa, attr, argv, envp),
+            None => libc::ENOENT,
         }
-        libc::ENOENT
     }
 }
 interpose!(I_POSIX_SPAWNP: hook_posix_spawnp => libc::posix_spawnp);
 
 pub unsafe extern "C" fn hook_chdir(path: *const c_char) -> c_int {
     // SAFETY: chdir(2)'s argument.
-    unsafe {
-        match ask(path, |s, p| s.chdir(p)) {
-            Some(Act::Done(Ok(()))) => 0,
-            Some(Act::Done(Err(e))) => fail(e),
-            Some(Act::RealBoth(..)) => fail(Errno(libc::EINVAL)),
-            Some(Act::Real(p)) => {
-                let r = match p {
-                    Some(p) => libc::chdir(cstring(p).as_ptr()),
-                    None => libc::chdir(path),
-                };
-                if r == 0 {
-                    with(|s| s.set_real_cwd());
-                }
-                r
-            }
-            None => libc::chdir(path),
-        }
-    }
+    unsafe { hooks::chdir(path, |p| libc::chdir(p)) }
 }
 interpose!(I_CHDIR: hook_chdir => libc::chdir);
 
 pub unsafe extern "C" fn hook_fchdir(fd: c_int) -> c_int {
-    match with(|s| s.fchdir(fd)) {
-        Some(Act::Done(Ok(()))) => 0,
-        Some(Act::Done(Err(e))) => fail(e),
-        _ => {
-            // SAFETY: the original with the caller's argument.
-            let r = unsafe { libc::fchdir(fd) };
-            if r == 0 {
-                with(|s| s.set_real_cwd());
-            }
-            r
-        }
-    }
+    // SAFETY: the original with the caller's argument.
+    hooks::fchdir(fd, |fd| unsafe { libc::fchdir(fd) })
 }
 interpose!(I_FCHDIR: hook_fchdir => libc::fchdir);
 

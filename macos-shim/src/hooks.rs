@@ -1,7 +1,8 @@
 //! What the Linux and Darwin layers' C entry points share: reading their arguments, setting
-//! errno, and the bodies of the changes (mkdir, unlink, rename, link, symlink, chmod), which
-//! ask the core and, where the kernel should carry the call out, run the platform's own real
-//! function, given as a closure, on the path it should get.
+//! errno, and the bodies of the changes (mkdir, unlink, rename, link, symlink, chmod), of
+//! chdir and fchdir and of posix_spawnp's PATH search, which ask the core and, where the
+//! kernel should carry the call out, run the platform's own real function, given as a
+//! closure, on the path it should get.
 
 use std::ffi::{c_char, c_int, CStr, CString};
 
@@ -233,4 +234,63 @@ pub(crate) unsafe fn linkat(
     let make = |old, new| Op::Link { old, new, follow };
     // SAFETY: forwarded contract.
     unsafe { change_pair_at(olddirfd, old, newdirfd, new, make, real) }
+}
+
+/// chdir(2): into a view directory the cwd is the process's own; elsewhere `real` runs
+/// (on the caller's path or the view's rewritten one) and the shim learns where it went.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+pub(crate) unsafe fn chdir(path: *const c_char, real: impl Fn(*const c_char) -> c_int) -> c_int {
+    // SAFETY: forwarded contract.
+    match unsafe { ask(path, |s, p| s.chdir(p)) } {
+        Some(Act::Done(Ok(()))) => 0,
+        Some(Act::Done(Err(e))) => fail(e),
+        Some(Act::RealBoth(..)) => fail(Errno(libc::EINVAL)),
+        Some(Act::Real(p)) => {
+            let r = match p {
+                Some(p) => real(cstring(p).as_ptr()),
+                None => real(path),
+            };
+            if r == 0 {
+                with(|s| s.set_real_cwd());
+            }
+            r
+        }
+        None => real(path),
+    }
+}
+
+/// fchdir(2), as [`chdir`].
+pub(crate) fn fchdir(fd: c_int, real: impl FnOnce(c_int) -> c_int) -> c_int {
+    match with(|s| s.fchdir(fd)) {
+        Some(Act::Done(Ok(()))) => 0,
+        Some(Act::Done(Err(e))) => fail(e),
+        _ => {
+            let r = real(fd);
+            if r == 0 {
+                with(|s| s.set_real_cwd());
+            }
+            r
+        }
+    }
+}
+
+/// The program posix_spawnp(3) starts for a `name` without a slash: the first `dir/name` on
+/// PATH that `is_program` accepts (the layer asks the view's access and stat, so a program
+/// of the view is found as the kernel would find it). execvp instead tries each in turn,
+/// as glibc does, since only the exec itself tells why a candidate failed.
+pub(crate) fn search_path(name: &[u8], is_program: impl Fn(&CString) -> bool) -> Option<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::env::var_os("PATH")
+        .map(|p| p.as_bytes().to_vec())
+        .unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
+    path.split(|&b| b == b':').find_map(|dir| {
+        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+        let mut cand = dir.to_vec();
+        cand.push(b'/');
+        cand.extend_from_slice(name);
+        let c = cstring(cand);
+        is_program(&c).then_some(c)
+    })
 }

@@ -1070,40 +1070,13 @@ pub unsafe extern "C" fn scandir64(
 #[no_mangle]
 pub unsafe extern "C" fn chdir(path: *const c_char) -> c_int {
     // SAFETY: chdir(2)'s argument.
-    unsafe {
-        match ask(path, |s, p| s.chdir(p)) {
-            Some(Act::Done(Ok(()))) => 0,
-            Some(Act::Done(Err(e))) => fail(e),
-            Some(Act::RealBoth(..)) => fail(Errno(libc::EINVAL)),
-            Some(Act::Real(p)) => {
-                let r = match p {
-                    Some(p) => real::chdir(cstring(p).as_ptr()),
-                    None => real::chdir(path),
-                };
-                if r == 0 {
-                    with(|s| s.set_real_cwd());
-                }
-                r
-            }
-            None => real::chdir(path),
-        }
-    }
+    unsafe { hooks::chdir(path, |p| real::chdir(p)) }
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
-    match with(|s| s.fchdir(fd)) {
-        Some(Act::Done(Ok(()))) => 0,
-        Some(Act::Done(Err(e))) => fail(e),
-        _ => {
-            // SAFETY: the real call with the caller's argument.
-            let r = unsafe { real::fchdir(fd) };
-            if r == 0 {
-                with(|s| s.set_real_cwd());
-            }
-            r
-        }
-    }
+    // SAFETY: the real call with the caller's argument.
+    hooks::fchdir(fd, |fd| unsafe { real::fchdir(fd) })
 }
 
 #[no_mangle]
@@ -1468,25 +1441,16 @@ pub unsafe extern "C" fn posix_spawnp(
         if name.contains(&b'/') {
             return do_spawn(pid, file, fa, attr, argv, envp);
         }
-        let path = std::env::var_os("PATH")
-            .map(|p| p.as_bytes().to_vec())
-            .unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
-        for dir in path.split(|&b| b == b':') {
-            let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
-            let mut cand = dir.to_vec();
-            cand.push(b'/');
-            cand.extend_from_slice(name);
-            let c = cstring(cand);
-            if do_access(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, 0) == 0 {
-                let mut st: libc::stat = std::mem::zeroed();
-                if do_stat(libc::AT_FDCWD, c.as_ptr(), &mut st, 0) == 0
-                    && st.st_mode & libc::S_IFMT == libc::S_IFREG
-                {
-                    return do_spawn(pid, c.as_ptr(), fa, attr, argv, envp);
-                }
-            }
+        let found = hooks::search_path(name, |c| {
+            let mut st: libc::stat = std::mem::zeroed();
+            do_access(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, 0) == 0
+                && do_stat(libc::AT_FDCWD, c.as_ptr(), &mut st, 0) == 0
+                && st.st_mode & libc::S_IFMT == libc::S_IFREG
+        });
+        match found {
+            Some(c) => do_spawn(pid, c.as_ptr(), fa, attr, argv, envp),
+            None => libc::ENOENT,
         }
-        libc::ENOENT
     }
 }
 
