@@ -18,8 +18,9 @@ use crate::vfs::{
     View,
 };
 
-/// One change, with absolute paths (the caller's cwd already applied).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One change, with absolute paths (the caller's cwd already applied). The supervisor's
+/// journal keeps the same changes as JSON lines (serde's form of this enum).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     Open {
         path: Vec<u8>,
@@ -93,7 +94,9 @@ pub enum Op {
         name: Vec<u8>,
         follow: bool,
     },
-    /// A write finished and was hashed (used by a final commit; processes never log it).
+    /// A write finished and was hashed (used by a final commit; processes never log it,
+    /// nor does the journal).
+    #[serde(skip)]
     Commit {
         id: u64,
         hash: Hash,

@@ -10,172 +10,20 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use vrift_common::vfs::{Cred, TimeSpec};
+use vrift_common::runlog::Op;
+use vrift_common::vfs::Cred;
 
 /// A time argument, as the view takes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Ts {
-    Now,
-    Omit,
-    Set(i64),
-}
-
-impl From<TimeSpec> for Ts {
-    fn from(t: TimeSpec) -> Ts {
-        match t {
-            TimeSpec::Now => Ts::Now,
-            TimeSpec::Omit => Ts::Omit,
-            TimeSpec::Set(n) => Ts::Set(n),
-        }
-    }
-}
-
-impl From<Ts> for TimeSpec {
-    fn from(t: Ts) -> TimeSpec {
-        match t {
-            Ts::Now => TimeSpec::Now,
-            Ts::Omit => TimeSpec::Omit,
-            Ts::Set(n) => TimeSpec::Set(n),
-        }
-    }
-}
-
-/// One change, with absolute paths as the program named them.
+/// What a journal line holds: a change, as the state machine and the shim's change log
+/// take it, or the undoing of an earlier one. A change is written as serde writes
+/// `runlog::Op` (`{"Mkdir":{"path":[..],"mode":493}}`), which is what journals have always
+/// held, so a journal left by an older vrift is still read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Op {
-    Open {
-        path: Vec<u8>,
-        flags: i32,
-        mode: u32,
-    },
-    Mkdir {
-        path: Vec<u8>,
-        mode: u32,
-    },
-    Rmdir {
-        path: Vec<u8>,
-    },
-    Unlink {
-        path: Vec<u8>,
-    },
-    Rename {
-        old: Vec<u8>,
-        new: Vec<u8>,
-        flags: u32,
-    },
-    Link {
-        old: Vec<u8>,
-        new: Vec<u8>,
-        follow: bool,
-    },
-    Symlink {
-        target: Vec<u8>,
-        path: Vec<u8>,
-    },
-    Mknod {
-        path: Vec<u8>,
-        mode: u32,
-        /// The device number of a character or block device.
-        #[serde(default)]
-        rdev: u64,
-    },
-    Chmod {
-        path: Vec<u8>,
-        mode: u32,
-        follow: bool,
-    },
-    Utimens {
-        path: Vec<u8>,
-        atime: Ts,
-        mtime: Ts,
-        follow: bool,
-    },
-    Truncate {
-        path: Vec<u8>,
-        len: i64,
-    },
-    /// chown family; `uid`/`gid` `u32::MAX` (-1) leave that id as it is.
-    Chown {
-        path: Vec<u8>,
-        uid: u32,
-        gid: u32,
-        follow: bool,
-    },
-    /// setxattr family; `flags` as the call passed them (XATTR_CREATE, XATTR_REPLACE).
-    SetXattr {
-        path: Vec<u8>,
-        name: Vec<u8>,
-        value: Vec<u8>,
-        flags: u32,
-        follow: bool,
-    },
-    /// removexattr family.
-    RemoveXattr {
-        path: Vec<u8>,
-        name: Vec<u8>,
-        follow: bool,
-    },
+pub enum Entry {
     /// The open with this sequence number could not be delivered and was undone.
-    Undo {
-        seq: u64,
-    },
-}
-
-impl Op {
-    /// The change as the state machine takes it (`vrift_common::runlog::Op`, which the
-    /// shim's change log records too); None for an undo, which changes nothing.
-    pub fn change(&self) -> Option<vrift_common::runlog::Op> {
-        use vrift_common::runlog::Op as C;
-        Some(match self.clone() {
-            Op::Open { path, flags, mode } => C::Open { path, flags, mode },
-            Op::Mkdir { path, mode } => C::Mkdir { path, mode },
-            Op::Rmdir { path } => C::Rmdir { path },
-            Op::Unlink { path } => C::Unlink { path },
-            Op::Rename { old, new, flags } => C::Rename { old, new, flags },
-            Op::Link { old, new, follow } => C::Link { old, new, follow },
-            Op::Symlink { target, path } => C::Symlink { target, path },
-            Op::Mknod { path, mode, rdev } => C::Mknod { path, mode, rdev },
-            Op::Chmod { path, mode, follow } => C::Chmod { path, mode, follow },
-            Op::Utimens {
-                path,
-                atime,
-                mtime,
-                follow,
-            } => C::Utimens {
-                path,
-                atime: atime.into(),
-                mtime: mtime.into(),
-                follow,
-            },
-            Op::Truncate { path, len } => C::Truncate { path, len },
-            Op::Chown {
-                path,
-                uid,
-                gid,
-                follow,
-            } => C::Chown {
-                path,
-                uid,
-                gid,
-                follow,
-            },
-            Op::SetXattr {
-                path,
-                name,
-                value,
-                flags,
-                follow,
-            } => C::SetXattr {
-                path,
-                name,
-                value,
-                flags,
-                follow,
-            },
-            Op::RemoveXattr { path, name, follow } => C::RemoveXattr { path, name, follow },
-            Op::Undo { .. } => return None,
-        })
-    }
+    Undo { seq: u64 },
+    #[serde(untagged)]
+    Change(Op),
 }
 
 /// Who made a change, and when (the view reads no clock).
@@ -188,7 +36,7 @@ pub struct Record {
     pub privileged: bool,
     pub umask: u32,
     pub now_ns: i64,
-    pub op: Op,
+    pub op: Entry,
 }
 
 impl Record {
@@ -199,7 +47,10 @@ impl Record {
             cred: self.cred(),
             umask: self.umask,
             now_ns: self.now_ns,
-            op: self.op.change()?,
+            op: match &self.op {
+                Entry::Change(op) => op.clone(),
+                Entry::Undo { .. } => return None,
+            },
         })
     }
 
@@ -210,6 +61,12 @@ impl Record {
             groups: self.groups.clone(),
             privileged: self.privileged,
         }
+    }
+}
+
+impl From<Op> for Entry {
+    fn from(op: Op) -> Entry {
+        Entry::Change(op)
     }
 }
 
@@ -244,7 +101,13 @@ impl Journal {
 
     /// Append a record; returns its sequence number. An error means the record is not
     /// (wholly) in the journal, so the change must not be accepted.
-    pub fn append(&mut self, cred: &Cred, umask: u32, now_ns: i64, op: Op) -> std::io::Result<u64> {
+    pub fn append(
+        &mut self,
+        cred: &Cred,
+        umask: u32,
+        now_ns: i64,
+        op: impl Into<Entry>,
+    ) -> std::io::Result<u64> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let rec = Record {
@@ -255,7 +118,7 @@ impl Journal {
             privileged: cred.privileged,
             umask,
             now_ns,
-            op,
+            op: op.into(),
         };
         let mut line = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
         line.push(b'\n');
@@ -297,11 +160,11 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Record>> {
     let undone: std::collections::HashSet<u64> = recs
         .iter()
         .filter_map(|r| match r.op {
-            Op::Undo { seq } => Some(seq),
+            Entry::Undo { seq } => Some(seq),
             _ => None,
         })
         .collect();
-    recs.retain(|r| !matches!(r.op, Op::Undo { .. }) && !undone.contains(&r.seq));
+    recs.retain(|r| !matches!(r.op, Entry::Undo { .. }) && !undone.contains(&r.seq));
     Ok(recs)
 }
 
@@ -323,7 +186,7 @@ mod tests {
         let cred = Cred::user(1000, 1000);
         j.append(&cred, 0o027, 5, mkdir(b"/p/d")).unwrap();
         let b = j.append(&cred, 0o022, 6, mkdir(b"/p/e")).unwrap();
-        j.append(&cred, 0o022, 7, Op::Undo { seq: b }).unwrap();
+        j.append(&cred, 0o022, 7, Entry::Undo { seq: b }).unwrap();
         let changes = read_changes(&p).unwrap();
         assert_eq!(
             changes,
@@ -337,6 +200,61 @@ mod tests {
                 },
             }]
         );
+    }
+
+    /// Lines as journals were written when the journal had an enum of its own: a run
+    /// killed by an older vrift is still recovered.
+    #[test]
+    fn a_journal_written_before_it_shared_the_logs_changes_is_read_the_same() {
+        let old = concat!(
+            r#"{"seq":1,"uid":0,"gid":0,"groups":[],"privileged":true,"umask":18,"now_ns":5,"op":{"Mkdir":{"path":[47,112,47,100],"mode":493}}}"#,
+            "\n",
+            r#"{"seq":2,"uid":0,"gid":0,"groups":[],"privileged":true,"umask":18,"now_ns":6,"op":{"Utimens":{"path":[47,112,47,100],"atime":"Now","mtime":{"Set":7},"follow":true}}}"#,
+            "\n",
+            r#"{"seq":3,"uid":0,"gid":0,"groups":[],"privileged":true,"umask":18,"now_ns":7,"op":{"SetXattr":{"path":[47,112],"name":[117,46,97],"value":[1],"flags":1,"follow":false}}}"#,
+            "\n",
+            r#"{"seq":4,"uid":0,"gid":0,"groups":[],"privileged":true,"umask":18,"now_ns":8,"op":{"Open":{"path":[47,112,47,102],"flags":65,"mode":420}}}"#,
+            "\n",
+            r#"{"seq":5,"uid":0,"gid":0,"groups":[],"privileged":true,"umask":18,"now_ns":9,"op":{"Undo":{"seq":4}}}"#,
+            "\n",
+        );
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("journal");
+        std::fs::write(&p, old).unwrap();
+        let ops: Vec<Op> = read_changes(&p)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.op)
+            .collect();
+        let expected = vec![
+            Op::Mkdir {
+                path: b"/p/d".to_vec(),
+                mode: 0o755,
+            },
+            Op::Utimens {
+                path: b"/p/d".to_vec(),
+                atime: vrift_common::vfs::TimeSpec::Now,
+                mtime: vrift_common::vfs::TimeSpec::Set(7),
+                follow: true,
+            },
+            Op::SetXattr {
+                path: b"/p".to_vec(),
+                name: b"u.a".to_vec(),
+                value: vec![1],
+                flags: 1,
+                follow: false,
+            },
+        ];
+        assert_eq!(ops, expected);
+        // And what is written now is those same lines.
+        let q = t.path().join("again");
+        let mut j = Journal::create(&q).unwrap();
+        for (i, op) in expected.into_iter().enumerate() {
+            j.append(&Cred::root(), 0o022, 5 + i as i64, op).unwrap();
+        }
+        let written = std::fs::read_to_string(&q).unwrap();
+        let old_lines: Vec<&str> = old.lines().take(3).collect();
+        assert_eq!(written.lines().collect::<Vec<_>>(), old_lines);
     }
 
     #[test]
@@ -427,14 +345,14 @@ mod tests {
             mode: 0o644,
         };
         let b = j.append(&cred, 0o022, 6, open).unwrap();
-        j.append(&cred, 0o022, 7, Op::Undo { seq: b }).unwrap();
+        j.append(&cred, 0o022, 7, Entry::Undo { seq: b }).unwrap();
         drop(j);
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         f.write_all(b"{\"seq\":9,\"uid\":10").unwrap();
         let recs = read(&p).unwrap();
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0].seq, a);
-        assert_eq!(recs[0].op, mkdir(b"/p/d"));
+        assert_eq!(recs[0].op, Entry::Change(mkdir(b"/p/d")));
         assert_eq!(recs[0].cred(), cred);
     }
 

@@ -18,7 +18,8 @@ use vrift_common::hash::Hash;
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::vfs::{Caller, Cred, DeltaNode, Errno, OpenFlags, Resolved, Routed, Stat, View};
 
-use super::journal::{Journal, Op};
+use super::journal::{Entry, Journal};
+use vrift_common::runlog::Op;
 
 pub type ViewOf = View<Arc<Manifest>>;
 
@@ -321,7 +322,7 @@ impl<B: Backend> ViewState<B> {
         // a view that kept it would name what the backing tree does not have, and the end
         // of the run would fail on it.
         view.begin_change();
-        let done = match apply(&mut view, &c, &op) {
+        let done = match vrift_common::runlog::apply_op(&mut view, &c, &op) {
             Ok(Routed::View(done)) => done,
             Ok(_) => {
                 view.roll_back();
@@ -363,7 +364,7 @@ impl<B: Backend> ViewState<B> {
 
     fn journal_undo(&self, seq: u64) {
         if let Some(j) = lock(&self.journal).as_mut() {
-            if let Err(e) = j.append(&Cred::root(), 0, 0, Op::Undo { seq }) {
+            if let Err(e) = j.append(&Cred::root(), 0, 0, Entry::Undo { seq }) {
                 tracing::error!("writing the run's journal: {e}");
                 self.journal_failed.store(true, Ordering::Relaxed);
             }
@@ -406,15 +407,6 @@ impl<B: Backend> ViewState<B> {
             upper.follow_link_writes(&mut entries);
         }
         Ok(Manifest::from_entries(entries))
-    }
-}
-
-/// Run `op` through the state machine (no backend, no journal): the live path and the
-/// replay of a journal share it.
-pub fn apply(view: &mut ViewOf, c: &Caller, op: &Op) -> Result<Routed<Done>, Errno> {
-    match op.change() {
-        Some(change) => vrift_common::runlog::apply_op(view, c, &change),
-        None => Ok(Routed::View(Done::Unit)),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::vfs::resolve::Follow;
 use crate::vfs::stat::{DirEntry, Stat};
 
 /// One time argument of utimensat.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TimeSpec {
     /// UTIME_NOW (or a NULL times argument).
     Now,

@@ -13,8 +13,8 @@ use vrift_common::longpath::Short;
 use vrift_common::store::Store;
 use vrift_common::vfs::{Content, Node, Opened, Seed, Stat};
 
-use crate::view::journal::Op;
 use crate::view::state::{Backend, Committed, Done, Outcome, ViewOf};
+use vrift_common::runlog::Op;
 
 pub struct FarmBackend {
     root: Vec<u8>,
@@ -337,7 +337,7 @@ impl Backend for FarmBackend {
                 },
                 Done::Unit,
             ) => {
-                let mtime_set = !matches!(mtime, crate::view::journal::Ts::Omit);
+                let mtime_set = !matches!(mtime, vrift_common::vfs::TimeSpec::Omit);
                 self.sync_private_attrs(view, path, *follow, mtime_set)?;
                 ok
             }

@@ -12,7 +12,7 @@ use super::model::{Model, Outcome, Place};
 use super::{paths, Reply, Served};
 use crate::sys::mem;
 use crate::sys::notify::{Listener, Notif};
-use crate::view::journal::Op;
+use vrift_common::runlog::Op;
 
 mod no_mounts;
 mod xattrs;
@@ -694,8 +694,8 @@ fn set_times(c: &Call, dirfd: i32, addr: u64, times: u64, flags: u64, layout: Ti
     let follow = p.follow(flags & AT_SYMLINK_NOFOLLOW != 0);
     let op = Op::Utimens {
         path: p.abs,
-        atime: atime.into(),
-        mtime: mtime.into(),
+        atime,
+        mtime,
         follow,
     };
     Ok(c.finish(c.model.change(c.tid(), op), 0, false))

@@ -5,9 +5,9 @@ use vrift_common::vfs::{Cred, OpenFlags, View};
 
 use super::backend::FarmBackend;
 use super::creds::CredCache;
-use crate::view::journal::Op;
 use crate::view::state::{CallerStatus, ViewState, XattrRead};
 pub use crate::view::state::{Outcome, Place, Undo};
+use vrift_common::runlog::Op;
 
 pub struct Model {
     pub state: ViewState<FarmBackend>,

@@ -8,9 +8,9 @@ use vrift_common::vfs::{XATTR_CREATE, XATTR_REPLACE};
 use super::{paths, Call, Handled, PathArg, Reply, Served, PASS};
 use crate::projection::supervisor::model::{Outcome, Place};
 use crate::sys::mem;
-use crate::view::journal::Op;
 use crate::view::state::XattrRead;
 use vrift_common::acl;
+use vrift_common::runlog::Op;
 
 /// What an xattr call names.
 #[derive(Clone, Copy)]
