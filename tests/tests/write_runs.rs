@@ -6,7 +6,7 @@
 //! land in the manifest file only. Root and an ordinary user; the store keeps every blob.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use vrift_common::hash::Hash;
@@ -24,6 +24,19 @@ fn wait_for_marker(child: &mut Child, marker: &Path) {
         let _ = child.wait();
         panic!("the program never wrote {}", marker.display());
     }
+}
+
+/// Start `cmd` (a run), wait until its program has written `marker`, and SIGKILL it: to
+/// vrift itself (setpriv execs it, so the child's pid is vrift's as well).
+fn kill_once_marked(cmd: &mut Command, marker: &Path) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_marker(&mut child, marker);
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 fn entry_hash(m: &Manifest, rel: &str) -> Option<Hash> {
@@ -81,15 +94,7 @@ fn crash(as_user: bool, dest: Dest) {
     } else {
         p.cmd(&args)
     };
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_marker(&mut child, &marker);
-    // SIGKILL to vrift itself (setpriv execs it, so this is vrift's pid as well).
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_marked(&mut cmd, &marker);
 
     // Old or new, never torn.
     let during = p.tree();
@@ -207,15 +212,7 @@ fn crash_after_xattrs(as_user: bool) {
     let bb = busybox();
     let script = "setfattr -n user.new -v made doc.txt && setfattr -x user.gone doc.txt && \
                   echo closed > $OUT/written && exec $BB sleep 600";
-    let mut child = p
-        .cmd(&[bb.as_str(), "sh", "-c", script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_marker(&mut child, &marker);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_marked(&mut p.cmd(&[bb.as_str(), "sh", "-c", script]), &marker);
     let out = p.run(&["true"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -344,22 +344,12 @@ fn decode(bytes: Vec<u8>, canonical_root: &Path) -> Result<StatCache, String> {
     if !r.buf.is_empty() {
         return Err("trailing bytes".into());
     }
-    let has_flags = version >= 3;
-    let mut cache = StatCache {
-        racy_ref_ns,
-        blob_generation,
-        bytes: Vec::new(),
-        entries,
-        has_flags,
-    };
-    cache.bytes = bytes;
     // Ingests write their files in path order; a cache written otherwise (by an older
     // vrift) is put in order once. Of two entries for one path the later one counts.
-    let bytes = &cache.bytes;
     let path = |e: &CacheEntry| &bytes[e.path_at..e.path_at + e.path_len];
-    if !cache.entries.windows(2).all(|w| path(&w[0]) < path(&w[1])) {
-        cache.entries.sort_by(|a, b| path(a).cmp(path(b)));
-        cache.entries.dedup_by(|later, kept| {
+    if !entries.windows(2).all(|w| path(&w[0]) < path(&w[1])) {
+        entries.sort_by(|a, b| path(a).cmp(path(b)));
+        entries.dedup_by(|later, kept| {
             let same = path(later) == path(kept);
             if same {
                 std::mem::swap(later, kept);
@@ -367,7 +357,13 @@ fn decode(bytes: Vec<u8>, canonical_root: &Path) -> Result<StatCache, String> {
             same
         });
     }
-    Ok(cache)
+    Ok(StatCache {
+        racy_ref_ns,
+        blob_generation,
+        bytes,
+        entries,
+        has_flags: version >= 3,
+    })
 }
 
 #[cfg(test)]
