@@ -17,8 +17,8 @@ use vrift_common::index::Index;
 use vrift_common::manifest::{XATTR_NAME_MAX, XATTR_SIZE_MAX};
 use vrift_common::runlog::{self, Done, Op, Record};
 use vrift_common::vfs::{
-    Caller, Content, Cred, DirEntry, Errno, Exec, OpenFlags, Opened, Owner, Resolved, Routed, Seed,
-    Stat, TimeSpec, View, XATTR_CREATE, XATTR_REPLACE,
+    Caller, Content, Cred, DirEntry, Errno, Exec, FileType, OpenFlags, Opened, Owner, Resolved,
+    Routed, Seed, Stat, TimeSpec, View, XATTR_CREATE, XATTR_REPLACE,
 };
 
 use crate::env;
@@ -1312,11 +1312,67 @@ impl Shim {
             return Some(Err(Errno::ENOTDIR));
         }
         self.catch_up();
-        Some(self.view.list_dir(&info.rel).map(|entries| DirStream {
-            fd,
-            entries,
-            pos: 0,
+        Some(self.view.list_dir(&info.rel).map(|mut entries| {
+            self.list_passthrough(&info.rel, &mut entries);
+            DirStream {
+                fd,
+                entries,
+                pos: 0,
+            }
         }))
+    }
+
+    /// The pass-through paths directly in the view directory `rel` (files the filters left
+    /// out, such as `*.log`, which the disk serves) are listed in it as the disk has them,
+    /// as a stat or open of them reaches the disk: a listing shows what a program can open.
+    fn list_passthrough(&self, rel: &[u8], entries: &mut Vec<DirEntry>) {
+        if self.passthrough.is_empty() {
+            return;
+        }
+        let dir = if rel.is_empty() {
+            self.root.clone()
+        } else {
+            join_abs(&self.root, rel)
+        };
+        let prefix_len = if dir.last() == Some(&b'/') {
+            dir.len()
+        } else {
+            dir.len() + 1
+        };
+        for p in &self.passthrough {
+            if p.len() <= prefix_len || !p.starts_with(&dir) || p[prefix_len - 1] != b'/' {
+                continue;
+            }
+            let name = &p[prefix_len..];
+            if name.contains(&b'/') || entries.iter().any(|e| e.name == name) {
+                continue;
+            }
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            let Ok(m) = std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(p)) else {
+                continue; // gone from the disk: not listed, as a stat finds nothing
+            };
+            let t = m.file_type();
+            let kind = if t.is_dir() {
+                FileType::Dir
+            } else if t.is_symlink() {
+                FileType::Symlink
+            } else if t.is_fifo() {
+                FileType::Fifo
+            } else if t.is_char_device() {
+                FileType::Char
+            } else if t.is_block_device() {
+                FileType::Block
+            } else if t.is_socket() {
+                FileType::Socket
+            } else {
+                FileType::File
+            };
+            entries.push(DirEntry {
+                name: name.to_vec(),
+                ino: m.ino(),
+                kind,
+            });
+        }
     }
 
     // ---- cwd -------------------------------------------------------------------------------

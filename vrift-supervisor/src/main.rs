@@ -12,6 +12,7 @@ mod session;
 mod sys;
 mod trace;
 mod view;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -115,6 +116,13 @@ enum Command {
     /// Check what each projection needs from this system: what works, what is missing, and
     /// what to do about it.
     Doctor(commands::doctor::Args),
+    /// Keep the project's manifest current between runs (a background watcher), so that a
+    /// run of an unchanged project does not walk it first.
+    #[command(after_help = "Examples:
+  vrift watch              start watching the project of the current directory
+  vrift watch --status
+  vrift watch --stop")]
+    Watch(commands::watch::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(commands::completions::Args),
     /// Write man pages for vrift and each of its commands into a directory.
@@ -157,6 +165,7 @@ fn main() -> ExitCode {
         Command::Push(args) => commands::remote::push(args),
         Command::Pull(args) => commands::remote::pull(args),
         Command::Doctor(args) => commands::doctor::run(args, cli.quiet),
+        Command::Watch(args) => commands::watch::run(args),
         Command::Completions(args) => commands::completions::completions(args, Cli::command()),
         Command::Man(args) => commands::completions::man(args, Cli::command(), cli.quiet),
         Command::Session(cmd) => commands::session::run(cmd),

@@ -14,6 +14,7 @@ use vrift_common::statcache::FileStat;
 use vrift_common::store::Store;
 
 use crate::view::spec::PassthroughKind;
+use crate::watch::{self, record::Record};
 
 pub const MANIFEST_NAME: &str = "vrift.manifest";
 
@@ -73,6 +74,20 @@ pub fn ingest(store: &Store, root: &Path) -> Result<IngestReport> {
 /// Re-ingest a project with a vrift.manifest and save it if anything changed on disk;
 /// `known` are files vrift has just written there.
 pub fn refresh(store: &Store, root: &Path, known: Known) -> Result<IngestReport> {
+    let canonical = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let mark = watch::mark(store, &canonical);
+    Ok(refresh_marked(store, &canonical, known, mark)?.0)
+}
+
+/// [`refresh`], with the project's watcher's mark taken before the walk (if it is
+/// watched): the walk's result is recorded against it, so that a later run with the same
+/// mark can take it as it is. Returns the report and its pass-through paths.
+fn refresh_marked(
+    store: &Store,
+    root: &Path,
+    known: Known,
+    mark: Option<watch::Mark>,
+) -> Result<(IngestReport, Vec<(RelPath, PassthroughKind)>)> {
     let report = ingest_knowing(store, root, known)?;
     let path = root.join(MANIFEST_NAME);
     let new = report.manifest.hash();
@@ -83,24 +98,72 @@ pub fn refresh(store: &Store, root: &Path, known: Known) -> Result<IngestReport>
         ingest::write_project_manifest(root, &report.manifest, store)?;
         tracing::info!("{}: refreshed from disk", path.display());
     }
-    Ok(report)
+    let passthrough = passthrough_of(root, &report);
+    if let Some(mark) = mark {
+        let rec = Record {
+            mark,
+            root: root.to_path_buf(),
+            blob_generation: store.blob_generation(),
+            manifest_hash: new,
+            passthrough: passthrough.clone(),
+            origins: Record::origins_of(&report.manifest, &report.origins),
+        };
+        let at = watch::Paths::of(store, root).record();
+        if let Err(e) = rec.save(&at) {
+            tracing::warn!("{}: {e} (the next run walks the project)", at.display());
+        }
+    }
+    Ok((report, passthrough))
+}
+
+/// What the last walk of a watched project found, if its watcher's count has not moved
+/// since that walk began (nothing in the project changed) and nothing else says walk again.
+fn vouched(store: &Store, root: &Path, mark: watch::Mark) -> Option<Prepared> {
+    let rec = Record::load(&watch::Paths::of(store, root).record())?;
+    if rec.mark != mark || rec.root != root || rec.blob_generation != store.blob_generation() {
+        return None;
+    }
+    let path = root.join(MANIFEST_NAME);
+    let bytes = std::fs::read(&path).ok()?;
+    if Hash::of(&bytes) != rec.manifest_hash {
+        return None;
+    }
+    let manifest = Manifest::decode(&bytes, &path).ok()?;
+    let origins = rec.origins_table(&manifest)?;
+    Some(Prepared {
+        manifest,
+        root: root.to_path_buf(),
+        persistent: true,
+        passthrough: rec.passthrough,
+        origins,
+    })
 }
 
 pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
-    let (root, persistent) = match find_root(cwd) {
-        Some(root) => (root, true),
-        None => (cwd.to_path_buf(), false),
+    let Some(root) = find_root(cwd) else {
+        let report = ingest(store, cwd)?;
+        return Ok(Prepared {
+            passthrough: passthrough_of(cwd, &report),
+            manifest: report.manifest,
+            root: cwd.to_path_buf(),
+            persistent: false,
+            origins: report.origins,
+        });
     };
-    let report = if persistent {
-        refresh(store, &root, Known::new())?
-    } else {
-        ingest(store, &root)?
-    };
-    let passthrough = passthrough_of(&root, &report);
+    let canonical = root.canonicalize().unwrap_or_else(|_| root.clone());
+    let mark = watch::mark(store, &canonical);
+    if let Some(p) = mark.and_then(|m| vouched(store, &canonical, m)) {
+        tracing::info!(
+            "{}: unchanged since the last walk (its watcher saw nothing)",
+            canonical.display()
+        );
+        return Ok(Prepared { root, ..p });
+    }
+    let (report, passthrough) = refresh_marked(store, &canonical, Known::new(), mark)?;
     Ok(Prepared {
         manifest: report.manifest,
         root,
-        persistent,
+        persistent: true,
         passthrough,
         origins: report.origins,
     })

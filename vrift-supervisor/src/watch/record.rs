@@ -1,0 +1,243 @@
+//! The record a walk of a watched project leaves: the watcher's mark taken before the walk
+//! and what the walk found that its manifest does not hold (the paths passed through, the
+//! entries' origins on disk). A later run whose mark is the same takes it instead of
+//! walking (see the module above).
+//!
+//! One file per project in the store's `watch/`, replaced by rename. It is a cache: any
+//! doubt (a wrong magic, version or checksum, another root, a count that moved on, a
+//! store whose blobs were removed since, a `vrift.manifest` that is not the one recorded)
+//! means "walk".
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use vrift_common::hash::Hash;
+use vrift_common::manifest::{Manifest, RelPath};
+use vrift_common::origin::{Origin, Origins};
+
+use super::Mark;
+use crate::view::spec::PassthroughKind;
+
+const MAGIC: &[u8; 8] = b"VRWATCH1";
+
+#[derive(Debug, PartialEq)]
+pub struct Record {
+    pub mark: Mark,
+    pub root: PathBuf,
+    /// The store's blob generation when the walk ran (`Store::blob_generation`): `gc
+    /// --delete` moves it on, and the walk's stat cache would then check the blobs again.
+    pub blob_generation: u64,
+    pub manifest_hash: Hash,
+    pub passthrough: Vec<(RelPath, PassthroughKind)>,
+    /// Each entry's origin, in the manifest's entry order (inode number, ctime; 0, 0: none).
+    pub origins: Vec<(u64, i64)>,
+}
+
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        self.take(n)
+    }
+}
+
+impl Record {
+    /// The origins of `manifest`'s entries in its entry order, from the walk's table.
+    pub fn origins_of(manifest: &Manifest, origins: &Origins) -> Vec<(u64, i64)> {
+        manifest
+            .iter()
+            .map(|(p, _)| origins.get(p).map_or((0, 0), |o| (o.ino, o.ctime_ns)))
+            .collect()
+    }
+
+    /// The walk's table again, for `manifest` (the one the record was made with).
+    pub fn origins_table(&self, manifest: &Manifest) -> Option<Origins> {
+        if self.origins.len() != manifest.len() {
+            return None;
+        }
+        let mut t = Origins::default();
+        t.reserve(manifest.len());
+        for ((p, _), &(ino, ctime_ns)) in manifest.iter().zip(&self.origins) {
+            if ino != 0 {
+                t.insert(p.to_vec(), Origin { ino, ctime_ns });
+            }
+        }
+        Some(t)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.origins.len() * 16);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.mark.instance.to_le_bytes());
+        out.extend_from_slice(&self.mark.events.to_le_bytes());
+        out.extend_from_slice(&self.blob_generation.to_le_bytes());
+        out.extend_from_slice(&self.manifest_hash.0);
+        put(&mut out, self.root.as_os_str().as_bytes());
+        out.extend_from_slice(&(self.passthrough.len() as u64).to_le_bytes());
+        for (p, kind) in &self.passthrough {
+            out.push(match kind {
+                PassthroughKind::Dir => 0,
+                PassthroughKind::File => 1,
+            });
+            put(&mut out, p);
+        }
+        out.extend_from_slice(&(self.origins.len() as u64).to_le_bytes());
+        for (ino, ctime) in &self.origins {
+            out.extend_from_slice(&ino.to_le_bytes());
+            out.extend_from_slice(&ctime.to_le_bytes());
+        }
+        let sum = blake3::hash(&out);
+        out.extend_from_slice(sum.as_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Record> {
+        let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+        if blake3::hash(body).as_bytes() != sum {
+            return None;
+        }
+        let mut r = Reader(body);
+        if r.take(8)? != MAGIC {
+            return None;
+        }
+        let mark = Mark {
+            instance: r.u64()?,
+            events: r.u64()?,
+        };
+        let blob_generation = r.u64()?;
+        let manifest_hash = Hash(r.take(32)?.try_into().ok()?);
+        let root = PathBuf::from(std::ffi::OsStr::from_bytes(r.bytes()?));
+        let n = usize::try_from(r.u64()?).ok()?;
+        let mut passthrough = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let kind = match r.take(1)?[0] {
+                0 => PassthroughKind::Dir,
+                1 => PassthroughKind::File,
+                _ => return None,
+            };
+            passthrough.push((r.bytes()?.to_vec(), kind));
+        }
+        let n = usize::try_from(r.u64()?).ok()?;
+        if r.0.len() != n.checked_mul(16)? {
+            return None;
+        }
+        let origins =
+            r.0.chunks_exact(16)
+                .map(|c| {
+                    let ino = u64::from_le_bytes(c[..8].try_into().unwrap_or_default());
+                    let ctime = i64::from_le_bytes(c[8..].try_into().unwrap_or_default());
+                    (ino, ctime)
+                })
+                .collect();
+        Some(Record {
+            mark,
+            root,
+            blob_generation,
+            manifest_hash,
+            passthrough,
+            origins,
+        })
+    }
+
+    pub fn load(path: &Path) -> Option<Record> {
+        Record::decode(&std::fs::read(path).ok()?)
+    }
+
+    /// Replace the record at `path` (by rename: a reader sees the old one or the new one).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, &self.encode())?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Record {
+        Record {
+            mark: Mark {
+                instance: 7,
+                events: 9,
+            },
+            root: PathBuf::from("/p/proj"),
+            blob_generation: 3,
+            manifest_hash: Hash::of(b"m"),
+            passthrough: vec![
+                (b"target".to_vec(), PassthroughKind::Dir),
+                (b"a.o".to_vec(), PassthroughKind::File),
+            ],
+            origins: vec![(11, 12), (0, 0), (13, -14)],
+        }
+    }
+
+    #[test]
+    fn a_record_reads_back_as_it_was_written() {
+        let r = record();
+        assert_eq!(Record::decode(&r.encode()), Some(r));
+    }
+
+    #[test]
+    fn a_damaged_or_cut_record_is_no_record() {
+        let bytes = record().encode();
+        for i in [0, 8, 20, bytes.len() / 2, bytes.len() - 1] {
+            let mut b = bytes.clone();
+            b[i] ^= 1;
+            assert_eq!(Record::decode(&b), None, "byte {i} flipped");
+        }
+        for n in [0, 10, bytes.len() - 1] {
+            assert_eq!(Record::decode(&bytes[..n]), None, "cut at {n}");
+        }
+    }
+
+    #[test]
+    fn the_origins_go_back_to_the_entries_they_came_from() {
+        use vrift_common::manifest::Entry;
+        let m = Manifest::from_entries([
+            (b"a".to_vec(), Entry::file(Hash::of(b"a"), 1, 0o644, 0)),
+            (b"b".to_vec(), Entry::dir(0o755, 0)),
+            (b"b/c".to_vec(), Entry::file(Hash::of(b"c"), 1, 0o644, 0)),
+        ]);
+        let mut table = Origins::default();
+        table.insert(
+            b"a".to_vec(),
+            Origin {
+                ino: 5,
+                ctime_ns: 6,
+            },
+        );
+        table.insert(
+            b"b/c".to_vec(),
+            Origin {
+                ino: 7,
+                ctime_ns: 8,
+            },
+        );
+        let mut r = record();
+        r.origins = Record::origins_of(&m, &table);
+        assert_eq!(r.origins_table(&m), Some(table));
+        r.origins.pop();
+        assert_eq!(r.origins_table(&m), None, "a record of another manifest");
+    }
+}
