@@ -642,3 +642,144 @@ pub unsafe extern "C" fn hook_chmod(path: *const c_char, mode: libc::mode_t) -> 
     unsafe { hook_fchmodat(libc::AT_FDCWD, path, mode, 0) }
 }
 interpose!(I_CHMOD: hook_chmod => libc::chmod);
+
+pub unsafe extern "C" fn hook_fchmod(fd: c_int, mode: libc::mode_t) -> c_int {
+    // SAFETY: the original with the caller's arguments.
+    hooks::fchmod(fd, u32::from(mode), || unsafe { libc::fchmod(fd, mode) })
+}
+interpose!(I_FCHMOD: hook_fchmod => libc::fchmod);
+
+// ---- owners, sizes and times: the same core calls as the Linux layer's -------------------
+
+pub unsafe extern "C" fn hook_fchownat(
+    dirfd: c_int,
+    path: *const c_char,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: fchownat(2)'s arguments.
+    unsafe {
+        hooks::fchownat(dirfd, path, uid, gid, flags, |d, p| {
+            libc::fchownat(d, p, uid, gid, flags)
+        })
+    }
+}
+interpose!(I_FCHOWNAT: hook_fchownat => libc::fchownat);
+
+pub unsafe extern "C" fn hook_chown(
+    path: *const c_char,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+) -> c_int {
+    // SAFETY: chown(2)'s arguments.
+    unsafe { hook_fchownat(libc::AT_FDCWD, path, uid, gid, 0) }
+}
+interpose!(I_CHOWN: hook_chown => libc::chown);
+
+pub unsafe extern "C" fn hook_lchown(
+    path: *const c_char,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+) -> c_int {
+    // SAFETY: lchown(2)'s arguments.
+    unsafe { hook_fchownat(libc::AT_FDCWD, path, uid, gid, libc::AT_SYMLINK_NOFOLLOW) }
+}
+interpose!(I_LCHOWN: hook_lchown => libc::lchown);
+
+pub unsafe extern "C" fn hook_fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
+    // SAFETY: the original with the caller's arguments.
+    hooks::fchown(fd, uid, gid, || unsafe { libc::fchown(fd, uid, gid) })
+}
+interpose!(I_FCHOWN: hook_fchown => libc::fchown);
+
+pub unsafe extern "C" fn hook_truncate(path: *const c_char, len: libc::off_t) -> c_int {
+    // SAFETY: truncate(2)'s arguments.
+    unsafe { hooks::truncate(path, len, |p| libc::truncate(p, len)) }
+}
+interpose!(I_TRUNCATE: hook_truncate => libc::truncate);
+
+pub unsafe extern "C" fn hook_utimensat(
+    dirfd: c_int,
+    path: *const c_char,
+    t: *const libc::timespec,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: utimensat(2)'s arguments (a NULL path is the kernel's EFAULT: `ask` leaves it
+    // to the original).
+    unsafe {
+        hooks::utimensat(dirfd, path, t, flags, |d, p| {
+            libc::utimensat(d, p, t, flags)
+        })
+    }
+}
+interpose!(I_UTIMENSAT: hook_utimensat => libc::utimensat);
+
+pub unsafe extern "C" fn hook_futimens(fd: c_int, t: *const libc::timespec) -> c_int {
+    // SAFETY: futimens(2)'s arguments.
+    unsafe { hooks::futimens(fd, t, || libc::futimens(fd, t)) }
+}
+interpose!(I_FUTIMENS: hook_futimens => libc::futimens);
+
+/// The two timevals of utimes and its kin as utimensat's timespecs; `None` for NULL.
+///
+/// # Safety
+/// `tv` is NULL or two timevals.
+unsafe fn timespecs(tv: *const libc::timeval) -> Option<[libc::timespec; 2]> {
+    if tv.is_null() {
+        return None;
+    }
+    // SAFETY: two timevals, by the caller's contract.
+    let (a, m) = unsafe { (*tv, *tv.add(1)) };
+    let ts = |t: libc::timeval| libc::timespec {
+        tv_sec: t.tv_sec,
+        tv_nsec: libc::c_long::from(t.tv_usec) * 1000,
+    };
+    Some([ts(a), ts(m)])
+}
+
+/// utimes and lutimes as utimensat on the path; where the kernel should make the change,
+/// `real` runs the original (with the caller's timevals) on the path it should get.
+///
+/// # Safety
+/// utimes(2)'s arguments.
+unsafe fn do_utimes(
+    path: *const c_char,
+    tv: *const libc::timeval,
+    flags: c_int,
+    real: impl FnOnce(*const c_char) -> c_int,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let ts = timespecs(tv);
+        let t = ts.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+        // The path is the caller's, or the rewritten one, both relative to the cwd.
+        hooks::utimensat(libc::AT_FDCWD, path, t, flags, |_, p| real(p))
+    }
+}
+
+pub unsafe extern "C" fn hook_utimes(path: *const c_char, tv: *const libc::timeval) -> c_int {
+    // SAFETY: utimes(2)'s arguments.
+    unsafe { do_utimes(path, tv, 0, |p| libc::utimes(p, tv)) }
+}
+interpose!(I_UTIMES: hook_utimes => libc::utimes);
+
+pub unsafe extern "C" fn hook_lutimes(path: *const c_char, tv: *const libc::timeval) -> c_int {
+    // SAFETY: lutimes(2)'s arguments.
+    unsafe {
+        do_utimes(path, tv, libc::AT_SYMLINK_NOFOLLOW, |p| {
+            libc::lutimes(p, tv)
+        })
+    }
+}
+interpose!(I_LUTIMES: hook_lutimes => libc::lutimes);
+
+pub unsafe extern "C" fn hook_futimes(fd: c_int, tv: *const libc::timeval) -> c_int {
+    // SAFETY: futimes(2)'s arguments.
+    unsafe {
+        let ts = timespecs(tv);
+        let t = ts.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+        hooks::futimens(fd, t, || libc::futimes(fd, tv))
+    }
+}
+interpose!(I_FUTIMES: hook_futimes => libc::futimes);

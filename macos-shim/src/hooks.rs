@@ -1,8 +1,8 @@
 //! What the Linux and Darwin layers' C entry points share: reading their arguments, setting
-//! errno, and the bodies of the changes (mkdir, unlink, rename, link, symlink, chmod), of
-//! chdir and fchdir and of posix_spawnp's PATH search, which ask the core and, where the
-//! kernel should carry the call out, run the platform's own real function, given as a
-//! closure, on the path it should get.
+//! errno, and the bodies of the changes (mkdir, unlink, rename, link, symlink, chmod, chown,
+//! truncate, the times), of chdir and fchdir and of posix_spawnp's PATH search, which ask
+//! the core and, where the kernel should carry the call out, run the platform's own real
+//! function, given as a closure, on the path it should get.
 
 use std::ffi::{c_char, c_int, CStr, CString};
 
@@ -199,6 +199,115 @@ pub(crate) unsafe fn fchmodat(
     let make = |path| Op::Chmod { path, mode, follow };
     // SAFETY: forwarded contract.
     unsafe { change_at(dirfd, path, make, real) }
+}
+
+/// fchmod(2): the chmod of the path a view descriptor was opened at; `real` runs the real
+/// call for any other descriptor.
+pub(crate) fn fchmod(fd: c_int, mode: u32, real: impl FnOnce() -> c_int) -> c_int {
+    let act = with(|s| {
+        s.change_fd(fd, |path| Op::Chmod {
+            path,
+            mode,
+            follow: true,
+        })
+    });
+    changed(act, |_| real())
+}
+
+/// fchownat(2), also chown and lchown (`uid`/`gid` as the call passed them).
+///
+/// # Safety
+/// fchownat's arguments.
+pub(crate) unsafe fn fchownat(
+    dirfd: c_int,
+    path: *const c_char,
+    uid: u32,
+    gid: u32,
+    flags: c_int,
+    real: impl FnOnce(c_int, *const c_char) -> c_int,
+) -> c_int {
+    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+    // SAFETY: forwarded contract.
+    let act = unsafe { ask(path, |s, p| s.chown(at(dirfd), p, uid, gid, follow)) };
+    changed(act, |p| match p {
+        Some(p) => real(libc::AT_FDCWD, p.as_ptr()),
+        None => real(dirfd, path),
+    })
+}
+
+/// fchown(2): as [`fchownat`] on the path a view descriptor was opened at.
+pub(crate) fn fchown(fd: c_int, uid: u32, gid: u32, real: impl FnOnce() -> c_int) -> c_int {
+    let act = with(|s| s.fchown(fd, uid, gid));
+    changed(act, |_| real())
+}
+
+/// truncate(2); `real` runs the real call on a path (the caller's or the rewritten one).
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+pub(crate) unsafe fn truncate(
+    path: *const c_char,
+    len: i64,
+    real: impl FnOnce(*const c_char) -> c_int,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let act = unsafe {
+        ask(path, |s, p| {
+            s.change_path(None, p, |path| Op::Truncate { path, len })
+        })
+    };
+    changed(act, |p| match p {
+        Some(p) => real(p.as_ptr()),
+        None => real(path),
+    })
+}
+
+/// The two times of utimensat and futimens as (seconds, nanoseconds); `None` for NULL
+/// (both now).
+///
+/// # Safety
+/// `t` is NULL or two timespecs.
+pub(crate) unsafe fn times(t: *const libc::timespec) -> Option<[(i64, i64); 2]> {
+    if t.is_null() {
+        return None;
+    }
+    // SAFETY: two timespecs, by the caller's contract.
+    let (a, m) = unsafe { (*t, *t.add(1)) };
+    Some([(a.tv_sec, a.tv_nsec), (m.tv_sec, m.tv_nsec)])
+}
+
+/// utimensat(2) on a path (Linux's NULL path, futimens on `dirfd`, is the Linux layer's).
+///
+/// # Safety
+/// utimensat's arguments, `path` not NULL.
+pub(crate) unsafe fn utimensat(
+    dirfd: c_int,
+    path: *const c_char,
+    t: *const libc::timespec,
+    flags: c_int,
+    real: impl FnOnce(c_int, *const c_char) -> c_int,
+) -> c_int {
+    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+    // SAFETY: forwarded contract.
+    let ts = unsafe { times(t) };
+    let make = |p| Shim::utimens_op(p, ts, follow);
+    // SAFETY: forwarded contract.
+    unsafe { change_at(dirfd, path, make, real) }
+}
+
+/// futimens(3): the times of the path a view descriptor was opened at.
+///
+/// # Safety
+/// `t` is NULL or two timespecs.
+pub(crate) unsafe fn futimens(
+    fd: c_int,
+    t: *const libc::timespec,
+    real: impl FnOnce() -> c_int,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let ts = unsafe { times(t) };
+    let act = with(|s| s.change_fd(fd, |p| Shim::utimens_op(p, ts, true)));
+    changed(act, |_| real())
 }
 
 /// renameat(2) (renameat2's `flags` on Linux; none on macOS).

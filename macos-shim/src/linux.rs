@@ -1470,13 +1470,10 @@ pub unsafe extern "C" fn fchownat(
     gid: libc::gid_t,
     flags: c_int,
 ) -> c_int {
-    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
     // SAFETY: fchownat(2)'s arguments.
     unsafe {
-        let act = ask(path, |s, p| s.chown(at(dirfd), p, uid, gid, follow));
-        changed(act, |p| match p {
-            Some(p) => real::fchownat(libc::AT_FDCWD, p.as_ptr(), uid, gid, flags),
-            None => real::fchownat(dirfd, path, uid, gid, flags),
+        hooks::fchownat(dirfd, path, uid, gid, flags, |d, p| {
+            real::fchownat(d, p, uid, gid, flags)
         })
     }
 }
@@ -1495,11 +1492,8 @@ pub unsafe extern "C" fn lchown(path: *const c_char, uid: libc::uid_t, gid: libc
 
 #[no_mangle]
 pub unsafe extern "C" fn fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
-    // SAFETY: fchown(2)'s arguments.
-    unsafe {
-        let act = with(|s| s.fchown(fd, uid, gid));
-        changed(act, |_| real::fchown(fd, uid, gid))
-    }
+    // SAFETY: the real call with the caller's arguments.
+    hooks::fchown(fd, uid, gid, || unsafe { real::fchown(fd, uid, gid) })
 }
 
 /// mknod, mknodat: an empty regular file (type 0 or S_IFREG) is made in the view, as
@@ -1707,26 +1701,8 @@ pub unsafe extern "C" fn chmod(path: *const c_char, mode: Mode) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn fchmod(fd: c_int, mode: Mode) -> c_int {
-    let act = with(|s| {
-        s.change_fd(fd, |path| Op::Chmod {
-            path,
-            mode,
-            follow: true,
-        })
-    });
     // SAFETY: the real call with the caller's arguments.
-    changed(act, |_| unsafe { real::fchmod(fd, mode) })
-}
-
-/// # Safety
-/// `t` is NULL or two timespecs.
-unsafe fn times(t: *const libc::timespec) -> Option<[(i64, i64); 2]> {
-    if t.is_null() {
-        return None;
-    }
-    // SAFETY: two timespecs, by the caller's contract.
-    let (a, m) = unsafe { (*t, *t.add(1)) };
-    Some([(a.tv_sec, a.tv_nsec), (m.tv_sec, m.tv_nsec)])
+    hooks::fchmod(fd, mode, || unsafe { real::fchmod(fd, mode) })
 }
 
 #[no_mangle]
@@ -1736,20 +1712,18 @@ pub unsafe extern "C" fn utimensat(
     t: *const libc::timespec,
     flags: c_int,
 ) -> c_int {
-    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
     // SAFETY: utimensat(2)'s arguments (a NULL path is futimens on `dirfd`).
     unsafe {
-        let ts = times(t);
-        let act = if path.is_null() {
-            with(|s| s.change_fd(dirfd, |p| Shim::utimens_op(p, ts, true)))
-        } else {
-            ask(path, |s, p| {
-                s.change_path(at(dirfd), p, |p| Shim::utimens_op(p, ts, follow))
-            })
-        };
-        changed(act, |p| match p {
-            Some(p) => real::utimensat(libc::AT_FDCWD, p.as_ptr(), t, flags),
-            None => real::utimensat(dirfd, path, t, flags),
+        if path.is_null() {
+            let ts = hooks::times(t);
+            let act = with(|s| s.change_fd(dirfd, |p| Shim::utimens_op(p, ts, true)));
+            return changed(act, |p| match p {
+                Some(p) => real::utimensat(libc::AT_FDCWD, p.as_ptr(), t, flags),
+                None => real::utimensat(dirfd, path, t, flags),
+            });
+        }
+        hooks::utimensat(dirfd, path, t, flags, |d, p| {
+            real::utimensat(d, p, t, flags)
         })
     }
 }
@@ -1757,11 +1731,7 @@ pub unsafe extern "C" fn utimensat(
 #[no_mangle]
 pub unsafe extern "C" fn futimens(fd: c_int, t: *const libc::timespec) -> c_int {
     // SAFETY: futimens(3)'s arguments.
-    unsafe {
-        let ts = times(t);
-        let act = with(|s| s.change_fd(fd, |p| Shim::utimens_op(p, ts, true)));
-        changed(act, |_| real::futimens(fd, t))
-    }
+    unsafe { hooks::futimens(fd, t, || real::futimens(fd, t)) }
 }
 
 #[no_mangle]
@@ -1789,15 +1759,7 @@ pub unsafe extern "C" fn utimes(path: *const c_char, tv: *const libc::timeval) -
 #[no_mangle]
 pub unsafe extern "C" fn truncate(path: *const c_char, len: libc::off_t) -> c_int {
     // SAFETY: truncate(2)'s arguments.
-    unsafe {
-        let act = ask(path, |s, p| {
-            s.change_path(None, p, |path| Op::Truncate { path, len })
-        });
-        changed(act, |p| match p {
-            Some(p) => real::truncate(p.as_ptr(), len),
-            None => real::truncate(path, len),
-        })
-    }
+    unsafe { hooks::truncate(path, len, |p| real::truncate(p, len)) }
 }
 
 #[no_mangle]
