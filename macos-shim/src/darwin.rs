@@ -25,8 +25,10 @@ use std::ffi::{c_char, c_int, CStr, CString};
 
 use vrift_common::vfs::{Errno, Stat};
 
-use crate::core::Act;
-use crate::hooks::{self, ask, at, bytes, cstring, fail, set_errno};
+use crate::core::{Act, XattrTarget};
+use crate::hooks::{
+    self, ask, at, bytes, changed, cstring, fail, set_errno, xattr_name, xattr_value,
+};
 use crate::state::with;
 
 #[repr(C)]
@@ -783,3 +785,273 @@ pub unsafe extern "C" fn hook_futimes(fd: c_int, tv: *const libc::timeval) -> c_
     }
 }
 interpose!(I_FUTIMES: hook_futimes => libc::futimes);
+
+// ---- extended attributes: the same core calls as the Linux layer's ---------------------
+//
+// macOS's xattr calls take `options` instead of l-forms (XATTR_NOFOLLOW) and with their own
+// values of XATTR_CREATE and XATTR_REPLACE, and getxattr/setxattr a `position`, which only
+// the resource fork uses. The core's answers are Linux's: ENODATA (no such attribute) is
+// given as macOS's ENOATTR, EOPNOTSUPP as ENOTSUP. The view keeps the xattrs a manifest
+// keeps, by Linux's namespaces (`user.*`...), so a macOS name (`com.apple.quarantine`) on
+// a view entry is answered ENOTSUP.
+
+/// Whether a final symlink is followed, and setxattr's flags in the core's values; `None`
+/// for options the shim leaves to the kernel (XATTR_NOSECURITY and XATTR_NODEFAULT, which
+/// it refuses with EINVAL before it looks at the path).
+fn xattr_options(options: c_int) -> Option<(bool, u32)> {
+    use vrift_common::vfs::{XATTR_CREATE, XATTR_REPLACE};
+    const TAKEN: c_int = libc::XATTR_NOFOLLOW
+        | libc::XATTR_CREATE
+        | libc::XATTR_REPLACE
+        | libc::XATTR_SHOWCOMPRESSION;
+    if options & !TAKEN != 0 {
+        return None;
+    }
+    let mut flags = 0;
+    if options & libc::XATTR_CREATE != 0 {
+        flags |= XATTR_CREATE;
+    }
+    if options & libc::XATTR_REPLACE != 0 {
+        flags |= XATTR_REPLACE;
+    }
+    Some((options & libc::XATTR_NOFOLLOW == 0, flags))
+}
+
+/// The core's answer with macOS's errno values (see above).
+fn darwin_xattr<T>(act: Option<Act<T>>) -> Option<Act<T>> {
+    let e = |e: Errno| match e.0 {
+        libc::ENODATA => Errno(libc::ENOATTR),
+        libc::EOPNOTSUPP => Errno(libc::ENOTSUP),
+        _ => e,
+    };
+    match act {
+        Some(Act::Done(Err(x))) => Some(Act::Done(Err(e(x)))),
+        a => a,
+    }
+}
+
+/// A view entry's attribute read or written at a nonzero `position`: only the resource fork,
+/// which the view does not keep, has one; the kernel refuses any other with EINVAL.
+fn at_position<T>(act: Option<Act<Vec<u8>>>) -> Option<Act<T>> {
+    act.map(|a| match a {
+        Act::Done(Ok(_)) => Act::Done(Err(Errno(libc::EINVAL))),
+        Act::Done(Err(e)) => Act::Done(Err(e)),
+        Act::Real(p) => Act::Real(p),
+        Act::RealBoth(a, b) => Act::RealBoth(a, b),
+    })
+}
+
+/// An attribute read's answer: the view's (at `position` 0 only) in macOS's errno values,
+/// with a NULL buffer asking for the size, as a size of 0 does.
+///
+/// # Safety
+/// `value` is NULL or writable for `size` bytes.
+unsafe fn give_xattr(
+    act: Option<Act<Vec<u8>>>,
+    value: *mut libc::c_void,
+    size: libc::size_t,
+    position: u32,
+    real: impl FnOnce(Option<CString>) -> libc::ssize_t,
+) -> libc::ssize_t {
+    let act = if position != 0 { at_position(act) } else { act };
+    let size = if value.is_null() { 0 } else { size };
+    // SAFETY: forwarded contract.
+    unsafe { hooks::give_xattr(darwin_xattr(act), value, size, real) }
+}
+
+pub unsafe extern "C" fn hook_getxattr(
+    path: *const c_char,
+    name: *const c_char,
+    value: *mut libc::c_void,
+    size: libc::size_t,
+    position: u32,
+    options: c_int,
+) -> libc::ssize_t {
+    // SAFETY: getxattr(2)'s arguments.
+    unsafe {
+        let act = match (xattr_name(name), xattr_options(options)) {
+            (Some(n), Some((follow, _))) => {
+                ask(path, |s, p| s.getxattr(XattrTarget::Path(p, follow), n))
+            }
+            _ => None,
+        };
+        give_xattr(act, value, size, position, |p| match p {
+            Some(p) => libc::getxattr(p.as_ptr(), name, value, size, position, options),
+            None => libc::getxattr(path, name, value, size, position, options),
+        })
+    }
+}
+interpose!(I_GETXATTR: hook_getxattr => libc::getxattr);
+
+pub unsafe extern "C" fn hook_fgetxattr(
+    fd: c_int,
+    name: *const c_char,
+    value: *mut libc::c_void,
+    size: libc::size_t,
+    position: u32,
+    options: c_int,
+) -> libc::ssize_t {
+    // SAFETY: fgetxattr(2)'s arguments.
+    unsafe {
+        let act = match (xattr_name(name), xattr_options(options)) {
+            (Some(n), Some(_)) => with(|s| s.getxattr(XattrTarget::Fd(fd), n)),
+            _ => None,
+        };
+        give_xattr(act, value, size, position, |_| {
+            libc::fgetxattr(fd, name, value, size, position, options)
+        })
+    }
+}
+interpose!(I_FGETXATTR: hook_fgetxattr => libc::fgetxattr);
+
+pub unsafe extern "C" fn hook_listxattr(
+    path: *const c_char,
+    list: *mut c_char,
+    size: libc::size_t,
+    options: c_int,
+) -> libc::ssize_t {
+    // SAFETY: listxattr(2)'s arguments.
+    unsafe {
+        let act = match xattr_options(options) {
+            Some((follow, _)) => ask(path, |s, p| s.listxattr(XattrTarget::Path(p, follow))),
+            None => None,
+        };
+        give_xattr(act, list as *mut libc::c_void, size, 0, |p| match p {
+            Some(p) => libc::listxattr(p.as_ptr(), list, size, options),
+            None => libc::listxattr(path, list, size, options),
+        })
+    }
+}
+interpose!(I_LISTXATTR: hook_listxattr => libc::listxattr);
+
+pub unsafe extern "C" fn hook_flistxattr(
+    fd: c_int,
+    list: *mut c_char,
+    size: libc::size_t,
+    options: c_int,
+) -> libc::ssize_t {
+    // SAFETY: flistxattr(2)'s arguments.
+    unsafe {
+        let act = match xattr_options(options) {
+            Some(_) => with(|s| s.listxattr(XattrTarget::Fd(fd))),
+            None => None,
+        };
+        give_xattr(act, list as *mut libc::c_void, size, 0, |_| {
+            libc::flistxattr(fd, list, size, options)
+        })
+    }
+}
+interpose!(I_FLISTXATTR: hook_flistxattr => libc::flistxattr);
+
+/// setxattr's core call on `target`: a set at `position` 0; at any other, the entry is only
+/// looked at (see [`at_position`]); both XATTR_CREATE and XATTR_REPLACE is EINVAL.
+fn set_xattr(
+    s: &mut crate::core::Shim,
+    target: XattrTarget<'_>,
+    name: &[u8],
+    value: &[u8],
+    position: u32,
+    flags: u32,
+) -> Act<()> {
+    use vrift_common::vfs::{XATTR_CREATE, XATTR_REPLACE};
+    if position != 0 {
+        let seen = Some(s.listxattr(target));
+        return at_position(seen).unwrap_or(Act::Real(None));
+    }
+    if flags == XATTR_CREATE | XATTR_REPLACE {
+        return Act::Done(Err(Errno::EINVAL));
+    }
+    s.setxattr(target, name, value, flags)
+}
+
+pub unsafe extern "C" fn hook_setxattr(
+    path: *const c_char,
+    name: *const c_char,
+    value: *const libc::c_void,
+    size: libc::size_t,
+    position: u32,
+    options: c_int,
+) -> c_int {
+    // SAFETY: setxattr(2)'s arguments.
+    unsafe {
+        let act = match (
+            xattr_name(name),
+            xattr_value(value, size),
+            xattr_options(options),
+        ) {
+            (Some(n), Some(v), Some((follow, flags))) => ask(path, |s, p| {
+                set_xattr(s, XattrTarget::Path(p, follow), n, v, position, flags)
+            }),
+            _ => None,
+        };
+        changed(darwin_xattr(act), |p| match p {
+            Some(p) => libc::setxattr(p.as_ptr(), name, value, size, position, options),
+            None => libc::setxattr(path, name, value, size, position, options),
+        })
+    }
+}
+interpose!(I_SETXATTR: hook_setxattr => libc::setxattr);
+
+pub unsafe extern "C" fn hook_fsetxattr(
+    fd: c_int,
+    name: *const c_char,
+    value: *const libc::c_void,
+    size: libc::size_t,
+    position: u32,
+    options: c_int,
+) -> c_int {
+    // SAFETY: fsetxattr(2)'s arguments.
+    unsafe {
+        let act = match (
+            xattr_name(name),
+            xattr_value(value, size),
+            xattr_options(options),
+        ) {
+            (Some(n), Some(v), Some((_, flags))) => {
+                with(|s| set_xattr(s, XattrTarget::Fd(fd), n, v, position, flags))
+            }
+            _ => None,
+        };
+        changed(darwin_xattr(act), |_| {
+            libc::fsetxattr(fd, name, value, size, position, options)
+        })
+    }
+}
+interpose!(I_FSETXATTR: hook_fsetxattr => libc::fsetxattr);
+
+pub unsafe extern "C" fn hook_removexattr(
+    path: *const c_char,
+    name: *const c_char,
+    options: c_int,
+) -> c_int {
+    // SAFETY: removexattr(2)'s arguments.
+    unsafe {
+        let act = match (xattr_name(name), xattr_options(options)) {
+            (Some(n), Some((follow, _))) => {
+                ask(path, |s, p| s.removexattr(XattrTarget::Path(p, follow), n))
+            }
+            _ => None,
+        };
+        changed(darwin_xattr(act), |p| match p {
+            Some(p) => libc::removexattr(p.as_ptr(), name, options),
+            None => libc::removexattr(path, name, options),
+        })
+    }
+}
+interpose!(I_REMOVEXATTR: hook_removexattr => libc::removexattr);
+
+pub unsafe extern "C" fn hook_fremovexattr(
+    fd: c_int,
+    name: *const c_char,
+    options: c_int,
+) -> c_int {
+    // SAFETY: fremovexattr(2)'s arguments.
+    unsafe {
+        let act = match (xattr_name(name), xattr_options(options)) {
+            (Some(n), Some(_)) => with(|s| s.removexattr(XattrTarget::Fd(fd), n)),
+            _ => None,
+        };
+        changed(darwin_xattr(act), |_| libc::fremovexattr(fd, name, options))
+    }
+}
+interpose!(I_FREMOVEXATTR: hook_fremovexattr => libc::fremovexattr);

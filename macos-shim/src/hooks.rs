@@ -2,9 +2,10 @@
 //! errno, and the bodies of the changes (mkdir, unlink, rename, link, symlink, chmod, chown,
 //! truncate, the times), of chdir and fchdir and of posix_spawnp's PATH search, which ask
 //! the core and, where the kernel should carry the call out, run the platform's own real
-//! function, given as a closure, on the path it should get.
+//! function, given as a closure, on the path it should get; and the argument and answer
+//! forms of the xattr calls, which both platforms give in the same shape.
 
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 use vrift_common::runlog::Op;
 use vrift_common::vfs::Errno;
@@ -308,6 +309,65 @@ pub(crate) unsafe fn futimens(
     let ts = unsafe { times(t) };
     let act = with(|s| s.change_fd(fd, |p| Shim::utimens_op(p, ts, true)));
     changed(act, |_| real())
+}
+
+/// An xattr read's answer as the kernel gives it: with `size` 0 the length alone, ERANGE
+/// when the bytes do not fit, else the bytes and their length.
+///
+/// # Safety
+/// `buf` is writable for `size` bytes (or `size` is 0).
+pub(crate) unsafe fn give_xattr(
+    act: Option<Act<Vec<u8>>>,
+    buf: *mut c_void,
+    size: usize,
+    real_call: impl FnOnce(Option<CString>) -> isize,
+) -> isize {
+    match act {
+        Some(Act::Done(Ok(bytes))) => {
+            if size == 0 {
+                bytes.len() as isize
+            } else if size < bytes.len() {
+                fail(Errno::ERANGE) as isize
+            } else {
+                if !bytes.is_empty() {
+                    // SAFETY: the caller's buffer holds `size` >= `bytes.len()` bytes.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, bytes.len())
+                    };
+                }
+                bytes.len() as isize
+            }
+        }
+        Some(Act::Done(Err(e))) => fail(e) as isize,
+        Some(Act::Real(Some(p))) => real_call(Some(cstring(p))),
+        _ => real_call(None),
+    }
+}
+
+/// The attribute name argument; `None` for one the shim cannot read (the kernel answers).
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+pub(crate) unsafe fn xattr_name<'a>(name: *const c_char) -> Option<&'a [u8]> {
+    // SAFETY: forwarded contract.
+    unsafe { bytes(name) }
+}
+
+/// The value argument of a setxattr: `size` bytes at `value` (none for size 0); `None`
+/// when it cannot be read or is too large to be valid (the kernel answers).
+///
+/// # Safety
+/// `value` points to `size` readable bytes, or `size` is 0.
+pub(crate) unsafe fn xattr_value<'a>(value: *const c_void, size: usize) -> Option<&'a [u8]> {
+    if size == 0 {
+        return Some(&[]);
+    }
+    if size > vrift_common::manifest::XATTR_SIZE_MAX || !crate::core::may_be_mapped(value as usize)
+    {
+        return None;
+    }
+    // SAFETY: the caller's buffer of `size` bytes.
+    Some(unsafe { std::slice::from_raw_parts(value as *const u8, size) })
 }
 
 /// renameat(2) (renameat2's `flags` on Linux; none on macOS).

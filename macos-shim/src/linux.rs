@@ -115,7 +115,9 @@ mod real {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-use crate::hooks::{ask, at, bytes, changed, cstring, fail, set_errno};
+use crate::hooks::{
+    ask, at, bytes, changed, cstring, fail, give_xattr, set_errno, xattr_name, xattr_value,
+};
 
 /// Does the shim mark this pass-through read call (see `Shim::marks`)?
 ///
@@ -1773,65 +1775,6 @@ pub unsafe extern "C" fn truncate64(path: *const c_char, len: libc::off_t) -> c_
 // The view's extended attributes (`View::getxattr` and the rest), for paths and for
 // descriptors of the view; everything else reaches the kernel through the system call
 // itself (glibc's functions are plain wrappers of it).
-
-/// An xattr read's answer as the kernel gives it: with `size` 0 the length alone, ERANGE
-/// when the bytes do not fit, else the bytes and their length.
-///
-/// # Safety
-/// `buf` is writable for `size` bytes (or `size` is 0).
-unsafe fn give_xattr(
-    act: Option<Act<Vec<u8>>>,
-    buf: *mut c_void,
-    size: usize,
-    real_call: impl FnOnce(Option<CString>) -> isize,
-) -> isize {
-    match act {
-        Some(Act::Done(Ok(bytes))) => {
-            if size == 0 {
-                bytes.len() as isize
-            } else if size < bytes.len() {
-                fail(Errno::ERANGE) as isize
-            } else {
-                if !bytes.is_empty() {
-                    // SAFETY: the caller's buffer holds `size` >= `bytes.len()` bytes.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, bytes.len())
-                    };
-                }
-                bytes.len() as isize
-            }
-        }
-        Some(Act::Done(Err(e))) => fail(e) as isize,
-        Some(Act::Real(Some(p))) => real_call(Some(cstring(p))),
-        _ => real_call(None),
-    }
-}
-
-/// The attribute name argument; `None` for one the shim cannot read (the kernel answers).
-///
-/// # Safety
-/// `name` is NULL or a NUL-terminated string.
-unsafe fn xattr_name<'a>(name: *const c_char) -> Option<&'a [u8]> {
-    // SAFETY: forwarded contract.
-    unsafe { bytes(name) }
-}
-
-/// The value argument of a setxattr: `size` bytes at `value` (none for size 0); `None`
-/// when it cannot be read or is too large to be valid (the kernel answers).
-///
-/// # Safety
-/// `value` points to `size` readable bytes, or `size` is 0.
-unsafe fn xattr_value<'a>(value: *const c_void, size: usize) -> Option<&'a [u8]> {
-    if size == 0 {
-        return Some(&[]);
-    }
-    if size > vrift_common::manifest::XATTR_SIZE_MAX || !crate::core::may_be_mapped(value as usize)
-    {
-        return None;
-    }
-    // SAFETY: the caller's buffer of `size` bytes.
-    Some(unsafe { std::slice::from_raw_parts(value as *const u8, size) })
-}
 
 macro_rules! getxattr_hooks {
     ($($name:ident => $follow:expr),*) => {$(
