@@ -25,7 +25,7 @@ use std::ffi::{c_char, c_int, CStr, CString};
 
 use vrift_common::vfs::{Errno, Stat};
 
-use crate::core::{Act, XattrTarget};
+use crate::core::{Act, DirStream, XattrTarget};
 use crate::hooks::{
     self, ask, at, bytes, changed, cstring, fail, set_errno, xattr_name, xattr_value,
 };
@@ -1055,3 +1055,278 @@ pub unsafe extern "C" fn hook_fremovexattr(
     }
 }
 interpose!(I_FREMOVEXATTR: hook_fremovexattr => libc::fremovexattr);
+
+// ---- directory streams ------------------------------------------------------------------
+//
+// A stream of a view directory is the shim's own [`ShimDir`]: its leading fields are laid
+// out as Apple's `DIR` (<dirent.h>), with `__dd_fd` the stream's descriptor, a real one the
+// core knows as the view directory's, so that `dirfd()` (a macro on `__dd_fd` in older
+// SDKs) and `fchdir(dirfd(d))` work; the view's entries, listed when the stream was opened
+// (`Shim::opendir`, as for the Linux layer's streams), follow in the shim's own part. The
+// hooks take a `DIR *` the shim made (its address is in the core's `dirs`) and pass any
+// other, a stream of a directory outside the view, to libSystem's function. On x86_64 the
+// hooks are those of the `$INODE64` names (64-bit inodes, `libc::dirent`), which programs
+// built since macOS 10.6 call and the `libc` crate links; the older names, with 32-bit
+// inodes, are left to libSystem, with streams only libSystem makes.
+
+/// The leading fields of Apple's `DIR`, as <dirent.h> lays them out.
+#[repr(C)]
+struct AppleDir {
+    dd_fd: c_int,
+    dd_loc: libc::c_long,
+    dd_size: libc::c_long,
+    dd_buf: *mut c_char,
+    dd_len: c_int,
+    dd_seek: libc::c_long,
+    padding: libc::c_long,
+    dd_flags: c_int,
+    dd_lock: libc::pthread_mutex_t,
+    dd_td: *mut libc::c_void,
+}
+
+// Apple's DIR on both 64-bit targets: `__dd_lock` (a 64-byte mutex) at 64, `__dd_td` at 128.
+const _: () = {
+    assert!(std::mem::offset_of!(AppleDir, dd_seek) == 40);
+    assert!(std::mem::offset_of!(AppleDir, dd_flags) == 56);
+    assert!(std::mem::offset_of!(AppleDir, dd_lock) == 64);
+    assert!(std::mem::offset_of!(AppleDir, dd_td) == 128);
+    assert!(std::mem::size_of::<AppleDir>() == 136);
+};
+
+/// A directory stream of the view, handed out as a `DIR *`.
+#[repr(C)]
+struct ShimDir {
+    dir: AppleDir,
+    stream: DirStream,
+    ent: libc::dirent,
+}
+
+/// Is `d` a stream the shim made?
+fn is_ours(d: *mut libc::DIR) -> bool {
+    !d.is_null() && with(|s| s.dirs.contains(&(d as usize))).unwrap_or(false)
+}
+
+/// # Safety
+/// `d` is one of ours ([`is_ours`]), so alive until [`hook_closedir`].
+unsafe fn ours<'a>(d: *mut libc::DIR) -> &'a mut ShimDir {
+    // SAFETY: made by `hand_out`, not freed until closedir.
+    unsafe { &mut *(d as *mut ShimDir) }
+}
+
+fn hand_out(stream: DirStream) -> *mut libc::DIR {
+    let dir = AppleDir {
+        dd_fd: stream.fd,
+        dd_loc: 0,
+        dd_size: 0,
+        dd_buf: std::ptr::null_mut(),
+        dd_len: 0,
+        dd_seek: 0,
+        padding: 0,
+        dd_flags: 0,
+        dd_lock: libc::PTHREAD_MUTEX_INITIALIZER,
+        dd_td: std::ptr::null_mut(),
+    };
+    // SAFETY: struct dirent is plain data; all zero is valid.
+    let ent: libc::dirent = unsafe { std::mem::zeroed() };
+    let p = Box::into_raw(Box::new(ShimDir { dir, stream, ent }));
+    with(|s| s.dirs.insert(p as usize));
+    p as *mut libc::DIR
+}
+
+/// A stream's answer: ours, an error (NULL), or the original's.
+fn opened(
+    act: Option<Result<DirStream, Errno>>,
+    real: impl FnOnce() -> *mut libc::DIR,
+) -> *mut libc::DIR {
+    match act {
+        Some(Ok(stream)) => hand_out(stream),
+        Some(Err(e)) => {
+            set_errno(e.0);
+            std::ptr::null_mut()
+        }
+        None => real(),
+    }
+}
+
+pub unsafe extern "C" fn hook_opendir(path: *const c_char) -> *mut libc::DIR {
+    // SAFETY: opendir(3)'s argument.
+    unsafe {
+        match ask(path, |s, p| s.opendir(p)) {
+            Some(Act::Done(r)) => opened(Some(r), std::ptr::null_mut),
+            Some(Act::Real(Some(p))) => libc::opendir(cstring(p).as_ptr()),
+            _ => libc::opendir(path),
+        }
+    }
+}
+interpose!(I_OPENDIR: hook_opendir => libc::opendir);
+
+pub unsafe extern "C" fn hook_fdopendir(fd: c_int) -> *mut libc::DIR {
+    // SAFETY: the original with the caller's argument.
+    opened(with(|s| s.fdopendir(fd)).flatten(), || unsafe {
+        libc::fdopendir(fd)
+    })
+}
+interpose!(I_FDOPENDIR: hook_fdopendir => libc::fdopendir);
+
+/// The next entry of one of our streams, written into its dirent; NULL at the end.
+///
+/// # Safety
+/// `d` is one of ours.
+unsafe fn next_entry(d: *mut libc::DIR) -> *mut libc::dirent {
+    // SAFETY: forwarded contract.
+    let sd = unsafe { ours(d) };
+    let Some(e) = sd.stream.entries.get(sd.stream.pos) else {
+        return std::ptr::null_mut();
+    };
+    sd.stream.pos += 1;
+    let n = e.name.len().min(sd.ent.d_name.len() - 1);
+    sd.ent.d_ino = e.ino;
+    sd.ent.d_seekoff = sd.stream.pos as u64;
+    sd.ent.d_reclen = std::mem::size_of::<libc::dirent>() as u16;
+    sd.ent.d_namlen = n as u16;
+    sd.ent.d_type = e.kind.d_type();
+    for (i, b) in e.name[..n].iter().enumerate() {
+        sd.ent.d_name[i] = *b as c_char;
+    }
+    sd.ent.d_name[n] = 0;
+    &mut sd.ent
+}
+
+pub unsafe extern "C" fn hook_readdir(d: *mut libc::DIR) -> *mut libc::dirent {
+    if is_ours(d) {
+        // SAFETY: checked just above.
+        return unsafe { next_entry(d) };
+    }
+    // SAFETY: a stream of libSystem's.
+    unsafe { libc::readdir(d) }
+}
+interpose!(I_READDIR: hook_readdir => libc::readdir);
+
+pub unsafe extern "C" fn hook_readdir_r(
+    d: *mut libc::DIR,
+    entry: *mut libc::dirent,
+    result: *mut *mut libc::dirent,
+) -> c_int {
+    if is_ours(d) {
+        // SAFETY: one of ours; `entry` and `result` are the caller's, as readdir_r(3) says.
+        unsafe {
+            let e = next_entry(d);
+            if e.is_null() {
+                *result = std::ptr::null_mut();
+            } else {
+                std::ptr::copy_nonoverlapping(e, entry, 1);
+                *result = entry;
+            }
+        }
+        return 0;
+    }
+    // SAFETY: a stream of libSystem's.
+    unsafe { libc::readdir_r(d, entry, result) }
+}
+interpose!(I_READDIR_R: hook_readdir_r => libc::readdir_r);
+
+pub unsafe extern "C" fn hook_closedir(d: *mut libc::DIR) -> c_int {
+    if is_ours(d) {
+        with(|s| s.dirs.remove(&(d as usize)));
+        // SAFETY: made by Box::into_raw in `hand_out`, removed from the set just now, so
+        // freed once.
+        let sd = unsafe { Box::from_raw(d as *mut ShimDir) };
+        // SAFETY: the stream's descriptor, owned by the stream; the close hook makes the
+        // core forget it.
+        return unsafe { hook_close(sd.stream.fd) };
+    }
+    // SAFETY: a stream of libSystem's.
+    unsafe { libc::closedir(d) }
+}
+interpose!(I_CLOSEDIR: hook_closedir => libc::closedir);
+
+pub unsafe extern "C" fn hook_dirfd(d: *mut libc::DIR) -> c_int {
+    if is_ours(d) {
+        // SAFETY: one of ours.
+        return unsafe { ours(d) }.dir.dd_fd;
+    }
+    // SAFETY: a stream of libSystem's.
+    unsafe { libc::dirfd(d) }
+}
+interpose!(I_DIRFD: hook_dirfd => libc::dirfd);
+
+pub unsafe extern "C" fn hook_rewinddir(d: *mut libc::DIR) {
+    if is_ours(d) {
+        // SAFETY: one of ours.
+        unsafe { ours(d) }.stream.pos = 0;
+        return;
+    }
+    // SAFETY: a stream of libSystem's.
+    unsafe { libc::rewinddir(d) }
+}
+interpose!(I_REWINDDIR: hook_rewinddir => libc::rewinddir);
+
+pub unsafe extern "C" fn hook_telldir(d: *mut libc::DIR) -> libc::c_long {
+    if is_ours(d) {
+        // SAFETY: one of ours.
+        return unsafe { ours(d) }.stream.pos as libc::c_long;
+    }
+    // SAFETY: a stream of libSystem's.
+    unsafe { libc::telldir(d) }
+}
+interpose!(I_TELLDIR: hook_telldir => libc::telldir);
+
+pub unsafe extern "C" fn hook_seekdir(d: *mut libc::DIR, at: libc::c_long) {
+    if is_ours(d) {
+        // SAFETY: one of ours; a position past the end reads nothing.
+        unsafe { ours(d) }.stream.pos = at.max(0) as usize;
+        return;
+    }
+    // SAFETY: a stream of libSystem's.
+    unsafe { libc::seekdir(d, at) }
+}
+interpose!(I_SEEKDIR: hook_seekdir => libc::seekdir);
+
+mod dirs {
+    use std::ffi::{c_char, c_int};
+    extern "C" {
+        /// scandir(3), which the `libc` crate does not declare for Apple's targets.
+        #[cfg_attr(target_arch = "x86_64", link_name = "scandir$INODE64")]
+        pub fn scandir(
+            path: *const c_char,
+            list: *mut *mut *mut libc::dirent,
+            filter: super::Filter,
+            compar: crate::hooks::Compar,
+        ) -> c_int;
+    }
+}
+
+type Filter = Option<unsafe extern "C" fn(*const libc::dirent) -> c_int>;
+
+/// scandir(3): libSystem's reads the directory with calls inside libSystem, which dyld does
+/// not interpose, so a view directory is listed here, into malloc'd entries the caller frees
+/// as it would libSystem's.
+pub unsafe extern "C" fn hook_scandir(
+    path: *const c_char,
+    list: *mut *mut *mut libc::dirent,
+    filter: Filter,
+    compar: hooks::Compar,
+) -> c_int {
+    // SAFETY: scandir(3)'s arguments.
+    unsafe {
+        let stream = match ask(path, |s, p| s.opendir(p)) {
+            Some(Act::Done(Ok(stream))) => stream,
+            Some(Act::Done(Err(e))) => return fail(e),
+            Some(Act::Real(Some(p))) => {
+                return dirs::scandir(cstring(p).as_ptr(), list, filter, compar)
+            }
+            _ => return dirs::scandir(path, list, filter, compar),
+        };
+        let d = hand_out(stream);
+        hooks::scandir_list(
+            || next_entry(d) as *const libc::dirent,
+            || {
+                hook_closedir(d);
+            },
+            list,
+            filter,
+            compar,
+        )
+    }
+}
+interpose!(I_SCANDIR: hook_scandir => dirs::scandir);

@@ -463,3 +463,64 @@ pub(crate) fn search_path(name: &[u8], is_program: impl Fn(&CString) -> bool) ->
         is_program(&c).then_some(c)
     })
 }
+
+/// scandir(3)'s comparison of two entries (pointers to the array's elements).
+pub(crate) type Compar = Option<unsafe extern "C" fn(*const c_void, *const c_void) -> c_int>;
+
+/// scandir(3) of a view directory, whose entries (of the platform's `struct dirent`, `E`)
+/// `next` gives until NULL: those `filter` keeps are copied into malloc'd entries, in a
+/// malloc'd array sorted with `compar` and put at `*list`, which the caller frees as it
+/// would the C library's; `done` runs once the entries are read (it closes the stream).
+/// The number of entries, or -1 (ENOMEM).
+///
+/// # Safety
+/// `next` gives valid entries or NULL; `list` is writable; `filter` and `compar` are the
+/// caller's functions, as scandir(3) takes them.
+pub(crate) unsafe fn scandir_list<E>(
+    mut next: impl FnMut() -> *const E,
+    done: impl FnOnce(),
+    list: *mut *mut *mut E,
+    filter: Option<unsafe extern "C" fn(*const E) -> c_int>,
+    compar: Compar,
+) -> c_int {
+    // SAFETY: forwarded contract; each copy holds one `E`, the array `out.len()` pointers.
+    unsafe {
+        let mut out: Vec<*mut E> = Vec::new();
+        loop {
+            let e = next();
+            if e.is_null() {
+                break;
+            }
+            if let Some(f) = filter {
+                if f(e) == 0 {
+                    continue;
+                }
+            }
+            let copy = libc::malloc(std::mem::size_of::<E>()) as *mut E;
+            if copy.is_null() {
+                break;
+            }
+            std::ptr::copy_nonoverlapping(e, copy, 1);
+            out.push(copy);
+        }
+        done();
+        let arr = libc::malloc(out.len().max(1) * std::mem::size_of::<*mut E>()) as *mut *mut E;
+        if arr.is_null() {
+            for p in out {
+                libc::free(p as *mut c_void);
+            }
+            return fail(Errno(libc::ENOMEM));
+        }
+        std::ptr::copy_nonoverlapping(out.as_ptr(), arr, out.len());
+        if let Some(c) = compar {
+            libc::qsort(
+                arr as *mut c_void,
+                out.len(),
+                std::mem::size_of::<*mut E>(),
+                Some(c),
+            );
+        }
+        *list = arr;
+        out.len() as c_int
+    }
+}

@@ -988,7 +988,7 @@ pub unsafe extern "C" fn readdir_r(
 }
 
 type Filter = Option<unsafe extern "C" fn(*const libc::dirent) -> c_int>;
-type Compar = Option<unsafe extern "C" fn(*const c_void, *const c_void) -> c_int>;
+type Compar = hooks::Compar;
 
 #[no_mangle]
 pub unsafe extern "C" fn scandir(
@@ -1014,45 +1014,15 @@ pub unsafe extern "C" fn scandir(
             }
         };
         let d = hand_out(stream);
-        let mut out: Vec<*mut libc::dirent> = Vec::new();
-        loop {
-            let e = next_entry(d);
-            if e.is_null() {
-                break;
-            }
-            let e = e as *const libc::dirent;
-            if let Some(f) = filter {
-                if f(e) == 0 {
-                    continue;
-                }
-            }
-            let copy = libc::malloc(std::mem::size_of::<libc::dirent>()) as *mut libc::dirent;
-            if copy.is_null() {
-                break;
-            }
-            std::ptr::copy_nonoverlapping(e, copy, 1);
-            out.push(copy);
-        }
-        closedir(d);
-        let arr = libc::malloc(out.len().max(1) * std::mem::size_of::<*mut libc::dirent>())
-            as *mut *mut libc::dirent;
-        if arr.is_null() {
-            for p in out {
-                libc::free(p as *mut c_void);
-            }
-            return fail(Errno(libc::ENOMEM));
-        }
-        std::ptr::copy_nonoverlapping(out.as_ptr(), arr, out.len());
-        if let Some(c) = compar {
-            libc::qsort(
-                arr as *mut c_void,
-                out.len(),
-                std::mem::size_of::<*mut libc::dirent>(),
-                Some(c),
-            );
-        }
-        *list = arr;
-        out.len() as c_int
+        hooks::scandir_list(
+            || next_entry(d) as *const libc::dirent,
+            || {
+                closedir(d);
+            },
+            list,
+            filter,
+            compar,
+        )
     }
 }
 
