@@ -58,6 +58,8 @@ mod nocancel {
         pub fn open_nocancel(path: *const c_char, flags: c_int, ...) -> c_int;
         #[link_name = "openat$NOCANCEL"]
         pub fn openat_nocancel(fd: c_int, path: *const c_char, flags: c_int, ...) -> c_int;
+        #[link_name = "close$NOCANCEL"]
+        pub fn close_nocancel(fd: c_int) -> c_int;
         pub fn getattrlist(
             path: *const c_char,
             attrs: *mut libc::c_void,
@@ -289,8 +291,9 @@ pub unsafe extern "C" fn hook_getattrlist(
 }
 interpose!(I_GETATTRLIST: hook_getattrlist => nocancel::getattrlist);
 
-/// getattrlistbulk(2) and __getdirentries64 on a view directory fd: refused (ENOTSUP), so
-/// fts and opendir callers see an error rather than the run's empty directory.
+/// getattrlistbulk(2) on a view directory fd: refused (ENOTSUP), so its callers see an
+/// error rather than the run's empty directory (the attribute buffers it fills are not
+/// made here; `__getdirentries64`, below, lists a view directory for libSystem's readdir).
 pub unsafe extern "C" fn hook_getattrlistbulk(
     dirfd: c_int,
     attrs: *mut libc::c_void,
@@ -305,20 +308,6 @@ pub unsafe extern "C" fn hook_getattrlistbulk(
     unsafe { nocancel::getattrlistbulk(dirfd, attrs, buf, size, options) }
 }
 interpose!(I_GETATTRLISTBULK: hook_getattrlistbulk => nocancel::getattrlistbulk);
-
-pub unsafe extern "C" fn hook_getdirentries64(
-    fd: c_int,
-    buf: *mut c_char,
-    nbytes: libc::size_t,
-    basep: *mut i64,
-) -> libc::ssize_t {
-    if with(|s| s.fd_info(fd).is_some()).unwrap_or(false) {
-        return fail(Errno(libc::ENOTSUP)) as libc::ssize_t;
-    }
-    // SAFETY: the original with the caller's arguments.
-    unsafe { nocancel::__getdirentries64(fd, buf, nbytes, basep) }
-}
-interpose!(I_GETDIRENTRIES64: hook_getdirentries64 => nocancel::__getdirentries64);
 
 /// A program about to start: where the kernel should find it (`None`: as the caller named
 /// it) and the environment it gets, with the shim's variables and DYLD_INSERT_LIBRARIES
@@ -392,14 +381,28 @@ pub unsafe extern "C" fn hook_execve(
 }
 interpose!(I_EXECVE: hook_execve => libc::execve);
 
-pub unsafe extern "C" fn hook_close(fd: c_int) -> c_int {
+/// The view forgets a descriptor the program closes.
+fn closing(fd: c_int) {
     if crate::state::has_view_fds() {
         with(|s| s.closed(fd));
+        listing_gone(fd);
     }
+}
+
+pub unsafe extern "C" fn hook_close(fd: c_int) -> c_int {
+    closing(fd);
     // SAFETY: the original with the caller's argument.
     unsafe { libc::close(fd) }
 }
 interpose!(I_CLOSE: hook_close => libc::close);
+
+/// close$NOCANCEL, libSystem's own close (fclose, closedir), as [`hook_close`].
+pub unsafe extern "C" fn hook_close_nocancel(fd: c_int) -> c_int {
+    closing(fd);
+    // SAFETY: the original with the caller's argument.
+    unsafe { nocancel::close_nocancel(fd) }
+}
+interpose!(I_CLOSE_NC: hook_close_nocancel => nocancel::close_nocancel);
 
 // ---- spawn, cwd, symlinks and the changes: the same core calls as the Linux layer's ------
 
@@ -1330,3 +1333,164 @@ pub unsafe extern "C" fn hook_scandir(
     }
 }
 interpose!(I_SCANDIR: hook_scandir => dirs::scandir);
+
+// ---- libSystem's own directory streams ---------------------------------------------------
+//
+// libSystem's opendir and readdir, reached from inside libSystem (fts, glob, nftw, its
+// scandir), are not interposed; on a view directory they read its descriptor, which the
+// shim's open made, with `__getdirentries64`, which is: the view's entries are given here in
+// the kernel's form, and the descriptor's position, an entry's index, is kept here too and
+// moved by `lseek` (libSystem's rewinddir and seekdir). A dup of the descriptor does not
+// share the position.
+
+/// What `__getdirentries64` has given of a view directory's descriptor: its entries, listed
+/// at a read from the start, and the index of the next.
+struct Listing {
+    fd: c_int,
+    entries: Vec<vrift_common::vfs::DirEntry>,
+    pos: usize,
+}
+
+static LISTINGS: std::sync::Mutex<Vec<Listing>> = std::sync::Mutex::new(Vec::new());
+/// How many [`LISTINGS`] there are: while none, lseek and close need not take the lock.
+static LISTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn listings() -> std::sync::MutexGuard<'static, Vec<Listing>> {
+    LISTINGS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn listing_gone(fd: c_int) {
+    use std::sync::atomic::Ordering;
+    if LISTED.load(Ordering::Relaxed) != 0 {
+        let mut g = listings();
+        g.retain(|l| l.fd != fd);
+        LISTED.store(g.len(), Ordering::Relaxed);
+    }
+}
+
+/// The length of the kernel's record for a name of `namlen` bytes (XNU's DIRENT64_LEN).
+fn dirent64_len(namlen: usize) -> usize {
+    (namlen + 32) & !7
+}
+
+/// Where the kernel puts `__getdirentries64`'s flags in a buffer at least this large.
+const GETDIRENTRIES64_EXTENDED_BUFSIZE: usize = 1024;
+const GETDIRENTRIES64_EOF: u32 = 1;
+
+pub unsafe extern "C" fn hook_getdirentries64(
+    fd: c_int,
+    buf: *mut c_char,
+    nbytes: libc::size_t,
+    basep: *mut i64,
+) -> libc::ssize_t {
+    use std::sync::atomic::Ordering;
+    // SAFETY: the original with the caller's arguments.
+    let real = || unsafe { nocancel::__getdirentries64(fd, buf, nbytes, basep) };
+    if !crate::state::has_view_fds() {
+        return real();
+    }
+    let at = listings().iter().find(|l| l.fd == fd).map(|l| l.pos);
+    // A read from the start lists the directory as it is now.
+    let fresh = if at.unwrap_or(0) == 0 {
+        let listed = with(|s| match s.fd_info(fd) {
+            Some(i) if i.dir => s.fdopendir(fd),
+            _ => None,
+        });
+        match listed.flatten() {
+            Some(Ok(stream)) => Some(stream.entries),
+            Some(Err(e)) => return fail(e) as libc::ssize_t,
+            None => return real(),
+        }
+    } else {
+        None
+    };
+    let mut g = listings();
+    let i = match g.iter().position(|l| l.fd == fd) {
+        Some(i) => i,
+        None => {
+            g.push(Listing {
+                fd,
+                entries: Vec::new(),
+                pos: 0,
+            });
+            g.len() - 1
+        }
+    };
+    LISTED.store(g.len(), Ordering::Relaxed);
+    let l = &mut g[i];
+    if let Some(entries) = fresh {
+        l.entries = entries;
+    }
+    let start = l.pos;
+    let extended = nbytes >= GETDIRENTRIES64_EXTENDED_BUFSIZE;
+    let room = if extended { nbytes - 4 } else { nbytes };
+    let mut off = 0;
+    while let Some(e) = l.entries.get(l.pos) {
+        let name = &e.name[..e.name.len().min(libc::PATH_MAX as usize - 1)];
+        let len = dirent64_len(name.len());
+        if off + len > room {
+            break;
+        }
+        // SAFETY: `buf` holds `nbytes` bytes, of which `off..off + len` are within `room`;
+        // the record is the kernel's `struct direntry`: d_ino, d_seekoff, d_reclen, d_namlen,
+        // d_type, then the name and a NUL, padded with NULs.
+        unsafe {
+            let r = (buf as *mut u8).add(off);
+            std::ptr::write_bytes(r, 0, len);
+            (r as *mut u64).write_unaligned(e.ino);
+            (r.add(8) as *mut u64).write_unaligned(l.pos as u64 + 1);
+            (r.add(16) as *mut u16).write_unaligned(len as u16);
+            (r.add(18) as *mut u16).write_unaligned(name.len() as u16);
+            r.add(20).write(e.kind.d_type());
+            std::ptr::copy_nonoverlapping(name.as_ptr(), r.add(21), name.len());
+        }
+        off += len;
+        l.pos += 1;
+    }
+    let at_end = l.pos >= l.entries.len();
+    drop(g);
+    if off == 0 && !at_end {
+        // Not room for one entry, as the kernel says.
+        return fail(Errno::EINVAL) as libc::ssize_t;
+    }
+    // SAFETY: the caller's position and buffer, as __getdirentries64 takes them.
+    unsafe {
+        if !basep.is_null() {
+            *basep = start as i64;
+        }
+        if extended {
+            let flags = if at_end { GETDIRENTRIES64_EOF } else { 0 };
+            ((buf as *mut u8).add(nbytes - 4) as *mut u32).write_unaligned(flags);
+        }
+    }
+    off as libc::ssize_t
+}
+interpose!(I_GETDIRENTRIES64: hook_getdirentries64 => nocancel::__getdirentries64);
+
+/// lseek(2): a view directory's descriptor that `__getdirentries64` has read moves to an
+/// entry's index; any other descriptor is the kernel's.
+pub unsafe extern "C" fn hook_lseek(fd: c_int, offset: libc::off_t, whence: c_int) -> libc::off_t {
+    if LISTED.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+        let mut g = listings();
+        if let Some(l) = g.iter_mut().find(|l| l.fd == fd) {
+            let to = match whence {
+                libc::SEEK_SET => Some(offset),
+                libc::SEEK_CUR => (l.pos as libc::off_t).checked_add(offset),
+                _ => None,
+            };
+            return match to {
+                Some(p) if p >= 0 => {
+                    l.pos = p as usize;
+                    p
+                }
+                _ => {
+                    drop(g);
+                    fail(Errno::EINVAL) as libc::off_t
+                }
+            };
+        }
+    }
+    // SAFETY: the original with the caller's arguments.
+    unsafe { libc::lseek(fd, offset, whence) }
+}
+interpose!(I_LSEEK: hook_lseek => libc::lseek);
