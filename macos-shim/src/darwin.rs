@@ -2,21 +2,40 @@
 //! (replacement, original) pairs of the `__DATA,__interpose` section of every library
 //! inserted with DYLD_INSERT_LIBRARIES and binds every other image's references to the
 //! original to the replacement; the shim's own references keep reaching the originals, so
-//! a hook calls libSystem's function by its plain name.
+//! a hook calls libSystem's function by its plain name. Calls inside one of libSystem's
+//! libraries (libsystem_c's scandir to its opendir) are not bound through dyld and are not
+//! interposed; its calls to another (libsystem_c's readdir to libsystem_kernel's
+//! `__getdirentries64`) are.
 //!
-//! The `libc` crate links `stat`, `lstat`, `fstat`, `fstatat`, `opendir`, `readdir` to their
-//! `$INODE64` names on x86_64 and `realpath` to `realpath$DARWIN_EXTSN`, so the originals
-//! named below are the ones programs call. `open$NOCANCEL` and `openat$NOCANCEL` (what
-//! libSystem itself uses) are interposed through `link_name`.
+//! The `libc` crate links `stat`, `lstat`, `fstat`, `fstatat`, `opendir`, `fdopendir`,
+//! `readdir`, `readdir_r`, `rewinddir`, `telldir` and `seekdir` to their `$INODE64` names on
+//! x86_64 and `realpath` to `realpath$DARWIN_EXTSN`, so the originals named below are the
+//! ones programs call; `scandir$INODE64` is named here. `open$NOCANCEL`, `openat$NOCANCEL`
+//! and `close$NOCANCEL` (what libSystem itself uses) are reached through `link_name`.
 //!
 //! On arm64, a variadic argument (open's mode) is passed on the stack, not in a register:
 //! the hooks of the variadic functions take eight fixed arguments before it so that the
 //! ninth is read from where the caller put it.
 //!
-//! The hooks of the open and stat families, access, getcwd, exec and spawn, chdir, readlink
-//! and the changes (mkdir, unlink, rmdir, rename, link, symlink, chmod) make the same core
-//! calls as the Linux layer's, whose end-to-end suites test that core. Directory streams,
-//! xattrs, chown, truncate and utimes are not hooked here yet.
+//! Hooked, with the same core calls as the Linux layer's, whose end-to-end suites test that
+//! core (the bodies the two share are in `hooks.rs`): open and open$NOCANCEL, the stat
+//! family, access, getcwd, execve, posix_spawn(p), chdir and fchdir, readlink(at), close
+//! and close$NOCANCEL, the changes (mkdir, unlink, rmdir, rename, link, symlink, chmod,
+//! fchmod, with their *at forms), chown, lchown, fchown, fchownat, truncate, the times
+//! (utimes, lutimes, futimes, utimensat, futimens), the xattr calls with macOS's options
+//! and position (getxattr, setxattr, listxattr, removexattr and their f-forms), and the
+//! directory streams: opendir, fdopendir, readdir, readdir_r, closedir, dirfd, rewinddir,
+//! telldir, seekdir and scandir on a view directory make a stream of the shim's own (see
+//! "directory streams" below), and `__getdirentries64` and lseek serve libSystem's own
+//! streams on a view directory's descriptor. setattrlist and fsetattrlist setting the
+//! times alone are the view's utimensat; getattrlist, getattrlistbulk and any other
+//! setattrlist refuse view entries with ENOTSUP, so that libSystem falls back to calls the
+//! core serves.
+//!
+//! Not hooked: openat (declared, not interposed), ftruncate (as on Linux: a descriptor the
+//! view opened for writing is its private copy, which the kernel truncates), scandir_b, and
+//! the x86_64 names with 32-bit inodes (their streams are libSystem's alone); the attribute
+//! buffers of getattrlist and getattrlistbulk are not filled (refused, as above).
 //!
 //! Type-checked on Linux for both Apple targets (`scripts/check-darwin.sh`); not run here.
 #![allow(clippy::missing_safety_doc)] // C entry points: their contract is libSystem's.
@@ -1494,3 +1513,107 @@ pub unsafe extern "C" fn hook_lseek(fd: c_int, offset: libc::off_t, whence: c_in
     unsafe { libc::lseek(fd, offset, whence) }
 }
 interpose!(I_LSEEK: hook_lseek => libc::lseek);
+
+// ---- setattrlist: the times ----------------------------------------------------------------
+
+/// The times a setattrlist(2) sets when its list holds ATTR_CMN_MODTIME and ATTR_CMN_ACCTIME
+/// alone (their timespecs packed in the order of their bits, without getattrlist's leading
+/// length), as utimensat's two (access, modification), UTIME_OMIT for one not set; `None`
+/// for any other list.
+///
+/// # Safety
+/// `attrs` is NULL or one attrlist; `buf` is NULL or holds `size` bytes.
+unsafe fn set_times(
+    attrs: *const libc::c_void,
+    buf: *const libc::c_void,
+    size: libc::size_t,
+) -> Option<[libc::timespec; 2]> {
+    if attrs.is_null() || buf.is_null() {
+        return None;
+    }
+    // SAFETY: the caller's attrlist.
+    let a = unsafe { (attrs as *const libc::attrlist).read_unaligned() };
+    let times = libc::ATTR_CMN_MODTIME | libc::ATTR_CMN_ACCTIME;
+    if a.bitmapcount != libc::ATTR_BIT_MAP_COUNT
+        || a.commonattr == 0
+        || a.commonattr & !times != 0
+        || a.volattr | a.dirattr | a.fileattr | a.forkattr != 0
+    {
+        return None;
+    }
+    let n = a.commonattr.count_ones() as usize;
+    if size < n * std::mem::size_of::<libc::timespec>() {
+        return None;
+    }
+    let omit = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: libc::UTIME_OMIT,
+    };
+    let mut out = [omit, omit];
+    let mut p = buf as *const libc::timespec;
+    // SAFETY: `n` timespecs in the caller's buffer, checked just above.
+    unsafe {
+        if a.commonattr & libc::ATTR_CMN_MODTIME != 0 {
+            out[1] = p.read_unaligned();
+            p = p.add(1);
+        }
+        if a.commonattr & libc::ATTR_CMN_ACCTIME != 0 {
+            out[0] = p.read_unaligned();
+        }
+    }
+    Some(out)
+}
+
+/// setattrlist(2): the times alone are a utimensat of the view (as `touch` and copyfile set
+/// them); any other attribute of a view entry is refused with ENOTSUP, as getattrlist's are,
+/// rather than set on what the kernel finds at the path.
+pub unsafe extern "C" fn hook_setattrlist(
+    path: *const c_char,
+    attrs: *mut libc::c_void,
+    buf: *mut libc::c_void,
+    size: libc::size_t,
+    options: u32,
+) -> c_int {
+    let follow = options & libc::FSOPT_NOFOLLOW == 0;
+    // SAFETY: setattrlist(2)'s arguments.
+    unsafe {
+        if let Some(ts) = set_times(attrs, buf, size) {
+            let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+            return hooks::utimensat(libc::AT_FDCWD, path, ts.as_ptr(), flags, |_, p| {
+                libc::setattrlist(p, attrs, buf, size, options)
+            });
+        }
+        match ask(path, |s, p| s.stat(None, p, follow)) {
+            Some(Act::Done(Ok(_))) => fail(Errno(libc::ENOTSUP)),
+            Some(Act::Done(Err(e))) => fail(e),
+            Some(Act::Real(Some(p))) => {
+                libc::setattrlist(cstring(p).as_ptr(), attrs, buf, size, options)
+            }
+            _ => libc::setattrlist(path, attrs, buf, size, options),
+        }
+    }
+}
+interpose!(I_SETATTRLIST: hook_setattrlist => libc::setattrlist);
+
+/// fsetattrlist(2), as [`hook_setattrlist`] on a view descriptor.
+pub unsafe extern "C" fn hook_fsetattrlist(
+    fd: c_int,
+    attrs: *mut libc::c_void,
+    buf: *mut libc::c_void,
+    size: libc::size_t,
+    options: u32,
+) -> c_int {
+    // SAFETY: fsetattrlist(2)'s arguments.
+    unsafe {
+        if let Some(ts) = set_times(attrs, buf, size) {
+            return hooks::futimens(fd, ts.as_ptr(), || {
+                libc::fsetattrlist(fd, attrs, buf, size, options)
+            });
+        }
+        if with(|s| s.fd_info(fd).is_some()).unwrap_or(false) {
+            return fail(Errno(libc::ENOTSUP));
+        }
+        libc::fsetattrlist(fd, attrs, buf, size, options)
+    }
+}
+interpose!(I_FSETATTRLIST: hook_fsetattrlist => libc::fsetattrlist);
