@@ -115,7 +115,9 @@ mod real {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-use crate::hooks::{ask, at, bytes, changed, cstring, fail, set_errno};
+use crate::hooks::{
+    ask, at, bytes, changed, cstring, fail, give_xattr, set_errno, xattr_name, xattr_value,
+};
 
 /// Does the shim mark this pass-through read call (see `Shim::marks`)?
 ///
@@ -986,7 +988,7 @@ pub unsafe extern "C" fn readdir_r(
 }
 
 type Filter = Option<unsafe extern "C" fn(*const libc::dirent) -> c_int>;
-type Compar = Option<unsafe extern "C" fn(*const c_void, *const c_void) -> c_int>;
+type Compar = hooks::Compar;
 
 #[no_mangle]
 pub unsafe extern "C" fn scandir(
@@ -1012,45 +1014,15 @@ pub unsafe extern "C" fn scandir(
             }
         };
         let d = hand_out(stream);
-        let mut out: Vec<*mut libc::dirent> = Vec::new();
-        loop {
-            let e = next_entry(d);
-            if e.is_null() {
-                break;
-            }
-            let e = e as *const libc::dirent;
-            if let Some(f) = filter {
-                if f(e) == 0 {
-                    continue;
-                }
-            }
-            let copy = libc::malloc(std::mem::size_of::<libc::dirent>()) as *mut libc::dirent;
-            if copy.is_null() {
-                break;
-            }
-            std::ptr::copy_nonoverlapping(e, copy, 1);
-            out.push(copy);
-        }
-        closedir(d);
-        let arr = libc::malloc(out.len().max(1) * std::mem::size_of::<*mut libc::dirent>())
-            as *mut *mut libc::dirent;
-        if arr.is_null() {
-            for p in out {
-                libc::free(p as *mut c_void);
-            }
-            return fail(Errno(libc::ENOMEM));
-        }
-        std::ptr::copy_nonoverlapping(out.as_ptr(), arr, out.len());
-        if let Some(c) = compar {
-            libc::qsort(
-                arr as *mut c_void,
-                out.len(),
-                std::mem::size_of::<*mut libc::dirent>(),
-                Some(c),
-            );
-        }
-        *list = arr;
-        out.len() as c_int
+        hooks::scandir_list(
+            || next_entry(d) as *const libc::dirent,
+            || {
+                closedir(d);
+            },
+            list,
+            filter,
+            compar,
+        )
     }
 }
 
@@ -1470,13 +1442,10 @@ pub unsafe extern "C" fn fchownat(
     gid: libc::gid_t,
     flags: c_int,
 ) -> c_int {
-    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
     // SAFETY: fchownat(2)'s arguments.
     unsafe {
-        let act = ask(path, |s, p| s.chown(at(dirfd), p, uid, gid, follow));
-        changed(act, |p| match p {
-            Some(p) => real::fchownat(libc::AT_FDCWD, p.as_ptr(), uid, gid, flags),
-            None => real::fchownat(dirfd, path, uid, gid, flags),
+        hooks::fchownat(dirfd, path, uid, gid, flags, |d, p| {
+            real::fchownat(d, p, uid, gid, flags)
         })
     }
 }
@@ -1495,11 +1464,8 @@ pub unsafe extern "C" fn lchown(path: *const c_char, uid: libc::uid_t, gid: libc
 
 #[no_mangle]
 pub unsafe extern "C" fn fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
-    // SAFETY: fchown(2)'s arguments.
-    unsafe {
-        let act = with(|s| s.fchown(fd, uid, gid));
-        changed(act, |_| real::fchown(fd, uid, gid))
-    }
+    // SAFETY: the real call with the caller's arguments.
+    hooks::fchown(fd, uid, gid, || unsafe { real::fchown(fd, uid, gid) })
 }
 
 /// mknod, mknodat: an empty regular file (type 0 or S_IFREG) is made in the view, as
@@ -1707,26 +1673,8 @@ pub unsafe extern "C" fn chmod(path: *const c_char, mode: Mode) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn fchmod(fd: c_int, mode: Mode) -> c_int {
-    let act = with(|s| {
-        s.change_fd(fd, |path| Op::Chmod {
-            path,
-            mode,
-            follow: true,
-        })
-    });
     // SAFETY: the real call with the caller's arguments.
-    changed(act, |_| unsafe { real::fchmod(fd, mode) })
-}
-
-/// # Safety
-/// `t` is NULL or two timespecs.
-unsafe fn times(t: *const libc::timespec) -> Option<[(i64, i64); 2]> {
-    if t.is_null() {
-        return None;
-    }
-    // SAFETY: two timespecs, by the caller's contract.
-    let (a, m) = unsafe { (*t, *t.add(1)) };
-    Some([(a.tv_sec, a.tv_nsec), (m.tv_sec, m.tv_nsec)])
+    hooks::fchmod(fd, mode, || unsafe { real::fchmod(fd, mode) })
 }
 
 #[no_mangle]
@@ -1736,20 +1684,18 @@ pub unsafe extern "C" fn utimensat(
     t: *const libc::timespec,
     flags: c_int,
 ) -> c_int {
-    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
     // SAFETY: utimensat(2)'s arguments (a NULL path is futimens on `dirfd`).
     unsafe {
-        let ts = times(t);
-        let act = if path.is_null() {
-            with(|s| s.change_fd(dirfd, |p| Shim::utimens_op(p, ts, true)))
-        } else {
-            ask(path, |s, p| {
-                s.change_path(at(dirfd), p, |p| Shim::utimens_op(p, ts, follow))
-            })
-        };
-        changed(act, |p| match p {
-            Some(p) => real::utimensat(libc::AT_FDCWD, p.as_ptr(), t, flags),
-            None => real::utimensat(dirfd, path, t, flags),
+        if path.is_null() {
+            let ts = hooks::times(t);
+            let act = with(|s| s.change_fd(dirfd, |p| Shim::utimens_op(p, ts, true)));
+            return changed(act, |p| match p {
+                Some(p) => real::utimensat(libc::AT_FDCWD, p.as_ptr(), t, flags),
+                None => real::utimensat(dirfd, path, t, flags),
+            });
+        }
+        hooks::utimensat(dirfd, path, t, flags, |d, p| {
+            real::utimensat(d, p, t, flags)
         })
     }
 }
@@ -1757,11 +1703,7 @@ pub unsafe extern "C" fn utimensat(
 #[no_mangle]
 pub unsafe extern "C" fn futimens(fd: c_int, t: *const libc::timespec) -> c_int {
     // SAFETY: futimens(3)'s arguments.
-    unsafe {
-        let ts = times(t);
-        let act = with(|s| s.change_fd(fd, |p| Shim::utimens_op(p, ts, true)));
-        changed(act, |_| real::futimens(fd, t))
-    }
+    unsafe { hooks::futimens(fd, t, || real::futimens(fd, t)) }
 }
 
 #[no_mangle]
@@ -1789,15 +1731,7 @@ pub unsafe extern "C" fn utimes(path: *const c_char, tv: *const libc::timeval) -
 #[no_mangle]
 pub unsafe extern "C" fn truncate(path: *const c_char, len: libc::off_t) -> c_int {
     // SAFETY: truncate(2)'s arguments.
-    unsafe {
-        let act = ask(path, |s, p| {
-            s.change_path(None, p, |path| Op::Truncate { path, len })
-        });
-        changed(act, |p| match p {
-            Some(p) => real::truncate(p.as_ptr(), len),
-            None => real::truncate(path, len),
-        })
-    }
+    unsafe { hooks::truncate(path, len, |p| real::truncate(p, len)) }
 }
 
 #[no_mangle]
@@ -1811,65 +1745,6 @@ pub unsafe extern "C" fn truncate64(path: *const c_char, len: libc::off_t) -> c_
 // The view's extended attributes (`View::getxattr` and the rest), for paths and for
 // descriptors of the view; everything else reaches the kernel through the system call
 // itself (glibc's functions are plain wrappers of it).
-
-/// An xattr read's answer as the kernel gives it: with `size` 0 the length alone, ERANGE
-/// when the bytes do not fit, else the bytes and their length.
-///
-/// # Safety
-/// `buf` is writable for `size` bytes (or `size` is 0).
-unsafe fn give_xattr(
-    act: Option<Act<Vec<u8>>>,
-    buf: *mut c_void,
-    size: usize,
-    real_call: impl FnOnce(Option<CString>) -> isize,
-) -> isize {
-    match act {
-        Some(Act::Done(Ok(bytes))) => {
-            if size == 0 {
-                bytes.len() as isize
-            } else if size < bytes.len() {
-                fail(Errno::ERANGE) as isize
-            } else {
-                if !bytes.is_empty() {
-                    // SAFETY: the caller's buffer holds `size` >= `bytes.len()` bytes.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, bytes.len())
-                    };
-                }
-                bytes.len() as isize
-            }
-        }
-        Some(Act::Done(Err(e))) => fail(e) as isize,
-        Some(Act::Real(Some(p))) => real_call(Some(cstring(p))),
-        _ => real_call(None),
-    }
-}
-
-/// The attribute name argument; `None` for one the shim cannot read (the kernel answers).
-///
-/// # Safety
-/// `name` is NULL or a NUL-terminated string.
-unsafe fn xattr_name<'a>(name: *const c_char) -> Option<&'a [u8]> {
-    // SAFETY: forwarded contract.
-    unsafe { bytes(name) }
-}
-
-/// The value argument of a setxattr: `size` bytes at `value` (none for size 0); `None`
-/// when it cannot be read or is too large to be valid (the kernel answers).
-///
-/// # Safety
-/// `value` points to `size` readable bytes, or `size` is 0.
-unsafe fn xattr_value<'a>(value: *const c_void, size: usize) -> Option<&'a [u8]> {
-    if size == 0 {
-        return Some(&[]);
-    }
-    if size > vrift_common::manifest::XATTR_SIZE_MAX || !crate::core::may_be_mapped(value as usize)
-    {
-        return None;
-    }
-    // SAFETY: the caller's buffer of `size` bytes.
-    Some(unsafe { std::slice::from_raw_parts(value as *const u8, size) })
-}
 
 macro_rules! getxattr_hooks {
     ($($name:ident => $follow:expr),*) => {$(
