@@ -43,7 +43,7 @@ use crate::manifest::{decode_entry_meta, Entry, EntryKind, EntryMeta, Manifest};
 use crate::store::Store;
 use crate::vfs::LayerSource;
 
-pub use build::{encode, encode_with_origins};
+pub use build::{encode, encode_with_origins, encode_with_origins_section, origins_section};
 use layout::{Header, Record, CHUNK, HEADER_LEN, LINK_LEN, ORIGIN_LEN, RECORD_LEN};
 
 use crate::origin::{Origin, Origins};
@@ -563,8 +563,10 @@ pub fn collect_garbage(
     let mut gone = Vec::new();
     for e in listing.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        // `<hash>.vidx`, or `<hash>-<origins digest>.vidx`.
+        // `<hash>.vidx`, or `<hash>-<origins digest>.vidx`, and each one's mark.
         let needed = name
+            .strip_suffix(CHECKED_SUFFIX)
+            .unwrap_or(&name)
             .strip_suffix(".vidx")
             .map(|stem| stem.split_once('-').map_or(stem, |(hash, _)| hash))
             .is_some_and(|hash| keep.contains(hash));
@@ -592,7 +594,7 @@ pub fn cached(store: &Store, manifest: &Manifest) -> Result<Index, IndexError> {
     let hash = manifest.hash();
     let path = cache_path(store, &hash);
     if let Ok(ix) = Index::open(&path) {
-        if ix.manifest_hash() == hash && ix.verify().is_ok() {
+        if ix.manifest_hash() == hash && checked(&path, &ix) {
             return Ok(ix);
         }
     }
@@ -601,7 +603,69 @@ pub fn cached(store: &Store, manifest: &Manifest) -> Result<Index, IndexError> {
         reason,
     })?;
     build::save_atomic(&path, &bytes)?;
+    mark_checked(&path);
     Index::open(&path)
+}
+
+/// The mark beside a cached index that it was checked whole (`Index::verify`) or built by
+/// vrift: the file's identity then (device, inode, size, mtime, ctime). An index file is
+/// never written after its rename into place, so while its identity is the same it is the
+/// same file, and a run need not read all of it again (the check was most of a run's start
+/// in a 20,000-file project). `vrift gc` keeps and removes a mark with its index.
+fn mark_path(index: &Path) -> PathBuf {
+    let mut p = index.as_os_str().to_owned();
+    p.push(CHECKED_SUFFIX);
+    PathBuf::from(p)
+}
+
+const CHECKED_SUFFIX: &str = ".checked";
+
+fn identity(path: &Path) -> Option<[u8; 40]> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    let mut id = [0u8; 40];
+    let fields = [
+        m.dev(),
+        m.ino(),
+        m.size(),
+        (m.mtime() as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(m.mtime_nsec() as u64),
+        (m.ctime() as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(m.ctime_nsec() as u64),
+    ];
+    for (chunk, f) in id.chunks_exact_mut(8).zip(fields) {
+        chunk.copy_from_slice(&f.to_le_bytes());
+    }
+    Some(id)
+}
+
+/// Is the index at `path` (opened as `ix`) sound: marked as checked while it is the same
+/// file, or checked whole now (and then marked)?
+fn checked(path: &Path, ix: &Index) -> bool {
+    let now = identity(path);
+    if now.is_some()
+        && std::fs::read(mark_path(path)).ok().as_deref() == now.as_ref().map(|i| &i[..])
+    {
+        return true;
+    }
+    if ix.verify().is_err() {
+        return false;
+    }
+    mark_checked(path);
+    true
+}
+
+/// Mark the index at `path` as checked (best effort: without the mark the next run checks
+/// it again).
+fn mark_checked(path: &Path) {
+    let Some(id) = identity(path) else { return };
+    let mark = mark_path(path);
+    let tmp = mark.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, id).is_ok() && std::fs::rename(&tmp, &mark).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
 }
 
 /// The index of `manifest` with the origins of its entries on disk (`origins`, from the
@@ -612,19 +676,29 @@ pub fn cached_with_origins(
     manifest: &Manifest,
     origins: &Origins,
 ) -> Result<Index, IndexError> {
+    cached_with_origins_section(store, manifest, &origins_section(manifest, origins))
+}
+
+/// [`cached_with_origins`] given the origins section itself ([`origins_section`]).
+pub fn cached_with_origins_section(
+    store: &Store,
+    manifest: &Manifest,
+    section: &[u8],
+) -> Result<Index, IndexError> {
     let hash = manifest.hash();
-    let section = build::origins_section(manifest, origins);
-    let path = cache_path_with_origins(store, &hash, &section);
+    let path = cache_path_with_origins(store, &hash, section);
     if let Ok(ix) = Index::open(&path) {
-        if ix.manifest_hash() == hash && ix.has_origins() && ix.verify().is_ok() {
+        if ix.manifest_hash() == hash && ix.has_origins() && checked(&path, &ix) {
             return Ok(ix);
         }
     }
-    let bytes =
-        encode_with_origins(manifest, &hash, origins).map_err(|reason| IndexError::TooLarge {
+    let bytes = encode_with_origins_section(manifest, &hash, section).map_err(|reason| {
+        IndexError::TooLarge {
             path: path.clone(),
             reason,
-        })?;
+        }
+    })?;
     build::save_atomic(&path, &bytes)?;
+    mark_checked(&path);
     Index::open(&path)
 }

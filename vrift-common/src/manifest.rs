@@ -179,6 +179,32 @@ pub struct Manifest {
     entries: Vec<(RelPath, Entry)>,
     /// Sorted, no duplicates, never the root, never the path of an entry.
     whiteouts: Vec<RelPath>,
+    /// [`Manifest::encode`] and [`Manifest::hash`], once asked: a manifest does not change
+    /// once made, and a run asks for both several times (each an encoding of the whole
+    /// manifest).
+    hash: HashOnce,
+}
+
+/// The encoding and hash, each computed at most once. Not part of what a manifest is: two
+/// manifests are equal whether or not either was encoded.
+#[derive(Clone, Default)]
+struct HashOnce {
+    encoding: std::sync::OnceLock<Vec<u8>>,
+    hash: std::sync::OnceLock<Hash>,
+}
+
+impl PartialEq for HashOnce {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for HashOnce {}
+
+impl std::fmt::Debug for HashOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("_")
+    }
 }
 
 impl Manifest {
@@ -207,6 +233,7 @@ impl Manifest {
         Manifest {
             entries,
             whiteouts: Vec::new(),
+            hash: HashOnce::default(),
         }
     }
 
@@ -221,6 +248,7 @@ impl Manifest {
         w.sort();
         w.dedup();
         self.whiteouts = w;
+        self.hash = HashOnce::default();
         self
     }
 
@@ -342,17 +370,40 @@ impl Manifest {
 
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode_with_whiteouts(&self.entries, &self.whiteouts)
+        self.encoding().to_vec()
+    }
+
+    /// The canonical encoding, kept.
+    pub fn encoding(&self) -> &[u8] {
+        self.hash
+            .encoding
+            .get_or_init(|| codec::encode_with_whiteouts(&self.entries, &self.whiteouts))
+    }
+
+    /// [`Manifest::decode`] of `bytes` that the caller knows to be a canonical encoding
+    /// (their hash is the [`Manifest::hash`] of a manifest vrift encoded): the bytes are
+    /// kept as the manifest's encoding instead of being made again.
+    pub fn decode_canonical(
+        bytes: Vec<u8>,
+        path: &std::path::Path,
+    ) -> Result<Manifest, ManifestError> {
+        let m = Manifest::decode(&bytes, path)?;
+        let _ = m.hash.encoding.set(bytes);
+        Ok(m)
     }
 
     /// Parse a canonical encoding; `path` is used in error messages only.
     pub fn decode(bytes: &[u8], path: &std::path::Path) -> Result<Manifest, ManifestError> {
-        codec::decode(bytes, path).map(|(entries, whiteouts)| Manifest { entries, whiteouts })
+        codec::decode(bytes, path).map(|(entries, whiteouts)| Manifest {
+            entries,
+            whiteouts,
+            hash: HashOnce::default(),
+        })
     }
 
     /// The manifest's identity: BLAKE3 of its canonical encoding.
     pub fn hash(&self) -> Hash {
-        Hash::of(&self.encode())
+        *self.hash.hash.get_or_init(|| Hash::of(self.encoding()))
     }
 
     pub fn load(path: &std::path::Path) -> Result<Manifest, ManifestError> {

@@ -29,11 +29,29 @@ pub fn encode_with_origins(
     hash: &Hash,
     origins: &Origins,
 ) -> Result<Vec<u8>, String> {
-    encode_inner(manifest, hash, Some(origins))
+    encode_inner(manifest, hash, Some(origins_section(manifest, origins)))
 }
 
-/// The origins section of `manifest`'s index (see [`encode_with_origins`]).
-pub(super) fn origins_section(manifest: &Manifest, origins: &Origins) -> Vec<u8> {
+/// [`encode_with_origins`] from the section itself ([`origins_section`]'s bytes), which
+/// must hold one record per entry.
+pub fn encode_with_origins_section(
+    manifest: &Manifest,
+    hash: &Hash,
+    section: &[u8],
+) -> Result<Vec<u8>, String> {
+    if section.len() != manifest.len() * ORIGIN_LEN {
+        return Err(format!(
+            "an origins section of {} bytes for {} entries",
+            section.len(),
+            manifest.len()
+        ));
+    }
+    encode_inner(manifest, hash, Some(section.to_vec()))
+}
+
+/// The origins section of `manifest`'s index (see [`encode_with_origins`]): each entry's
+/// inode number and ctime, 16 bytes in entry order.
+pub fn origins_section(manifest: &Manifest, origins: &Origins) -> Vec<u8> {
     let mut out = Vec::with_capacity(manifest.len() * ORIGIN_LEN);
     for (path, _) in manifest.iter() {
         let (ino, ctime) = match origins.get(path) {
@@ -49,7 +67,7 @@ pub(super) fn origins_section(manifest: &Manifest, origins: &Origins) -> Vec<u8>
 fn encode_inner(
     manifest: &Manifest,
     hash: &Hash,
-    origins: Option<&Origins>,
+    origins: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, String> {
     let entries: Vec<(&[u8], &crate::manifest::Entry)> = manifest.iter().collect();
     let count = len32(entries.len(), "entries")?;
@@ -142,7 +160,6 @@ fn encode_inner(
     let strings_off = children_off + children.len() as u64 * 4;
     let meta_off = strings_off + strings.len() as u64;
     let links_off = meta_off + meta.len() as u64;
-    let origins = origins.map(|o| origins_section(manifest, o));
     let total_len = links_off
         + (links.len() * LINK_LEN) as u64
         + origins.as_ref().map_or(0, |o| o.len() as u64);

@@ -574,12 +574,14 @@ fn the_store_caches_one_index_per_manifest_and_rebuilds_a_damaged_one() {
     let rebuilt = cached(&store, &m).unwrap();
     rebuilt.verify().unwrap();
     assert_eq!(rebuilt.to_manifest().unwrap(), m);
-    // No temp file left beside it.
-    let names: Vec<_> = std::fs::read_dir(home.path().join(INDEX_DIR))
+    // No temp file left beside it: the index and the mark that it was checked.
+    let mut names: Vec<_> = std::fs::read_dir(home.path().join(INDEX_DIR))
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names.len(), 1, "{names:?}");
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names[1], format!("{}.checked", names[0]));
 }
 
 #[test]
@@ -700,5 +702,34 @@ fn the_store_caches_an_index_per_manifest_and_origins() {
     let keep = std::collections::HashSet::from([m.hash().to_hex()]);
     assert!(collect_garbage(&store, &keep, false).unwrap().is_empty());
     let gone = collect_garbage(&store, &Default::default(), true).unwrap();
-    assert_eq!(gone.len(), 2, "{gone:?}");
+    assert_eq!(gone.len(), 4, "the two indexes and their marks: {gone:?}");
+}
+
+#[test]
+fn a_checked_index_is_not_read_whole_again_until_its_file_changes() {
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let m = random_manifest(7, 50);
+    let path = cached(&store, &m).unwrap().path().to_path_buf();
+    let mark = mark_path(&path);
+    assert!(mark.is_file(), "a built index is marked");
+    let ix = Index::open(&path).unwrap();
+    assert!(checked(&path, &ix));
+    // The same bytes as another file (renamed over it): checked whole, marked again.
+    let before = std::fs::read(&mark).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, &bytes).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    assert!(checked(&path, &Index::open(&path).unwrap()));
+    assert_ne!(std::fs::read(&mark).unwrap(), before);
+    // Damaged in place: the mark no longer matches, the check fails.
+    let mut b = bytes.clone();
+    let last = b.len() - 1;
+    b[last] ^= 0xff;
+    std::fs::write(&path, &b).unwrap();
+    assert!(!checked(&path, &Index::open(&path).unwrap()));
+    // A mark of another file does not vouch.
+    std::fs::write(&mark, [0u8; 40]).unwrap();
+    assert!(!checked(&path, &Index::open(&path).unwrap()));
 }

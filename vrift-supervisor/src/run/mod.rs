@@ -319,7 +319,7 @@ fn run_with(
         }
     };
     // What recovery needs if this vrift is killed: written before the program starts.
-    rundir::write_unsynced(&run_dir.join(BASE), &spec.manifest.encode())?;
+    rundir::write_unsynced(&run_dir.join(BASE), spec.manifest.encoding())?;
     RunRecord {
         version: RECORD_VERSION,
         projection: projection.kind(),

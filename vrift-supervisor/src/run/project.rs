@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use vrift_common::filters::{Filter, FilterOptions};
 use vrift_common::hash::Hash;
+use vrift_common::index::origins_section;
 use vrift_common::ingest::{self, IngestOptions, IngestReport, Owners};
 use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::statcache::FileStat;
@@ -25,8 +26,9 @@ pub struct Prepared {
     pub persistent: bool,
     /// Paths the filters excluded that exist on disk: they pass through to the real tree.
     pub passthrough: Vec<(RelPath, PassthroughKind)>,
-    /// Where each entry came from on disk (the ingest's `lstat`).
-    pub origins: vrift_common::origin::Origins,
+    /// Where each entry came from on disk (the ingest's `lstat`), as the index's origins
+    /// section (`index::origins_section`).
+    pub origins: Vec<u8>,
 }
 
 /// The nearest directory at or above `dir` holding a vrift.manifest.
@@ -106,7 +108,7 @@ fn refresh_marked(
             blob_generation: store.blob_generation(),
             manifest_hash: new,
             passthrough: passthrough.clone(),
-            origins: Record::origins_of(&report.manifest, &report.origins),
+            origins: origins_section(&report.manifest, &report.origins),
         };
         let at = watch::Paths::of(store, root).record();
         if let Err(e) = rec.save(&at) {
@@ -128,14 +130,17 @@ fn vouched(store: &Store, root: &Path, mark: watch::Mark) -> Option<Prepared> {
     if Hash::of(&bytes) != rec.manifest_hash {
         return None;
     }
-    let manifest = Manifest::decode(&bytes, &path).ok()?;
-    let origins = rec.origins_table(&manifest)?;
+    // Its hash is the record's, which is a manifest's canonical encoding's.
+    let manifest = Manifest::decode_canonical(bytes, &path).ok()?;
+    if rec.origins.len() != manifest.len() * 16 {
+        return None;
+    }
     Some(Prepared {
         manifest,
         root: root.to_path_buf(),
         persistent: true,
         passthrough: rec.passthrough,
-        origins,
+        origins: rec.origins,
     })
 }
 
@@ -144,10 +149,10 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
         let report = ingest(store, cwd)?;
         return Ok(Prepared {
             passthrough: passthrough_of(cwd, &report),
+            origins: origins_section(&report.manifest, &report.origins),
             manifest: report.manifest,
             root: cwd.to_path_buf(),
             persistent: false,
-            origins: report.origins,
         });
     };
     let canonical = root.canonicalize().unwrap_or_else(|_| root.clone());
@@ -161,11 +166,11 @@ pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {
     }
     let (report, passthrough) = refresh_marked(store, &canonical, Known::new(), mark)?;
     Ok(Prepared {
+        origins: origins_section(&report.manifest, &report.origins),
         manifest: report.manifest,
         root,
         persistent: true,
         passthrough,
-        origins: report.origins,
     })
 }
 

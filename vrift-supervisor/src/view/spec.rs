@@ -71,8 +71,9 @@ pub struct ViewSpec {
     pub stacked: Option<Stacked>,
     /// Where each entry of `manifest` came from on disk, when the run just ingested it from
     /// the project (see `vrift_common::origin`): the shim reports those inode numbers and
-    /// ctimes for the entries the run leaves unchanged.
-    pub origins: Option<Arc<vrift_common::origin::Origins>>,
+    /// ctimes for the entries the run leaves unchanged. As the shim's index holds them:
+    /// `vrift_common::index::origins_section`, 16 bytes per entry in entry order.
+    pub origins: Option<Arc<Vec<u8>>>,
 }
 
 /// A view over `--base` layers.

@@ -12,13 +12,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use vrift_common::hash::Hash;
-use vrift_common::manifest::{Manifest, RelPath};
-use vrift_common::origin::{Origin, Origins};
+use vrift_common::manifest::RelPath;
 
 use super::Mark;
 use crate::view::spec::PassthroughKind;
 
-const MAGIC: &[u8; 8] = b"VRWATCH1";
+const MAGIC: &[u8; 8] = b"VRWATCH2";
 
 #[derive(Debug, PartialEq)]
 pub struct Record {
@@ -29,8 +28,9 @@ pub struct Record {
     pub blob_generation: u64,
     pub manifest_hash: Hash,
     pub passthrough: Vec<(RelPath, PassthroughKind)>,
-    /// Each entry's origin, in the manifest's entry order (inode number, ctime; 0, 0: none).
-    pub origins: Vec<(u64, i64)>,
+    /// Each entry's origin on disk, as the index's origins section holds them
+    /// (`vrift_common::index::origins_section`: 16 bytes per entry in entry order).
+    pub origins: Vec<u8>,
 }
 
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -59,29 +59,6 @@ impl<'a> Reader<'a> {
 }
 
 impl Record {
-    /// The origins of `manifest`'s entries in its entry order, from the walk's table.
-    pub fn origins_of(manifest: &Manifest, origins: &Origins) -> Vec<(u64, i64)> {
-        manifest
-            .iter()
-            .map(|(p, _)| origins.get(p).map_or((0, 0), |o| (o.ino, o.ctime_ns)))
-            .collect()
-    }
-
-    /// The walk's table again, for `manifest` (the one the record was made with).
-    pub fn origins_table(&self, manifest: &Manifest) -> Option<Origins> {
-        if self.origins.len() != manifest.len() {
-            return None;
-        }
-        let mut t = Origins::default();
-        t.reserve(manifest.len());
-        for ((p, _), &(ino, ctime_ns)) in manifest.iter().zip(&self.origins) {
-            if ino != 0 {
-                t.insert(p.to_vec(), Origin { ino, ctime_ns });
-            }
-        }
-        Some(t)
-    }
-
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(128 + self.origins.len() * 16);
         out.extend_from_slice(MAGIC);
@@ -98,11 +75,7 @@ impl Record {
             });
             put(&mut out, p);
         }
-        out.extend_from_slice(&(self.origins.len() as u64).to_le_bytes());
-        for (ino, ctime) in &self.origins {
-            out.extend_from_slice(&ino.to_le_bytes());
-            out.extend_from_slice(&ctime.to_le_bytes());
-        }
+        put(&mut out, &self.origins);
         let sum = blake3::hash(&out);
         out.extend_from_slice(sum.as_bytes());
         out
@@ -134,18 +107,10 @@ impl Record {
             };
             passthrough.push((r.bytes()?.to_vec(), kind));
         }
-        let n = usize::try_from(r.u64()?).ok()?;
-        if r.0.len() != n.checked_mul(16)? {
+        let origins = r.bytes()?.to_vec();
+        if !r.0.is_empty() {
             return None;
         }
-        let origins =
-            r.0.chunks_exact(16)
-                .map(|c| {
-                    let ino = u64::from_le_bytes(c[..8].try_into().unwrap_or_default());
-                    let ctime = i64::from_le_bytes(c[8..].try_into().unwrap_or_default());
-                    (ino, ctime)
-                })
-                .collect();
         Some(Record {
             mark,
             root,
@@ -188,7 +153,7 @@ mod tests {
                 (b"target".to_vec(), PassthroughKind::Dir),
                 (b"a.o".to_vec(), PassthroughKind::File),
             ],
-            origins: vec![(11, 12), (0, 0), (13, -14)],
+            origins: (0u8..48).collect(),
         }
     }
 
@@ -209,35 +174,5 @@ mod tests {
         for n in [0, 10, bytes.len() - 1] {
             assert_eq!(Record::decode(&bytes[..n]), None, "cut at {n}");
         }
-    }
-
-    #[test]
-    fn the_origins_go_back_to_the_entries_they_came_from() {
-        use vrift_common::manifest::Entry;
-        let m = Manifest::from_entries([
-            (b"a".to_vec(), Entry::file(Hash::of(b"a"), 1, 0o644, 0)),
-            (b"b".to_vec(), Entry::dir(0o755, 0)),
-            (b"b/c".to_vec(), Entry::file(Hash::of(b"c"), 1, 0o644, 0)),
-        ]);
-        let mut table = Origins::default();
-        table.insert(
-            b"a".to_vec(),
-            Origin {
-                ino: 5,
-                ctime_ns: 6,
-            },
-        );
-        table.insert(
-            b"b/c".to_vec(),
-            Origin {
-                ino: 7,
-                ctime_ns: 8,
-            },
-        );
-        let mut r = record();
-        r.origins = Record::origins_of(&m, &table);
-        assert_eq!(r.origins_table(&m), Some(table));
-        r.origins.pop();
-        assert_eq!(r.origins_table(&m), None, "a record of another manifest");
     }
 }

@@ -23,7 +23,6 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use vrift_common::index;
 use vrift_common::manifest::Manifest;
-use vrift_common::origin::Origins;
 use vrift_common::runlog;
 use vrift_common::store::Store;
 use vrift_common::vfs::{Caller, Content, Cred, DeltaId, Exec, Owner, Routed, View};
@@ -104,7 +103,7 @@ pub fn find_library() -> Result<PathBuf> {
 pub fn prepare(
     store: &Store,
     manifest: &Manifest,
-    origins: Option<&Origins>,
+    origins: Option<&[u8]>,
     root: &Path,
     cwd: &Path,
     owner: Owner,
@@ -119,7 +118,7 @@ pub fn prepare(
         );
     }
     let ix = match origins {
-        Some(o) => index::cached_with_origins(store, manifest, o)?,
+        Some(o) => index::cached_with_origins_section(store, manifest, o)?,
         None => index::cached(store, manifest)?,
     };
     let run_dir = run_dir.to_path_buf();
@@ -510,7 +509,7 @@ pub fn run(store: &Store, spec: &ViewSpec, start: &Path, cmd: &[OsString]) -> Re
     let prepared = prepare(
         store,
         &spec.manifest,
-        spec.origins.as_deref(),
+        spec.origins.as_deref().map(Vec::as_slice),
         &spec.root,
         start,
         owner,
@@ -529,7 +528,7 @@ pub fn run(store: &Store, spec: &ViewSpec, start: &Path, cmd: &[OsString]) -> Re
     };
     // What recovery needs if this vrift is killed: written before the program starts.
     // Without fsync, like the other projections' (see `rundir::write_unsynced`).
-    rundir::write_unsynced(&run_dir.join(BASE), &spec.manifest.encode())?;
+    rundir::write_unsynced(&run_dir.join(BASE), spec.manifest.encoding())?;
     RunRecord {
         version: RECORD_VERSION,
         projection: Kind::Shim,
