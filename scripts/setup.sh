@@ -88,7 +88,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
 
-# ---- Apple targets for type-checking the interposition shim (scripts/check-darwin.sh) ----
+# ---- Apple targets for type-checking the shim and vrift (scripts/check-darwin.sh) ----
 # Only the standard library of each target is needed: the check builds no C code and links
 # nothing. Idempotent: rustup does nothing for a target already installed.
 if command -v rustup >/dev/null; then

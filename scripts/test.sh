@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
-# The interposition shim type-checks for macOS (there is no Mac here).
+# The interposition shim and vrift type-check for macOS (there is no Mac here).
 bash scripts/check-darwin.sh
 cargo build --workspace --release
 log="$(mktemp)"

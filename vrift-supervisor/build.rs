@@ -5,16 +5,38 @@
 //!
 //! `VRIFT_SKIP_EBPF=1` builds without the programs (then `vrift trace` reports that its
 //! eBPF columns are unavailable because of it).
+//!
+//! For a target other than Linux it does nothing: `vrift trace` is Linux's, and the binary
+//! embeds no programs there. aya-build is a build dependency on Linux hosts only (Cargo.toml).
 
+use std::{env, process::ExitCode};
+#[cfg(target_os = "linux")]
 use std::{
-    env, fs,
+    fs,
     path::{Path, PathBuf},
-    process::{Command, ExitCode},
+    process::Command,
 };
 
+#[cfg(target_os = "linux")]
 const SKIP_VAR: &str = "VRIFT_SKIP_EBPF";
 
 fn main() -> ExitCode {
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
+        println!("cargo:rerun-if-changed=build.rs");
+        return ExitCode::SUCCESS;
+    }
+    build_ebpf()
+}
+
+/// A Linux target built on another host: aya-build is not there (see Cargo.toml).
+#[cfg(not(target_os = "linux"))]
+fn build_ebpf() -> ExitCode {
+    eprintln!("\nerror: vrift's eBPF programs (vrift-ebpf) are built on a Linux host\n");
+    ExitCode::FAILURE
+}
+
+#[cfg(target_os = "linux")]
+fn build_ebpf() -> ExitCode {
     println!("cargo:rerun-if-env-changed={SKIP_VAR}");
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let workspace = manifest_dir.parent().expect("crate lives in the workspace");
@@ -74,6 +96,7 @@ fn main() -> ExitCode {
 
 /// Checks what aya-build needs, so a missing piece is named rather than shown as a wall of
 /// compiler or linker errors.
+#[cfg(target_os = "linux")]
 fn check_prerequisites() -> Result<(), String> {
     let ok = |cmd: &mut Command| cmd.output().is_ok_and(|o| o.status.success());
     if !ok(Command::new("rustup").arg("--version")) {

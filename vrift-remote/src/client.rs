@@ -248,12 +248,18 @@ impl Remote {
             .with_retry(retry);
         // Plain-http endpoints (a store on the same host or network, such as Garage) get the
         // quick-ACK client; `VRIFT_REMOTE_QUICKACK=0` keeps object_store's own.
+        #[cfg(target_os = "linux")]
         if endpoint.starts_with("http://") && env("VRIFT_REMOTE_QUICKACK").as_deref() != Some("0") {
             b = b.with_http_connector(crate::quickack::QuickAckHttp {
                 connect_timeout: Duration::from_secs(5),
                 timeout: tuning.timeout,
                 pool: tuning.jobs.max(tuning.checks),
             });
+        }
+        // Signing without aws-lc-rs (see crypto.rs).
+        #[cfg(target_os = "macos")]
+        {
+            b = b.with_crypto_provider(Arc::new(crate::crypto::RustCrypto));
         }
         if let Some(t) = &creds.session_token {
             b = b.with_token(t);

@@ -1,12 +1,14 @@
 //! `vrift doctor`: probe what each projection needs, and say what works, what is missing and
 //! what to do about it.
 
+#[cfg(target_os = "linux")]
 use std::ffi::CString;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use serde_json::json;
 
+#[cfg(target_os = "linux")]
 use crate::sys::probe;
 
 #[derive(clap::Args)]
@@ -31,6 +33,7 @@ struct Check {
     fix: &'static str,
 }
 
+#[cfg(target_os = "linux")]
 fn kernel_version() -> (u32, u32) {
     let r = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -41,6 +44,7 @@ fn kernel_version() -> (u32, u32) {
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
+#[cfg(target_os = "linux")]
 fn outcome(r: std::io::Result<()>) -> (bool, String) {
     match r {
         Ok(()) => (true, "works".into()),
@@ -50,6 +54,7 @@ fn outcome(r: std::io::Result<()>) -> (bool, String) {
 
 /// Mount an overlay with a data-only layer in a child's namespaces (a user namespace for
 /// `userxattr`, or root's own).
+#[cfg(target_os = "linux")]
 fn overlay_probe(userxattr: bool) -> std::io::Result<()> {
     let t = tempfile::tempdir()?;
     let (lower, data, mnt) = (t.path().join("l"), t.path().join("d"), t.path().join("m"));
@@ -73,6 +78,7 @@ fn overlay_probe(userxattr: bool) -> std::io::Result<()> {
     })
 }
 
+#[cfg(target_os = "linux")]
 fn checks() -> Vec<Check> {
     let (major, minor) = kernel_version();
     let at_least = |a: u32, b: u32| (major, minor) >= (a, b);
@@ -178,6 +184,34 @@ fn checks() -> Vec<Check> {
               -p Delegate=yes --scope ...), or run as root where cgroup v1 has them",
     });
     out
+}
+
+/// Off Linux (macOS) only the shim projection runs; what the others need is Linux's.
+#[cfg(not(target_os = "linux"))]
+fn checks() -> Vec<Check> {
+    let os = std::env::consts::OS;
+    let library = crate::projection_shim::find_library();
+    vec![
+        Check {
+            name: "shim library",
+            ok: library.is_ok(),
+            needed_by: "shim (vrift run)",
+            found: match &library {
+                Ok(p) => format!("{}", p.display()),
+                Err(e) => format!("{e:#}"),
+            },
+            fix: "build it beside vrift (cargo build --release -p vrift-shim), or set \
+                  VRIFT_SHIM_LIBRARY",
+        },
+        Check {
+            name: "Linux (seccomp user notification, namespaces, overlayfs, eBPF, cgroups)",
+            ok: false,
+            needed_by: "overlay, supervisor, shim+supervisor, --isolate, --session, vrift trace",
+            found: format!("this is {os}"),
+            fix: "run those on Linux; here `vrift run` uses the shim projection, for dynamically \
+                  linked programs outside SIP",
+        },
+    ]
 }
 
 pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {

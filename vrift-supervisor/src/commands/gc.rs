@@ -79,7 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .filter_map(|r| vrift_common::manifest::Manifest::load(&r.manifest).ok())
         .map(|m| m.hash().to_hex())
         .collect();
+    #[cfg(target_os = "linux")]
     let layers = crate::projection::overlay::layer::collect_garbage(&store, &keep, args.delete)?;
+    // Only Linux's overlay projection makes them.
+    #[cfg(not(target_os = "linux"))]
+    let layers: Vec<std::path::PathBuf> = Vec::new();
     // The shim's cached manifest indexes, likewise.
     let indexes = vrift_common::index::collect_garbage(&store, &keep, args.delete)?;
     drop(exclusive);

@@ -1,12 +1,17 @@
-//! `vrift trace -- CMD`: run CMD as `vrift run` would and report its syscalls.
+//! `vrift trace -- CMD`: run CMD as `vrift run` would and report its syscalls. Linux's
+//! (eBPF, and the supervisor's classes); elsewhere it says so.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+#[cfg(target_os = "linux")]
+use anyhow::Context;
+use anyhow::Result;
 
 use super::run::ViewArgs;
+#[cfg(target_os = "linux")]
 use crate::run as life;
+#[cfg(target_os = "linux")]
 use crate::trace::report::{chrome_trace, Report};
 
 #[derive(clap::Args, Debug)]
@@ -22,6 +27,16 @@ pub struct Args {
     pub view: ViewArgs,
 }
 
+#[cfg(not(target_os = "linux"))]
+pub fn run(args: Args) -> Result<ExitCode> {
+    let _ = (args.json, args.chrome_trace, args.view);
+    anyhow::bail!(
+        "vrift trace needs Linux (eBPF and seccomp user notification); this is {}",
+        std::env::consts::OS
+    )
+}
+
+#[cfg(target_os = "linux")]
 pub fn run(args: Args) -> Result<ExitCode> {
     let command: Vec<String> = args
         .view

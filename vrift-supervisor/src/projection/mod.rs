@@ -7,21 +7,33 @@
 //!   kernel serves everything, writes copy up into the run's upper directory.
 //! - [`supervisor`]: a link farm of the manifest bind-mounted read-only, with a seccomp
 //!   supervisor that serves metadata and carries out every change.
+//!
+//! Both need Linux (overlayfs and mount namespaces; seccomp user notification), as does
+//! everything here but [`Choice`] and [`recover`]; elsewhere (macOS) only the shim
+//! projection runs (`crate::projection_shim`).
 
+#[cfg(target_os = "linux")]
 pub mod overlay;
+#[cfg(target_os = "linux")]
 pub mod supervisor;
 
+#[cfg(target_os = "linux")]
 use std::os::fd::OwnedFd;
+#[cfg(target_os = "linux")]
 use std::sync::Arc;
 
 use anyhow::Result;
 use vrift_common::manifest::Manifest;
 use vrift_common::store::Store;
+#[cfg(target_os = "linux")]
 use vrift_common::vfs::Owner;
 
+#[cfg(target_os = "linux")]
 use crate::mounts::Mount;
 use crate::rundir::{RunDir, RunRecord};
+#[cfg(target_os = "linux")]
 use crate::view::spec::ViewSpec;
+#[cfg(target_os = "linux")]
 use supervisor::served::ServedStats;
 
 pub use crate::view::spec::Kind;
@@ -29,14 +41,15 @@ pub use crate::view::spec::Kind;
 /// What `--projection` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Choice {
-    /// The best projection that works here: the overlay, else the supervisor.
+    /// The best projection that works here: the overlay, else the supervisor (on macOS, the
+    /// shim: the others need Linux).
     Auto,
     /// overlayfs over the store (Linux 6.5+, as root or in a user namespace).
     Overlay,
     /// A link farm and a seccomp supervisor (any kernel with seccomp user notification).
     Supervisor,
-    /// The interposition shim alone (LD_PRELOAD): no mounts, namespaces or seccomp; dynamic
-    /// programs only (see `projection_shim`).
+    /// The interposition shim alone (LD_PRELOAD; DYLD_INSERT_LIBRARIES on macOS): no mounts,
+    /// namespaces or seccomp; dynamic programs only (see `projection_shim`).
     Shim,
     /// The shim in front of the supervisor: the shim answers dynamic programs' reads from
     /// memory, the supervisor serves the rest (static programs, raw system calls, changes).
@@ -46,6 +59,7 @@ pub enum Choice {
 
 /// Which projection a run uses, and why (said with `-v`). With `auto`, a run whose overlay
 /// cannot be mounted falls back to the supervisor (see `crate::run`).
+#[cfg(target_os = "linux")]
 pub fn choose(choice: Choice, store: &Store, trace: bool) -> (Kind, String) {
     match choice {
         Choice::Supervisor => (
@@ -84,6 +98,7 @@ pub fn choose(choice: Choice, store: &Store, trace: bool) -> (Kind, String) {
 }
 
 /// What a projection is prepared from.
+#[cfg(target_os = "linux")]
 pub struct Context<'a> {
     pub store: &'a Store,
     pub spec: &'a ViewSpec,
@@ -99,6 +114,7 @@ pub struct Context<'a> {
 }
 
 /// One prepared projection of one run.
+#[cfg(target_os = "linux")]
 pub trait Projection: Send + Sync {
     fn kind(&self) -> Kind;
     /// The device number the view reports, kept in the run's record.
@@ -117,6 +133,7 @@ pub trait Projection: Send + Sync {
 }
 
 /// Prepare `kind` for a run.
+#[cfg(target_os = "linux")]
 pub fn prepare(kind: Kind, cx: &Context) -> Result<Arc<dyn Projection>> {
     Ok(match kind {
         Kind::Overlay => Arc::new(overlay::OverlayProjection::prepare(cx)?),
@@ -129,8 +146,19 @@ pub fn prepare(kind: Kind, cx: &Context) -> Result<Arc<dyn Projection>> {
 /// the run's directory.
 pub fn recover(store: &Store, dir: &RunDir, rec: &RunRecord, base: Manifest) -> Result<Manifest> {
     match rec.projection {
+        #[cfg(target_os = "linux")]
         Kind::Overlay => overlay::recover(store, dir, rec, base),
+        #[cfg(target_os = "linux")]
         Kind::Supervisor => supervisor::recover(store, dir, rec, base),
+        // Not made here: a store shared with a Linux machine.
+        #[cfg(not(target_os = "linux"))]
+        Kind::Overlay | Kind::Supervisor => {
+            let _ = base;
+            anyhow::bail!(
+                "a run of the {} projection can be recovered on Linux only",
+                rec.projection.name()
+            )
+        }
         Kind::Shim => crate::projection_shim::recover(store, dir, rec, base),
     }
 }

@@ -15,16 +15,28 @@
 //! but 0, 1 and 2 from vrift, no new privileges, and with `--memory`/`--pids` a cgroup of
 //! its own (`super::cgroup`: v2 where the controllers are delegated, else v1 as root).
 
+//!
+//! Only [`IsolateArgs`] is built off Linux, where `--isolate` is refused (see `super::run`).
+
+#[cfg(target_os = "linux")]
 use std::ffi::CString;
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
 
+#[cfg(target_os = "linux")]
 use anyhow::{bail, Context, Result};
+#[cfg(target_os = "linux")]
 use vrift_common::manifest::Manifest;
+#[cfg(target_os = "linux")]
 use vrift_common::store::Store;
 
+#[cfg(target_os = "linux")]
 use super::cgroup::{parse_size, Limits, RunCgroup};
+#[cfg(target_os = "linux")]
 use crate::mounts::{cstring, Mount};
+#[cfg(target_os = "linux")]
 use crate::projection::overlay::layer::{self, Flavor};
+#[cfg(target_os = "linux")]
 use crate::sys::ns;
 
 /// What `--isolate` and its companions ask for.
@@ -48,6 +60,7 @@ pub struct IsolateArgs {
     pub pids: Option<u64>,
 }
 
+#[cfg(target_os = "linux")]
 /// The host directories the minimal set shows read-only, when they exist (a symlink, as
 /// `/bin -> usr/bin` on merged-/usr systems, is copied as a symlink).
 pub const MINIMAL_DIRS: &[&str] = &[
@@ -61,22 +74,27 @@ pub const MINIMAL_DIRS: &[&str] = &[
     "etc/alternatives",
 ];
 
+#[cfg(target_os = "linux")]
 /// Host files of `/etc` the minimal set shows read-only, when they exist: what the dynamic
 /// loader and name lookups of a local program read.
 const MINIMAL_ETC_FILES: &[&str] = &["ld.so.cache", "ld.so.conf", "nsswitch.conf", "localtime"];
 
+#[cfg(target_os = "linux")]
 /// Device nodes of the minimal `/dev`, bound from the host's.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
+#[cfg(target_os = "linux")]
 /// The hostname an isolated program sees.
 pub const HOSTNAME: &str = "vrift";
 
+#[cfg(target_os = "linux")]
 /// What the life cycle keeps while an isolated run goes on.
 pub struct Prepared {
     /// The run's cgroups (removed on drop), with `--memory`/`--pids`.
     pub cgroup: Option<RunCgroup>,
 }
 
+#[cfg(target_os = "linux")]
 impl Prepared {
     /// Say why the program was killed, when its cgroup saw it run out of memory.
     pub fn report_end(&self, status: u8) {
@@ -92,12 +110,14 @@ impl Prepared {
 }
 
 /// Where the root file system comes from.
+#[cfg(target_os = "linux")]
 enum RootFs {
     /// The `--base` manifests' layers (upper-most first), read-only.
     Base(Vec<PathBuf>),
     Minimal,
 }
 
+#[cfg(target_os = "linux")]
 /// Everything the isolated launch plan is made from.
 pub struct Plan<'a> {
     pub store: &'a Store,
@@ -113,6 +133,7 @@ pub struct Plan<'a> {
     pub projection_mounts: Vec<Mount>,
 }
 
+#[cfg(target_os = "linux")]
 /// The isolated mount plan.
 pub fn mounts(p: Plan) -> Result<Vec<Mount>> {
     if p.view_root == Path::new("/") {
@@ -229,6 +250,7 @@ pub fn mounts(p: Plan) -> Result<Vec<Mount>> {
     Ok(steps)
 }
 
+#[cfg(target_os = "linux")]
 /// Whether `path` (in the new root) lies in a host directory the minimal set binds.
 fn is_host_bound(new_root: &Path, path: &Path) -> bool {
     MINIMAL_DIRS
@@ -236,6 +258,7 @@ fn is_host_bound(new_root: &Path, path: &Path) -> bool {
         .any(|d| path.starts_with(new_root.join(d)) && Path::new("/").join(d).is_dir())
 }
 
+#[cfg(target_os = "linux")]
 /// The layers of the `--base` manifests (upper-most first): those of their merged tree,
 /// built once and cached in the store like a view's. The bases are merged first (with
 /// their whiteouts) rather than stacked as layers of their own: overlayfs follows a
@@ -262,6 +285,7 @@ fn base_layers(store: &Store, bases: &[PathBuf], uid: u32) -> Result<Vec<PathBuf
     Ok(stack.layers)
 }
 
+#[cfg(target_os = "linux")]
 /// A read-only overlay of the base layers, with the run's skeleton (mount points) on top.
 fn base_options(store: &Store, skel: &Path, layers: &[PathBuf], uid: u32) -> Result<CString> {
     let mut lower = vec![skel.display().to_string()];
@@ -280,6 +304,7 @@ fn base_options(store: &Store, skel: &Path, layers: &[PathBuf], uid: u32) -> Res
     Ok(CString::new(o)?)
 }
 
+#[cfg(target_os = "linux")]
 /// The directories the base root file system needs as mount points: dev, proc, tmp and the
 /// view's root with its ancestors.
 fn make_skeleton(skel: &Path, view_root: &Path) -> Result<()> {
@@ -294,6 +319,7 @@ fn make_skeleton(skel: &Path, view_root: &Path) -> Result<()> {
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
 /// `/etc/passwd`, `/etc/group`, `/etc/hostname` and `/etc/hosts` naming only root, the
 /// runner and `nobody`, written in `dir`; returns their paths.
 fn own_etc(dir: &Path, uid: u32, gid: u32) -> Result<Vec<PathBuf>> {
@@ -325,6 +351,7 @@ fn own_etc(dir: &Path, uid: u32, gid: u32) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+#[cfg(target_os = "linux")]
 /// A tmpfs /dev with the minimal devices bound from the host's, its usual links, and a
 /// tmpfs /dev/shm.
 fn dev_mounts(new_root: &Path) -> Result<Vec<Mount>> {
@@ -366,6 +393,7 @@ fn dev_mounts(new_root: &Path) -> Result<Vec<Mount>> {
     Ok(steps)
 }
 
+#[cfg(target_os = "linux")]
 /// The namespaces of an isolated run, and its cgroup.
 pub fn namespaces(
     args: &IsolateArgs,
@@ -404,6 +432,7 @@ pub fn namespaces(
     ))
 }
 
+#[cfg(target_os = "linux")]
 #[cfg(test)]
 mod tests {
     use super::*;

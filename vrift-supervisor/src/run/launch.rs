@@ -1,20 +1,31 @@
 //! Starting the program inside the view: fork, private namespaces, the projection's mounts,
 //! a seccomp filter if the projection has one, and exec once vrift is ready to serve.
+//!
+//! All of it is Linux's but [`ExecFailed`], which the shim's launcher on macOS gives too.
 
+#[cfg(target_os = "linux")]
 use std::io::{Read, Write};
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsFd, OwnedFd};
+#[cfg(target_os = "linux")]
 use std::os::unix::net::UnixStream;
+#[cfg(target_os = "linux")]
 use std::os::unix::process::CommandExt;
+#[cfg(target_os = "linux")]
 use std::process::{Child, Command};
 
+#[cfg(target_os = "linux")]
 use anyhow::{anyhow, Context, Result};
 
+#[cfg(target_os = "linux")]
 use crate::mounts::{self, Mount};
+#[cfg(target_os = "linux")]
 use crate::sys::{fdpass, init, mount::Kernel, notify, ns, signals};
 
 /// A step of the child failed before the program could start.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
+#[cfg(target_os = "linux")]
 pub struct SetupFailed {
     /// The mount step that failed, if it was one.
     pub mount: Option<Mount>,
@@ -23,6 +34,7 @@ pub struct SetupFailed {
     errno: Option<i32>,
 }
 
+#[cfg(target_os = "linux")]
 impl SetupFailed {
     /// The kernel refused the run's namespaces (a container's seccomp profile, user
     /// namespaces turned off): nothing ran, and a projection without them may.
@@ -42,6 +54,7 @@ impl SetupFailed {
 }
 
 /// What the child does between fork and exec, prepared in the parent.
+#[cfg(target_os = "linux")]
 pub struct LaunchPlan {
     /// The namespaces to enter; None for a run without them (the shim), whose process tree
     /// is kept by a subreaper instead of a pid namespace's init.
@@ -53,14 +66,23 @@ pub struct LaunchPlan {
 }
 
 /// The child-side steps, as reported back when one fails (a mount step is `MOUNT + index`).
+#[cfg(target_os = "linux")]
 const PARENT_DEATH: u32 = 0;
+#[cfg(target_os = "linux")]
 const NAMESPACES: u32 = 1;
+#[cfg(target_os = "linux")]
 const INIT: u32 = 2;
+#[cfg(target_os = "linux")]
 const DROP_CAP: u32 = 3;
+#[cfg(target_os = "linux")]
 const SIGNALS: u32 = 4;
+#[cfg(target_os = "linux")]
 const FILTER: u32 = 5;
+#[cfg(target_os = "linux")]
 const HANDSHAKE: u32 = 6;
+#[cfg(target_os = "linux")]
 const ISOLATION: u32 = 7;
+#[cfg(target_os = "linux")]
 const MOUNT: u32 = 1000;
 
 /// The program could not be started (the view and its namespaces were ready): as a shell
@@ -74,6 +96,7 @@ pub struct ExecFailed {
 impl ExecFailed {
     /// `exec` reports EACCES when a PATH search met a directory it may not search, even
     /// though no such program exists anywhere; a shell says "command not found" then.
+    #[cfg(target_os = "linux")]
     fn new(program: String, error: std::io::Error) -> ExecFailed {
         let searched = !program.contains('/');
         let exists_on_path = || {
@@ -118,6 +141,7 @@ impl std::fmt::Display for ExecFailed {
 impl std::error::Error for ExecFailed {}
 
 /// A step of the child that failed, in words, with what to do about it.
+#[cfg(target_os = "linux")]
 fn explain(step: u32, plan: &LaunchPlan, err: &std::io::Error) -> String {
     let refused = matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
     match step {
@@ -172,6 +196,7 @@ fn explain(step: u32, plan: &LaunchPlan, err: &std::io::Error) -> String {
 /// there is one, and hands its listener to `ready` (called on a thread of this process).
 /// The program execs once `ready` has returned: a supervisor must be answering by then (the
 /// exec itself is a notified call), and a tracer attached.
+#[cfg(target_os = "linux")]
 pub fn spawn(
     mut cmd: Command,
     plan: LaunchPlan,

@@ -15,10 +15,13 @@
 //! `crate::mounts`, `crate::rundir`), so projections never depend on the life cycle.
 
 pub mod base;
+#[cfg(target_os = "linux")]
 pub mod cgroup;
 pub mod destination;
 pub mod isolate;
 pub mod launch;
+#[cfg(not(target_os = "linux"))]
+mod portable;
 pub mod project;
 pub mod recover;
 pub mod start;
@@ -26,24 +29,47 @@ pub mod unapplied;
 pub mod view;
 pub mod writeback;
 
-use std::ffi::{CString, OsString};
+#[cfg(not(target_os = "linux"))]
+pub use portable::run;
+
+#[cfg(target_os = "linux")]
+use std::ffi::CString;
+use std::ffi::OsString;
+#[cfg(target_os = "linux")]
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+#[cfg(target_os = "linux")]
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
+use std::path::Path;
+use std::path::PathBuf;
+#[cfg(target_os = "linux")]
 use std::process::Command;
+#[cfg(target_os = "linux")]
 use std::sync::{Arc, Mutex};
 
+#[cfg(target_os = "linux")]
 use anyhow::{bail, Context, Result};
+#[cfg(target_os = "linux")]
 use vrift_common::store::Store;
+#[cfg(target_os = "linux")]
 use vrift_common::vfs::Owner;
 
+#[cfg(target_os = "linux")]
 use crate::mounts::{self, cstring, Mount};
+#[cfg(target_os = "linux")]
 use crate::projection::supervisor::served::ServedStats;
-use crate::projection::{self, Choice, Kind, Projection};
+use crate::projection::Choice;
+#[cfg(target_os = "linux")]
+use crate::projection::{self, Kind, Projection};
+#[cfg(target_os = "linux")]
 use crate::rundir::{self, RunDir, RunRecord, BASE, RECORD_VERSION};
+#[cfg(target_os = "linux")]
 use crate::sys::{ns, signals};
+#[cfg(target_os = "linux")]
 use crate::trace::{EbpfTracer, TraceData, TraceOptions, TraceUnavailable, ViewPaths};
+#[cfg(target_os = "linux")]
 use crate::view::spec::ViewSpec;
+#[cfg(target_os = "linux")]
 use crate::view::state::lock;
 
 pub struct RunOptions {
@@ -63,6 +89,7 @@ pub struct RunOptions {
 }
 
 /// What `vrift trace` gets back besides the exit status.
+#[cfg(target_os = "linux")]
 pub struct Traced {
     pub ebpf: Result<TraceData, TraceUnavailable>,
     /// The hit, miss, pass-through and denied classes: the supervisor's answers, or the
@@ -76,10 +103,12 @@ pub struct Traced {
 /// How a run ended.
 pub struct Finished {
     pub status: u8,
+    #[cfg(target_os = "linux")]
     pub traced: Option<Traced>,
 }
 
 /// Run the program; its exit status is the one to give (128+N when killed by signal N).
+#[cfg(target_os = "linux")]
 pub fn run(opts: RunOptions) -> Result<Finished> {
     if !crate::sys::notify::listener_available() {
         bail!(
@@ -186,6 +215,7 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
 /// `auto` and shim+supervisor where namespaces are refused (`why`): the shim in front of a
 /// supervisor that mounts nothing, else (the seccomp filter refused too, `auto` only) the
 /// shim alone.
+#[cfg(target_os = "linux")]
 fn run_without_mounts(
     store: &Store,
     spec: &ViewSpec,
@@ -217,6 +247,7 @@ fn run_without_mounts(
 
 /// Can this process make the namespaces a run needs? Tried in a child (the probe changes
 /// nothing here); the refusal, in words, when it cannot.
+#[cfg(target_os = "linux")]
 fn namespaces_refused_here() -> Option<String> {
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID;
     if !nix::unistd::geteuid().is_root() {
@@ -238,30 +269,35 @@ fn namespaces_refused_here() -> Option<String> {
 /// Whether the view is mounted at its root (in the program's own namespaces), or served
 /// without mounts where namespaces are refused (`projection::supervisor::no_mounts`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg(target_os = "linux")]
 enum Mounted {
     Yes,
     No,
 }
 
 /// The program did not start because the kernel refused the run's namespaces.
+#[cfg(target_os = "linux")]
 fn namespaces_refused(e: &anyhow::Error) -> bool {
     e.downcast_ref::<launch::SetupFailed>()
         .is_some_and(|f| f.namespaces_refused())
 }
 
 /// The program did not start because the kernel refused the seccomp filter.
+#[cfg(target_os = "linux")]
 fn filter_refused(e: &anyhow::Error) -> bool {
     e.downcast_ref::<launch::SetupFailed>()
         .is_some_and(|f| f.filter_refused())
 }
 
 /// The program did not start because the kernel refused the overlay mount.
+#[cfg(target_os = "linux")]
 fn overlay_refused(e: &anyhow::Error) -> bool {
     e.downcast_ref::<launch::SetupFailed>()
         .is_some_and(|f| matches!(f.mount, Some(Mount::Overlay { .. })))
 }
 
 /// One attempt at the run with projection `kind`: prepare, launch, wait, harvest, save.
+#[cfg(target_os = "linux")]
 fn run_with(
     kind: Kind,
     store: &Store,
@@ -437,6 +473,7 @@ fn run_with(
 }
 
 /// The child's namespaces, mounts and filter.
+#[cfg(target_os = "linux")]
 pub(crate) fn launch_plan(
     store: &Store,
     opts: &RunOptions,
@@ -498,6 +535,7 @@ pub(crate) fn launch_plan(
 /// The launch of a run without mounts: no namespaces, no mounts, the projection's filter,
 /// and the program started in the farm's directory standing for its start directory (the
 /// kernel cannot enter the view's paths), or in the real one outside the view.
+#[cfg(target_os = "linux")]
 fn plan_without_mounts(
     opts: &RunOptions,
     spec: &ViewSpec,
@@ -525,6 +563,7 @@ fn plan_without_mounts(
 }
 
 /// For a caller without root: a user namespace mapping the caller to itself.
+#[cfg(target_os = "linux")]
 fn user_maps(owner: Owner) -> Result<Option<(CString, CString)>> {
     Ok(if owner.uid != 0 {
         Some((
@@ -537,6 +576,7 @@ fn user_maps(owner: Owner) -> Result<Option<(CString, CString)>> {
 }
 
 /// The launch plan of `--isolate` ([`isolate`]).
+#[cfg(target_os = "linux")]
 fn isolated_plan(
     store: &Store,
     opts: &RunOptions,
@@ -583,6 +623,7 @@ fn isolated_plan(
 /// EACCES at once, instead of succeeding in the view and failing at write-back). A shared
 /// directory the runner may write (`/tmp`) keeps the runner as owner. Root owns everything
 /// it may write.
+#[cfg(target_os = "linux")]
 fn view_owner(spec: &ViewSpec, runner: Owner) -> Owner {
     use std::os::unix::fs::MetadataExt;
     if runner.uid == 0 {
@@ -608,6 +649,7 @@ fn view_owner(spec: &ViewSpec, runner: Owner) -> Owner {
 
 /// Whether the store's own path exists in the program's mount namespace once the view
 /// covers its root.
+#[cfg(target_os = "linux")]
 fn store_reachable(store: &Path, spec: &ViewSpec) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let store = store.canonicalize().unwrap_or_else(|_| store.to_path_buf());
@@ -625,6 +667,7 @@ fn store_reachable(store: &Path, spec: &ViewSpec) -> bool {
 }
 
 /// The shim's state and environment in the run directory, for shim+supervisor.
+#[cfg(target_os = "linux")]
 fn prepare_shim(
     store: &Store,
     spec: &ViewSpec,
@@ -659,6 +702,7 @@ fn prepare_shim(
 /// Start the program (with `env` added to its environment), pass signals on, wait for it;
 /// the supervisor counts what it served into `served` when given, and `on_started` is
 /// called once the program runs.
+#[cfg(target_os = "linux")]
 pub(crate) fn start_and_wait(
     cmd_line: &[OsString],
     env: &[(OsString, OsString)],
@@ -745,6 +789,7 @@ pub(crate) fn start_and_wait(
 
 /// The program's process: the grandchild of vrift's child (keeper, then the pid
 /// namespace's init; see sys::init), in vrift's pid namespace.
+#[cfg(target_os = "linux")]
 fn program_pid() -> Option<u32> {
     let keeper = *children_of(std::process::id()).first()?;
     let init = *children_of(keeper).first()?;
@@ -752,6 +797,7 @@ fn program_pid() -> Option<u32> {
 }
 
 /// Children of every thread of process `pid`.
+#[cfg(target_os = "linux")]
 pub(crate) fn children_of(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
@@ -767,6 +813,7 @@ pub(crate) fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
+#[cfg(target_os = "linux")]
 fn wait_child(mut child: std::process::Child) -> Result<u8> {
     let status = child.wait().context("waiting for the program")?;
     Ok(match (status.code(), status.signal()) {

@@ -224,11 +224,17 @@ fn restore_missing(
     manifest: &Manifest,
     blobs: &[(vrift_common::hash::Hash, gix::ObjectId)],
 ) -> Result<()> {
-    use crate::projection::overlay::layer::{self, Flavor};
-    let uid = nix::unistd::geteuid().as_raw();
-    if layer::path_of(store, manifest, Flavor::for_uid(uid), uid).is_dir() {
-        return Ok(());
+    #[cfg(target_os = "linux")]
+    {
+        use crate::projection::overlay::layer::{self, Flavor};
+        let uid = nix::unistd::geteuid().as_raw();
+        if layer::path_of(store, manifest, Flavor::for_uid(uid), uid).is_dir() {
+            return Ok(());
+        }
     }
+    // (Off Linux there are no metadata layers: each blob is checked.)
+    #[cfg(not(target_os = "linux"))]
+    let _ = manifest;
     for (hash, oid) in blobs {
         if !store.contains(hash) {
             let blob = repo.find_blob(*oid)?;

@@ -7,26 +7,50 @@
 //! run passes through (`.git`, `target/`...) over the real one, each with its own upper
 //! directory in the session. Nothing is harvested or written back when the program ends:
 //! the upper directories are the session, and `promote` turns them into a commit.
+//!
+//! Sessions are overlayfs upper directories, so all of it but the flags is Linux's: off
+//! Linux `vrift run --session` is refused (`crate::run`), and reading a session's view
+//! ([`current_view`]) says it needs Linux.
 
+#[cfg(target_os = "linux")]
 use std::collections::HashSet;
+#[cfg(target_os = "linux")]
 use std::ffi::OsStr;
+#[cfg(target_os = "linux")]
 use std::os::fd::OwnedFd;
+#[cfg(target_os = "linux")]
 use std::os::unix::ffi::OsStrExt;
+#[cfg(target_os = "linux")]
 use std::os::unix::fs::MetadataExt;
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
 use std::sync::Arc;
 
-use anyhow::{bail, Context as _, Result};
-use vrift_common::manifest::{Manifest, RelPath};
+use anyhow::Result;
+#[cfg(target_os = "linux")]
+use anyhow::{bail, Context as _};
+use vrift_common::manifest::Manifest;
+#[cfg(target_os = "linux")]
+use vrift_common::manifest::RelPath;
 use vrift_common::store::Store;
 
-use super::{members, Record, Session, BASE, MNT, UPPER, WORK};
+use super::Session;
+#[cfg(target_os = "linux")]
+use super::{members, Record, BASE, MNT, UPPER, WORK};
+#[cfg(target_os = "linux")]
 use crate::mounts::{cstring, Mount};
+#[cfg(target_os = "linux")]
 use crate::projection::overlay::{self, layer, layer::Flavor};
+#[cfg(target_os = "linux")]
 use crate::projection::supervisor::served::ServedStats;
+#[cfg(target_os = "linux")]
 use crate::projection::{Choice, Kind, Projection};
+#[cfg(target_os = "linux")]
 use crate::run::{Finished, RunOptions};
+#[cfg(target_os = "linux")]
 use crate::sys::ns;
+#[cfg(target_os = "linux")]
 use crate::view::spec::{Destination, PassthroughKind, ViewSpec};
 
 /// The session flags of `vrift run`.
@@ -64,6 +88,7 @@ pub struct Options {
 }
 
 /// Open the session `name` of the repository around `cwd`, making it if it does not exist.
+#[cfg(target_os = "linux")]
 pub fn open_or_create(
     store: &Store,
     repo: &gix::Repository,
@@ -131,6 +156,7 @@ pub fn open_or_create(
 /// upper directory of the session's `.git`, so the real ones are untouched. (`--from
 /// worktree` keeps the real index and HEAD, staged changes included; a bare repository has
 /// no index.)
+#[cfg(target_os = "linux")]
 fn start_git_state(repo: &gix::Repository, session: &Session, commit: gix::ObjectId) -> Result<()> {
     if session.record.from == "worktree" || repo.workdir().is_none() {
         return Ok(());
@@ -172,6 +198,7 @@ fn start_git_state(repo: &gix::Repository, session: &Session, commit: gix::Objec
 
 /// Save the base manifest at `dest`, as a hard link to one copy per distinct base in the
 /// repository's sessions directory (sessions of one base share it, as they share its layer).
+#[cfg(target_os = "linux")]
 fn save_base(store: &Store, git_dir: &Path, manifest: &Manifest, dest: &Path) -> Result<()> {
     // A ref name component cannot start with '.', so no session is called `.bases`.
     let bases = super::repo_dir(store, git_dir).join(".bases");
@@ -186,6 +213,7 @@ fn save_base(store: &Store, git_dir: &Path, manifest: &Manifest, dest: &Path) ->
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
 pub fn run(store: &Store, opts: &RunOptions, s: &Options, cwd: &Path) -> Result<Finished> {
     match opts.projection {
         Choice::Auto | Choice::Overlay => {}
@@ -268,6 +296,7 @@ pub fn run(store: &Store, opts: &RunOptions, s: &Options, cwd: &Path) -> Result<
 }
 
 /// The namespaces to join of the run of member `pid` (its child, the keeper, holds them).
+#[cfg(target_os = "linux")]
 fn join_of(pid: u32) -> Option<ns::Join> {
     let keeper = *crate::run::children_of(pid).first()?;
     let open = |name: &str| -> Option<(OwnedFd, u64)> {
@@ -287,6 +316,7 @@ fn join_of(pid: u32) -> Option<ns::Join> {
 
 /// The session's view: the base's metadata layer under the session's upper directory, and
 /// the copy-on-write directories stacked on it.
+#[cfg(target_os = "linux")]
 struct SessionView {
     options: std::ffi::CString,
     mnt: PathBuf,
@@ -294,6 +324,7 @@ struct SessionView {
     cow: Vec<(PathBuf, std::ffi::CString)>,
 }
 
+#[cfg(target_os = "linux")]
 impl SessionView {
     fn prepare(store: &Store, session: &Session, spec: &ViewSpec, uid: u32) -> Result<SessionView> {
         let flavor = Flavor::for_uid(uid);
@@ -349,6 +380,7 @@ impl SessionView {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Projection for SessionView {
     fn kind(&self) -> Kind {
         Kind::Overlay
@@ -392,6 +424,7 @@ impl Projection for SessionView {
 
 /// The session's view now, as a manifest: the base with the upper directory's changes (the
 /// files it holds are hashed into the store). The copy-on-write directories are left out.
+#[cfg(target_os = "linux")]
 pub fn current_view(store: &Store, session: &Session) -> Result<Manifest> {
     let base = session.base()?;
     let passthrough: HashSet<RelPath> = session
@@ -409,5 +442,17 @@ pub fn current_view(store: &Store, session: &Session) -> Result<Manifest> {
         flavor,
         &passthrough,
         overlay::harvest::Take::Copy,
+    )
+}
+
+/// Off Linux: a session's view is read from its overlayfs upper directory (whiteouts and
+/// Linux's xattrs), which only Linux makes.
+#[cfg(not(target_os = "linux"))]
+pub fn current_view(_store: &Store, session: &Session) -> Result<Manifest> {
+    anyhow::bail!(
+        "session {}: reading a session needs Linux (it is an overlayfs upper directory); this \
+         is {}",
+        session.record.name,
+        std::env::consts::OS
     )
 }

@@ -17,7 +17,7 @@ pub fn mkfifo(path: &Path, perm: u32) -> io::Result<()> {
         if libc::mkfifo(p.as_ptr(), 0o600) < 0 {
             return Err(io::Error::last_os_error());
         }
-        if libc::chmod(p.as_ptr(), perm & 0o7777) < 0 {
+        if libc::chmod(p.as_ptr(), (perm & 0o7777) as libc::mode_t) < 0 {
             return Err(io::Error::last_os_error());
         }
     }
@@ -30,10 +30,15 @@ pub fn mknod(path: &Path, kind: u32, perm: u32, rdev: u64) -> io::Result<()> {
     let p = c(path)?;
     // SAFETY: `p` is NUL-terminated and lives for the calls.
     unsafe {
-        if libc::mknod(p.as_ptr(), kind | 0o600, rdev as libc::dev_t) < 0 {
+        if libc::mknod(
+            p.as_ptr(),
+            (kind | 0o600) as libc::mode_t,
+            rdev as libc::dev_t,
+        ) < 0
+        {
             return Err(io::Error::last_os_error());
         }
-        if libc::chmod(p.as_ptr(), perm & 0o7777) < 0 {
+        if libc::chmod(p.as_ptr(), (perm & 0o7777) as libc::mode_t) < 0 {
             return Err(io::Error::last_os_error());
         }
     }

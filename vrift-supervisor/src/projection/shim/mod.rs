@@ -2,6 +2,12 @@
 //! with the interposition shim (`vrift-shim`, loaded through LD_PRELOAD) serving the view
 //! inside its own processes.
 //!
+//! On macOS the library is `libvrift_shim.dylib`, loaded through DYLD_INSERT_LIBRARIES; a
+//! program dyld would strip that variable from (System Integrity Protection) is refused
+//! instead of a statically linked one (there are none on macOS), and the program is
+//! started directly: macOS has no subreaper, so what the program leaves running is not
+//! ended with it. The parts that serve a supervisor behind the shim are Linux's.
+//!
 //! [`run`] is a whole run, in three steps, each a plain function:
 //! 1. [`prepare`]: the manifest's index (cached in the store), the run's state in its run
 //!    directory (`crate::rundir`: change log, generation counter, private copies, an empty
@@ -33,7 +39,15 @@ use crate::sys::signals;
 use crate::view::spec::{Kind, ViewSpec};
 
 /// The library's file name, looked for beside the `vrift` executable.
+#[cfg(not(target_os = "macos"))]
 pub const LIBRARY: &str = "libvrift_shim.so";
+#[cfg(target_os = "macos")]
+pub const LIBRARY: &str = "libvrift_shim.dylib";
+/// The variable the loader reads (`vrift_shim::env::PRELOAD`).
+#[cfg(not(target_os = "macos"))]
+const PRELOAD: &str = "LD_PRELOAD";
+#[cfg(target_os = "macos")]
+const PRELOAD: &str = "DYLD_INSERT_LIBRARIES";
 /// Overrides where the library is.
 pub const LIBRARY_VAR: &str = "VRIFT_SHIM_LIBRARY";
 
@@ -47,15 +61,19 @@ const ENV_DEV: &str = "VRIFT_SHIM_DEV";
 const ENV_CWD: &str = "VRIFT_SHIM_CWD";
 const ENV_LIB: &str = "VRIFT_SHIM_LIB";
 const ENV_PASSTHROUGH: &str = "VRIFT_SHIM_PASSTHROUGH";
+#[cfg(target_os = "linux")]
 const ENV_NET: &str = "VRIFT_SHIM_NET";
+#[cfg(target_os = "linux")]
 const ENV_FARM: &str = "VRIFT_SHIM_FARM";
 const LOG: &str = "changes.log";
 /// The run's generation: the change log's length, or with a supervisor behind the shim the
 /// number of changes it made (`vrift_shim::env`).
 pub const GENERATION: &str = "generation";
+#[cfg(target_os = "linux")]
 const ENV_SERVED: &str = "VRIFT_SHIM_SERVED";
 /// What the shim puts in the sixth argument register of its own system calls, so the
 /// supervisor's filter lets them through (the same value as `vrift_shim::env::MARKER`).
+#[cfg(target_os = "linux")]
 pub const MARKER: u64 = 0x7672_6966_745f_7368;
 const WRITES: &str = "w";
 const EMPTY: &str = "empty";
@@ -168,6 +186,7 @@ pub fn prepare(
 /// The environment of a program run with the shim in front of the supervisor: the shim's
 /// variables (its view reporting the supervisor's device `dev`), the net flag, the counter
 /// of calls the shim answers (`served`, see [`ServedCounter`]), and the library preloaded.
+#[cfg(target_os = "linux")]
 pub fn env_with_supervisor(
     prep: &Prepared,
     dev: u64,
@@ -202,10 +221,12 @@ pub fn env_with_supervisor(
 /// /dev/shm, since the store (and the run directory in it) is read-only to the program;
 /// removed when dropped (or by the recovery of a killed run). Only for the run's summary: where /dev/shm is missing, nothing
 /// is counted.
+#[cfg(target_os = "linux")]
 pub struct ServedCounter {
     path: PathBuf,
 }
 
+#[cfg(target_os = "linux")]
 impl ServedCounter {
     /// The counter of the run whose directory is `run_dir` (named after it, so that the
     /// recovery of a killed run can remove it: [`ServedCounter::remove_left`]).
@@ -239,6 +260,7 @@ impl ServedCounter {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for ServedCounter {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
@@ -246,6 +268,7 @@ impl Drop for ServedCounter {
 }
 
 /// Is the ELF file at `path` dynamically linked (has a PT_INTERP program header)?
+#[cfg(not(target_os = "macos"))]
 pub fn is_dynamic(path: &Path) -> Result<bool> {
     let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
     let bad = || anyhow::anyhow!("{}: not an ELF executable", path.display());
@@ -283,6 +306,40 @@ pub fn is_dynamic(path: &Path) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// Will dyld load the shim into the program at `path`? Every macOS program is dynamically
+/// linked, but dyld strips DYLD_INSERT_LIBRARIES from one under System Integrity Protection
+/// (the system's own directories), and a script run by such an interpreter loses it too.
+#[cfg(target_os = "macos")]
+pub fn is_dynamic(path: &Path) -> Result<bool> {
+    const PROTECTED: [&str; 6] = [
+        "/bin/",
+        "/sbin/",
+        "/usr/bin/",
+        "/usr/sbin/",
+        "/usr/libexec/",
+        "/System/",
+    ];
+    let protected = |p: &Path| {
+        let p = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        PROTECTED.iter().any(|d| p.starts_with(d))
+    };
+    if protected(path) {
+        return Ok(false);
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let interpreter = bytes
+        .strip_prefix(b"#!")
+        .and_then(|rest| rest.split(|&b| b == b'\n').next())
+        .and_then(|line| {
+            line.split(|b| b.is_ascii_whitespace())
+                .find(|w| !w.is_empty())
+        });
+    Ok(match interpreter {
+        Some(i) => !protected(Path::new(OsStr::from_bytes(i))),
+        None => true,
+    })
 }
 
 /// `p` with "." and ".." applied lexically (the view's root and cwd are canonical).
@@ -366,11 +423,23 @@ fn launcher_cred() -> Cred {
     Cred {
         uid,
         gid: nix::unistd::getegid().as_raw(),
-        groups: nix::unistd::getgroups()
-            .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
-            .unwrap_or_default(),
+        groups: supplementary_groups(),
         privileged: uid == 0,
     }
+}
+
+#[cfg(target_os = "linux")]
+fn supplementary_groups() -> Vec<u32> {
+    nix::unistd::getgroups()
+        .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_default()
+}
+
+/// macOS's group membership is the directory service's (nix offers no getgroups there):
+/// the view's entries are the runner's own, so its primary group decides.
+#[cfg(not(target_os = "linux"))]
+fn supplementary_groups() -> Vec<u32> {
+    Vec::new()
 }
 
 /// The program's command: the shim preloaded, the shim's variables set, started in the
@@ -386,10 +455,20 @@ pub fn command(
         bail!("no program to run");
     };
     let exe = locate(store, manifest, prep, program)?;
+    #[cfg(not(target_os = "macos"))]
     if !is_dynamic(&exe)? {
         bail!(
             "{}: statically linked, so the shim projection cannot serve its file calls \
              (run it with the supervisor projection instead)",
+            Path::new(program).display()
+        );
+    }
+    #[cfg(target_os = "macos")]
+    if !is_dynamic(&exe)? {
+        bail!(
+            "{}: protected by System Integrity Protection (or run by an interpreter that \
+             is), so dyld strips DYLD_INSERT_LIBRARIES and the shim cannot serve its file \
+             calls (use a copy outside /bin, /usr/bin and /System, such as Homebrew's)",
             Path::new(program).display()
         );
     }
@@ -398,11 +477,11 @@ pub fn command(
     std::os::unix::process::CommandExt::arg0(&mut c, program);
     c.args(&cmd[1..]);
     let mut preload = prep.library.as_os_str().to_owned();
-    if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+    if let Some(old) = std::env::var_os(PRELOAD).filter(|v| !v.is_empty()) {
         preload.push(":");
         preload.push(old);
     }
-    c.env("LD_PRELOAD", preload);
+    c.env(PRELOAD, preload);
     for (k, v) in &prep.env {
         c.env(k, v);
     }
@@ -545,7 +624,11 @@ pub fn run(store: &Store, spec: &ViewSpec, start: &Path, cmd: &[OsString]) -> Re
     let status = match start_and_wait(command) {
         Ok(s) => s,
         Err(e) => {
-            if e.is::<launch::ExecFailed>() || e.is::<launch::SetupFailed>() {
+            #[cfg(target_os = "linux")]
+            let nothing_ran = e.is::<launch::ExecFailed>() || e.is::<launch::SetupFailed>();
+            #[cfg(not(target_os = "linux"))]
+            let nothing_ran = e.is::<launch::ExecFailed>();
+            if nothing_ran {
                 run_dir.remove();
             }
             return Err(e);
@@ -567,12 +650,24 @@ pub fn run(store: &Store, spec: &ViewSpec, start: &Path, cmd: &[OsString]) -> Re
 /// pass termination signals on to it, and wait for it.
 fn start_and_wait(command: Command) -> Result<u8> {
     signals::block_forwarded().context("blocking signals")?;
-    let plan = launch::LaunchPlan {
-        ns: None,
-        mounts: Vec::new(),
-        filter: None,
+    #[cfg(target_os = "linux")]
+    let mut child = {
+        let plan = launch::LaunchPlan {
+            ns: None,
+            mounts: Vec::new(),
+            filter: None,
+        };
+        launch::spawn(command, plan, |_| {})?
     };
-    let mut child = launch::spawn(command, plan, |_| {})?;
+    // No subreaper off Linux: the program is started as it is.
+    #[cfg(not(target_os = "linux"))]
+    let mut child = {
+        let mut command = command;
+        let program = command.get_program().to_string_lossy().into_owned();
+        command
+            .spawn()
+            .map_err(|error| launch::ExecFailed { program, error })?
+    };
     let pid = child.id() as i32;
     std::thread::Builder::new()
         .name("vrift-signals".into())
@@ -592,7 +687,7 @@ fn start_and_wait(command: Command) -> Result<u8> {
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
