@@ -1,14 +1,21 @@
 //! `vrift watch`: start, ask about or stop the watcher that keeps a project's manifest
 //! current between runs (`crate::watch`).
 
+#[cfg(target_os = "linux")]
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+#[cfg(target_os = "linux")]
+use std::path::Path;
+use std::path::PathBuf;
+use std::process::ExitCode;
+#[cfg(target_os = "linux")]
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
+#[cfg(target_os = "linux")]
 use vrift_common::store::Store;
 
 use crate::run::project;
+#[cfg(target_os = "linux")]
 use crate::watch::{self, Paths};
 
 #[derive(clap::Args)]
@@ -27,6 +34,7 @@ pub struct Args {
     pub dir: Option<PathBuf>,
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn project_root(dir: Option<PathBuf>) -> Result<PathBuf> {
     let start = match dir {
         Some(d) => d,
@@ -45,6 +53,12 @@ fn project_root(dir: Option<PathBuf>) -> Result<PathBuf> {
     Ok(root)
 }
 
+#[cfg(not(target_os = "linux"))]
+pub fn run(_args: Args) -> Result<ExitCode> {
+    bail!("vrift watch needs Linux (inotify): on this system every run walks the project")
+}
+
+#[cfg(target_os = "linux")]
 pub fn run(args: Args) -> Result<ExitCode> {
     let store = Store::open_default()?;
     let root = project_root(args.dir)?;
@@ -97,6 +111,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// Start `vrift watch --foreground` in its own process group, its stderr in the watcher's
 /// log, and wait until it says it is ready (or has failed, then say why from its log).
+#[cfg(target_os = "linux")]
 fn start_background(paths: &Paths, root: &Path) -> Result<u32> {
     std::fs::create_dir_all(paths.dir()).with_context(|| format!("{}", paths.dir().display()))?;
     let log =
