@@ -764,7 +764,12 @@ fn shim_gc_prunes_the_indexes_no_root_needs() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         v.sort();
-        v
+        // Each index has its mark of having been checked beside it, kept and removed with it.
+        let (marks, ixs): (Vec<String>, Vec<String>) =
+            v.into_iter().partition(|n| n.ends_with(".checked"));
+        let expected: Vec<String> = ixs.iter().map(|n| format!("{n}.checked")).collect();
+        assert_eq!(marks, expected, "one mark per index");
+        ixs
     };
     let before = indexes();
     assert_eq!(before.len(), 2, "one index per manifest run: {before:?}");

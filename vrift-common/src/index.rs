@@ -582,7 +582,10 @@ pub fn collect_garbage(
                 _ => {}
             }
         }
-        gone.push(path);
+        // A mark goes with its index and is not counted as one.
+        if !name.ends_with(CHECKED_SUFFIX) {
+            gone.push(path);
+        }
     }
     gone.sort();
     Ok(gone)
