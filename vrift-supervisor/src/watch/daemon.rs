@@ -116,10 +116,6 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn exclusion(&self, rel: &[u8], is_dir: bool) -> Option<ExcludeReason> {
-        exclusion(&self.filter, &self.root, &self.store_root, rel, is_dir)
-    }
-
     fn distrust(&mut self, why: String) {
         tracing::warn!("{}: {why}: runs walk the project", self.root.display());
         self.untrusted.get_or_insert(why);
@@ -170,7 +166,7 @@ impl Watcher {
                     sub.push(b'/');
                 }
                 sub.extend_from_slice(name.as_bytes());
-                if self.exclusion(&sub, true).is_none() {
+                if exclusion(&self.filter, &self.root, &self.store_root, &sub, true).is_none() {
                     stack.push(sub);
                 }
             }
