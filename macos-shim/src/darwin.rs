@@ -1231,16 +1231,7 @@ pub unsafe extern "C" fn hook_readdir_r(
 ) -> c_int {
     if is_ours(d) {
         // SAFETY: one of ours; `entry` and `result` are the caller's, as readdir_r(3) says.
-        unsafe {
-            let e = next_entry(d);
-            if e.is_null() {
-                *result = std::ptr::null_mut();
-            } else {
-                std::ptr::copy_nonoverlapping(e, entry, 1);
-                *result = entry;
-            }
-        }
-        return 0;
+        return unsafe { hooks::readdir_r_into(next_entry(d), entry, result) };
     }
     // SAFETY: a stream of libSystem's.
     unsafe { libc::readdir_r(d, entry, result) }

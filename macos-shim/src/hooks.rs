@@ -464,6 +464,29 @@ pub(crate) fn search_path(name: &[u8], is_program: impl Fn(&CString) -> bool) ->
     })
 }
 
+/// readdir_r(3) of a view stream, whose next entry (of the platform's `struct dirent`, `E`)
+/// `next` is, NULL at the end: copied into the caller's `entry`, `*result` set to it or to
+/// NULL. Always 0 (a view stream has no read error).
+///
+/// # Safety
+/// `next` is a valid entry or NULL; `entry` and `result` are writable, as readdir_r(3) says.
+pub(crate) unsafe fn readdir_r_into<E>(
+    next: *const E,
+    entry: *mut E,
+    result: *mut *mut E,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if next.is_null() {
+            *result = std::ptr::null_mut();
+        } else {
+            std::ptr::copy_nonoverlapping(next, entry, 1);
+            *result = entry;
+        }
+    }
+    0
+}
+
 /// scandir(3)'s comparison of two entries (pointers to the array's elements).
 pub(crate) type Compar = Option<unsafe extern "C" fn(*const c_void, *const c_void) -> c_int>;
 

@@ -962,16 +962,7 @@ pub unsafe extern "C" fn readdir64_r(
 ) -> c_int {
     if is_ours(d) {
         // SAFETY: one of ours; `entry` and `result` are the caller's, as readdir_r(3) says.
-        unsafe {
-            let e = next_entry(d);
-            if e.is_null() {
-                *result = std::ptr::null_mut();
-            } else {
-                std::ptr::copy_nonoverlapping(e, entry, 1);
-                *result = entry;
-            }
-        }
-        return 0;
+        return unsafe { hooks::readdir_r_into(next_entry(d), entry, result) };
     }
     // SAFETY: a real stream.
     unsafe { real::readdir64_r(d, entry, result) }

@@ -159,6 +159,53 @@ fn every_change_between_runs_is_seen(as_user: bool) {
 }
 matrix!(every_change_between_runs_of_a_watched_project_is_seen => every_change_between_runs_is_seen);
 
+/// An unchanged project's run takes `vrift.manifest` from the store's pinned copy while the
+/// file keeps the identity the walk saw. A file touched, or its pinned copy gone, is read
+/// and hashed instead (still no walk); a file replaced by another manifest makes the run
+/// walk, and the view is the disk's.
+fn the_manifest_is_taken_only_while_it_is_the_one_the_walk_saw(as_user: bool) {
+    let p = project(as_user);
+    let _w = Watch::start(&p);
+    let (first, vouched) = run(&p, LIST);
+    assert!(!vouched);
+    assert!(run(&p, LIST).1);
+    let manifest = p.dir.join("vrift.manifest");
+    // Touched: same bytes, another identity.
+    outside(&p, "touch vrift.manifest");
+    let (seen, vouched) = run(&p, LIST);
+    assert!(
+        vouched,
+        "a touched vrift.manifest with the same bytes is still the one"
+    );
+    assert_eq!(seen, first);
+    // The pinned copy gone from the store: the file is read.
+    let hex = blake3::hash(&std::fs::read(&manifest).unwrap())
+        .to_hex()
+        .to_string();
+    let pin = p.env.home().join("blobs").join(&hex[..2]).join(&hex[2..]);
+    assert!(
+        pin.is_file(),
+        "the project's manifest is pinned in the store"
+    );
+    std::fs::remove_file(&pin).unwrap();
+    let (seen, vouched) = run(&p, LIST);
+    assert!(vouched);
+    assert_eq!(seen, first);
+    // Replaced by the manifest of another tree: the run walks, and shows the disk.
+    let other = Project::new(false);
+    other.file("elsewhere.txt", "not here\n", 0o644);
+    run_expect(&mut other.env.vrift(&other.dir, &["init"]), true);
+    let replacement = p.dir.join("vrift.manifest.new");
+    std::fs::copy(other.dir.join("vrift.manifest"), &replacement).unwrap();
+    std::fs::rename(&replacement, &manifest).unwrap();
+    let (seen, vouched) = run(&p, LIST);
+    assert!(!vouched, "another vrift.manifest: the run walks");
+    assert_eq!(seen, listing_on_disk(&p.dir));
+    assert!(!seen.contains("elsewhere"), "{seen}");
+    assert!(run(&p, LIST).1);
+}
+matrix!(a_watched_project_manifest_is_taken_only_while_unchanged => the_manifest_is_taken_only_while_it_is_the_one_the_walk_saw);
+
 /// Kill the watcher with SIGKILL and make a change meanwhile; start another.
 fn a_watcher_gone_or_restarted_makes_runs_walk(as_user: bool) {
     let p = project(as_user);

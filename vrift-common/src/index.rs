@@ -40,6 +40,7 @@ use std::sync::OnceLock;
 
 use crate::hash::Hash;
 use crate::manifest::{decode_entry_meta, Entry, EntryKind, EntryMeta, Manifest};
+use crate::mapped::Bytes;
 use crate::store::Store;
 use crate::vfs::LayerSource;
 
@@ -64,21 +65,6 @@ pub enum IndexError {
     Corrupt { path: PathBuf, reason: String },
     #[error("{path}: the manifest is too large for an index ({reason})")]
     TooLarge { path: PathBuf, reason: String },
-}
-
-enum Bytes {
-    Map(memmap2::Mmap),
-    Owned(Vec<u8>),
-}
-
-impl std::ops::Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Map(m) => m,
-            Bytes::Owned(v) => v,
-        }
-    }
 }
 
 /// One entry, read in place from the index.
@@ -162,13 +148,10 @@ impl Index {
             source,
         };
         let file = std::fs::File::open(path).map_err(io)?;
-        // SAFETY: the file is mapped read-only and private to this mapping's readers; index
-        // files are written once to a temp name and renamed into place, never modified, so
-        // the bytes do not change under the mapping. Every read is bounds checked, so even a
-        // file truncated by someone else yields errors (or SIGBUS, which no safe API avoids
-        // for mapped files) rather than out-of-bounds reads.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        Index::with_bytes(Bytes::Map(map), path)
+        // Index files are written once to a temp name and renamed into place, never
+        // modified; every read of one is bounds checked.
+        let map = Bytes::map_immutable(&file).map_err(io)?;
+        Index::with_bytes(map, path)
     }
 
     /// An index held in memory (`path` names it in errors).
@@ -623,31 +606,10 @@ fn mark_path(index: &Path) -> PathBuf {
 
 const CHECKED_SUFFIX: &str = ".checked";
 
-fn identity(path: &Path) -> Option<[u8; 40]> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    let mut id = [0u8; 40];
-    let fields = [
-        m.dev(),
-        m.ino(),
-        m.size(),
-        (m.mtime() as u64)
-            .wrapping_mul(1_000_000_000)
-            .wrapping_add(m.mtime_nsec() as u64),
-        (m.ctime() as u64)
-            .wrapping_mul(1_000_000_000)
-            .wrapping_add(m.ctime_nsec() as u64),
-    ];
-    for (chunk, f) in id.chunks_exact_mut(8).zip(fields) {
-        chunk.copy_from_slice(&f.to_le_bytes());
-    }
-    Some(id)
-}
-
 /// Is the index at `path` (opened as `ix`) sound: marked as checked while it is the same
 /// file, or checked whole now (and then marked)?
 fn checked(path: &Path, ix: &Index) -> bool {
-    let now = identity(path);
+    let now = crate::fileid::of_path(path);
     if now.is_some()
         && std::fs::read(mark_path(path)).ok().as_deref() == now.as_ref().map(|i| &i[..])
     {
@@ -663,7 +625,9 @@ fn checked(path: &Path, ix: &Index) -> bool {
 /// Mark the index at `path` as checked (best effort: without the mark the next run checks
 /// it again).
 fn mark_checked(path: &Path) {
-    let Some(id) = identity(path) else { return };
+    let Some(id) = crate::fileid::of_path(path) else {
+        return;
+    };
     let mark = mark_path(path);
     let tmp = mark.with_extension(format!("tmp{}", std::process::id()));
     if std::fs::write(&tmp, id).is_ok() && std::fs::rename(&tmp, &mark).is_err() {

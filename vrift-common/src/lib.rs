@@ -4,6 +4,7 @@
 //! the manifest, ingest, layered views and the RFC-0047 mutation state machine.
 
 pub mod acl;
+pub mod fileid;
 pub mod filters;
 pub mod gc;
 pub mod hash;
@@ -11,6 +12,7 @@ pub mod index;
 pub mod ingest;
 pub mod longpath;
 pub mod manifest;
+pub mod mapped;
 pub mod origin;
 pub mod runlog;
 pub mod statcache;

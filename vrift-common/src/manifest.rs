@@ -174,37 +174,58 @@ impl ManifestError {
 /// entries, so `get`, `iter` and `children` (and everything built on them: farms, layers,
 /// gc, push) never see them; only the encoding and the stacking of layers
 /// (`vfs::LayerSource::is_whiteout`) do.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Manifest {
-    entries: Vec<(RelPath, Entry)>,
-    /// Sorted, no duplicates, never the root, never the path of an entry.
-    whiteouts: Vec<RelPath>,
+    /// The entries and whiteouts; built from the encoding on first use when the manifest
+    /// was read by [`Manifest::decode_canonical`] (then the encoding is set, and was checked
+    /// whole, so building it cannot fail).
+    tree: std::sync::OnceLock<Tree>,
     /// [`Manifest::encode`] and [`Manifest::hash`], once asked: a manifest does not change
     /// once made, and a run asks for both several times (each an encoding of the whole
     /// manifest).
     hash: HashOnce,
 }
 
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Tree {
+    entries: Vec<(RelPath, Entry)>,
+    /// Sorted, no duplicates, never the root, never the path of an entry.
+    whiteouts: Vec<RelPath>,
+}
+
+impl Default for Manifest {
+    fn default() -> Manifest {
+        Manifest::of_tree(Tree::default())
+    }
+}
+
+impl PartialEq for Manifest {
+    fn eq(&self, other: &Manifest) -> bool {
+        match (self.hash.encoding.get(), other.hash.encoding.get()) {
+            // One tree has one encoding.
+            (Some(a), Some(b)) => a[..] == b[..],
+            _ => self.tree() == other.tree(),
+        }
+    }
+}
+
+impl Eq for Manifest {}
+
+impl std::fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manifest")
+            .field("entries", &self.tree().entries)
+            .field("whiteouts", &self.tree().whiteouts)
+            .finish()
+    }
+}
+
 /// The encoding and hash, each computed at most once. Not part of what a manifest is: two
 /// manifests are equal whether or not either was encoded.
 #[derive(Clone, Default)]
 struct HashOnce {
-    encoding: std::sync::OnceLock<Vec<u8>>,
+    encoding: std::sync::OnceLock<crate::mapped::Bytes>,
     hash: std::sync::OnceLock<Hash>,
-}
-
-impl PartialEq for HashOnce {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for HashOnce {}
-
-impl std::fmt::Debug for HashOnce {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("_")
-    }
 }
 
 impl Manifest {
@@ -230,11 +251,30 @@ impl Manifest {
             same
         });
         meta::canonical_links(&mut entries);
-        Manifest {
+        Manifest::of_tree(Tree {
             entries,
             whiteouts: Vec::new(),
+        })
+    }
+
+    fn of_tree(tree: Tree) -> Manifest {
+        Manifest {
+            tree: std::sync::OnceLock::from(tree),
             hash: HashOnce::default(),
         }
+    }
+
+    /// The entries and whiteouts, built from the encoding if not yet.
+    fn tree(&self) -> &Tree {
+        self.tree.get_or_init(|| {
+            let bytes = self.hash.encoding.get().expect(
+                "a manifest without its tree has its encoding (Manifest::decode_canonical)",
+            );
+            let (entries, whiteouts) =
+                codec::decode_with(bytes, Path::new("manifest"), codec::Checksum::Vouched)
+                    .expect("checked whole by Manifest::decode_canonical");
+            Tree { entries, whiteouts }
+        })
     }
 
     /// The same tree, with `paths` as its whiteouts (replacing any it had). A path that is
@@ -247,19 +287,20 @@ impl Manifest {
             .collect();
         w.sort();
         w.dedup();
-        self.whiteouts = w;
-        self.hash = HashOnce::default();
-        self
+        let mut tree = self.tree.take().unwrap_or_else(|| self.tree().clone());
+        tree.whiteouts = w;
+        Manifest::of_tree(tree)
     }
 
     /// Paths this manifest removes from the layers below it, sorted.
     pub fn whiteouts(&self) -> &[RelPath] {
-        &self.whiteouts
+        &self.tree().whiteouts
     }
 
     /// True if `path` is one of the whiteouts.
     pub fn is_whiteout(&self, path: &[u8]) -> bool {
-        self.whiteouts
+        self.tree()
+            .whiteouts
             .binary_search_by(|p| p.as_slice().cmp(path))
             .is_ok()
     }
@@ -267,16 +308,16 @@ impl Manifest {
     /// The format version `encode` writes: 1 when no entry carries anything version 2 adds
     /// (so manifests of plain trees keep their bytes and hash), 2 otherwise.
     pub fn format_version(&self) -> u32 {
-        codec::version_needed(&self.entries, &self.whiteouts)
+        codec::version_needed(&self.tree().entries, &self.tree().whiteouts)
     }
 
     /// The paths of each hard-link group, in path order; group `g` is at index `g - 1`.
     pub fn link_groups(&self) -> Vec<Vec<&[u8]>> {
-        meta::groups(&self.entries)
+        meta::groups(&self.tree().entries)
             .into_iter()
             .map(|g| {
                 g.into_iter()
-                    .map(|i| self.entries[i].0.as_slice())
+                    .map(|i| self.tree().entries[i].0.as_slice())
                     .collect()
             })
             .collect()
@@ -293,23 +334,30 @@ impl Manifest {
 
     /// True when some entry records an owner.
     pub fn has_owners(&self) -> bool {
-        self.entries.iter().any(|(_, e)| e.meta.owner.is_some())
+        self.tree()
+            .entries
+            .iter()
+            .any(|(_, e)| e.meta.owner.is_some())
     }
 
     pub fn has_xattrs(&self) -> bool {
-        self.entries.iter().any(|(_, e)| !e.meta.xattrs.is_empty())
+        self.tree()
+            .entries
+            .iter()
+            .any(|(_, e)| !e.meta.xattrs.is_empty())
     }
 
     pub fn get(&self, path: &[u8]) -> Option<&Entry> {
-        self.entries
+        let entries = &self.tree().entries;
+        entries
             .binary_search_by(|(p, _)| p.as_slice().cmp(path))
             .ok()
-            .map(|i| &self.entries[i].1)
+            .map(|i| &entries[i].1)
     }
 
     /// All entries in canonical order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> + '_ {
-        self.entries.iter().map(|(p, e)| (p.as_slice(), e))
+        self.tree().entries.iter().map(|(p, e)| (p.as_slice(), e))
     }
 
     /// Direct children of `dir` as (file name, entry), sorted by name.
@@ -321,10 +369,11 @@ impl Manifest {
         if !prefix.is_empty() {
             prefix.push(b'/');
         }
+        let entries = &self.tree().entries;
         let mut i = self.lower_bound(&prefix);
         let mut out = Vec::new();
-        while i < self.entries.len() {
-            let (path, entry) = &self.entries[i];
+        while i < entries.len() {
+            let (path, entry) = &entries[i];
             let Some(rest) = path.strip_prefix(prefix.as_slice()) else {
                 break;
             };
@@ -348,20 +397,30 @@ impl Manifest {
     }
 
     fn lower_bound(&self, key: &[u8]) -> usize {
-        self.entries.partition_point(|(p, _)| p.as_slice() < key)
+        self.tree()
+            .entries
+            .partition_point(|(p, _)| p.as_slice() < key)
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        match (self.tree.get(), self.hash.encoding.get()) {
+            (Some(t), _) => t.entries.len(),
+            // Not built yet: a checked version 1 encoding, whose records are all entries.
+            (None, Some(bytes)) => {
+                u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")) as usize
+            }
+            (None, None) => unreachable!("a manifest has its tree or its encoding"),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Sum of the sizes of all file entries.
     pub fn total_file_bytes(&self) -> u64 {
-        self.entries
+        self.tree()
+            .entries
             .iter()
             .filter(|(_, e)| e.kind == EntryKind::File)
             .map(|(_, e)| e.size)
@@ -375,30 +434,41 @@ impl Manifest {
 
     /// The canonical encoding, kept.
     pub fn encoding(&self) -> &[u8] {
-        self.hash
-            .encoding
-            .get_or_init(|| codec::encode_with_whiteouts(&self.entries, &self.whiteouts))
+        self.hash.encoding.get_or_init(|| {
+            let t = self.tree();
+            codec::encode_with_whiteouts(&t.entries, &t.whiteouts).into()
+        })
     }
 
-    /// [`Manifest::decode`] of `bytes` that the caller knows to be a canonical encoding
-    /// (their hash is the [`Manifest::hash`] of a manifest vrift encoded): the bytes are
-    /// kept as the manifest's encoding instead of being made again.
+    /// [`Manifest::decode`] of `bytes` whose BLAKE3 the caller knows to be `hash`, that of
+    /// a manifest vrift encoded: the bytes are kept as the manifest's encoding instead of
+    /// being made again, their checksum is not computed again (the hash covers it), and a
+    /// version 1 encoding is checked whole now but made into entries only when first asked
+    /// for (a run of a watched project may never ask). Bytes that are not what the caller
+    /// says are refused as `decode` refuses them, or, where only the checksum would tell,
+    /// taken as they read; never a panic.
     pub fn decode_canonical(
-        bytes: Vec<u8>,
+        bytes: impl Into<crate::mapped::Bytes>,
+        hash: Hash,
         path: &std::path::Path,
     ) -> Result<Manifest, ManifestError> {
-        let m = Manifest::decode(&bytes, path)?;
+        let bytes = bytes.into();
+        let m = match codec::check_version_1(&bytes, path, codec::Checksum::Vouched)? {
+            Some(_) => Manifest {
+                tree: std::sync::OnceLock::new(),
+                hash: HashOnce::default(),
+            },
+            None => Manifest::decode(&bytes, path)?,
+        };
         let _ = m.hash.encoding.set(bytes);
+        let _ = m.hash.hash.set(hash);
         Ok(m)
     }
 
     /// Parse a canonical encoding; `path` is used in error messages only.
     pub fn decode(bytes: &[u8], path: &std::path::Path) -> Result<Manifest, ManifestError> {
-        codec::decode(bytes, path).map(|(entries, whiteouts)| Manifest {
-            entries,
-            whiteouts,
-            hash: HashOnce::default(),
-        })
+        codec::decode(bytes, path)
+            .map(|(entries, whiteouts)| Manifest::of_tree(Tree { entries, whiteouts }))
     }
 
     /// The manifest's identity: BLAKE3 of its canonical encoding.
@@ -460,7 +530,7 @@ impl Manifest {
 
     /// Changes that turn `self` into `other`, in path order.
     pub fn diff(&self, other: &Manifest) -> Vec<Change> {
-        diff::diff(&self.entries, &other.entries)
+        diff::diff(&self.tree().entries, &other.tree().entries)
     }
 }
 
@@ -481,10 +551,24 @@ fn normalize(mut e: Entry) -> Entry {
 /// True for a well-formed `RelPath`: empty (the root), or '/'-separated components that are
 /// non-empty, not "." or "..", and contain no NUL byte.
 pub fn is_valid_rel_path(path: &[u8]) -> bool {
-    path.is_empty()
-        || path
-            .split(|&b| b == b'/')
-            .all(|c| !c.is_empty() && c != b"." && c != b".." && !c.contains(&0))
+    // One pass over the bytes (a manifest's load checks every path): `len` and `dots` count
+    // the current component's bytes and its leading dots.
+    let bad_component = |len: usize, dots: usize| len == 0 || (len == dots && len <= 2);
+    let (mut len, mut dots) = (0usize, 0usize);
+    for &b in path {
+        match b {
+            0 => return false,
+            b'/' => {
+                if bad_component(len, dots) {
+                    return false;
+                }
+                (len, dots) = (0, 0);
+            }
+            b'.' if dots == len => (len, dots) = (len + 1, dots + 1),
+            _ => len += 1,
+        }
+    }
+    path.is_empty() || !bad_component(len, dots)
 }
 
 /// A path for display: UTF-8 shown as is, other bytes and control characters escaped

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::TryLockError;
-use vrift_common::manifest::RelPath;
+use vrift_common::manifest::{Manifest, RelPath};
 use vrift_common::store::Store;
 
 use crate::view::spec::{Destination, Kind};
@@ -89,6 +89,19 @@ pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("{}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}", path.display()))
+}
+
+/// Keep the manifest a run starts from in its directory (`BASE`), for recovery and gc: a
+/// hard link to the store's blob of it when the store holds one (a project's manifest is
+/// pinned there, see `Store::register_root`), so nothing is written and removing the run
+/// directory frees nothing but a name (blobs are replaced, never written in place, so the
+/// link keeps these bytes); else the bytes, unsynced as [`write_unsynced`] says.
+pub fn write_base(store: &Store, run_dir: &Path, manifest: &Manifest) -> Result<()> {
+    let at = run_dir.join(BASE);
+    if std::fs::hard_link(store.blob_path(&manifest.hash()), &at).is_ok() {
+        return Ok(());
+    }
+    write_unsynced(&at, manifest.encoding())
 }
 
 impl RunRecord {

@@ -129,9 +129,35 @@ fn encode_whiteout(out: &mut Vec<u8>, path: &[u8]) {
 }
 
 /// A decoded record: an entry, or a whiteout.
-enum Record {
-    Entry(Entry),
+enum Record<'a> {
+    Entry(Fields<'a>),
     Whiteout,
+}
+
+/// An entry as read, its symlink target still in the bytes (a check that builds nothing
+/// copies nothing).
+struct Fields<'a> {
+    kind: EntryKind,
+    hash: Hash,
+    size: u64,
+    mode: u32,
+    mtime_ns: i64,
+    target: &'a [u8],
+    meta: EntryMeta,
+}
+
+impl Fields<'_> {
+    fn into_entry(self) -> Entry {
+        Entry {
+            kind: self.kind,
+            hash: self.hash,
+            size: self.size,
+            mode: self.mode,
+            mtime_ns: self.mtime_ns,
+            target: self.target.to_vec(),
+            meta: self.meta,
+        }
+    }
 }
 
 /// The decoded entries and whiteouts, each sorted by path.
@@ -199,7 +225,79 @@ fn kind_byte(kind: EntryKind) -> u8 {
     }
 }
 
+/// Whether [`scan`] checks the checksum, or its caller vouches for the bytes as a whole.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Checksum {
+    Check,
+    /// The caller knows the bytes' BLAKE3 to be that of an encoding vrift made, which is
+    /// stronger than the checksum (see [`super::Manifest::decode_canonical`]).
+    Vouched,
+}
+
 pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Decoded, ManifestError> {
+    decode_with(bytes, path, Checksum::Check)
+}
+
+pub(super) fn decode_with(
+    bytes: &[u8],
+    path: &Path,
+    checksum: Checksum,
+) -> Result<Decoded, ManifestError> {
+    let mut entries: Vec<(RelPath, Entry)> = Vec::new();
+    let mut whiteouts: Vec<RelPath> = Vec::new();
+    let version = scan(bytes, path, checksum, |count, rel, rec| match rec {
+        Record::Entry(e) => {
+            if entries.capacity() == 0 {
+                entries.reserve_exact(count);
+            }
+            entries.push((rel.to_vec(), e.into_entry()))
+        }
+        Record::Whiteout => whiteouts.push(rel.to_vec()),
+    })?;
+    if version >= 2 {
+        let corrupt = |reason: String| ManifestError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        meta::check_links(&entries)
+            .map_err(|(i, reason)| corrupt(format!("entry {i}: {reason}")))?;
+        if version_needed(&entries, &whiteouts) != version {
+            return Err(corrupt(
+                "version 2 manifest with nothing version 2 adds (it is written as version 1)"
+                    .to_string(),
+            ));
+        }
+    }
+    Ok((entries, whiteouts))
+}
+
+/// A check of `bytes` as whole as [`decode_with`]'s that builds nothing: the number of
+/// entries of a version 1 encoding, which [`decode_with`] then cannot refuse (it repeats
+/// the same checks over the same bytes), so it may be decoded later. `None` for a version 2
+/// encoding, whose link groups and version are checked over the decoded entries: decode it
+/// at once.
+pub(super) fn check_version_1(
+    bytes: &[u8],
+    path: &Path,
+    checksum: Checksum,
+) -> Result<Option<usize>, ManifestError> {
+    if bytes.get(8..12) != Some(&FORMAT_VERSION_1.to_le_bytes()[..]) {
+        return Ok(None);
+    }
+    let mut n = 0;
+    scan(bytes, path, checksum, |_, _, _| n += 1)?;
+    Ok(Some(n))
+}
+
+/// Check the header, the checksum and each record in turn (its fields, its path, the
+/// order), giving `record` each record with the header's count of records and the
+/// record's path. The version read.
+fn scan<'a>(
+    bytes: &'a [u8],
+    path: &Path,
+    checksum_check: Checksum,
+    mut record: impl FnMut(usize, &'a [u8], Record<'a>),
+) -> Result<u32, ManifestError> {
     let corrupt = |reason: String| ManifestError::Corrupt {
         path: path.to_path_buf(),
         reason,
@@ -229,7 +327,7 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Decoded, ManifestError
         return Err(corrupt(format!("truncated ({} bytes)", bytes.len())));
     }
     let (body, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-    if blake3::hash(body).as_bytes() != checksum {
+    if checksum_check == Checksum::Check && blake3::hash(body).as_bytes() != checksum {
         return Err(corrupt(
             "checksum mismatch (the file is truncated or damaged)".to_string(),
         ));
@@ -246,33 +344,28 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Decoded, ManifestError
             "entry count {count} does not fit in the file"
         )));
     }
-    let mut entries: Vec<(RelPath, Entry)> = Vec::with_capacity(count as usize);
-    let mut whiteouts: Vec<RelPath> = Vec::new();
-    let mut prev: Option<RelPath> = None;
+    let mut prev: Option<&[u8]> = None;
     for i in 0..count {
         let entry = read_entry(&mut r, version)
             .ok_or_else(|| corrupt(format!("entry {i} is truncated")))?;
         let (rel, e) = entry.map_err(|reason| corrupt(format!("entry {i}: {reason}")))?;
-        if !is_valid_rel_path(&rel) {
+        if !is_valid_rel_path(rel) {
             return Err(corrupt(format!(
                 "entry {i}: invalid path {:?}",
-                super::display_path(&rel)
+                super::display_path(rel)
             )));
         }
-        if prev.as_deref().is_some_and(|p| p >= rel.as_slice()) {
+        if prev.is_some_and(|p| p >= rel) {
             return Err(corrupt(format!(
                 "entry {i}: path {:?} is out of order or duplicated",
-                super::display_path(&rel)
+                super::display_path(rel)
             )));
         }
-        prev = Some(rel.clone());
-        match e {
-            Record::Entry(e) => entries.push((rel, e)),
-            Record::Whiteout if rel.is_empty() => {
-                return Err(corrupt(format!("entry {i}: a whiteout of the root")));
-            }
-            Record::Whiteout => whiteouts.push(rel),
+        prev = Some(rel);
+        if matches!(e, Record::Whiteout) && rel.is_empty() {
+            return Err(corrupt(format!("entry {i}: a whiteout of the root")));
         }
+        record(count as usize, rel, e);
     }
     if r.pos != body.len() {
         return Err(corrupt(format!(
@@ -280,23 +373,16 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Decoded, ManifestError
             body.len() - r.pos
         )));
     }
-    if version >= 2 {
-        meta::check_links(&entries)
-            .map_err(|(i, reason)| corrupt(format!("entry {i}: {reason}")))?;
-        if version_needed(&entries, &whiteouts) != version {
-            return Err(corrupt(
-                "version 2 manifest with nothing version 2 adds (it is written as version 1)"
-                    .to_string(),
-            ));
-        }
-    }
-    Ok((entries, whiteouts))
+    Ok(version)
 }
 
 /// `None`: ran out of bytes; `Some(Err)`: a field with an impossible value.
-fn read_entry(r: &mut Reader<'_>, version: u32) -> Option<Result<(RelPath, Record), String>> {
+fn read_entry<'a>(
+    r: &mut Reader<'a>,
+    version: u32,
+) -> Option<Result<(&'a [u8], Record<'a>), String>> {
     let path_len = r.u32()? as usize;
-    let path = r.take(path_len)?.to_vec();
+    let path = r.take(path_len)?;
     let kind = match r.take(1)?[0] {
         0 => EntryKind::File,
         1 => EntryKind::Dir,
@@ -317,12 +403,12 @@ fn read_entry(r: &mut Reader<'_>, version: u32) -> Option<Result<(RelPath, Recor
     let size = r.u64()?;
     let mtime_ns = r.u64()? as i64;
     let mut hash = Hash([0; 32]);
-    let mut target = Vec::new();
+    let mut target: &[u8] = &[];
     match kind {
         EntryKind::File => hash.0.copy_from_slice(r.take(32)?),
         EntryKind::Symlink => {
             let len = r.u32()? as usize;
-            target = r.take(len)?.to_vec();
+            target = r.take(len)?;
         }
         EntryKind::Dir | EntryKind::Fifo => {}
     }
@@ -339,7 +425,7 @@ fn read_entry(r: &mut Reader<'_>, version: u32) -> Option<Result<(RelPath, Recor
     };
     Some(Ok((
         path,
-        Record::Entry(Entry {
+        Record::Entry(Fields {
             kind,
             hash,
             size,

@@ -18,23 +18,16 @@ pub mod overlay;
 pub mod supervisor;
 
 #[cfg(target_os = "linux")]
-use std::os::fd::OwnedFd;
-#[cfg(target_os = "linux")]
-use std::sync::Arc;
+use {
+    crate::mounts::Mount, crate::view::spec::ViewSpec, std::os::fd::OwnedFd, std::sync::Arc,
+    supervisor::served::ServedStats, vrift_common::vfs::Owner,
+};
 
 use anyhow::Result;
 use vrift_common::manifest::Manifest;
 use vrift_common::store::Store;
-#[cfg(target_os = "linux")]
-use vrift_common::vfs::Owner;
 
-#[cfg(target_os = "linux")]
-use crate::mounts::Mount;
 use crate::rundir::{RunDir, RunRecord};
-#[cfg(target_os = "linux")]
-use crate::view::spec::ViewSpec;
-#[cfg(target_os = "linux")]
-use supervisor::served::ServedStats;
 
 pub use crate::view::spec::Kind;
 

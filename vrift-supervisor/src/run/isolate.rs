@@ -19,25 +19,17 @@
 //! Only [`IsolateArgs`] is built off Linux, where `--isolate` is refused (see `super::run`).
 
 #[cfg(target_os = "linux")]
-use std::ffi::CString;
-#[cfg(target_os = "linux")]
-use std::path::{Path, PathBuf};
-
-#[cfg(target_os = "linux")]
-use anyhow::{bail, Context, Result};
-#[cfg(target_os = "linux")]
-use vrift_common::manifest::Manifest;
-#[cfg(target_os = "linux")]
-use vrift_common::store::Store;
-
-#[cfg(target_os = "linux")]
-use super::cgroup::{parse_size, Limits, RunCgroup};
-#[cfg(target_os = "linux")]
-use crate::mounts::{cstring, Mount};
-#[cfg(target_os = "linux")]
-use crate::projection::overlay::layer::{self, Flavor};
-#[cfg(target_os = "linux")]
-use crate::sys::ns;
+use {
+    super::cgroup::{parse_size, Limits, RunCgroup},
+    crate::mounts::{cstring, Mount},
+    crate::projection::overlay::layer::{self, Flavor},
+    crate::sys::ns,
+    anyhow::{bail, Context, Result},
+    std::ffi::CString,
+    std::path::{Path, PathBuf},
+    vrift_common::manifest::Manifest,
+    vrift_common::store::Store,
+};
 
 /// What `--isolate` and its companions ask for.
 #[derive(clap::Args, Debug, Clone, Default)]

@@ -4,23 +4,16 @@
 //! All of it is Linux's but [`ExecFailed`], which the shim's launcher on macOS gives too.
 
 #[cfg(target_os = "linux")]
-use std::io::{Read, Write};
-#[cfg(target_os = "linux")]
-use std::os::fd::{AsFd, OwnedFd};
-#[cfg(target_os = "linux")]
-use std::os::unix::net::UnixStream;
-#[cfg(target_os = "linux")]
-use std::os::unix::process::CommandExt;
-#[cfg(target_os = "linux")]
-use std::process::{Child, Command};
-
-#[cfg(target_os = "linux")]
-use anyhow::{anyhow, Context, Result};
-
-#[cfg(target_os = "linux")]
-use crate::mounts::{self, Mount};
-#[cfg(target_os = "linux")]
-use crate::sys::{fdpass, init, mount::Kernel, notify, ns, signals};
+use {
+    crate::mounts::{self, Mount},
+    crate::sys::{fdpass, init, mount::Kernel, notify, ns, signals},
+    anyhow::{anyhow, Context, Result},
+    std::io::{Read, Write},
+    std::os::fd::{AsFd, OwnedFd},
+    std::os::unix::net::UnixStream,
+    std::os::unix::process::CommandExt,
+    std::process::{Child, Command},
+};
 
 /// A step of the child failed before the program could start.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@
 //! `crate::mounts`, `crate::rundir`), so projections never depend on the life cycle.
 
 pub mod base;
+mod begin;
 #[cfg(target_os = "linux")]
 pub mod cgroup;
 pub mod destination;
@@ -62,7 +63,7 @@ use crate::projection::Choice;
 #[cfg(target_os = "linux")]
 use crate::projection::{self, Kind, Projection};
 #[cfg(target_os = "linux")]
-use crate::rundir::{self, RunDir, RunRecord, BASE, RECORD_VERSION};
+use crate::rundir::{self, RunDir, RunRecord, RECORD_VERSION};
 #[cfg(target_os = "linux")]
 use crate::sys::{ns, signals};
 #[cfg(target_os = "linux")]
@@ -117,23 +118,11 @@ pub fn run(opts: RunOptions) -> Result<Finished> {
              only one, so vrift cannot serve a view here"
         );
     }
-    let store = Store::open_default()?;
-    // Held for the whole run: gc --delete waits, so no blob this run relies on disappears.
-    let _lock = store.lock_shared().map_err(|e| {
-        let read_only = matches!(&e, vrift_common::store::StoreError::Io { source, .. }
-            if source.raw_os_error() == Some(libc::EROFS));
-        if read_only {
-            anyhow::anyhow!(
-                "{e}: the store is read-only here, as it is inside a vrift run (vrift inside \
-                 vrift cannot serve a view: the outer run keeps the store and its mounts \
-                 read-only)"
-            )
-        } else {
-            e.into()
-        }
-    })?;
-    let cwd = std::env::current_dir().context("current directory")?;
-    recover::recover_interrupted(&store);
+    let begin::Begun {
+        store,
+        lock: _lock,
+        cwd,
+    } = begin::begin()?;
     if let Some(session) = &opts.session {
         return crate::session::enter::run(&store, &opts, session, &cwd);
     }
@@ -355,7 +344,7 @@ fn run_with(
         }
     };
     // What recovery needs if this vrift is killed: written before the program starts.
-    rundir::write_unsynced(&run_dir.join(BASE), spec.manifest.encoding())?;
+    rundir::write_base(store, run_dir.path(), &spec.manifest)?;
     RunRecord {
         version: RECORD_VERSION,
         projection: projection.kind(),

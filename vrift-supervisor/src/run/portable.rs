@@ -4,21 +4,20 @@
 //! supervisor and shim+supervisor (seccomp user notification), `--isolate` (namespaces,
 //! mounts, cgroups), sessions (overlayfs upper directories) and `vrift trace` (eBPF).
 
-use anyhow::{bail, Context, Result};
-use vrift_common::store::Store;
+use anyhow::{bail, Result};
 
-use super::{recover, start, view, Finished, RunOptions};
+use super::{start, view, Finished, RunOptions};
 use crate::projection::Choice;
 
 /// Run the program under the shim; its exit status is the one to give (128+N when killed
 /// by signal N).
 pub fn run(opts: RunOptions) -> Result<Finished> {
     refuse_what_needs_linux(&opts)?;
-    let store = Store::open_default()?;
-    // Held for the whole run: gc --delete waits, so no blob this run relies on disappears.
-    let _lock = store.lock_shared()?;
-    let cwd = std::env::current_dir().context("current directory")?;
-    recover::recover_interrupted(&store);
+    let super::begin::Begun {
+        store,
+        lock: _lock,
+        cwd,
+    } = super::begin::begin()?;
     let spec = view::choose(
         &store,
         opts.manifest.as_deref(),

@@ -6,11 +6,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use vrift_common::fileid::{self, FileId};
 use vrift_common::filters::{Filter, FilterOptions};
 use vrift_common::hash::Hash;
 use vrift_common::index::origins_section;
 use vrift_common::ingest::{self, IngestOptions, IngestReport, Owners};
 use vrift_common::manifest::{Manifest, RelPath};
+use vrift_common::mapped::Bytes;
 use vrift_common::statcache::FileStat;
 use vrift_common::store::Store;
 
@@ -95,10 +97,11 @@ fn refresh_marked(
     let new = report.manifest.hash();
     // A manifest's hash is that of its encoding, which is what vrift saved: the file's
     // bytes tell without decoding it (an older format is decoded and compared).
-    let same_bytes = std::fs::read(&path).is_ok_and(|b| Hash::of(&b) == new);
-    if !same_bytes && Manifest::load(&path).ok().map(|m| m.hash()) != Some(new) {
+    let mut seen = read_with_id(&path).filter(|(bytes, _)| Hash::of(bytes) == new);
+    if seen.is_none() && Manifest::load(&path).ok().map(|m| m.hash()) != Some(new) {
         ingest::write_project_manifest(root, &report.manifest, store)?;
         tracing::info!("{}: refreshed from disk", path.display());
+        seen = read_with_id(&path).filter(|(bytes, _)| Hash::of(bytes) == new);
     }
     let passthrough = passthrough_of(root, &report);
     if let Some(mark) = mark {
@@ -107,6 +110,7 @@ fn refresh_marked(
             root: root.to_path_buf(),
             blob_generation: store.blob_generation(),
             manifest_hash: new,
+            manifest_id: seen.map(|(_, id)| id),
             passthrough: passthrough.clone(),
             origins: origins_section(&report.manifest, &report.origins),
         };
@@ -126,12 +130,26 @@ fn vouched(store: &Store, root: &Path, mark: watch::Mark) -> Option<Prepared> {
         return None;
     }
     let path = root.join(MANIFEST_NAME);
-    let bytes = std::fs::read(&path).ok()?;
-    if Hash::of(&bytes) != rec.manifest_hash {
-        return None;
-    }
-    // Its hash is the record's, which is a manifest's canonical encoding's.
-    let manifest = Manifest::decode_canonical(bytes, &path).ok()?;
+    let manifest = match rec.manifest_id {
+        // The file the walk saw, unchanged since: its bytes are those of the record's hash,
+        // which the store keeps as the project's pinned copy (`Store::register_root`).
+        // Mapped from there, nothing is read or hashed but what a check of it touches.
+        Some(id) if fileid::of_path(&path) == Some(id) => pinned(store, rec.manifest_hash)
+            .and_then(|bytes| Manifest::decode_canonical(bytes, rec.manifest_hash, &path).ok()),
+        _ => None,
+    };
+    let manifest = match manifest {
+        Some(m) => m,
+        None => {
+            let bytes = std::fs::read(&path).ok()?;
+            if Hash::of(&bytes) != rec.manifest_hash {
+                return None;
+            }
+            // Its hash is the record's, which is a manifest's canonical encoding's
+            // (checked whole, made into entries only if the run asks).
+            Manifest::decode_canonical(bytes, rec.manifest_hash, &path).ok()?
+        }
+    };
     if rec.origins.len() != manifest.len() * 16 {
         return None;
     }
@@ -142,6 +160,22 @@ fn vouched(store: &Store, root: &Path, mark: watch::Mark) -> Option<Prepared> {
         passthrough: rec.passthrough,
         origins: rec.origins,
     })
+}
+
+/// The bytes of the file at `path` and its identity, both of the one file opened.
+fn read_with_id(path: &Path) -> Option<(Vec<u8>, FileId)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).ok()?;
+    let id = fileid::of_metadata(&f.metadata().ok()?);
+    Some((bytes, id))
+}
+
+/// The store's blob of `hash`, mapped (blobs are never written in place), if it holds it.
+fn pinned(store: &Store, hash: Hash) -> Option<Bytes> {
+    let f = std::fs::File::open(store.blob_path(&hash)).ok()?;
+    Bytes::map_immutable(&f).ok()
 }
 
 pub fn prepare(store: &Store, cwd: &Path) -> Result<Prepared> {

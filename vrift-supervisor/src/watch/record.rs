@@ -11,13 +11,14 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use vrift_common::fileid::FileId;
 use vrift_common::hash::Hash;
 use vrift_common::manifest::RelPath;
 
 use super::Mark;
 use crate::view::spec::PassthroughKind;
 
-const MAGIC: &[u8; 8] = b"VRWATCH2";
+const MAGIC: &[u8; 8] = b"VRWATCH3";
 
 #[derive(Debug, PartialEq)]
 pub struct Record {
@@ -27,6 +28,10 @@ pub struct Record {
     /// --delete` moves it on, and the walk's stat cache would then check the blobs again.
     pub blob_generation: u64,
     pub manifest_hash: Hash,
+    /// The identity of the `vrift.manifest` whose bytes the walk saw hash to
+    /// `manifest_hash` (`vrift_common::fileid`), if it saw them: while the file keeps it, a
+    /// run need not read and hash the file to know it is that manifest.
+    pub manifest_id: Option<FileId>,
     pub passthrough: Vec<(RelPath, PassthroughKind)>,
     /// Each entry's origin on disk, as the index's origins section holds them
     /// (`vrift_common::index::origins_section`: 16 bytes per entry in entry order).
@@ -66,6 +71,13 @@ impl Record {
         out.extend_from_slice(&self.mark.events.to_le_bytes());
         out.extend_from_slice(&self.blob_generation.to_le_bytes());
         out.extend_from_slice(&self.manifest_hash.0);
+        match &self.manifest_id {
+            Some(id) => {
+                out.push(1);
+                out.extend_from_slice(id);
+            }
+            None => out.push(0),
+        }
         put(&mut out, self.root.as_os_str().as_bytes());
         out.extend_from_slice(&(self.passthrough.len() as u64).to_le_bytes());
         for (p, kind) in &self.passthrough {
@@ -96,6 +108,11 @@ impl Record {
         };
         let blob_generation = r.u64()?;
         let manifest_hash = Hash(r.take(32)?.try_into().ok()?);
+        let manifest_id = match r.take(1)?[0] {
+            0 => None,
+            1 => Some(r.take(40)?.try_into().ok()?),
+            _ => return None,
+        };
         let root = PathBuf::from(std::ffi::OsStr::from_bytes(r.bytes()?));
         let n = usize::try_from(r.u64()?).ok()?;
         let mut passthrough = Vec::with_capacity(n.min(1 << 16));
@@ -116,6 +133,7 @@ impl Record {
             root,
             blob_generation,
             manifest_hash,
+            manifest_id,
             passthrough,
             origins,
         })
@@ -149,6 +167,7 @@ mod tests {
             root: PathBuf::from("/p/proj"),
             blob_generation: 3,
             manifest_hash: Hash::of(b"m"),
+            manifest_id: Some([5; 40]),
             passthrough: vec![
                 (b"target".to_vec(), PassthroughKind::Dir),
                 (b"a.o".to_vec(), PassthroughKind::File),
@@ -161,6 +180,11 @@ mod tests {
     fn a_record_reads_back_as_it_was_written() {
         let r = record();
         assert_eq!(Record::decode(&r.encode()), Some(r));
+        let without_id = Record {
+            manifest_id: None,
+            ..record()
+        };
+        assert_eq!(Record::decode(&without_id.encode()), Some(without_id));
     }
 
     #[test]

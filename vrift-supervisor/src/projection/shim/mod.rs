@@ -34,7 +34,7 @@ use vrift_common::store::Store;
 use vrift_common::vfs::{Caller, Content, Cred, DeltaId, Exec, Owner, Routed, View};
 
 use crate::run::launch;
-use crate::rundir::{self, RunDir, RunRecord, BASE, RECORD_VERSION};
+use crate::rundir::{self, RunDir, RunRecord, RECORD_VERSION};
 use crate::sys::signals;
 use crate::view::spec::{Kind, ViewSpec};
 
@@ -606,8 +606,8 @@ pub fn run(store: &Store, spec: &ViewSpec, start: &Path, cmd: &[OsString]) -> Re
         }
     };
     // What recovery needs if this vrift is killed: written before the program starts.
-    // Without fsync, like the other projections' (see `rundir::write_unsynced`).
-    rundir::write_unsynced(&run_dir.join(BASE), spec.manifest.encoding())?;
+    // Linked or unsynced, like the other projections' (see `rundir::write_base`).
+    rundir::write_base(store, run_dir.path(), &spec.manifest)?;
     RunRecord {
         version: RECORD_VERSION,
         projection: Kind::Shim,
