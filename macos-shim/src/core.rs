@@ -85,6 +85,10 @@ pub struct Shim {
     /// stat answers by (absolute path, follow), valid while the view is unchanged: emptied
     /// whenever a change is made here or read from the log.
     stat_cache: FastMap<(Vec<u8>, bool), Result<Stat, Errno>>,
+    /// Hashes of the (path, follow) keys asked once and not kept, one per slot: an answer
+    /// is kept at the second ask. A walk of a tree (`git status`, `find`) asks each path
+    /// once, and keeping every answer cost it more than the answers.
+    stat_seen: Box<[u64]>,
     /// The same for opens that change nothing, by (absolute path, flags).
     open_cache: FastMap<(Vec<u8>, i32), Result<Opened, Errno>>,
     /// Directory streams handed out (their addresses), owned by the platform layer.
@@ -636,6 +640,7 @@ impl Shim {
             generation,
             fds: FastMap::default(),
             stat_cache: FastMap::default(),
+            stat_seen: vec![0; STAT_SEEN_SLOTS].into_boxed_slice(),
             open_cache: FastMap::default(),
             dirs: FastSet::default(),
             cwd,
@@ -908,13 +913,26 @@ impl Shim {
             Err(e) => Some(Err(*e)),
             Ok(_) => None,
         };
-        if let Some(v) = kept {
+        if let Some(v) = kept.filter(|_| self.asked_before(&key)) {
             if self.stat_cache.len() >= STAT_CACHE_MAX {
                 self.stat_cache.clear();
             }
             self.stat_cache.insert(key, v);
         }
         Act::from_routed(r, |st| Ok(self.live(st)))
+    }
+
+    /// Was `key` asked before (and its answer not kept)? Else it is noted as asked now. Two
+    /// keys sharing a slot push each other out: an answer then waits for a later ask.
+    fn asked_before(&mut self, key: &(Vec<u8>, bool)) -> bool {
+        use std::hash::BuildHasher;
+        let h = self.stat_cache.hasher().hash_one(key) | 1;
+        let slot = &mut self.stat_seen[(h >> 7) as usize % STAT_SEEN_SLOTS];
+        if *slot == h {
+            return true;
+        }
+        *slot = h;
+        false
     }
 
     /// The view is about to change: no kept answer holds any more.
@@ -1761,6 +1779,8 @@ impl Shim {
 
 /// Entries the stat cache holds before it starts again.
 const STAT_CACHE_MAX: usize = 65_536;
+/// Slots of [`Shim::stat_seen`] (32 KiB).
+const STAT_SEEN_SLOTS: usize = 4096;
 
 /// The real mode of every private copy: the run's user may read and write it, and execute
 /// it (a program built in the view runs from its private copy; the view's mode is what

@@ -128,8 +128,10 @@ pub struct Index {
     cache: Box<[OnceLock<Chunk>]>,
 }
 
-/// Decoded entries of one chunk, each made on first use.
-type Chunk = Box<[OnceLock<Entry>]>;
+/// The decoded entries of one chunk, all made at the first use of any (`None`: damaged).
+/// One lock per chunk, not per entry: a walk of a whole tree (`git status`) makes every
+/// entry once, and a lock's first use costs more than making the entry.
+type Chunk = Box<[Option<Entry>]>;
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -429,16 +431,15 @@ impl Index {
         Ok(())
     }
 
-    /// The owned entry `i`, made once and kept.
+    /// The owned entry `i`, made once (with the rest of its chunk) and kept.
     fn cached(&self, i: u32) -> Option<&Entry> {
-        let chunk = self.cache.get(i as usize / CHUNK)?;
-        let chunk = chunk.get_or_init(|| (0..CHUNK).map(|_| OnceLock::new()).collect());
-        let cell = chunk.get(i as usize % CHUNK)?;
-        if let Some(e) = cell.get() {
-            return Some(e);
-        }
-        let e = self.owned_entry(i).ok()?;
-        Some(cell.get_or_init(|| e))
+        let c = i as usize / CHUNK;
+        let chunk = self.cache.get(c)?.get_or_init(|| {
+            let start = (c * CHUNK) as u32;
+            let end = (start as u64 + CHUNK as u64).min(self.header.count as u64) as u32;
+            (start..end).map(|j| self.owned_entry(j).ok()).collect()
+        });
+        chunk.get(i as usize % CHUNK)?.as_ref()
     }
 
     /// Decode the whole index back into a manifest.
