@@ -1,11 +1,12 @@
-//! `cargo xtask bench shim [--runs N] [--calls N]`: the stat and open loops of
-//! `bench-programs/syscalls.c`, built as an ordinary dynamic executable, run natively and
-//! under `vrift run --projection P` for P in shim, shim+supervisor, supervisor and overlay,
-//! interleaved;
-//! prints the median nanoseconds per call of each and the ratio to native. Then, whole
-//! runs timed the same way: `git status` in a repository of `--files` files (default
-//! 20,000, as issue 12 asks), a Python script importing a package from a venv inside the view, and the C
-//! build of `cargo xtask bench run` (its fixture).
+//! `cargo xtask bench shim [--runs N] [--calls N] [--files N] [--only W]`: the stat and
+//! open loops of `bench-programs/syscalls.c`, built as an ordinary dynamic executable, run
+//! natively and under `vrift run --projection P` for P in shim, shim+supervisor, supervisor
+//! and overlay, interleaved; prints the median nanoseconds per call of each and the ratio to
+//! native. Then, whole runs timed the same way: `git status` in a repository of `--files`
+//! files (default 20,000, as issue 12 asks), walked before each run and then watched
+//! (`vrift watch`, with bubblewrap and proot beside it), a Python script importing a
+//! package from a venv inside the view, and the C build of `cargo xtask bench run` (its
+//! fixture). `--only loops|git|python|c` runs one of them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +22,14 @@ struct Opts {
     runs: usize,
     calls: u64,
     files: usize,
+    /// `--only W`: one workload (loops, git, python, c); all by default.
+    only: Option<String>,
+}
+
+impl Opts {
+    fn wants(&self, workload: &str) -> bool {
+        self.only.as_deref().is_none_or(|w| w == workload)
+    }
 }
 
 fn parse(args: &[String]) -> Result<Opts> {
@@ -28,6 +37,7 @@ fn parse(args: &[String]) -> Result<Opts> {
         runs: 5,
         calls: 100_000,
         files: 20_000,
+        only: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -41,13 +51,23 @@ fn parse(args: &[String]) -> Result<Opts> {
             "--runs" => o.runs = num("--runs")?.max(1) as usize,
             "--calls" => o.calls = num("--calls")?.max(1),
             "--files" => o.files = num("--files")?.max(1) as usize,
+            "--only" => {
+                let w = it.next().context("--only needs a workload")?;
+                if !["loops", "git", "python", "c"].contains(&w.as_str()) {
+                    bail!("--only {w:?}: the workloads are loops, git, python, c");
+                }
+                o.only = Some(w.clone());
+            }
             "--quick" => {
                 o.runs = 3;
                 o.calls = 20_000;
                 o.files = 1_000;
             }
             other => {
-                bail!("unknown option {other:?} (options: --runs N, --calls N, --files N, --quick)")
+                bail!(
+                    "unknown option {other:?} (options: --runs N, --calls N, --files N, \
+                     --only loops|git|python|c, --quick)"
+                )
             }
         }
     }
@@ -128,6 +148,23 @@ pub fn run(args: &[String]) -> Result<()> {
             .env("VRIFT_HOME", &home),
     )?;
 
+    if o.wants("loops") {
+        loops(&o, &vrift, &bin, &dir, &home)?;
+    }
+    if o.wants("git") {
+        git_status(&o, &vrift, &cache)?;
+    }
+    if o.wants("python") {
+        python_imports(&o, &vrift, &cache)?;
+    }
+    if o.wants("c") {
+        c_build(&o, &vrift, &cache, &target.join("bench-cache"))?;
+    }
+    Ok(())
+}
+
+/// The stat and open+read+close loops of `syscalls.c` over the files of `dir`.
+fn loops(o: &Opts, vrift: &Path, bin: &Path, dir: &Path, home: &Path) -> Result<()> {
     let runners = PROJECTIONS;
     let mut stat: Vec<Vec<f64>> = vec![Vec::new(); runners.len()];
     let mut open: Vec<Vec<f64>> = vec![Vec::new(); runners.len()];
@@ -137,16 +174,16 @@ pub fn run(args: &[String]) -> Result<()> {
         for (k, r) in runners.iter().enumerate() {
             eprintln!("bench shim: run {}/{}, {r}", run + 1, o.runs);
             let mut c = if *r == "native" {
-                Command::new(&bin)
+                Command::new(bin)
             } else {
-                let mut c = Command::new(&vrift);
-                c.args(["run", "--projection", r, "--"]).arg(&bin);
+                let mut c = Command::new(vrift);
+                c.args(["run", "--projection", r, "--"]).arg(bin);
                 c
             };
-            c.arg(&dir)
+            c.arg(dir)
                 .args([&files, &calls])
-                .current_dir(&dir)
-                .env("VRIFT_HOME", &home);
+                .current_dir(dir)
+                .env("VRIFT_HOME", home);
             let out = step(&mut c)?;
             stat[k].push(value(&out, "stat_ns")? / o.calls as f64);
             open[k].push(value(&out, "open_ns")? / o.calls as f64);
@@ -174,9 +211,6 @@ pub fn run(args: &[String]) -> Result<()> {
             ms[k].1 / ms[0].1
         );
     }
-    git_status(&o, &vrift, &cache)?;
-    python_imports(&o, &vrift, &cache)?;
-    c_build(&o, &vrift, &cache, &target.join("bench-cache"))?;
     Ok(())
 }
 
@@ -208,6 +242,7 @@ fn c_build(o: &Opts, vrift: &Path, cache: &Path, fixtures: &Path) -> Result<()> 
         &home,
         &title,
         &["make", "-s", "-B", &jobs, &objs, "CFLAGS=-O2"],
+        &[],
         &[],
         |_| {
             let lib = obj.join("libbench.a");
@@ -247,26 +282,72 @@ fn git_status(o: &Opts, vrift: &Path, cache: &Path) -> Result<()> {
             .current_dir(&repo)
             .env("VRIFT_HOME", &home),
     )?;
+    let argv = ["git", "--no-optional-locks", "status", "--porcelain"];
+    // Only vrift's own manifest is untracked; anything else means a wrong view.
+    let check = |out: &str| {
+        if out.lines().any(|l| l != "?? vrift.manifest") {
+            bail!("git status saw changes: {out}");
+        }
+        Ok(())
+    };
     let title = format!(
-        "git status --porcelain, {} files committed, whole runs, median of {}",
+        "git status --porcelain, {} files committed, whole runs (each walks the project \
+         first), median of {}",
         o.files, o.runs
     );
-    whole_runs(
-        o,
-        vrift,
-        &repo,
-        &home,
-        &title,
-        &["git", "--no-optional-locks", "status", "--porcelain"],
-        &[],
-        |out| {
-            // Only vrift's own manifest is untracked; anything else means a wrong view.
-            if out.lines().any(|l| l != "?? vrift.manifest") {
-                bail!("git status saw changes: {out}");
-            }
-            Ok(())
+    whole_runs(o, vrift, &repo, &home, &title, &argv, &[], &[], check)?;
+    // The same project watched (`vrift watch`): a run of the unchanged project takes the
+    // last walk's result instead of walking. The first run walks and records it.
+    let watch = |args: &[&str]| {
+        step(
+            Command::new(vrift)
+                .arg("watch")
+                .args(args)
+                .current_dir(&repo)
+                .env("VRIFT_HOME", &home),
+        )
+    };
+    watch(&[])?;
+    let warm = step(
+        Command::new(vrift)
+            .args(["run", "--projection", "shim", "--", "true"])
+            .current_dir(&repo)
+            .env("VRIFT_HOME", &home),
+    );
+    let title = format!(
+        "git status --porcelain, {} files committed, the project watched (`vrift watch`), \
+         whole runs, median of {}; bubblewrap and proot beside it",
+        o.files, o.runs
+    );
+    let measured = warm.and_then(|_| {
+        whole_runs(o, vrift, &repo, &home, &title, &argv, &[], &peers(&repo), check)
+    });
+    watch(&["--stop"])?;
+    measured
+}
+
+/// A peer run beside the projections: `wrapper` then the program's argv.
+struct Peer {
+    name: &'static str,
+    wrapper: Vec<String>,
+}
+
+/// bubblewrap (which builds no view: the host's tree bound as it is) and proot (a ptrace
+/// path translator, here translating nothing), each around the program in `dir`.
+fn peers(dir: &Path) -> Vec<Peer> {
+    let d = dir.display().to_string();
+    vec![
+        Peer {
+            name: "bubblewrap",
+            wrapper: ["bwrap", "--dev-bind", "/", "/", "--chdir", &d, "--"]
+                .map(String::from)
+                .to_vec(),
         },
-    )
+        Peer {
+            name: "proot",
+            wrapper: ["proot", "-w", &d].map(String::from).to_vec(),
+        },
+    ]
 }
 
 /// Run `argv` in `dir` natively and under `vrift run --projection P` for each projection,
@@ -283,10 +364,12 @@ fn whole_runs(
     title: &str,
     argv: &[&str],
     env: &[(&str, &str)],
+    peers: &[Peer],
     check: impl Fn(&str) -> Result<()>,
 ) -> Result<()> {
     let mut runners: Vec<String> = PROJECTIONS.iter().map(|r| r.to_string()).collect();
     runners.extend(PROJECTIONS[1..].iter().map(|r| format!("{r}: true")));
+    runners.extend(peers.iter().map(|p| p.name.to_string()));
     let mut secs: Vec<Vec<f64>> = vec![Vec::new(); runners.len()];
     // A runner whose program fails is reported as failed (why, in short) and not run again;
     // the others go on.
@@ -301,7 +384,12 @@ fn whole_runs(
                 Some((p, _)) => (p, &["/bin/true"]),
                 None => (r.as_str(), argv),
             };
-            let mut c = if projection == "native" {
+            let peer = peers.iter().find(|p| p.name == r.as_str());
+            let mut c = if let Some(peer) = peer {
+                let mut c = Command::new(&peer.wrapper[0]);
+                c.args(&peer.wrapper[1..]).arg(program[0]);
+                c
+            } else if projection == "native" {
                 Command::new(program[0])
             } else {
                 let mut c = Command::new(vrift);
@@ -434,6 +522,7 @@ fn python_imports(o: &Opts, vrift: &Path, cache: &Path) -> Result<()> {
         // not start by itself.
         &["/bin/sh", "-c", "exec venv/bin/python imports.py"],
         &[("PYTHONDONTWRITEBYTECODE", "1")],
+        &[],
         |out| {
             if out.trim() != want {
                 bail!("the script printed {out:?}, not {want:?}");
