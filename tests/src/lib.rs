@@ -709,6 +709,12 @@ pub fn build_c(cc: &str, src: &str, extra: &[&str]) -> PathBuf {
     if !shim_alone() {
         return build_static_c(cc, src, extra);
     }
+    build_dynamic_c(src, extra)
+}
+
+/// Compile tests/programs/`src` with gcc as an ordinary dynamic executable (which the shim
+/// serves); returns the (cached) binary.
+pub fn build_dynamic_c(src: &str, extra: &[&str]) -> PathBuf {
     require_tool("gcc");
     let path = program_source(src);
     let mut key = std::fs::read(&path).unwrap();

@@ -381,3 +381,68 @@ fn xattrs_in_view(as_user: bool) {
 }
 
 matrix!(getfattr_setfattr_and_removal_in_the_view_reach_the_project => xattrs_in_view);
+
+// ---- shim+supervisor: the shim's answers are the supervisor's, owners, xattrs and links too
+
+/// One run of shim+supervisor over a project with owners (as root), xattrs, a hard-linked
+/// pair, a symlink and directories: the same probe (`statlist.c`: lstat, xattrs, fstat of
+/// an open descriptor) built statically, which the supervisor answers, and dynamically,
+/// which the shim answers, prints the same lines; and the shim did answer.
+#[test]
+fn shim_and_supervisor_answer_alike_for_owners_xattrs_and_links() {
+    with_projection("shim+supervisor", || {
+        require_tool("setfattr");
+        let mut p = Project::new(false);
+        let a = p.file("d/a", "aaa\n", 0o640);
+        std::fs::hard_link(&a, p.dir.join("d/a2")).unwrap();
+        let s = p.file("s", "#!/bin/sh\n", 0o755);
+        p.file("plain", "p\n", 0o644);
+        std::os::unix::fs::symlink("d/a", p.dir.join("l")).unwrap();
+        setfattr(&a, "user.k", "v");
+        setfattr(&p.dir.join("d"), "user.dir", "yes");
+        if is_root() {
+            std::os::unix::fs::chown(&s, Some(123), Some(456)).unwrap();
+        }
+        p.ready();
+        let fixed = build_static_c("gcc", "statlist.c", &[]);
+        let dynamic = build_dynamic_c("statlist.c", &[]);
+        let paths = ". d d/a d/a2 s plain l missing";
+        let script = format!(
+            "{} {paths} > \"$OUT/supervisor\" && {} {paths} > \"$OUT/shim\"",
+            fixed.display(),
+            dynamic.display()
+        );
+        let mut c = p.cmd(&["/bin/sh", "-c", &script]);
+        c.env("VRIFT_LOG", "info");
+        let out = ok_within(&mut c, RUN_TIMEOUT);
+        let log = String::from_utf8_lossy(&out.stderr);
+        let by_supervisor = std::fs::read_to_string(p.out.join("supervisor")).unwrap();
+        let by_shim = std::fs::read_to_string(p.out.join("shim")).unwrap();
+        assert_eq!(
+            by_shim, by_supervisor,
+            "the shim and the supervisor disagree"
+        );
+        assert!(
+            by_shim.contains("user.k=v") && by_shim.contains("user.dir=yes"),
+            "{by_shim}"
+        );
+        assert!(
+            by_shim.contains("d/a ") && by_shim.contains(" nlink=2 "),
+            "{by_shim}"
+        );
+        if is_root() {
+            assert!(
+                by_shim.contains("s ino=") && by_shim.contains("uid=123 gid=456"),
+                "{by_shim}"
+            );
+        }
+        let served: u64 = log
+            .split("calls served: ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count of calls served in {log}"));
+        assert!(served >= 8, "the shim answered {served} calls: {log}");
+        p.check_store();
+    });
+}

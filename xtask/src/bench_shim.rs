@@ -320,7 +320,17 @@ fn git_status(o: &Opts, vrift: &Path, cache: &Path) -> Result<()> {
         o.files, o.runs
     );
     let measured = warm.and_then(|_| {
-        whole_runs(o, vrift, &repo, &home, &title, &argv, &[], &peers(&repo), check)
+        whole_runs(
+            o,
+            vrift,
+            &repo,
+            &home,
+            &title,
+            &argv,
+            &[],
+            &peers(&repo),
+            check,
+        )
     });
     watch(&["--stop"])?;
     measured

@@ -70,19 +70,6 @@ impl SupervisorProjection {
                 .write(true)
                 .open(&p)
                 .with_context(|| format!("{}", p.display()))?;
-            // Over a manifest with owners, xattrs or link groups the shim steps aside
-            // from the start and the supervisor answers every call. The shim's index
-            // carries them (format version 3), but the two sides' answers for such a view
-            // (a link group's farm file, a chown or xattr change the supervisor alone
-            // makes) are not checked to agree: kept until they are
-            // (docs/ARCHITECTURE.md, shim+supervisor).
-            let index_falls_short = spec.manifest.has_owners()
-                || spec.manifest.has_xattrs()
-                || !spec.manifest.link_groups().is_empty();
-            if index_falls_short {
-                std::os::unix::fs::FileExt::write_all_at(&f, &1u64.to_le_bytes(), 0)
-                    .with_context(|| format!("{}", p.display()))?;
-            }
             journal = journal.publish_count_to(f);
         }
         let backend = FarmBackend::new(view.root(), farm.clone(), cx.store.clone());
