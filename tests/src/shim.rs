@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{program_source, require_tool, run_expect, vrift_bin, Env};
+use crate::{require_tool, run_expect, vrift_bin, Env};
 
 /// The shim library built beside the `vrift` binary.
 pub fn shim_lib() -> PathBuf {
@@ -44,20 +44,6 @@ fn shim_args<'a>(manifest: &'a Path, mount: &'a Path, cmd: &[&'a str]) -> Vec<&'
     ];
     a.extend_from_slice(cmd);
     a
-}
-
-/// Compile tests/programs/`src` with gcc as a dynamic executable into `dir`, with `extra`
-/// flags; returns its path.
-pub fn build_dynamic_c(dir: &Path, src: &str, extra: &[&str]) -> PathBuf {
-    require_tool("gcc");
-    let out = dir.join(src.trim_end_matches(".c"));
-    let mut c = Command::new("gcc");
-    c.args(["-Wall", "-o"])
-        .arg(&out)
-        .arg(program_source(src))
-        .args(extra);
-    run_expect(&mut c, true);
-    out
 }
 
 /// The names of the dynamic symbols `lib` defines (`nm -D --defined-only`).

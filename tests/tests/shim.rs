@@ -208,11 +208,7 @@ fn shim_git_works_in_a_repository_of_the_view() {
 #[test]
 fn shim_fortify_probe_reaches_the_hooks() {
     let fx = fixture();
-    let bin = build_dynamic_c(
-        fx.env.dir.path(),
-        "shimfortify.c",
-        &["-O2", "-D_FORTIFY_SOURCE=2"],
-    );
+    let bin = build_dynamic_c("shimfortify.c", &["-O2", "-D_FORTIFY_SOURCE=2"]);
     let needs = undefined_symbols(&bin);
     for s in [
         "__open_2",
@@ -238,7 +234,7 @@ fn shim_fortify_probe_reaches_the_hooks() {
 #[test]
 fn shim_answers_old_binaries_calling_xstat() {
     let fx = fixture();
-    let bin = build_dynamic_c(fx.env.dir.path(), "shimxstat.c", &["-ldl"]);
+    let bin = build_dynamic_c("shimxstat.c", &["-ldl"]);
     let out = run(&fx, &[bin.to_str().unwrap(), "sub/b.txt"]);
     assert_eq!(out, "4 644\n");
 }
@@ -246,7 +242,7 @@ fn shim_answers_old_binaries_calling_xstat() {
 #[test]
 fn shim_a_running_process_sees_another_processes_changes_at_once() {
     let fx = fixture();
-    let watch = build_dynamic_c(fx.env.dir.path(), "shimwatch.c", &[]);
+    let watch = build_dynamic_c("shimwatch.c", &[]);
     let ready = fx.env.dir.path().join("ready");
     let go = fx.env.dir.path().join("go");
     let done = fx.env.dir.path().join("done");
