@@ -51,3 +51,34 @@ fn reads_the_view(as_user: bool) {
         "disk content\n"
     );
 }
+
+matrix!(a_listing_shows_the_files_the_filters_pass_through => passthrough_listed);
+
+/// Paths the filters leave out (`*.log`, `build/`) are served by the disk and listed in the
+/// view's directories as the disk has them, beside the view's own entries; one removed
+/// from the disk is listed no more. Dynamic `ls` (the shim answers it where it is in front)
+/// and a listing read through `find` agree.
+fn passthrough_listed(as_user: bool) {
+    let mut p = Project::new(as_user);
+    p.file(".vriftignore", "*.log\nbuild/\n", 0o644);
+    p.file("a.txt", "a\n", 0o644);
+    p.file("x.log", "x\n", 0o644);
+    p.file("sub/b.txt", "b\n", 0o644);
+    p.file("sub/y.log", "y\n", 0o644);
+    p.file("build/out.o", "o\n", 0o644);
+    p.ready();
+    let out = p.run(&[
+        "/bin/sh",
+        "-c",
+        "ls -a . sub build; find . -name '*.log' | sort; cat sub/y.log",
+    ]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        ".:\n.\n..\n.vriftignore\na.txt\nbuild\nsub\nx.log\n\nbuild:\n.\n..\nout.o\n\nsub:\n.\n..\nb.txt\ny.log\n\
+         ./sub/y.log\n./x.log\ny\n"
+    );
+    std::fs::remove_file(p.dir.join("sub/y.log")).unwrap();
+    let out = p.run(&["/bin/sh", "-c", "ls -a sub"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), ".\n..\nb.txt\n");
+    p.check_store();
+}
