@@ -40,6 +40,12 @@ impl Drop for Watch<'_> {
 /// `vrift -v run -- busybox sh -c SCRIPT` in the project: what it printed, and whether the
 /// watcher vouched for the project (no walk).
 fn run(p: &Project, script: &str) -> (String, bool) {
+    let (out, log) = run_logged(p, script);
+    (out, log.contains(VOUCHED))
+}
+
+/// The same: what it printed, and what vrift said (`-v`).
+fn run_logged(p: &Project, script: &str) -> (String, String) {
     let bb = busybox();
     let mut c = vrift(
         p,
@@ -47,12 +53,15 @@ fn run(p: &Project, script: &str) -> (String, bool) {
     );
     c.env("LC_ALL", "C");
     let out = ok_within(&mut c, RUN_TIMEOUT);
-    let err = String::from_utf8_lossy(&out.stderr);
     (
         String::from_utf8(out.stdout).unwrap(),
-        err.contains(VOUCHED),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// What `vrift -v run` says of a watched run's manifest: taken from the store, or read.
+const MAPPED: &str = "the store's pinned copy, mapped";
+const READ: &str = "read and hashed";
 
 /// What the view shows of the tree: every path with its type, mode and content (vrift's
 /// own files left out: the view does not show them).
@@ -168,14 +177,16 @@ fn the_manifest_is_taken_only_while_it_is_the_one_the_walk_saw(as_user: bool) {
     let _w = Watch::start(&p);
     let (first, vouched) = run(&p, LIST);
     assert!(!vouched);
-    assert!(run(&p, LIST).1);
+    let (seen, log) = run_logged(&p, LIST);
+    assert!(log.contains(VOUCHED) && log.contains(MAPPED), "{log}");
+    assert_eq!(seen, first);
     let manifest = p.dir.join("vrift.manifest");
     // Touched: same bytes, another identity.
     outside(&p, "touch vrift.manifest");
-    let (seen, vouched) = run(&p, LIST);
+    let (seen, log) = run_logged(&p, LIST);
     assert!(
-        vouched,
-        "a touched vrift.manifest with the same bytes is still the one"
+        log.contains(VOUCHED) && log.contains(READ) && !log.contains(MAPPED),
+        "a touched vrift.manifest with the same bytes is read, and still the one: {log}"
     );
     assert_eq!(seen, first);
     // The pinned copy gone from the store: the file is read.
@@ -188,8 +199,8 @@ fn the_manifest_is_taken_only_while_it_is_the_one_the_walk_saw(as_user: bool) {
         "the project's manifest is pinned in the store"
     );
     std::fs::remove_file(&pin).unwrap();
-    let (seen, vouched) = run(&p, LIST);
-    assert!(vouched);
+    let (seen, log) = run_logged(&p, LIST);
+    assert!(log.contains(VOUCHED) && log.contains(READ), "{log}");
     assert_eq!(seen, first);
     // Replaced by the manifest of another tree: the run walks, and shows the disk.
     let other = Project::new(false);
@@ -202,7 +213,10 @@ fn the_manifest_is_taken_only_while_it_is_the_one_the_walk_saw(as_user: bool) {
     assert!(!vouched, "another vrift.manifest: the run walks");
     assert_eq!(seen, listing_on_disk(&p.dir));
     assert!(!seen.contains("elsewhere"), "{seen}");
-    assert!(run(&p, LIST).1);
+    // That walk pinned the manifest it wrote, and recorded its identity again.
+    let (again, log) = run_logged(&p, LIST);
+    assert!(log.contains(VOUCHED) && log.contains(MAPPED), "{log}");
+    assert_eq!(again, seen);
 }
 matrix!(a_watched_project_manifest_is_taken_only_while_unchanged => the_manifest_is_taken_only_while_it_is_the_one_the_walk_saw);
 

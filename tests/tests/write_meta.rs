@@ -442,7 +442,13 @@ fn shim_and_supervisor_answer_alike_for_owners_xattrs_and_links() {
             .and_then(|r| r.split(' ').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no count of calls served in {log}"));
-        assert!(served >= 8, "the shim answered {served} calls: {log}");
+        // The dynamic probe alone makes an lstat of each path and an llistxattr of each
+        // that exists: all the shim's while the view is unchanged.
+        let probe_calls = 2 * paths.split(' ').count() - 1;
+        assert!(
+            served >= probe_calls as u64,
+            "the shim answered {served} calls, fewer than the probe made: {log}"
+        );
         p.check_store();
     });
 }

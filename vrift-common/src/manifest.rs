@@ -280,14 +280,15 @@ impl Manifest {
     /// The same tree, with `paths` as its whiteouts (replacing any it had). A path that is
     /// the root or one of the manifest's entries is dropped: an entry there already hides
     /// what is below.
-    pub fn with_whiteouts(mut self, paths: impl IntoIterator<Item = RelPath>) -> Manifest {
+    pub fn with_whiteouts(self, paths: impl IntoIterator<Item = RelPath>) -> Manifest {
         let mut w: Vec<RelPath> = paths
             .into_iter()
             .filter(|p| !p.is_empty() && self.get(p).is_none())
             .collect();
         w.sort();
         w.dedup();
-        let mut tree = self.tree.take().unwrap_or_else(|| self.tree().clone());
+        self.tree(); // built from the encoding, if it was not
+        let mut tree = self.tree.into_inner().unwrap_or_default();
         tree.whiteouts = w;
         Manifest::of_tree(tree)
     }
@@ -308,18 +309,16 @@ impl Manifest {
     /// The format version `encode` writes: 1 when no entry carries anything version 2 adds
     /// (so manifests of plain trees keep their bytes and hash), 2 otherwise.
     pub fn format_version(&self) -> u32 {
-        codec::version_needed(&self.tree().entries, &self.tree().whiteouts)
+        let t = self.tree();
+        codec::version_needed(&t.entries, &t.whiteouts)
     }
 
     /// The paths of each hard-link group, in path order; group `g` is at index `g - 1`.
     pub fn link_groups(&self) -> Vec<Vec<&[u8]>> {
-        meta::groups(&self.tree().entries)
+        let entries = &self.tree().entries;
+        meta::groups(entries)
             .into_iter()
-            .map(|g| {
-                g.into_iter()
-                    .map(|i| self.tree().entries[i].0.as_slice())
-                    .collect()
-            })
+            .map(|g| g.into_iter().map(|i| entries[i].0.as_slice()).collect())
             .collect()
     }
 
@@ -453,12 +452,13 @@ impl Manifest {
         path: &std::path::Path,
     ) -> Result<Manifest, ManifestError> {
         let bytes = bytes.into();
-        let m = match codec::check_version_1(&bytes, path, codec::Checksum::Vouched)? {
-            Some(_) => Manifest {
+        let m = if codec::check_version_1(&bytes, path, codec::Checksum::Vouched)? {
+            Manifest {
                 tree: std::sync::OnceLock::new(),
                 hash: HashOnce::default(),
-            },
-            None => Manifest::decode(&bytes, path)?,
+            }
+        } else {
+            Manifest::decode(&bytes, path)?
         };
         let _ = m.hash.encoding.set(bytes);
         let _ = m.hash.hash.set(hash);

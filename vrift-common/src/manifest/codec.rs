@@ -271,22 +271,21 @@ pub(super) fn decode_with(
     Ok((entries, whiteouts))
 }
 
-/// A check of `bytes` as whole as [`decode_with`]'s that builds nothing: the number of
-/// entries of a version 1 encoding, which [`decode_with`] then cannot refuse (it repeats
-/// the same checks over the same bytes), so it may be decoded later. `None` for a version 2
+/// A check of `bytes` as whole as [`decode_with`]'s that builds nothing. True for a
+/// version 1 encoding that passed it, which [`decode_with`] then cannot refuse (it repeats
+/// the same checks over the same bytes), so it may be decoded later; false for a version 2
 /// encoding, whose link groups and version are checked over the decoded entries: decode it
 /// at once.
 pub(super) fn check_version_1(
     bytes: &[u8],
     path: &Path,
     checksum: Checksum,
-) -> Result<Option<usize>, ManifestError> {
+) -> Result<bool, ManifestError> {
     if bytes.get(8..12) != Some(&FORMAT_VERSION_1.to_le_bytes()[..]) {
-        return Ok(None);
+        return Ok(false);
     }
-    let mut n = 0;
-    scan(bytes, path, checksum, |_, _, _| n += 1)?;
-    Ok(Some(n))
+    scan(bytes, path, checksum, |_, _, _| {})?;
+    Ok(true)
 }
 
 /// Check the header, the checksum and each record in turn (its fields, its path, the

@@ -130,23 +130,27 @@ fn vouched(store: &Store, root: &Path, mark: watch::Mark) -> Option<Prepared> {
         return None;
     }
     let path = root.join(MANIFEST_NAME);
-    let manifest = match rec.manifest_id {
-        // The file the walk saw, unchanged since: its bytes are those of the record's hash,
-        // which the store keeps as the project's pinned copy (`Store::register_root`).
-        // Mapped from there, nothing is read or hashed but what a check of it touches.
-        Some(id) if fileid::of_path(&path) == Some(id) => pinned(store, rec.manifest_hash)
-            .and_then(|bytes| Manifest::decode_canonical(bytes, rec.manifest_hash, &path).ok()),
-        _ => None,
-    };
-    let manifest = match manifest {
-        Some(m) => m,
+    // The file the walk saw, unchanged since: its bytes are those of the record's hash,
+    // which the store keeps as the project's pinned copy (`Store::register_root`). Mapped
+    // from there, nothing is read or hashed but what a check of it touches.
+    let by_identity = rec
+        .manifest_id
+        .filter(|id| fileid::of_path(&path) == Some(*id))
+        .and_then(|_| pinned(store, rec.manifest_hash))
+        .and_then(|bytes| Manifest::decode_canonical(bytes, rec.manifest_hash, &path).ok());
+    let manifest = match by_identity {
+        Some(m) => {
+            tracing::info!("{}: the store's pinned copy, mapped", path.display());
+            m
+        }
         None => {
             let bytes = std::fs::read(&path).ok()?;
             if Hash::of(&bytes) != rec.manifest_hash {
                 return None;
             }
-            // Its hash is the record's, which is a manifest's canonical encoding's
-            // (checked whole, made into entries only if the run asks).
+            tracing::info!("{}: read and hashed", path.display());
+            // Its hash is the record's, a manifest's canonical encoding's (checked whole,
+            // made into entries only if the run asks).
             Manifest::decode_canonical(bytes, rec.manifest_hash, &path).ok()?
         }
     };
